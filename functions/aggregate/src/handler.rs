@@ -1,0 +1,56 @@
+//! One scheduled run: event → roll-up and exports → report.
+
+use chrono::Utc;
+use lambda_runtime::{Error, LambdaEvent};
+use modelwatch::aggregate::{AggregationReport, MetricsExporter, run_aggregation};
+use modelwatch::ports::{ExportCursors, PendingWork, RollupStore};
+use modelwatch::schedule::ScheduledTrigger;
+
+/// The aggregate function's dependencies, built once at cold start.
+pub struct Aggregate<W, R, C, P> {
+    /// Pending minutes and their partials.
+    pub pending: W,
+    /// Rollups, counters and export cursors.
+    pub rollups: R,
+    /// The CloudWatch exporter.
+    pub cloudwatch: C,
+    /// The Prometheus exporter, when a remote-write URL is configured.
+    pub prometheus: Option<P>,
+}
+
+impl<W, R, C, P> Aggregate<W, R, C, P>
+where
+    W: PendingWork,
+    R: RollupStore + ExportCursors,
+    C: MetricsExporter,
+    P: MetricsExporter,
+{
+    /// Handles one schedule invocation. Fails (so the schedule retries) only when the
+    /// stores cannot be read; a model or an exporter that fails is reported and
+    /// retried on the next run.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<ScheduledTrigger>,
+    ) -> Result<AggregationReport, Error> {
+        let run_time = event.payload.run_time(Utc::now());
+        let report = run_aggregation(
+            &self.pending,
+            &self.rollups,
+            Some(&self.cloudwatch),
+            self.prometheus.as_ref(),
+            run_time,
+            Utc::now().max(run_time),
+        )
+        .await?;
+        tracing::info!(
+            models = report.rollups.models,
+            minutes = report.rollups.rolled.minutes,
+            hours = report.rollups.rolled.hours,
+            days = report.rollups.rolled.days,
+            failures = report.rollups.failures.len(),
+            exports = ?report.exports,
+            "aggregate run"
+        );
+        Ok(report)
+    }
+}

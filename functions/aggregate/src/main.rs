@@ -1,0 +1,43 @@
+//! The `aggregate` function: scheduled aggregation, driven by EventBridge every
+//! `PERF_MONITORING_INTERVAL` seconds (reserved concurrency 1: the one writer of the
+//! Prometheus series).
+
+mod handler;
+
+use lambda_runtime::{Error, run, service_fn};
+use modelwatch::adapters::cloudwatch::CloudWatchExporter;
+use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
+use modelwatch::adapters::remote_write::{RemoteWriteClient, RetryPolicy};
+use modelwatch::aggregate::{CloudWatchMetricsExporter, PrometheusExporter};
+use modelwatch::{aws, config::Config, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let sdk = aws::load_sdk_config().await;
+    let dynamodb = aws::dynamodb(&sdk);
+    let prometheus = match &config.remote_write_url {
+        Some(url) => Some(PrometheusExporter(RemoteWriteClient::new(
+            url,
+            &config.remote_write_auth,
+            &sdk,
+            RetryPolicy::default(),
+        )?)),
+        None => None,
+    };
+    let aggregate = handler::Aggregate {
+        pending: DynamoPartialStore::new(
+            dynamodb.clone(),
+            &config.tables.partials,
+            config.ingest.partial_retention,
+        ),
+        rollups: DynamoRollupStore::new(dynamodb, &config.tables.rollups, config.rollups),
+        cloudwatch: CloudWatchMetricsExporter(CloudWatchExporter::new(
+            aws::cloudwatch(&sdk),
+            &config.cloudwatch_namespace,
+        )?),
+        prometheus,
+    };
+    run(service_fn(|event| aggregate.handle(event))).await
+}

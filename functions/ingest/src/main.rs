@@ -1,0 +1,43 @@
+//! The `ingest` function: serving systems POST prediction batches here.
+
+mod handler;
+
+use lambda_http::{Error, run, service_fn};
+use modelwatch::adapters::dynamodb::{DynamoModelRegistry, DynamoPartialStore};
+use modelwatch::adapters::timestream::TimestreamArchive;
+use modelwatch::ingest::{BatchLimits, IngestService};
+use modelwatch::{aws, config::Config, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let sdk = aws::load_sdk_config().await;
+    let dynamodb = aws::dynamodb(&sdk);
+    let archive = match &config.timestream {
+        Some(target) => Some(TimestreamArchive::new(
+            aws::timestream_write(&sdk).await?,
+            &target.database,
+            &target.table,
+        )),
+        None => None,
+    };
+    let ingest = handler::Ingest {
+        service: IngestService {
+            registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
+            partials: DynamoPartialStore::new(
+                dynamodb,
+                &config.tables.partials,
+                config.ingest.partial_retention,
+            ),
+            archive,
+            limits: BatchLimits {
+                max_age: config.ingest.max_event_age,
+                max_future: config.ingest.max_clock_skew,
+                ..BatchLimits::default()
+            },
+        },
+        tenant_claim: config.tenant_claim,
+    };
+    run(service_fn(|request| ingest.handle(request))).await
+}

@@ -1,0 +1,50 @@
+//! DynamoDB implementations of the storage ports. Every table has the key
+//! `pk` (S, hash) + `sk` (S, range) and the TTL attribute `expires_at`; what the keys
+//! hold per item type is documented in docs/ARCHITECTURE.md and next to each type.
+
+mod attr;
+mod partials;
+mod registry;
+mod rollups;
+
+pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};
+pub use registry::DynamoModelRegistry;
+pub use rollups::DynamoRollupStore;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::StoreError;
+
+/// Service error codes that say the request itself is wrong (a bug or a missing
+/// table), so retrying cannot help.
+const PERMANENT_ERROR_CODES: [&str; 4] = [
+    "ValidationException",
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "SerializationException",
+];
+
+/// Maps an SDK error to the port's error, keeping the source chain: permanent
+/// service errors are `Internal`, everything else (throttling after the SDK's own
+/// retries, 5xx, timeouts, connection failures) is `Unavailable`.
+fn unavailable<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let permanent = err
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| PERMANENT_ERROR_CODES.contains(&code));
+    if permanent {
+        StoreError::Internal {
+            operation,
+            source: Box::new(err),
+        }
+    } else {
+        StoreError::Unavailable {
+            operation,
+            source: Box::new(err),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The model registry in the models table.
+//!
+//! Item: `pk = "TENANT#<tenant>"`, `sk = "MODEL#<model>"`; attributes `tenant_id`,
+//! `model_id`, `task`, `first_seen`/`last_seen` (epoch ms), `latest_version`.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Utc};
+
+use super::attr::{self, Item};
+use super::unavailable;
+use crate::domain::Task;
+use crate::error::StoreError;
+use crate::ids::{ModelId, TenantId};
+use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
+
+const MODEL_PREFIX: &str = "MODEL#";
+
+/// The partition key of a tenant's registry items.
+fn tenant_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+/// [`ModelRegistry`] on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoModelRegistry {
+    client: Client,
+    table: String,
+}
+
+impl DynamoModelRegistry {
+    /// A registry in `table` (the models table).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl DynamoModelRegistry {
+    /// Moves `first_seen` earlier or `last_seen` (with the version) later, when the
+    /// condition says the sighting is beyond what is stored; a failed condition means
+    /// another batch already moved it further, which is fine.
+    async fn widen(
+        &self,
+        key: &Item,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key.clone()))
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(unavailable("update model registry", err)),
+        }
+    }
+}
+
+fn is_condition_failure(err: &SdkError<UpdateItemError, HttpResponse>) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+impl ModelRegistry for DynamoModelRegistry {
+    async fn record_sighting(&self, sighting: &ModelSighting) -> Result<(), RegistryError> {
+        let key = Item::from([
+            ("pk".into(), AttributeValue::S(tenant_pk(&sighting.tenant))),
+            (
+                "sk".into(),
+                AttributeValue::S(format!("{MODEL_PREFIX}{}", sighting.model_id)),
+            ),
+        ]);
+        let first = attr::time_ms_value(sighting.first);
+        let last = attr::time_ms_value(sighting.last);
+        let registered = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key.clone()))
+            .update_expression(
+                "SET tenant_id = :tenant, model_id = :model, task = if_not_exists(task, :task), \
+                 first_seen = if_not_exists(first_seen, :first), \
+                 last_seen = if_not_exists(last_seen, :last)",
+            )
+            .condition_expression("attribute_not_exists(task) OR task = :task")
+            .expression_attribute_values(":tenant", AttributeValue::S(sighting.tenant.to_string()))
+            .expression_attribute_values(":model", AttributeValue::S(sighting.model_id.to_string()))
+            .expression_attribute_values(":task", AttributeValue::S(sighting.task.as_str().into()))
+            .expression_attribute_values(":first", first.clone())
+            .expression_attribute_values(":last", last.clone())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let stored = match registered {
+            Ok(output) => registered_model(&output.attributes.unwrap_or_default())?,
+            Err(err) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
+                    err.as_service_error()
+                {
+                    let registered = failed
+                        .item()
+                        .and_then(|item| attr::string(item, "task").ok())
+                        .and_then(|task| task.parse::<Task>().ok());
+                    if let Some(registered) = registered {
+                        return Err(RegistryError::TaskConflict {
+                            registered,
+                            requested: sighting.task,
+                        });
+                    }
+                }
+                return Err(unavailable("register model", err).into());
+            }
+        };
+        if sighting.first < stored.first_seen {
+            self.widen(
+                &key,
+                "SET first_seen = :first",
+                "first_seen > :first",
+                vec![(":first", first)],
+            )
+            .await?;
+        }
+        let newer_version = sighting.version.is_some() && sighting.version != stored.latest_version;
+        if sighting.last > stored.last_seen || (newer_version && sighting.last >= stored.last_seen)
+        {
+            match &sighting.version {
+                Some(version) => {
+                    self.widen(
+                        &key,
+                        "SET last_seen = :last, latest_version = :version",
+                        "last_seen <= :last",
+                        vec![
+                            (":last", last),
+                            (":version", AttributeValue::S(version.clone())),
+                        ],
+                    )
+                    .await?
+                }
+                None => {
+                    self.widen(
+                        &key,
+                        "SET last_seen = :last",
+                        "last_seen <= :last",
+                        vec![(":last", last)],
+                    )
+                    .await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :model)")
+            .expression_attribute_values(":pk", AttributeValue::S(tenant_pk(tenant)))
+            .expression_attribute_values(":model", AttributeValue::S(MODEL_PREFIX.into()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| unavailable("list models", e))?;
+        items.iter().map(registered_model).collect()
+    }
+
+    async fn active_models(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RegisteredModel>, StoreError> {
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :model) AND last_seen >= :since")
+            .expression_attribute_values(":model", AttributeValue::S(MODEL_PREFIX.into()))
+            .expression_attribute_values(":since", attr::time_ms_value(since))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| unavailable("scan active models", e))?;
+        let mut models = items
+            .iter()
+            .map(registered_model)
+            .collect::<Result<Vec<_>, _>>()?;
+        models.sort_by(|a, b| (&a.tenant, &a.model_id).cmp(&(&b.tenant, &b.model_id)));
+        Ok(models)
+    }
+}
+
+/// Reads a registry item.
+fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: format!(
+            "{}/{}",
+            attr::optional_string(item, "pk")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            attr::optional_string(item, "sk")
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        ),
+        reason,
+    };
+    let tenant = TenantId::try_from(attr::string(item, "tenant_id").map_err(corrupt)?)
+        .map_err(|e| corrupt(format!("tenant_id {e}")))?;
+    let model_id = ModelId::try_from(attr::string(item, "model_id").map_err(corrupt)?)
+        .map_err(|e| corrupt(format!("model_id {e}")))?;
+    let task_name = attr::string(item, "task").map_err(corrupt)?;
+    let task = task_name
+        .parse::<Task>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(RegisteredModel {
+        tenant,
+        model_id,
+        task,
+        first_seen: attr::time_ms(item, "first_seen").map_err(corrupt)?,
+        last_seen: attr::time_ms(item, "last_seen").map_err(corrupt)?,
+        latest_version: attr::optional_string(item, "latest_version").map_err(corrupt)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(task: &str) -> Item {
+        Item::from([
+            ("pk".into(), AttributeValue::S("TENANT#t1".into())),
+            ("sk".into(), AttributeValue::S("MODEL#m1".into())),
+            ("tenant_id".into(), AttributeValue::S("t1".into())),
+            ("model_id".into(), AttributeValue::S("m1".into())),
+            ("task".into(), AttributeValue::S(task.into())),
+            (
+                "first_seen".into(),
+                AttributeValue::N("1764324899120".into()),
+            ),
+            (
+                "last_seen".into(),
+                AttributeValue::N("1764324999120".into()),
+            ),
+        ])
+    }
+
+    #[test]
+    fn reads_a_registry_item() {
+        let model = registered_model(&item("regression")).expect("valid item");
+        assert_eq!(model.tenant.as_str(), "t1");
+        assert_eq!(model.model_id.as_str(), "m1");
+        assert_eq!(model.task, Task::Regression);
+        assert_eq!(model.first_seen.timestamp_millis(), 1_764_324_899_120);
+        assert_eq!(model.latest_version, None);
+    }
+
+    #[test]
+    fn a_corrupt_item_names_its_key_and_attribute() {
+        let err = registered_model(&item("clustering")).expect_err("unknown task");
+        let text = err.to_string();
+        assert!(text.contains("TENANT#t1/MODEL#m1"), "{text}");
+        assert!(text.contains("task"), "{text}");
+        let mut no_time = item("regression");
+        no_time.remove("last_seen");
+        assert!(
+            registered_model(&no_time)
+                .expect_err("missing")
+                .to_string()
+                .contains("last_seen")
+        );
+    }
+}

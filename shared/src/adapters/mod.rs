@@ -1,0 +1,8 @@
+//! Implementations of the [`crate::ports`] traits: DynamoDB for the functions, memory
+//! for unit tests and benchmarks.
+
+pub mod cloudwatch;
+pub mod dynamodb;
+pub mod memory;
+pub mod remote_write;
+pub mod timestream;

@@ -1,0 +1,418 @@
+//! Typed configuration, read once from the environment at cold start.
+//!
+//! Every function gets the same variables from the template's `Globals`; each reads
+//! the parts it needs. Defaults are the specification's. An invalid value fails the
+//! cold start with a [`ConfigError`] naming the variable.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use thiserror::Error;
+
+use crate::adapters::remote_write::{AuthParseError, RemoteWriteAuth};
+
+/// A configuration value that is missing or cannot be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is not set (or is empty).
+    #[error("environment variable {name} is required but not set")]
+    Missing {
+        /// The variable's name.
+        name: &'static str,
+    },
+    /// A variable is set to a value that cannot be used.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// The value as found in the environment.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+/// The specification's alerting thresholds and aggregation interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfSettings {
+    /// `PERF_MONITORING_INTERVAL`: how often aggregation runs (default 60 s).
+    pub monitoring_interval: Duration,
+    /// `PERF_ACCURACY_THRESHOLD`: relative accuracy degradation that alerts (default 0.05).
+    pub accuracy_threshold: f64,
+    /// `PERF_LATENCY_P95_MAX_MS`: maximum acceptable p95 latency in ms (default 100).
+    pub latency_p95_max_ms: f64,
+    /// `PERF_ERROR_RATE_MAX`: maximum acceptable error rate, a fraction (default 0.01).
+    pub error_rate_max: f64,
+}
+
+/// How far event times may lie from the time a batch arrives, and how long partials
+/// are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestSettings {
+    /// `INGEST_MAX_EVENT_AGE_SECONDS`: oldest accepted event (default 7 days).
+    pub max_event_age: TimeDelta,
+    /// `INGEST_MAX_CLOCK_SKEW_SECONDS`: latest accepted event after arrival (default 5 min).
+    pub max_clock_skew: TimeDelta,
+    /// `PARTIAL_RETENTION_SECONDS`: TTL of a partial after its minute (default 8 days,
+    /// beyond the oldest accepted event, so no late batch outlives its partials).
+    pub partial_retention: TimeDelta,
+}
+
+/// How long rollups are kept after their start (DynamoDB TTL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupRetention {
+    /// `MINUTE_ROLLUP_RETENTION_DAYS` (default 8): beyond the oldest accepted event, so
+    /// an hour re-rolled for a late batch still finds all of its minutes.
+    pub minute: TimeDelta,
+    /// `HOUR_ROLLUP_RETENTION_DAYS` (default 35): the 30-day window at hour granularity.
+    pub hour: TimeDelta,
+    /// `DAY_ROLLUP_RETENTION_DAYS` (default 400).
+    pub day: TimeDelta,
+}
+
+/// Names of the DynamoDB tables (see docs/ARCHITECTURE.md for their keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    /// `PARTIALS_TABLE`: one partial state per (tenant, model, minute, batch).
+    pub partials: String,
+    /// `ROLLUPS_TABLE`: minute, hour and day rollups.
+    pub rollups: String,
+    /// `MODELS_TABLE`: model registry, baselines, rules and trends.
+    pub models: String,
+    /// `ALERTS_TABLE`: alert state and history.
+    pub alerts: String,
+}
+
+/// Where raw prediction records are archived, when the archive is switched on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestreamTarget {
+    /// `TIMESTREAM_DATABASE`.
+    pub database: String,
+    /// `TIMESTREAM_TABLE`.
+    pub table: String,
+}
+
+/// Everything a modelwatch function is configured with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The specification's `PERF_*` settings.
+    pub perf: PerfSettings,
+    /// Ingest limits and retention.
+    pub ingest: IngestSettings,
+    /// Rollup retention.
+    pub rollups: RollupRetention,
+    /// DynamoDB table names.
+    pub tables: TableNames,
+    /// `ALERT_TOPIC_ARN`: the SNS topic alerts are published to.
+    pub alert_topic_arn: String,
+    /// `TIMESTREAM_ENABLED` (default true) with `TIMESTREAM_DATABASE`/`TIMESTREAM_TABLE`;
+    /// `None` when the archive is switched off.
+    pub timestream: Option<TimestreamTarget>,
+    /// `PROMETHEUS_REMOTE_WRITE_URL`: remote-write receiver; `None` when unset or empty.
+    pub remote_write_url: Option<String>,
+    /// `PROMETHEUS_REMOTE_WRITE_AUTH`: `none` (default), `basic:<user>:<password>`,
+    /// `bearer:<token>`, `sigv4` or `sigv4:<region>` (Amazon Managed Prometheus).
+    pub remote_write_auth: RemoteWriteAuth,
+    /// `CLOUDWATCH_NAMESPACE` (default `ModelWatch`).
+    pub cloudwatch_namespace: String,
+    /// `TENANT_CLAIM`: the JWT claim that names the tenant (default `tenant_id`).
+    pub tenant_claim: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let perf = PerfSettings {
+            monitoring_interval: Duration::from_secs(env.parse_or(
+                "PERF_MONITORING_INTERVAL",
+                60_u64,
+                |v| (1..=86_400).contains(v),
+                "must be a whole number of seconds between 1 and 86400",
+            )?),
+            accuracy_threshold: env.parse_or(
+                "PERF_ACCURACY_THRESHOLD",
+                0.05,
+                |v: &f64| v.is_finite() && *v > 0.0 && *v < 1.0,
+                "must be a fraction strictly between 0 and 1",
+            )?,
+            latency_p95_max_ms: env.parse_or(
+                "PERF_LATENCY_P95_MAX_MS",
+                100.0,
+                |v: &f64| v.is_finite() && *v > 0.0,
+                "must be a positive number of milliseconds",
+            )?,
+            error_rate_max: env.parse_or(
+                "PERF_ERROR_RATE_MAX",
+                0.01,
+                |v: &f64| v.is_finite() && *v > 0.0 && *v <= 1.0,
+                "must be a fraction in (0, 1]",
+            )?,
+        };
+        let seconds = |name: &'static str, default: i64, max: i64| {
+            env.parse_or(
+                name,
+                default,
+                |v: &i64| (1..=max).contains(v),
+                "must be a whole number of seconds, at least 1",
+            )
+            .map(TimeDelta::seconds)
+        };
+        let ingest = IngestSettings {
+            max_event_age: seconds("INGEST_MAX_EVENT_AGE_SECONDS", 7 * 86_400, 366 * 86_400)?,
+            max_clock_skew: seconds("INGEST_MAX_CLOCK_SKEW_SECONDS", 300, 86_400)?,
+            partial_retention: seconds("PARTIAL_RETENTION_SECONDS", 8 * 86_400, 400 * 86_400)?,
+        };
+        if ingest.partial_retention <= ingest.max_event_age {
+            return Err(ConfigError::Invalid {
+                name: "PARTIAL_RETENTION_SECONDS",
+                value: ingest.partial_retention.num_seconds().to_string(),
+                reason: "must exceed INGEST_MAX_EVENT_AGE_SECONDS, or late batches would outlive their partials".into(),
+            });
+        }
+        let days = |name: &'static str, default: i64| {
+            env.parse_or(
+                name,
+                default,
+                |v: &i64| (1..=3650).contains(v),
+                "must be a whole number of days between 1 and 3650",
+            )
+            .map(TimeDelta::days)
+        };
+        let rollups = RollupRetention {
+            minute: days("MINUTE_ROLLUP_RETENTION_DAYS", 8)?,
+            hour: days("HOUR_ROLLUP_RETENTION_DAYS", 35)?,
+            day: days("DAY_ROLLUP_RETENTION_DAYS", 400)?,
+        };
+        if rollups.minute <= ingest.max_event_age || rollups.hour <= ingest.max_event_age {
+            return Err(ConfigError::Invalid {
+                name: "MINUTE_ROLLUP_RETENTION_DAYS",
+                value: rollups.minute.num_days().to_string(),
+                reason: "minute and hour rollups must outlive INGEST_MAX_EVENT_AGE_SECONDS, or a late batch would re-roll an hour from missing minutes".into(),
+            });
+        }
+        let tables = TableNames {
+            partials: env.required("PARTIALS_TABLE")?,
+            rollups: env.required("ROLLUPS_TABLE")?,
+            models: env.required("MODELS_TABLE")?,
+            alerts: env.required("ALERTS_TABLE")?,
+        };
+        let timestream_enabled = env.parse_or(
+            "TIMESTREAM_ENABLED",
+            true,
+            |_| true,
+            "must be true or false",
+        )?;
+        let timestream = if timestream_enabled {
+            Some(TimestreamTarget {
+                database: env.required("TIMESTREAM_DATABASE")?,
+                table: env.required("TIMESTREAM_TABLE")?,
+            })
+        } else {
+            None
+        };
+        let remote_write_url = env.optional("PROMETHEUS_REMOTE_WRITE_URL");
+        if let Some(url) = &remote_write_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "PROMETHEUS_REMOTE_WRITE_URL",
+                value: url.clone(),
+                reason: "must be an http:// or https:// URL".into(),
+            });
+        }
+        let remote_write_auth = match env.optional("PROMETHEUS_REMOTE_WRITE_AUTH") {
+            None => RemoteWriteAuth::None,
+            // The value may hold a secret: the error names the variable, not the value.
+            Some(raw) => raw
+                .parse()
+                .map_err(|e: AuthParseError| ConfigError::Invalid {
+                    name: "PROMETHEUS_REMOTE_WRITE_AUTH",
+                    value: "(not shown)".into(),
+                    reason: e.to_string(),
+                })?,
+        };
+        Ok(Self {
+            perf,
+            remote_write_auth,
+            ingest,
+            rollups,
+            tables,
+            alert_topic_arn: env.required("ALERT_TOPIC_ARN")?,
+            timestream,
+            remote_write_url,
+            cloudwatch_namespace: env
+                .optional("CLOUDWATCH_NAMESPACE")
+                .unwrap_or_else(|| "ModelWatch".into()),
+            tenant_claim: env
+                .optional("TENANT_CLAIM")
+                .unwrap_or_else(|| "tenant_id".into()),
+        })
+    }
+}
+
+/// Variable lookups with the error reporting every setting shares.
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    /// The trimmed value, `None` when unset or blank.
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing { name })
+    }
+
+    /// Parses `name` when set, else `default`; `valid` states the allowed range.
+    fn parse_or<T: FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        valid: impl Fn(&T) -> bool,
+        reason: &str,
+    ) -> Result<T, ConfigError> {
+        let Some(raw) = self.optional(name) else {
+            return Ok(default);
+        };
+        match raw.parse::<T>() {
+            Ok(v) if valid(&v) => Ok(v),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value: raw,
+                reason: reason.into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("PARTIALS_TABLE", "partials"),
+            ("ROLLUPS_TABLE", "rollups"),
+            ("MODELS_TABLE", "models"),
+            ("ALERTS_TABLE", "alerts"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:alerts",
+            ),
+            ("TIMESTREAM_DATABASE", "modelwatch"),
+            ("TIMESTREAM_TABLE", "predictions"),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn defaults_are_the_specifications() {
+        let cfg = load(&base()).expect("valid config");
+        assert_eq!(cfg.perf.monitoring_interval, Duration::from_secs(60));
+        assert_eq!(cfg.perf.accuracy_threshold, 0.05);
+        assert_eq!(cfg.perf.latency_p95_max_ms, 100.0);
+        assert_eq!(cfg.perf.error_rate_max, 0.01);
+        assert_eq!(cfg.ingest.max_event_age, TimeDelta::days(7));
+        assert_eq!(cfg.ingest.max_clock_skew, TimeDelta::minutes(5));
+        assert_eq!(cfg.ingest.partial_retention, TimeDelta::days(8));
+        assert_eq!(cfg.rollups.minute, TimeDelta::days(8));
+        assert_eq!(cfg.rollups.hour, TimeDelta::days(35));
+        assert_eq!(cfg.rollups.day, TimeDelta::days(400));
+        assert_eq!(cfg.tenant_claim, "tenant_id");
+        assert_eq!(cfg.cloudwatch_namespace, "ModelWatch");
+        assert_eq!(cfg.remote_write_url, None);
+        assert_eq!(cfg.remote_write_auth, RemoteWriteAuth::None);
+        assert_eq!(
+            cfg.timestream,
+            Some(TimestreamTarget {
+                database: "modelwatch".into(),
+                table: "predictions".into()
+            })
+        );
+    }
+
+    #[test]
+    fn explicit_values_override_defaults() {
+        let mut vars = base();
+        vars.insert("PERF_MONITORING_INTERVAL", "30");
+        vars.insert("PERF_ACCURACY_THRESHOLD", "0.1");
+        vars.insert("PERF_LATENCY_P95_MAX_MS", "250.5");
+        vars.insert("PERF_ERROR_RATE_MAX", "0.02");
+        vars.insert("TENANT_CLAIM", "custom:tenant");
+        vars.insert(
+            "PROMETHEUS_REMOTE_WRITE_URL",
+            "http://127.0.0.1:9090/api/v1/write",
+        );
+        vars.insert("TIMESTREAM_ENABLED", "false");
+        vars.remove("TIMESTREAM_DATABASE");
+        let cfg = load(&vars).expect("valid config");
+        assert_eq!(cfg.perf.monitoring_interval, Duration::from_secs(30));
+        assert_eq!(cfg.perf.accuracy_threshold, 0.1);
+        assert_eq!(cfg.perf.latency_p95_max_ms, 250.5);
+        assert_eq!(cfg.perf.error_rate_max, 0.02);
+        assert_eq!(cfg.tenant_claim, "custom:tenant");
+        assert_eq!(cfg.timestream, None);
+        assert_eq!(
+            cfg.remote_write_url.as_deref(),
+            Some("http://127.0.0.1:9090/api/v1/write")
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (name, value) in [
+            ("PERF_MONITORING_INTERVAL", "soon"),
+            ("PERF_MONITORING_INTERVAL", "0"),
+            ("PERF_ACCURACY_THRESHOLD", "NaN"),
+            ("PERF_ACCURACY_THRESHOLD", "1.5"),
+            ("PERF_LATENCY_P95_MAX_MS", "-1"),
+            ("PERF_ERROR_RATE_MAX", "inf"),
+            ("TIMESTREAM_ENABLED", "yes"),
+            ("PROMETHEUS_REMOTE_WRITE_URL", "ftp://x"),
+            ("INGEST_MAX_EVENT_AGE_SECONDS", "0"),
+            ("INGEST_MAX_CLOCK_SKEW_SECONDS", "x"),
+            ("PARTIAL_RETENTION_SECONDS", "3600"),
+            ("MINUTE_ROLLUP_RETENTION_DAYS", "2"),
+            ("DAY_ROLLUP_RETENTION_DAYS", "0"),
+            ("PROMETHEUS_REMOTE_WRITE_AUTH", "token-without-scheme"),
+        ] {
+            let mut vars = base();
+            vars.insert(name, value);
+            let err = load(&vars).expect_err(name);
+            assert!(
+                matches!(&err, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_required_variables_are_named() {
+        for name in [
+            "PARTIALS_TABLE",
+            "ROLLUPS_TABLE",
+            "MODELS_TABLE",
+            "ALERTS_TABLE",
+            "ALERT_TOPIC_ARN",
+            "TIMESTREAM_TABLE",
+        ] {
+            let mut vars = base();
+            vars.insert(name, "  ");
+            assert_eq!(load(&vars), Err(ConfigError::Missing { name }));
+        }
+    }
+}

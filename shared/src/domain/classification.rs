@@ -1,0 +1,649 @@
+//! Classification quality state: the binary confusion matrix with per-class score
+//! histograms for AUC-ROC ([`BinaryStats`]), and the per-label one-vs-rest confusion
+//! counts of multiclass models ([`MulticlassStats`]).
+//!
+//! Only *labeled* predictions count here: records with status `ok` that carry both a
+//! prediction and the truth (for the AUC histograms: the truth and a score).
+
+use std::collections::HashMap;
+
+use super::codec::{DecodeError, Reader, Writer};
+use super::error::{FoldError, MergeError};
+
+/// Number of equal-width score bins on `[0, 1]` per class; bin `b` holds scores in
+/// `[b/1000, (b+1)/1000)`, the last bin also holds 1.0.
+pub const SCORE_BINS: usize = 1000;
+
+/// Most distinct class labels one multiclass window may hold.
+pub const MAX_LABELS: usize = 1000;
+
+/// Longest class label in bytes (UTF-8).
+pub const MAX_LABEL_BYTES: usize = 128;
+
+/// Area under the ROC curve computed from the score histograms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AucEstimate {
+    /// AUC-ROC in `[0, 1]`, pairs of a positive and a negative sharing a bin counted ½.
+    pub value: f64,
+    /// Largest possible deviation from the exact AUC: `½ · Σ_b p_b·n_b / (P·N)`.
+    pub error_bound: f64,
+}
+
+/// Per-class score histograms (dense, allocated on the first score only).
+#[derive(Debug, Clone, PartialEq)]
+struct ScoreHistograms {
+    positives: [u64; SCORE_BINS],
+    negatives: [u64; SCORE_BINS],
+}
+
+impl ScoreHistograms {
+    fn empty() -> Box<Self> {
+        Box::new(Self {
+            positives: [0; SCORE_BINS],
+            negatives: [0; SCORE_BINS],
+        })
+    }
+}
+
+/// Index of the bin holding `score` (which the caller checked to be in `[0, 1]`).
+#[inline]
+fn score_bin(score: f64) -> usize {
+    ((score * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1)
+}
+
+/// Sufficient statistics of a binary classifier's quality (positive class = `true`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BinaryStats {
+    true_positives: u64,
+    false_positives: u64,
+    true_negatives: u64,
+    false_negatives: u64,
+    scores: Option<Box<ScoreHistograms>>,
+}
+
+/// Checks a binary score: finite and in `[0, 1]`.
+pub(crate) fn validate_score(score: Option<f64>) -> Result<(), FoldError> {
+    match score {
+        Some(s) if !s.is_finite() => Err(FoldError::NonFinite { field: "score" }),
+        Some(s) if !(0.0..=1.0).contains(&s) => Err(FoldError::OutOfRange {
+            field: "score",
+            value: s,
+            expected: "0 ≤ score ≤ 1",
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl BinaryStats {
+    /// Counts one `ok` record; `score` must have passed [`validate_score`].
+    #[inline]
+    pub(crate) fn add(
+        &mut self,
+        predicted: Option<bool>,
+        actual: Option<bool>,
+        score: Option<f64>,
+    ) {
+        if let (Some(predicted), Some(actual)) = (predicted, actual) {
+            let cell = match (predicted, actual) {
+                (true, true) => &mut self.true_positives,
+                (true, false) => &mut self.false_positives,
+                (false, false) => &mut self.true_negatives,
+                (false, true) => &mut self.false_negatives,
+            };
+            *cell = cell.saturating_add(1);
+        }
+        if let (Some(actual), Some(score)) = (actual, score) {
+            let histograms = self.scores.get_or_insert_with(ScoreHistograms::empty);
+            let bins = if actual {
+                &mut histograms.positives
+            } else {
+                &mut histograms.negatives
+            };
+            let bin = &mut bins[score_bin(score)];
+            *bin = bin.saturating_add(1);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &Self) {
+        self.true_positives = self.true_positives.saturating_add(other.true_positives);
+        self.false_positives = self.false_positives.saturating_add(other.false_positives);
+        self.true_negatives = self.true_negatives.saturating_add(other.true_negatives);
+        self.false_negatives = self.false_negatives.saturating_add(other.false_negatives);
+        if let Some(theirs) = &other.scores {
+            match &mut self.scores {
+                None => self.scores = Some(theirs.clone()),
+                Some(ours) => {
+                    add_bins(&mut ours.positives, &theirs.positives);
+                    add_bins(&mut ours.negatives, &theirs.negatives);
+                }
+            }
+        }
+    }
+
+    /// Labeled predictions: the four confusion-matrix cells added up.
+    pub fn labeled(&self) -> u64 {
+        saturating_sum([
+            self.true_positives,
+            self.false_positives,
+            self.true_negatives,
+            self.false_negatives,
+        ])
+    }
+
+    /// The confusion matrix as `[[tn, fp], [fn, tp]]` (rows = actual false/true,
+    /// columns = predicted false/true), scikit-learn's layout.
+    pub fn confusion_matrix(&self) -> [[u64; 2]; 2] {
+        [
+            [self.true_negatives, self.false_positives],
+            [self.false_negatives, self.true_positives],
+        ]
+    }
+
+    /// Correct predictions over labeled ones; `None` when nothing is labeled.
+    pub fn accuracy(&self) -> Option<f64> {
+        ratio(
+            self.true_positives.saturating_add(self.true_negatives),
+            self.labeled(),
+        )
+    }
+
+    /// F1 of the positive class, `2·tp / (2·tp + fp + fn)`; 0 when the window is labeled
+    /// but has no positive at all (scikit-learn's `zero_division=0`); `None` when nothing
+    /// is labeled.
+    pub fn f1_score(&self) -> Option<f64> {
+        if self.labeled() == 0 {
+            return None;
+        }
+        Some(f1(
+            self.true_positives,
+            self.false_positives,
+            self.false_negatives,
+        ))
+    }
+
+    /// Labeled records that carried a score, as `(positives, negatives)`.
+    pub fn scored(&self) -> (u64, u64) {
+        self.scores.as_ref().map_or((0, 0), |h| {
+            (
+                saturating_sum(h.positives.iter().copied()),
+                saturating_sum(h.negatives.iter().copied()),
+            )
+        })
+    }
+
+    /// AUC-ROC by the trapezoid rule over the bin thresholds; `None` without scores or
+    /// when the scored records hold a single class.
+    pub fn auc_roc(&self) -> Option<AucEstimate> {
+        let histograms = self.scores.as_ref()?;
+        let mut positives: u128 = 0;
+        let mut negatives: u128 = 0;
+        // Twice the area, and twice the bound, in pair counts (exact integers).
+        let mut doubled_area: u128 = 0;
+        let mut doubled_bound: u128 = 0;
+        for (&p, &n) in histograms.positives.iter().zip(&histograms.negatives) {
+            let (p, n) = (u128::from(p), u128::from(n));
+            // Saturating: only absurd decoded counts (beyond 2^64 per bin) could overflow.
+            doubled_area = doubled_area
+                .saturating_add(p.saturating_mul(negatives.saturating_mul(2).saturating_add(n)));
+            doubled_bound = doubled_bound.saturating_add(p.saturating_mul(n));
+            positives = positives.saturating_add(p);
+            negatives = negatives.saturating_add(n);
+        }
+        if positives == 0 || negatives == 0 {
+            return None;
+        }
+        let pairs = 2.0 * positives as f64 * negatives as f64;
+        Some(AucEstimate {
+            value: doubled_area as f64 / pairs,
+            error_bound: doubled_bound as f64 / pairs,
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        out.varint(self.true_negatives);
+        out.varint(self.false_positives);
+        out.varint(self.false_negatives);
+        out.varint(self.true_positives);
+        match &self.scores {
+            None => out.u8(0),
+            Some(histograms) => {
+                out.u8(1);
+                encode_bins(&histograms.positives, out);
+                encode_bins(&histograms.negatives, out);
+            }
+        }
+    }
+
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut stats = Self {
+            true_negatives: input.varint("true negatives")?,
+            false_positives: input.varint("false positives")?,
+            false_negatives: input.varint("false negatives")?,
+            true_positives: input.varint("true positives")?,
+            scores: None,
+        };
+        let cells = [
+            stats.true_negatives,
+            stats.false_positives,
+            stats.false_negatives,
+        ];
+        cells
+            .iter()
+            .try_fold(stats.true_positives, |acc, &c| acc.checked_add(c))
+            .ok_or(DecodeError::Invalid {
+                what: "confusion matrix overflow",
+            })?;
+        match input.u8("score histogram flag")? {
+            0 => {}
+            1 => {
+                let mut histograms = ScoreHistograms::empty();
+                let positives = decode_bins(&mut histograms.positives, input)?;
+                let negatives = decode_bins(&mut histograms.negatives, input)?;
+                if positives
+                    .checked_add(negatives)
+                    .is_none_or(|total| total == 0)
+                {
+                    return Err(DecodeError::Invalid {
+                        what: "score histogram totals",
+                    });
+                }
+                stats.scores = Some(histograms);
+            }
+            _ => {
+                return Err(DecodeError::Invalid {
+                    what: "score histogram flag",
+                });
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// Adds bin counts. Wrapping rather than saturating so the loop vectorizes (this is most of
+/// the time spent merging 720 hourly states); a bin would need 2^64 records to wrap.
+fn add_bins(ours: &mut [u64; SCORE_BINS], theirs: &[u64; SCORE_BINS]) {
+    for (a, &b) in ours.iter_mut().zip(theirs) {
+        *a = a.wrapping_add(b);
+    }
+}
+
+/// Sparse bins: the number of non-empty bins, then `(index gap, count)` pairs (the
+/// first gap is the first index itself).
+fn encode_bins(bins: &[u64; SCORE_BINS], out: &mut Writer) {
+    out.varint(bins.iter().filter(|&&c| c > 0).count() as u64);
+    let mut next = 0usize;
+    for (index, &c) in bins.iter().enumerate().filter(|(_, c)| **c > 0) {
+        out.varint((index - next) as u64);
+        out.varint(c);
+        next = index + 1;
+    }
+}
+
+/// Reads [`encode_bins`]' output into `bins`, returning the total count.
+fn decode_bins(bins: &mut [u64; SCORE_BINS], input: &mut Reader<'_>) -> Result<u64, DecodeError> {
+    let non_empty = input.bounded_len(SCORE_BINS, "score bin count")?;
+    let mut next = 0usize;
+    let mut total = 0u64;
+    for _ in 0..non_empty {
+        let gap = input.bounded_len(SCORE_BINS, "score bin gap")?;
+        let index = next + gap;
+        let c = input.varint("score bin count")?;
+        let slot = bins.get_mut(index).ok_or(DecodeError::Invalid {
+            what: "score bin index",
+        })?;
+        if c == 0 {
+            return Err(DecodeError::Invalid {
+                what: "empty score bin",
+            });
+        }
+        *slot = c;
+        total = total.checked_add(c).ok_or(DecodeError::Invalid {
+            what: "score count overflow",
+        })?;
+        next = index + 1;
+    }
+    Ok(total)
+}
+
+/// F1 from confusion counts, `2·tp / (2·tp + fp + fn)`, 0 when the denominator is 0
+/// (scikit-learn's `zero_division=0`). Computed in `f64`, so no count can overflow.
+fn f1(true_positives: u64, false_positives: u64, false_negatives: u64) -> f64 {
+    let doubled = 2.0 * true_positives as f64;
+    let denominator = doubled + false_positives as f64 + false_negatives as f64;
+    if denominator > 0.0 {
+        doubled / denominator
+    } else {
+        0.0
+    }
+}
+
+/// Sum that stops at `u64::MAX` instead of overflowing.
+fn saturating_sum(values: impl IntoIterator<Item = u64>) -> u64 {
+    values.into_iter().fold(0, u64::saturating_add)
+}
+
+/// `numerator / denominator`, `None` when the denominator is 0.
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+/// One label's one-vs-rest confusion counts among labeled predictions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelCounts {
+    /// Labeled records whose true label is this one (tp + fn).
+    pub actual: u64,
+    /// Labeled records predicted as this label (tp + fp).
+    pub predicted: u64,
+    /// Labeled records both predicted and truly of this label (tp).
+    pub correct: u64,
+}
+
+/// Sufficient statistics of a multiclass classifier's quality.
+///
+/// Rather than the full `L × L` confusion matrix (up to a million cells, which would not
+/// fit a 400 KB DynamoDB item), the state keeps each label's one-vs-rest confusion matrix
+/// — scikit-learn's `multilabel_confusion_matrix`: `tp = correct`,
+/// `fp = predicted − correct`, `fn = actual − correct`, `tn = labeled − tp − fp − fn`.
+/// These determine accuracy and every averaged F1 exactly, merge by addition, and keep
+/// this part under 160 KB even at [`MAX_LABELS`] labels of [`MAX_LABEL_BYTES`] bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MulticlassStats {
+    labels: HashMap<Box<str>, LabelCounts>,
+}
+
+/// Checks a multiclass label's length.
+pub(crate) fn validate_label(label: Option<&str>, field: &'static str) -> Result<(), FoldError> {
+    match label {
+        Some(label) if label.len() > MAX_LABEL_BYTES => Err(FoldError::TooLong {
+            field,
+            len: label.len(),
+            max_bytes: MAX_LABEL_BYTES,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl MulticlassStats {
+    /// Counts one labeled `ok` record (labels already length-checked); fails without
+    /// changing anything when a new label would exceed [`MAX_LABELS`].
+    pub(crate) fn add(&mut self, predicted: &str, actual: &str) -> Result<(), FoldError> {
+        if predicted == actual {
+            if let Some(counts) = self.labels.get_mut(actual) {
+                counts.actual = counts.actual.saturating_add(1);
+                counts.predicted = counts.predicted.saturating_add(1);
+                counts.correct = counts.correct.saturating_add(1);
+                return Ok(());
+            }
+            if self.labels.len() >= MAX_LABELS {
+                return Err(FoldError::TooManyLabels { cap: MAX_LABELS });
+            }
+            self.labels.insert(
+                actual.into(),
+                LabelCounts {
+                    actual: 1,
+                    predicted: 1,
+                    correct: 1,
+                },
+            );
+            return Ok(());
+        }
+        let new_labels = usize::from(!self.labels.contains_key(actual))
+            + usize::from(!self.labels.contains_key(predicted));
+        if self.labels.len() + new_labels > MAX_LABELS {
+            return Err(FoldError::TooManyLabels { cap: MAX_LABELS });
+        }
+        self.add_counts(
+            actual,
+            LabelCounts {
+                actual: 1,
+                predicted: 0,
+                correct: 0,
+            },
+        );
+        self.add_counts(
+            predicted,
+            LabelCounts {
+                actual: 0,
+                predicted: 1,
+                correct: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Adds `counts` to `label`'s, inserting the label if new (the caller checked the cap).
+    fn add_counts(&mut self, label: &str, counts: LabelCounts) {
+        if let Some(ours) = self.labels.get_mut(label) {
+            ours.actual = ours.actual.saturating_add(counts.actual);
+            ours.predicted = ours.predicted.saturating_add(counts.predicted);
+            ours.correct = ours.correct.saturating_add(counts.correct);
+        } else {
+            self.labels.insert(label.into(), counts);
+        }
+    }
+
+    /// Labels that `other` would add to this state.
+    fn new_label_count(&self, other: &Self) -> usize {
+        other
+            .labels
+            .keys()
+            .filter(|label| !self.labels.contains_key(*label))
+            .count()
+    }
+
+    /// Checks that merging `other` keeps within [`MAX_LABELS`].
+    pub(crate) fn check_merge(&self, other: &Self) -> Result<(), MergeError> {
+        if self.labels.len() + self.new_label_count(other) > MAX_LABELS {
+            Err(MergeError::TooManyLabels { cap: MAX_LABELS })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds `other`'s counts; call [`check_merge`](Self::check_merge) first.
+    pub(crate) fn merge(&mut self, other: &Self) {
+        for (label, &theirs) in &other.labels {
+            self.add_counts(label, theirs);
+        }
+    }
+
+    /// Every label seen in a labeled record (as truth or prediction), sorted by label.
+    pub fn label_counts(&self) -> Vec<(&str, LabelCounts)> {
+        let mut sorted: Vec<(&str, LabelCounts)> =
+            self.labels.iter().map(|(l, c)| (&**l, *c)).collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        sorted
+    }
+
+    /// Labeled predictions.
+    pub fn labeled(&self) -> u64 {
+        saturating_sum(self.labels.values().map(|c| c.actual))
+    }
+
+    /// Correct predictions over labeled ones; `None` when nothing is labeled.
+    pub fn accuracy(&self) -> Option<f64> {
+        ratio(
+            saturating_sum(self.labels.values().map(|c| c.correct)),
+            self.labeled(),
+        )
+    }
+
+    /// Macro F1 over the labels seen in truth ∪ predictions, each label's F1 being
+    /// `2·tp / (2·tp + fp + fn) = 2·correct / (actual + predicted)` — scikit-learn's
+    /// `f1_score(average="macro", zero_division=0)`. `None` when nothing is labeled.
+    /// Summed in label order, so equal states give bit-identical results.
+    pub fn f1_score(&self) -> Option<f64> {
+        let sorted = self.label_counts();
+        if sorted.is_empty() {
+            return None;
+        }
+        let total: f64 = sorted
+            .iter()
+            .map(|(_, c)| {
+                f1(
+                    c.correct,
+                    c.predicted.saturating_sub(c.correct),
+                    c.actual.saturating_sub(c.correct),
+                )
+            })
+            .sum();
+        Some(total / sorted.len() as f64)
+    }
+
+    /// Number of labels, then per label in ascending order: the label, actual, predicted
+    /// and correct counts.
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        let sorted = self.label_counts();
+        out.varint(sorted.len() as u64);
+        for (label, counts) in sorted {
+            out.str(label);
+            out.varint(counts.actual);
+            out.varint(counts.predicted);
+            out.varint(counts.correct);
+        }
+    }
+
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = input.bounded_len(MAX_LABELS, "label count")?;
+        let mut labels = HashMap::with_capacity(count);
+        let mut previous: Option<&str> = None;
+        let (mut actual_total, mut predicted_total) = (0u64, 0u64);
+        for _ in 0..count {
+            let label = input.str(MAX_LABEL_BYTES, "label")?;
+            if previous.is_some_and(|p| p >= label) {
+                return Err(DecodeError::Invalid {
+                    what: "labels not strictly ascending",
+                });
+            }
+            let counts = LabelCounts {
+                actual: input.varint("label actual count")?,
+                predicted: input.varint("label predicted count")?,
+                correct: input.varint("label correct count")?,
+            };
+            if counts.correct > counts.actual.min(counts.predicted)
+                || counts.actual.max(counts.predicted) == 0
+            {
+                return Err(DecodeError::Invalid {
+                    what: "label counts",
+                });
+            }
+            let overflow = DecodeError::Invalid {
+                what: "label count overflow",
+            };
+            actual_total = actual_total
+                .checked_add(counts.actual)
+                .ok_or(overflow.clone())?;
+            predicted_total = predicted_total
+                .checked_add(counts.predicted)
+                .ok_or(overflow)?;
+            labels.insert(Box::from(label), counts);
+            previous = Some(label);
+        }
+        if actual_total != predicted_total {
+            return Err(DecodeError::Invalid {
+                what: "label totals differ",
+            });
+        }
+        Ok(Self { labels })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(records: &[(bool, bool, f64)]) -> BinaryStats {
+        let mut stats = BinaryStats::default();
+        for &(predicted, actual, score) in records {
+            stats.add(Some(predicted), Some(actual), Some(score));
+        }
+        stats
+    }
+
+    #[test]
+    fn binary_metrics_on_a_small_example() {
+        let stats = binary(&[
+            (true, true, 0.9),
+            (true, false, 0.8),
+            (false, true, 0.3),
+            (false, false, 0.1),
+        ]);
+        assert_eq!(stats.confusion_matrix(), [[1, 1], [1, 1]]);
+        assert_eq!(stats.accuracy(), Some(0.5));
+        assert_eq!(stats.f1_score(), Some(0.5));
+        // Positives 0.9, 0.3 against negatives 0.8, 0.1: 3 of 4 pairs ordered.
+        let auc = stats.auc_roc().expect("two classes");
+        assert_eq!(auc.value, 0.75);
+        assert_eq!(auc.error_bound, 0.0);
+    }
+
+    #[test]
+    fn ties_in_one_bin_count_half_and_bound_the_error() {
+        let stats = binary(&[(true, true, 0.5), (true, false, 0.5)]);
+        let auc = stats.auc_roc().expect("two classes");
+        assert_eq!(auc.value, 0.5);
+        assert_eq!(auc.error_bound, 0.5);
+    }
+
+    #[test]
+    fn single_class_or_no_scores_has_no_auc() {
+        assert_eq!(
+            binary(&[(true, true, 0.9), (false, true, 0.2)]).auc_roc(),
+            None
+        );
+        let mut unscored = BinaryStats::default();
+        unscored.add(Some(true), Some(false), None);
+        assert_eq!(unscored.auc_roc(), None);
+        assert_eq!(unscored.accuracy(), Some(0.0));
+    }
+
+    #[test]
+    fn f1_is_zero_without_positives_and_none_without_labels() {
+        let negatives = binary(&[(false, false, 0.1)]);
+        assert_eq!(negatives.f1_score(), Some(0.0));
+        assert_eq!(BinaryStats::default().f1_score(), None);
+        assert_eq!(BinaryStats::default().accuracy(), None);
+    }
+
+    #[test]
+    fn score_of_one_lands_in_the_last_bin() {
+        assert_eq!(score_bin(1.0), SCORE_BINS - 1);
+        assert_eq!(score_bin(0.0), 0);
+        assert_eq!(score_bin(0.0005), 0);
+        assert_eq!(score_bin(0.9995), 999);
+    }
+
+    #[test]
+    fn multiclass_macro_f1_matches_hand_computation() {
+        let mut stats = MulticlassStats::default();
+        for (predicted, actual) in [("a", "a"), ("a", "b"), ("b", "b"), ("c", "b")] {
+            stats.add(predicted, actual).expect("within cap");
+        }
+        // a: tp1 fp1 fn0 → 2/3; b: tp1 fp0 fn2 → 2/4; c: tp0 fp1 → 0.
+        let expected = (2.0 / 3.0 + 0.5 + 0.0) / 3.0;
+        assert!((stats.f1_score().expect("labeled") - expected).abs() < 1e-15);
+        assert_eq!(stats.accuracy(), Some(0.5));
+        assert_eq!(stats.labeled(), 4);
+    }
+
+    #[test]
+    fn label_cap_is_enforced_without_partial_changes() {
+        let mut stats = MulticlassStats::default();
+        for i in 0..MAX_LABELS - 1 {
+            let label = i.to_string();
+            stats.add(&label, &label).expect("within cap");
+        }
+        let before = stats.clone();
+        assert_eq!(
+            stats.add("new-a", "new-b"),
+            Err(FoldError::TooManyLabels { cap: MAX_LABELS })
+        );
+        assert_eq!(stats, before);
+        stats.add("new-a", "new-a").expect("exactly at cap");
+        assert_eq!(
+            stats.add("0", "beyond"),
+            Err(FoldError::TooManyLabels { cap: MAX_LABELS })
+        );
+        stats.add("0", "1").expect("known labels");
+    }
+}

@@ -1,0 +1,38 @@
+//! Pure domain logic: records, the mergeable window state (the metric engine), the metric
+//! definitions and trend math. No AWS types, no I/O, no clock reads: time is always an
+//! argument.
+//!
+//! - [`record`]: the typed input records ([`PredictionRecord`], [`ResourceSample`]).
+//! - [`window`]: [`WindowState`], folded record by record, merged, stored as bytes.
+//! - [`sketch`], [`classification`], [`regression`], [`resources`]: the parts of a state.
+//! - [`metrics`]: [`MetricSet`], the one definition of every metric, and [`MetricName`].
+//! - [`trend`]: least-squares trends, their p-value and threshold projections.
+//! - [`error`] and [`codec`]: fold/merge errors and the binary format's primitives.
+
+pub mod classification;
+pub mod codec;
+pub mod error;
+pub mod metrics;
+pub mod record;
+pub mod regression;
+pub mod resources;
+pub mod sketch;
+pub mod trend;
+pub mod window;
+
+pub use classification::{
+    AucEstimate, BinaryStats, LabelCounts, MAX_LABEL_BYTES, MAX_LABELS, MulticlassStats, SCORE_BINS,
+};
+pub use codec::DecodeError;
+pub use error::{FoldError, MergeError};
+pub use metrics::{MetricName, MetricSet, TimeSpan, UnknownMetric};
+pub use record::{Outcome, PredictionRecord, ResourceSample, Status, Task, UnknownTask};
+pub use regression::RegressionStats;
+pub use resources::{GaugeStats, ResourceStats};
+pub use sketch::{
+    LATENCY_MAX_BUCKETS, LATENCY_RELATIVE_ACCURACY, LatencySketch, lower_quantile_rank,
+};
+pub use trend::{LinearTrend, TrendError, fit_trend, student_t_two_sided_p};
+pub use window::{
+    FORMAT_VERSION, MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, QualityStats, WindowState,
+};

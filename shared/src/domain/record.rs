@@ -1,0 +1,171 @@
+//! The typed input records the metric engine folds: one [`PredictionRecord`] per served
+//! prediction and one [`ResourceSample`] per resource reading of the serving fleet.
+//!
+//! These types carry no validation of their own; [`WindowState`](super::WindowState)
+//! checks every field when it folds a record and rejects what it cannot count with a
+//! [`FoldError`](super::FoldError) naming the field.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The kind of model, which decides the quality metrics that apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Two classes, `true` being the positive one; may carry a score for AUC-ROC.
+    BinaryClassification,
+    /// Any number of classes named by string labels (at most
+    /// [`MAX_LABELS`](super::MAX_LABELS) distinct per window).
+    MulticlassClassification,
+    /// A real-valued target.
+    Regression,
+}
+
+impl Task {
+    /// The wire name: `binary_classification`, `multiclass_classification` or `regression`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BinaryClassification => "binary_classification",
+            Self::MulticlassClassification => "multiclass_classification",
+            Self::Regression => "regression",
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A [`Task`] name that is not one of the three wire names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown task {0:?} (expected binary_classification, multiclass_classification or regression)"
+)]
+pub struct UnknownTask(pub String);
+
+impl FromStr for Task {
+    type Err = UnknownTask;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "binary_classification" => Ok(Self::BinaryClassification),
+            "multiclass_classification" => Ok(Self::MulticlassClassification),
+            "regression" => Ok(Self::Regression),
+            other => Err(UnknownTask(other.to_owned())),
+        }
+    }
+}
+
+/// Whether the serving system answered the prediction request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A prediction was returned; its quality part counts when labeled.
+    Ok,
+    /// The request failed; it counts towards predictions, errors and latency only.
+    Error,
+}
+
+/// The quality part of a prediction: what the model said and, once known, the truth.
+///
+/// Any part may be absent: ground truth usually arrives later than the prediction, and a
+/// failed request has no prediction. The variant decides the record's [`Task`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A binary classifier's answer; `true` is the positive class.
+    Binary {
+        /// The predicted class.
+        predicted: Option<bool>,
+        /// The true class.
+        actual: Option<bool>,
+        /// The model's score for the positive class, a probability in `[0, 1]`.
+        score: Option<f64>,
+    },
+    /// A multiclass classifier's answer; labels are compared as exact strings (the ingest
+    /// layer writes integer labels in decimal). At most [`MAX_LABEL_BYTES`](super::MAX_LABEL_BYTES)
+    /// bytes each.
+    Multiclass {
+        /// The predicted label.
+        predicted: Option<String>,
+        /// The true label.
+        actual: Option<String>,
+    },
+    /// A regressor's answer, in the target's own unit; both must be finite.
+    Regression {
+        /// The predicted value.
+        predicted: Option<f64>,
+        /// The true value.
+        actual: Option<f64>,
+    },
+}
+
+impl Outcome {
+    /// The task this outcome belongs to.
+    pub fn task(&self) -> Task {
+        match self {
+            Self::Binary { .. } => Task::BinaryClassification,
+            Self::Multiclass { .. } => Task::MulticlassClassification,
+            Self::Regression { .. } => Task::Regression,
+        }
+    }
+}
+
+/// One served prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionRecord {
+    /// When the prediction was served (kept to the millisecond by the window state).
+    pub timestamp: DateTime<Utc>,
+    /// End-to-end latency in milliseconds; finite and ≥ 0.
+    pub latency_ms: f64,
+    /// Whether the request succeeded.
+    pub status: Status,
+    /// The failure's type, only on [`Status::Error`] records (at most
+    /// [`MAX_ERROR_TYPE_BYTES`](super::MAX_ERROR_TYPE_BYTES) bytes); `None` counts as an
+    /// untyped error.
+    pub error_type: Option<String>,
+    /// What was predicted and, if known, the truth.
+    pub outcome: Outcome,
+}
+
+/// One reading of the serving fleet's resources; every field is optional.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceSample {
+    /// When the reading was taken.
+    pub timestamp: DateTime<Utc>,
+    /// CPU utilization as a fraction in `[0, 1]`.
+    pub cpu_utilization: Option<f64>,
+    /// Memory utilization as a fraction in `[0, 1]`.
+    pub memory_utilization: Option<f64>,
+    /// GPU compute utilization as a fraction in `[0, 1]`.
+    pub gpu_utilization: Option<f64>,
+    /// Pending requests in the serving queue; finite and ≥ 0.
+    pub queue_depth: Option<f64>,
+    /// In-memory model cache hits since the previous sample.
+    pub cache_hits: Option<u64>,
+    /// In-memory model cache misses since the previous sample.
+    pub cache_misses: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_names_round_trip_through_str_and_serde() {
+        for task in [
+            Task::BinaryClassification,
+            Task::MulticlassClassification,
+            Task::Regression,
+        ] {
+            assert_eq!(task.as_str().parse::<Task>(), Ok(task));
+            let json = serde_json::to_string(&task).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", task.as_str()));
+        }
+        assert!("classification".parse::<Task>().is_err());
+    }
+}

@@ -1,0 +1,752 @@
+//! [`WindowState`]: everything the metrics need about one (tenant, model, time span),
+//! folded record by record, merged with other states, and stored as compact bytes.
+//!
+//! `merge(state(A), state(B)) == state(A ∪ B)`: counts and sketch buckets are exact,
+//! floating-point sums agree up to rounding, and merging is associative and commutative.
+//!
+//! # Serialized format (version 1)
+//!
+//! All integers are unsigned LEB128 varints unless marked *zigzag* (signed varint);
+//! `f64` is 8 bytes little-endian; strings are a varint byte length and UTF-8 bytes.
+//!
+//! ```text
+//! u8 version = 1
+//! predictions, errors
+//! if predictions > 0: first prediction ms (zigzag), last − first ms
+//! error types: count, then per type in ascending order: name, count
+//! latency sketch: zero count, non-empty buckets, first index (zigzag) and count,
+//!                 then (index gap, count)…; if any value: sum, min, max (f64)
+//! u8 quality tag: 0 none | 1 binary | 2 multiclass | 3 regression
+//!   binary:     tn, fp, fn, tp; u8 has scores; if 1: positives then negatives histogram,
+//!               each: non-empty bins, then (index gap, count)…
+//!   multiclass: labels, then per label ascending: label, actual, predicted, correct
+//!   regression: n, n with actual ≠ 0; if n > 0: Σe, Σe², Σ|e|, Σ|e/actual| (f64)
+//! resources: u8 presence bits (cpu, memory, gpu, queue depth); per present gauge:
+//!            count, sum, min, max (f64), last time ms (zigzag), last value (f64);
+//!            cache hits, cache misses
+//! ```
+//!
+//! The encoding is canonical (sorted keys, no empty entries), so equal states have equal
+//! bytes, and [`WindowState::from_bytes`] rejects anything else — truncation, trailing
+//! bytes, unknown tags, values over the caps, inconsistent totals — with a
+//! [`DecodeError`], never a panic. A binary classifier's state stays near 10 KB however
+//! many records it holds; the worst case allowed by the caps stays under 200 KB.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::classification::{BinaryStats, MulticlassStats, validate_label, validate_score};
+use super::codec::{DecodeError, Reader, Writer};
+use super::error::{FoldError, MergeError};
+use super::record::{Outcome, PredictionRecord, ResourceSample, Status, Task};
+use super::regression::{RegressionStats, RegressionTerms, validate_value};
+use super::resources::ResourceStats;
+use super::sketch::LatencySketch;
+
+/// The serialized format version written by [`WindowState::to_bytes`].
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Most distinct error types one window may hold.
+pub const MAX_ERROR_TYPES: usize = 256;
+
+/// Longest error type in bytes (UTF-8).
+pub const MAX_ERROR_TYPE_BYTES: usize = 128;
+
+/// The task-specific quality part of a window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityStats {
+    /// Confusion matrix and score histograms.
+    Binary(BinaryStats),
+    /// Per-label one-vs-rest confusion counts.
+    Multiclass(MulticlassStats),
+    /// Error sums.
+    Regression(RegressionStats),
+}
+
+impl QualityStats {
+    fn empty(task: Task) -> Self {
+        match task {
+            Task::BinaryClassification => Self::Binary(BinaryStats::default()),
+            Task::MulticlassClassification => Self::Multiclass(MulticlassStats::default()),
+            Task::Regression => Self::Regression(RegressionStats::default()),
+        }
+    }
+
+    /// The task these statistics belong to.
+    pub fn task(&self) -> Task {
+        match self {
+            Self::Binary(_) => Task::BinaryClassification,
+            Self::Multiclass(_) => Task::MulticlassClassification,
+            Self::Regression(_) => Task::Regression,
+        }
+    }
+
+    /// Labeled predictions counted.
+    pub fn labeled(&self) -> u64 {
+        match self {
+            Self::Binary(stats) => stats.labeled(),
+            Self::Multiclass(stats) => stats.labeled(),
+            Self::Regression(stats) => stats.labeled(),
+        }
+    }
+
+    /// Validates `outcome` and, when `counts` (status ok), adds it. Unchanged on error.
+    #[inline]
+    fn add(&mut self, outcome: &Outcome, counts: bool) -> Result<(), FoldError> {
+        match (self, outcome) {
+            (
+                Self::Binary(stats),
+                &Outcome::Binary {
+                    predicted,
+                    actual,
+                    score,
+                },
+            ) => {
+                validate_score(score)?;
+                if counts {
+                    stats.add(predicted, actual, score);
+                }
+            }
+            (Self::Multiclass(stats), Outcome::Multiclass { predicted, actual }) => {
+                validate_label(predicted.as_deref(), "predicted")?;
+                validate_label(actual.as_deref(), "actual")?;
+                if let (true, Some(predicted), Some(actual)) = (counts, predicted, actual) {
+                    stats.add(predicted, actual)?;
+                }
+            }
+            (Self::Regression(stats), &Outcome::Regression { predicted, actual }) => {
+                validate_value(predicted, "predicted")?;
+                validate_value(actual, "actual")?;
+                if let (Some(predicted), Some(actual)) = (predicted, actual) {
+                    let terms = RegressionTerms::of(predicted, actual)?;
+                    if counts {
+                        stats.add(terms);
+                    }
+                }
+            }
+            (quality, outcome) => {
+                return Err(FoldError::TaskMismatch {
+                    window: quality.task(),
+                    record: outcome.task(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_merge(&self, other: &Self) -> Result<(), MergeError> {
+        match (self, other) {
+            (Self::Multiclass(ours), Self::Multiclass(theirs)) => ours.check_merge(theirs),
+            (ours, theirs) if ours.task() != theirs.task() => Err(MergeError::TaskMismatch {
+                left: ours.task(),
+                right: theirs.task(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds `other`; [`check_merge`](Self::check_merge) must have passed.
+    fn merge(&mut self, other: &Self) {
+        match (self, other) {
+            (Self::Binary(ours), Self::Binary(theirs)) => ours.merge(theirs),
+            (Self::Multiclass(ours), Self::Multiclass(theirs)) => ours.merge(theirs),
+            (Self::Regression(ours), Self::Regression(theirs)) => ours.merge(theirs),
+            // Excluded by `check_merge`.
+            _ => {}
+        }
+    }
+}
+
+/// Mergeable state of one (tenant, model, time span): see the module docs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowState {
+    /// Prediction records, both statuses.
+    predictions: u64,
+    /// Prediction records with status error.
+    errors: u64,
+    /// Errors per error type (untyped errors are `errors − Σ`).
+    error_types: BTreeMap<String, u64>,
+    /// Earliest prediction time, ms since the epoch (`i64::MAX` while empty).
+    first_prediction_ms: i64,
+    /// Latest prediction time, ms since the epoch (`i64::MIN` while empty).
+    last_prediction_ms: i64,
+    /// Latency of every prediction, failed ones included.
+    latency: LatencySketch,
+    /// Task-specific quality statistics, set by the first prediction record.
+    quality: Option<QualityStats>,
+    /// Resource gauges and cache counters.
+    resources: ResourceStats,
+}
+
+impl Default for WindowState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WindowState {
+    /// An empty state (no task yet: the first prediction record decides it).
+    pub fn new() -> Self {
+        Self {
+            predictions: 0,
+            errors: 0,
+            error_types: BTreeMap::new(),
+            first_prediction_ms: i64::MAX,
+            last_prediction_ms: i64::MIN,
+            latency: LatencySketch::new(),
+            quality: None,
+            resources: ResourceStats::default(),
+        }
+    }
+
+    /// Folds one prediction. Every field is checked first; on error the state is unchanged.
+    ///
+    /// # Errors
+    /// [`FoldError`] naming the field: non-finite or negative `latency_ms`, a score outside
+    /// `[0, 1]`, non-finite regression values, an over-long label or error type, an
+    /// `error_type` on an ok record, a label or error type beyond its cap, or a record of a
+    /// different task than the window's.
+    pub fn fold_prediction(&mut self, record: &PredictionRecord) -> Result<(), FoldError> {
+        let latency_ms = record.latency_ms;
+        if !latency_ms.is_finite() {
+            return Err(FoldError::NonFinite {
+                field: "latency_ms",
+            });
+        }
+        if latency_ms < 0.0 {
+            return Err(FoldError::OutOfRange {
+                field: "latency_ms",
+                value: latency_ms,
+                expected: "latency_ms ≥ 0",
+            });
+        }
+        let is_ok = record.status == Status::Ok;
+        if let Some(error_type) = &record.error_type {
+            self.check_error_type(is_ok, error_type)?;
+        }
+        match &mut self.quality {
+            Some(quality) => quality.add(&record.outcome, is_ok)?,
+            None => {
+                let mut quality = QualityStats::empty(record.outcome.task());
+                quality.add(&record.outcome, is_ok)?;
+                self.quality = Some(quality);
+            }
+        }
+        // Everything validated: update the counters.
+        self.predictions = self.predictions.saturating_add(1);
+        if !is_ok {
+            self.errors = self.errors.saturating_add(1);
+            if let Some(error_type) = &record.error_type {
+                match self.error_types.get_mut(error_type.as_str()) {
+                    Some(count) => *count = count.saturating_add(1),
+                    None => {
+                        self.error_types.insert(error_type.clone(), 1);
+                    }
+                }
+            }
+        }
+        let time_ms = record.timestamp.timestamp_millis();
+        self.first_prediction_ms = self.first_prediction_ms.min(time_ms);
+        self.last_prediction_ms = self.last_prediction_ms.max(time_ms);
+        self.latency.add(latency_ms);
+        Ok(())
+    }
+
+    fn check_error_type(&self, is_ok: bool, error_type: &str) -> Result<(), FoldError> {
+        if is_ok {
+            return Err(FoldError::ErrorTypeOnOkRecord);
+        }
+        if error_type.len() > MAX_ERROR_TYPE_BYTES {
+            return Err(FoldError::TooLong {
+                field: "error_type",
+                len: error_type.len(),
+                max_bytes: MAX_ERROR_TYPE_BYTES,
+            });
+        }
+        if self.error_types.len() >= MAX_ERROR_TYPES && !self.error_types.contains_key(error_type) {
+            return Err(FoldError::TooManyErrorTypes {
+                cap: MAX_ERROR_TYPES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Folds one resource sample. Every field is checked first; on error the state is
+    /// unchanged.
+    ///
+    /// # Errors
+    /// [`FoldError`] naming the field: a non-finite value, a utilization outside `[0, 1]`
+    /// or a negative queue depth.
+    pub fn fold_resource(&mut self, sample: &ResourceSample) -> Result<(), FoldError> {
+        self.resources.add(sample)
+    }
+
+    /// Adds every record of `other` to this state. Checked first; on error `self` is
+    /// unchanged.
+    ///
+    /// # Errors
+    /// [`MergeError`] when the states hold different tasks, or together exceed the label
+    /// or error-type cap.
+    pub fn merge(&mut self, other: &Self) -> Result<(), MergeError> {
+        if let (Some(ours), Some(theirs)) = (&self.quality, &other.quality) {
+            ours.check_merge(theirs)?;
+        }
+        let new_error_types = other
+            .error_types
+            .keys()
+            .filter(|t| !self.error_types.contains_key(*t))
+            .count();
+        if self.error_types.len() + new_error_types > MAX_ERROR_TYPES {
+            return Err(MergeError::TooManyErrorTypes {
+                cap: MAX_ERROR_TYPES,
+            });
+        }
+        self.predictions = self.predictions.saturating_add(other.predictions);
+        self.errors = self.errors.saturating_add(other.errors);
+        for (error_type, &count) in &other.error_types {
+            match self.error_types.get_mut(error_type) {
+                Some(ours) => *ours = ours.saturating_add(count),
+                None => {
+                    self.error_types.insert(error_type.clone(), count);
+                }
+            }
+        }
+        self.first_prediction_ms = self.first_prediction_ms.min(other.first_prediction_ms);
+        self.last_prediction_ms = self.last_prediction_ms.max(other.last_prediction_ms);
+        self.latency.merge(&other.latency);
+        match (&mut self.quality, &other.quality) {
+            (Some(ours), Some(theirs)) => ours.merge(theirs),
+            (None, Some(theirs)) => self.quality = Some(theirs.clone()),
+            (_, None) => {}
+        }
+        self.resources.merge(&other.resources);
+        Ok(())
+    }
+
+    /// Prediction records folded, both statuses.
+    pub fn predictions(&self) -> u64 {
+        self.predictions
+    }
+
+    /// Prediction records whose status is error.
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// Errors per error type, sorted by type; errors without a type are not listed (see
+    /// [`untyped_errors`](Self::untyped_errors)).
+    pub fn errors_by_type(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.error_types.iter().map(|(t, &c)| (t.as_str(), c))
+    }
+
+    /// Errors whose record carried no `error_type`.
+    pub fn untyped_errors(&self) -> u64 {
+        self.errors.saturating_sub(
+            self.error_types
+                .values()
+                .fold(0u64, |a, &c| a.saturating_add(c)),
+        )
+    }
+
+    /// Time of the earliest prediction (millisecond precision); `None` when empty.
+    pub fn first_prediction(&self) -> Option<DateTime<Utc>> {
+        (self.predictions > 0)
+            .then(|| DateTime::from_timestamp_millis(self.first_prediction_ms))
+            .flatten()
+    }
+
+    /// Time of the latest prediction (millisecond precision); `None` when empty.
+    pub fn last_prediction(&self) -> Option<DateTime<Utc>> {
+        (self.predictions > 0)
+            .then(|| DateTime::from_timestamp_millis(self.last_prediction_ms))
+            .flatten()
+    }
+
+    /// Latencies of every prediction, failed ones included.
+    pub fn latency(&self) -> &LatencySketch {
+        &self.latency
+    }
+
+    /// The task of the records folded; `None` before the first prediction.
+    pub fn task(&self) -> Option<Task> {
+        self.quality.as_ref().map(QualityStats::task)
+    }
+
+    /// Task-specific quality statistics; `None` before the first prediction.
+    pub fn quality(&self) -> Option<&QualityStats> {
+        self.quality.as_ref()
+    }
+
+    /// Resource gauges and cache counters.
+    pub fn resources(&self) -> &ResourceStats {
+        &self.resources
+    }
+
+    /// The compact, canonical binary form (format in the module docs), for a DynamoDB
+    /// Binary attribute.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Writer::with_capacity(1024);
+        out.u8(FORMAT_VERSION);
+        out.varint(self.predictions);
+        out.varint(self.errors);
+        if self.predictions > 0 {
+            out.signed_varint(self.first_prediction_ms);
+            out.varint(
+                self.last_prediction_ms
+                    .wrapping_sub(self.first_prediction_ms) as u64,
+            );
+        }
+        out.varint(self.error_types.len() as u64);
+        for (error_type, &count) in &self.error_types {
+            out.str(error_type);
+            out.varint(count);
+        }
+        self.latency.encode(&mut out);
+        match &self.quality {
+            None => out.u8(0),
+            Some(QualityStats::Binary(stats)) => {
+                out.u8(1);
+                stats.encode(&mut out);
+            }
+            Some(QualityStats::Multiclass(stats)) => {
+                out.u8(2);
+                stats.encode(&mut out);
+            }
+            Some(QualityStats::Regression(stats)) => {
+                out.u8(3);
+                stats.encode(&mut out);
+            }
+        }
+        self.resources.encode(&mut out);
+        out.into_bytes()
+    }
+
+    /// Reads bytes written by [`to_bytes`](Self::to_bytes).
+    ///
+    /// # Errors
+    /// [`DecodeError`] for any input that is not a complete, consistent, canonical state of
+    /// a supported version. Never panics, whatever the input.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut input = Reader::new(bytes);
+        let version = input.u8("version")?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let mut state = Self::new();
+        state.predictions = input.varint("predictions")?;
+        state.errors = input.varint("errors")?;
+        if state.errors > state.predictions {
+            return Err(DecodeError::Invalid {
+                what: "more errors than predictions",
+            });
+        }
+        if state.predictions > 0 {
+            state.first_prediction_ms = input.signed_varint("first prediction time")?;
+            let span = input.varint("prediction time span")?;
+            state.last_prediction_ms = i64::try_from(span)
+                .ok()
+                .and_then(|span| state.first_prediction_ms.checked_add(span))
+                .ok_or(DecodeError::Invalid {
+                    what: "prediction time span",
+                })?;
+        }
+        let error_type_count = input.bounded_len(MAX_ERROR_TYPES, "error type count")?;
+        let mut typed_errors = 0u64;
+        for _ in 0..error_type_count {
+            let error_type = input.str(MAX_ERROR_TYPE_BYTES, "error type")?;
+            let count = input.varint("error type count")?;
+            let ascending = state
+                .error_types
+                .last_key_value()
+                .is_none_or(|(last, _)| last.as_str() < error_type);
+            if count == 0 || !ascending {
+                return Err(DecodeError::Invalid {
+                    what: "error types",
+                });
+            }
+            typed_errors = typed_errors.saturating_add(count);
+            state.error_types.insert(error_type.to_owned(), count);
+        }
+        if typed_errors > state.errors {
+            return Err(DecodeError::Invalid {
+                what: "more typed errors than errors",
+            });
+        }
+        state.latency = LatencySketch::decode(&mut input)?;
+        if state.latency.count() != state.predictions {
+            return Err(DecodeError::Invalid {
+                what: "latency count differs from predictions",
+            });
+        }
+        state.quality = match input.u8("quality tag")? {
+            0 => None,
+            1 => Some(QualityStats::Binary(BinaryStats::decode(&mut input)?)),
+            2 => Some(QualityStats::Multiclass(MulticlassStats::decode(
+                &mut input,
+            )?)),
+            3 => Some(QualityStats::Regression(RegressionStats::decode(
+                &mut input,
+            )?)),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    what: "quality tag",
+                });
+            }
+        };
+        let labeled = state.quality.as_ref().map_or(0, QualityStats::labeled);
+        if state.quality.is_some() != (state.predictions > 0)
+            || labeled > state.predictions - state.errors
+        {
+            return Err(DecodeError::Invalid {
+                what: "quality counts",
+            });
+        }
+        if let Some(QualityStats::Binary(stats)) = &state.quality {
+            let (positives, negatives) = stats.scored();
+            if positives.saturating_add(negatives) > state.predictions - state.errors {
+                return Err(DecodeError::Invalid {
+                    what: "score counts",
+                });
+            }
+        }
+        state.resources = ResourceStats::decode(&mut input)?;
+        input.finish()?;
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).expect("in range")
+    }
+
+    fn binary(
+        ms: i64,
+        latency_ms: f64,
+        predicted: bool,
+        actual: bool,
+        score: f64,
+    ) -> PredictionRecord {
+        PredictionRecord {
+            timestamp: at(ms),
+            latency_ms,
+            status: Status::Ok,
+            error_type: None,
+            outcome: Outcome::Binary {
+                predicted: Some(predicted),
+                actual: Some(actual),
+                score: Some(score),
+            },
+        }
+    }
+
+    fn failed(ms: i64, error_type: Option<&str>) -> PredictionRecord {
+        PredictionRecord {
+            timestamp: at(ms),
+            latency_ms: 30.0,
+            status: Status::Error,
+            error_type: error_type.map(str::to_owned),
+            outcome: Outcome::Binary {
+                predicted: None,
+                actual: None,
+                score: None,
+            },
+        }
+    }
+
+    #[test]
+    fn counts_statuses_error_types_and_event_times() {
+        let mut state = WindowState::new();
+        state
+            .fold_prediction(&binary(5_000, 10.0, true, true, 0.9))
+            .expect("valid");
+        state
+            .fold_prediction(&failed(1_000, Some("timeout")))
+            .expect("valid");
+        state
+            .fold_prediction(&failed(9_000, Some("timeout")))
+            .expect("valid");
+        state.fold_prediction(&failed(2_000, None)).expect("valid");
+        assert_eq!(
+            (state.predictions(), state.errors(), state.untyped_errors()),
+            (4, 3, 1)
+        );
+        assert_eq!(
+            state.errors_by_type().collect::<Vec<_>>(),
+            vec![("timeout", 2)]
+        );
+        assert_eq!(state.first_prediction(), Some(at(1_000)));
+        assert_eq!(state.last_prediction(), Some(at(9_000)));
+        assert_eq!(state.task(), Some(Task::BinaryClassification));
+        assert_eq!(state.quality().map(QualityStats::labeled), Some(1));
+    }
+
+    #[test]
+    fn rejected_records_leave_the_state_unchanged() {
+        let mut state = WindowState::new();
+        let mut bad = binary(0, f64::NAN, true, true, 0.5);
+        assert_eq!(
+            state.fold_prediction(&bad),
+            Err(FoldError::NonFinite {
+                field: "latency_ms"
+            })
+        );
+        bad.latency_ms = -1.0;
+        assert!(matches!(
+            state.fold_prediction(&bad),
+            Err(FoldError::OutOfRange {
+                field: "latency_ms",
+                ..
+            })
+        ));
+        bad.latency_ms = 1.0;
+        bad.outcome = Outcome::Binary {
+            predicted: None,
+            actual: None,
+            score: Some(f64::INFINITY),
+        };
+        assert_eq!(
+            state.fold_prediction(&bad),
+            Err(FoldError::NonFinite { field: "score" })
+        );
+        bad.error_type = Some("oops".into());
+        assert_eq!(
+            state.fold_prediction(&bad),
+            Err(FoldError::ErrorTypeOnOkRecord)
+        );
+        assert_eq!(state, WindowState::new());
+        // A failed record's quality fields are validated too, though not counted.
+        let mut failed_record = failed(0, Some("x"));
+        failed_record.outcome = Outcome::Regression {
+            predicted: Some(f64::NAN),
+            actual: None,
+        };
+        assert_eq!(
+            state.fold_prediction(&failed_record),
+            Err(FoldError::NonFinite { field: "predicted" })
+        );
+        assert_eq!(state, WindowState::new());
+    }
+
+    #[test]
+    fn records_of_another_task_are_rejected() {
+        let mut state = WindowState::new();
+        state
+            .fold_prediction(&binary(0, 1.0, true, true, 0.5))
+            .expect("valid");
+        let regression = PredictionRecord {
+            outcome: Outcome::Regression {
+                predicted: Some(1.0),
+                actual: Some(2.0),
+            },
+            ..binary(0, 1.0, true, true, 0.5)
+        };
+        let before = state.clone();
+        assert_eq!(
+            state.fold_prediction(&regression),
+            Err(FoldError::TaskMismatch {
+                window: Task::BinaryClassification,
+                record: Task::Regression
+            })
+        );
+        assert_eq!(state, before);
+        let mut other = WindowState::new();
+        other.fold_prediction(&regression).expect("valid");
+        assert!(matches!(
+            state.merge(&other),
+            Err(MergeError::TaskMismatch { .. })
+        ));
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn error_type_cap_applies_to_folds_and_merges() {
+        let mut state = WindowState::new();
+        for i in 0..MAX_ERROR_TYPES {
+            state
+                .fold_prediction(&failed(0, Some(&format!("type-{i}"))))
+                .expect("within cap");
+        }
+        assert_eq!(
+            state.fold_prediction(&failed(0, Some("one-more"))),
+            Err(FoldError::TooManyErrorTypes {
+                cap: MAX_ERROR_TYPES
+            })
+        );
+        state
+            .fold_prediction(&failed(0, Some("type-0")))
+            .expect("known type");
+        let mut other = WindowState::new();
+        other
+            .fold_prediction(&failed(0, Some("one-more")))
+            .expect("valid");
+        assert_eq!(
+            state.merge(&other),
+            Err(MergeError::TooManyErrorTypes {
+                cap: MAX_ERROR_TYPES
+            })
+        );
+        let long = "x".repeat(MAX_ERROR_TYPE_BYTES + 1);
+        assert!(matches!(
+            WindowState::new().fold_prediction(&failed(0, Some(&long))),
+            Err(FoldError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_state_round_trips_and_garbage_is_rejected() {
+        let empty = WindowState::new();
+        let bytes = empty.to_bytes();
+        assert_eq!(WindowState::from_bytes(&bytes), Ok(empty));
+        assert!(matches!(
+            WindowState::from_bytes(&[]),
+            Err(DecodeError::Truncated { .. })
+        ));
+        assert!(matches!(
+            WindowState::from_bytes(&[9]),
+            Err(DecodeError::UnsupportedVersion { found: 9, .. })
+        ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            WindowState::from_bytes(&trailing),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_full_state_is_an_error() {
+        let mut state = WindowState::new();
+        state
+            .fold_prediction(&binary(5_000, 10.0, true, false, 0.3))
+            .expect("valid");
+        state
+            .fold_prediction(&failed(7_000, Some("timeout")))
+            .expect("valid");
+        let sample = ResourceSample {
+            timestamp: at(6_000),
+            cpu_utilization: Some(0.4),
+            memory_utilization: Some(0.6),
+            gpu_utilization: None,
+            queue_depth: Some(3.0),
+            cache_hits: Some(10),
+            cache_misses: Some(2),
+        };
+        state.fold_resource(&sample).expect("valid");
+        let bytes = state.to_bytes();
+        assert_eq!(WindowState::from_bytes(&bytes), Ok(state));
+        for len in 0..bytes.len() {
+            assert!(
+                WindowState::from_bytes(&bytes[..len]).is_err(),
+                "prefix of {len} bytes"
+            );
+        }
+    }
+}

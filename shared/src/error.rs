@@ -1,0 +1,38 @@
+//! Errors of the storage ports, mapped once to HTTP status or retry at the edge.
+
+use thiserror::Error;
+
+/// A boxed error source, kept so logs show the whole chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a store operation did not complete.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The backing service is unavailable, throttling or failing: retry later (503).
+    #[error("{operation} is temporarily unavailable")]
+    Unavailable {
+        /// What was being done, e.g. "list models".
+        operation: &'static str,
+        /// The service's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A request could not be built or was refused as malformed: a bug, not
+    /// retryable (500).
+    #[error("{operation} failed")]
+    Internal {
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// A stored item cannot be read back: a bug or manual edit, not retryable.
+    #[error("stored item {key} is corrupt: {reason}")]
+    Corrupt {
+        /// The item's key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}

@@ -1,0 +1,29 @@
+//! modelwatch's shared crate: everything the four Lambda functions have in common.
+//!
+//! - [`domain`]: pure logic — prediction records, the mergeable window state (metric
+//!   engine), metric definitions and trend math. No AWS types, no I/O, no clock.
+//! - [`aggregate`]: rolling partials up into minute, hour and day rollups.
+//! - [`config`]: the typed configuration read once from the environment at cold start.
+//! - [`aws`]: construction of the AWS SDK clients (endpoint overrides, Timestream
+//!   endpoint discovery).
+//! - [`edge`]: the HTTP edge of `ingest` and `api`: tenant from the JWT authorizer,
+//!   the JSON error shape.
+//! - [`ingest`]: the prediction-batch contract and the ingest service.
+//! - [`ids`]: validated tenant and model ids (safe to embed in storage keys).
+//! - [`schedule`]: the EventBridge trigger of `aggregate` and `evaluate`.
+//! - [`ports`]: the storage traits the domain needs; [`adapters`]: their DynamoDB
+//!   and in-memory implementations; [`error`]: the store errors.
+//! - [`telemetry`]: tracing set-up shared by every function.
+
+pub mod adapters;
+pub mod aggregate;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod edge;
+pub mod error;
+pub mod ids;
+pub mod ingest;
+pub mod ports;
+pub mod schedule;
+pub mod telemetry;

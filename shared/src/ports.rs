@@ -1,0 +1,334 @@
+//! The small storage traits the domain needs, named for what it needs them for.
+//! DynamoDB implementations live in [`crate::adapters::dynamodb`], in-memory ones
+//! (for unit tests and benchmarks) in [`crate::adapters::memory`].
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Task;
+use crate::error::StoreError;
+use crate::ids::{ModelId, TenantId};
+use crate::ingest::ValidBatch;
+
+/// A model as the registry knows it: one item per (tenant, model).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegisteredModel {
+    /// The owning tenant.
+    #[serde(skip)]
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// The task the model was first seen with; a model keeps one task.
+    pub task: Task,
+    /// Event time of the model's first prediction.
+    pub first_seen: DateTime<Utc>,
+    /// Event time of the model's latest prediction.
+    pub last_seen: DateTime<Utc>,
+    /// The `model_version` of the latest batch that named one.
+    pub latest_version: Option<String>,
+}
+
+/// What a batch tells the registry about its model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSighting {
+    /// The owning tenant.
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// The batch's task.
+    pub task: Task,
+    /// Earliest event time in the batch.
+    pub first: DateTime<Utc>,
+    /// Latest event time in the batch.
+    pub last: DateTime<Utc>,
+    /// The batch's `model_version`, if given.
+    pub version: Option<String>,
+}
+
+/// Why the registry refused a sighting.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The model is registered with another task; a model keeps one task.
+    #[error("model is registered as {registered}, not {requested}")]
+    TaskConflict {
+        /// The task on record.
+        registered: Task,
+        /// The task the batch named.
+        requested: Task,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The registry of models per tenant.
+pub trait ModelRegistry: Send + Sync {
+    /// Registers the model on first sight and widens its first/last seen times; the
+    /// task is fixed by the first sighting. Idempotent.
+    fn record_sighting(
+        &self,
+        sighting: &ModelSighting,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// The tenant's models, ordered by model id.
+    fn list_models(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<RegisteredModel>, StoreError>> + Send;
+
+    /// Every tenant's models seen at or after `since`.
+    fn active_models(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<RegisteredModel>, StoreError>> + Send;
+}
+
+/// One record the archive refused, by its index in the batch's `predictions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveRejection {
+    /// Index of the prediction in the batch.
+    pub index: usize,
+    /// The archive's reason.
+    pub reason: String,
+}
+
+/// What the archive did with a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ArchiveReport {
+    /// Records written (or already present unchanged).
+    pub written: usize,
+    /// Records refused; they are not retried unchanged.
+    pub rejected: Vec<ArchiveRejection>,
+}
+
+/// The raw-record archive (Timestream), written on every batch when enabled.
+pub trait PredictionArchive: Send + Sync {
+    /// Archives every prediction of `batch` for `tenant`. Transient failures are
+    /// retried inside; what remains is `StoreError::Unavailable`.
+    fn archive(
+        &self,
+        tenant: &TenantId,
+        batch: &ValidBatch,
+    ) -> impl Future<Output = Result<ArchiveReport, StoreError>> + Send;
+}
+
+/// Identifies one partial aggregate: a batch's records of one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartialKey {
+    /// The owning tenant.
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// Start of the minute the records fall in.
+    pub minute: DateTime<Utc>,
+    /// The batch the records came in.
+    pub batch_id: String,
+}
+
+/// Whether a partial was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored now.
+    Written,
+    /// A partial with this key was already stored (a retried batch): nothing changed.
+    AlreadyPresent,
+}
+
+/// Identifies a batch: the idempotency key of ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchKey {
+    /// The owning tenant.
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// The sender's batch id.
+    pub batch_id: String,
+}
+
+/// Partial aggregates, written by ingest and merged by aggregation, and the receipts
+/// of completely stored batches.
+pub trait PartialStore: Send + Sync {
+    /// The receipt stored when the batch was completely stored, if it was.
+    fn batch_receipt(
+        &self,
+        batch: &BatchKey,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Records that every write of the batch succeeded; `receipt` is the answer given.
+    fn put_batch_receipt(
+        &self,
+        batch: &BatchKey,
+        receipt: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores `state` (a serialized window state) under `key` unless that key exists.
+    fn put_partial(
+        &self,
+        key: &PartialKey,
+        state: &[u8],
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// Records that the (tenant, model, minute) of `key` has partials to roll up.
+    /// Idempotent; safe to repeat after a partial was found already present.
+    fn mark_pending(&self, key: &PartialKey)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A (tenant, model, minute) with partials not yet rolled up, as last marked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PendingMinute {
+    /// The owning tenant.
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// Start of the minute.
+    pub minute: DateTime<Utc>,
+    /// How many partials had been marked when this was read; grows with every mark.
+    pub seq: u64,
+}
+
+/// What aggregation reads of the partials and how it settles its work.
+pub trait PendingWork: Send + Sync {
+    /// Every pending minute, all tenants and models.
+    fn pending_minutes(
+        &self,
+    ) -> impl Future<Output = Result<Vec<PendingMinute>, StoreError>> + Send;
+
+    /// The serialized partial states of a (tenant, model, minute).
+    fn partials_of(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        minute: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+
+    /// Removes the mark if no partial was marked since it was read (its `seq` is
+    /// unchanged); returns whether it was removed.
+    fn settle(
+        &self,
+        pending: &PendingMinute,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The span a rollup covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+/// A stored rollup: the merged state of one model over one span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollup {
+    /// The owning tenant.
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// Its span's length.
+    pub granularity: Granularity,
+    /// Its span's start (aligned to the granularity).
+    pub start: DateTime<Utc>,
+    /// Revision: grows whenever the sources grow, so a stale writer cannot overwrite
+    /// a newer rollup (minute: the number of partials merged; hour and day: the sum
+    /// of their parts' revisions).
+    pub rev: u64,
+    /// The serialized window state.
+    pub state: Vec<u8>,
+}
+
+/// Cumulative counters of a model since its first prediction, kept with the rollups
+/// and changed only together with a minute rollup, so they never go backwards and
+/// never count a prediction twice.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CounterTotals {
+    /// Predictions with status ok.
+    pub ok: u64,
+    /// Predictions with status error.
+    pub errors: u64,
+    /// Errors by `error_type` (untyped errors under `"unknown"`).
+    pub errors_by_type: std::collections::BTreeMap<String, u64>,
+    /// Sum of all latencies, ms.
+    pub latency_sum_ms: f64,
+}
+
+/// Minute, hour and day rollups.
+pub trait RollupStore: Send + Sync {
+    /// The rollups of one model and granularity whose start lies in `[from, to)`,
+    /// ordered by start.
+    fn rollups(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Rollup>, StoreError>> + Send;
+
+    /// Stores a minute rollup replacing `previous` (the one read before, if any) and
+    /// adds `delta` to the model's counter totals, atomically; refused (returns
+    /// `false`) when a rollup with this or a newer revision is already stored.
+    fn put_minute_rollup(
+        &self,
+        rollup: &Rollup,
+        previous_rev: Option<u64>,
+        delta: &CounterTotals,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores an hour or day rollup unless one with this or a newer revision is
+    /// stored; returns whether it was written.
+    fn put_rollup(&self, rollup: &Rollup) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The model's counter totals.
+    fn counter_totals(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> impl Future<Output = Result<CounterTotals, StoreError>> + Send;
+}
+
+/// An exporter's position for one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportCursor {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// End of the last minute delivered; `None` before the first delivery.
+    pub through: Option<DateTime<Utc>>,
+    /// End of the latest minute rolled up.
+    pub rolled_through: DateTime<Utc>,
+}
+
+/// Per-exporter cursors over the rolled minutes.
+pub trait ExportCursors: Send + Sync {
+    /// Records that the model's minutes are rolled up to `rolled_through` (only ever
+    /// moves forward), for each of `exporters`.
+    fn note_rolled(
+        &self,
+        exporters: &[&str],
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rolled_through: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The cursors of `exporter` that lag behind what is rolled up.
+    fn lagging_cursors(
+        &self,
+        exporter: &str,
+    ) -> impl Future<Output = Result<Vec<ExportCursor>, StoreError>> + Send;
+
+    /// Moves `cursor` forward to `through` (never backwards).
+    fn advance_cursor(
+        &self,
+        exporter: &str,
+        cursor: &ExportCursor,
+        through: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

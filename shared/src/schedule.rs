@@ -1,0 +1,79 @@
+//! The scheduled trigger of `aggregate` and `evaluate`.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::ports::ModelRegistry;
+
+/// How long after its last prediction a model stays active (scheduled work covers it).
+pub const ACTIVE_RETENTION: TimeDelta = TimeDelta::days(400);
+
+/// What a schedule invocation carries that the functions use: the scheduled time.
+///
+/// Accepts the EventBridge "Scheduled Event" envelope (`time` field) and an EventBridge
+/// Scheduler payload without one (then `time` is `None` and the caller uses the
+/// clock). Other fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct ScheduledTrigger {
+    /// When the schedule fired, if the event says.
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl ScheduledTrigger {
+    /// The time to run for: the event's own time, else `now`.
+    pub fn run_time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.time.unwrap_or(now)
+    }
+}
+
+/// What a scheduled run did, returned as the invocation's answer and logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    /// The time the run was for.
+    pub run_time: DateTime<Utc>,
+    /// Models with a prediction within [`ACTIVE_RETENTION`] before `run_time`.
+    pub active_models: usize,
+}
+
+impl RunReport {
+    /// Looks up the models a run at `run_time` covers.
+    pub async fn for_active_models(
+        registry: &impl ModelRegistry,
+        run_time: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let models = registry.active_models(run_time - ACTIVE_RETENTION).await?;
+        Ok(Self {
+            run_time,
+            active_models: models.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_scheduled_event_time() {
+        let event = serde_json::json!({
+            "version": "0", "id": "53dc4d37", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012",
+            "time": "2026-11-28T10:15:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/x"], "detail": {}
+        });
+        let trigger: ScheduledTrigger = serde_json::from_value(event).expect("event");
+        let expected = DateTime::parse_from_rfc3339("2026-11-28T10:15:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert_eq!(trigger.run_time(Utc::now()), expected);
+    }
+
+    #[test]
+    fn falls_back_to_now_without_a_time() {
+        let trigger: ScheduledTrigger = serde_json::from_str("{}").expect("empty event");
+        let now = Utc::now();
+        assert_eq!(trigger.run_time(now), now);
+    }
+}

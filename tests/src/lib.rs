@@ -1,0 +1,333 @@
+//! End-to-end harness: the real Lambda binaries, served by cargo-lambda's runtime
+//! emulator, against the local stack (moto on 127.0.0.1:4566, Prometheus).
+//!
+//! [`Stack::get`] reuses a running stack or starts one with `infra/local/stack.sh up`,
+//! then checks that every component answers; a missing component fails the test with
+//! a message saying what is missing — never a silent skip.
+//!
+//! Isolation: every test works under its own tenant ([`unique_tenant`]); all keys are
+//! scoped by tenant, so tests share the emulator without seeing each other's data and
+//! can run in parallel. (Resetting moto between tests would also drop the tables the
+//! stack provisioned from the template.)
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub mod proxy;
+pub mod runtime;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde_json::Value;
+
+/// The running local stack, as described by its `stack.env`.
+#[derive(Debug)]
+pub struct Stack {
+    env: HashMap<String, String>,
+}
+
+/// The components every end-to-end test needs, as (name, stack.env key of its URL).
+const COMPONENTS: [(&str, &str); 3] = [
+    ("moto (AWS API emulator)", "AWS_ENDPOINT_URL"),
+    ("Prometheus", "PROMETHEUS_URL"),
+    ("cargo-lambda runtime emulator", "LAMBDA_ENDPOINT"),
+];
+
+impl Stack {
+    /// The stack, started on first use if it is not running. Panics, naming the
+    /// component, when something does not answer.
+    pub fn get() -> &'static Stack {
+        static STACK: OnceLock<Stack> = OnceLock::new();
+        STACK.get_or_init(|| {
+            let env_file = stack_env_path();
+            let running = read_env_file(&env_file).is_some_and(|env| missing(&env).is_empty());
+            if !running {
+                start_stack();
+            }
+            let env = read_env_file(&env_file).unwrap_or_else(|| {
+                panic!(
+                    "{} was not written by `infra/local/stack.sh up`",
+                    env_file.display()
+                )
+            });
+            let down = missing(&env);
+            assert!(
+                down.is_empty(),
+                "local stack components not answering: {}; see `bash infra/local/stack.sh status`",
+                down.join(", ")
+            );
+            Stack { env }
+        })
+    }
+
+    /// A value from stack.env; panics naming the key when the stack did not write it.
+    pub fn var(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("stack.env has no {key}"))
+    }
+
+    /// The environment the stack gives the functions (every stack.env entry; the
+    /// functions ignore what they do not read).
+    pub fn function_env(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The host:port of the AWS emulator.
+    pub fn aws_endpoint_addr(&self) -> SocketAddr {
+        let url = self.var("AWS_ENDPOINT_URL");
+        authority(url)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL={url} is not host:port"))
+    }
+
+    /// An AWS SDK configuration for the stack's emulator (built per test: SDK clients
+    /// hold connections of the runtime they were first used on).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.var("AWS_ENDPOINT_URL"))
+            .region(aws_config::Region::new(self.var("AWS_REGION").to_owned()))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                self.var("AWS_ACCESS_KEY_ID"),
+                self.var("AWS_SECRET_ACCESS_KEY"),
+                None,
+                None,
+                "stack.env",
+            ))
+            .load()
+            .await
+    }
+
+    /// A new HTTP client (one per test: each `#[tokio::test]` has its own runtime).
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("HTTP client builds")
+    }
+
+    /// Invokes `function` through the runtime emulator with `payload`, returning the
+    /// function's answer. Panics when the invocation fails at the transport level.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Value {
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.var("LAMBDA_ENDPOINT")
+        );
+        let response = self
+            .http()
+            .post(&url)
+            .json(payload)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("invoking {function} at {url}: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("invocation answer body");
+        assert!(
+            status.is_success(),
+            "invoking {function}: HTTP {status}: {text}"
+        );
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{function} answered non-JSON ({e}): {text}"))
+    }
+}
+
+/// Loads `events/<name>` from the repository.
+pub fn event(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// An API Gateway HTTP API event (`events/<template>`) re-addressed to `tenant`.
+pub fn api_event_for_tenant(template: &str, tenant: &str) -> Value {
+    let mut event = event(template);
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = tenant.into();
+    event
+}
+
+/// A tenant id no other test (in this or an earlier run) uses.
+pub fn unique_tenant(test: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("t-{test}-{nanos:x}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The workspace root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn stack_env_path() -> PathBuf {
+    if let Ok(path) = std::env::var("MODELWATCH_STACK_ENV") {
+        return PathBuf::from(path);
+    }
+    let run_dir = std::env::var("MODELWATCH_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("infra/local/.run"));
+    run_dir.join("stack.env")
+}
+
+fn read_env_file(path: &Path) -> Option<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect(),
+    )
+}
+
+/// The components of `env` that do not accept a TCP connection.
+fn missing(env: &HashMap<String, String>) -> Vec<String> {
+    COMPONENTS
+        .iter()
+        .filter_map(|(name, key)| match env.get(*key) {
+            None => Some(format!("{name} (no {key} in stack.env)")),
+            Some(url) if !answers(url) => Some(format!("{name} at {url}")),
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// The host:port part of a URL.
+fn authority(url: &str) -> &str {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
+fn answers(url: &str) -> bool {
+    let addrs: Vec<SocketAddr> = authority(url)
+        .to_socket_addrs()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    addrs
+        .iter()
+        .any(|a| TcpStream::connect_timeout(a, Duration::from_secs(2)).is_ok())
+}
+
+fn start_stack() {
+    let script = repo_root().join("infra/local/stack.sh");
+    // The enclosing `cargo test` holds the lock on the default target directory, so the
+    // functions started from here are built into their own.
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("up")
+        .env("CARGO_TARGET_DIR", repo_root().join("target/stack"))
+        .current_dir(repo_root())
+        .status()
+        .unwrap_or_else(|e| panic!("running {} up: {e}", script.display()));
+    assert!(
+        status.success(),
+        "`bash infra/local/stack.sh up` failed ({status}); the end-to-end tests need the local stack"
+    );
+}
+
+/// An ingest route event (`events/ingest-batch.json`) for `tenant` carrying `body`.
+pub fn ingest_event(tenant: &str, body: &[u8]) -> Value {
+    let mut event = api_event_for_tenant("ingest-batch.json", tenant);
+    event["body"] = String::from_utf8_lossy(body).into_owned().into();
+    if let Some(headers) = event["headers"].as_object_mut() {
+        headers.remove("content-length");
+    }
+    event
+}
+
+/// The batch body of `events/ingest-batch.json` with its event times moved to `now`
+/// (keeping their offsets from the first), so it is inside the accepted time span.
+pub fn sample_batch(now: DateTime<Utc>) -> Value {
+    let event = event("ingest-batch.json");
+    let mut batch: Value =
+        serde_json::from_str(event["body"].as_str().expect("string body")).expect("JSON batch");
+    let parse = |v: &Value| {
+        DateTime::parse_from_rfc3339(v.as_str().expect("timestamp string"))
+            .expect("RFC 3339")
+            .with_timezone(&Utc)
+    };
+    let mut stamps: Vec<DateTime<Utc>> = Vec::new();
+    for list in ["predictions", "resources"] {
+        for r in batch[list].as_array().into_iter().flatten() {
+            stamps.push(parse(&r["timestamp"]));
+        }
+    }
+    let first = stamps.iter().min().copied().expect("a timestamped record");
+    for list in ["predictions", "resources"] {
+        for r in batch[list].as_array_mut().into_iter().flatten() {
+            let shifted = now + (parse(&r["timestamp"]) - first);
+            r["timestamp"] = shifted.to_rfc3339_opts(SecondsFormat::Millis, true).into();
+        }
+    }
+    batch
+}
+
+/// One case of the bad-batch corpus (`tests/fixtures/bad_batches.json`).
+#[derive(Debug)]
+pub struct BadBatch {
+    /// What is wrong.
+    pub name: String,
+    /// The HTTP status the ingest route must answer.
+    pub status: u16,
+    /// The field path the error must name.
+    pub field: String,
+    /// The request body.
+    pub body: Vec<u8>,
+}
+
+/// The bad-batch corpus with its time placeholders resolved against `now`.
+pub fn bad_batches(now: DateTime<Utc>) -> Vec<BadBatch> {
+    let path = repo_root().join("tests/fixtures/bad_batches.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let corpus: Value = serde_json::from_str(&text).expect("corpus is JSON");
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let resolve = |s: &str| {
+        s.replace("$NOW", &stamp(now))
+            .replace("$OLD", &stamp(now - TimeDelta::days(8)))
+            .replace("$FUTURE", &stamp(now + TimeDelta::minutes(10)))
+    };
+    corpus["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|case| {
+            let mut body = match case.get("raw") {
+                Some(raw) => resolve(raw.as_str().expect("raw is a string")),
+                None => {
+                    let mut body = case["body"].clone();
+                    if let Some(n) = case.get("repeat_predictions").and_then(Value::as_u64) {
+                        let first = body["predictions"][0].clone();
+                        body["predictions"] = Value::Array(vec![first; n as usize]);
+                    }
+                    resolve(&body.to_string())
+                }
+            };
+            if let Some(pad) = case.get("pad_bytes").and_then(Value::as_u64) {
+                body.push_str(&" ".repeat(pad as usize));
+            }
+            BadBatch {
+                name: case["name"].as_str().expect("name").to_owned(),
+                status: case["status"].as_u64().expect("status") as u16,
+                field: case["field"].as_str().expect("field").to_owned(),
+                body: body.into_bytes(),
+            }
+        })
+        .collect()
+}
