@@ -1,0 +1,115 @@
+//! Ingest throughput and memory: parse + validate + fold of a 10,000-prediction body
+//! (goal ≥ 2 M predictions/s on one core), and the peak heap while handling the
+//! largest allowed body (goal ≤ 64 MB), measured with a counting allocator.
+//!
+//! `cargo bench -p modelwatch --bench ingest`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use criterion::{Criterion, Throughput, criterion_group};
+use modelwatch::ingest::{BatchLimits, minute_partials, parse_batch};
+
+/// Counts live and peak heap bytes.
+struct CountingAllocator;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same pointer and layout contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// A binary-classifier batch of `n` predictions spread over about two minutes; one in
+/// fifty is a timeout.
+fn body(n: usize, now: DateTime<Utc>) -> Vec<u8> {
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut out = String::with_capacity(n * 190);
+    out.push_str(r#"{"model_id":"model-xyz789","batch_id":"bench-1","model_version":"v3","task":"binary_classification","predictions":["#);
+    for i in 0..n {
+        if i > 0 {
+            out.push(',');
+        }
+        let time = stamp(now - TimeDelta::milliseconds((i * 12) as i64));
+        let latency = 3.0 + (i % 400) as f64 * 0.37;
+        if i % 50 == 49 {
+            out.push_str(&format!(
+                r#"{{"prediction_id":"p-{i}","timestamp":"{time}","latency_ms":{latency:.3},"status":"error","error_type":"timeout"}}"#
+            ));
+        } else {
+            out.push_str(&format!(
+                r#"{{"prediction_id":"p-{i}","timestamp":"{time}","latency_ms":{latency:.3},"status":"ok","predicted":{},"score":{:.4},"actual":{}}}"#,
+                i % 2,
+                (i % 997) as f64 / 997.0,
+                (i / 3) % 2
+            ));
+        }
+    }
+    out.push_str(&format!(
+        r#"],"resources":[{{"timestamp":"{}","cpu_utilization":0.45,"memory_utilization":0.62,"queue_depth":3,"cache_hits":120,"cache_misses":4}}]}}"#,
+        stamp(now)
+    ));
+    out.into_bytes()
+}
+
+fn parse_validate_fold(c: &mut Criterion) {
+    let now = Utc::now();
+    let limits = BatchLimits::default();
+    let body = body(10_000, now);
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("parse_validate_fold_10k", |b| {
+        b.iter(|| {
+            let batch = parse_batch(&body, now, &limits).expect("valid batch");
+            minute_partials(&batch).expect("folds")
+        })
+    });
+    group.finish();
+}
+
+/// Peak heap while handling the largest body the limits allow: 10,000 predictions,
+/// padded to the body limit (the body's own bytes are counted too, as in Lambda).
+fn peak_memory() {
+    let now = Utc::now();
+    let limits = BatchLimits::default();
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let mut body = body(10_000, now);
+    body.resize(limits.max_body_bytes, b' ');
+    let batch = parse_batch(&body, now, &limits).expect("valid batch");
+    let partials = minute_partials(&batch).expect("folds");
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let stored: usize = partials.values().map(Vec::len).sum();
+    println!(
+        "ingest peak heap: {:.1} MB for a {} byte body of {} predictions (goal ≤ 64 MB); {} partial(s), {} bytes serialized",
+        peak as f64 / 1e6,
+        body.len(),
+        batch.predictions.len(),
+        partials.len(),
+        stored
+    );
+}
+
+criterion_group!(benches, parse_validate_fold);
+
+fn main() {
+    peak_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,369 @@
+//! Partial aggregates and their pending marks in the partials table.
+//!
+//! Partial: `pk = "P#<tenant>#<model>#<minute epoch s>"`, `sk = "B#<batch_id>"`;
+//! attributes `state` (B, the serialized window state), `tenant_id`, `model_id`,
+//! `minute` (N, epoch s), `written_at` (N, epoch ms), `expires_at` (TTL, epoch s).
+//! The minute in the partition key spreads a hot model's writes over partitions.
+//!
+//! Batch receipt: `pk = "BATCH#<tenant>#<model>#<batch_id>"`, `sk = "RECEIPT"`;
+//! `receipt` (S, the JSON answer given), `expires_at` like the partials.
+//!
+//! Pending mark: `pk = "PENDING#<shard>"` (shard = a stable hash of tenant and model,
+//! [`PENDING_SHARDS`] of them), `sk = "<tenant>#<model>#<minute epoch s>"`; `seq` (N)
+//! is incremented on every mark, so aggregation can delete a mark only if no partial
+//! arrived while it was rolling that minute.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::attr::{self, Item};
+use super::unavailable;
+use crate::error::StoreError;
+use crate::ids::{ModelId, TenantId};
+use crate::ports::{BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome};
+
+/// Number of partitions pending marks are spread over.
+pub const PENDING_SHARDS: u32 = 32;
+
+/// [`PartialStore`] on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoPartialStore {
+    client: Client,
+    table: String,
+    retention: TimeDelta,
+}
+
+impl DynamoPartialStore {
+    /// Partials in `table`, expiring `retention` after their minute unless aggregation
+    /// shortens it.
+    pub fn new(client: Client, table: impl Into<String>, retention: TimeDelta) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+}
+
+/// The partition key of a (tenant, model, minute)'s partials.
+pub fn partial_pk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> String {
+    format!("P#{tenant}#{model_id}#{}", minute.timestamp())
+}
+
+/// The key of a (tenant, model, minute)'s pending mark.
+fn pending_key(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> Item {
+    let shard = pending_shard(tenant.as_str(), model_id.as_str());
+    Item::from([
+        (
+            "pk".into(),
+            AttributeValue::S(format!("PENDING#{shard:02}")),
+        ),
+        (
+            "sk".into(),
+            AttributeValue::S(format!("{tenant}#{model_id}#{}", minute.timestamp())),
+        ),
+    ])
+}
+
+/// The shard of a model's pending marks: FNV-1a of `tenant#model`, stable across
+/// builds and processes.
+pub fn pending_shard(tenant: &str, model: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in tenant.bytes().chain([b'#']).chain(model.bytes()) {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % PENDING_SHARDS
+}
+
+fn receipt_key(batch: &BatchKey) -> [(String, AttributeValue); 2] {
+    [
+        (
+            "pk".into(),
+            AttributeValue::S(format!(
+                "BATCH#{}#{}#{}",
+                batch.tenant, batch.model_id, batch.batch_id
+            )),
+        ),
+        ("sk".into(), AttributeValue::S("RECEIPT".into())),
+    ]
+}
+
+impl PartialStore for DynamoPartialStore {
+    async fn batch_receipt(&self, batch: &BatchKey) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Item::from(receipt_key(batch))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("read batch receipt", e))?;
+        output
+            .item
+            .map(|item| {
+                attr::string(&item, "receipt").map_err(|reason| StoreError::Corrupt {
+                    key: format!(
+                        "BATCH#{}#{}#{}",
+                        batch.tenant, batch.model_id, batch.batch_id
+                    ),
+                    reason,
+                })
+            })
+            .transpose()
+    }
+
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
+        let expires = chrono::Utc::now() + self.retention;
+        let mut item = Item::from(receipt_key(batch));
+        item.insert("receipt".into(), AttributeValue::S(receipt.to_owned()));
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N(expires.timestamp().to_string()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("store batch receipt", e))?;
+        Ok(())
+    }
+
+    async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {
+        let expires = key.minute + self.retention;
+        let item = Item::from([
+            (
+                "pk".into(),
+                AttributeValue::S(partial_pk(&key.tenant, &key.model_id, key.minute)),
+            ),
+            (
+                "sk".into(),
+                AttributeValue::S(format!("B#{}", key.batch_id)),
+            ),
+            ("state".into(), AttributeValue::B(state.to_vec().into())),
+            (
+                "tenant_id".into(),
+                AttributeValue::S(key.tenant.to_string()),
+            ),
+            (
+                "model_id".into(),
+                AttributeValue::S(key.model_id.to_string()),
+            ),
+            (
+                "minute".into(),
+                AttributeValue::N(key.minute.timestamp().to_string()),
+            ),
+            ("batch_id".into(), AttributeValue::S(key.batch_id.clone())),
+            (
+                "expires_at".into(),
+                AttributeValue::N(expires.timestamp().to_string()),
+            ),
+            ("written_at".into(), attr::time_ms_value(chrono::Utc::now())),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(PutOutcome::AlreadyPresent)
+            }
+            Err(err) => Err(unavailable("store partial aggregate", err)),
+        }
+    }
+
+    async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(pending_key(&key.tenant, &key.model_id, key.minute)))
+            .update_expression(
+                "SET tenant_id = :tenant, model_id = :model, #minute = :minute ADD seq :one",
+            )
+            // MINUTE is a DynamoDB reserved word.
+            .expression_attribute_names("#minute", "minute")
+            .expression_attribute_values(":tenant", AttributeValue::S(key.tenant.to_string()))
+            .expression_attribute_values(":model", AttributeValue::S(key.model_id.to_string()))
+            .expression_attribute_values(
+                ":minute",
+                AttributeValue::N(key.minute.timestamp().to_string()),
+            )
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .map_err(|e| unavailable("mark minute pending", e))?;
+        Ok(())
+    }
+}
+
+impl PendingWork for DynamoPartialStore {
+    async fn pending_minutes(&self) -> Result<Vec<PendingMinute>, StoreError> {
+        let shards: Vec<Vec<Item>> = stream::iter(0..PENDING_SHARDS)
+            .map(|shard| {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(
+                        ":pk",
+                        AttributeValue::S(format!("PENDING#{shard:02}")),
+                    )
+                    .consistent_read(true)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await
+            .map_err(|e| unavailable("read pending minutes", e))?;
+        shards.iter().flatten().map(pending_minute).collect()
+    }
+
+    async fn partials_of(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        minute: DateTime<Utc>,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(partial_pk(tenant, model_id, minute)),
+            )
+            .projection_expression("pk, sk, #state")
+            .expression_attribute_names("#state", "state")
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| unavailable("read partials", e))?;
+        items
+            .into_iter()
+            .map(|mut item| match item.remove("state") {
+                Some(AttributeValue::B(state)) => Ok(state.into_inner()),
+                _ => Err(StoreError::Corrupt {
+                    key: partial_pk(tenant, model_id, minute),
+                    reason: "a partial has no binary state".into(),
+                }),
+            })
+            .collect()
+    }
+
+    async fn settle(&self, pending: &PendingMinute) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(pending_key(
+                &pending.tenant,
+                &pending.model_id,
+                pending.minute,
+            )))
+            .condition_expression("seq = :seq")
+            .expression_attribute_values(":seq", AttributeValue::N(pending.seq.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(unavailable("settle pending minute", err)),
+        }
+    }
+}
+
+/// Reads a pending mark.
+fn pending_minute(item: &Item) -> Result<PendingMinute, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: format!(
+            "{}/{}",
+            attr::optional_string(item, "pk")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            attr::optional_string(item, "sk")
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        ),
+        reason,
+    };
+    let number = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(n)) => n
+            .parse::<i64>()
+            .map_err(|_| corrupt(format!("attribute {name}={n} is not an integer"))),
+        _ => Err(corrupt(format!(
+            "attribute {name} is missing or not a number"
+        ))),
+    };
+    let tenant = TenantId::try_from(attr::string(item, "tenant_id").map_err(corrupt)?)
+        .map_err(|e| corrupt(format!("tenant_id {e}")))?;
+    let model_id = ModelId::try_from(attr::string(item, "model_id").map_err(corrupt)?)
+        .map_err(|e| corrupt(format!("model_id {e}")))?;
+    Ok(PendingMinute {
+        tenant,
+        model_id,
+        minute: DateTime::from_timestamp(number("minute")?, 0)
+            .ok_or_else(|| corrupt("attribute minute is out of range".into()))?,
+        seq: u64::try_from(number("seq")?).map_err(|_| corrupt("negative seq".into()))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ModelId, TenantId};
+    use chrono::DateTime;
+
+    #[test]
+    fn keys_spread_by_minute_and_shard_stably() {
+        let key = PartialKey {
+            tenant: TenantId::parse("t1").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
+            batch_id: "b".into(),
+        };
+        assert_eq!(
+            partial_pk(&key.tenant, &key.model_id, key.minute),
+            "P#t1#m1#1764324840"
+        );
+        // FNV-1a is fixed: a change here would orphan existing pending marks.
+        assert_eq!(pending_shard("t1", "m1"), pending_shard("t1", "m1"));
+        assert!(pending_shard("t1", "m1") < PENDING_SHARDS);
+        let shards: std::collections::BTreeSet<u32> = (0..200)
+            .map(|i| pending_shard("t", &format!("m{i}")))
+            .collect();
+        assert!(shards.len() > PENDING_SHARDS as usize / 2, "{shards:?}");
+    }
+}

@@ -1,0 +1,903 @@
+//! The prediction-batch contract of `POST /api/v1/monitoring/predictions`: the whole
+//! batch is validated before anything is written, and every problem (up to
+//! [`MAX_PROBLEMS`]) is reported with its record index, field and reason.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::json::Node;
+use crate::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task};
+use crate::ids::{ModelId, check_id};
+
+/// At most this many problems are listed in one rejection.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Size and time limits of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchLimits {
+    /// Most predictions in one batch (more is 413).
+    pub max_predictions: usize,
+    /// Most resource samples in one batch (more is 413).
+    pub max_resources: usize,
+    /// Largest body in bytes (Lambda's synchronous payload limit; more is 413).
+    pub max_body_bytes: usize,
+    /// Oldest accepted event time, before `now`.
+    pub max_age: TimeDelta,
+    /// Latest accepted event time, after `now` (clock skew of the serving hosts).
+    pub max_future: TimeDelta,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            max_predictions: 10_000,
+            max_resources: 10_000,
+            max_body_bytes: 6 * 1024 * 1024,
+            max_age: TimeDelta::days(7),
+            max_future: TimeDelta::minutes(5),
+        }
+    }
+}
+
+/// One thing wrong with a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Index of the record in `predictions` or `resources`; `None` for batch fields.
+    pub index: Option<usize>,
+    /// Path of the field, e.g. `predictions[3].latency_ms`.
+    pub field: String,
+    /// Why the value is refused.
+    pub reason: String,
+}
+
+/// Why a batch was refused; nothing of it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchRejection {
+    /// Over a size limit (413).
+    TooLarge(Problem),
+    /// Invalid content (400): the first [`MAX_PROBLEMS`] problems, and whether more
+    /// were found.
+    Invalid {
+        /// The problems, in body order.
+        problems: Vec<Problem>,
+        /// More problems exist than are listed.
+        truncated: bool,
+    },
+}
+
+/// A prediction that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPrediction {
+    /// The serving system's id for it, if given.
+    pub prediction_id: Option<String>,
+    /// The typed record the metric engine folds.
+    pub record: PredictionRecord,
+}
+
+/// A batch that passed validation: every record is usable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidBatch {
+    /// The model the batch is for.
+    pub model_id: ModelId,
+    /// The sender's id for the batch; a batch with a known id is a retry.
+    pub batch_id: String,
+    /// The model version that served the batch, if given.
+    pub model_version: Option<String>,
+    /// The model's task.
+    pub task: Task,
+    /// The predictions, in body order (at least one).
+    pub predictions: Vec<ValidPrediction>,
+    /// Resource samples, in body order (possibly none).
+    pub resources: Vec<ResourceSample>,
+}
+
+const BATCH_FIELDS: [&str; 6] = [
+    "model_id",
+    "batch_id",
+    "model_version",
+    "task",
+    "predictions",
+    "resources",
+];
+const PREDICTION_FIELDS: [&str; 8] = [
+    "prediction_id",
+    "timestamp",
+    "latency_ms",
+    "status",
+    "error_type",
+    "predicted",
+    "actual",
+    "score",
+];
+const RESOURCE_FIELDS: [&str; 7] = [
+    "timestamp",
+    "cpu_utilization",
+    "memory_utilization",
+    "gpu_utilization",
+    "queue_depth",
+    "cache_hits",
+    "cache_misses",
+];
+
+/// Parses and validates a batch body received at `now`.
+pub fn parse_batch(
+    body: &[u8],
+    now: DateTime<Utc>,
+    limits: &BatchLimits,
+) -> Result<ValidBatch, BatchRejection> {
+    if body.len() > limits.max_body_bytes {
+        return Err(BatchRejection::TooLarge(Problem {
+            index: None,
+            field: "body".into(),
+            reason: format!(
+                "is {} bytes; the limit is {} bytes",
+                body.len(),
+                limits.max_body_bytes
+            ),
+        }));
+    }
+    let root: Node = serde_json::from_slice(body).map_err(|err| BatchRejection::Invalid {
+        problems: vec![Problem {
+            index: None,
+            field: "body".into(),
+            reason: format!("is not valid JSON: {err}"),
+        }],
+        truncated: false,
+    })?;
+    let mut v = Validator {
+        problems: Vec::new(),
+        found: 0,
+        now,
+        limits,
+    };
+    let batch = v.batch(&root)?;
+    match batch {
+        Some(batch) if v.found == 0 => Ok(batch),
+        _ => Err(BatchRejection::Invalid {
+            truncated: v.found > v.problems.len(),
+            problems: v.problems,
+        }),
+    }
+}
+
+/// Walks the tree, collecting problems.
+struct Validator<'l> {
+    problems: Vec<Problem>,
+    found: usize,
+    now: DateTime<Utc>,
+    limits: &'l BatchLimits,
+}
+
+/// An object's members, looked up by field name.
+struct Fields<'n, 'a, const N: usize> {
+    known: &'static [&'static str; N],
+    values: [Option<&'n Node<'a>>; N],
+}
+
+impl<'n, 'a, const N: usize> Fields<'n, 'a, N> {
+    fn get(&self, name: &str) -> Option<&'n Node<'a>> {
+        let i = self.known.iter().position(|k| *k == name)?;
+        self.values[i]
+    }
+}
+
+/// Where a value sits: a batch field or a record's field.
+#[derive(Clone, Copy)]
+struct At<'p> {
+    list: &'p str,
+    index: Option<usize>,
+}
+
+impl At<'_> {
+    const BATCH: At<'static> = At {
+        list: "",
+        index: None,
+    };
+
+    /// The path of the record itself, or `batch_field` for batch-level values.
+    fn whole(&self, batch_field: &str) -> String {
+        match self.index {
+            Some(i) => format!("{}[{i}]", self.list),
+            None => batch_field.to_owned(),
+        }
+    }
+
+    fn path(&self, field: &str) -> String {
+        match self.index {
+            Some(i) => format!("{}[{i}].{field}", self.list),
+            None => field.to_owned(),
+        }
+    }
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, at: At, field: &str, reason: impl Into<String>) {
+        self.found += 1;
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem {
+                index: at.index,
+                field: at.path(field),
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// The members of an object by their position in `known`, reporting unknown and
+    /// repeated fields.
+    fn members<'n, 'a, const N: usize>(
+        &mut self,
+        at: At,
+        what: &str,
+        node: &'n Node<'a>,
+        known: &'static [&'static str; N],
+    ) -> Option<Fields<'n, 'a, N>> {
+        let Node::Object(members) = node else {
+            self.found += 1;
+            if self.problems.len() < MAX_PROBLEMS {
+                self.problems.push(Problem {
+                    index: at.index,
+                    field: at.whole(what),
+                    reason: format!("must be an object, found {}", node.kind()),
+                });
+            }
+            return None;
+        };
+        let mut fields = [None; N];
+        for (key, value) in members {
+            match known.iter().position(|k| *k == key.as_ref()) {
+                None => self.problem(at, key, "is not a known field"),
+                Some(i) if fields[i].is_some() => self.problem(at, key, "appears more than once"),
+                Some(i) => fields[i] = Some(value),
+            }
+        }
+        Some(Fields {
+            known,
+            values: fields,
+        })
+    }
+
+    fn batch(&mut self, root: &Node) -> Result<Option<ValidBatch>, BatchRejection> {
+        let Some(fields) = self.members(At::BATCH, "body", root, &BATCH_FIELDS) else {
+            return Ok(None);
+        };
+        let get = |name: &str| fields.get(name);
+        let at = At::BATCH;
+        let model_id = self
+            .id(at, "model_id", get("model_id"), true)
+            .and_then(|id| ModelId::parse(&id).ok());
+        let batch_id = self.id(at, "batch_id", get("batch_id"), true);
+        let model_version = self.id(at, "model_version", get("model_version"), false);
+        let task = match get("task") {
+            None => {
+                self.problem(at, "task", "is required");
+                None
+            }
+            Some(Node::Str(name)) => match name.parse::<Task>() {
+                Ok(task) => Some(task),
+                Err(_) => {
+                    self.problem(
+                        at,
+                        "task",
+                        "must be one of binary_classification, multiclass_classification, regression",
+                    );
+                    None
+                }
+            },
+            Some(other) => {
+                self.problem(
+                    at,
+                    "task",
+                    format!("must be a string, found {}", other.kind()),
+                );
+                None
+            }
+        };
+        let predictions = self.list(
+            get("predictions"),
+            "predictions",
+            true,
+            self.limits.max_predictions,
+        )?;
+        let resources = self.list(
+            get("resources"),
+            "resources",
+            false,
+            self.limits.max_resources,
+        )?;
+
+        let mut valid_predictions = Vec::with_capacity(predictions.len());
+        for (index, node) in predictions.iter().enumerate() {
+            let at = At {
+                list: "predictions",
+                index: Some(index),
+            };
+            if let Some(p) = self.prediction(at, node, task) {
+                valid_predictions.push(p);
+            }
+        }
+        let mut valid_resources = Vec::with_capacity(resources.len());
+        for (index, node) in resources.iter().enumerate() {
+            let at = At {
+                list: "resources",
+                index: Some(index),
+            };
+            if let Some(r) = self.resource(at, node) {
+                valid_resources.push(r);
+            }
+        }
+        Ok(match (model_id, batch_id, task) {
+            (Some(model_id), Some(batch_id), Some(task)) => Some(ValidBatch {
+                model_id,
+                batch_id,
+                model_version,
+                task,
+                predictions: valid_predictions,
+                resources: valid_resources,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The items of a record list; over `max` items is 413.
+    fn list<'n, 'a>(
+        &mut self,
+        node: Option<&'n Node<'a>>,
+        name: &str,
+        required: bool,
+        max: usize,
+    ) -> Result<&'n [Node<'a>], BatchRejection> {
+        match node {
+            None | Some(Node::Null) if !required => Ok(&[]),
+            None => {
+                self.problem(At::BATCH, name, "is required");
+                Ok(&[])
+            }
+            Some(Node::Array(items)) if items.len() > max => {
+                Err(BatchRejection::TooLarge(Problem {
+                    index: None,
+                    field: name.to_owned(),
+                    reason: format!("holds {} records; the limit is {max}", items.len()),
+                }))
+            }
+            Some(Node::Array(items)) if items.is_empty() && required => {
+                self.problem(At::BATCH, name, "must not be empty");
+                Ok(&[])
+            }
+            Some(Node::Array(items)) => Ok(items),
+            Some(other) => {
+                self.problem(
+                    At::BATCH,
+                    name,
+                    format!("must be an array, found {}", other.kind()),
+                );
+                Ok(&[])
+            }
+        }
+    }
+
+    fn prediction(&mut self, at: At, node: &Node, task: Option<Task>) -> Option<ValidPrediction> {
+        let before = self.found;
+        let fields = self.members(at, "", node, &PREDICTION_FIELDS)?;
+        let get = |name: &str| fields.get(name);
+        let prediction_id = self.id(at, "prediction_id", get("prediction_id"), false);
+        let timestamp = self.timestamp(at, get("timestamp"));
+        let latency_ms = self.number(at, "latency_ms", get("latency_ms"), true, |v| {
+            (v >= 0.0).then_some(()).ok_or("must be ≥ 0")
+        });
+        let status = match get("status") {
+            None => {
+                self.problem(at, "status", "is required");
+                None
+            }
+            Some(Node::Str(s)) if s == "ok" => Some(Status::Ok),
+            Some(Node::Str(s)) if s == "error" => Some(Status::Error),
+            Some(Node::Str(_)) => {
+                self.problem(at, "status", "must be \"ok\" or \"error\"");
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    at,
+                    "status",
+                    format!("must be a string, found {}", other.kind()),
+                );
+                None
+            }
+        };
+        let error_type = match (status, get("error_type")) {
+            (Some(Status::Error), None) => {
+                self.problem(at, "error_type", "is required when status is \"error\"");
+                None
+            }
+            (Some(Status::Ok), Some(_)) => {
+                self.problem(at, "error_type", "is only allowed when status is \"error\"");
+                None
+            }
+            (_, node) => self.id(at, "error_type", node, false),
+        };
+        let predicted = get("predicted");
+        if status == Some(Status::Error) && predicted.is_some() {
+            self.problem(at, "predicted", "must be absent when status is \"error\"");
+        }
+        if status == Some(Status::Ok) && predicted.is_none() {
+            self.problem(at, "predicted", "is required when status is \"ok\"");
+        }
+        let outcome =
+            task.and_then(|task| self.outcome(at, task, predicted, get("actual"), get("score")));
+        if self.found > before {
+            return None;
+        }
+        Some(ValidPrediction {
+            prediction_id,
+            record: PredictionRecord {
+                timestamp: timestamp?,
+                latency_ms: latency_ms??,
+                status: status?,
+                error_type,
+                outcome: outcome?,
+            },
+        })
+    }
+
+    fn outcome(
+        &mut self,
+        at: At,
+        task: Task,
+        predicted: Option<&Node>,
+        actual: Option<&Node>,
+        score: Option<&Node>,
+    ) -> Option<Outcome> {
+        if task != Task::BinaryClassification && score.is_some() {
+            self.problem(at, "score", "is only allowed for binary_classification");
+        }
+        Some(match task {
+            Task::BinaryClassification => Outcome::Binary {
+                predicted: self.binary_label(at, "predicted", predicted)?,
+                actual: self.binary_label(at, "actual", actual)?,
+                score: self.number(at, "score", score, false, |v| {
+                    (0.0..=1.0)
+                        .contains(&v)
+                        .then_some(())
+                        .ok_or("must be within [0, 1]")
+                })?,
+            },
+            Task::MulticlassClassification => Outcome::Multiclass {
+                predicted: self.class_label(at, "predicted", predicted)?,
+                actual: self.class_label(at, "actual", actual)?,
+            },
+            Task::Regression => Outcome::Regression {
+                predicted: self.number(at, "predicted", predicted, false, |_| Ok(()))?,
+                actual: self.number(at, "actual", actual, false, |_| Ok(()))?,
+            },
+        })
+    }
+
+    /// A binary class: `0`/`1` or a boolean. `Some(None)` when absent.
+    fn binary_label(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<bool>> {
+        match node {
+            None => Some(None),
+            Some(Node::Bool(b)) => Some(Some(*b)),
+            Some(Node::Int(0)) => Some(Some(false)),
+            Some(Node::Int(1)) => Some(Some(true)),
+            Some(_) => {
+                self.problem(
+                    at,
+                    field,
+                    "must be 0, 1, true or false for binary_classification",
+                );
+                None
+            }
+        }
+    }
+
+    /// A multiclass label: a string or an integer (kept in decimal). `Some(None)` when absent.
+    fn class_label(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<String>> {
+        match node {
+            None => Some(None),
+            Some(Node::Int(i)) => Some(Some(i.to_string())),
+            Some(Node::UInt(u)) => Some(Some(u.to_string())),
+            Some(Node::Str(s)) if s.is_empty() => {
+                self.problem(at, field, "must not be empty");
+                None
+            }
+            Some(Node::Str(s)) if s.len() > crate::domain::MAX_LABEL_BYTES => {
+                self.problem(
+                    at,
+                    field,
+                    format!("must be at most {} bytes", crate::domain::MAX_LABEL_BYTES),
+                );
+                None
+            }
+            Some(Node::Str(s)) => Some(Some(s.clone().into_owned())),
+            Some(other) => {
+                self.problem(
+                    at,
+                    field,
+                    format!(
+                        "must be a string or an integer label, found {}",
+                        other.kind()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional (or required) finite number passing `check`. The outer `None` means
+    /// a problem was reported; `Some(None)` means absent.
+    fn number(
+        &mut self,
+        at: At,
+        field: &str,
+        node: Option<&Node>,
+        required: bool,
+        check: impl Fn(f64) -> Result<(), &'static str>,
+    ) -> Option<Option<f64>> {
+        let Some(node) = node else {
+            if required {
+                self.problem(at, field, "is required");
+                return None;
+            }
+            return Some(None);
+        };
+        let Some(value) = node.as_f64() else {
+            self.problem(
+                at,
+                field,
+                format!("must be a number, found {}", node.kind()),
+            );
+            return None;
+        };
+        if !value.is_finite() {
+            self.problem(at, field, "must be finite");
+            return None;
+        }
+        match check(value) {
+            Ok(()) => Some(Some(value)),
+            Err(reason) => {
+                self.problem(at, field, reason);
+                None
+            }
+        }
+    }
+
+    /// An optional non-negative integer count.
+    fn count(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<u64>> {
+        match node {
+            None => Some(None),
+            Some(Node::Int(i)) if *i >= 0 => Some(Some(i.unsigned_abs())),
+            Some(Node::UInt(u)) => Some(Some(*u)),
+            Some(_) => {
+                self.problem(at, field, "must be a non-negative integer");
+                None
+            }
+        }
+    }
+
+    /// An id-like string (1–128 characters of `[A-Za-z0-9._:@-]`).
+    fn id(&mut self, at: At, field: &str, node: Option<&Node>, required: bool) -> Option<String> {
+        match node {
+            None => {
+                if required {
+                    self.problem(at, field, "is required");
+                }
+                None
+            }
+            Some(Node::Str(s)) => match check_id(s) {
+                Ok(()) => Some(s.clone().into_owned()),
+                Err(err) => {
+                    self.problem(at, field, err.to_string());
+                    None
+                }
+            },
+            Some(other) => {
+                self.problem(
+                    at,
+                    field,
+                    format!("must be a string, found {}", other.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A required RFC 3339 timestamp within the accepted span around `now`.
+    fn timestamp(&mut self, at: At, node: Option<&Node>) -> Option<DateTime<Utc>> {
+        let text: &Cow<str> = match node {
+            None => {
+                self.problem(at, "timestamp", "is required");
+                return None;
+            }
+            Some(Node::Str(s)) => s,
+            Some(other) => {
+                self.problem(
+                    at,
+                    "timestamp",
+                    format!("must be an RFC 3339 string, found {}", other.kind()),
+                );
+                return None;
+            }
+        };
+        let parsed = parse_utc_fast(text).or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        });
+        let Some(time) = parsed else {
+            self.problem(at, "timestamp", "must be an RFC 3339 timestamp");
+            return None;
+        };
+        if time < self.now - self.limits.max_age {
+            self.problem(
+                at,
+                "timestamp",
+                format!(
+                    "is more than {} hours in the past",
+                    self.limits.max_age.num_hours()
+                ),
+            );
+            return None;
+        }
+        if time > self.now + self.limits.max_future {
+            self.problem(
+                at,
+                "timestamp",
+                format!(
+                    "is more than {} seconds in the future",
+                    self.limits.max_future.num_seconds()
+                ),
+            );
+            return None;
+        }
+        Some(time)
+    }
+
+    fn resource(&mut self, at: At, node: &Node) -> Option<ResourceSample> {
+        let before = self.found;
+        let fields = self.members(at, "", node, &RESOURCE_FIELDS)?;
+        let get = |name: &str| fields.get(name);
+        let fraction = |v: f64| {
+            (0.0..=1.0)
+                .contains(&v)
+                .then_some(())
+                .ok_or("must be a fraction within [0, 1]")
+        };
+        let timestamp = self.timestamp(at, get("timestamp"));
+        let cpu = self.number(
+            at,
+            "cpu_utilization",
+            get("cpu_utilization"),
+            false,
+            fraction,
+        );
+        let memory = self.number(
+            at,
+            "memory_utilization",
+            get("memory_utilization"),
+            false,
+            fraction,
+        );
+        let gpu = self.number(
+            at,
+            "gpu_utilization",
+            get("gpu_utilization"),
+            false,
+            fraction,
+        );
+        let queue = self.number(at, "queue_depth", get("queue_depth"), false, |v| {
+            (v >= 0.0).then_some(()).ok_or("must be ≥ 0")
+        });
+        let hits = self.count(at, "cache_hits", get("cache_hits"));
+        let misses = self.count(at, "cache_misses", get("cache_misses"));
+        if self.found > before {
+            return None;
+        }
+        Some(ResourceSample {
+            timestamp: timestamp?,
+            cpu_utilization: cpu?,
+            memory_utilization: memory?,
+            gpu_utilization: gpu?,
+            queue_depth: queue?,
+            cache_hits: hits?,
+            cache_misses: misses?,
+        })
+    }
+}
+
+/// The common shape `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, parsed without the general
+/// RFC 3339 parser (a third of the per-record cost); anything else returns `None` and
+/// goes to chrono.
+fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    if *b.last()? != b'Z' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0_u32, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    let mut nanos = 0_u32;
+    let rest = &b[19..b.len() - 1];
+    if !rest.is_empty() {
+        let (dot, digits) = rest.split_first()?;
+        if *dot != b'.' || digits.is_empty() || digits.len() > 9 {
+            return None;
+        }
+        for (i, d) in digits.iter().enumerate() {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            nanos += u32::from(d - b'0') * 10_u32.pow(8 - i as u32);
+        }
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time =
+        chrono::NaiveTime::from_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
+    Some(date.and_time(time).and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-28T10:15:00Z".parse().expect("time")
+    }
+
+    fn parse(body: &str) -> Result<ValidBatch, BatchRejection> {
+        parse_batch(body.as_bytes(), now(), &BatchLimits::default())
+    }
+
+    fn problems(body: &str) -> (Vec<Problem>, bool) {
+        match parse(body) {
+            Err(BatchRejection::Invalid {
+                problems,
+                truncated,
+            }) => (problems, truncated),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn labels_of_each_task_become_typed_outcomes() {
+        let batch = parse(
+            r#"{"model_id":"m","batch_id":"b","task":"multiclass_classification","predictions":[
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":7,"actual":"7"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            batch.predictions[0].record.outcome,
+            Outcome::Multiclass {
+                predicted: Some("7".into()),
+                actual: Some("7".into())
+            }
+        );
+        let batch = parse(
+            r#"{"model_id":"m","batch_id":"b","task":"binary_classification","predictions":[
+                {"timestamp":"2026-11-28T10:14:59+01:00","latency_ms":0,"status":"ok","predicted":true,"actual":0,"score":1}]}"#,
+        )
+        .expect("valid");
+        let record = &batch.predictions[0].record;
+        assert_eq!(
+            record.outcome,
+            Outcome::Binary {
+                predicted: Some(true),
+                actual: Some(false),
+                score: Some(1.0)
+            }
+        );
+        assert_eq!(
+            record.timestamp,
+            "2026-11-28T09:14:59Z".parse::<DateTime<Utc>>().expect("t")
+        );
+        let batch = parse(
+            r#"{"model_id":"m","batch_id":"b","task":"regression","resources":null,"predictions":[
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":2.5,"status":"ok","predicted":-1.5}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            batch.predictions[0].record.outcome,
+            Outcome::Regression {
+                predicted: Some(-1.5),
+                actual: None
+            }
+        );
+        assert!(batch.resources.is_empty());
+    }
+
+    #[test]
+    fn the_fast_timestamp_path_agrees_with_chrono() {
+        for text in [
+            "2026-11-28T10:14:59Z",
+            "2026-11-28T10:14:59.1Z",
+            "2026-11-28T10:14:59.120Z",
+            "2026-11-28T10:14:59.123456789Z",
+            "2024-02-29T23:59:59.999Z",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(text)
+                .expect("valid")
+                .with_timezone(&Utc);
+            assert_eq!(parse_utc_fast(text), Some(chrono), "{text}");
+        }
+        for text in [
+            "2026-11-28T10:14:59+01:00",
+            "2026-02-30T10:14:59Z",
+            "2026-11-28T24:00:00Z",
+            "2026-11-28T10:14:59.Z",
+            "2026-11-28T10:14:59.1234567890Z",
+            "2026-11-28 10:14:59Z",
+            "2026-1a-28T10:14:59Z",
+            "2026-11-28T10:14:59",
+        ] {
+            assert_eq!(parse_utc_fast(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_index() {
+        let (problems, truncated) = problems(
+            r#"{"model_id":"m","batch_id":"b","task":"regression","predictions":[
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":-1,"status":"ok","predicted":1},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":1},
+                {"timestamp":"nope","latency_ms":1,"status":"maybe","predicted":1}]}"#,
+        );
+        assert!(!truncated);
+        let listed: Vec<(Option<usize>, &str)> = problems
+            .iter()
+            .map(|p| (p.index, p.field.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (Some(0), "predictions[0].latency_ms"),
+                (Some(2), "predictions[2].timestamp"),
+                (Some(2), "predictions[2].status"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_list_stops_at_one_hundred_problems_and_says_so() {
+        let record =
+            r#"{"timestamp":"2026-11-28T10:14:59Z","latency_ms":-1,"status":"ok","predicted":1}"#;
+        let body = format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"regression","predictions":[{}]}}"#,
+            vec![record; 150].join(",")
+        );
+        let (problems, truncated) = problems(&body);
+        assert_eq!(problems.len(), MAX_PROBLEMS);
+        assert!(truncated);
+        assert_eq!(problems[99].field, "predictions[99].latency_ms");
+    }
+
+    #[test]
+    fn limits_are_configurable() {
+        let limits = BatchLimits {
+            max_predictions: 1,
+            max_age: TimeDelta::hours(1),
+            ..BatchLimits::default()
+        };
+        let body = r#"{"model_id":"m","batch_id":"b","task":"regression","predictions":[
+            {"timestamp":"2026-11-28T08:00:00Z","latency_ms":1,"status":"ok","predicted":1}]}"#;
+        let err = parse_batch(body.as_bytes(), now(), &limits).expect_err("too old");
+        assert!(matches!(err, BatchRejection::Invalid { ref problems, .. }
+            if problems[0].reason.contains("1 hours")));
+        let two = body.replace("}]}", "},{\"timestamp\":\"2026-11-28T10:00:00Z\",\"latency_ms\":1,\"status\":\"ok\",\"predicted\":1}]}");
+        assert!(matches!(
+            parse_batch(two.as_bytes(), now(), &limits),
+            Err(BatchRejection::TooLarge(_))
+        ));
+    }
+}
