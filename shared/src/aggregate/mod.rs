@@ -1,0 +1,76 @@
+//! Aggregation: what the scheduled `aggregate` function runs — partials rolled up into
+//! minute, hour and day rollups ([`rollup`]), then the closed minutes exported to
+//! CloudWatch and Prometheus ([`export`]).
+
+mod export;
+mod rollup;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use export::{
+    CloudWatchMetricsExporter, ExportFailure, ExportReport, MetricsExporter, ModelExport,
+    PrometheusExporter, cloudwatch_data, export_lagging, prometheus_series,
+};
+pub use rollup::{
+    ModelRollupReport, RollupFailure, RollupReport, UNTYPED_ERROR, merge_all, roll_up,
+};
+
+use crate::error::StoreError;
+use crate::ports::{ExportCursors, PendingWork, RollupStore};
+
+/// What one aggregation run did: its answer, and what it logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct AggregationReport {
+    /// The time the run was for.
+    pub run_time: DateTime<Utc>,
+    /// The roll-up.
+    pub rollups: RollupReport,
+    /// One entry per configured exporter.
+    pub exports: Vec<ExportReport>,
+}
+
+/// One aggregation run at `run_time`: roll up every closed pending minute, then let
+/// each exporter deliver what it has not yet. An exporter that fails is retried next
+/// run and does not stop the others. `export_time` stamps the cumulative counters:
+/// the clock when the export happens (never before `run_time`), so a retried
+/// invocation of the same scheduled event never sends a second counter value at the
+/// same timestamp.
+pub async fn run_aggregation<W, R, C, P>(
+    pending: &W,
+    rollups: &R,
+    cloudwatch: Option<&C>,
+    prometheus: Option<&P>,
+    run_time: DateTime<Utc>,
+    export_time: DateTime<Utc>,
+) -> Result<AggregationReport, StoreError>
+where
+    W: PendingWork,
+    R: RollupStore + ExportCursors,
+    C: MetricsExporter,
+    P: MetricsExporter,
+{
+    let report = roll_up(pending, rollups, run_time).await?;
+    let names: Vec<&str> = cloudwatch
+        .map(MetricsExporter::name)
+        .into_iter()
+        .chain(prometheus.map(MetricsExporter::name))
+        .collect();
+    for (tenant, model_id, through) in &report.rolled_models {
+        rollups
+            .note_rolled(&names, tenant, model_id, *through)
+            .await?;
+    }
+    let mut exports = Vec::new();
+    if let Some(exporter) = cloudwatch {
+        exports.push(export_lagging(rollups, exporter, export_time).await?);
+    }
+    if let Some(exporter) = prometheus {
+        exports.push(export_lagging(rollups, exporter, export_time).await?);
+    }
+    Ok(AggregationReport {
+        run_time,
+        rollups: report,
+        exports,
+    })
+}

@@ -1,0 +1,383 @@
+//! End to end: batches through the real `ingest`, then the real `aggregate` on its
+//! scheduled event; the rollups and counters it wrote, read back from DynamoDB.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use modelwatch::adapters::dynamodb::DynamoRollupStore;
+use modelwatch::aggregate::merge_all;
+use modelwatch::config::RollupRetention;
+use modelwatch::domain::{MetricSet, TimeSpan, WindowState};
+use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::ingest::{BatchLimits, parse_batch};
+use modelwatch::ports::{Granularity, Rollup, RollupStore};
+use modelwatch_e2e::runtime::LocalFunction;
+use modelwatch_e2e::{Stack, event, ingest_event, unique_tenant};
+use serde_json::{Value, json};
+
+async fn store(stack: &Stack) -> DynamoRollupStore {
+    DynamoRollupStore::new(
+        aws_sdk_dynamodb::Client::new(&stack.sdk_config().await),
+        stack.var("ROLLUPS_TABLE"),
+        RollupRetention {
+            minute: TimeDelta::days(8),
+            hour: TimeDelta::days(35),
+            day: TimeDelta::days(400),
+        },
+    )
+}
+
+/// A multiclass batch: one prediction per given time, every fourth a timeout.
+fn batch(batch_id: &str, times: &[DateTime<Utc>]) -> Vec<u8> {
+    let predictions: Vec<Value> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if i % 4 == 3 {
+                json!({"timestamp": t.to_rfc3339(), "latency_ms": 250.0, "status": "error", "error_type": "timeout"})
+            } else {
+                json!({"timestamp": t.to_rfc3339(), "latency_ms": 5.0 + i as f64, "status": "ok",
+                       "predicted": if i % 2 == 0 { "cat" } else { "dog" }, "actual": "cat"})
+            }
+        })
+        .collect();
+    json!({"model_id": "m-agg", "batch_id": batch_id, "task": "multiclass_classification",
+           "predictions": predictions})
+    .to_string()
+    .into_bytes()
+}
+
+async fn run_aggregate(stack: &Stack, at: DateTime<Utc>) -> Value {
+    let mut trigger = event("aggregate-scheduled.json");
+    trigger["time"] = at.to_rfc3339().into();
+    let report = stack.invoke("aggregate", &trigger).await;
+    assert!(report["rollups"].is_object(), "{report}");
+    report
+}
+
+async fn all_rollups(
+    store: &DynamoRollupStore,
+    tenant: &TenantId,
+    model: &ModelId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Rollup> {
+    let mut all = Vec::new();
+    for g in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
+        let (f, t) = (g.floor(from), g.floor(to) + g.length());
+        all.extend(
+            store
+                .rollups(tenant, model, g, f, t)
+                .await
+                .expect("read rollups"),
+        );
+    }
+    all
+}
+
+fn predictions(rollups: &[Rollup], granularity: Granularity) -> u64 {
+    let states = rollups.iter().filter(|r| r.granularity == granularity);
+    merge_all(states.map(|r| r.state.as_slice()), String::new)
+        .expect("merge")
+        .predictions()
+}
+
+/// The tests of this file invoke `aggregate`, whose runs export every lagging model:
+/// one at a time, so each sees the effects it stages.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn batches_roll_up_idempotently_and_late_data_is_re_rolled() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tenant_name = unique_tenant("aggregate");
+    let (tenant, model) = (
+        TenantId::parse(&tenant_name).expect("tenant"),
+        ModelId::parse("m-agg").expect("model"),
+    );
+    let now = Utc::now();
+    let base = now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(5);
+    let times: Vec<DateTime<Utc>> = (0..8).map(|i| base + TimeDelta::seconds(i * 20)).collect();
+    let answer = stack
+        .invoke("ingest", &ingest_event(&tenant_name, &batch("b-1", &times)))
+        .await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+
+    run_aggregate(stack, now).await;
+    let store = store(stack).await;
+    let first = all_rollups(&store, &tenant, &model, base, now).await;
+    assert_eq!(predictions(&first, Granularity::Minute), 8);
+    assert_eq!(predictions(&first, Granularity::Hour), 8);
+    assert_eq!(predictions(&first, Granularity::Day), 8);
+    assert_eq!(
+        first
+            .iter()
+            .filter(|r| r.granularity == Granularity::Minute)
+            .count(),
+        3
+    );
+    let totals = store.counter_totals(&tenant, &model).await.expect("totals");
+    assert_eq!((totals.ok, totals.errors), (6, 2));
+    assert_eq!(totals.errors_by_type.get("timeout"), Some(&2));
+
+    run_aggregate(stack, now).await;
+    assert_eq!(
+        all_rollups(&store, &tenant, &model, base, now).await,
+        first,
+        "a second run changes nothing"
+    );
+    assert_eq!(
+        store.counter_totals(&tenant, &model).await.expect("totals"),
+        totals
+    );
+
+    let late = stack
+        .invoke(
+            "ingest",
+            &ingest_event(
+                &tenant_name,
+                &batch("b-late", &[base + TimeDelta::seconds(5)]),
+            ),
+        )
+        .await;
+    assert_eq!(late["statusCode"], 202, "{late}");
+    run_aggregate(stack, now).await;
+    let after = all_rollups(&store, &tenant, &model, base, now).await;
+    assert_eq!(predictions(&after, Granularity::Minute), 9);
+    assert_eq!(predictions(&after, Granularity::Hour), 9);
+    assert_eq!(predictions(&after, Granularity::Day), 9);
+    let later = store.counter_totals(&tenant, &model).await.expect("totals");
+    assert_eq!(
+        (later.ok, later.errors),
+        (7, 2),
+        "counters grew by the late batch only"
+    );
+}
+
+/// A binary-classifier batch, all in one minute: scores, labels, a timeout.
+fn binary_batch(batch_id: &str, minute: DateTime<Utc>) -> Vec<u8> {
+    let predictions: Vec<Value> = (0..20)
+        .map(|i| {
+            let t = (minute + TimeDelta::seconds(i * 2)).to_rfc3339();
+            if i == 19 {
+                json!({"timestamp": t, "latency_ms": 900.0, "status": "error", "error_type": "timeout"})
+            } else {
+                json!({"timestamp": t, "latency_ms": 4.0 + (i * i) as f64, "status": "ok",
+                       "predicted": i % 3 != 0, "actual": i % 2 == 0, "score": (i as f64) / 20.0})
+            }
+        })
+        .collect();
+    json!({"model_id": "m-export", "batch_id": batch_id, "task": "binary_classification",
+           "predictions": predictions})
+    .to_string()
+    .into_bytes()
+}
+
+/// Every Prometheus series of `tenant`, as (labels without tenant_id, latest value).
+async fn prometheus_series(stack: &Stack, tenant: &str, at: DateTime<Utc>) -> Vec<(Value, f64)> {
+    let query = format!("last_over_time({{tenant_id=\"{tenant}\"}}[2h])");
+    let url = url::Url::parse_with_params(
+        &format!("{}/api/v1/query", stack.var("PROMETHEUS_URL")),
+        [
+            ("query", query.as_str()),
+            ("time", &(at.timestamp() + 1).to_string()),
+        ],
+    )
+    .expect("query URL");
+    let answer: Value = stack
+        .http()
+        .get(url)
+        .send()
+        .await
+        .expect("Prometheus query")
+        .json()
+        .await
+        .expect("JSON answer");
+    assert_eq!(answer["status"], "success", "{answer}");
+    let mut series: Vec<(Value, f64)> = answer["data"]["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|r| {
+            let mut labels = r["metric"].clone();
+            labels.as_object_mut().expect("labels").remove("tenant_id");
+            let value: f64 = r["value"][1]
+                .as_str()
+                .expect("value")
+                .parse()
+                .expect("number");
+            (labels, value)
+        })
+        .collect();
+    series.sort_by_key(|(labels, _)| labels.to_string());
+    series
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[tokio::test]
+async fn closed_minutes_reach_prometheus_and_cloudwatch_with_the_engines_values() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tenant = unique_tenant("export");
+    let now = Utc::now();
+    let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(3);
+    let body = binary_batch("b-export", minute);
+    let answer = stack.invoke("ingest", &ingest_event(&tenant, &body)).await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+
+    // Prometheus unreachable for this run: rollups are kept and the export waits.
+    let mut offline = LocalFunction::start(
+        stack,
+        "aggregate",
+        &[(
+            "PROMETHEUS_REMOTE_WRITE_URL",
+            Some("http://127.0.0.1:9/api/v1/write"),
+        )],
+    )
+    .await;
+    let mut trigger = event("aggregate-scheduled.json");
+    trigger["time"] = now.to_rfc3339().into();
+    let report = offline.invoke(&trigger).await.expect("the run succeeds");
+    let prometheus = report["exports"]
+        .as_array()
+        .expect("exports")
+        .iter()
+        .find(|e| e["exporter"] == "prometheus")
+        .cloned()
+        .expect("prometheus export");
+    assert_eq!(prometheus["outcome"], "retry_next_run", "{report}");
+    assert!(prometheus_series(stack, &tenant, now).await.is_empty());
+
+    // The engine's values for the same records.
+    let batch = parse_batch(&body, now, &BatchLimits::default()).expect("valid");
+    let mut state = WindowState::default();
+    for p in &batch.predictions {
+        state.fold_prediction(&p.record).expect("fold");
+    }
+    let expected = MetricSet::compute(
+        &state,
+        TimeSpan {
+            start: minute,
+            end: minute + TimeDelta::minutes(1),
+        },
+        None,
+    );
+
+    // The next run delivers.
+    let next_run = now + TimeDelta::seconds(60);
+    let report = run_aggregate(stack, next_run).await;
+    assert!(
+        report["exports"]
+            .as_array()
+            .expect("exports")
+            .iter()
+            .all(|e| e["outcome"] == "delivered"),
+        "{report}"
+    );
+    let series = prometheus_series(stack, &tenant, next_run).await;
+    let value = |labels: Value| {
+        series
+            .iter()
+            .find(|(l, _)| *l == labels)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no series {labels} among {series:?}"))
+    };
+    let ids = |name: &str| json!({"__name__": name, "model_id": "m-export"});
+    let with = |name: &str, key: &str, v: &str| {
+        let mut l = ids(name);
+        l[key] = v.into();
+        l
+    };
+    assert!(close(
+        value(ids("ml_model_accuracy")),
+        expected.accuracy.expect("accuracy")
+    ));
+    assert!(close(
+        value(ids("ml_model_f1_score")),
+        expected.f1_score.expect("f1")
+    ));
+    assert!(close(
+        value(ids("ml_model_auc_roc")),
+        expected.auc_roc.expect("auc")
+    ));
+    assert!(close(
+        value(ids("ml_model_error_rate")),
+        expected.error_rate.expect("error rate")
+    ));
+    assert!(close(
+        value(ids("ml_model_throughput_rps")),
+        expected.throughput_rps.expect("throughput")
+    ));
+    for (q, ms) in [
+        ("0.5", expected.latency_p50_ms),
+        ("0.95", expected.latency_p95_ms),
+        ("0.99", expected.latency_p99_ms),
+    ] {
+        assert!(
+            close(
+                value(with("ml_model_latency_seconds", "quantile", q)),
+                ms.expect("quantile") / 1000.0
+            ),
+            "quantile {q}"
+        );
+    }
+    assert!(close(value(ids("ml_model_latency_seconds_count")), 20.0));
+    assert!(close(
+        value(ids("ml_model_latency_seconds_sum")),
+        state.latency().sum_ms() / 1000.0
+    ));
+    assert_eq!(
+        value(with("ml_model_predictions_total", "status", "ok")),
+        19.0
+    );
+    assert_eq!(
+        value(with("ml_model_predictions_total", "status", "error")),
+        1.0
+    );
+    assert_eq!(
+        value(with("ml_model_errors_total", "error_type", "timeout")),
+        1.0
+    );
+
+    // CloudWatch holds the same minute.
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&stack.sdk_config().await);
+    let metric = aws_sdk_cloudwatch::types::Metric::builder()
+        .namespace(stack.var("CLOUDWATCH_NAMESPACE"))
+        .metric_name("accuracy")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("model_id")
+                .value("m-export")
+                .build(),
+        )
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("tenant_id")
+                .value(&tenant)
+                .build(),
+        )
+        .build();
+    let data = cloudwatch
+        .get_metric_data()
+        .metric_data_queries(
+            aws_sdk_cloudwatch::types::MetricDataQuery::builder()
+                .id("accuracy")
+                .metric_stat(
+                    aws_sdk_cloudwatch::types::MetricStat::builder()
+                        .metric(metric)
+                        .period(60)
+                        .stat("Average")
+                        .build(),
+                )
+                .build(),
+        )
+        .start_time(std::time::SystemTime::from(minute - TimeDelta::minutes(5)).into())
+        .end_time(std::time::SystemTime::from(now + TimeDelta::minutes(5)).into())
+        .send()
+        .await
+        .expect("GetMetricData");
+    let values = data.metric_data_results()[0].values();
+    assert_eq!(values.len(), 1, "{data:?}");
+    assert!(close(values[0], expected.accuracy.expect("accuracy")));
+}
