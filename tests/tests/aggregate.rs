@@ -165,10 +165,50 @@ fn binary_batch(batch_id: &str, minute: DateTime<Utc>) -> Vec<u8> {
             }
         })
         .collect();
+    let resources = json!([
+        {"timestamp": minute.to_rfc3339(), "cpu_utilization": 0.4, "memory_utilization": 0.5,
+         "gpu_utilization": 0.1, "queue_depth": 7, "cache_hits": 90, "cache_misses": 10},
+        {"timestamp": (minute + TimeDelta::seconds(30)).to_rfc3339(), "cpu_utilization": 0.6,
+         "memory_utilization": 0.7, "gpu_utilization": 0.3, "queue_depth": 3, "cache_hits": 45, "cache_misses": 5}
+    ]);
     json!({"model_id": "m-export", "batch_id": batch_id, "task": "binary_classification",
-           "predictions": predictions})
+           "predictions": predictions, "resources": resources})
     .to_string()
     .into_bytes()
+}
+
+/// A regression batch in `minute`, one actual of zero (excluded from MAPE).
+fn regression_batch(minute: DateTime<Utc>) -> Vec<u8> {
+    let predictions: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({"timestamp": (minute + TimeDelta::seconds(i * 4)).to_rfc3339(), "latency_ms": 3.0,
+                   "status": "ok", "predicted": 10.0 + i as f64 * 0.5, "actual": if i == 0 { 0.0 } else { 10.0 + i as f64 }})
+        })
+        .collect();
+    json!({"model_id": "m-regress", "batch_id": "b-regress", "task": "regression", "predictions": predictions})
+        .to_string()
+        .into_bytes()
+}
+
+/// The engine's metrics for `body`'s records in `minute`.
+fn engine_metrics(
+    body: &[u8],
+    minute: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (MetricSet, WindowState) {
+    let batch = parse_batch(body, now, &BatchLimits::default()).expect("valid");
+    let mut state = WindowState::default();
+    for p in &batch.predictions {
+        state.fold_prediction(&p.record).expect("fold");
+    }
+    for r in &batch.resources {
+        state.fold_resource(r).expect("fold");
+    }
+    let span = TimeSpan {
+        start: minute,
+        end: minute + TimeDelta::minutes(1),
+    };
+    (MetricSet::compute(&state, span, None), state)
 }
 
 /// Every Prometheus series of `tenant`, as (labels without tenant_id, latest value).
@@ -224,6 +264,11 @@ async fn closed_minutes_reach_prometheus_and_cloudwatch_with_the_engines_values(
     let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(3);
     let body = binary_batch("b-export", minute);
     let answer = stack.invoke("ingest", &ingest_event(&tenant, &body)).await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let regression = regression_batch(minute);
+    let answer = stack
+        .invoke("ingest", &ingest_event(&tenant, &regression))
+        .await;
     assert_eq!(answer["statusCode"], 202, "{answer}");
 
     // Prometheus unreachable for this run: rollups are kept and the export waits.
