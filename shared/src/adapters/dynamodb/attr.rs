@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use crate::error::StoreError;
+use crate::ids::{ModelId, TenantId};
+
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -39,4 +42,52 @@ pub fn time_ms(item: &Item, name: &str) -> Result<DateTime<Utc>, AttrError> {
 /// A number attribute holding epoch milliseconds.
 pub fn time_ms_value(time: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(time.timestamp_millis().to_string())
+}
+
+/// The error for an item that cannot be read back, naming its key.
+pub fn corrupt(item: &Item, reason: impl Into<String>) -> StoreError {
+    let key_part = |name| {
+        optional_string(item, name)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    StoreError::Corrupt {
+        key: format!("{}/{}", key_part("pk"), key_part("sk")),
+        reason: reason.into(),
+    }
+}
+
+/// A required integer number attribute.
+pub fn integer(item: &Item, name: &str) -> Result<i64, AttrError> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n
+            .parse::<i64>()
+            .map_err(|_| format!("attribute {name}={n} is not an integer")),
+        _ => Err(format!("attribute {name} is missing or not a number")),
+    }
+}
+
+/// A required non-negative integer number attribute.
+pub fn count(item: &Item, name: &str) -> Result<u64, AttrError> {
+    u64::try_from(integer(item, name)?).map_err(|_| format!("attribute {name} is negative"))
+}
+
+/// An optional number attribute holding epoch seconds.
+pub fn optional_time_s(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, AttrError> {
+    if item.get(name).is_none() {
+        return Ok(None);
+    }
+    DateTime::from_timestamp(integer(item, name)?, 0)
+        .map(Some)
+        .ok_or_else(|| format!("attribute {name} is out of range"))
+}
+
+/// The `tenant_id` and `model_id` attributes, validated.
+pub fn ids(item: &Item) -> Result<(TenantId, ModelId), AttrError> {
+    let tenant =
+        TenantId::try_from(string(item, "tenant_id")?).map_err(|e| format!("tenant_id {e}"))?;
+    let model_id =
+        ModelId::try_from(string(item, "model_id")?).map_err(|e| format!("model_id {e}"))?;
+    Ok((tenant, model_id))
 }

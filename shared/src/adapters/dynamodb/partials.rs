@@ -305,39 +305,16 @@ impl PendingWork for DynamoPartialStore {
 
 /// Reads a pending mark.
 fn pending_minute(item: &Item) -> Result<PendingMinute, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: format!(
-            "{}/{}",
-            attr::optional_string(item, "pk")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            attr::optional_string(item, "sk")
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        ),
-        reason,
+    let read = || -> Result<PendingMinute, attr::AttrError> {
+        let (tenant, model_id) = attr::ids(item)?;
+        Ok(PendingMinute {
+            tenant,
+            model_id,
+            minute: attr::optional_time_s(item, "minute")?.ok_or("attribute minute is missing")?,
+            seq: attr::count(item, "seq")?,
+        })
     };
-    let number = |name: &str| match item.get(name) {
-        Some(AttributeValue::N(n)) => n
-            .parse::<i64>()
-            .map_err(|_| corrupt(format!("attribute {name}={n} is not an integer"))),
-        _ => Err(corrupt(format!(
-            "attribute {name} is missing or not a number"
-        ))),
-    };
-    let tenant = TenantId::try_from(attr::string(item, "tenant_id").map_err(corrupt)?)
-        .map_err(|e| corrupt(format!("tenant_id {e}")))?;
-    let model_id = ModelId::try_from(attr::string(item, "model_id").map_err(corrupt)?)
-        .map_err(|e| corrupt(format!("model_id {e}")))?;
-    Ok(PendingMinute {
-        tenant,
-        model_id,
-        minute: DateTime::from_timestamp(number("minute")?, 0)
-            .ok_or_else(|| corrupt("attribute minute is out of range".into()))?,
-        seq: u64::try_from(number("seq")?).map_err(|_| corrupt("negative seq".into()))?,
-    })
+    read().map_err(|reason| attr::corrupt(item, reason))
 }
 
 #[cfg(test)]

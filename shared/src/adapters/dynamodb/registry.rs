@@ -14,7 +14,7 @@ use super::attr::{self, Item};
 use super::unavailable;
 use crate::domain::Task;
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::ids::TenantId;
 use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
 
 const MODEL_PREFIX: &str = "MODEL#";
@@ -212,36 +212,21 @@ impl ModelRegistry for DynamoModelRegistry {
 
 /// Reads a registry item.
 fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: format!(
-            "{}/{}",
-            attr::optional_string(item, "pk")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            attr::optional_string(item, "sk")
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        ),
-        reason,
+    let read = || -> Result<RegisteredModel, attr::AttrError> {
+        let (tenant, model_id) = attr::ids(item)?;
+        let task = attr::string(item, "task")?
+            .parse::<Task>()
+            .map_err(|e| e.to_string())?;
+        Ok(RegisteredModel {
+            tenant,
+            model_id,
+            task,
+            first_seen: attr::time_ms(item, "first_seen")?,
+            last_seen: attr::time_ms(item, "last_seen")?,
+            latest_version: attr::optional_string(item, "latest_version")?,
+        })
     };
-    let tenant = TenantId::try_from(attr::string(item, "tenant_id").map_err(corrupt)?)
-        .map_err(|e| corrupt(format!("tenant_id {e}")))?;
-    let model_id = ModelId::try_from(attr::string(item, "model_id").map_err(corrupt)?)
-        .map_err(|e| corrupt(format!("model_id {e}")))?;
-    let task_name = attr::string(item, "task").map_err(corrupt)?;
-    let task = task_name
-        .parse::<Task>()
-        .map_err(|e| corrupt(e.to_string()))?;
-    Ok(RegisteredModel {
-        tenant,
-        model_id,
-        task,
-        first_seen: attr::time_ms(item, "first_seen").map_err(corrupt)?,
-        last_seen: attr::time_ms(item, "last_seen").map_err(corrupt)?,
-        latest_version: attr::optional_string(item, "latest_version").map_err(corrupt)?,
-    })
+    read().map_err(|reason| attr::corrupt(item, reason))
 }
 
 #[cfg(test)]

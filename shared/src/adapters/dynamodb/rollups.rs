@@ -188,43 +188,20 @@ fn rollup_from_item(
     model_id: &ModelId,
     granularity: Granularity,
 ) -> Result<Rollup, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: format!(
-            "{}/{}",
-            attr::optional_string(item, "pk")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            attr::optional_string(item, "sk")
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        ),
-        reason,
+    let read = || -> Result<Rollup, attr::AttrError> {
+        let Some(AttributeValue::B(state)) = item.get("state") else {
+            return Err("attribute state is missing or not binary".into());
+        };
+        Ok(Rollup {
+            tenant: tenant.clone(),
+            model_id: model_id.clone(),
+            granularity,
+            start: attr::optional_time_s(item, "start")?.ok_or("attribute start is missing")?,
+            rev: attr::count(item, "rev")?,
+            state: state.clone().into_inner(),
+        })
     };
-    let Some(AttributeValue::B(state)) = item.get("state") else {
-        return Err(corrupt("attribute state is missing or not binary".into()));
-    };
-    let number = |name: &str| -> Result<i64, StoreError> {
-        match item.get(name) {
-            Some(AttributeValue::N(n)) => n
-                .parse::<i64>()
-                .map_err(|_| corrupt(format!("attribute {name}={n} is not an integer"))),
-            _ => Err(corrupt(format!(
-                "attribute {name} is missing or not a number"
-            ))),
-        }
-    };
-    let start = DateTime::from_timestamp(number("start")?, 0)
-        .ok_or_else(|| corrupt("attribute start is out of range".into()))?;
-    Ok(Rollup {
-        tenant: tenant.clone(),
-        model_id: model_id.clone(),
-        granularity,
-        start,
-        rev: u64::try_from(number("rev")?).map_err(|_| corrupt("negative rev".into()))?,
-        state: state.clone().into_inner(),
-    })
+    read().map_err(|reason| attr::corrupt(item, reason))
 }
 
 fn totals_key(tenant: &TenantId, model_id: &ModelId) -> HashMap<String, AttributeValue> {
@@ -522,41 +499,17 @@ impl ExportCursors for DynamoRollupStore {
 
 /// Reads an export cursor item.
 fn export_cursor(item: &Item) -> Result<ExportCursor, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: format!(
-            "{}/{}",
-            attr::optional_string(item, "pk")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            attr::optional_string(item, "sk")
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        ),
-        reason,
+    let read = || -> Result<ExportCursor, attr::AttrError> {
+        let (tenant, model_id) = attr::ids(item)?;
+        Ok(ExportCursor {
+            tenant,
+            model_id,
+            through: attr::optional_time_s(item, "through")?,
+            rolled_through: attr::optional_time_s(item, "rolled_through")?
+                .ok_or("attribute rolled_through is missing")?,
+        })
     };
-    let time = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
-        match item.get(name) {
-            None => Ok(None),
-            Some(AttributeValue::N(n)) => n
-                .parse::<i64>()
-                .ok()
-                .and_then(|s| DateTime::from_timestamp(s, 0))
-                .map(Some)
-                .ok_or_else(|| corrupt(format!("attribute {name}={n} is not epoch seconds"))),
-            Some(_) => Err(corrupt(format!("attribute {name} is not a number"))),
-        }
-    };
-    Ok(ExportCursor {
-        tenant: TenantId::try_from(attr::string(item, "tenant_id").map_err(corrupt)?)
-            .map_err(|e| corrupt(format!("tenant_id {e}")))?,
-        model_id: ModelId::try_from(attr::string(item, "model_id").map_err(corrupt)?)
-            .map_err(|e| corrupt(format!("model_id {e}")))?,
-        through: time("through")?,
-        rolled_through: time("rolled_through")?
-            .ok_or_else(|| corrupt("attribute rolled_through is missing".into()))?,
-    })
+    read().map_err(|reason| attr::corrupt(item, reason))
 }
 
 #[cfg(test)]
