@@ -479,8 +479,17 @@ run_cargo_tests() {
   (
     export_stack_env
     cd "$ROOT"
-    cargo test --workspace --locked
+    cargo test --workspace --locked 2>&1 | tee "$RUN_DIR/cargo-test.log"
   )
+}
+
+# The whole suite's count as one closing line ("N passed, N failed"): cargo prints a
+# result per test binary, the last of which is usually an empty doc-test run.
+print_test_totals() {
+  local log="$RUN_DIR/cargo-test.log"
+  [[ -f $log ]] || return 0
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
+       END { if (p + f > 0) printf "tests: %d passed, %d failed\n", p, f }' "$log"
 }
 
 TEST_STARTED=0
@@ -491,6 +500,7 @@ on_test_exit() {
   cmd_down || true
   print_step_report
   log "total $(($(now) - TEST_STARTED))s, exit code $rc"
+  print_test_totals
   exit "$rc"
 }
 
