@@ -33,7 +33,7 @@ def parse_ts(s: str) -> datetime:
 
 
 def restamp_batch(event: dict[str, Any]) -> dict[str, Any]:
-    """Shift the batch's timestamps so its newest is one second ago.
+    """Shift the batch's timestamps so its newest lies in the minute before this one.
 
     Ingest accepts timestamps within [now - 7 days, now + 5 min] only, and the
     file's are fixed; relative spacing is kept. The batch id follows the new time
@@ -45,7 +45,10 @@ def restamp_batch(event: dict[str, Any]) -> dict[str, Any]:
     if not stamped:
         return event
     newest = max(parse_ts(r["timestamp"]) for r in stamped)
-    shift = datetime.now(timezone.utc) - timedelta(seconds=1) - newest
+    # In the previous minute, so the aggregation that follows finds it closed and
+    # rolls it up and exports it.
+    now = datetime.now(timezone.utc)
+    shift = now.replace(second=0, microsecond=0) - timedelta(seconds=1) - newest
     for r in stamped:
         r["timestamp"] = rfc3339(parse_ts(r["timestamp"]) + shift)
     if "batch_id" in body:
