@@ -48,3 +48,25 @@ where
         }
     }
 }
+
+/// The outcome of a conditional write: `Ok(true)` written, `Ok(false)` when its
+/// condition failed (an expected answer, not an error), else the mapped error.
+fn conditional<O, E, R>(
+    result: Result<O, SdkError<E, R>>,
+    operation: &'static str,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(unavailable(operation, err)),
+    }
+}

@@ -14,14 +14,12 @@
 //! arrived while it was rolling that minute.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::unavailable;
+use super::{conditional, unavailable};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome};
@@ -175,18 +173,11 @@ impl PartialStore for DynamoPartialStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(PutOutcome::Written),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(PutOutcome::AlreadyPresent)
-            }
-            Err(err) => Err(unavailable("store partial aggregate", err)),
-        }
+        Ok(if conditional(result, "store partial aggregate")? {
+            PutOutcome::Written
+        } else {
+            PutOutcome::AlreadyPresent
+        })
     }
 
     async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
@@ -288,18 +279,7 @@ impl PendingWork for DynamoPartialStore {
             .expression_attribute_values(":seq", AttributeValue::N(pending.seq.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("settle pending minute", err)),
-        }
+        conditional(result, "settle pending minute")
     }
 }
 

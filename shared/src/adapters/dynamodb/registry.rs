@@ -4,14 +4,12 @@
 //! `model_id`, `task`, `first_seen`/`last_seen` (epoch ms), `latest_version`.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
 use super::attr::{self, Item};
-use super::unavailable;
+use super::{conditional, unavailable};
 use crate::domain::Task;
 use crate::error::StoreError;
 use crate::ids::TenantId;
@@ -39,9 +37,7 @@ impl DynamoModelRegistry {
             table: table.into(),
         }
     }
-}
 
-impl DynamoModelRegistry {
     /// Moves `first_seen` earlier or `last_seen` (with the version) later, when the
     /// condition says the sighting is beyond what is stored; a failed condition means
     /// another batch already moved it further, which is fine.
@@ -62,19 +58,8 @@ impl DynamoModelRegistry {
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(unavailable("update model registry", err)),
-        }
+        conditional(request.send().await, "update model registry").map(|_| ())
     }
-}
-
-fn is_condition_failure(err: &SdkError<UpdateItemError, HttpResponse>) -> bool {
-    matches!(
-        err.as_service_error(),
-        Some(UpdateItemError::ConditionalCheckFailedException(_))
-    )
 }
 
 impl ModelRegistry for DynamoModelRegistry {

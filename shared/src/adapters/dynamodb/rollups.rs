@@ -18,15 +18,13 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::unavailable;
+use super::{conditional, unavailable};
 use crate::config::RollupRetention;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -329,18 +327,7 @@ impl RollupStore for DynamoRollupStore {
             .expression_attribute_values(":rev", number_value(rollup.rev))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("write rollup", err)),
-        }
+        conditional(result, "write rollup")
     }
 
     async fn counter_totals(
@@ -428,18 +415,8 @@ impl DynamoRollupStore {
                 .expression_attribute_values(":model", AttributeValue::S(model_id.to_string())),
             None => request.update_expression("SET #at = :to"),
         };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(unavailable("move export cursor", err)),
-        }
+        // A failed condition: the cursor is already at or past `to`.
+        conditional(request.send().await, "move export cursor").map(|_| ())
     }
 }
 
