@@ -125,3 +125,89 @@ fn refusal(err: IngestError) -> Response<Body> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelwatch::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
+    use modelwatch::adapters::timestream::TimestreamArchive;
+    use modelwatch::ingest::BatchLimits;
+    use serde_json::Value;
+
+    /// The real-format sample event, changed by `edit`.
+    fn request(edit: impl FnOnce(&mut Value)) -> Request {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../../events/ingest-batch.json")).expect("event");
+        edit(&mut event);
+        lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
+    }
+
+    fn ingest() -> Ingest<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive> {
+        Ingest {
+            service: IngestService {
+                registry: MemoryModelRegistry::default(),
+                partials: MemoryPartialStore::default(),
+                archive: None,
+                limits: BatchLimits::default(),
+            },
+            tenant_claim: "tenant_id".into(),
+        }
+    }
+
+    async fn call(request: Request) -> (StatusCode, Value) {
+        let response = ingest().handle(request).await.expect("handler answers");
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).expect("JSON body"),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (response.status(), body)
+    }
+
+    #[tokio::test]
+    async fn only_post_is_allowed() {
+        let (status, body) = call(request(|e| {
+            e["requestContext"]["http"]["method"] = "GET".into()
+        }))
+        .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["details"]["allowed"][0], "POST");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_the_tenant_claim_is_refused() {
+        let (status, body) = call(request(|e| {
+            e["requestContext"]["authorizer"]["jwt"]["claims"]
+                .as_object_mut()
+                .expect("claims")
+                .remove("tenant_id");
+        }))
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_by_content_type_is_refused() {
+        let (status, body) = call(request(|e| {
+            e["headers"]["content-type"] = "text/csv".into()
+        }))
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(body["error"]["details"]["content_type"], "text/csv");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_batch_lists_its_problems() {
+        let (status, body) = call(request(|e| e["body"] = r#"{"model_id":"m"}"#.into())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "invalid_batch");
+        let fields: Vec<&str> = body["error"]["details"]["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .filter_map(|p| p["field"].as_str())
+            .collect();
+        assert_eq!(fields, ["batch_id", "task", "predictions"]);
+        assert_eq!(body["error"]["details"]["truncated"], false);
+    }
+}
