@@ -295,19 +295,8 @@ async fn closed_minutes_reach_prometheus_and_cloudwatch_with_the_engines_values(
     assert!(prometheus_series(stack, &tenant, now).await.is_empty());
 
     // The engine's values for the same records.
-    let batch = parse_batch(&body, now, &BatchLimits::default()).expect("valid");
-    let mut state = WindowState::default();
-    for p in &batch.predictions {
-        state.fold_prediction(&p.record).expect("fold");
-    }
-    let expected = MetricSet::compute(
-        &state,
-        TimeSpan {
-            start: minute,
-            end: minute + TimeDelta::minutes(1),
-        },
-        None,
-    );
+    let (expected, state) = engine_metrics(&body, minute, now);
+    let (expected_regression, _) = engine_metrics(&regression, minute, now);
 
     // The next run delivers.
     let next_run = now + TimeDelta::seconds(60);
@@ -354,6 +343,26 @@ async fn closed_minutes_reach_prometheus_and_cloudwatch_with_the_engines_values(
         value(ids("ml_model_throughput_rps")),
         expected.throughput_rps.expect("throughput")
     ));
+    for (name, metric) in [
+        ("ml_model_queue_depth", expected.queue_depth),
+        ("ml_model_cpu_utilization", expected.cpu_utilization),
+        ("ml_model_memory_utilization", expected.memory_utilization),
+        ("ml_model_gpu_utilization", expected.gpu_utilization),
+        (
+            "ml_model_model_cache_hit_rate",
+            expected.model_cache_hit_rate,
+        ),
+    ] {
+        assert!(close(value(ids(name)), metric.expect(name)), "{name}");
+    }
+    let regress = |name: &str| json!({"__name__": name, "model_id": "m-regress"});
+    for (name, metric) in [
+        ("ml_model_rmse", expected_regression.rmse),
+        ("ml_model_mae", expected_regression.mae),
+        ("ml_model_mape", expected_regression.mape),
+    ] {
+        assert!(close(value(regress(name)), metric.expect(name)), "{name}");
+    }
     for (q, ms) in [
         ("0.5", expected.latency_p50_ms),
         ("0.95", expected.latency_p95_ms),
