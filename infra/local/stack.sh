@@ -506,6 +506,8 @@ on_test_exit() {
 
 cmd_test() {
   TEST_STARTED=$(now)
+  # A log left by an earlier run must not be counted as this run's.
+  rm -f "$RUN_DIR/cargo-test.log"
   # Always stop the stack, also on failure or Ctrl-C.
   trap on_test_exit EXIT
   trap 'exit 130' INT TERM
