@@ -13,6 +13,7 @@
 //! - [`schedule`]: the EventBridge trigger of `aggregate` and `evaluate`.
 //! - [`ports`]: the storage traits the domain needs; [`adapters`]: their DynamoDB
 //!   and in-memory implementations; [`error`]: the store errors.
+//! - [`summary`]: the performance summary of a model over a window, from the rollups.
 //! - [`telemetry`]: tracing set-up shared by every function.
 
 pub mod adapters;
@@ -26,4 +27,5 @@ pub mod ids;
 pub mod ingest;
 pub mod ports;
 pub mod schedule;
+pub mod summary;
 pub mod telemetry;

@@ -78,6 +78,14 @@ pub trait ModelRegistry: Send + Sync {
         tenant: &TenantId,
     ) -> impl Future<Output = Result<Vec<RegisteredModel>, StoreError>> + Send;
 
+    /// The tenant's model `model_id`, or `None` when the tenant has no such model
+    /// (whether or not another tenant has one by that id).
+    fn model(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> impl Future<Output = Result<Option<RegisteredModel>, StoreError>> + Send;
+
     /// Every tenant's models seen at or after `since`.
     fn active_models(
         &self,

@@ -3,7 +3,7 @@
 mod handler;
 
 use lambda_http::{Error, run, service_fn};
-use modelwatch::adapters::dynamodb::DynamoModelRegistry;
+use modelwatch::adapters::dynamodb::{DynamoModelRegistry, DynamoRollupStore};
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
@@ -11,8 +11,11 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let sdk = aws::load_sdk_config().await;
+    let client = aws::dynamodb(&sdk);
     let api = handler::Api {
-        registry: DynamoModelRegistry::new(aws::dynamodb(&sdk), &config.tables.models),
+        registry: DynamoModelRegistry::new(client.clone(), &config.tables.models),
+        minute_retention: config.rollups.minute,
+        rollups: DynamoRollupStore::new(client, &config.tables.rollups, config.rollups),
         tenant_claim: config.tenant_claim,
     };
     run(service_fn(|request| api.handle(request))).await

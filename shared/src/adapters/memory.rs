@@ -68,6 +68,17 @@ impl ModelRegistry for MemoryModelRegistry {
             .collect())
     }
 
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<Option<RegisteredModel>, StoreError> {
+        Ok(self
+            .lock()
+            .get(&(tenant.clone(), model_id.clone()))
+            .cloned())
+    }
+
     async fn active_models(
         &self,
         since: DateTime<Utc>,

@@ -12,7 +12,7 @@ use super::attr::{self, Item};
 use super::{conditional, unavailable};
 use crate::domain::Task;
 use crate::error::StoreError;
-use crate::ids::TenantId;
+use crate::ids::{ModelId, TenantId};
 use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
 
 const MODEL_PREFIX: &str = "MODEL#";
@@ -20,6 +20,17 @@ const MODEL_PREFIX: &str = "MODEL#";
 /// The partition key of a tenant's registry items.
 fn tenant_pk(tenant: &TenantId) -> String {
     format!("TENANT#{tenant}")
+}
+
+/// The key of a registry item.
+fn model_key(tenant: &TenantId, model_id: &ModelId) -> Item {
+    Item::from([
+        ("pk".into(), AttributeValue::S(tenant_pk(tenant))),
+        (
+            "sk".into(),
+            AttributeValue::S(format!("{MODEL_PREFIX}{model_id}")),
+        ),
+    ])
 }
 
 /// [`ModelRegistry`] on DynamoDB.
@@ -64,13 +75,7 @@ impl DynamoModelRegistry {
 
 impl ModelRegistry for DynamoModelRegistry {
     async fn record_sighting(&self, sighting: &ModelSighting) -> Result<(), RegistryError> {
-        let key = Item::from([
-            ("pk".into(), AttributeValue::S(tenant_pk(&sighting.tenant))),
-            (
-                "sk".into(),
-                AttributeValue::S(format!("{MODEL_PREFIX}{}", sighting.model_id)),
-            ),
-        ]);
+        let key = model_key(&sighting.tenant, &sighting.model_id);
         let first = attr::time_ms_value(sighting.first);
         let last = attr::time_ms_value(sighting.last);
         let registered = self
@@ -167,6 +172,23 @@ impl ModelRegistry for DynamoModelRegistry {
             .await
             .map_err(|e| unavailable("list models", e))?;
         items.iter().map(registered_model).collect()
+    }
+
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<Option<RegisteredModel>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(model_key(tenant, model_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get model", e))?;
+        output.item.as_ref().map(registered_model).transpose()
     }
 
     async fn active_models(
