@@ -46,6 +46,30 @@ pub struct PerfSettings {
     pub error_rate_max: f64,
 }
 
+/// Alert evaluation settings beyond the specification's thresholds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSettings {
+    /// `ALERT_MIN_LABELED_SAMPLES`: labeled predictions a quality rule's window needs
+    /// (default 30); fewer is `insufficient_data`.
+    pub min_labeled: u64,
+    /// `ALERT_MIN_PREDICTIONS`: predictions a serving or resource rule's window needs
+    /// (default 30).
+    pub min_predictions: u64,
+    /// `ALERT_RENOTIFY_SECONDS`: re-publish a still-firing alert this often (default 0:
+    /// never; one message per transition).
+    pub renotify_after: Option<TimeDelta>,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            min_labeled: 30,
+            min_predictions: 30,
+            renotify_after: None,
+        }
+    }
+}
+
 /// How far event times may lie from the time a batch arrives, and how long partials
 /// are kept.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +126,8 @@ pub struct Config {
     pub ingest: IngestSettings,
     /// Rollup retention.
     pub rollups: RollupRetention,
+    /// Alert evaluation settings.
+    pub alerts: AlertSettings,
     /// DynamoDB table names.
     pub tables: TableNames,
     /// `ALERT_TOPIC_ARN`: the SNS topic alerts are published to.
@@ -197,6 +223,25 @@ impl Config {
                 reason: "minute and hour rollups must outlive INGEST_MAX_EVENT_AGE_SECONDS, or a late batch would re-roll an hour from missing minutes".into(),
             });
         }
+        let count = |name: &'static str, default: u64| {
+            env.parse_or(
+                name,
+                default,
+                |v: &u64| *v <= 1_000_000_000,
+                "must be a whole number from 0 to 1000000000",
+            )
+        };
+        let renotify = env.parse_or(
+            "ALERT_RENOTIFY_SECONDS",
+            0_i64,
+            |v: &i64| (0..=30 * 86_400).contains(v),
+            "must be a whole number of seconds from 0 (never) to 2592000",
+        )?;
+        let alerts = AlertSettings {
+            min_labeled: count("ALERT_MIN_LABELED_SAMPLES", 30)?,
+            min_predictions: count("ALERT_MIN_PREDICTIONS", 30)?,
+            renotify_after: (renotify > 0).then(|| TimeDelta::seconds(renotify)),
+        };
         let tables = TableNames {
             partials: env.required("PARTIALS_TABLE")?,
             rollups: env.required("ROLLUPS_TABLE")?,
@@ -243,6 +288,7 @@ impl Config {
             remote_write_auth,
             ingest,
             rollups,
+            alerts,
             tables,
             alert_topic_arn: env.required("ALERT_TOPIC_ARN")?,
             timestream,

@@ -3,6 +3,7 @@
 //! - [`domain`]: pure logic — prediction records, the mergeable window state (metric
 //!   engine), metric definitions and trend math. No AWS types, no I/O, no clock.
 //! - [`aggregate`]: rolling partials up into minute, hour and day rollups.
+//! - [`alerting`]: baselines, alert rules and their lifecycle, trends; the evaluation run.
 //! - [`config`]: the typed configuration read once from the environment at cold start.
 //! - [`aws`]: construction of the AWS SDK clients (endpoint overrides, Timestream
 //!   endpoint discovery).
@@ -18,6 +19,7 @@
 
 pub mod adapters;
 pub mod aggregate;
+pub mod alerting;
 pub mod aws;
 pub mod config;
 pub mod domain;

@@ -7,6 +7,10 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::alerting::baseline::{Baselines, CapturedBaseline, RegisteredBaseline};
+use crate::alerting::rules::CustomRules;
+use crate::alerting::state::{AlertRecord, AlertState, RuleState};
+use crate::alerting::trends::TrendReport;
 use crate::domain::Task;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -339,4 +343,133 @@ pub trait ExportCursors: Send + Sync {
         cursor: &ExportCursor,
         through: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What the models table holds about a model besides its registration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelSettings {
+    /// Registered and captured baselines.
+    pub baselines: Baselines,
+    /// The custom rules, if a set was ever stored.
+    pub rules: Option<CustomRules>,
+    /// The latest trends, if computed.
+    pub trends: Option<TrendReport>,
+}
+
+/// Baselines, rules and trends of each model (the models table).
+pub trait ModelSettingsStore: Send + Sync {
+    /// Everything stored for the tenant's model (defaults when nothing is).
+    fn model_settings(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> impl Future<Output = Result<ModelSettings, StoreError>> + Send;
+
+    /// Replaces the registered baseline.
+    fn put_registered_baseline(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        baseline: &RegisteredBaseline,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores the captured baseline unless one is stored (it is captured once);
+    /// returns whether it was stored now.
+    fn put_captured_baseline(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        baseline: &CapturedBaseline,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Replaces the custom rule set.
+    fn put_rules(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rules: &CustomRules,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces the trends.
+    fn put_trends(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        trends: &TrendReport,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A page request of the alert history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertQuery {
+    /// Only alerts in this state, if given.
+    pub state: Option<AlertState>,
+    /// At most this many alerts.
+    pub limit: usize,
+    /// Continue after this alert id (the previous page's last).
+    pub after: Option<String>,
+}
+
+/// One page of the alert history, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertPage {
+    /// The alerts.
+    pub alerts: Vec<AlertRecord>,
+    /// The alert id to continue after, when more may follow.
+    pub next: Option<String>,
+}
+
+/// Rule states and the alert history (the alerts table).
+pub trait AlertStore: Send + Sync {
+    /// The stored state of every rule of the model.
+    fn rule_states(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> impl Future<Output = Result<Vec<RuleState>, StoreError>> + Send;
+
+    /// Stores `state` if the stored state's version is `state.version − 1` (no state
+    /// stored when `state.version` is 1); with `alert`, atomically also stores it in
+    /// the history (replacing the entry of the same alert id) and keeps the tenant's
+    /// index of firing alerts. Returns whether it was stored.
+    fn save_rule_state(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        state: &RuleState,
+        alert: Option<&AlertRecord>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes a rule's state if its version is still `version`; with `alert` (the
+    /// rule's resolved alert), atomically stores it in the history and drops it from
+    /// the firing index. Returns whether it was removed.
+    fn remove_rule_state(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rule_id: &str,
+        version: u64,
+        alert: Option<&AlertRecord>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A page of the model's alert history, newest `started_at` first.
+    fn alerts(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        query: &AlertQuery,
+    ) -> impl Future<Output = Result<AlertPage, StoreError>> + Send;
+
+    /// How many alerts fire now, per model of the tenant (models without any absent).
+    fn firing_counts(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<ModelId, u64>, StoreError>> + Send;
+}
+
+/// Where alerts are published (the SNS topic).
+pub trait AlertNotifier: Send + Sync {
+    /// Publishes one alert transition. `StoreError::Unavailable` when the topic could
+    /// not be reached (the caller retries on its next run).
+    fn notify(&self, alert: &AlertRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -5,9 +5,14 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
+use crate::alerting::rules::CustomRules;
+use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
+use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, ModelSettings, ModelSettingsStore,
     BatchKey, CounterTotals, ExportCursor, ExportCursors, Granularity, ModelRegistry,
     ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
     RegisteredModel, RegistryError, Rollup, RollupStore,
@@ -352,6 +357,246 @@ impl ExportCursors for MemoryRollupStore {
         if let Some(stored) = lock(&self.cursors).get_mut(&key) {
             stored.through = Some(stored.through.map_or(through, |t| t.max(through)));
         }
+        Ok(())
+    }
+}
+
+type ModelKey = (TenantId, ModelId);
+
+/// [`ModelSettingsStore`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryModelSettings {
+    settings: Mutex<BTreeMap<ModelKey, ModelSettings>>,
+}
+
+impl MemoryModelSettings {
+    fn update(&self, tenant: &TenantId, model_id: &ModelId, change: impl FnOnce(&mut ModelSettings)) {
+        change(
+            lock(&self.settings)
+                .entry((tenant.clone(), model_id.clone()))
+                .or_default(),
+        );
+    }
+}
+
+impl ModelSettingsStore for MemoryModelSettings {
+    async fn model_settings(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<ModelSettings, StoreError> {
+        Ok(lock(&self.settings)
+            .get(&(tenant.clone(), model_id.clone()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn put_registered_baseline(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        baseline: &RegisteredBaseline,
+    ) -> Result<(), StoreError> {
+        self.update(tenant, model_id, |s| {
+            s.baselines.registered = Some(baseline.clone());
+        });
+        Ok(())
+    }
+
+    async fn put_captured_baseline(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        baseline: &CapturedBaseline,
+    ) -> Result<bool, StoreError> {
+        let mut stored = false;
+        self.update(tenant, model_id, |s| {
+            if s.baselines.captured.is_none() {
+                s.baselines.captured = Some(baseline.clone());
+                stored = true;
+            }
+        });
+        Ok(stored)
+    }
+
+    async fn put_rules(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rules: &CustomRules,
+    ) -> Result<(), StoreError> {
+        self.update(tenant, model_id, |s| s.rules = Some(rules.clone()));
+        Ok(())
+    }
+
+    async fn put_trends(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        trends: &TrendReport,
+    ) -> Result<(), StoreError> {
+        self.update(tenant, model_id, |s| s.trends = Some(trends.clone()));
+        Ok(())
+    }
+}
+
+/// [`AlertStore`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryAlertStore {
+    inner: Mutex<AlertTables>,
+}
+
+#[derive(Debug, Default)]
+struct AlertTables {
+    states: BTreeMap<ModelKey, BTreeMap<String, RuleState>>,
+    /// By model, then (start, rule id): the history in ascending order.
+    history: BTreeMap<ModelKey, BTreeMap<(DateTime<Utc>, String), AlertRecord>>,
+}
+
+impl AlertTables {
+    fn record(&mut self, key: &ModelKey, alert: &AlertRecord) {
+        self.history
+            .entry(key.clone())
+            .or_default()
+            .insert((alert.started_at, alert.rule.id.clone()), alert.clone());
+    }
+}
+
+impl AlertStore for MemoryAlertStore {
+    async fn rule_states(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<Vec<RuleState>, StoreError> {
+        Ok(lock(&self.inner)
+            .states
+            .get(&(tenant.clone(), model_id.clone()))
+            .map(|states| states.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn save_rule_state(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        state: &RuleState,
+        alert: Option<&AlertRecord>,
+    ) -> Result<bool, StoreError> {
+        let key = (tenant.clone(), model_id.clone());
+        let mut tables = lock(&self.inner);
+        let states = tables.states.entry(key.clone()).or_default();
+        let stored_version = states.get(&state.rule_id).map_or(0, |s| s.version);
+        if stored_version + 1 != state.version {
+            return Ok(false);
+        }
+        states.insert(state.rule_id.clone(), state.clone());
+        if let Some(alert) = alert {
+            tables.record(&key, alert);
+        }
+        Ok(true)
+    }
+
+    async fn remove_rule_state(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rule_id: &str,
+        version: u64,
+        alert: Option<&AlertRecord>,
+    ) -> Result<bool, StoreError> {
+        let key = (tenant.clone(), model_id.clone());
+        let mut tables = lock(&self.inner);
+        let states = tables.states.entry(key.clone()).or_default();
+        if states.get(rule_id).map(|s| s.version) != Some(version) {
+            return Ok(false);
+        }
+        states.remove(rule_id);
+        if let Some(alert) = alert {
+            tables.record(&key, alert);
+        }
+        Ok(true)
+    }
+
+    async fn alerts(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        query: &AlertQuery,
+    ) -> Result<AlertPage, StoreError> {
+        let tables = lock(&self.inner);
+        let Some(history) = tables.history.get(&(tenant.clone(), model_id.clone())) else {
+            return Ok(AlertPage {
+                alerts: Vec::new(),
+                next: None,
+            });
+        };
+        let after = query
+            .after
+            .as_deref()
+            .and_then(parse_alert_id)
+            .map(|(rule, start)| (start, rule.to_owned()));
+        let mut matching = history
+            .iter()
+            .rev()
+            .filter(|(key, _)| after.as_ref().is_none_or(|after| *key < after))
+            .map(|(_, alert)| alert)
+            .filter(|alert| query.state.is_none_or(|state| alert.state == state));
+        let alerts: Vec<AlertRecord> = matching.by_ref().take(query.limit).cloned().collect();
+        let more = matching.next().is_some();
+        let next = more
+            .then(|| alerts.last().map(|a| a.alert_id.clone()))
+            .flatten();
+        Ok(AlertPage { alerts, next })
+    }
+
+    async fn firing_counts(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<BTreeMap<ModelId, u64>, StoreError> {
+        let tables = lock(&self.inner);
+        let mut counts = BTreeMap::new();
+        for ((owner, model_id), states) in &tables.states {
+            let firing = states
+                .values()
+                .filter(|s| s.alert.as_ref().is_some_and(|a| a.state == AlertState::Firing))
+                .count() as u64;
+            if owner == tenant && firing > 0 {
+                counts.insert(model_id.clone(), firing);
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// [`AlertNotifier`] that keeps what it was given, and can be switched to fail.
+#[derive(Debug, Default)]
+pub struct MemoryNotifier {
+    sent: Mutex<Vec<AlertRecord>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryNotifier {
+    /// Every alert published so far.
+    pub fn sent(&self) -> Vec<AlertRecord> {
+        lock(&self.sent).clone()
+    }
+
+    /// Makes every following publish fail (`true`) or succeed (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl AlertNotifier for MemoryNotifier {
+    async fn notify(&self, alert: &AlertRecord) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                operation: "Publish",
+                source: "the in-memory topic is switched to fail".into(),
+            });
+        }
+        lock(&self.sent).push(alert.clone());
         Ok(())
     }
 }

@@ -1,0 +1,245 @@
+//! Baselines (the specification's "Baseline Comparison"): test-set quality metrics and
+//! a throughput forecast registered through the API, and the latency p95 and error
+//! rate captured from the first 24 hours of production traffic.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Problems;
+use super::rules::quality_metrics;
+use crate::domain::{MetricName, MetricSet, Task};
+
+/// How much production traffic the captured baseline covers, from the first prediction.
+pub const CAPTURE_SPAN: TimeDelta = TimeDelta::hours(24);
+
+/// The test-set evaluation at deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSetBaseline {
+    /// When the model was evaluated (its deployment).
+    pub evaluated_at: DateTime<Utc>,
+    /// Quality metrics of the model's task, by name.
+    pub metrics: BTreeMap<MetricName, f64>,
+}
+
+/// What a user registered for a model (`PUT …/baseline`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredBaseline {
+    /// The test-set evaluation, if registered.
+    pub test_set: Option<TestSetBaseline>,
+    /// The expected traffic, predictions per second, if registered.
+    pub throughput_forecast_rps: Option<f64>,
+    /// When this was registered.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The serving baseline captured from the first 24 hours of production traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapturedBaseline {
+    /// p95 latency over the span, ms (`None` if no prediction in it).
+    pub latency_p95_ms: Option<f64>,
+    /// Error rate over the span.
+    pub error_rate: Option<f64>,
+    /// Start of the span: the model's first prediction.
+    pub from: DateTime<Utc>,
+    /// End of the span: 24 hours later.
+    pub to: DateTime<Utc>,
+    /// Predictions in the span.
+    pub sample_count: u64,
+    /// When it was captured.
+    pub captured_at: DateTime<Utc>,
+}
+
+impl CapturedBaseline {
+    /// The baseline of the span `[from, from + 24 h)` whose metrics are `metrics`.
+    pub fn from_metrics(metrics: &MetricSet, from: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self {
+            latency_p95_ms: metrics.latency_p95_ms,
+            error_rate: metrics.error_rate,
+            from,
+            to: from + CAPTURE_SPAN,
+            sample_count: metrics.predictions,
+            captured_at: now,
+        }
+    }
+}
+
+/// Every baseline of a model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Baselines {
+    /// Registered through the API.
+    pub registered: Option<RegisteredBaseline>,
+    /// Captured from production traffic.
+    pub captured: Option<CapturedBaseline>,
+}
+
+impl Baselines {
+    /// The registered test-set value of a quality metric.
+    pub fn registered_quality(&self, metric: MetricName) -> Option<f64> {
+        self.registered
+            .as_ref()?
+            .test_set
+            .as_ref()?
+            .metrics
+            .get(&metric)
+            .copied()
+    }
+
+    /// The registered throughput forecast.
+    pub fn throughput_forecast_rps(&self) -> Option<f64> {
+        self.registered.as_ref()?.throughput_forecast_rps
+    }
+
+    /// The baseline a metric is compared against, if it has one: test set for quality
+    /// metrics, the captured span for latency p95 and error rate, the forecast for
+    /// throughput.
+    pub fn baseline_of(&self, metric: MetricName) -> Option<f64> {
+        match metric {
+            MetricName::LatencyP95 => self.captured.as_ref()?.latency_p95_ms,
+            MetricName::ErrorRate => self.captured.as_ref()?.error_rate,
+            MetricName::Throughput => self.throughput_forecast_rps(),
+            other => self.registered_quality(other),
+        }
+    }
+}
+
+/// Reads and validates a baseline sent to `PUT …/baseline`:
+/// `{"test_set": {"evaluated_at", "metrics": {name: value}}, "throughput_forecast_rps"}`,
+/// at least one of the two. Quality metrics must be the task's; accuracy, F1 and AUC
+/// lie in [0, 1], the regression errors are ≥ 0.
+pub fn parse_baseline(
+    body: &Value,
+    task: Task,
+    now: DateTime<Utc>,
+) -> Result<RegisteredBaseline, Problems> {
+    let mut problems = Problems::default();
+    let Some(object) = body.as_object() else {
+        problems.push("", "must be a JSON object");
+        return Err(problems);
+    };
+    for key in object.keys() {
+        if !["test_set", "throughput_forecast_rps"].contains(&key.as_str()) {
+            problems.push(
+                key,
+                "is not a field of a baseline (test_set, throughput_forecast_rps)",
+            );
+        }
+    }
+    let allowed = quality_metrics(task);
+    let test_set = match object.get("test_set") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(test_set)) => {
+            for key in test_set.keys() {
+                if !["evaluated_at", "metrics"].contains(&key.as_str()) {
+                    problems.push(
+                        &format!("test_set.{key}"),
+                        "is not a field of test_set (evaluated_at, metrics)",
+                    );
+                }
+            }
+            let evaluated_at = match test_set.get("evaluated_at") {
+                Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
+                    Ok(time) if time.with_timezone(&Utc) <= now + TimeDelta::minutes(5) => {
+                        Some(time.with_timezone(&Utc))
+                    }
+                    Ok(_) => {
+                        problems.push("test_set.evaluated_at", "must not lie in the future");
+                        None
+                    }
+                    Err(_) => {
+                        problems.push(
+                            "test_set.evaluated_at",
+                            "must be an RFC 3339 time, e.g. 2026-11-01T12:00:00Z",
+                        );
+                        None
+                    }
+                },
+                None => {
+                    problems.push("test_set.evaluated_at", "is required");
+                    None
+                }
+                Some(_) => {
+                    problems.push("test_set.evaluated_at", "must be an RFC 3339 time string");
+                    None
+                }
+            };
+            let mut metrics = BTreeMap::new();
+            match test_set.get("metrics") {
+                Some(Value::Object(given)) if !given.is_empty() => {
+                    for (name, value) in given {
+                        let field = format!("test_set.metrics.{name}");
+                        let Some(metric) = name
+                            .parse::<MetricName>()
+                            .ok()
+                            .filter(|m| allowed.contains(m))
+                        else {
+                            let names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+                            problems.push(
+                                &field,
+                                &format!(
+                                    "is not a quality metric of a {task} model ({})",
+                                    names.join(", ")
+                                ),
+                            );
+                            continue;
+                        };
+                        let fraction = matches!(
+                            metric,
+                            MetricName::Accuracy | MetricName::F1Score | MetricName::AucRoc
+                        );
+                        match value.as_f64().filter(|v| v.is_finite()) {
+                            Some(v) if fraction && !(0.0..=1.0).contains(&v) => {
+                                problems.push(&field, "must lie in [0, 1]");
+                            }
+                            Some(v) if v < 0.0 => problems.push(&field, "must not be negative"),
+                            Some(v) => {
+                                metrics.insert(metric, v);
+                            }
+                            None => problems.push(&field, "must be a finite number"),
+                        }
+                    }
+                }
+                Some(Value::Object(_)) => {
+                    problems.push("test_set.metrics", "must name at least one metric");
+                }
+                None => problems.push("test_set.metrics", "is required"),
+                Some(_) => problems.push("test_set.metrics", "must be an object of metric values"),
+            }
+            evaluated_at.map(|evaluated_at| TestSetBaseline {
+                evaluated_at,
+                metrics,
+            })
+        }
+        Some(_) => {
+            problems.push("test_set", "must be an object or null");
+            None
+        }
+    };
+    let throughput_forecast_rps = match object.get("throughput_forecast_rps") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_f64().filter(|v| v.is_finite() && *v > 0.0) {
+            Some(v) => Some(v),
+            None => {
+                problems.push("throughput_forecast_rps", "must be a positive number");
+                None
+            }
+        },
+    };
+    if problems.is_empty() && test_set.is_none() && throughput_forecast_rps.is_none() {
+        problems.push(
+            "",
+            "must give test_set, throughput_forecast_rps or both",
+        );
+    }
+    if problems.is_empty() {
+        Ok(RegisteredBaseline {
+            test_set,
+            throughput_forecast_rps,
+            updated_at: now,
+        })
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,580 @@
+//! Alert rules: the specification's JSON (`metric`, `condition`, `threshold`, `window`,
+//! `severity`), the default rules derived from the baselines and the `PERF_*`
+//! thresholds, and the validation of a rule set sent to the API.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::baseline::Baselines;
+use super::Problems;
+use crate::config::AlertSettings;
+use crate::config::PerfSettings;
+use crate::domain::{MetricName, Task};
+use crate::ids::check_id;
+
+/// Which side of the threshold is a breach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Breached when the value is greater than the threshold.
+    Above,
+    /// Breached when the value is less than the threshold.
+    Below,
+}
+
+impl Condition {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Above => "above",
+            Self::Below => "below",
+        }
+    }
+
+    /// Whether `value` breaches `threshold`.
+    pub fn breached(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Self::Above => value > threshold,
+            Self::Below => value < threshold,
+        }
+    }
+}
+
+/// How urgent an alert is; subscribers filter on it (`MessageAttributes.severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Look soon.
+    Warning,
+    /// Act now.
+    Critical,
+}
+
+impl Severity {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// A rule's evaluation window: whole minutes from 1 minute to 30 days, written `15m`,
+/// `1h`, `7d` (shown in the largest unit that divides it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleWindow {
+    minutes: i64,
+}
+
+impl RuleWindow {
+    /// The shortest window.
+    pub const MIN_MINUTES: i64 = 1;
+    /// The longest window (30 days).
+    pub const MAX_MINUTES: i64 = 30 * 24 * 60;
+
+    /// A window of `minutes`, if within the limits.
+    pub fn from_minutes(minutes: i64) -> Option<Self> {
+        (Self::MIN_MINUTES..=Self::MAX_MINUTES)
+            .contains(&minutes)
+            .then_some(Self { minutes })
+    }
+
+    /// The window's length.
+    pub fn length(self) -> TimeDelta {
+        TimeDelta::minutes(self.minutes)
+    }
+}
+
+/// Why a window string is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be a whole number followed by m, h or d, from 1m to 30d (e.g. 15m, 1h, 7d)")]
+pub struct InvalidWindow;
+
+impl FromStr for RuleWindow {
+    type Err = InvalidWindow;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+        let per_unit = match unit {
+            "m" => 1,
+            "h" => 60,
+            "d" => 24 * 60,
+            _ => return Err(InvalidWindow),
+        };
+        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(InvalidWindow);
+        }
+        let count: i64 = digits.parse().map_err(|_| InvalidWindow)?;
+        Self::from_minutes(count * per_unit).ok_or(InvalidWindow)
+    }
+}
+
+impl fmt::Display for RuleWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.minutes;
+        if m % (24 * 60) == 0 {
+            write!(f, "{}d", m / (24 * 60))
+        } else if m % 60 == 0 {
+            write!(f, "{}h", m / 60)
+        } else {
+            write!(f, "{m}m")
+        }
+    }
+}
+
+impl Serialize for RuleWindow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleWindow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One alert rule, custom or default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// Stable id within the model: given by the user, or derived from the rule
+    /// (`accuracy-below-0.85-1h`); default rules are `default-…`. Alert state follows it.
+    pub id: String,
+    /// The metric, as the summary names it.
+    pub metric: MetricName,
+    /// Which side of the threshold breaches.
+    pub condition: Condition,
+    /// The threshold, in the metric's unit (ms for latencies, fractions for rates).
+    pub threshold: f64,
+    /// The window the metric is computed over, ending at the evaluation time.
+    pub window: RuleWindow,
+    /// The alert's severity.
+    pub severity: Severity,
+    /// The fewest samples (labeled predictions for quality metrics, predictions
+    /// otherwise; none for throughput) the window needs, else `insufficient_data`.
+    pub min_samples: u64,
+    /// For a default rule: how its threshold was derived. `None` for custom rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
+}
+
+/// Higher values are better for these metrics; for the rest (errors, latencies,
+/// utilisation) lower is better.
+pub fn higher_is_better(metric: MetricName) -> bool {
+    matches!(
+        metric,
+        MetricName::Accuracy
+            | MetricName::F1Score
+            | MetricName::AucRoc
+            | MetricName::Throughput
+            | MetricName::ModelCacheHitRate
+    )
+}
+
+/// Whether `metric` is a prediction-quality metric (its samples are labeled predictions).
+pub fn is_quality(metric: MetricName) -> bool {
+    matches!(
+        metric,
+        MetricName::Accuracy
+            | MetricName::F1Score
+            | MetricName::AucRoc
+            | MetricName::Rmse
+            | MetricName::Mae
+            | MetricName::Mape
+    )
+}
+
+/// The quality metrics of a task.
+pub fn quality_metrics(task: Task) -> [MetricName; 3] {
+    match task {
+        Task::BinaryClassification | Task::MulticlassClassification => {
+            [MetricName::Accuracy, MetricName::F1Score, MetricName::AucRoc]
+        }
+        Task::Regression => [MetricName::Rmse, MetricName::Mae, MetricName::Mape],
+    }
+}
+
+/// The default minimum sample count of a rule on `metric`.
+pub fn default_min_samples(metric: MetricName, settings: &AlertSettings) -> u64 {
+    if is_quality(metric) {
+        settings.min_labeled
+    } else if metric == MetricName::Throughput {
+        0
+    } else {
+        settings.min_predictions
+    }
+}
+
+/// The custom rules of one model and whether the default rules apply too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomRules {
+    /// The user's rules, in the order given.
+    pub alert_rules: Vec<AlertRule>,
+    /// Whether the default rules are evaluated as well (default true).
+    pub use_default_rules: bool,
+    /// When the set was last replaced.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CustomRules {
+    /// What applies before any rule set was stored: no custom rules, defaults on.
+    pub fn none() -> Self {
+        Self {
+            alert_rules: Vec::new(),
+            use_default_rules: true,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+/// The default windows and severities (documented in docs/ARCHITECTURE.md, "Alerting").
+const QUALITY_WINDOW: i64 = 60;
+const LATENCY_WINDOW: i64 = 15;
+const ERROR_WINDOW: i64 = 5;
+const THROUGHPUT_WINDOW: i64 = 60;
+/// Latency p95 alerts above this multiple of its captured baseline.
+pub const LATENCY_BASELINE_FACTOR: f64 = 1.5;
+/// Throughput alerts below this fraction of the forecast.
+pub const THROUGHPUT_FORECAST_FACTOR: f64 = 0.8;
+
+/// The specification's default rules for a model of `task` with `baselines`: each
+/// quality metric with a registered baseline (`accuracy` below baseline × (1 −
+/// `PERF_ACCURACY_THRESHOLD`), and the same relative margin for the others, in their
+/// direction), latency p95 above 1.5 × its captured baseline and above
+/// `PERF_LATENCY_P95_MAX_MS` regardless, error rate above `PERF_ERROR_RATE_MAX`,
+/// throughput below 0.8 × the forecast.
+pub fn default_rules(
+    task: Task,
+    baselines: &Baselines,
+    perf: &PerfSettings,
+    settings: &AlertSettings,
+) -> Vec<AlertRule> {
+    let rule = |id: &str, metric, condition, threshold, window, severity, basis: String| {
+        AlertRule {
+            id: format!("default-{id}"),
+            metric,
+            condition,
+            threshold,
+            window: RuleWindow { minutes: window },
+            severity,
+            min_samples: default_min_samples(metric, settings),
+            basis: Some(basis),
+        }
+    };
+    let mut rules = Vec::new();
+    let margin = perf.accuracy_threshold;
+    for metric in quality_metrics(task) {
+        let Some(baseline) = baselines.registered_quality(metric) else {
+            continue;
+        };
+        let (condition, threshold, sign) = if higher_is_better(metric) {
+            (Condition::Below, baseline * (1.0 - margin), '−')
+        } else {
+            (Condition::Above, baseline * (1.0 + margin), '+')
+        };
+        rules.push(rule(
+            metric.as_str(),
+            metric,
+            condition,
+            threshold,
+            QUALITY_WINDOW,
+            Severity::Critical,
+            format!("test-set baseline {baseline} × (1 {sign} PERF_ACCURACY_THRESHOLD {margin})"),
+        ));
+    }
+    if let Some(baseline) = baselines.captured.as_ref().and_then(|c| c.latency_p95_ms) {
+        rules.push(rule(
+            "latency_p95-baseline",
+            MetricName::LatencyP95,
+            Condition::Above,
+            baseline * LATENCY_BASELINE_FACTOR,
+            LATENCY_WINDOW,
+            Severity::Warning,
+            format!("{LATENCY_BASELINE_FACTOR} × the first 24 hours' p95 {baseline} ms"),
+        ));
+    }
+    rules.push(rule(
+        "latency_p95-max",
+        MetricName::LatencyP95,
+        Condition::Above,
+        perf.latency_p95_max_ms,
+        LATENCY_WINDOW,
+        Severity::Critical,
+        "PERF_LATENCY_P95_MAX_MS".into(),
+    ));
+    rules.push(rule(
+        "error_rate",
+        MetricName::ErrorRate,
+        Condition::Above,
+        perf.error_rate_max,
+        ERROR_WINDOW,
+        Severity::Critical,
+        "PERF_ERROR_RATE_MAX".into(),
+    ));
+    if let Some(forecast) = baselines.throughput_forecast_rps() {
+        rules.push(rule(
+            "throughput",
+            MetricName::Throughput,
+            Condition::Below,
+            forecast * THROUGHPUT_FORECAST_FACTOR,
+            THROUGHPUT_WINDOW,
+            Severity::Warning,
+            format!("{THROUGHPUT_FORECAST_FACTOR} × the forecast {forecast} rps"),
+        ));
+    }
+    rules
+}
+
+/// Every rule that applies to a model: its custom rules, then the defaults when on.
+pub fn effective_rules(
+    task: Task,
+    custom: &CustomRules,
+    baselines: &Baselines,
+    perf: &PerfSettings,
+    settings: &AlertSettings,
+) -> Vec<AlertRule> {
+    let mut rules = custom.alert_rules.clone();
+    if custom.use_default_rules {
+        rules.extend(default_rules(task, baselines, perf, settings));
+    }
+    rules
+}
+
+/// The most custom rules a model may have.
+pub const MAX_RULES: usize = 50;
+
+/// Reads and validates a rule set sent to `PUT …/alert-rules`: an object with
+/// `alert_rules` (required), optional `model_id` (must equal the path's) and optional
+/// `use_default_rules`. Every problem is reported, naming its field.
+pub fn parse_rule_set(
+    body: &Value,
+    model_id: &str,
+    settings: &AlertSettings,
+    now: DateTime<Utc>,
+) -> Result<CustomRules, Problems> {
+    let mut problems = Problems::default();
+    let Some(object) = body.as_object() else {
+        problems.push("", "must be a JSON object");
+        return Err(problems);
+    };
+    for key in object.keys() {
+        if !["model_id", "alert_rules", "use_default_rules"].contains(&key.as_str()) {
+            problems.push(
+                key,
+                "is not a field of a rule set (model_id, alert_rules, use_default_rules)",
+            );
+        }
+    }
+    match object.get("model_id") {
+        None => {}
+        Some(Value::String(given)) if given == model_id => {}
+        Some(_) => problems.push("model_id", "must equal the model id in the path"),
+    }
+    let use_default_rules = match object.get("use_default_rules") {
+        None => true,
+        Some(Value::Bool(on)) => *on,
+        Some(_) => {
+            problems.push("use_default_rules", "must be true or false");
+            true
+        }
+    };
+    let mut alert_rules = Vec::new();
+    match object.get("alert_rules") {
+        None => problems.push("alert_rules", "is required (an array of rules, may be empty)"),
+        Some(Value::Array(items)) if items.len() > MAX_RULES => problems.push(
+            "alert_rules",
+            &format!("has {} rules; at most {MAX_RULES} are allowed", items.len()),
+        ),
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                if let Some(rule) = parse_rule(item, index, settings, &mut problems) {
+                    alert_rules.push(rule);
+                }
+            }
+        }
+        Some(_) => problems.push("alert_rules", "must be an array of rules"),
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, rule) in alert_rules.iter().enumerate() {
+        if rule.id.starts_with("default-") {
+            problems.push(
+                &format!("alert_rules[{index}].id"),
+                "must not start with `default-` (reserved for the default rules)",
+            );
+        }
+        if !seen.insert(rule.id.as_str()) {
+            problems.push(
+                &format!("alert_rules[{index}].id"),
+                &format!("repeats the id {:?} of an earlier rule", rule.id),
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(CustomRules {
+            alert_rules,
+            use_default_rules,
+            updated_at: now,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// One rule of the set; `None` (with the problems recorded) when invalid.
+fn parse_rule(
+    item: &Value,
+    index: usize,
+    settings: &AlertSettings,
+    problems: &mut Problems,
+) -> Option<AlertRule> {
+    let at = |field: &str| format!("alert_rules[{index}].{field}");
+    let Some(object) = item.as_object() else {
+        problems.push(&format!("alert_rules[{index}]"), "must be a JSON object");
+        return None;
+    };
+    const FIELDS: [&str; 7] = [
+        "id",
+        "metric",
+        "condition",
+        "threshold",
+        "window",
+        "severity",
+        "min_samples",
+    ];
+    for key in object.keys() {
+        if !FIELDS.contains(&key.as_str()) {
+            problems.push(
+                &at(key),
+                "is not a rule field (id, metric, condition, threshold, window, severity, min_samples)",
+            );
+        }
+    }
+    let before = problems.len();
+    let metric = required_str(object, "metric", &at, problems).and_then(|name| {
+        name.parse::<MetricName>()
+            .map_err(|_| {
+                let names: Vec<&str> = MetricName::ALL.iter().map(|m| m.as_str()).collect();
+                problems.push(&at("metric"), &format!("must be one of {}", names.join(", ")));
+            })
+            .ok()
+    });
+    let condition = required_str(object, "condition", &at, problems).and_then(|text| match text {
+        "above" => Some(Condition::Above),
+        "below" => Some(Condition::Below),
+        _ => {
+            problems.push(&at("condition"), "must be `above` or `below`");
+            None
+        }
+    });
+    let threshold = match object.get("threshold") {
+        None => {
+            problems.push(&at("threshold"), "is required");
+            None
+        }
+        Some(value) => match value.as_f64().filter(|v| v.is_finite()) {
+            Some(v) => Some(v),
+            None => {
+                problems.push(&at("threshold"), "must be a finite number");
+                None
+            }
+        },
+    };
+    let window = required_str(object, "window", &at, problems).and_then(|text| {
+        text.parse::<RuleWindow>()
+            .map_err(|e| problems.push(&at("window"), &e.to_string()))
+            .ok()
+    });
+    let severity = required_str(object, "severity", &at, problems).and_then(|text| match text {
+        "info" => Some(Severity::Info),
+        "warning" => Some(Severity::Warning),
+        "critical" => Some(Severity::Critical),
+        _ => {
+            problems.push(&at("severity"), "must be `info`, `warning` or `critical`");
+            None
+        }
+    });
+    let min_samples = match object.get("min_samples") {
+        None => None,
+        Some(value) => match value.as_u64().filter(|n| *n <= 1_000_000_000) {
+            Some(n) => Some(n),
+            None => {
+                problems.push(&at("min_samples"), "must be a whole number from 0 to 1e9");
+                None
+            }
+        },
+    };
+    let id = match object.get("id") {
+        None => None,
+        Some(Value::String(id)) => match check_id(id) {
+            Ok(()) => Some(id.clone()),
+            Err(e) => {
+                problems.push(&at("id"), &e.to_string());
+                None
+            }
+        },
+        Some(_) => {
+            problems.push(&at("id"), "must be a string");
+            None
+        }
+    };
+    if problems.len() > before {
+        return None;
+    }
+    let (metric, condition, threshold, window, severity) =
+        (metric?, condition?, threshold?, window?, severity?);
+    let id = id.unwrap_or_else(|| {
+        format!(
+            "{}-{}-{}-{}",
+            metric.as_str(),
+            condition.as_str(),
+            threshold,
+            window
+        )
+    });
+    if check_id(&id).is_err() {
+        problems.push(
+            &at("id"),
+            "is required for this rule: the id derived from it is not a valid id",
+        );
+        return None;
+    }
+    Some(AlertRule {
+        id,
+        metric,
+        condition,
+        threshold,
+        window,
+        severity,
+        min_samples: min_samples.unwrap_or_else(|| default_min_samples(metric, settings)),
+        basis: None,
+    })
+}
+
+/// The string field `name`, recording a problem when it is missing or not a string.
+fn required_str<'a>(
+    object: &'a Map<String, Value>,
+    name: &str,
+    at: &impl Fn(&str) -> String,
+    problems: &mut Problems,
+) -> Option<&'a str> {
+    match object.get(name) {
+        None => {
+            problems.push(&at(name), "is required");
+            None
+        }
+        Some(Value::String(text)) => Some(text),
+        Some(_) => {
+            problems.push(&at(name), "must be a string");
+            None
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The alert lifecycle of one rule: ok → firing → resolved, one notification per
+//! transition. [`step`] is the whole state machine, pure; the evaluation service
+//! publishes what it returns and only then stores it, so a failed publish leaves the
+//! state where it was and the next run tries again.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::rules::AlertRule;
+use crate::domain::TimeSpan;
+use crate::ids::{ModelId, TenantId};
+
+/// Where a rule stands after its latest evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStatus {
+    /// Enough data, threshold not breached.
+    Ok,
+    /// Breached; an alert is open.
+    Firing,
+    /// Too few samples in the window (or the metric cannot be computed there).
+    InsufficientData,
+}
+
+/// The state an alert message or history entry reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// The rule is breached.
+    Firing,
+    /// The rule was breached and is no longer.
+    Resolved,
+}
+
+impl AlertState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert: the SNS message body, and the alert-history entry (updated in place when
+/// it resolves).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// `<rule id>@<start, epoch ms>`: unique per model, stable across notifications of
+    /// the alert (subscribers can de-duplicate on `alert_id` + `state`).
+    pub alert_id: String,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// The rule as evaluated.
+    pub rule: AlertRule,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// The metric's value over the rule's window at this transition.
+    pub observed_value: Option<f64>,
+    /// The metric's baseline, when it has one.
+    pub baseline: Option<f64>,
+    /// Samples behind `observed_value`.
+    pub sample_count: u64,
+    /// Evaluation window behind `observed_value`, start.
+    pub window_start: DateTime<Utc>,
+    /// Evaluation window behind `observed_value`, end.
+    pub window_end: DateTime<Utc>,
+    /// When the alert started firing.
+    pub started_at: DateTime<Utc>,
+    /// When it resolved; `None` while firing.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// The id of the alert of `rule_id` that started at `started_at`.
+pub fn alert_id(rule_id: &str, started_at: DateTime<Utc>) -> String {
+    format!("{rule_id}@{}", started_at.timestamp_millis())
+}
+
+/// The rule id and start of an alert id, if it is one.
+pub fn parse_alert_id(alert_id: &str) -> Option<(&str, DateTime<Utc>)> {
+    let (rule, millis) = alert_id.rsplit_once('@')?;
+    crate::ids::check_id(rule).ok()?;
+    if millis.is_empty() || millis.len() > 15 || !millis.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((rule, DateTime::from_timestamp_millis(millis.parse().ok()?)?))
+}
+
+impl AlertRecord {
+    /// A readable SNS subject (≤ 100 characters, as SNS requires).
+    pub fn subject(&self) -> String {
+        let value = self
+            .observed_value
+            .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.4}"));
+        let text = format!(
+            "[{}] {} {}: {} {} {} over {} (now {value})",
+            self.rule.severity.as_str().to_uppercase(),
+            self.model_id,
+            self.state.as_str(),
+            self.rule.metric,
+            self.rule.condition.as_str(),
+            self.rule.threshold,
+            self.rule.window,
+        );
+        truncate_chars(&text, 100)
+    }
+
+    /// The SNS message attributes subscribers filter on.
+    pub fn message_attributes(&self) -> [(&'static str, String); 6] {
+        [
+            ("severity", self.rule.severity.as_str().to_owned()),
+            ("model_id", self.model_id.to_string()),
+            ("tenant_id", self.tenant_id.to_string()),
+            ("state", self.state.as_str().to_owned()),
+            ("metric", self.rule.metric.as_str().to_owned()),
+            ("rule_id", self.rule.id.clone()),
+        ]
+    }
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// The stored state of one rule of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// The rule.
+    pub rule_id: String,
+    /// Its status.
+    pub status: RuleStatus,
+    /// Since when it has this status.
+    pub since: DateTime<Utc>,
+    /// The open alert while firing.
+    pub alert: Option<AlertRecord>,
+    /// When the open alert was last published.
+    pub last_notified_at: Option<DateTime<Utc>>,
+    /// Grows by one with every write; a write expects the version it read.
+    pub version: u64,
+}
+
+/// What a rule's window showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The threshold is breached.
+    Breached,
+    /// Enough data, not breached.
+    Clear,
+    /// Not enough data to say.
+    InsufficientData,
+}
+
+/// One rule evaluated over its window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleEvaluation {
+    /// The rule.
+    pub rule: AlertRule,
+    /// The metric over the window (`None` when it cannot be computed).
+    pub observed: Option<f64>,
+    /// Samples in the window (labeled for quality metrics, else predictions).
+    pub samples: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The window.
+    pub window: TimeSpan,
+    /// The metric's baseline, if any.
+    pub baseline: Option<f64>,
+}
+
+impl RuleEvaluation {
+    /// Judges `observed` with `samples` against `rule`.
+    pub fn judge(
+        rule: &AlertRule,
+        observed: Option<f64>,
+        samples: u64,
+        window: TimeSpan,
+        baseline: Option<f64>,
+    ) -> Self {
+        let verdict = match observed {
+            Some(value) if samples >= rule.min_samples => {
+                if rule.condition.breached(value, rule.threshold) {
+                    Verdict::Breached
+                } else {
+                    Verdict::Clear
+                }
+            }
+            _ => Verdict::InsufficientData,
+        };
+        Self {
+            rule: rule.clone(),
+            observed,
+            samples,
+            verdict,
+            window,
+            baseline,
+        }
+    }
+}
+
+/// What to do after an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Nothing changed that needs storing.
+    Unchanged,
+    /// Store the new state; nothing to publish.
+    Record(RuleState),
+    /// Publish `alert`, then store `state` (and the alert in the history).
+    Notify {
+        /// The state after the notification.
+        state: RuleState,
+        /// The message, also the history entry.
+        alert: AlertRecord,
+    },
+}
+
+/// Who the evaluation is for and when.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext<'a> {
+    /// The tenant.
+    pub tenant: &'a TenantId,
+    /// The model.
+    pub model_id: &'a ModelId,
+    /// The evaluation time.
+    pub now: DateTime<Utc>,
+    /// Re-publish a still-firing alert after this long (`None`: never).
+    pub renotify_after: Option<TimeDelta>,
+}
+
+/// The state machine: from the stored state `previous` (`None` before the first
+/// evaluation) and this evaluation, the next step. A firing alert stays firing while
+/// data is insufficient: no evidence of recovery.
+pub fn step(previous: Option<&RuleState>, eval: &RuleEvaluation, cx: StepContext<'_>) -> Step {
+    let version = previous.map_or(1, |p| p.version + 1);
+    let open = previous.and_then(|p| Some((p, p.alert.as_ref()?)));
+    match (open, eval.verdict) {
+        (Some((previous, alert)), Verdict::Breached) => {
+            let due = match (cx.renotify_after, previous.last_notified_at) {
+                (Some(every), Some(last)) => cx.now - last >= every,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if !due {
+                return Step::Unchanged;
+            }
+            let alert = AlertRecord {
+                rule: eval.rule.clone(),
+                observed_value: eval.observed,
+                baseline: eval.baseline,
+                sample_count: eval.samples,
+                window_start: eval.window.start,
+                window_end: eval.window.end,
+                ..alert.clone()
+            };
+            let state = RuleState {
+                alert: Some(alert.clone()),
+                last_notified_at: Some(cx.now),
+                version,
+                ..previous.clone()
+            };
+            Step::Notify { state, alert }
+        }
+        (Some((_, alert)), Verdict::Clear) => {
+            let alert = resolved(alert, Some(eval), cx.now);
+            Step::Notify {
+                state: RuleState {
+                    rule_id: eval.rule.id.clone(),
+                    status: RuleStatus::Ok,
+                    since: cx.now,
+                    alert: None,
+                    last_notified_at: Some(cx.now),
+                    version,
+                },
+                alert,
+            }
+        }
+        (Some(_), Verdict::InsufficientData) => Step::Unchanged,
+        (None, Verdict::Breached) => {
+            let alert = AlertRecord {
+                alert_id: alert_id(&eval.rule.id, cx.now),
+                tenant_id: cx.tenant.clone(),
+                model_id: cx.model_id.clone(),
+                rule: eval.rule.clone(),
+                state: AlertState::Firing,
+                observed_value: eval.observed,
+                baseline: eval.baseline,
+                sample_count: eval.samples,
+                window_start: eval.window.start,
+                window_end: eval.window.end,
+                started_at: cx.now,
+                resolved_at: None,
+            };
+            Step::Notify {
+                state: RuleState {
+                    rule_id: eval.rule.id.clone(),
+                    status: RuleStatus::Firing,
+                    since: cx.now,
+                    alert: Some(alert.clone()),
+                    last_notified_at: Some(cx.now),
+                    version,
+                },
+                alert,
+            }
+        }
+        (None, verdict) => {
+            let status = if verdict == Verdict::Clear {
+                RuleStatus::Ok
+            } else {
+                RuleStatus::InsufficientData
+            };
+            if previous.is_some_and(|p| p.status == status) {
+                return Step::Unchanged;
+            }
+            Step::Record(RuleState {
+                rule_id: eval.rule.id.clone(),
+                status,
+                since: cx.now,
+                alert: None,
+                last_notified_at: previous.and_then(|p| p.last_notified_at),
+                version,
+            })
+        }
+    }
+}
+
+/// `alert` resolved at `now`, with the latest evaluation's figures when there is one
+/// (a rule that was removed or replaced resolves without).
+pub fn resolved(alert: &AlertRecord, eval: Option<&RuleEvaluation>, now: DateTime<Utc>) -> AlertRecord {
+    let mut alert = alert.clone();
+    alert.state = AlertState::Resolved;
+    alert.resolved_at = Some(now);
+    if let Some(eval) = eval {
+        alert.observed_value = eval.observed;
+        alert.sample_count = eval.samples;
+        alert.window_start = eval.window.start;
+        alert.window_end = eval.window.end;
+    }
+    alert
+}

@@ -1,0 +1,200 @@
+//! Performance trends (the specification's trends JSON): an OLS line through the last
+//! seven days of hourly values of each quality metric, latency p95 and error rate.
+//!
+//! **Labels.** A trend is judged by its relative change per week, `|slope| · 7 / |mean|`
+//! (mean of the fitted hourly values), and its confidence, `1 − p` where `p` is the
+//! two-sided p-value of "slope = 0" (Student t, as `scipy.stats.linregress`):
+//! - `stable`: confidence < 0.75, or a change below 0.5 % a week;
+//! - `slight_decline` / `slight_improvement`: 0.5 % to 1.5 % a week;
+//! - `declining` / `improving`: 1.5 % a week or more;
+//! - `insufficient_data`: fewer than 24 hourly points (an hour counts with at least
+//!   10 samples: labeled predictions for quality metrics, predictions otherwise).
+//!
+//! Direction is the metric's: a falling accuracy or a rising latency, error rate or
+//! regression error is a decline. `projected_baseline_breach` is when the fitted line
+//! reaches the tightest alert threshold on the metric (default and custom rules), for
+//! declining trends only, if within 90 days of now.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::rules::{AlertRule, Condition, higher_is_better, is_quality, quality_metrics};
+use crate::domain::{MetricName, MetricSet, Task, fit_trend};
+
+/// How far back a trend looks.
+pub const TREND_SPAN: TimeDelta = TimeDelta::days(7);
+/// The fewest hourly points a trend is fitted through.
+pub const MIN_TREND_POINTS: usize = 24;
+/// The fewest samples an hour needs to be a point.
+pub const MIN_POINT_SAMPLES: u64 = 10;
+/// How far ahead a breach is projected.
+pub const BREACH_HORIZON: TimeDelta = TimeDelta::days(90);
+/// Below this confidence a trend is `stable`.
+pub const MIN_CONFIDENCE: f64 = 0.75;
+/// Relative change per week from which a trend is slight.
+pub const SLIGHT_WEEKLY_CHANGE: f64 = 0.005;
+/// Relative change per week from which a trend is strong.
+pub const STRONG_WEEKLY_CHANGE: f64 = 0.015;
+
+/// The `7_day_trend` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrendLabel {
+    /// No meaningful change.
+    Stable,
+    /// Getting slightly worse.
+    SlightDecline,
+    /// Getting worse.
+    Declining,
+    /// Getting slightly better.
+    SlightImprovement,
+    /// Getting better.
+    Improving,
+    /// Too few points to say.
+    InsufficientData,
+}
+
+impl TrendLabel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::SlightDecline => "slight_decline",
+            Self::Declining => "declining",
+            Self::SlightImprovement => "slight_improvement",
+            Self::Improving => "improving",
+            Self::InsufficientData => "insufficient_data",
+        }
+    }
+}
+
+/// The trend of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricTrend {
+    /// The label.
+    #[serde(rename = "7_day_trend")]
+    pub label: TrendLabel,
+    /// Change per day, in the metric's unit.
+    pub slope: Option<f64>,
+    /// When the fitted line reaches `threshold`, for a declining trend within 90 days.
+    pub projected_baseline_breach: Option<DateTime<Utc>>,
+    /// `1 − p-value` of the slope.
+    pub confidence: Option<f64>,
+    /// The alert threshold the breach is projected against, if the metric has one.
+    pub threshold: Option<f64>,
+    /// Hourly points fitted.
+    pub points: usize,
+}
+
+/// The trends of one model, as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendReport {
+    /// When computed.
+    pub computed_at: DateTime<Utc>,
+    /// Start of the hours fitted.
+    pub from: DateTime<Utc>,
+    /// End of the hours fitted.
+    pub to: DateTime<Utc>,
+    /// By metric name.
+    pub trends: BTreeMap<MetricName, MetricTrend>,
+}
+
+impl TrendReport {
+    /// The label of `metric`'s trend, if computed.
+    pub fn label(&self, metric: MetricName) -> Option<TrendLabel> {
+        self.trends.get(&metric).map(|t| t.label)
+    }
+}
+
+/// The metrics a model of `task` has trends for.
+pub fn trend_metrics(task: Task) -> Vec<MetricName> {
+    let mut metrics = quality_metrics(task).to_vec();
+    metrics.extend([MetricName::LatencyP95, MetricName::ErrorRate]);
+    metrics
+}
+
+/// The tightest threshold of `rules` on `metric` in its worsening direction.
+pub fn alert_threshold(metric: MetricName, rules: &[AlertRule]) -> Option<f64> {
+    let worse = if higher_is_better(metric) {
+        Condition::Below
+    } else {
+        Condition::Above
+    };
+    let thresholds = rules
+        .iter()
+        .filter(|r| r.metric == metric && r.condition == worse)
+        .map(|r| r.threshold);
+    if worse == Condition::Below {
+        thresholds.reduce(f64::max)
+    } else {
+        thresholds.reduce(f64::min)
+    }
+}
+
+/// The trend of `metric` from hourly `(hour start, metrics of the hour)` points.
+pub fn metric_trend(
+    metric: MetricName,
+    hours: &[(DateTime<Utc>, MetricSet)],
+    threshold: Option<f64>,
+    now: DateTime<Utc>,
+) -> MetricTrend {
+    let points: Vec<(DateTime<Utc>, f64)> = hours
+        .iter()
+        .filter(|(_, m)| {
+            let samples = if is_quality(metric) {
+                m.labeled
+            } else {
+                m.predictions
+            };
+            samples >= MIN_POINT_SAMPLES
+        })
+        .filter_map(|(start, m)| Some((*start + TimeDelta::minutes(30), m.get(metric)?)))
+        .collect();
+    let insufficient = MetricTrend {
+        label: TrendLabel::InsufficientData,
+        slope: None,
+        projected_baseline_breach: None,
+        confidence: None,
+        threshold,
+        points: points.len(),
+    };
+    if points.len() < MIN_TREND_POINTS {
+        return insufficient;
+    }
+    let Ok(line) = fit_trend(&points) else {
+        return insufficient;
+    };
+    let confidence = 1.0 - line.p_value;
+    let mean = points.iter().map(|(t, _)| line.value_at(*t)).sum::<f64>() / points.len() as f64;
+    let weekly = if mean == 0.0 {
+        if line.slope_per_day == 0.0 { 0.0 } else { f64::INFINITY }
+    } else {
+        (line.slope_per_day * 7.0 / mean).abs()
+    };
+    let worse = (line.slope_per_day < 0.0) == higher_is_better(metric);
+    let label = if confidence < MIN_CONFIDENCE || weekly < SLIGHT_WEEKLY_CHANGE {
+        TrendLabel::Stable
+    } else {
+        match (worse, weekly >= STRONG_WEEKLY_CHANGE) {
+            (true, true) => TrendLabel::Declining,
+            (true, false) => TrendLabel::SlightDecline,
+            (false, true) => TrendLabel::Improving,
+            (false, false) => TrendLabel::SlightImprovement,
+        }
+    };
+    let declining = matches!(label, TrendLabel::Declining | TrendLabel::SlightDecline);
+    let projected_baseline_breach = threshold
+        .filter(|_| declining)
+        .and_then(|t| line.threshold_crossing(t, now))
+        .filter(|at| *at <= now + BREACH_HORIZON);
+    MetricTrend {
+        label,
+        slope: Some(line.slope_per_day),
+        projected_baseline_breach,
+        confidence: Some(confidence),
+        threshold,
+        points: points.len(),
+    }
+}
