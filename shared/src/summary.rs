@@ -15,10 +15,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::aggregate::merge_all;
-use crate::domain::{MetricSet, Task, TimeSpan};
+use crate::alerting::trends::TrendLabel;
+use crate::domain::{MetricName, MetricSet, Task, TimeSpan};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{Granularity, ModelRegistry, RollupStore};
+use crate::ports::{Granularity, ModelRegistry, ModelSettingsStore, RollupStore};
 
 /// A summary window, as the `window` parameter names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,20 +225,10 @@ pub enum SummaryError {
 pub struct QualityValue {
     /// The window's value.
     pub current: Option<f64>,
-    /// The deployment baseline (not captured yet: always `None`).
+    /// The registered test-set baseline, if any.
     pub baseline: Option<f64>,
-    /// The trend against the baseline (not computed yet: always `None`).
-    pub trend: Option<String>,
-}
-
-impl From<Option<f64>> for QualityValue {
-    fn from(current: Option<f64>) -> Self {
-        Self {
-            current,
-            baseline: None,
-            trend: None,
-        }
-    }
+    /// The seven-day trend label, once `evaluate` has computed one.
+    pub trend: Option<TrendLabel>,
 }
 
 /// The quality metrics of the model's task: classification or regression.
@@ -264,18 +255,19 @@ pub enum QualityMetrics<T> {
     },
 }
 
-impl<T: From<Option<f64>>> QualityMetrics<T> {
-    fn of(task: Task, m: &MetricSet) -> Self {
+impl<T> QualityMetrics<T> {
+    /// The task's quality metrics, each made by `value` from its name.
+    fn of(task: Task, value: impl Fn(MetricName) -> T) -> Self {
         match task {
             Task::BinaryClassification | Task::MulticlassClassification => Self::Classification {
-                accuracy: m.accuracy.into(),
-                f1_score: m.f1_score.into(),
-                auc_roc: m.auc_roc.into(),
+                accuracy: value(MetricName::Accuracy),
+                f1_score: value(MetricName::F1Score),
+                auc_roc: value(MetricName::AucRoc),
             },
             Task::Regression => Self::Regression {
-                rmse: m.rmse.into(),
-                mae: m.mae.into(),
-                mape: m.mape.into(),
+                rmse: value(MetricName::Rmse),
+                mae: value(MetricName::Mae),
+                mape: value(MetricName::Mape),
             },
         }
     }
@@ -382,11 +374,10 @@ pub struct PerformanceSummary {
     pub covered: TimeSpan,
 }
 
-/// The summary service over the registry and the rollups.
+/// Reads the metrics of any window `[from, to)` from the rollups: whole days, whole
+/// hours and minute edges (see the module documentation).
 #[derive(Debug, Clone, Copy)]
-pub struct SummaryService<'a, R, S> {
-    /// The model registry (task, first seen; tenant scoping).
-    pub registry: &'a R,
+pub struct WindowReader<'a, S> {
     /// The rollups.
     pub rollups: &'a S,
     /// How long minute rollups are kept after their start; older edges are read
@@ -394,7 +385,95 @@ pub struct SummaryService<'a, R, S> {
     pub minute_retention: TimeDelta,
 }
 
-impl<R: ModelRegistry, S: RollupStore> SummaryService<'_, R, S> {
+impl<S: RollupStore> WindowReader<'_, S> {
+    /// The start a window from `from` to `to` is read from: `from`'s minute while
+    /// minute rollups are kept there, else its hour.
+    pub fn readable_start(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> DateTime<Utc> {
+        let minute = Granularity::Minute.floor(from);
+        if minute + self.minute_retention > to {
+            minute
+        } else {
+            Granularity::Hour.floor(from)
+        }
+    }
+
+    /// The metrics of the model over `[from, to)`, `from` widened to
+    /// [`readable_start`](Self::readable_start); returns them with the span covered.
+    pub async fn metrics(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        first_seen: Option<DateTime<Utc>>,
+    ) -> Result<(MetricSet, TimeSpan), StoreError> {
+        let start = self.readable_start(from, to);
+        let mut parts = Vec::new();
+        for (granularity, span) in compose(start, to) {
+            parts.extend(
+                self.rollups
+                    .rollups(tenant, model_id, granularity, span.start, span.end)
+                    .await?,
+            );
+        }
+        let state = merge_all(parts.iter().map(|r| r.state.as_slice()), || {
+            format!("rollups of {tenant}/{model_id}")
+        })?;
+        let covered = TimeSpan { start, end: to };
+        Ok((MetricSet::compute(&state, covered, first_seen), covered))
+    }
+
+    /// One metric set per `granularity` span from the span holding `from` to the one
+    /// holding `to` (the last one ends at `to`), with each span's start.
+    pub async fn series(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        first_seen: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(DateTime<Utc>, MetricSet)>, StoreError> {
+        let g = granularity;
+        let series_start = g.floor(from);
+        let rollups = self
+            .rollups
+            .rollups(tenant, model_id, g, series_start, to)
+            .await?;
+        let mut rollups = rollups.iter().peekable();
+        let mut series = Vec::new();
+        let mut point_start = series_start;
+        while point_start < to {
+            let point_end = (point_start + g.length()).min(to);
+            let mut parts = Vec::new();
+            while let Some(rollup) = rollups.next_if(|r| r.start < point_end) {
+                parts.push(rollup.state.as_slice());
+            }
+            let state = merge_all(parts, || format!("rollups of {tenant}/{model_id}"))?;
+            let span = TimeSpan {
+                start: point_start,
+                end: point_end,
+            };
+            series.push((point_start, MetricSet::compute(&state, span, first_seen)));
+            point_start += g.length();
+        }
+        Ok(series)
+    }
+}
+
+/// The summary service over the registry, the rollups and the model settings
+/// (baselines and trends).
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryService<'a, R, S, M> {
+    /// The model registry (task, first seen; tenant scoping).
+    pub registry: &'a R,
+    /// The rollups.
+    pub window: WindowReader<'a, S>,
+    /// Baselines and trends.
+    pub settings: &'a M,
+}
+
+impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> SummaryService<'_, R, S, M> {
     /// The summary of the tenant's `model_id` for `query` at `now`.
     pub async fn summary(
         &self,
@@ -408,65 +487,44 @@ impl<R: ModelRegistry, S: RollupStore> SummaryService<'_, R, S> {
             .model(tenant, model_id)
             .await?
             .ok_or(SummaryError::UnknownModel)?;
-        let from = now - query.window.length();
-        let minutes_kept = Granularity::Minute.floor(from) + self.minute_retention > now;
-        let start = if minutes_kept {
-            Granularity::Minute.floor(from)
-        } else {
-            Granularity::Hour.floor(from)
-        };
-        let covered = TimeSpan { start, end: now };
+        let settings = self.settings.model_settings(tenant, model_id).await?;
         let first_seen = Some(model.first_seen);
-        let what = || format!("rollups of {tenant}/{model_id}");
-
-        let mut parts = Vec::new();
-        for (granularity, span) in compose(start, now) {
-            parts.extend(
-                self.rollups
-                    .rollups(tenant, model_id, granularity, span.start, span.end)
-                    .await?,
-            );
-        }
-        let state = merge_all(parts.iter().map(|r| r.state.as_slice()), what)?;
-        let current = MetricSet::compute(&state, covered, first_seen);
-
-        let g = query.granularity;
-        let series_start = g.floor(start);
-        let rollups = self
-            .rollups
-            .rollups(tenant, model_id, g, series_start, now)
+        let from = now - query.window.length();
+        let (current, covered) = self
+            .window
+            .metrics(tenant, model_id, from, now, first_seen)
             .await?;
-        let mut rollups = rollups.iter().peekable();
-        let mut series = Vec::new();
-        let mut point_start = series_start;
-        while point_start < now {
-            let point_end = (point_start + g.length()).min(now);
-            let mut parts = Vec::new();
-            while let Some(rollup) = rollups.next_if(|r| r.start < point_end) {
-                parts.push(rollup.state.as_slice());
-            }
-            let state = merge_all(parts, what)?;
-            let span = TimeSpan {
-                start: point_start,
-                end: point_end,
-            };
-            let m = MetricSet::compute(&state, span, first_seen);
-            series.push(SeriesPoint {
-                timestamp: point_start,
-                quality: QualityMetrics::of(model.task, &m),
+        let series = self
+            .window
+            .series(
+                tenant,
+                model_id,
+                query.granularity,
+                covered.start,
+                now,
+                first_seen,
+            )
+            .await?
+            .into_iter()
+            .map(|(timestamp, m)| SeriesPoint {
+                timestamp,
+                quality: QualityMetrics::of(model.task, |name| m.get(name)),
                 serving: ServingMetrics::of(&m),
                 resources: ResourceMetrics::of(&m),
                 sample_count: m.predictions,
                 labeled_count: m.labeled,
-            });
-            point_start += g.length();
-        }
-
+            })
+            .collect();
+        let quality_metrics = QualityMetrics::of(model.task, |name| QualityValue {
+            current: current.get(name),
+            baseline: settings.baselines.registered_quality(name),
+            trend: settings.trends.as_ref().and_then(|t| t.label(name)),
+        });
         Ok(PerformanceSummary {
             model_id: model.model_id,
             window: query.window,
-            granularity: g,
-            quality_metrics: QualityMetrics::of(model.task, &current),
+            granularity: query.granularity,
+            quality_metrics,
             serving_metrics: ServingMetrics::of(&current),
             resource_metrics: ResourceMetrics::of(&current),
             sample_count: current.predictions,
@@ -529,7 +587,9 @@ fn cover(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore};
+    use crate::adapters::memory::{
+        MemoryModelRegistry, MemoryModelSettings, MemoryPartialStore, MemoryRollupStore,
+    };
     use crate::adapters::timestream::TimestreamArchive;
     use crate::aggregate::roll_up;
     use crate::domain::WindowState;
@@ -603,16 +663,23 @@ mod tests {
     struct Fixture {
         ingest: Ingest,
         rollups: MemoryRollupStore,
+        settings: MemoryModelSettings,
         batches: Vec<ValidBatch>,
         now: DateTime<Utc>,
     }
 
     impl Fixture {
-        fn service(&self) -> SummaryService<'_, MemoryModelRegistry, MemoryRollupStore> {
+        fn service(
+            &self,
+        ) -> SummaryService<'_, MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings>
+        {
             SummaryService {
                 registry: &self.ingest.registry,
-                rollups: &self.rollups,
-                minute_retention: TimeDelta::days(8),
+                window: WindowReader {
+                    rollups: &self.rollups,
+                    minute_retention: TimeDelta::days(8),
+                },
+                settings: &self.settings,
             }
         }
 
@@ -679,6 +746,7 @@ mod tests {
         Fixture {
             ingest,
             rollups,
+            settings: MemoryModelSettings::default(),
             batches,
             now,
         }

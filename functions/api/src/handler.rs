@@ -6,8 +6,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use modelwatch::edge::{error_response, json_response, missing_tenant, tenant_of};
 use modelwatch::error::StoreError;
 use modelwatch::ids::{ModelId, TenantId};
-use modelwatch::ports::{ModelRegistry, RegisteredModel, RollupStore};
-use modelwatch::summary::{SummaryError, SummaryQuery, SummaryService};
+use modelwatch::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
+use modelwatch::summary::{SummaryError, SummaryQuery, SummaryService, WindowReader};
 use serde::Serialize;
 
 /// The models route.
@@ -16,13 +16,15 @@ const MODELS_PATH: &str = "/api/v1/monitoring/models";
 const PERFORMANCE_PREFIX: &str = "/api/v1/monitoring/performance/";
 
 /// The API's dependencies, built once at cold start.
-pub struct Api<R, S> {
+pub struct Api<R, S, M> {
     /// The model registry.
     pub registry: R,
     /// The rollups.
     pub rollups: S,
     /// How long minute rollups are kept after their start.
     pub minute_retention: TimeDelta,
+    /// Baselines, rules and trends.
+    pub settings: M,
     /// The JWT claim naming the tenant.
     pub tenant_claim: String,
 }
@@ -32,7 +34,7 @@ struct ModelList {
     models: Vec<RegisteredModel>,
 }
 
-impl<R: ModelRegistry, S: RollupStore> Api<R, S> {
+impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> Api<R, S, M> {
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Error> {
         let Some(tenant) = tenant_of(&request, &self.tenant_claim) else {
@@ -79,8 +81,11 @@ impl<R: ModelRegistry, S: RollupStore> Api<R, S> {
         };
         let service = SummaryService {
             registry: &self.registry,
-            rollups: &self.rollups,
-            minute_retention: self.minute_retention,
+            window: WindowReader {
+                rollups: &self.rollups,
+                minute_retention: self.minute_retention,
+            },
+            settings: &self.settings,
         };
         // An id that cannot be stored names no model.
         let answer = match ModelId::parse(model) {
@@ -115,7 +120,9 @@ fn store_failure(err: &StoreError, what: &str) -> Response<Body> {
 mod tests {
     use super::*;
     use chrono::DateTime;
-    use modelwatch::adapters::memory::{MemoryModelRegistry, MemoryRollupStore};
+    use modelwatch::adapters::memory::{
+        MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
+    };
     use modelwatch::domain::Task;
 
     fn request(method: &str, path: &str, tenant: Option<&str>) -> Request {
@@ -153,7 +160,7 @@ mod tests {
         lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway v2 event")
     }
 
-    type MemoryApi = Api<MemoryModelRegistry, MemoryRollupStore>;
+    type MemoryApi = Api<MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings>;
 
     fn api_with(models: &[(&str, &str)]) -> MemoryApi {
         let registry = MemoryModelRegistry::default();
@@ -172,6 +179,7 @@ mod tests {
             registry,
             rollups: MemoryRollupStore::default(),
             minute_retention: TimeDelta::days(8),
+            settings: MemoryModelSettings::default(),
             tenant_claim: "tenant_id".into(),
         }
     }

@@ -3,7 +3,7 @@
 mod handler;
 
 use lambda_http::{Error, run, service_fn};
-use modelwatch::adapters::dynamodb::{DynamoModelRegistry, DynamoRollupStore};
+use modelwatch::adapters::dynamodb::{DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore};
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
     let client = aws::dynamodb(&sdk);
     let api = handler::Api {
         registry: DynamoModelRegistry::new(client.clone(), &config.tables.models),
+        settings: DynamoModelSettings::new(client.clone(), &config.tables.models),
         minute_retention: config.rollups.minute,
         rollups: DynamoRollupStore::new(client, &config.tables.rollups, config.rollups),
         tenant_claim: config.tenant_claim,

@@ -12,10 +12,10 @@ use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
-    AlertNotifier, AlertPage, AlertQuery, AlertStore, ModelSettings, ModelSettingsStore,
-    BatchKey, CounterTotals, ExportCursor, ExportCursors, Granularity, ModelRegistry,
-    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
-    RegisteredModel, RegistryError, Rollup, RollupStore,
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchKey, CounterTotals, ExportCursor,
+    ExportCursors, Granularity, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting,
+    PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel,
+    RegistryError, Rollup, RollupStore,
 };
 
 /// [`ModelRegistry`] in memory.
@@ -370,7 +370,12 @@ pub struct MemoryModelSettings {
 }
 
 impl MemoryModelSettings {
-    fn update(&self, tenant: &TenantId, model_id: &ModelId, change: impl FnOnce(&mut ModelSettings)) {
+    fn update(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        change: impl FnOnce(&mut ModelSettings),
+    ) {
         change(
             lock(&self.settings)
                 .entry((tenant.clone(), model_id.clone()))
@@ -549,16 +554,17 @@ impl AlertStore for MemoryAlertStore {
         Ok(AlertPage { alerts, next })
     }
 
-    async fn firing_counts(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<BTreeMap<ModelId, u64>, StoreError> {
+    async fn firing_counts(&self, tenant: &TenantId) -> Result<BTreeMap<ModelId, u64>, StoreError> {
         let tables = lock(&self.inner);
         let mut counts = BTreeMap::new();
         for ((owner, model_id), states) in &tables.states {
             let firing = states
                 .values()
-                .filter(|s| s.alert.as_ref().is_some_and(|a| a.state == AlertState::Firing))
+                .filter(|s| {
+                    s.alert
+                        .as_ref()
+                        .is_some_and(|a| a.state == AlertState::Firing)
+                })
                 .count() as u64;
             if owner == tenant && firing > 0 {
                 counts.insert(model_id.clone(), firing);

@@ -228,10 +228,7 @@ pub fn parse_baseline(
         },
     };
     if problems.is_empty() && test_set.is_none() && throughput_forecast_rps.is_none() {
-        problems.push(
-            "",
-            "must give test_set, throughput_forecast_rps or both",
-        );
+        problems.push("", "must give test_set, throughput_forecast_rps or both");
     }
     if problems.is_empty() {
         Ok(RegisteredBaseline {

@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::baseline::Baselines;
 use super::Problems;
+use super::baseline::Baselines;
 use crate::config::AlertSettings;
 use crate::config::PerfSettings;
 use crate::domain::{MetricName, Task};
@@ -196,9 +196,11 @@ pub fn is_quality(metric: MetricName) -> bool {
 /// The quality metrics of a task.
 pub fn quality_metrics(task: Task) -> [MetricName; 3] {
     match task {
-        Task::BinaryClassification | Task::MulticlassClassification => {
-            [MetricName::Accuracy, MetricName::F1Score, MetricName::AucRoc]
-        }
+        Task::BinaryClassification | Task::MulticlassClassification => [
+            MetricName::Accuracy,
+            MetricName::F1Score,
+            MetricName::AucRoc,
+        ],
         Task::Regression => [MetricName::Rmse, MetricName::Mae, MetricName::Mape],
     }
 }
@@ -258,8 +260,8 @@ pub fn default_rules(
     perf: &PerfSettings,
     settings: &AlertSettings,
 ) -> Vec<AlertRule> {
-    let rule = |id: &str, metric, condition, threshold, window, severity, basis: String| {
-        AlertRule {
+    let rule =
+        |id: &str, metric, condition, threshold, window, severity, basis: String| AlertRule {
             id: format!("default-{id}"),
             metric,
             condition,
@@ -268,8 +270,7 @@ pub fn default_rules(
             severity,
             min_samples: default_min_samples(metric, settings),
             basis: Some(basis),
-        }
-    };
+        };
     let mut rules = Vec::new();
     let margin = perf.accuracy_threshold;
     for metric in quality_metrics(task) {
@@ -389,7 +390,10 @@ pub fn parse_rule_set(
     };
     let mut alert_rules = Vec::new();
     match object.get("alert_rules") {
-        None => problems.push("alert_rules", "is required (an array of rules, may be empty)"),
+        None => problems.push(
+            "alert_rules",
+            "is required (an array of rules, may be empty)",
+        ),
         Some(Value::Array(items)) if items.len() > MAX_RULES => problems.push(
             "alert_rules",
             &format!("has {} rules; at most {MAX_RULES} are allowed", items.len()),
@@ -463,7 +467,10 @@ fn parse_rule(
         name.parse::<MetricName>()
             .map_err(|_| {
                 let names: Vec<&str> = MetricName::ALL.iter().map(|m| m.as_str()).collect();
-                problems.push(&at("metric"), &format!("must be one of {}", names.join(", ")));
+                problems.push(
+                    &at("metric"),
+                    &format!("must be one of {}", names.join(", ")),
+                );
             })
             .ok()
     });

@@ -329,7 +329,11 @@ pub fn step(previous: Option<&RuleState>, eval: &RuleEvaluation, cx: StepContext
 
 /// `alert` resolved at `now`, with the latest evaluation's figures when there is one
 /// (a rule that was removed or replaced resolves without).
-pub fn resolved(alert: &AlertRecord, eval: Option<&RuleEvaluation>, now: DateTime<Utc>) -> AlertRecord {
+pub fn resolved(
+    alert: &AlertRecord,
+    eval: Option<&RuleEvaluation>,
+    now: DateTime<Utc>,
+) -> AlertRecord {
     let mut alert = alert.clone();
     alert.state = AlertState::Resolved;
     alert.resolved_at = Some(now);

@@ -169,7 +169,11 @@ pub fn metric_trend(
     let confidence = 1.0 - line.p_value;
     let mean = points.iter().map(|(t, _)| line.value_at(*t)).sum::<f64>() / points.len() as f64;
     let weekly = if mean == 0.0 {
-        if line.slope_per_day == 0.0 { 0.0 } else { f64::INFINITY }
+        if line.slope_per_day == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
     } else {
         (line.slope_per_day * 7.0 / mean).abs()
     };

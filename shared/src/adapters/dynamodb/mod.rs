@@ -6,10 +6,12 @@ mod attr;
 mod partials;
 mod registry;
 mod rollups;
+mod settings;
 
 pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};
 pub use registry::DynamoModelRegistry;
 pub use rollups::DynamoRollupStore;
+pub use settings::DynamoModelSettings;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
