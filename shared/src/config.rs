@@ -46,6 +46,18 @@ pub struct PerfSettings {
     pub error_rate_max: f64,
 }
 
+impl Default for PerfSettings {
+    /// The specification's defaults.
+    fn default() -> Self {
+        Self {
+            monitoring_interval: Duration::from_secs(60),
+            accuracy_threshold: 0.05,
+            latency_p95_max_ms: 100.0,
+            error_rate_max: 0.01,
+        }
+    }
+}
+
 /// Alert evaluation settings beyond the specification's thresholds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertSettings {
@@ -155,28 +167,29 @@ impl Config {
     /// Reads the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
+        let defaults = PerfSettings::default();
         let perf = PerfSettings {
             monitoring_interval: Duration::from_secs(env.parse_or(
                 "PERF_MONITORING_INTERVAL",
-                60_u64,
+                defaults.monitoring_interval.as_secs(),
                 |v| (1..=86_400).contains(v),
                 "must be a whole number of seconds between 1 and 86400",
             )?),
             accuracy_threshold: env.parse_or(
                 "PERF_ACCURACY_THRESHOLD",
-                0.05,
+                defaults.accuracy_threshold,
                 |v: &f64| v.is_finite() && *v > 0.0 && *v < 1.0,
                 "must be a fraction strictly between 0 and 1",
             )?,
             latency_p95_max_ms: env.parse_or(
                 "PERF_LATENCY_P95_MAX_MS",
-                100.0,
+                defaults.latency_p95_max_ms,
                 |v: &f64| v.is_finite() && *v > 0.0,
                 "must be a positive number of milliseconds",
             )?,
             error_rate_max: env.parse_or(
                 "PERF_ERROR_RATE_MAX",
-                0.01,
+                defaults.error_rate_max,
                 |v: &f64| v.is_finite() && *v > 0.0 && *v <= 1.0,
                 "must be a fraction in (0, 1]",
             )?,

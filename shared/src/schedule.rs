@@ -1,10 +1,7 @@
 //! The scheduled trigger of `aggregate` and `evaluate`.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::error::StoreError;
-use crate::ports::ModelRegistry;
+use serde::Deserialize;
 
 /// How long after its last prediction a model stays active (scheduled work covers it).
 pub const ACTIVE_RETENTION: TimeDelta = TimeDelta::days(400);
@@ -25,29 +22,6 @@ impl ScheduledTrigger {
     /// The time to run for: the event's own time, else `now`.
     pub fn run_time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         self.time.unwrap_or(now)
-    }
-}
-
-/// What a scheduled run did, returned as the invocation's answer and logged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RunReport {
-    /// The time the run was for.
-    pub run_time: DateTime<Utc>,
-    /// Models with a prediction within [`ACTIVE_RETENTION`] before `run_time`.
-    pub active_models: usize,
-}
-
-impl RunReport {
-    /// Looks up the models a run at `run_time` covers.
-    pub async fn for_active_models(
-        registry: &impl ModelRegistry,
-        run_time: DateTime<Utc>,
-    ) -> Result<Self, StoreError> {
-        let models = registry.active_models(run_time - ACTIVE_RETENTION).await?;
-        Ok(Self {
-            run_time,
-            active_models: models.len(),
-        })
     }
 }
 

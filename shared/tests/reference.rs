@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use modelwatch::alerting::trends::metric_trend;
 use modelwatch::domain::{
-    LATENCY_RELATIVE_ACCURACY, MetricSet, Outcome, PredictionRecord, Status, TimeSpan, WindowState,
-    fit_trend,
+    LATENCY_RELATIVE_ACCURACY, MetricName, MetricSet, Outcome, PredictionRecord, Status, TimeSpan,
+    WindowState, fit_trend,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,6 +22,28 @@ struct Fixtures {
     regression: Vec<RegressionCase>,
     latency: Vec<LatencyCase>,
     trend: Vec<TrendCase>,
+    metric_trend: Vec<MetricTrendCase>,
+}
+
+#[derive(Deserialize)]
+struct MetricTrendCase {
+    name: String,
+    metric: String,
+    start_ms: i64,
+    values: Vec<f64>,
+    samples: Vec<u64>,
+    threshold: Option<f64>,
+    now_ms: i64,
+    expected: MetricTrendExpected,
+}
+
+#[derive(Deserialize)]
+struct MetricTrendExpected {
+    label: String,
+    slope: Option<f64>,
+    confidence: Option<f64>,
+    breach_ms: Option<i64>,
+    points: usize,
 }
 
 #[derive(Deserialize)]
@@ -342,5 +365,60 @@ fn trends_match_scipy_linregress_and_numpy_polyfit() {
             "slope standard error",
         );
         relative(trend.p_value, expected.p_value, "p-value");
+    }
+}
+
+#[test]
+fn metric_trends_match_the_reference_labels_slopes_breaches_and_confidence() {
+    for case in fixtures().metric_trend {
+        let name = case.name.as_str();
+        let metric: MetricName = case.metric.parse().expect("metric name");
+        let hours: Vec<(DateTime<Utc>, MetricSet)> = case
+            .values
+            .iter()
+            .zip(&case.samples)
+            .enumerate()
+            .map(|(h, (&value, &samples))| {
+                let mut metrics = MetricSet {
+                    predictions: samples,
+                    labeled: samples,
+                    ..MetricSet::default()
+                };
+                let field = match metric {
+                    MetricName::Accuracy => &mut metrics.accuracy,
+                    MetricName::F1Score => &mut metrics.f1_score,
+                    MetricName::Rmse => &mut metrics.rmse,
+                    MetricName::Mape => &mut metrics.mape,
+                    MetricName::LatencyP95 => &mut metrics.latency_p95_ms,
+                    MetricName::ErrorRate => &mut metrics.error_rate,
+                    other => panic!("{name}: no fixture field for {other}"),
+                };
+                *field = Some(value);
+                (at(case.start_ms + h as i64 * 3_600_000), metrics)
+            })
+            .collect();
+        let trend = metric_trend(metric, &hours, case.threshold, at(case.now_ms));
+        let expected = &case.expected;
+        assert_eq!(trend.label.as_str(), expected.label, "{name}: label");
+        assert_eq!(trend.points, expected.points, "{name}: points");
+        assert_eq!(trend.threshold, case.threshold, "{name}: threshold");
+        let close = |actual: Option<f64>, reference: Option<f64>, tolerance: f64, what: &str| match (
+            actual, reference,
+        ) {
+            (Some(a), Some(r)) => assert!(
+                (a - r).abs() <= tolerance * r.abs().max(1e-300),
+                "{name}: {what} = {a:e}, reference {r:e}"
+            ),
+            (a, r) => assert_eq!(a, r, "{name}: {what}"),
+        };
+        close(trend.slope, expected.slope, 1e-9, "slope");
+        close(trend.confidence, expected.confidence, 1e-9, "confidence");
+        let breach = trend
+            .projected_baseline_breach
+            .map(|t| t.timestamp_millis());
+        match (breach, expected.breach_ms) {
+            (Some(b), Some(r)) => assert!((b - r).abs() <= 1, "{name}: breach {b} vs {r}"),
+            (b, r) => assert_eq!(b, r, "{name}: breach"),
+        }
     }
 }

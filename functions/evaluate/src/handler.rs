@@ -1,16 +1,74 @@
-//! One scheduled run: event → domain → report.
+//! One scheduled run: event → evaluation of every active model → report.
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use lambda_runtime::{Error, LambdaEvent};
-use modelwatch::ports::ModelRegistry;
-use modelwatch::schedule::{RunReport, ScheduledTrigger};
+use modelwatch::alerting::service::{EvaluationReport, Evaluator};
+use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::ports::{
+    AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RollupStore,
+};
+use modelwatch::schedule::ScheduledTrigger;
+use modelwatch::summary::WindowReader;
 
-/// Handles one schedule invocation.
-pub async fn handle(
-    registry: &impl ModelRegistry,
-    event: LambdaEvent<ScheduledTrigger>,
-) -> Result<RunReport, Error> {
-    let report = RunReport::for_active_models(registry, event.payload.run_time(Utc::now())).await?;
-    tracing::info!(active_models = report.active_models, "evaluate run");
-    Ok(report)
+/// The evaluate function's dependencies, built once at cold start.
+pub struct Evaluate<R, S, M, A, N> {
+    /// The model registry.
+    pub registry: R,
+    /// The rollups.
+    pub rollups: S,
+    /// How long minute rollups are kept after their start.
+    pub minute_retention: TimeDelta,
+    /// Baselines, rules, trends.
+    pub settings: M,
+    /// Rule states and alert history.
+    pub alerts: A,
+    /// The alert topic.
+    pub notifier: N,
+    /// The specification's thresholds.
+    pub perf: PerfSettings,
+    /// Minimum samples and re-notification.
+    pub alerting: AlertSettings,
+}
+
+impl<R, S, M, A, N> Evaluate<R, S, M, A, N>
+where
+    R: ModelRegistry,
+    S: RollupStore,
+    M: ModelSettingsStore,
+    A: AlertStore,
+    N: AlertNotifier,
+{
+    /// Handles one schedule invocation. Fails (so the schedule retries) only when the
+    /// registry cannot be read; a model or a notification that fails is reported and
+    /// retried on the next run, its state unchanged.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<ScheduledTrigger>,
+    ) -> Result<EvaluationReport, Error> {
+        let evaluator = Evaluator {
+            registry: &self.registry,
+            window: WindowReader {
+                rollups: &self.rollups,
+                minute_retention: self.minute_retention,
+            },
+            settings: &self.settings,
+            alerts: &self.alerts,
+            notifier: &self.notifier,
+            perf: &self.perf,
+            alerting: &self.alerting,
+        };
+        let report = evaluator.run(event.payload.run_time(Utc::now())).await?;
+        tracing::info!(
+            models = report.models,
+            rules = report.rules,
+            firing = report.firing,
+            insufficient_data = report.insufficient_data,
+            notifications = report.notifications,
+            baselines_captured = report.baselines_captured,
+            trends_updated = report.trends_updated,
+            failures = report.failures.len(),
+            "evaluate run"
+        );
+        Ok(report)
+    }
 }

@@ -1,10 +1,13 @@
-//! The `evaluate` function: scheduled evaluation, driven by EventBridge every
-//! `PERF_MONITORING_INTERVAL` seconds.
+//! The `evaluate` function: scheduled evaluation of baselines, alert rules and trends,
+//! driven by EventBridge every `PERF_MONITORING_INTERVAL` seconds; alerts go to SNS.
 
 mod handler;
 
 use lambda_runtime::{Error, run, service_fn};
-use modelwatch::adapters::dynamodb::DynamoModelRegistry;
+use modelwatch::adapters::dynamodb::{
+    DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
+};
+use modelwatch::adapters::sns::SnsAlertNotifier;
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
@@ -12,6 +15,16 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let sdk = aws::load_sdk_config().await;
-    let registry = DynamoModelRegistry::new(aws::dynamodb(&sdk), &config.tables.models);
-    run(service_fn(|event| handler::handle(&registry, event))).await
+    let dynamodb = aws::dynamodb(&sdk);
+    let evaluate = handler::Evaluate {
+        registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
+        settings: DynamoModelSettings::new(dynamodb.clone(), &config.tables.models),
+        alerts: DynamoAlertStore::new(dynamodb.clone(), &config.tables.alerts),
+        rollups: DynamoRollupStore::new(dynamodb, &config.tables.rollups, config.rollups.clone()),
+        minute_retention: config.rollups.minute,
+        notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
+        perf: config.perf,
+        alerting: config.alerts,
+    };
+    run(service_fn(|event| evaluate.handle(event))).await
 }

@@ -5,4 +5,5 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod memory;
 pub mod remote_write;
+pub mod sns;
 pub mod timestream;

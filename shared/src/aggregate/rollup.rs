@@ -273,11 +273,17 @@ fn decode(bytes: &[u8], what: impl Fn() -> String) -> Result<WindowState, StoreE
 }
 
 /// Merges serialized states; a state that does not decode or merge is corrupt data.
+/// The first state is taken as decoded (merging it into an empty state would only copy
+/// it), so a single state costs one decode.
 pub fn merge_all<'a>(
     states: impl IntoIterator<Item = &'a [u8]>,
     what: impl Fn() -> String,
 ) -> Result<WindowState, StoreError> {
-    let mut merged = WindowState::default();
+    let mut states = states.into_iter();
+    let Some(first) = states.next() else {
+        return Ok(WindowState::default());
+    };
+    let mut merged = decode(first, &what)?;
     for bytes in states {
         merged
             .merge(&decode(bytes, &what)?)

@@ -240,3 +240,84 @@ pub fn parse_baseline(
         Err(problems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_000_000, 0).expect("time")
+    }
+
+    #[test]
+    fn a_test_set_baseline_and_forecast_parse() {
+        let body = json!({"test_set": {"evaluated_at": "2025-11-20T10:00:00Z",
+                          "metrics": {"accuracy": 0.912, "f1_score": 0.895, "auc_roc": 0.94}},
+                          "throughput_forecast_rps": 145});
+        let baseline = parse_baseline(&body, Task::BinaryClassification, now()).expect("valid");
+        let baselines = Baselines {
+            registered: Some(baseline),
+            captured: None,
+        };
+        assert_eq!(baselines.baseline_of(MetricName::Accuracy), Some(0.912));
+        assert_eq!(baselines.baseline_of(MetricName::Throughput), Some(145.0));
+        assert_eq!(baselines.baseline_of(MetricName::LatencyP95), None);
+        let only_forecast = json!({"throughput_forecast_rps": 2.5});
+        assert!(parse_baseline(&only_forecast, Task::Regression, now()).is_ok());
+    }
+
+    #[test]
+    fn every_problem_of_a_baseline_is_named() {
+        let cases = [
+            (json!({}), vec![""]),
+            (json!([1]), vec![""]),
+            (
+                json!({"test_set": {"metrics": {"accuracy": 0.9}}}),
+                vec!["test_set.evaluated_at"],
+            ),
+            (
+                json!({"test_set": {"evaluated_at": "yesterday", "metrics": {"accuracy": 1.2, "rmse": 1.0, "f1_score": "x"}}}),
+                vec![
+                    "test_set.evaluated_at",
+                    "test_set.metrics.accuracy",
+                    "test_set.metrics.rmse",
+                    "test_set.metrics.f1_score",
+                ],
+            ),
+            (
+                json!({"test_set": {"evaluated_at": "2099-01-01T00:00:00Z", "metrics": {}}, "extra": true}),
+                vec!["extra", "test_set.evaluated_at", "test_set.metrics"],
+            ),
+            (
+                json!({"throughput_forecast_rps": 0}),
+                vec!["throughput_forecast_rps"],
+            ),
+            (
+                json!({"throughput_forecast_rps": -3}),
+                vec!["throughput_forecast_rps"],
+            ),
+        ];
+        for (body, expected) in cases {
+            let problems =
+                parse_baseline(&body, Task::BinaryClassification, now()).expect_err("invalid");
+            let mut fields: Vec<&str> = problems
+                .as_slice()
+                .iter()
+                .map(|p| p.field.as_str())
+                .collect();
+            fields.sort_unstable();
+            let mut expected = expected;
+            expected.sort_unstable();
+            assert_eq!(fields, expected, "{body}");
+        }
+        let regression = json!({"test_set": {"evaluated_at": "2025-11-20T10:00:00Z", "metrics": {"mae": -1, "accuracy": 0.9}}});
+        let problems = parse_baseline(&regression, Task::Regression, now()).expect_err("invalid");
+        assert_eq!(problems.len(), 2);
+        assert!(
+            problems.as_slice()[0].reason.contains("regression")
+                || problems.as_slice()[1].reason.contains("regression")
+        );
+    }
+}

@@ -585,3 +585,220 @@ fn required_str<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline, TestSetBaseline};
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_000_000, 0).expect("time")
+    }
+
+    fn perf() -> PerfSettings {
+        PerfSettings {
+            monitoring_interval: std::time::Duration::from_secs(60),
+            accuracy_threshold: 0.05,
+            latency_p95_max_ms: 100.0,
+            error_rate_max: 0.01,
+        }
+    }
+
+    fn fields(problems: &Problems) -> Vec<&str> {
+        problems
+            .as_slice()
+            .iter()
+            .map(|p| p.field.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn windows_parse_from_one_minute_to_thirty_days_and_print_canonically() {
+        for (text, shown) in [
+            ("1m", "1m"),
+            ("15m", "15m"),
+            ("60m", "1h"),
+            ("90m", "90m"),
+            ("1h", "1h"),
+            ("48h", "2d"),
+            ("30d", "30d"),
+            ("720h", "30d"),
+        ] {
+            let window: RuleWindow = text.parse().expect(text);
+            assert_eq!(window.to_string(), shown, "{text}");
+        }
+        for bad in [
+            "", "m", "0m", "31d", "721h", "1.5h", "-1h", "1w", "1 h", "h1", "9999999m",
+        ] {
+            assert_eq!(bad.parse::<RuleWindow>(), Err(InvalidWindow), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_specs_rule_set_parses_with_derived_ids_and_default_sample_sizes() {
+        let body = json!({"model_id": "model-xyz789", "alert_rules": [
+            {"metric": "accuracy", "condition": "below", "threshold": 0.85, "window": "1h", "severity": "critical"},
+            {"metric": "latency_p95", "condition": "above", "threshold": 100, "window": "15m", "severity": "warning"},
+            {"metric": "error_rate", "condition": "above", "threshold": 0.05, "window": "5m", "severity": "critical", "min_samples": 100},
+            {"id": "slow-throughput", "metric": "throughput_rps", "condition": "below", "threshold": 5, "window": "1d", "severity": "info"}
+        ]});
+        let rules =
+            parse_rule_set(&body, "model-xyz789", &AlertSettings::default(), now()).expect("valid");
+        let ids: Vec<&str> = rules.alert_rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "accuracy-below-0.85-1h",
+                "latency_p95-above-100-15m",
+                "error_rate-above-0.05-5m",
+                "slow-throughput"
+            ]
+        );
+        let samples: Vec<u64> = rules.alert_rules.iter().map(|r| r.min_samples).collect();
+        assert_eq!(samples, [30, 30, 100, 0]);
+        assert!(rules.use_default_rules);
+        assert_eq!(rules.alert_rules[3].metric, MetricName::Throughput);
+        let json = serde_json::to_value(&rules.alert_rules[1]).expect("json");
+        assert_eq!(
+            json,
+            json!({"id": "latency_p95-above-100-15m", "metric": "latency_p95", "condition": "above",
+                   "threshold": 100.0, "window": "15m", "severity": "warning", "min_samples": 30})
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_rule_set_is_named() {
+        let body = json!({"model_id": "other", "extra": 1, "use_default_rules": "yes", "alert_rules": [
+            {"metric": "accuracyy", "condition": "under", "threshold": "high", "window": "2w", "severity": "fatal", "min_samples": -1, "note": 1},
+            {"metric": "accuracy", "condition": "below", "threshold": 0.8, "window": "1h", "severity": "info"},
+            {"metric": "accuracy", "condition": "below", "threshold": 0.8, "window": "1h", "severity": "critical"},
+            {"id": "default-mine", "metric": "mae", "condition": "above", "threshold": 1, "window": "1h", "severity": "info"},
+            "not a rule",
+            {}
+        ]});
+        let problems =
+            parse_rule_set(&body, "m1", &AlertSettings::default(), now()).expect_err("invalid");
+        let named = fields(&problems);
+        for expected in [
+            "extra",
+            "model_id",
+            "use_default_rules",
+            "alert_rules[0].metric",
+            "alert_rules[0].condition",
+            "alert_rules[0].threshold",
+            "alert_rules[0].window",
+            "alert_rules[0].severity",
+            "alert_rules[0].min_samples",
+            "alert_rules[0].note",
+            "alert_rules[2].id",
+            "alert_rules[4]",
+            "alert_rules[5].metric",
+            "alert_rules[5].threshold",
+        ] {
+            assert!(
+                named.contains(&expected),
+                "{expected} missing from {named:?}"
+            );
+        }
+        // The reserved prefix is refused (index among the parsed rules).
+        assert!(
+            problems
+                .as_slice()
+                .iter()
+                .any(|p| p.reason.contains("reserved")),
+            "{problems:?}"
+        );
+        let non_finite = json!({"alert_rules": [{"metric": "mae", "condition": "above", "threshold": null, "window": "1h", "severity": "info"}]});
+        assert!(parse_rule_set(&non_finite, "m1", &AlertSettings::default(), now()).is_err());
+        assert!(parse_rule_set(&json!([]), "m1", &AlertSettings::default(), now()).is_err());
+        assert_eq!(
+            fields(
+                &parse_rule_set(&json!({}), "m1", &AlertSettings::default(), now())
+                    .expect_err("no rules")
+            ),
+            ["alert_rules"]
+        );
+        let too_many = json!({"alert_rules": vec![json!({}); MAX_RULES + 1]});
+        assert_eq!(
+            fields(
+                &parse_rule_set(&too_many, "m1", &AlertSettings::default(), now())
+                    .expect_err("too many")
+            ),
+            ["alert_rules"]
+        );
+    }
+
+    #[test]
+    fn default_rules_follow_the_baselines_and_the_perf_settings() {
+        let settings = AlertSettings::default();
+        let none = default_rules(
+            Task::BinaryClassification,
+            &Baselines::default(),
+            &perf(),
+            &settings,
+        );
+        let ids: Vec<&str> = none.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["default-latency_p95-max", "default-error_rate"]);
+        assert_eq!(none[0].threshold, 100.0);
+        assert_eq!(none[1].threshold, 0.01);
+
+        let baselines = Baselines {
+            registered: Some(RegisteredBaseline {
+                test_set: Some(TestSetBaseline {
+                    evaluated_at: now(),
+                    metrics: [(MetricName::Accuracy, 0.9), (MetricName::AucRoc, 0.8)].into(),
+                }),
+                throughput_forecast_rps: Some(150.0),
+                updated_at: now(),
+            }),
+            captured: Some(CapturedBaseline {
+                latency_p95_ms: Some(20.0),
+                error_rate: Some(0.001),
+                from: now(),
+                to: now(),
+                sample_count: 1000,
+                captured_at: now(),
+            }),
+        };
+        let rules = default_rules(Task::BinaryClassification, &baselines, &perf(), &settings);
+        let by_id = |id: &str| rules.iter().find(|r| r.id == id).expect(id);
+        let accuracy = by_id("default-accuracy");
+        assert_eq!(
+            (accuracy.condition, accuracy.min_samples),
+            (Condition::Below, 30)
+        );
+        assert!((accuracy.threshold - 0.855).abs() < 1e-12);
+        assert!((by_id("default-auc_roc").threshold - 0.76).abs() < 1e-12);
+        assert_eq!(by_id("default-latency_p95-baseline").threshold, 30.0);
+        assert_eq!(by_id("default-throughput").threshold, 120.0);
+        assert_eq!(by_id("default-throughput").min_samples, 0);
+        assert_eq!(rules.len(), 6);
+
+        // Regression errors alert above baseline × (1 + threshold).
+        let regression = Baselines {
+            registered: Some(RegisteredBaseline {
+                test_set: Some(TestSetBaseline {
+                    evaluated_at: now(),
+                    metrics: [(MetricName::Rmse, 2.0)].into(),
+                }),
+                throughput_forecast_rps: None,
+                updated_at: now(),
+            }),
+            captured: None,
+        };
+        let rules = default_rules(Task::Regression, &regression, &perf(), &settings);
+        assert_eq!(rules[0].id, "default-rmse");
+        assert_eq!(rules[0].condition, Condition::Above);
+        assert!((rules[0].threshold - 2.1).abs() < 1e-12);
+
+        let off = CustomRules {
+            use_default_rules: false,
+            ..CustomRules::none()
+        };
+        assert!(
+            effective_rules(Task::Regression, &off, &regression, &perf(), &settings).is_empty()
+        );
+    }
+}

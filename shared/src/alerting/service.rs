@@ -1,1 +1,852 @@
-pub struct _Placeholder;
+//! One scheduled evaluation run over every active model: capture the 24-hour baseline
+//! when due, evaluate every rule over its window, move each rule's alert through its
+//! lifecycle (publishing before storing), and refresh the seven-day trends once an hour.
+//!
+//! **The evaluated windows end at the run's minute** (`[end − window, end)` with `end`
+//! the run time floored to the minute), so a rule sees whole minutes only.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::baseline::{CAPTURE_SPAN, CapturedBaseline};
+use super::rules::{AlertRule, CustomRules, effective_rules, is_quality};
+use super::state::{RuleEvaluation, RuleStatus, Step, StepContext, resolved, step};
+use super::trends::{TREND_SPAN, TrendReport, alert_threshold, metric_trend, trend_metrics};
+use crate::config::{AlertSettings, PerfSettings};
+use crate::domain::{MetricName, MetricSet};
+use crate::error::StoreError;
+use crate::ids::{ModelId, TenantId};
+use crate::ports::{
+    AlertNotifier, AlertStore, Granularity, ModelRegistry, ModelSettingsStore, RegisteredModel,
+    RollupStore,
+};
+use crate::schedule::ACTIVE_RETENTION;
+use crate::summary::WindowReader;
+
+/// Models evaluated at once.
+const CONCURRENT_MODELS: usize = 8;
+
+/// What an evaluation run did (the invocation's answer, also logged).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EvaluationReport {
+    /// The run's time.
+    pub run_time: DateTime<Utc>,
+    /// The end of every evaluated window (the run's minute).
+    pub evaluated_until: DateTime<Utc>,
+    /// Active models evaluated.
+    pub models: usize,
+    /// Rules evaluated.
+    pub rules: usize,
+    /// Rules firing after the run.
+    pub firing: usize,
+    /// Rules without enough data in their window.
+    pub insufficient_data: usize,
+    /// Alert transitions published.
+    pub notifications: usize,
+    /// 24-hour baselines captured in this run.
+    pub baselines_captured: usize,
+    /// Models whose trends were refreshed.
+    pub trends_updated: usize,
+    /// Models (or notifications) that failed; they are retried by the next run.
+    pub failures: Vec<EvaluationFailure>,
+}
+
+/// A model whose evaluation did not complete.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvaluationFailure {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// What failed (no secrets; store errors name the operation).
+    pub error: String,
+}
+
+/// What one model's evaluation added to the report.
+#[derive(Debug, Default)]
+struct ModelOutcome {
+    rules: usize,
+    firing: usize,
+    insufficient_data: usize,
+    notifications: usize,
+    baseline_captured: bool,
+    trends_updated: bool,
+    /// Failures that did not stop the rest of the model's evaluation.
+    errors: Vec<String>,
+}
+
+/// The evaluation service over the stores and the alert topic.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluator<'a, R, S, M, A, N> {
+    /// Which models are active, with task and first seen.
+    pub registry: &'a R,
+    /// Metrics of any window from the rollups.
+    pub window: WindowReader<'a, S>,
+    /// Baselines, custom rules, trends.
+    pub settings: &'a M,
+    /// Rule states and alert history.
+    pub alerts: &'a A,
+    /// The alert topic.
+    pub notifier: &'a N,
+    /// The specification's thresholds.
+    pub perf: &'a PerfSettings,
+    /// Minimum samples and re-notification.
+    pub alerting: &'a AlertSettings,
+}
+
+impl<R, S, M, A, N> Evaluator<'_, R, S, M, A, N>
+where
+    R: ModelRegistry,
+    S: RollupStore,
+    M: ModelSettingsStore,
+    A: AlertStore,
+    N: AlertNotifier,
+{
+    /// Evaluates every model active at `run_time`. Fails only when the registry cannot
+    /// be read; a model that fails is reported and retried by the next run.
+    pub async fn run(&self, run_time: DateTime<Utc>) -> Result<EvaluationReport, StoreError> {
+        let models = self
+            .registry
+            .active_models(run_time - ACTIVE_RETENTION)
+            .await?;
+        let end = Granularity::Minute.floor(run_time);
+        let mut report = EvaluationReport {
+            run_time,
+            evaluated_until: end,
+            models: models.len(),
+            ..EvaluationReport::default()
+        };
+        let mut outcomes = futures_util::stream::iter(&models)
+            .map(|model| async move { (model, self.evaluate_model(model, end).await) })
+            .buffer_unordered(CONCURRENT_MODELS);
+        while let Some((model, outcome)) = outcomes.next().await {
+            let failure = |error: String| EvaluationFailure {
+                tenant_id: model.tenant.clone(),
+                model_id: model.model_id.clone(),
+                error,
+            };
+            match outcome {
+                Ok(outcome) => {
+                    report.rules += outcome.rules;
+                    report.firing += outcome.firing;
+                    report.insufficient_data += outcome.insufficient_data;
+                    report.notifications += outcome.notifications;
+                    report.baselines_captured += usize::from(outcome.baseline_captured);
+                    report.trends_updated += usize::from(outcome.trends_updated);
+                    report
+                        .failures
+                        .extend(outcome.errors.into_iter().map(failure));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, source = ?std::error::Error::source(&err),
+                        tenant = %model.tenant, model = %model.model_id, "evaluation failed");
+                    report.failures.push(failure(err.to_string()));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Evaluates one model with windows ending at `end`.
+    async fn evaluate_model(
+        &self,
+        model: &RegisteredModel,
+        end: DateTime<Utc>,
+    ) -> Result<ModelOutcome, StoreError> {
+        let (tenant, model_id) = (&model.tenant, &model.model_id);
+        let mut outcome = ModelOutcome::default();
+        let mut settings = self.settings.model_settings(tenant, model_id).await?;
+
+        let capture_from = Granularity::Minute.floor(model.first_seen);
+        if settings.baselines.captured.is_none() && end >= capture_from + CAPTURE_SPAN {
+            let (metrics, _) = self
+                .window
+                .metrics(
+                    tenant,
+                    model_id,
+                    capture_from,
+                    capture_from + CAPTURE_SPAN,
+                    Some(model.first_seen),
+                )
+                .await?;
+            let captured = CapturedBaseline::from_metrics(&metrics, capture_from, end);
+            outcome.baseline_captured = self
+                .settings
+                .put_captured_baseline(tenant, model_id, &captured)
+                .await?;
+            settings = self.settings.model_settings(tenant, model_id).await?;
+        }
+
+        let custom = settings.rules.clone().unwrap_or_else(CustomRules::none);
+        let rules = effective_rules(
+            model.task,
+            &custom,
+            &settings.baselines,
+            self.perf,
+            self.alerting,
+        );
+        let windows: std::collections::BTreeSet<_> = rules.iter().map(|r| r.window).collect();
+        let mut by_window = BTreeMap::new();
+        for window in windows {
+            let from = end - window.length();
+            let metrics = self
+                .window
+                .metrics(tenant, model_id, from, end, Some(model.first_seen))
+                .await?;
+            by_window.insert(window, metrics);
+        }
+        let mut states: BTreeMap<String, _> = self
+            .alerts
+            .rule_states(tenant, model_id)
+            .await?
+            .into_iter()
+            .map(|s| (s.rule_id.clone(), s))
+            .collect();
+        let cx = StepContext {
+            tenant,
+            model_id,
+            now: end,
+            renotify_after: self.alerting.renotify_after,
+        };
+        for rule in &rules {
+            let Some((metrics, span)) = by_window.get(&rule.window) else {
+                continue;
+            };
+            let eval = RuleEvaluation::judge(
+                rule,
+                metrics.get(rule.metric),
+                samples(rule.metric, metrics),
+                *span,
+                settings.baselines.baseline_of(rule.metric),
+            );
+            let previous = states.remove(&rule.id);
+            let status = match self
+                .apply(tenant, model_id, step(previous.as_ref(), &eval, cx))
+                .await
+            {
+                Ok(applied) => {
+                    outcome.notifications += usize::from(applied.notified);
+                    applied.status.or(previous.as_ref().map(|p| p.status))
+                }
+                Err(err) => {
+                    outcome.errors.push(format!("rule {}: {err}", rule.id));
+                    previous.as_ref().map(|p| p.status)
+                }
+            };
+            outcome.rules += 1;
+            match status {
+                Some(RuleStatus::Firing) => outcome.firing += 1,
+                Some(RuleStatus::InsufficientData) => outcome.insufficient_data += 1,
+                _ => {}
+            }
+        }
+        // States of rules no longer in the set: resolve an open alert, then forget it.
+        for state in states.into_values() {
+            let alert = state.alert.as_ref().map(|a| resolved(a, None, end));
+            if let Some(alert) = &alert {
+                if let Err(err) = self.notifier.notify(alert).await {
+                    outcome
+                        .errors
+                        .push(format!("rule {} (removed): {err}", state.rule_id));
+                    continue;
+                }
+                outcome.notifications += 1;
+            }
+            self.alerts
+                .remove_rule_state(
+                    tenant,
+                    model_id,
+                    &state.rule_id,
+                    state.version,
+                    alert.as_ref(),
+                )
+                .await?;
+        }
+
+        let trend_end = Granularity::Hour.floor(end);
+        if settings.trends.as_ref().is_none_or(|t| t.to < trend_end) {
+            let trends = self.trends(model, &rules, trend_end, end).await?;
+            self.settings.put_trends(tenant, model_id, &trends).await?;
+            outcome.trends_updated = true;
+        }
+        Ok(outcome)
+    }
+
+    /// Publishes and stores what `step` decided; a failed publish stores nothing.
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        step: Step,
+    ) -> Result<Applied, StoreError> {
+        let (state, alert) = match step {
+            Step::Unchanged => {
+                return Ok(Applied {
+                    status: None,
+                    notified: false,
+                });
+            }
+            Step::Record(state) => (state, None),
+            Step::Notify { state, alert } => {
+                self.notifier.notify(&alert).await?;
+                (state, Some(alert))
+            }
+        };
+        let stored = self
+            .alerts
+            .save_rule_state(tenant, model_id, &state, alert.as_ref())
+            .await?;
+        if !stored {
+            // Another run moved this rule on first (overlapping invocations).
+            tracing::warn!(%tenant, %model_id, rule = %state.rule_id,
+                "rule state changed concurrently; this run's step dropped");
+        }
+        Ok(Applied {
+            status: Some(state.status),
+            notified: alert.is_some(),
+        })
+    }
+
+    /// The trends of the seven days of hours before `to`.
+    async fn trends(
+        &self,
+        model: &RegisteredModel,
+        rules: &[AlertRule],
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TrendReport, StoreError> {
+        let from = to - TREND_SPAN;
+        let hours = self
+            .window
+            .series(
+                &model.tenant,
+                &model.model_id,
+                Granularity::Hour,
+                from,
+                to,
+                Some(model.first_seen),
+            )
+            .await?;
+        let trends = trend_metrics(model.task)
+            .into_iter()
+            .map(|metric| {
+                let threshold = alert_threshold(metric, rules);
+                (metric, metric_trend(metric, &hours, threshold, now))
+            })
+            .collect();
+        Ok(TrendReport {
+            computed_at: now,
+            from,
+            to,
+            trends,
+        })
+    }
+}
+
+/// What storing a step did.
+struct Applied {
+    /// The rule's status after the step, when it changed.
+    status: Option<RuleStatus>,
+    /// Whether an alert was published.
+    notified: bool,
+}
+
+/// The samples behind `metric` in `metrics`: labeled predictions for quality metrics,
+/// predictions otherwise.
+fn samples(metric: MetricName, metrics: &MetricSet) -> u64 {
+    if is_quality(metric) {
+        metrics.labeled
+    } else {
+        metrics.predictions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::adapters::memory::{
+        MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
+        MemoryRollupStore,
+    };
+    use crate::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
+    use crate::alerting::rules::{Condition, RuleWindow, Severity};
+    use crate::alerting::state::AlertState;
+    use crate::alerting::trends::TrendLabel;
+    use crate::domain::{Outcome, PredictionRecord, Status, Task, WindowState};
+    use crate::ports::{AlertQuery, CounterTotals, Rollup};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("test time")
+            .with_timezone(&Utc)
+    }
+
+    type MemoryEvaluator<'a> = Evaluator<
+        'a,
+        MemoryModelRegistry,
+        MemoryRollupStore,
+        MemoryModelSettings,
+        MemoryAlertStore,
+        MemoryNotifier,
+    >;
+
+    /// An hour or day rollup: its granularity and start.
+    type SpanKey = (Granularity, DateTime<Utc>);
+
+    /// How one minute of traffic looks.
+    #[derive(Clone, Copy)]
+    struct Shape {
+        per_minute: usize,
+        accuracy: f64,
+        latency_ms: f64,
+        error_rate: f64,
+    }
+
+    const GOOD: Shape = Shape {
+        per_minute: 20,
+        accuracy: 0.95,
+        latency_ms: 20.0,
+        error_rate: 0.0,
+    };
+
+    /// One model with in-memory stores; traffic is rolled into minute, hour and day rollups.
+    struct World {
+        registry: MemoryModelRegistry,
+        rollups: MemoryRollupStore,
+        settings: MemoryModelSettings,
+        alerts: MemoryAlertStore,
+        notifier: MemoryNotifier,
+        perf: PerfSettings,
+        alerting: AlertSettings,
+        /// Hour and day rollups as merged so far, with their revisions.
+        spans: Mutex<BTreeMap<SpanKey, (u64, WindowState)>>,
+        tenant: TenantId,
+        model_id: ModelId,
+    }
+
+    impl World {
+        fn new(first_seen: DateTime<Utc>) -> Self {
+            let registry = MemoryModelRegistry::default();
+            let (tenant, model_id) = (
+                TenantId::parse("t1").expect("id"),
+                ModelId::parse("m1").expect("id"),
+            );
+            registry.insert(RegisteredModel {
+                tenant: tenant.clone(),
+                model_id: model_id.clone(),
+                task: Task::BinaryClassification,
+                first_seen,
+                last_seen: first_seen,
+                latest_version: None,
+            });
+            Self {
+                registry,
+                rollups: MemoryRollupStore::default(),
+                settings: MemoryModelSettings::default(),
+                alerts: MemoryAlertStore::default(),
+                notifier: MemoryNotifier::default(),
+                perf: PerfSettings {
+                    monitoring_interval: std::time::Duration::from_secs(60),
+                    accuracy_threshold: 0.05,
+                    latency_p95_max_ms: 100.0,
+                    error_rate_max: 0.01,
+                },
+                alerting: AlertSettings::default(),
+                spans: Mutex::new(BTreeMap::new()),
+                tenant,
+                model_id,
+            }
+        }
+
+        fn evaluator(&self) -> MemoryEvaluator<'_> {
+            Evaluator {
+                registry: &self.registry,
+                window: WindowReader {
+                    rollups: &self.rollups,
+                    minute_retention: TimeDelta::days(8),
+                },
+                settings: &self.settings,
+                alerts: &self.alerts,
+                notifier: &self.notifier,
+                perf: &self.perf,
+                alerting: &self.alerting,
+            }
+        }
+
+        /// `minutes` minutes of `shape` traffic from `from`.
+        async fn traffic(&self, from: DateTime<Utc>, minutes: i64, shape: Shape) {
+            for m in 0..minutes {
+                let minute = from + TimeDelta::minutes(m);
+                let mut state = WindowState::default();
+                for i in 0..shape.per_minute {
+                    let fraction = (i as f64 + 0.5) / shape.per_minute as f64;
+                    let failed = fraction < shape.error_rate;
+                    let correct = fraction < shape.accuracy;
+                    let record = PredictionRecord {
+                        timestamp: minute + TimeDelta::seconds(i as i64 % 60),
+                        latency_ms: shape.latency_ms * (0.5 + fraction),
+                        status: if failed { Status::Error } else { Status::Ok },
+                        error_type: failed.then(|| "timeout".to_owned()),
+                        outcome: Outcome::Binary {
+                            predicted: (!failed).then_some(i % 2 == 0),
+                            actual: (!failed).then_some((i % 2 == 0) == correct),
+                            score: None,
+                        },
+                    };
+                    state.fold_prediction(&record).expect("fold");
+                }
+                self.put(Granularity::Minute, minute, 1, &state).await;
+                for granularity in [Granularity::Hour, Granularity::Day] {
+                    let start = granularity.floor(minute);
+                    let (rev, merged) = {
+                        let mut spans = self.spans.lock().expect("lock");
+                        let entry = spans.entry((granularity, start)).or_default();
+                        entry.0 += 1;
+                        entry.1.merge(&state).expect("merge");
+                        (entry.0, entry.1.clone())
+                    };
+                    self.put(granularity, start, rev, &merged).await;
+                }
+            }
+        }
+
+        async fn put(
+            &self,
+            granularity: Granularity,
+            start: DateTime<Utc>,
+            rev: u64,
+            state: &WindowState,
+        ) {
+            let rollup = Rollup {
+                tenant: self.tenant.clone(),
+                model_id: self.model_id.clone(),
+                granularity,
+                start,
+                rev,
+                state: state.to_bytes(),
+            };
+            let stored = if granularity == Granularity::Minute {
+                self.rollups
+                    .put_minute_rollup(&rollup, None, &CounterTotals::default())
+                    .await
+            } else {
+                self.rollups.put_rollup(&rollup).await
+            };
+            assert!(stored.expect("put"), "rollup {start} stored");
+        }
+
+        async fn run(&self, at: DateTime<Utc>) -> EvaluationReport {
+            self.evaluator().run(at).await.expect("run")
+        }
+
+        async fn register_accuracy(&self, accuracy: f64) {
+            let baseline = RegisteredBaseline {
+                test_set: Some(TestSetBaseline {
+                    evaluated_at: at("2026-11-01T00:00:00Z"),
+                    metrics: BTreeMap::from([(MetricName::Accuracy, accuracy)]),
+                }),
+                throughput_forecast_rps: None,
+                updated_at: at("2026-11-01T00:00:00Z"),
+            };
+            self.settings
+                .put_registered_baseline(&self.tenant, &self.model_id, &baseline)
+                .await
+                .expect("put");
+        }
+
+        fn sent_for(&self, rule: &str) -> Vec<AlertRecord> {
+            self.notifier
+                .sent()
+                .into_iter()
+                .filter(|a| a.rule.id == rule)
+                .collect()
+        }
+    }
+
+    use crate::alerting::state::AlertRecord;
+
+    #[tokio::test]
+    async fn accuracy_degrading_fires_once_and_resolves_once() {
+        let t0 = at("2026-11-20T00:00:00Z");
+        let world = World::new(t0);
+        world.register_accuracy(0.9).await;
+        world.traffic(t0, 120, GOOD).await;
+        let report = world.run(t0 + TimeDelta::minutes(120)).await;
+        assert_eq!(report.failures, vec![]);
+        assert_eq!(report.notifications, 0, "{report:?}");
+
+        let bad = Shape {
+            accuracy: 0.6,
+            ..GOOD
+        };
+        world.traffic(t0 + TimeDelta::minutes(120), 60, bad).await;
+        let fired_at = t0 + TimeDelta::minutes(180);
+        let report = world.run(fired_at + TimeDelta::seconds(20)).await;
+        assert_eq!(report.firing, 1, "{report:?}");
+        let sent = world.sent_for("default-accuracy");
+        assert_eq!(sent.len(), 1);
+        let alert = &sent[0];
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.started_at, fired_at);
+        assert_eq!(alert.baseline, Some(0.9));
+        assert!((alert.rule.threshold - 0.855).abs() < 1e-12);
+        assert_eq!(alert.rule.condition, Condition::Below);
+        assert_eq!(
+            alert.rule.window,
+            "1h".parse::<RuleWindow>().expect("window")
+        );
+        assert_eq!(alert.rule.severity, Severity::Critical);
+        assert!((alert.observed_value.expect("value") - 0.6).abs() < 0.01);
+        assert_eq!(alert.sample_count, 1200);
+
+        // Still bad: no second message.
+        world.traffic(fired_at, 10, bad).await;
+        world.run(fired_at + TimeDelta::minutes(10)).await;
+        assert_eq!(world.sent_for("default-accuracy").len(), 1);
+
+        world
+            .traffic(fired_at + TimeDelta::minutes(10), 60, GOOD)
+            .await;
+        let resolved_at = fired_at + TimeDelta::minutes(70);
+        let report = world.run(resolved_at).await;
+        assert_eq!(report.firing, 0, "{report:?}");
+        let sent = world.sent_for("default-accuracy");
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].state, AlertState::Resolved);
+        assert_eq!(sent[1].alert_id, sent[0].alert_id);
+        assert_eq!(sent[1].resolved_at, Some(resolved_at));
+        world.run(resolved_at + TimeDelta::minutes(1)).await;
+        assert_eq!(world.sent_for("default-accuracy").len(), 2);
+
+        let history = world
+            .alerts
+            .alerts(
+                &world.tenant,
+                &world.model_id,
+                &AlertQuery {
+                    state: None,
+                    limit: 10,
+                    after: None,
+                },
+            )
+            .await
+            .expect("history");
+        assert_eq!(history.alerts.len(), 1);
+        assert_eq!(history.alerts[0].state, AlertState::Resolved);
+        // Nothing else fired: latency and error rate stayed fine.
+        assert_eq!(world.notifier.sent().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn thin_windows_are_insufficient_data_not_alerts() {
+        let t0 = at("2026-11-20T00:00:00Z");
+        let world = World::new(t0);
+        world.register_accuracy(0.9).await;
+        // 2 labeled predictions a minute, all wrong: 10 in the 5-minute error window
+        // and 120 in the hour, but only 20 in the first 10 minutes.
+        let thin = Shape {
+            per_minute: 2,
+            accuracy: 0.0,
+            ..GOOD
+        };
+        world.traffic(t0, 10, thin).await;
+        let report = world.run(t0 + TimeDelta::minutes(10)).await;
+        assert_eq!(report.notifications, 0, "{report:?}");
+        let states = world
+            .alerts
+            .rule_states(&world.tenant, &world.model_id)
+            .await
+            .expect("states");
+        let status = |id: &str| {
+            states
+                .iter()
+                .find(|s| s.rule_id == id)
+                .map(|s| s.status)
+                .expect("state stored")
+        };
+        assert_eq!(status("default-accuracy"), RuleStatus::InsufficientData);
+        assert_eq!(status("default-error_rate"), RuleStatus::InsufficientData);
+        assert_eq!(
+            report.insufficient_data, 3,
+            "accuracy, latency max, error rate"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_keeps_the_state_and_the_next_run_delivers_once() {
+        let t0 = at("2026-11-20T00:00:00Z");
+        let world = World::new(t0);
+        let failing = Shape {
+            error_rate: 0.25,
+            ..GOOD
+        };
+        world.traffic(t0, 10, failing).await;
+        world.notifier.set_failing(true);
+        let report = world.run(t0 + TimeDelta::minutes(10)).await;
+        assert_eq!(report.notifications, 0);
+        assert_eq!(report.failures.len(), 1, "{report:?}");
+        assert!(report.failures[0].error.contains("default-error_rate"));
+        let states = world
+            .alerts
+            .rule_states(&world.tenant, &world.model_id)
+            .await
+            .expect("states");
+        assert!(states.iter().all(|s| s.status != RuleStatus::Firing));
+
+        world.notifier.set_failing(false);
+        let report = world.run(t0 + TimeDelta::minutes(10)).await;
+        assert_eq!(report.notifications, 1, "{report:?}");
+        world.run(t0 + TimeDelta::minutes(10)).await;
+        let sent = world.sent_for("default-error_rate");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].state, AlertState::Firing);
+        assert_eq!(sent[0].observed_value, Some(0.25));
+    }
+
+    #[tokio::test]
+    async fn the_latency_baseline_is_captured_after_24_hours_and_then_alerts() {
+        let t0 = at("2026-11-20T00:00:00Z");
+        let world = World::new(t0 + TimeDelta::seconds(30));
+        world.traffic(t0, 24 * 60, GOOD).await;
+        let report = world.run(t0 + TimeDelta::hours(23)).await;
+        assert_eq!(report.baselines_captured, 0);
+        let report = world.run(t0 + TimeDelta::hours(24)).await;
+        assert_eq!(report.baselines_captured, 1);
+        let settings = world
+            .settings
+            .model_settings(&world.tenant, &world.model_id)
+            .await
+            .expect("settings");
+        let captured = settings.baselines.captured.expect("captured");
+        assert_eq!(
+            (captured.from, captured.to),
+            (t0, t0 + TimeDelta::hours(24))
+        );
+        assert_eq!(captured.sample_count, 24 * 60 * 20);
+        let p95 = captured.latency_p95_ms.expect("p95");
+        // Latencies are spread evenly over [10, 30) ms: p95 ≈ 29 ms (1 % sketch).
+        assert!((p95 - 29.0).abs() < 0.5, "{p95}");
+        assert_eq!(captured.error_rate, Some(0.0));
+
+        // Slower by 1.6×: above 1.5 × baseline, below the 100 ms maximum.
+        let slow = Shape {
+            latency_ms: 32.0,
+            ..GOOD
+        };
+        world.traffic(t0 + TimeDelta::hours(24), 15, slow).await;
+        world
+            .run(t0 + TimeDelta::hours(24) + TimeDelta::minutes(15))
+            .await;
+        let sent = world.sent_for("default-latency_p95-baseline");
+        assert_eq!(sent.len(), 1, "{:?}", world.notifier.sent());
+        assert_eq!(sent[0].baseline, Some(p95));
+        assert!((sent[0].rule.threshold - 1.5 * p95).abs() < 1e-9);
+        assert!(world.sent_for("default-latency_p95-max").is_empty());
+        // A second capture never replaces the first.
+        let report = world.run(t0 + TimeDelta::hours(30)).await;
+        assert_eq!(report.baselines_captured, 0);
+    }
+
+    #[tokio::test]
+    async fn a_firing_rule_that_is_removed_resolves() {
+        let t0 = at("2026-11-20T00:00:00Z");
+        let world = World::new(t0);
+        let rules = CustomRules {
+            alert_rules: vec![AlertRule {
+                id: "p95-tight".into(),
+                metric: MetricName::LatencyP95,
+                condition: Condition::Above,
+                threshold: 10.0,
+                window: "5m".parse().expect("window"),
+                severity: Severity::Info,
+                min_samples: 1,
+                basis: None,
+            }],
+            use_default_rules: false,
+            updated_at: t0,
+        };
+        world
+            .settings
+            .put_rules(&world.tenant, &world.model_id, &rules)
+            .await
+            .expect("put");
+        world.traffic(t0, 5, GOOD).await;
+        world.run(t0 + TimeDelta::minutes(5)).await;
+        assert_eq!(world.sent_for("p95-tight").len(), 1);
+        assert_eq!(world.notifier.sent().len(), 1, "defaults are off");
+
+        let none = CustomRules {
+            alert_rules: Vec::new(),
+            ..rules
+        };
+        world
+            .settings
+            .put_rules(&world.tenant, &world.model_id, &none)
+            .await
+            .expect("put");
+        world.run(t0 + TimeDelta::minutes(6)).await;
+        let sent = world.sent_for("p95-tight");
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].state, AlertState::Resolved);
+        assert!(
+            world
+                .alerts
+                .rule_states(&world.tenant, &world.model_id)
+                .await
+                .expect("states")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn trends_are_refreshed_hourly_and_label_a_decline() {
+        let t0 = at("2026-11-20T00:00:00Z");
+        let world = World::new(t0);
+        world.register_accuracy(0.9).await;
+        // Seven days, accuracy falling 1 point a day from 0.97.
+        for hour in 0..(7 * 24) {
+            let shape = Shape {
+                per_minute: 20,
+                accuracy: 0.97 - 0.01 * f64::from(hour) / 24.0,
+                ..GOOD
+            };
+            world
+                .traffic(t0 + TimeDelta::hours(i64::from(hour)), 1, shape)
+                .await;
+        }
+        let end = t0 + TimeDelta::days(7);
+        let report = world.run(end).await;
+        assert_eq!(report.trends_updated, 1);
+        let trends = world
+            .settings
+            .model_settings(&world.tenant, &world.model_id)
+            .await
+            .expect("settings")
+            .trends
+            .expect("trends");
+        let accuracy = &trends.trends[&MetricName::Accuracy];
+        assert_eq!(accuracy.label, TrendLabel::Declining);
+        let slope = accuracy.slope.expect("slope");
+        assert!((slope + 0.01).abs() < 0.002, "{slope}");
+        assert_eq!(accuracy.threshold, Some(0.9 * 0.95));
+        let breach = accuracy.projected_baseline_breach.expect("breach");
+        assert!(
+            breach > end && breach < end + TimeDelta::days(10),
+            "{breach}"
+        );
+        assert_eq!(
+            trends.trends[&MetricName::LatencyP95].label,
+            TrendLabel::Stable
+        );
+        // Within the same hour nothing is recomputed.
+        let report = world.run(end + TimeDelta::minutes(30)).await;
+        assert_eq!(report.trends_updated, 0);
+    }
+}

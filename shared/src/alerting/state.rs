@@ -204,6 +204,10 @@ impl RuleEvaluation {
 
 /// What to do after an evaluation.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per rule and run; boxing buys nothing"
+)]
 pub enum Step {
     /// Nothing changed that needs storing.
     Unchanged,
@@ -344,4 +348,161 @@ pub fn resolved(
         alert.window_end = eval.window.end;
     }
     alert
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::rules::{Condition, Severity};
+    use crate::domain::MetricName;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_000_000 + minute * 60, 0).expect("time")
+    }
+
+    fn rule() -> AlertRule {
+        AlertRule {
+            id: "error_rate-above-0.05-5m".into(),
+            metric: MetricName::ErrorRate,
+            condition: Condition::Above,
+            threshold: 0.05,
+            window: "5m".parse().expect("window"),
+            severity: Severity::Critical,
+            min_samples: 30,
+            basis: None,
+        }
+    }
+
+    fn eval(observed: Option<f64>, samples: u64, minute: i64) -> RuleEvaluation {
+        let window = TimeSpan {
+            start: at(minute - 5),
+            end: at(minute),
+        };
+        RuleEvaluation::judge(&rule(), observed, samples, window, Some(0.001))
+    }
+
+    /// Runs `evals` through the machine, returning the messages' states.
+    fn run(
+        evals: &[(Option<f64>, u64)],
+        renotify_after: Option<TimeDelta>,
+    ) -> Vec<(i64, AlertState)> {
+        let (tenant, model) = (
+            TenantId::parse("t").expect("id"),
+            ModelId::parse("m").expect("id"),
+        );
+        let mut state: Option<RuleState> = None;
+        let mut sent = Vec::new();
+        for (minute, (observed, samples)) in evals.iter().enumerate() {
+            let minute = minute as i64;
+            let cx = StepContext {
+                tenant: &tenant,
+                model_id: &model,
+                now: at(minute),
+                renotify_after,
+            };
+            match step(state.as_ref(), &eval(*observed, *samples, minute), cx) {
+                Step::Unchanged => {}
+                Step::Record(next) => {
+                    assert_eq!(next.version, state.as_ref().map_or(1, |s| s.version + 1));
+                    state = Some(next);
+                }
+                Step::Notify { state: next, alert } => {
+                    assert_eq!(next.version, state.as_ref().map_or(1, |s| s.version + 1));
+                    sent.push((minute, alert.state));
+                    state = Some(next);
+                }
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn one_message_per_transition() {
+        let sent = run(
+            &[
+                (Some(0.0), 100),
+                (Some(0.1), 100),
+                (Some(0.2), 100),
+                (None, 0),
+                (Some(0.1), 10),
+                (Some(0.01), 100),
+                (Some(0.01), 100),
+                (Some(0.09), 100),
+            ],
+            None,
+        );
+        assert_eq!(
+            sent,
+            [
+                (1, AlertState::Firing),
+                (5, AlertState::Resolved),
+                (7, AlertState::Firing)
+            ]
+        );
+    }
+
+    #[test]
+    fn thin_or_missing_data_never_fires_and_is_recorded_once() {
+        assert!(run(&[(Some(0.9), 29), (None, 1000), (Some(0.9), 0)], None).is_empty());
+        let (tenant, model) = (
+            TenantId::parse("t").expect("id"),
+            ModelId::parse("m").expect("id"),
+        );
+        let cx = StepContext {
+            tenant: &tenant,
+            model_id: &model,
+            now: at(0),
+            renotify_after: None,
+        };
+        let Step::Record(first) = step(None, &eval(Some(0.9), 29, 0), cx) else {
+            panic!("first evaluation is recorded");
+        };
+        assert_eq!(first.status, RuleStatus::InsufficientData);
+        assert_eq!(step(Some(&first), &eval(None, 0, 1), cx), Step::Unchanged);
+    }
+
+    #[test]
+    fn a_firing_alert_is_renotified_only_when_asked() {
+        let firing = vec![(Some(0.5), 100); 8];
+        assert_eq!(run(&firing, None).len(), 1);
+        let sent = run(&firing, Some(TimeDelta::minutes(3)));
+        let minutes: Vec<i64> = sent.iter().map(|(m, _)| *m).collect();
+        assert_eq!(minutes, [0, 3, 6]);
+        assert!(sent.iter().all(|(_, s)| *s == AlertState::Firing));
+    }
+
+    #[test]
+    fn alert_ids_round_trip_and_subjects_fit_sns() {
+        let id = alert_id("accuracy-below-0.85-1h", at(3));
+        assert_eq!(parse_alert_id(&id), Some(("accuracy-below-0.85-1h", at(3))));
+        for bad in [
+            "",
+            "x",
+            "rule@",
+            "@123",
+            "r@12a",
+            "bad#id@1",
+            "r@9999999999999999",
+        ] {
+            assert_eq!(parse_alert_id(bad), None, "{bad}");
+        }
+        let (tenant, model) = (
+            TenantId::parse("t").expect("id"),
+            ModelId::parse(&"m".repeat(128)).expect("id"),
+        );
+        let cx = StepContext {
+            tenant: &tenant,
+            model_id: &model,
+            now: at(0),
+            renotify_after: None,
+        };
+        let Step::Notify { alert, .. } = step(None, &eval(Some(0.5), 100, 0), cx) else {
+            panic!("fires");
+        };
+        assert!(alert.subject().chars().count() <= 100);
+        assert!(alert.subject().starts_with("[CRITICAL] mmm"));
+        let attributes = alert.message_attributes();
+        assert_eq!(attributes[0], ("severity", "critical".to_owned()));
+        assert_eq!(attributes[3], ("state", "firing".to_owned()));
+    }
 }

@@ -175,23 +175,20 @@ impl BinaryStats {
     /// when the scored records hold a single class.
     pub fn auc_roc(&self) -> Option<AucEstimate> {
         let histograms = self.scores.as_ref()?;
-        let mut positives: u128 = 0;
-        let mut negatives: u128 = 0;
-        // Twice the area, and twice the bound, in pair counts (exact integers).
-        let mut doubled_area: u128 = 0;
-        let mut doubled_bound: u128 = 0;
-        for (&p, &n) in histograms.positives.iter().zip(&histograms.negatives) {
-            let (p, n) = (u128::from(p), u128::from(n));
-            // Saturating: only absurd decoded counts (beyond 2^64 per bin) could overflow.
-            doubled_area = doubled_area
-                .saturating_add(p.saturating_mul(negatives.saturating_mul(2).saturating_add(n)));
-            doubled_bound = doubled_bound.saturating_add(p.saturating_mul(n));
-            positives = positives.saturating_add(p);
-            negatives = negatives.saturating_add(n);
-        }
+        // At most 1,000 bins of u64 each: the totals cannot overflow u128.
+        let total = |bins: &[u64; SCORE_BINS]| bins.iter().map(|&c| u128::from(c)).sum::<u128>();
+        let (positives, negatives) = (total(&histograms.positives), total(&histograms.negatives));
         if positives == 0 || negatives == 0 {
             return None;
         }
+        // Twice the area, and twice the bound, in pair counts (exact integers). Both are
+        // at most 2·P·N; when that fits in u64 (any window of realistic size) every
+        // partial sum does too, and the loop runs in plain u64 arithmetic.
+        let (doubled_area, doubled_bound) = if positives * negatives < 1 << 63 {
+            doubled_area_u64(histograms)
+        } else {
+            doubled_area_saturating(histograms)
+        };
         let pairs = 2.0 * positives as f64 * negatives as f64;
         Some(AucEstimate {
             value: doubled_area as f64 / pairs,
@@ -261,6 +258,31 @@ impl BinaryStats {
 
 /// Adds bin counts. Wrapping rather than saturating so the loop vectorizes (this is most of
 /// the time spent merging 720 hourly states); a bin would need 2^64 records to wrap.
+/// Twice the trapezoid area and twice its error bound, in pair counts, when 2·P·N fits
+/// in u64 (so no partial sum can overflow).
+fn doubled_area_u64(histograms: &ScoreHistograms) -> (u128, u128) {
+    let (mut negatives, mut area, mut bound) = (0_u64, 0_u64, 0_u64);
+    for (&p, &n) in histograms.positives.iter().zip(&histograms.negatives) {
+        area += p * (2 * negatives + n);
+        bound += p * n;
+        negatives += n;
+    }
+    (u128::from(area), u128::from(bound))
+}
+
+/// The same for any counts, saturating: only absurd decoded counts (beyond 2^64 per
+/// bin) could overflow u128.
+fn doubled_area_saturating(histograms: &ScoreHistograms) -> (u128, u128) {
+    let (mut negatives, mut area, mut bound) = (0_u128, 0_u128, 0_u128);
+    for (&p, &n) in histograms.positives.iter().zip(&histograms.negatives) {
+        let (p, n) = (u128::from(p), u128::from(n));
+        area = area.saturating_add(p.saturating_mul(negatives.saturating_mul(2).saturating_add(n)));
+        bound = bound.saturating_add(p.saturating_mul(n));
+        negatives = negatives.saturating_add(n);
+    }
+    (area, bound)
+}
+
 fn add_bins(ours: &mut [u64; SCORE_BINS], theirs: &[u64; SCORE_BINS]) {
     for (a, &b) in ours.iter_mut().zip(theirs) {
         *a = a.wrapping_add(b);
@@ -583,6 +605,34 @@ mod tests {
         let auc = stats.auc_roc().expect("two classes");
         assert_eq!(auc.value, 0.5);
         assert_eq!(auc.error_bound, 0.5);
+    }
+
+    #[test]
+    fn the_u64_area_equals_the_saturating_one_up_to_its_limit() {
+        let mut histograms = ScoreHistograms::empty();
+        let mut seed = 7_u64;
+        for bin in 0..SCORE_BINS {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            histograms.positives[bin] = (seed >> 40) % 5_000;
+            histograms.negatives[bin] = (seed >> 20) % 9_000;
+        }
+        assert_eq!(
+            doubled_area_u64(&histograms),
+            doubled_area_saturating(&histograms)
+        );
+        // P·N just under 2^63: the extremes the u64 loop is chosen for.
+        let mut edge = ScoreHistograms::empty();
+        edge.positives[0] = 1;
+        edge.negatives[SCORE_BINS - 1] = (1 << 61) - 1;
+        edge.negatives[0] = 1 << 61;
+        edge.positives[SCORE_BINS - 1] = 1;
+        assert_eq!(doubled_area_u64(&edge), doubled_area_saturating(&edge));
+        let stats = BinaryStats {
+            scores: Some(edge),
+            ..BinaryStats::default()
+        };
+        let auc = stats.auc_roc().expect("two classes");
+        assert!((0.0..=1.0).contains(&auc.value), "{auc:?}");
     }
 
     #[test]

@@ -230,6 +230,64 @@ def trend_cases():
     return cases
 
 
+# The trend labels of shared/src/alerting/trends.rs (documented there and in
+# docs/ARCHITECTURE.md, "Alerting"): computed here from scipy's fit.
+MIN_TREND_POINTS = 24
+MIN_POINT_SAMPLES = 10
+MIN_CONFIDENCE = 0.75
+SLIGHT_WEEKLY_CHANGE = 0.005
+STRONG_WEEKLY_CHANGE = 0.015
+BREACH_HORIZON_DAYS = 90
+HIGHER_IS_BETTER = {"accuracy", "f1_score", "auc_roc"}
+
+
+def metric_trend_case(name, metric, start_ms, values, samples, threshold):
+    """Hourly values from start_ms (one per hour, `samples` each); now = end of the hours."""
+    hours = len(values)
+    now_ms = start_ms + hours * 3_600_000
+    points = [(start_ms + h * 3_600_000 + 1_800_000, float(v)) for h, (v, n) in enumerate(zip(values, samples)) if n >= MIN_POINT_SAMPLES]
+    expected = {"label": "insufficient_data", "slope": None, "confidence": None, "breach_ms": None, "points": len(points)}
+    if len(points) >= MIN_TREND_POINTS:
+        x = np.array([t for t, _ in points], dtype=np.float64) / MS_PER_DAY
+        y = np.array([v for _, v in points])
+        fit = stats.linregress(x, y)
+        confidence = 1.0 - fit.pvalue
+        mean = float(np.mean(fit.intercept + fit.slope * x))
+        weekly = abs(fit.slope * 7 / mean)
+        worse = (fit.slope < 0) == (metric in HIGHER_IS_BETTER)
+        if confidence < MIN_CONFIDENCE or weekly < SLIGHT_WEEKLY_CHANGE:
+            label = "stable"
+        elif worse:
+            label = "declining" if weekly >= STRONG_WEEKLY_CHANGE else "slight_decline"
+        else:
+            label = "improving" if weekly >= STRONG_WEEKLY_CHANGE else "slight_improvement"
+        breach = None
+        if label in ("declining", "slight_decline") and threshold is not None:
+            crossing = round((threshold - fit.intercept) / fit.slope * MS_PER_DAY)
+            if now_ms < crossing <= now_ms + BREACH_HORIZON_DAYS * MS_PER_DAY:
+                breach = int(crossing)
+        expected.update({"label": label, "slope": float(fit.slope), "confidence": float(confidence), "breach_ms": breach})
+    return {"name": name, "metric": metric, "start_ms": start_ms, "values": [float(v) for v in values],
+            "samples": [int(n) for n in samples], "threshold": threshold, "now_ms": now_ms, "expected": expected}
+
+
+def metric_trend_cases():
+    start = 1_764_000_000_000 - 1_764_000_000_000 % 3_600_000  # an hour in 2025-11
+    h = np.arange(168)
+    full = [100] * 168
+    thin = [100 if i % 8 == 0 else 5 for i in range(168)]  # 21 usable hours
+    return [
+        metric_trend_case("accuracy_declining", "accuracy", start, 0.95 - 0.004 * h / 24 + rng.normal(0, 0.005, 168), full, 0.855),
+        metric_trend_case("latency_slightly_slower", "latency_p95", start, 40.0 + 0.05 * h / 24 + rng.normal(0, 0.05, 168), full, 60.0),
+        metric_trend_case("error_rate_improving", "error_rate", start, 0.02 - 0.0005 * h / 24 + rng.normal(0, 0.0005, 168), full, 0.01),
+        metric_trend_case("rmse_noise_fluke", "rmse", start, 3.0 + rng.normal(0, 0.2, 168), full, 3.3),
+        metric_trend_case("latency_alternating", "latency_p95", start, 40.0 + 3.0 * (-1.0) ** h, full, 100.0),
+        metric_trend_case("accuracy_thin_hours", "accuracy", start, 0.9 - 0.01 * h / 24, thin, 0.855),
+        metric_trend_case("mape_tiny_slope", "mape", start, 0.12 + 0.00001 * h / 24 + rng.normal(0, 0.00001, 168), full, None),
+        metric_trend_case("f1_slight_decline", "f1_score", start, 0.88 - 0.001 * h / 24 + rng.normal(0, 0.002, 168), full, 0.8),
+    ]
+
+
 def main():
     fixtures = {
         "generated_by": "shared/tests/reference/generate.py",
@@ -239,6 +297,7 @@ def main():
         "regression": regression_cases(),
         "latency": latency_cases(),
         "trend": trend_cases(),
+        "metric_trend": metric_trend_cases(),
     }
     text = json.dumps(fixtures, indent=None, sort_keys=True, separators=(",", ":"))
     OUT.write_text(text + "\n")

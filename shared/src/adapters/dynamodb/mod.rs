@@ -1,13 +1,17 @@
 //! DynamoDB implementations of the storage ports. Every table has the key
 //! `pk` (S, hash) + `sk` (S, range) and the TTL attribute `expires_at`; what the keys
 //! hold per item type is documented in docs/ARCHITECTURE.md and next to each type.
+//! [`DynamoAlertStore`] keeps rule states, the alert history and the firing index in
+//! the alerts table.
 
+mod alerts;
 mod attr;
 mod partials;
 mod registry;
 mod rollups;
 mod settings;
 
+pub use alerts::DynamoAlertStore;
 pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};
 pub use registry::DynamoModelRegistry;
 pub use rollups::DynamoRollupStore;
