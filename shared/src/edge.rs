@@ -1,10 +1,13 @@
 //! The HTTP edge shared by the `ingest` and `api` functions: who is calling (the
-//! tenant, from the JWT authorizer) and the one JSON error shape every route answers.
+//! tenant, from the JWT authorizer), the one JSON error shape every route answers,
+//! the JSON content-type check of request bodies and the answer to a failed store.
 
-use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
+use lambda_http::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
+use crate::error::StoreError;
 use crate::ids::TenantId;
 
 /// The tenant named by the JWT authorizer's `claim`, or `None` when the request
@@ -79,4 +82,117 @@ pub fn missing_tenant(claim: &str) -> Response<Body> {
         &format!("the request carries no valid `{claim}` claim from the JWT authorizer"),
         serde_json::Value::Null,
     )
+}
+
+/// Whether a `Content-Type` names JSON: `application/json`, any case, any parameters.
+pub fn is_json(content_type: &HeaderValue) -> bool {
+    content_type.to_str().is_ok_and(|v| {
+        let essence = v.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/json")
+    })
+}
+
+/// The `Content-Type` of a request whose body is declared as something other than
+/// JSON (`"(not text)"` when the header is not text); `None` when it is JSON or not
+/// declared (a body without `Content-Type` is read as JSON).
+pub fn non_json_content_type(request: &Request) -> Option<String> {
+    let content_type = request.headers().get(CONTENT_TYPE)?;
+    (!is_json(content_type)).then(|| content_type.to_str().unwrap_or("(not text)").to_owned())
+}
+
+/// 415 for a body declared as `content_type`, which is not JSON.
+pub fn unsupported_media_type(content_type: &str) -> Response<Body> {
+    error_response(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be application/json",
+        serde_json::json!({ "content_type": content_type }),
+    )
+}
+
+/// The answer to a failed store. The error and its source chain go to the log under
+/// `what`; the caller gets no internal detail: 503 with `Retry-After` and
+/// `retry_message` when the store is unavailable (retrying helps), 500 otherwise.
+pub fn store_failure(err: &StoreError, what: &str, retry_message: &str) -> Response<Body> {
+    tracing::error!(error = %err, source = ?std::error::Error::source(err), "{what}");
+    match err {
+        StoreError::Unavailable { .. } => {
+            let mut response = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                retry_message,
+                serde_json::Value::Null,
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        StoreError::Internal { .. } | StoreError::Corrupt { .. } => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+            serde_json::Value::Null,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(response: &Response<Body>) -> serde_json::Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str(text).expect("JSON"),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ",
+        ] {
+            assert!(is_json(&HeaderValue::from_static(json)), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(!is_json(&HeaderValue::from_static(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn store_failures_hide_their_detail() {
+        let source = || -> crate::error::BoxError { "table modelwatch-secret-name: boom".into() };
+        let unavailable = store_failure(
+            &StoreError::Unavailable {
+                operation: "read",
+                source: source(),
+            },
+            "reading failed",
+            "retry later",
+        );
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[RETRY_AFTER], "1");
+        assert_eq!(body(&unavailable)["error"]["message"], "retry later");
+        let internal = store_failure(
+            &StoreError::Internal {
+                operation: "read",
+                source: source(),
+            },
+            "reading failed",
+            "retry later",
+        );
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        for response in [&unavailable, &internal] {
+            let text = body(response).to_string();
+            assert!(!text.contains("secret") && !text.contains("boom"), "{text}");
+        }
+    }
 }

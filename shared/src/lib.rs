@@ -14,6 +14,7 @@
 //! - [`schedule`]: the EventBridge trigger of `aggregate` and `evaluate`.
 //! - [`ports`]: the storage traits the domain needs; [`adapters`]: their DynamoDB
 //!   and in-memory implementations; [`error`]: the store errors.
+//! - [`query`]: the query parameters of the HTTP routes (known names, each at most once).
 //! - [`summary`]: the performance summary of a model over a window, from the rollups.
 //! - [`telemetry`]: tracing set-up shared by every function.
 
@@ -28,6 +29,7 @@ pub mod error;
 pub mod ids;
 pub mod ingest;
 pub mod ports;
+pub mod query;
 pub mod schedule;
 pub mod summary;
 pub mod telemetry;

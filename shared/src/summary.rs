@@ -19,7 +19,8 @@ use crate::alerting::trends::TrendLabel;
 use crate::domain::{MetricName, MetricSet, Task, TimeSpan};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{Granularity, ModelRegistry, ModelSettingsStore, RollupStore};
+use crate::ports::{Granularity, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
+use crate::query::{InvalidParameter, single_values};
 
 /// A summary window, as the `window` parameter names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,20 +102,6 @@ fn granularity_name(granularity: Granularity) -> &'static str {
 
 const GRANULARITIES: [Granularity; 3] = [Granularity::Minute, Granularity::Hour, Granularity::Day];
 
-/// A query parameter the summary refuses (400).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("invalid query parameter `{parameter}`: {reason}")]
-pub struct InvalidParameter {
-    /// The parameter's name.
-    pub parameter: String,
-    /// The value given, if one was.
-    pub value: Option<String>,
-    /// Why it is refused.
-    pub reason: String,
-    /// The values (or, for an unknown parameter, the names) allowed.
-    pub allowed: Vec<&'static str>,
-}
-
 /// What a summary is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SummaryQuery {
@@ -130,46 +117,19 @@ impl SummaryQuery {
     pub fn parse<'a>(
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, InvalidParameter> {
-        let (mut window, mut granularity) = (None, None);
-        let mut unknown = Vec::new();
-        for (name, value) in params {
-            let slot = match name {
-                "window" => &mut window,
-                "granularity" => &mut granularity,
-                other => {
-                    unknown.push(other);
-                    continue;
-                }
-            };
-            if slot.is_some() {
-                return Err(InvalidParameter {
-                    parameter: name.to_owned(),
-                    value: Some(value.to_owned()),
-                    reason: "is given more than once".into(),
-                    allowed: Vec::new(),
-                });
-            }
-            *slot = Some(value);
-        }
-        unknown.sort_unstable();
-        if let Some(name) = unknown.first() {
-            return Err(InvalidParameter {
-                parameter: (*name).to_owned(),
-                value: None,
-                reason: "is not a parameter of this route".into(),
-                allowed: vec!["window", "granularity"],
-            });
-        }
+        let [window, granularity] = single_values(params, ["window", "granularity"])?;
         let window = match window {
             None => Window::Hours24,
             Some(value) => Window::ALL
                 .into_iter()
                 .find(|w| w.as_str() == value)
-                .ok_or_else(|| InvalidParameter {
-                    parameter: "window".into(),
-                    value: Some(value.to_owned()),
-                    reason: "is not a known window".into(),
-                    allowed: Window::ALL.map(Window::as_str).to_vec(),
+                .ok_or_else(|| {
+                    InvalidParameter::value(
+                        "window",
+                        value,
+                        "is not a known window",
+                        Window::ALL.map(Window::as_str).to_vec(),
+                    )
                 })?,
         };
         let allowed_granularities = || -> Vec<&'static str> {
@@ -188,16 +148,17 @@ impl SummaryQuery {
                 match known {
                     Some(g) if window.allows(g) => g,
                     known => {
-                        return Err(InvalidParameter {
-                            parameter: "granularity".into(),
-                            value: Some(value.to_owned()),
-                            reason: if known.is_some() {
-                                format!("is not offered for window {}", window.as_str())
-                            } else {
-                                "is not a known granularity".into()
-                            },
-                            allowed: allowed_granularities(),
-                        });
+                        let reason = if known.is_some() {
+                            format!("is not offered for window {}", window.as_str())
+                        } else {
+                            "is not a known granularity".into()
+                        };
+                        return Err(InvalidParameter::value(
+                            "granularity",
+                            value,
+                            reason,
+                            allowed_granularities(),
+                        ));
                     }
                 }
             }
@@ -487,6 +448,17 @@ impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> SummaryService<'_,
             .model(tenant, model_id)
             .await?
             .ok_or(SummaryError::UnknownModel)?;
+        Ok(self.summary_of(&model, query, now).await?)
+    }
+
+    /// The summary of `model`, already looked up in the registry (its tenant's).
+    pub async fn summary_of(
+        &self,
+        model: &RegisteredModel,
+        query: SummaryQuery,
+        now: DateTime<Utc>,
+    ) -> Result<PerformanceSummary, StoreError> {
+        let (tenant, model_id) = (&model.tenant, &model.model_id);
         let settings = self.settings.model_settings(tenant, model_id).await?;
         let first_seen = Some(model.first_seen);
         let from = now - query.window.length();
@@ -521,7 +493,7 @@ impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> SummaryService<'_,
             trend: settings.trends.as_ref().and_then(|t| t.label(name)),
         });
         Ok(PerformanceSummary {
-            model_id: model.model_id,
+            model_id: model.model_id.clone(),
             window: query.window,
             granularity: query.granularity,
             quality_metrics,

@@ -1,22 +1,36 @@
-//! Routes an API Gateway request to the domain and maps the answer to HTTP.
+//! Routes an API Gateway request to the domain and maps the answer to HTTP: the tenant
+//! from the authorizer, the route and its method, the query parameters, the model
+//! (scoped to the tenant), the body of a `PUT`, then the route's module.
 
 use chrono::{TimeDelta, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use modelwatch::edge::{error_response, json_response, missing_tenant, tenant_of};
+use modelwatch::alerting::Problems;
+use modelwatch::alerting::baseline::parse_baseline;
+use modelwatch::alerting::rules::parse_rule_set;
+use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
 use modelwatch::error::StoreError;
 use modelwatch::ids::{ModelId, TenantId};
-use modelwatch::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
-use modelwatch::summary::{SummaryError, SummaryQuery, SummaryService, WindowReader};
+use modelwatch::ports::{
+    AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel, RollupStore,
+};
+use modelwatch::query::single_values;
+use modelwatch::summary::{SummaryQuery, SummaryService, WindowReader};
 use serde::Serialize;
+use serde_json::Value;
 
-/// The models route.
-const MODELS_PATH: &str = "/api/v1/monitoring/models";
-/// The prefix of the performance summary route, followed by the model id.
-const PERFORMANCE_PREFIX: &str = "/api/v1/monitoring/performance/";
+use crate::refusal::Refusal;
+use crate::routes::alert_rules::{self, Thresholds};
+use crate::routes::baseline::BaselineView;
+use crate::routes::trends::TrendsView;
+use crate::routes::{ModelResource, Route, alerts, models};
+
+/// The largest `PUT` body accepted, bytes (more is 413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The API's dependencies, built once at cold start.
-pub struct Api<R, S, M> {
+pub struct Api<R, S, M, A> {
     /// The model registry.
     pub registry: R,
     /// The rollups.
@@ -25,95 +39,168 @@ pub struct Api<R, S, M> {
     pub minute_retention: TimeDelta,
     /// Baselines, rules and trends.
     pub settings: M,
+    /// Rule states and the alert history.
+    pub alerts: A,
+    /// The specification's `PERF_*` thresholds (the default rules derive from them).
+    pub perf: PerfSettings,
+    /// Alert evaluation settings (default minimum samples of a rule).
+    pub alert_settings: AlertSettings,
     /// The JWT claim naming the tenant.
     pub tenant_claim: String,
 }
 
-#[derive(Serialize)]
-struct ModelList {
-    models: Vec<RegisteredModel>,
+/// 200 with `body` as JSON.
+fn ok(body: &impl Serialize) -> Result<Response<Body>, Refusal> {
+    Ok(json_response(StatusCode::OK, body))
 }
 
-impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> Api<R, S, M> {
+/// Refuses every query parameter (for the routes that take none).
+fn no_parameters(request: &Request) -> Result<(), Refusal> {
+    let params = request.query_string_parameters();
+    single_values(params.iter(), [])?;
+    Ok(())
+}
+
+/// The body of a `PUT` as JSON: 415 when declared as something else, 413 over
+/// [`MAX_BODY_BYTES`], 400 when it does not parse.
+fn json_body(request: &Request) -> Result<Value, Refusal> {
+    if let Some(content_type) = non_json_content_type(request) {
+        return Err(Refusal::MediaType(content_type));
+    }
+    let bytes = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Refusal::TooLarge {
+            size: bytes.len(),
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|err| {
+        let mut problems = Problems::default();
+        problems.push("", &format!("is not valid JSON: {err}"));
+        Refusal::Body(problems)
+    })
+}
+
+impl<R, S, M, A> Api<R, S, M, A>
+where
+    R: ModelRegistry,
+    S: RollupStore,
+    M: ModelSettingsStore,
+    A: AlertStore,
+{
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Error> {
-        let Some(tenant) = tenant_of(&request, &self.tenant_claim) else {
-            return Ok(missing_tenant(&self.tenant_claim));
-        };
-        let path = request.uri().path().trim_end_matches('/');
-        let summary_of = path
-            .strip_prefix(PERFORMANCE_PREFIX)
-            .filter(|rest| !rest.is_empty() && !rest.contains('/'));
-        Ok(match (request.method(), path, summary_of) {
-            (&Method::GET, MODELS_PATH, _) => match self.registry.list_models(&tenant).await {
-                Ok(models) => json_response(StatusCode::OK, &ModelList { models }),
-                Err(err) => store_failure(&err, "listing models failed"),
-            },
-            (&Method::GET, _, Some(model)) => self.summary(&request, &tenant, model).await,
-            (_, MODELS_PATH, _) | (_, _, Some(_)) => error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route allows GET",
-                serde_json::json!({"allowed": ["GET"]}),
-            ),
-            _ => error_response(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such route",
-                serde_json::json!({"path": path}),
-            ),
-        })
+        Ok(self
+            .answer(&request)
+            .await
+            .unwrap_or_else(Refusal::into_response))
     }
 
-    /// `GET /api/v1/monitoring/performance/{model_id}`.
-    async fn summary(&self, request: &Request, tenant: &TenantId, model: &str) -> Response<Body> {
-        let params = request.query_string_parameters();
-        let query = match SummaryQuery::parse(params.iter()) {
-            Ok(query) => query,
-            Err(invalid) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_parameter",
-                    &invalid.to_string(),
-                    &invalid,
-                );
+    async fn answer(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        let tenant = tenant_of(request, &self.tenant_claim)
+            .ok_or_else(|| Refusal::NoTenant(self.tenant_claim.clone()))?;
+        let path = request.uri().path();
+        let route = Route::parse(path).ok_or_else(|| Refusal::NoRoute(path.to_owned()))?;
+        let method = request.method();
+        if !route.methods().contains(method) {
+            return Err(Refusal::Method(route.methods()));
+        }
+        match route {
+            Route::Models => {
+                no_parameters(request)?;
+                ok(&models::list(&self.registry, &self.alerts, &tenant).await?)
             }
-        };
-        let service = SummaryService {
-            registry: &self.registry,
-            window: WindowReader {
-                rollups: &self.rollups,
-                minute_retention: self.minute_retention,
-            },
-            settings: &self.settings,
-        };
-        // An id that cannot be stored names no model.
-        let answer = match ModelId::parse(model) {
-            Ok(model_id) => service.summary(tenant, &model_id, query, Utc::now()).await,
-            Err(_) => Err(SummaryError::UnknownModel),
-        };
-        match answer {
-            Ok(summary) => json_response(StatusCode::OK, &summary),
-            Err(SummaryError::UnknownModel) => error_response(
-                StatusCode::NOT_FOUND,
-                "model_not_found",
-                "no such model",
-                serde_json::json!({"model_id": model}),
-            ),
-            Err(SummaryError::Store(err)) => store_failure(&err, "performance summary failed"),
+            // POST is routed to the ingest function; reaching `api` is a misrouting.
+            Route::Predictions => Err(Refusal::NoRoute(path.to_owned())),
+            Route::Model { model_id, resource } => {
+                self.model_route(request, &tenant, model_id, resource).await
+            }
         }
     }
-}
 
-/// 503 for a failed store: the error and its source go to the log, not the caller.
-fn store_failure(err: &StoreError, what: &str) -> Response<Body> {
-    tracing::error!(error = %err, source = ?std::error::Error::source(err), "{what}");
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "the monitoring store is temporarily unavailable; retry later",
-        serde_json::Value::Null,
-    )
+    /// A route of one model: its query parameters, then the model, then the route.
+    async fn model_route(
+        &self,
+        request: &Request,
+        tenant: &TenantId,
+        model_id: &str,
+        resource: ModelResource,
+    ) -> Result<Response<Body>, Refusal> {
+        let params = request.query_string_parameters();
+        let thresholds = Thresholds {
+            perf: &self.perf,
+            alerts: &self.alert_settings,
+        };
+        let now = Utc::now();
+        let put = request.method() == Method::PUT;
+        match resource {
+            ModelResource::Summary => {
+                let query = SummaryQuery::parse(params.iter())?;
+                let model = self.model(tenant, model_id).await?;
+                let service = SummaryService {
+                    registry: &self.registry,
+                    window: WindowReader {
+                        rollups: &self.rollups,
+                        minute_retention: self.minute_retention,
+                    },
+                    settings: &self.settings,
+                };
+                ok(&service.summary_of(&model, query, now).await?)
+            }
+            ModelResource::Alerts => {
+                let query = alerts::parse_query(params.iter())?;
+                let model = self.model(tenant, model_id).await?;
+                ok(&alerts::page(&self.alerts, &model, &query).await?)
+            }
+            ModelResource::Trends => {
+                no_parameters(request)?;
+                let model = self.model(tenant, model_id).await?;
+                let stored = self.stored(&model).await?;
+                ok(&TrendsView::of(&model, stored.trends))
+            }
+            ModelResource::AlertRules => {
+                no_parameters(request)?;
+                let model = self.model(tenant, model_id).await?;
+                if put {
+                    let body = json_body(request)?;
+                    let rules = parse_rule_set(&body, model_id, &self.alert_settings, now)
+                        .map_err(Refusal::Body)?;
+                    let (tenant, id) = (&model.tenant, &model.model_id);
+                    self.settings.put_rules(tenant, id, &rules).await?;
+                }
+                ok(&alert_rules::view(&self.settings, &self.alerts, &model, thresholds).await?)
+            }
+            ModelResource::Baseline => {
+                no_parameters(request)?;
+                let model = self.model(tenant, model_id).await?;
+                if put {
+                    let body = json_body(request)?;
+                    let baseline = parse_baseline(&body, model.task, now).map_err(Refusal::Body)?;
+                    let (tenant, id) = (&model.tenant, &model.model_id);
+                    self.settings
+                        .put_registered_baseline(tenant, id, &baseline)
+                        .await?;
+                }
+                let stored = self.stored(&model).await?;
+                ok(&BaselineView::of(&model, stored.baselines))
+            }
+        }
+    }
+
+    /// What the models table holds about `model` (baselines, rules, trends).
+    async fn stored(&self, model: &RegisteredModel) -> Result<ModelSettings, StoreError> {
+        self.settings
+            .model_settings(&model.tenant, &model.model_id)
+            .await
+    }
+
+    /// The tenant's model `model_id`: 404 when the tenant has none by that id (also
+    /// when another tenant has, and for an id that cannot be stored).
+    async fn model(&self, tenant: &TenantId, model_id: &str) -> Result<RegisteredModel, Refusal> {
+        let unknown = || Refusal::UnknownModel(model_id.to_owned());
+        let id = ModelId::parse(model_id).map_err(|_| unknown())?;
+        self.registry.model(tenant, &id).await?.ok_or_else(unknown)
+    }
 }
 
 #[cfg(test)]
@@ -121,12 +208,82 @@ mod tests {
     use super::*;
     use chrono::DateTime;
     use modelwatch::adapters::memory::{
-        MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
+        MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
     };
+    use modelwatch::alerting::rules::AlertRule;
+    use modelwatch::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
     use modelwatch::domain::Task;
+    use serde_json::json;
+
+    /// A request as API Gateway (HTTP API, payload 2.0) hands it over.
+    struct Call<'a> {
+        method: &'a str,
+        path: &'a str,
+        query: &'a [(&'a str, &'a str)],
+        tenant: Option<&'a str>,
+        content_type: Option<&'a str>,
+        body: Option<String>,
+    }
+
+    impl<'a> Call<'a> {
+        fn new(method: &'a str, path: &'a str, tenant: &'a str) -> Self {
+            Self {
+                method,
+                path,
+                query: &[],
+                tenant: Some(tenant),
+                content_type: None,
+                body: None,
+            }
+        }
+
+        fn query(self, query: &'a [(&'a str, &'a str)]) -> Self {
+            Self { query, ..self }
+        }
+
+        fn json(self, body: &Value) -> Self {
+            Self {
+                content_type: Some("application/json"),
+                body: Some(body.to_string()),
+                ..self
+            }
+        }
+
+        fn request(&self) -> Request {
+            let claims = self.tenant.map_or(json!({}), |t| json!({"tenant_id": t}));
+            let raw_query: Vec<String> =
+                self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let params: serde_json::Map<String, Value> = self
+                .query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+                .collect();
+            let headers = self
+                .content_type
+                .map_or(json!({}), |c| json!({"content-type": c}));
+            let event = json!({
+                "version": "2.0", "routeKey": "$default", "rawPath": self.path,
+                "rawQueryString": raw_query.join("&"), "queryStringParameters": params,
+                "headers": headers, "isBase64Encoded": false, "body": self.body,
+                "requestContext": {
+                    "accountId": "123456789012", "apiId": "api", "domainName": "example.com",
+                    "domainPrefix": "example", "requestId": "r", "routeKey": "$default",
+                    "stage": "$default", "time": "28/Nov/2026:10:15:00 +0000", "timeEpoch": 1764324900000_i64,
+                    "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1",
+                             "sourceIp": "127.0.0.1", "userAgent": "test"},
+                    "authorizer": {"jwt": {"claims": claims, "scopes": null}}
+                }
+            });
+            lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway v2 event")
+        }
+    }
 
     fn request(method: &str, path: &str, tenant: Option<&str>) -> Request {
-        request_with_query(method, path, &[], tenant)
+        Call {
+            tenant,
+            ..Call::new(method, path, "")
+        }
+        .request()
     }
 
     fn request_with_query(
@@ -135,41 +292,24 @@ mod tests {
         query: &[(&str, &str)],
         tenant: Option<&str>,
     ) -> Request {
-        let claims = tenant.map_or(
-            serde_json::json!({}),
-            |t| serde_json::json!({"tenant_id": t}),
-        );
-        let raw_query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let params: serde_json::Map<String, serde_json::Value> = query
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-            .collect();
-        let event = serde_json::json!({
-            "version": "2.0", "routeKey": "$default", "rawPath": path,
-            "rawQueryString": raw_query.join("&"), "queryStringParameters": params,
-            "headers": {}, "isBase64Encoded": false,
-            "requestContext": {
-                "accountId": "123456789012", "apiId": "api", "domainName": "example.com",
-                "domainPrefix": "example", "requestId": "r", "routeKey": "$default",
-                "stage": "$default", "time": "28/Nov/2026:10:15:00 +0000", "timeEpoch": 1764324900000_i64,
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                         "sourceIp": "127.0.0.1", "userAgent": "test"},
-                "authorizer": {"jwt": {"claims": claims, "scopes": null}}
-            }
-        });
-        lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway v2 event")
+        Call {
+            tenant,
+            ..Call::new(method, path, "").query(query)
+        }
+        .request()
     }
 
-    type MemoryApi = Api<MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings>;
+    type MemoryApi =
+        Api<MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings, MemoryAlertStore>;
 
-    fn api_with(models: &[(&str, &str)]) -> MemoryApi {
+    fn api_with_task(models: &[(&str, &str)], task: Task) -> MemoryApi {
         let registry = MemoryModelRegistry::default();
         let seen = DateTime::from_timestamp_millis(1_764_324_899_120).expect("time");
         for (tenant, model) in models {
             registry.insert(RegisteredModel {
                 tenant: TenantId::parse(tenant).expect("tenant"),
                 model_id: ModelId::parse(model).expect("model"),
-                task: Task::Regression,
+                task,
                 first_seen: seen,
                 last_seen: seen,
                 latest_version: None,
@@ -180,11 +320,18 @@ mod tests {
             rollups: MemoryRollupStore::default(),
             minute_retention: TimeDelta::days(8),
             settings: MemoryModelSettings::default(),
+            alerts: MemoryAlertStore::default(),
+            perf: PerfSettings::default(),
+            alert_settings: AlertSettings::default(),
             tenant_claim: "tenant_id".into(),
         }
     }
 
-    async fn call(api: &MemoryApi, req: Request) -> (StatusCode, serde_json::Value) {
+    fn api_with(models: &[(&str, &str)]) -> MemoryApi {
+        api_with_task(models, Task::Regression)
+    }
+
+    async fn call(api: &MemoryApi, req: Request) -> (StatusCode, Value) {
         let response = api.handle(req).await.expect("handler answers");
         let body = match response.body() {
             Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
@@ -225,7 +372,6 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "not_found");
     }
-
     const SUMMARY: &str = "/api/v1/monitoring/performance/m1";
 
     #[tokio::test]
@@ -369,5 +515,400 @@ mod tests {
         assert_eq!(point["rmse"], serde_json::Value::Null);
         assert_eq!(point["sample_count"], 0);
         assert_eq!(keys(point).len(), 16, "{point}");
+    }
+
+    const M1: &str = "/api/v1/monitoring/performance/m1";
+
+    /// The string `key` of every object in the array `list`.
+    fn strings(list: &Value, key: &str) -> Vec<String> {
+        list.as_array()
+            .unwrap_or_else(|| panic!("not an array: {list}"))
+            .iter()
+            .map(|item| item[key].as_str().expect("a string").to_owned())
+            .collect()
+    }
+
+    fn path(resource: &str) -> String {
+        format!("{M1}/{resource}")
+    }
+
+    fn rule_set() -> Value {
+        json!({"model_id": "m1", "alert_rules": [
+            {"id": "acc", "metric": "accuracy", "condition": "below", "threshold": 0.85, "window": "1h", "severity": "critical"},
+            {"metric": "latency_p95", "condition": "above", "threshold": 100, "window": "15m", "severity": "warning", "min_samples": 5}]})
+    }
+
+    fn baseline_body() -> Value {
+        json!({"test_set": {"evaluated_at": "2025-11-01T00:00:00Z", "metrics": {"accuracy": 0.9}},
+            "throughput_forecast_rps": 150})
+    }
+
+    #[tokio::test]
+    async fn put_rules_then_get_shows_them_beside_the_defaults_of_the_baseline() {
+        let api = api_with_task(&[("a", "m1")], Task::BinaryClassification);
+        let (status, before) = call(&api, request("GET", &path("alert-rules"), Some("a"))).await;
+        assert_eq!(status, StatusCode::OK, "{before}");
+        assert_eq!(before["alert_rules"], json!([]));
+        assert_eq!(before["updated_at"], Value::Null);
+        let ids = |body: &Value| strings(&body["default_rules"], "id");
+        assert_eq!(
+            ids(&before),
+            ["default-latency_p95-max", "default-error_rate"]
+        );
+
+        let (status, body) = call(
+            &api,
+            Call::new("PUT", &path("baseline"), "a")
+                .json(&baseline_body())
+                .request(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["test_set"]["metrics"]["accuracy"], 0.9);
+        assert_eq!(body["throughput_forecast_rps"], 150.0);
+        assert_eq!(body["captured"], Value::Null);
+        assert_eq!(body["capture_due_at"], "2025-11-29T10:14:59.120Z");
+        let (_, got) = call(&api, request("GET", &path("baseline"), Some("a"))).await;
+        assert_eq!(got, body, "PUT answers what GET shows");
+
+        let (status, put) = call(
+            &api,
+            Call::new("PUT", &path("alert-rules"), "a")
+                .json(&rule_set())
+                .request(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{put}");
+        let (_, got) = call(&api, request("GET", &path("alert-rules"), Some("a"))).await;
+        assert_eq!(got, put, "PUT answers what GET shows");
+        assert_eq!(got["alert_rules"][0]["id"], "acc");
+        assert_eq!(got["alert_rules"][0]["status"], Value::Null);
+        assert_eq!(got["alert_rules"][1]["id"], "latency_p95-above-100-15m");
+        assert_eq!(got["alert_rules"][1]["min_samples"], 5);
+        assert!(got["updated_at"].is_string());
+        assert_eq!(
+            ids(&got),
+            [
+                "default-accuracy",
+                "default-latency_p95-max",
+                "default-error_rate",
+                "default-throughput"
+            ]
+        );
+        let accuracy = &got["default_rules"][0];
+        assert!((accuracy["threshold"].as_f64().expect("number") - 0.855).abs() < 1e-12);
+        assert_eq!(accuracy["condition"], "below");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_rule_set_lists_every_problem_and_stores_nothing() {
+        let api = api_with(&[("a", "m1")]);
+        let body = json!({"model_id": "other", "alert_rules": [
+            {"metric": "nope", "condition": "sideways", "threshold": "x", "window": "2w", "severity": "loud"}],
+            "extra": 1});
+        let (status, answer) = call(
+            &api,
+            Call::new("PUT", &path("alert-rules"), "a")
+                .json(&body)
+                .request(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["code"], "invalid_body");
+        let fields = strings(&answer["error"]["details"]["problems"], "field");
+        for field in [
+            "extra",
+            "model_id",
+            "alert_rules[0].metric",
+            "alert_rules[0].condition",
+            "alert_rules[0].threshold",
+            "alert_rules[0].window",
+            "alert_rules[0].severity",
+        ] {
+            assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
+        }
+        let (_, rules) = call(&api, request("GET", &path("alert-rules"), Some("a"))).await;
+        assert_eq!(rules["updated_at"], Value::Null, "nothing stored");
+
+        let (status, answer) = call(
+            &api,
+            Call::new("PUT", &path("baseline"), "a")
+                .json(&json!({"test_set": {"evaluated_at": "soon", "metrics": {"rmse": -1}}}))
+                .request(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        let fields = strings(&answer["error"]["details"]["problems"], "field");
+        assert_eq!(
+            fields,
+            ["test_set.evaluated_at", "test_set.metrics.rmse"],
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn put_bodies_must_be_json_within_the_size_limit() {
+        let api = api_with(&[("a", "m1")]);
+        for resource in ["alert-rules", "baseline"] {
+            let call_with = |content_type: Option<&'static str>, body: String| Call {
+                content_type,
+                body: Some(body),
+                ..Call::new("PUT", "", "a")
+            };
+            let target = path(resource);
+            let mut text = call_with(Some("text/plain"), rule_set().to_string());
+            text.path = &target;
+            let (status, body) = call(&api, text.request()).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+            assert_eq!(body["error"]["details"]["content_type"], "text/plain");
+
+            let mut large = call_with(
+                Some("application/json"),
+                format!("{{\"alert_rules\": []{}}}", " ".repeat(MAX_BODY_BYTES)),
+            );
+            large.path = &target;
+            let (status, body) = call(&api, large.request()).await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+            assert_eq!(body["error"]["details"]["limit"], MAX_BODY_BYTES);
+
+            for broken in ["{\"alert_rules\": [", ""] {
+                let mut not_json = call_with(None, broken.to_owned());
+                not_json.path = &target;
+                let (status, body) = call(&api, not_json.request()).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+                assert_eq!(body["error"]["code"], "invalid_body");
+                assert_eq!(body["error"]["details"]["problems"][0]["field"], "");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_model_route_is_404_for_another_tenant_and_its_puts_change_nothing() {
+        let api = api_with_task(&[("a", "m1")], Task::BinaryClassification);
+        for (resource, body) in [("alert-rules", rule_set()), ("baseline", baseline_body())] {
+            let (status, answer) = call(
+                &api,
+                Call::new("PUT", &path(resource), "a").json(&body).request(),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+        let (_, rules) = call(&api, request("GET", &path("alert-rules"), Some("a"))).await;
+        let (_, baseline) = call(&api, request("GET", &path("baseline"), Some("a"))).await;
+
+        let other_rules = json!({"alert_rules": []});
+        let other_baseline = json!({"throughput_forecast_rps": 1});
+        let calls = [
+            Call::new("GET", M1, "b"),
+            Call::new("GET", "/api/v1/monitoring/performance/m1/trends", "b"),
+            Call::new("GET", "/api/v1/monitoring/performance/m1/alert-rules", "b"),
+            Call::new("PUT", "/api/v1/monitoring/performance/m1/alert-rules", "b")
+                .json(&other_rules),
+            Call::new("GET", "/api/v1/monitoring/performance/m1/baseline", "b"),
+            Call::new("PUT", "/api/v1/monitoring/performance/m1/baseline", "b")
+                .json(&other_baseline),
+            Call::new("GET", "/api/v1/monitoring/performance/m1/alerts", "b"),
+            Call::new("GET", "/api/v1/monitoring/performance/nope/trends", "a"),
+            Call::new(
+                "PUT",
+                "/api/v1/monitoring/performance/bad%23id/baseline",
+                "a",
+            )
+            .json(&other_baseline),
+        ];
+        for c in calls {
+            let (status, body) = call(&api, c.request()).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{} {}: {body}",
+                c.method,
+                c.path
+            );
+            assert_eq!(body["error"]["code"], "model_not_found");
+        }
+        let (_, rules_after) = call(&api, request("GET", &path("alert-rules"), Some("a"))).await;
+        let (_, baseline_after) = call(&api, request("GET", &path("baseline"), Some("a"))).await;
+        assert_eq!(rules_after, rules);
+        assert_eq!(baseline_after, baseline);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_is_405_naming_the_allowed_ones() {
+        let api = api_with(&[("a", "m1")]);
+        for (method, route, allowed) in [
+            ("DELETE", path("alert-rules"), json!(["GET", "PUT"])),
+            ("POST", path("baseline"), json!(["GET", "PUT"])),
+            ("PUT", path("trends"), json!(["GET"])),
+            ("PUT", path("alerts"), json!(["GET"])),
+            ("PUT", M1.to_owned(), json!(["GET"])),
+            (
+                "GET",
+                "/api/v1/monitoring/predictions".to_owned(),
+                json!(["POST"]),
+            ),
+        ] {
+            let (status, body) = call(&api, request(method, &route, Some("a"))).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {route}");
+            assert_eq!(
+                body["error"]["details"]["allowed"], allowed,
+                "{method} {route}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_without_parameters_refuse_any() {
+        let api = api_with(&[("a", "m1")]);
+        for route in [
+            path("trends"),
+            path("alert-rules"),
+            path("baseline"),
+            "/api/v1/monitoring/models".to_owned(),
+        ] {
+            let (status, body) = call(
+                &api,
+                request_with_query("GET", &route, &[("window", "1h")], Some("a")),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{route}: {body}");
+            assert_eq!(body["error"]["details"]["parameter"], "window");
+            assert_eq!(body["error"]["details"]["allowed"], json!([]));
+        }
+    }
+
+    #[tokio::test]
+    async fn trends_before_the_first_evaluation_are_insufficient_data() {
+        let api = api_with(&[("a", "m1")]);
+        let (status, body) = call(&api, request("GET", &path("trends"), Some("a"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["computed_at"], Value::Null);
+        let names: Vec<&String> = body["trends"].as_object().expect("trends").keys().collect();
+        assert_eq!(names.len(), 5, "{body}");
+        assert_eq!(body["trends"]["rmse"]["7_day_trend"], "insufficient_data");
+        assert_eq!(body["trends"]["error_rate"]["points"], 0);
+    }
+
+    /// Stores `rule_id`'s alert that started at `start` (ms) in `state`.
+    async fn record_alert(api: &MemoryApi, rule_id: &str, start: i64, state: AlertState) {
+        let rule: AlertRule = serde_json::from_value(json!({"id": rule_id, "metric": "error_rate",
+            "condition": "above", "threshold": 0.01, "window": "5m", "severity": "critical",
+            "min_samples": 30}))
+        .expect("rule");
+        let started_at = DateTime::from_timestamp_millis(start).expect("time");
+        let alert = AlertRecord {
+            alert_id: format!("{rule_id}@{start}"),
+            tenant_id: TenantId::parse("a").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            rule,
+            state,
+            observed_value: Some(0.2),
+            baseline: None,
+            sample_count: 40,
+            window_start: started_at - TimeDelta::minutes(5),
+            window_end: started_at,
+            started_at,
+            resolved_at: (state == AlertState::Resolved).then_some(started_at),
+        };
+        let rule_state = RuleState {
+            rule_id: rule_id.into(),
+            status: if state == AlertState::Firing {
+                RuleStatus::Firing
+            } else {
+                RuleStatus::Ok
+            },
+            since: started_at,
+            alert: (state == AlertState::Firing).then(|| alert.clone()),
+            last_notified_at: Some(started_at),
+            version: 1,
+        };
+        let tenant = TenantId::parse("a").expect("tenant");
+        let model = ModelId::parse("m1").expect("model");
+        let saved = api
+            .alerts
+            .save_rule_state(&tenant, &model, &rule_state, Some(&alert))
+            .await
+            .expect("stored");
+        assert!(saved);
+    }
+
+    #[tokio::test]
+    async fn the_alert_history_pages_newest_first_and_filters_by_state() {
+        let api = api_with(&[("a", "m1"), ("a", "m2")]);
+        let (status, body) = call(&api, request("GET", &path("alerts"), Some("a"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body,
+            json!({"model_id": "m1", "alerts": [], "next_token": null})
+        );
+        record_alert(&api, "r-old", 1_764_300_000_000, AlertState::Resolved).await;
+        record_alert(&api, "r-mid", 1_764_310_000_000, AlertState::Firing).await;
+        record_alert(&api, "r-new", 1_764_320_000_000, AlertState::Firing).await;
+
+        let (_, first) = call(
+            &api,
+            request_with_query("GET", &path("alerts"), &[("limit", "2")], Some("a")),
+        )
+        .await;
+        let ids = |body: &Value| strings(&body["alerts"], "alert_id");
+        assert_eq!(ids(&first), ["r-new@1764320000000", "r-mid@1764310000000"]);
+        let token = first["next_token"]
+            .as_str()
+            .expect("more follow")
+            .to_owned();
+        let (_, second) = call(
+            &api,
+            request_with_query(
+                "GET",
+                &path("alerts"),
+                &[("limit", "2"), ("next_token", &token)],
+                Some("a"),
+            ),
+        )
+        .await;
+        assert_eq!(ids(&second), ["r-old@1764300000000"]);
+        assert_eq!(second["next_token"], Value::Null);
+        let (_, resolved) = call(
+            &api,
+            request_with_query("GET", &path("alerts"), &[("state", "resolved")], Some("a")),
+        )
+        .await;
+        assert_eq!(ids(&resolved), ["r-old@1764300000000"]);
+        assert_eq!(resolved["alerts"][0]["rule"]["metric"], "error_rate");
+
+        for (name, value) in [
+            ("state", "open"),
+            ("limit", "0"),
+            ("limit", "201"),
+            ("next_token", "x"),
+        ] {
+            let (status, body) = call(
+                &api,
+                request_with_query("GET", &path("alerts"), &[(name, value)], Some("a")),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{name}={value}");
+            assert_eq!(body["error"]["details"]["parameter"], name);
+        }
+
+        let (_, models) = call(&api, request("GET", "/api/v1/monitoring/models", Some("a"))).await;
+        let counts: Vec<(&str, u64)> = models["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .map(|m| {
+                (
+                    m["model_id"].as_str().expect("id"),
+                    m["firing_alerts"].as_u64().expect("count"),
+                )
+            })
+            .collect();
+        assert_eq!(counts, [("m1", 2), ("m2", 0)]);
+        let (_, rules) = call(&api, request("GET", &path("alert-rules"), Some("a"))).await;
+        assert_eq!(
+            rules["alert_rules"],
+            json!([]),
+            "history rules are not custom rules"
+        );
     }
 }

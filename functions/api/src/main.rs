@@ -1,9 +1,10 @@
 //! The `api` function: the monitoring HTTP API behind API Gateway's JWT authorizer.
 
-mod handler;
-
+use api::Api;
 use lambda_http::{Error, run, service_fn};
-use modelwatch::adapters::dynamodb::{DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore};
+use modelwatch::adapters::dynamodb::{
+    DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
+};
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
@@ -12,11 +13,14 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sdk = aws::load_sdk_config().await;
     let client = aws::dynamodb(&sdk);
-    let api = handler::Api {
+    let api = Api {
         registry: DynamoModelRegistry::new(client.clone(), &config.tables.models),
         settings: DynamoModelSettings::new(client.clone(), &config.tables.models),
+        alerts: DynamoAlertStore::new(client.clone(), &config.tables.alerts),
         minute_retention: config.rollups.minute,
         rollups: DynamoRollupStore::new(client, &config.tables.rollups, config.rollups),
+        perf: config.perf,
+        alert_settings: config.alerts,
         tenant_claim: config.tenant_claim,
     };
     run(service_fn(|request| api.handle(request))).await

@@ -1,11 +1,12 @@
 //! Maps an API Gateway request to the ingest service and its answer to HTTP.
 
 use chrono::Utc;
-use lambda_http::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use modelwatch::edge::{error_response, json_response, missing_tenant, tenant_of};
-use modelwatch::error::StoreError;
+use modelwatch::edge::{
+    error_response, json_response, missing_tenant, non_json_content_type, store_failure, tenant_of,
+    unsupported_media_type,
+};
 use modelwatch::ingest::{BatchRejection, IngestError, IngestService};
 use modelwatch::ports::{ModelRegistry, PartialStore, PredictionArchive};
 use serde_json::json;
@@ -37,15 +38,8 @@ where
         let Some(tenant) = tenant_of(&request, &self.tenant_claim) else {
             return Ok(missing_tenant(&self.tenant_claim));
         };
-        if let Some(content_type) = request.headers().get(CONTENT_TYPE)
-            && !is_json(content_type)
-        {
-            return Ok(error_response(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be application/json",
-                json!({"content_type": content_type.to_str().unwrap_or("(not text)")}),
-            ));
+        if let Some(content_type) = non_json_content_type(&request) {
+            return Ok(unsupported_media_type(&content_type));
         }
         let answer = match self
             .service
@@ -67,13 +61,6 @@ where
         };
         Ok(answer)
     }
-}
-
-fn is_json(content_type: &HeaderValue) -> bool {
-    content_type.to_str().is_ok_and(|v| {
-        let essence = v.split(';').next().unwrap_or_default().trim();
-        essence.eq_ignore_ascii_case("application/json")
-    })
 }
 
 /// The HTTP answer to a batch that was not accepted.
@@ -100,29 +87,11 @@ fn refusal(err: IngestError) -> Response<Body> {
             &conflict.to_string(),
             serde_json::Value::Null,
         ),
-        IngestError::Store(err) => {
-            tracing::error!(error = %err, source = ?std::error::Error::source(&err), "batch not stored");
-            match err {
-                StoreError::Unavailable { .. } => {
-                    let mut response = error_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "storage is temporarily unavailable; retry the same batch (it will count once)",
-                        serde_json::Value::Null,
-                    );
-                    response
-                        .headers_mut()
-                        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                    response
-                }
-                StoreError::Internal { .. } | StoreError::Corrupt { .. } => error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                    serde_json::Value::Null,
-                ),
-            }
-        }
+        IngestError::Store(err) => store_failure(
+            &err,
+            "batch not stored",
+            "storage is temporarily unavailable; retry the same batch (it will count once)",
+        ),
     }
 }
 

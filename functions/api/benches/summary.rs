@@ -1,0 +1,269 @@
+//! The 30-day summary at hour granularity, end to end inside the `api` handler: an
+//! API Gateway event in, the JSON response out, with in-memory stores behind the same
+//! traits as DynamoDB. The model is a binary classifier with 2,000 scored predictions
+//! and 60 resource samples an hour for 31 days, stored as the aggregate function
+//! stores them: hour and day rollups, and minute rollups for the current hour. One
+//! request reads ~30 day, ~48 hour and ~60 minute rollups for the current values and
+//! 721 hour rollups for the series, decodes and merges them and serializes 721 points.
+//! Single-threaded runtime, so wall time is one core's CPU time while the cores are
+//! otherwise idle; on shared cores the thread's own CPU time (printed after criterion's
+//! figures, from `/proc/thread-self/stat`) is the figure to compare. Goal: ≤ 5 ms.
+//!
+//! `cargo bench -p api --bench summary`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use api::Api;
+use chrono::{DateTime, TimeDelta, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use lambda_http::Body;
+use modelwatch::adapters::memory::{
+    MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
+};
+use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState};
+use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::ports::{
+    CounterTotals, Granularity, ModelRegistry, ModelSighting, Rollup, RollupStore,
+};
+
+/// Deterministic values in [0, 1): splitmix64 of a counter.
+struct Values(u64);
+
+impl Values {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1_u64 << 53) as f64
+    }
+}
+
+/// The state of `count` predictions and `samples` resource samples spread over
+/// `[start, start + span)`.
+fn state(
+    start: DateTime<Utc>,
+    span: TimeDelta,
+    count: i32,
+    samples: i32,
+    random: &mut Values,
+) -> WindowState {
+    let mut state = WindowState::new();
+    for i in 0..count {
+        let failed = random.next() < 0.01;
+        let actual = random.next() < 0.3;
+        let score = (random.next() * 0.7 + if actual { 0.3 } else { 0.0 }).min(1.0);
+        let record = PredictionRecord {
+            timestamp: start + span * i / count,
+            latency_ms: 5.0 + 40.0 * random.next() * random.next(),
+            status: if failed { Status::Error } else { Status::Ok },
+            error_type: failed.then(|| "timeout".to_owned()),
+            outcome: Outcome::Binary {
+                predicted: Some(score >= 0.5),
+                actual: (random.next() < 0.8).then_some(actual),
+                score: Some(score),
+            },
+        };
+        state.fold_prediction(&record).expect("valid record");
+    }
+    for i in 0..samples {
+        let sample = ResourceSample {
+            timestamp: start + span * i / samples,
+            cpu_utilization: Some(random.next()),
+            memory_utilization: Some(random.next()),
+            gpu_utilization: None,
+            queue_depth: Some((random.next() * 20.0).floor()),
+            cache_hits: Some(100),
+            cache_misses: Some(3),
+        };
+        state.fold_resource(&sample).expect("valid sample");
+    }
+    state
+}
+
+type MemoryApi = Api<MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings, MemoryAlertStore>;
+
+/// The API with 31 days of the model's rollups before `now`.
+fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let rollups = MemoryRollupStore::default();
+    let registry = MemoryModelRegistry::default();
+    let first = Granularity::Day.floor(now - TimeDelta::days(31));
+    let current_hour = Granularity::Hour.floor(now);
+    let mut random = Values(0);
+    let rollup = |granularity, start, state: &WindowState| Rollup {
+        tenant: tenant.clone(),
+        model_id: model_id.clone(),
+        granularity,
+        start,
+        rev: 1,
+        state: state.to_bytes(),
+    };
+    runtime.block_on(async {
+        registry
+            .record_sighting(&ModelSighting {
+                tenant: tenant.clone(),
+                model_id: model_id.clone(),
+                task: Task::BinaryClassification,
+                first,
+                last: now,
+                version: None,
+            })
+            .await
+            .expect("registered");
+        let mut day = WindowState::new();
+        let mut hour = first;
+        while hour <= current_hour {
+            let hour_state = if hour < current_hour {
+                state(hour, TimeDelta::hours(1), 2_000, 60, &mut random)
+            } else {
+                // The current hour: minute rollups up to now, merged into the hour.
+                let mut merged = WindowState::new();
+                let mut minute = hour;
+                while minute < Granularity::Minute.floor(now) {
+                    let m = state(minute, TimeDelta::minutes(1), 33, 1, &mut random);
+                    merged.merge(&m).expect("merge");
+                    let stored = rollup(Granularity::Minute, minute, &m);
+                    rollups
+                        .put_minute_rollup(&stored, None, &CounterTotals::default())
+                        .await
+                        .expect("minute rollup");
+                    minute += TimeDelta::minutes(1);
+                }
+                merged
+            };
+            rollups
+                .put_rollup(&rollup(Granularity::Hour, hour, &hour_state))
+                .await
+                .expect("hour rollup");
+            day.merge(&hour_state).expect("merge");
+            let next = hour + TimeDelta::hours(1);
+            if Granularity::Day.floor(next) != Granularity::Day.floor(hour) || next > current_hour {
+                let start = Granularity::Day.floor(hour);
+                rollups
+                    .put_rollup(&rollup(Granularity::Day, start, &day))
+                    .await
+                    .expect("day rollup");
+                day = WindowState::new();
+            }
+            hour = next;
+        }
+    });
+    Api {
+        registry,
+        rollups,
+        minute_retention: TimeDelta::days(8),
+        settings: MemoryModelSettings::default(),
+        alerts: MemoryAlertStore::default(),
+        perf: PerfSettings::default(),
+        alert_settings: AlertSettings::default(),
+        tenant_claim: "tenant_id".into(),
+    }
+}
+
+/// The summary request for `tenant`'s `model_id`, as API Gateway sends it.
+fn event(tenant: &TenantId, model_id: &ModelId) -> String {
+    let path = format!("/api/v1/monitoring/performance/{model_id}");
+    serde_json::json!({
+        "version": "2.0", "routeKey": "GET /api/v1/monitoring/performance/{model_id}",
+        "rawPath": path, "rawQueryString": "window=30d&granularity=hour",
+        "queryStringParameters": {"window": "30d", "granularity": "hour"},
+        "pathParameters": {"model_id": model_id.as_str()},
+        "headers": {"accept": "application/json"}, "isBase64Encoded": false,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "example.com",
+            "domainPrefix": "example", "requestId": "bench", "routeKey": "GET /api/v1/monitoring/performance/{model_id}",
+            "stage": "$default", "time": "28/Nov/2026:10:15:00 +0000", "timeEpoch": 1_795_860_900_000_i64,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "authorizer": {"jwt": {"claims": {"tenant_id": tenant.as_str()}, "scopes": null}}
+        }
+    })
+    .to_string()
+}
+
+/// One request through the handler: the response body's length.
+fn answer(runtime: &tokio::runtime::Runtime, api: &MemoryApi, event: &str) -> usize {
+    let request = lambda_http::request::from_str(event).expect("API Gateway event");
+    let response = runtime
+        .block_on(api.handle(request))
+        .expect("handler answers");
+    assert_eq!(response.status(), 200);
+    match response.body() {
+        Body::Text(text) => text.len(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+/// The CPU time this thread has used (user + system; Linux, 10 ms ticks), if known.
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command's closing parenthesis: state is the first, then
+    // utime and stime are the 12th and 13th (fields 14 and 15 of proc(5)).
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let mut ticks = || fields.next()?.parse::<u64>().ok();
+    let (user, system) = (ticks()?, ticks()?);
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+fn bench_summary(c: &mut Criterion) {
+    let tenant = TenantId::parse("bench").expect("tenant");
+    let model_id = ModelId::parse("model-bench").expect("model");
+    let api = api(&tenant, &model_id, Utc::now());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let event = event(&tenant, &model_id);
+
+    let request = lambda_http::request::from_str(&event).expect("API Gateway event");
+    let response = runtime.block_on(api.handle(request)).expect("answer");
+    let Body::Text(text) = response.body() else {
+        panic!("text body");
+    };
+    let summary: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    let points = summary["series"].as_array().map_or(0, Vec::len);
+    assert!((720..=722).contains(&points), "{points} series points");
+    assert!(
+        summary["sample_count"].as_u64() > Some(1_400_000),
+        "{}",
+        summary["sample_count"]
+    );
+    println!(
+        "response: {} bytes, {points} series points, {} predictions",
+        text.len(),
+        summary["sample_count"]
+    );
+
+    let mut group = c.benchmark_group("api_summary");
+    group.sample_size(30);
+    group.bench_function("30d_hour_granularity", |b| {
+        b.iter(|| answer(&runtime, &api, black_box(&event)))
+    });
+    group.finish();
+
+    // The thread's CPU time over many requests: unaffected by other processes on the
+    // shared cores (its 10 ms ticks average out over the run).
+    const REQUESTS: u32 = 400;
+    let (cpu, wall) = (thread_cpu_time(), Instant::now());
+    for _ in 0..REQUESTS {
+        black_box(answer(&runtime, &api, &event));
+    }
+    let wall = wall.elapsed() / REQUESTS;
+    match thread_cpu_time().zip(cpu) {
+        Some((end, start)) => println!(
+            "{REQUESTS} requests: {:.2} ms CPU, {:.2} ms wall per request",
+            ((end - start) / REQUESTS).as_secs_f64() * 1e3,
+            wall.as_secs_f64() * 1e3
+        ),
+        None => println!(
+            "{REQUESTS} requests: {:.2} ms wall per request",
+            wall.as_secs_f64() * 1e3
+        ),
+    }
+}
+
+criterion_group!(benches, bench_summary);
+criterion_main!(benches);
