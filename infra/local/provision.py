@@ -7,7 +7,9 @@
    SNS topics, SQS queues) as a real stack in moto's CloudFormation, with
    deterministic physical names (`<stack>-<LogicalId>`) so that a reset of the
    emulator followed by another run yields the same names the running functions
-   already have in their environment.
+   already have in their environment. Every other resource type (IAM, KMS, logs,
+   alarms, dashboards, schedules, ...) is skipped, and a property of a created
+   resource that refers to a skipped one (the topic's KmsMasterKeyId) is left out.
 3. By API, what moto's CloudFormation skips: DynamoDB TimeToLiveSpecification and
    PointInTimeRecoverySpecification, and the AWS::Timestream::* resources (moto has
    Timestream Write but no CloudFormation model for it).
@@ -211,17 +213,59 @@ def pinned_name(stack: str, logical: str) -> str:
     return f"{stack}-{logical}"
 
 
-def create_cfn_stack(cfn: Any, tpl: dict[str, Any], resolver: Resolver, stack: str) -> list[str]:
-    """Create the moto-supported data resources as a CloudFormation stack; returns skipped types."""
+def references(node: Any) -> set[str]:
+    """Logical ids (and parameter / pseudo names) a value refers to: Ref, GetAtt, Sub."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for x in node:
+            found |= references(x)
+    elif isinstance(node, dict):
+        for key, arg in node.items():
+            if key == "Ref" and isinstance(arg, str):
+                found.add(arg)
+            elif key == "Fn::GetAtt":
+                found.add((arg.split(".", 1) if isinstance(arg, str) else arg)[0])
+            elif key == "Fn::Sub":
+                text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                names = {m.split(".", 1)[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                found |= (names - set(local)) | references(local)
+            else:
+                found |= references(arg)
+    return found
+
+
+def create_cfn_stack(
+    cfn: Any, tpl: dict[str, Any], resolver: Resolver, stack: str
+) -> tuple[list[str], list[str]]:
+    """Create the moto-supported data resources as a CloudFormation stack.
+
+    Returns the skipped types and the properties dropped because they refer to a
+    resource that is not created here (e.g. a topic's KMS key): the emulator's
+    resource is created without them.
+    """
     resources = {}
     skipped = sorted(
         {r["Type"] for r in tpl["Resources"].values() if r["Type"] not in CFN_TYPES | API_TYPES}
     )
+    created = {logical for logical, r in tpl["Resources"].items() if r["Type"] in CFN_TYPES}
+    known = created | set(tpl.get("Parameters", {})) | {"AWS::NoValue"}
+    dropped: list[str] = []
     for logical, res in tpl["Resources"].items():
         if res["Type"] not in CFN_TYPES:
             continue
         res = copy.deepcopy(res)
         props = res.setdefault("Properties", {})
+        for key in list(props):
+            missing = {r for r in references(props[key]) - known if not r.startswith("AWS::")}
+            if missing:
+                dropped.append(f"{logical}.{key} (refers to {', '.join(sorted(missing))})")
+                del props[key]
+        if "DependsOn" in res:
+            depends = [d for d in as_list(res["DependsOn"]) if d in created]
+            if depends:
+                res["DependsOn"] = depends
+            else:
+                del res["DependsOn"]
         props.setdefault(NAME_PROPERTY[res["Type"]], pinned_name(stack, logical))
         sse = props.get("SSESpecification")
         if res["Type"] == "AWS::DynamoDB::Table" and isinstance(sse, dict) and "SSEEnabled" in sse:
@@ -262,7 +306,11 @@ def create_cfn_stack(cfn: Any, tpl: dict[str, Any], resolver: Resolver, stack: s
         # moto lists resources it skipped with an empty logical id: ignore those.
         if r.get("LogicalResourceId"):
             resolver.physical[r["LogicalResourceId"]] = r["PhysicalResourceId"]
-    return skipped
+    return skipped, dropped
+
+
+def as_list(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else [node]
 
 
 def fix_dynamodb(ddb: Any, tpl: dict[str, Any], resolver: Resolver) -> None:
@@ -431,7 +479,7 @@ def main() -> None:
     )
     client = lambda svc: session.client(svc, endpoint_url=args.endpoint)  # noqa: E731
 
-    skipped = create_cfn_stack(client("cloudformation"), tpl, resolver, args.stack_name)
+    skipped, dropped = create_cfn_stack(client("cloudformation"), tpl, resolver, args.stack_name)
     fix_dynamodb(client("dynamodb"), tpl, resolver)
     record_sns_sqs_attrs(tpl, resolver)
     create_timestream(client("timestream-write"), tpl, resolver, args.stack_name)
@@ -462,6 +510,7 @@ def main() -> None:
                 "functions": sorted(envs),
                 "alert_queue_url": queue_url,
                 "not_emulated": skipped,
+                "dropped_properties": dropped,
             },
             indent=2,
         )

@@ -272,7 +272,8 @@ cmd_up() {
 
 start_moto() {
   log "starting moto on $MOTO_URL"
-  start_bg moto "$RUN_DIR/moto.log" "$(venv_bin moto_server)" -H "$HOST" -p "$MOTO_PORT"
+  # moto_serial.py: moto's server with one request at a time (its backends race).
+  start_bg moto "$RUN_DIR/moto.log" "$(venv_bin python)" "$LOCAL_DIR/moto_serial.py" -H "$HOST" -p "$MOTO_PORT"
   wait_for "moto" 60 http_ok "$MOTO_URL/moto-api/"
 }
 
@@ -518,6 +519,7 @@ cmd_test() {
   step "stack up" restart_stack
   step "cargo test" run_cargo_tests
   step "sam validate --lint" "$(venv_bin sam)" validate --lint --template-file template.yaml
+  step "template least privilege" "$(venv_bin python)" "$LOCAL_DIR/check_template.py" --template template.yaml
   step "cfn-lint" "$(venv_bin cfn-lint)" template.yaml
   step "sam build" env PATH="$VENV/bin:$PATH" "$(venv_bin sam)" build --beta-features \
     --template-file template.yaml
@@ -560,11 +562,23 @@ cmd_demo() {
   fi
 }
 
-# The demo proper; later issues grow this into the traffic simulator.
+# The demo proper: the traffic simulator (infra/simulator) as serving systems
+# pushing 26 simulated hours of traffic for three models, one drifting and then
+# failing; it drives aggregate and evaluate as the schedules would and prints the
+# summaries, trends, the alerts the SNS subscriber got and values from Prometheus.
+# DEMO_HOURS / DEMO_STEP_MINUTES change its length (DEMO_HOURS >= 3).
 run_demo() {
+  (cd "$ROOT" && cargo build --quiet --bin modelwatch-simulator)
   (
     export_stack_env
-    "$(venv_bin python)" "$LOCAL_DIR/demo.py" --events "$ROOT/events"
+    "$ROOT/target/debug/modelwatch-simulator" \
+      --lambda-endpoint "$LAMBDA_ENDPOINT" \
+      --tenant "demo-$(date -u +%Y%m%d%H%M%S)" \
+      --hours "${DEMO_HOURS:-26}" \
+      --step-minutes "${DEMO_STEP_MINUTES:-15}" \
+      --alert-queue-url "$ALERT_QUEUE_URL" \
+      --prometheus-url "$PROMETHEUS_URL" \
+      --check
   )
 }
 

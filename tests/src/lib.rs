@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod proxy;
 pub mod runtime;
+pub mod subscriber;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::Value;
@@ -330,4 +331,65 @@ pub fn bad_batches(now: DateTime<Utc>) -> Vec<BadBatch> {
             }
         })
         .collect()
+}
+
+/// An API Gateway HTTP API event (payload 2.0, the format of
+/// `events/api-get-models.json`) for `tenant` (`None`: without the tenant claim)
+/// asking `method` `path` with the query parameters `query`.
+pub fn api_request(
+    tenant: Option<&str>,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Value {
+    let mut event = event("api-get-models.json");
+    let claims = &mut event["requestContext"]["authorizer"]["jwt"]["claims"];
+    match tenant {
+        Some(tenant) => claims["tenant_id"] = tenant.into(),
+        None => {
+            if let Some(claims) = claims.as_object_mut() {
+                claims.remove("tenant_id");
+            }
+        }
+    }
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    let proxy = path.strip_prefix("/api/v1/monitoring/").unwrap_or(path);
+    event["pathParameters"] = serde_json::json!({ "proxy": proxy });
+    let mut raw = url::form_urlencoded::Serializer::new(String::new());
+    let mut params = serde_json::Map::new();
+    for (name, value) in query {
+        raw.append_pair(name, value);
+        params.insert((*name).to_owned(), (*value).into());
+    }
+    event["rawQueryString"] = raw.finish().into();
+    if !params.is_empty() {
+        event["queryStringParameters"] = params.into();
+    }
+    event
+}
+
+/// `event` carrying `body`, declared as `content_type` (`None`: no `Content-Type`).
+pub fn with_body(mut event: Value, content_type: Option<&str>, body: &str) -> Value {
+    event["body"] = body.into();
+    event["isBase64Encoded"] = false.into();
+    if let Some(content_type) = content_type {
+        event["headers"]["content-type"] = content_type.into();
+    }
+    event
+}
+
+/// The HTTP status and the parsed JSON body of an API Gateway proxy answer; panics,
+/// showing the answer, when it has no status or its body is not JSON.
+pub fn http_answer(answer: &Value) -> (u16, Value) {
+    let status = answer["statusCode"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or_else(|| panic!("no statusCode in {answer}"));
+    let body = answer["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or_else(|| panic!("no JSON body in {answer}"));
+    (status, body)
 }

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Least-privilege check of template.yaml: no wildcard in any policy's actions or resources.
+
+Translates the SAM template the way provision.py and `sam deploy` do (so the roles,
+schedule roles and Lambda permissions SAM generates are checked too), then reads
+every policy document in it:
+
+- AWS::IAM::Role (inline policies; any managed policy fails: its statements are not
+  in the template, and AWS's managed Lambda policies grant logs:* on "*"),
+  AWS::IAM::Policy / ManagedPolicy,
+- resource policies: AWS::SQS::QueuePolicy, AWS::SNS::TopicPolicy, AWS::KMS::Key,
+- AWS::Lambda::Permission (its action and SourceArn).
+
+Both branches of every Fn::If are checked. A statement fails when an action or a
+resource holds `*` or `?` (`dynamodb:*`, `"*"`, `table/X/index/*`, ...), or when it
+uses NotAction / NotResource, unless one of EXCEPTIONS below allows it - each says
+why AWS requires it. Exits 1 naming every offending statement.
+
+Run with the local venv's python (it has samtranslator and cfn-lint):
+    infra/local/.venv/bin/python infra/local/check_template.py --template template.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Parameters without a default: any value translates (they never reach a policy).
+REQUIRED_PARAMS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "modelwatch"}
+
+
+@dataclass
+class Statement:
+    where: str  # "IngestRole policy ingest statement Logs"
+    kind: str  # "identity", "key", "queue", "topic", "lambda-permission"
+    effect: str
+    actions: list[str]  # rendered (intrinsics flattened, see render)
+    resources: list[str]
+    condition: Any
+    raw: dict[str, Any]
+
+
+# --------------------------------------------------------------------- rendering
+
+
+def render(node: Any) -> str:
+    """A value as text with intrinsics kept visible: Fn::Sub's template, ${Ref}."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, (int, float, bool)):
+        return str(node)
+    if isinstance(node, list):
+        return ",".join(render(x) for x in node)
+    if isinstance(node, dict) and len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Ref":
+            return "${" + str(arg) + "}"
+        if key == "Fn::GetAtt":
+            return "${" + (arg if isinstance(arg, str) else ".".join(map(str, arg))) + "}"
+        if key == "Fn::Sub":
+            if isinstance(arg, str):
+                return arg
+            text, local = arg
+            # Substitute the local variables' literal values: SAM's __Stage__ is "*".
+            for name, value in local.items():
+                text = text.replace("${" + name + "}", render(value))
+            return text
+        if key == "Fn::Join":
+            sep, items = arg
+            return sep.join(render(x) for x in (items if isinstance(items, list) else [items]))
+        if key == "Fn::FindInMap" or key == "Fn::ImportValue" or key == "Fn::Select":
+            return "${" + key + "}"
+    return repr(node)
+
+
+def branches(node: Any) -> Iterator[Any]:
+    """Every value a node can take, one per combination of Fn::If branches."""
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        _, yes, no = node["Fn::If"]
+        yield from branches(yes)
+        yield from branches(no)
+    elif isinstance(node, list):
+        combos: list[list[Any]] = [[]]
+        for item in node:
+            combos = [c + [b] for c in combos for b in branches(item)]
+        for combo in combos:
+            yield [x for x in combo if not is_no_value(x)]
+    elif isinstance(node, dict):
+        combos_d: list[dict[str, Any]] = [{}]
+        for key, value in node.items():
+            combos_d = [{**c, key: b} for c in combos_d for b in branches(value)]
+        yield from combos_d
+    else:
+        yield node
+
+
+def is_no_value(node: Any) -> bool:
+    return node == {"Ref": "AWS::NoValue"}
+
+
+def as_list(node: Any) -> list[Any]:
+    if node is None or is_no_value(node):
+        return []
+    return node if isinstance(node, list) else [node]
+
+
+# --------------------------------------------------------------------- collection
+
+
+def documents(tpl: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(where, kind, policy document) of every policy in the translated template."""
+    for logical, res in sorted(tpl["Resources"].items()):
+        kind, props = res.get("Type"), res.get("Properties", {})
+        if kind == "AWS::IAM::Role":
+            for policy in as_list(props.get("Policies")):
+                for p in branches(policy):
+                    if p and not is_no_value(p):
+                        yield f"{logical} policy {render(p.get('PolicyName'))}", "identity", p["PolicyDocument"]
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            yield f"{logical}", "identity", props.get("PolicyDocument")
+        elif kind == "AWS::KMS::Key":
+            yield f"{logical} key policy", "key", props.get("KeyPolicy")
+        elif kind == "AWS::SQS::QueuePolicy":
+            yield f"{logical} queue policy", "queue", props.get("PolicyDocument")
+        elif kind == "AWS::SNS::TopicPolicy":
+            yield f"{logical} topic policy", "topic", props.get("PolicyDocument")
+        elif kind == "AWS::Lambda::Permission":
+            yield (
+                f"{logical} (Lambda permission)",
+                "lambda-permission",
+                {"Statement": [{"Effect": "Allow", "Action": props.get("Action"),
+                                "Resource": props.get("SourceArn", []), "Sid": "SourceArn"}]},
+            )
+
+
+def statements(tpl: dict[str, Any]) -> Iterator[Statement]:
+    """Every statement once, each Fn::If branch of it as a statement of its own."""
+    seen: set[str] = set()
+    for where, kind, doc in documents(tpl):
+        for doc_variant in branches(doc):
+            for i, st in enumerate(as_list((doc_variant or {}).get("Statement"))):
+                if not isinstance(st, dict):
+                    continue
+                name = f"{where} statement {st.get('Sid', i + 1)}"
+                key = name + json.dumps(st, sort_keys=True)
+                if key in seen:
+                    continue
+                seen.add(key)
+                yield Statement(
+                    where=name,
+                    kind=kind,
+                    effect=str(st.get("Effect")),
+                    actions=[render(a) for a in as_list(st.get("Action"))],
+                    resources=[render(r) for r in as_list(st.get("Resource"))],
+                    condition=st.get("Condition"),
+                    raw=st,
+                )
+
+
+def managed_policies(tpl: dict[str, Any]) -> Iterator[str]:
+    for logical, res in sorted(tpl["Resources"].items()):
+        if res.get("Type") == "AWS::IAM::Role":
+            for arn in as_list(res.get("Properties", {}).get("ManagedPolicyArns")):
+                yield f"{logical} attaches managed policy {render(arn)}: its statements cannot be checked here"
+
+
+# --------------------------------------------------------------------- exceptions
+
+
+@dataclass
+class Exception_:
+    name: str
+    why: str
+    allows: Callable[[Statement, str, str], bool]  # (statement, "action"|"resource", value)
+
+
+def _condition_key(st: Statement, operator: str, key: str) -> bool:
+    cond = st.condition if isinstance(st.condition, dict) else {}
+    return key in (cond.get(operator) or {})
+
+
+LOG_STREAMS = re.compile(
+    r"^arn:\$\{AWS::Partition\}:logs:\$\{AWS::Region\}:\$\{AWS::AccountId\}:log-group:\$\{[A-Za-z0-9]+LogGroup\}:\*$"
+)
+EXECUTE_API = re.compile(
+    r"^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{[A-Za-z0-9]+\}/(.*)$"
+)
+
+EXCEPTIONS = [
+    Exception_(
+        "timestream:DescribeEndpoints on *",
+        "DescribeEndpoints has no resource-level permissions (Timestream's endpoint discovery)",
+        lambda st, what, v: what == "resource" and v == "*" and st.actions == ["timestream:DescribeEndpoints"],
+    ),
+    Exception_(
+        "cloudwatch:PutMetricData on * with a namespace condition",
+        "PutMetricData has no resource-level permissions; the cloudwatch:namespace condition scopes it",
+        lambda st, what, v: what == "resource"
+        and v == "*"
+        and st.actions == ["cloudwatch:PutMetricData"]
+        and _condition_key(st, "StringEquals", "cloudwatch:namespace"),
+    ),
+    Exception_(
+        "a key policy's Resource *",
+        'in a KMS key policy "*" is the key itself (the only value AWS accepts)',
+        lambda st, what, v: what == "resource" and v == "*" and st.kind == "key",
+    ),
+    Exception_(
+        "the log streams of the function's own log group",
+        "Lambda names its log streams at run time; <group ARN>:* is that one group's streams",
+        lambda st, what, v: what == "resource"
+        and st.kind == "identity"
+        and set(st.actions) <= {"logs:CreateLogStream", "logs:PutLogEvents"}
+        and bool(LOG_STREAMS.match(v)),
+    ),
+    Exception_(
+        "API Gateway source ARNs of Lambda permissions",
+        "API Gateway names the stage, an ANY method and each path parameter as * in a route's ARN",
+        lambda st, what, v: what == "resource"
+        and st.kind == "lambda-permission"
+        and bool(EXECUTE_API.match(v))
+        and all(seg == "*" or "*" not in seg for seg in EXECUTE_API.match(v).group(1).split("/")),
+    ),
+]
+
+
+# --------------------------------------------------------------------- checking
+
+
+def wildcard(value: str) -> bool:
+    # ${...} are intrinsic references, not wildcards; look at the literal text only.
+    literal = re.sub(r"\$\{[^}]*\}", "", value)
+    return "*" in literal or "?" in literal
+
+
+def problems(st: Statement) -> tuple[list[str], list[str]]:
+    """(failures, exceptions used) of one statement."""
+    failures, used = [], []
+    for key in ("NotAction", "NotResource"):
+        if key in st.raw and st.effect == "Allow":
+            failures.append(f"uses {key} (allows everything else)")
+    for what, values in (("action", st.actions), ("resource", st.resources)):
+        for v in values:
+            if not wildcard(v):
+                continue
+            allowed = [e for e in EXCEPTIONS if e.allows(st, what, v)]
+            if allowed:
+                used.append(allowed[0].name)
+            elif st.effect == "Deny" and what == "resource":
+                # A deny on a wildcard resource narrows, it grants nothing.
+                used.append("a Deny statement")
+            else:
+                failures.append(f"{what} {v!r} is a wildcard")
+    if st.effect == "Allow" and st.kind == "identity" and not st.resources:
+        failures.append("has no Resource")
+    return failures, used
+
+
+def check(tpl: dict[str, Any]) -> tuple[list[str], dict[str, int], int]:
+    failures: list[str] = list(managed_policies(tpl))
+    used: dict[str, int] = {}
+    count = 0
+    for st in statements(tpl):
+        count += 1
+        fails, exc = problems(st)
+        failures += [f"{st.where}: {f}" for f in fails]
+        for e in exc:
+            used[e] = used.get(e, 0) + 1
+    return failures, used, count
+
+
+def self_test() -> None:
+    """The checker must catch what it is for: a few statements it has to refuse."""
+    def role(statement: dict[str, Any]) -> dict[str, Any]:
+        return {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [
+            {"PolicyName": "p", "PolicyDocument": {"Statement": [statement]}}]}}}}
+
+    table = {"Fn::GetAtt": ["T", "Arn"]}
+    must_fail = {
+        "service:* action": {"Effect": "Allow", "Action": "dynamodb:*", "Resource": table},
+        "Resource *": {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"},
+        "index ARN": {"Effect": "Allow", "Action": "dynamodb:Query",
+                      "Resource": {"Fn::Sub": "${T.Arn}/index/*"}},
+        "prefix action": {"Effect": "Allow", "Action": ["dynamodb:Get*"], "Resource": table},
+        "wildcard in an If branch": {"Effect": "Allow", "Action": "sns:Publish",
+                                     "Resource": {"Fn::If": ["C", {"Ref": "X"}, "*"]}},
+        "NotAction": {"Effect": "Allow", "NotAction": "iam:PassRole", "Resource": table},
+        "PutMetricData without namespace": {"Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+                                            "Resource": "*"},
+        "log group wildcard": {"Effect": "Allow", "Action": "logs:PutLogEvents",
+                               "Resource": "arn:aws:logs:*:*:*"},
+    }
+    for name, st in must_fail.items():
+        failures, _, _ = check(role(st))
+        if not failures:
+            raise SystemExit(f"check_template: self-test failed: {name} was not refused")
+    ok = {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": table}
+    failures, _, _ = check(role(ok))
+    if failures:
+        raise SystemExit(f"check_template: self-test failed: a plain statement was refused: {failures}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--template", required=True, type=Path)
+    args = ap.parse_args()
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the translator wants a region
+    from provision import load_and_translate
+
+    self_test()
+    tpl = load_and_translate(args.template, dict(REQUIRED_PARAMS))
+    failures, used, count = check(tpl)
+    if failures:
+        print(f"check_template: {len(failures)} wildcard(s) beyond the listed exceptions:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        sys.exit(1)
+    print(f"check_template: {count} policy statements, no wildcard beyond these exceptions:")
+    for e in EXCEPTIONS:
+        print(f"  {used.get(e.name, 0):3d} x {e.name}: {e.why}")
+    if used.get("a Deny statement"):
+        print(f"  {used['a Deny statement']:3d} x a Deny statement (narrows access, grants nothing)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+//! `modelwatch-simulator`: pushes simulated serving traffic to modelwatch and prints
+//! what the product made of it. See `--help`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{TimeDelta, Utc};
+use modelwatch_simulator::observe::{drain_alerts, prometheus_query};
+use modelwatch_simulator::scenario::{MIN_DURATION, ModelKind, ModelSpec, Scenario};
+use modelwatch_simulator::target::{Client, Target};
+use modelwatch_simulator::{Progress, RunConfig, check, minute, run};
+use serde_json::Value;
+
+const HELP: &str = "\
+modelwatch-simulator: serving systems pushing prediction batches to modelwatch
+
+Target (one of):
+  --lambda-endpoint URL --tenant ID   the local stack's Lambda emulator; also drives
+                                      aggregate and evaluate as their schedules would
+  --api-url URL --token JWT           a deployed HTTP API (its schedules run by themselves)
+Traffic:
+  --hours H                 simulated hours, ending now (default 26; at least 3 with a degraded model)
+  --step-minutes N          simulated minutes per batch (default 5)
+  --evaluate-every-minutes N  simulated minutes between evaluations (default: the step)
+  --per-minute N            predictions per model per minute (default 30)
+  --models ID:KIND,...      KIND binary|multiclass|regression (default
+                            fraud-detector:binary,intent-router:multiclass,eta-regressor:regression)
+  --degrade ID | --no-degrade   the model that drifts and fails (default: the first)
+  --seed N                  random seed (default 7)
+  --no-baselines            do not register test-set baselines and forecasts
+Read back:
+  --alert-queue-url URL     SQS queue subscribed to the alert topic (AWS_* variables apply)
+  --prometheus-url URL      Prometheus to query for the mirrored metrics
+  --check                   exit 1 when summaries disagree with the ground truth or the
+                            alerts are not: each degraded-model rule fired once and resolved
+                            once, nothing from the healthy models
+  --quiet                   no progress line
+";
+
+struct Args {
+    target: Target,
+    config: RunConfig,
+    alert_queue_url: Option<String>,
+    prometheus_url: Option<String>,
+    check: bool,
+    quiet: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut options = std::collections::BTreeMap::new();
+    let mut flags = std::collections::BTreeSet::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => return Err(String::new()),
+            "--check" | "--quiet" | "--no-degrade" | "--no-baselines" => {
+                flags.insert(arg);
+            }
+            name if name.starts_with("--") => {
+                let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
+                options.insert(name.to_owned(), value);
+            }
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    let mut take = |name: &str| options.remove(name);
+    let number = |value: Option<String>, name: &str, default: i64| -> Result<i64, String> {
+        value.map_or(Ok(default), |v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name} must be a positive whole number, not {v:?}"))
+        })
+    };
+    let target = match (
+        take("--lambda-endpoint"),
+        take("--tenant"),
+        take("--api-url"),
+        take("--token"),
+    ) {
+        (Some(endpoint), Some(tenant), None, None) => Target::Lambda { endpoint, tenant },
+        (None, None, Some(api_url), Some(token)) => Target::Http { api_url, token },
+        _ => {
+            return Err(
+                "give either --lambda-endpoint and --tenant, or --api-url and --token".into(),
+            );
+        }
+    };
+    let hours = number(take("--hours"), "--hours", 26)?;
+    let step = number(take("--step-minutes"), "--step-minutes", 5)?;
+    let evaluate_every = number(
+        take("--evaluate-every-minutes"),
+        "--evaluate-every-minutes",
+        step,
+    )?;
+    let per_minute = number(take("--per-minute"), "--per-minute", 30)?;
+    let seed = number(take("--seed"), "--seed", 7)?;
+    let models_arg = take("--models").unwrap_or_else(|| {
+        "fraud-detector:binary,intent-router:multiclass,eta-regressor:regression".into()
+    });
+    let mut models = Vec::new();
+    for spec in models_arg.split(',') {
+        let (id, kind) = spec
+            .split_once(':')
+            .ok_or_else(|| format!("--models: {spec:?} is not ID:KIND"))?;
+        let kind =
+            ModelKind::parse(kind).ok_or_else(|| format!("--models: unknown kind {kind:?}"))?;
+        models.push(ModelSpec {
+            id: id.to_owned(),
+            kind,
+        });
+    }
+    let degraded = if flags.contains("--no-degrade") {
+        None
+    } else {
+        let id = take("--degrade").or_else(|| models.first().map(|m| m.id.clone()));
+        if let Some(id) = &id
+            && !models.iter().any(|m| &m.id == id)
+        {
+            return Err(format!("--degrade {id}: not one of the models"));
+        }
+        id
+    };
+    let duration = TimeDelta::hours(hours);
+    if degraded.is_some() && duration < MIN_DURATION {
+        return Err("--hours must be at least 3 when a model degrades".into());
+    }
+    let alert_queue_url = take("--alert-queue-url");
+    let prometheus_url = take("--prometheus-url");
+    if let Some(name) = options.keys().next() {
+        return Err(format!("unknown option {name}"));
+    }
+    let scenario = Scenario {
+        start: minute(Utc::now()) - duration,
+        duration,
+        per_minute: u32::try_from(per_minute)
+            .map_err(|_| "--per-minute is too large".to_owned())?,
+        models,
+        degraded,
+        seed: seed.unsigned_abs(),
+    };
+    Ok(Args {
+        target,
+        config: RunConfig {
+            scenario,
+            step: TimeDelta::minutes(step),
+            evaluate_every: TimeDelta::minutes(evaluate_every),
+            register_baselines: !flags.contains("--no-baselines"),
+        },
+        alert_queue_url,
+        prometheus_url,
+        check: flags.contains("--check"),
+        quiet: flags.contains("--quiet"),
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) if message.is_empty() => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("modelwatch-simulator: {message}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    match simulate(&args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("modelwatch-simulator: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs, reports, checks; `Ok(false)` when the check found problems.
+async fn simulate(args: &Args) -> Result<bool, String> {
+    let client = Client::new(args.target.clone());
+    let scenario = &args.config.scenario;
+    println!(
+        "simulating {} h of traffic ({} → {}) for {} models, {} predictions a minute each{}",
+        scenario.duration.num_hours(),
+        scenario.start.format("%H:%M"),
+        scenario.end().format("%H:%M"),
+        scenario.models.len(),
+        scenario.per_minute,
+        scenario
+            .degraded
+            .as_deref()
+            .map(|m| format!(
+                "; {m} drifts, then fails {}–{} and recovers",
+                scenario.incident().0.format("%H:%M"),
+                scenario.incident().1.format("%H:%M")
+            ))
+            .unwrap_or_default()
+    );
+    let quiet = args.quiet;
+    let outcome = run(&client, &args.config, |p: &Progress| {
+        if !quiet {
+            print!(
+                "\r  [{:<30}] {:>3.0}%  simulated {}  batches {:>5}  firing {}{}   ",
+                "#".repeat((p.done * 30.0) as usize),
+                p.done * 100.0,
+                p.simulated.format("%m-%d %H:%M"),
+                p.batches,
+                p.firing,
+                if p.incident { "  (incident)" } else { "" }
+            );
+            let _ = std::io::stdout().flush();
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if !quiet {
+        println!();
+    }
+    println!(
+        "sent {} predictions in {} batches; {} evaluation runs published {} alert transitions",
+        outcome.predictions, outcome.batches, outcome.evaluations, outcome.notifications
+    );
+
+    for model in &scenario.models {
+        print_model(&client, &model.id)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut alerts = Vec::new();
+    if let (Some(queue), Target::Lambda { tenant, .. }) = (&args.alert_queue_url, &args.target) {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        alerts = drain_alerts(&aws_sdk_sqs::Client::new(&sdk), queue, tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "\nalerts received by the SNS subscriber ({}):",
+            alerts.len()
+        );
+        for alert in &alerts {
+            let state = alert["state"].as_str().unwrap_or("?");
+            let at = if state == "resolved" {
+                &alert["resolved_at"]
+            } else {
+                &alert["started_at"]
+            };
+            println!(
+                "  {}  {:<8} {:<15} {:<30} {} {} {} over {} (observed {})",
+                at.as_str().unwrap_or("?"),
+                state,
+                alert["model_id"].as_str().unwrap_or("?"),
+                alert["rule"]["id"].as_str().unwrap_or("?"),
+                alert["rule"]["metric"].as_str().unwrap_or("?"),
+                alert["rule"]["condition"].as_str().unwrap_or("?"),
+                number(&alert["rule"]["threshold"]),
+                alert["rule"]["window"].as_str().unwrap_or("?"),
+                number(&alert["observed_value"]),
+            );
+        }
+    }
+    if let (Some(url), Target::Lambda { tenant, .. }) = (&args.prometheus_url, &args.target) {
+        println!("\nPrometheus at the end of the simulation:");
+        // Gauges carry their minute's time; counters the time they were exported.
+        let (last_minute, now) = (scenario.end() - TimeDelta::minutes(1), Utc::now());
+        for (what, query, at) in [
+            (
+                "accuracy",
+                format!("ml_model_accuracy{{tenant_id=\"{tenant}\"}}"),
+                last_minute,
+            ),
+            (
+                "p95 latency, s",
+                format!("ml_model_latency_seconds{{tenant_id=\"{tenant}\",quantile=\"0.95\"}}"),
+                last_minute,
+            ),
+            (
+                "predictions",
+                format!("sum by (model_id) (ml_model_predictions_total{{tenant_id=\"{tenant}\"}})"),
+                now,
+            ),
+            (
+                "errors",
+                format!("sum by (model_id) (ml_model_errors_total{{tenant_id=\"{tenant}\"}})"),
+                now,
+            ),
+        ] {
+            for (labels, value) in prometheus_query(url, &query, at)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!(
+                    "  {:<15} {what:<15} {value:.4}",
+                    labels["model_id"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+    if args.check {
+        let problems = check(&client, &args.config, &outcome, &alerts)
+            .await
+            .map_err(|e| e.to_string())?;
+        if problems.is_empty() {
+            println!(
+                "\ncheck: the summaries match the ground truth; alerts fired and resolved for the degraded model only"
+            );
+        } else {
+            println!("\ncheck FAILED:");
+            for problem in &problems {
+                println!("  - {problem}");
+            }
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Prints one model's 24-hour summary and its trends.
+async fn print_model(
+    client: &Client,
+    model: &str,
+) -> Result<(), modelwatch_simulator::target::TargetError> {
+    let summary = client
+        .request(
+            "GET",
+            &format!("/api/v1/monitoring/performance/{model}?window=24h"),
+            None,
+        )
+        .await?;
+    let s = &summary.body;
+    println!(
+        "\n{model} — last 24 h ({} predictions, {} labeled)",
+        s["sample_count"], s["labeled_count"]
+    );
+    if let Some(quality) = s["quality_metrics"].as_object() {
+        for (name, value) in quality {
+            println!(
+                "  {name:<22} {:>10}  baseline {:>8}  trend {}",
+                number(&value["current"]),
+                number(&value["baseline"]),
+                value["trend"].as_str().unwrap_or("—")
+            );
+        }
+    }
+    for section in ["serving_metrics", "resource_metrics"] {
+        if let Some(values) = s[section].as_object() {
+            let line: Vec<String> = values
+                .iter()
+                .map(|(k, v)| format!("{k} {}", number(v)))
+                .collect();
+            println!("  {}", line.join(" · "));
+        }
+    }
+    let trends = client
+        .request(
+            "GET",
+            &format!("/api/v1/monitoring/performance/{model}/trends"),
+            None,
+        )
+        .await?;
+    if let Some(trends) = trends.body["trends"].as_object() {
+        for (metric, t) in trends {
+            println!(
+                "  trend {metric:<16} {:<18} slope/day {:>10}  confidence {:>6}  breach {}",
+                t["7_day_trend"].as_str().unwrap_or("?"),
+                number(&t["slope"]),
+                number(&t["confidence"]),
+                t["projected_baseline_breach"].as_str().unwrap_or("—")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn number(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "—".to_owned(), |v| format!("{v:.4}"))
+}
