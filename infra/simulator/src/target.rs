@@ -102,20 +102,9 @@ impl Client {
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|source| TargetError::Transport {
-                        what: what.clone(),
-                        source,
-                    })?;
-                let status = response.status().as_u16();
-                let text = response
-                    .text()
-                    .await
-                    .map_err(|source| TargetError::Transport { what, source })?;
+                let (status, text) = send(request, &what).await?;
                 Ok(Answer {
-                    status,
+                    status: status.as_u16(),
                     body: serde_json::from_str(&text).unwrap_or(Value::Null),
                 })
             }
@@ -174,24 +163,7 @@ impl Client {
             "{}/2015-03-31/functions/{function}/invocations",
             endpoint.trim_end_matches('/')
         );
-        let response = self
-            .http
-            .post(url)
-            .json(event)
-            .send()
-            .await
-            .map_err(|source| TargetError::Transport {
-                what: what.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| TargetError::Transport {
-                what: what.clone(),
-                source,
-            })?;
+        let (status, text) = send(self.http.post(url).json(event), &what).await?;
         if !status.is_success() {
             return Err(TargetError::Answer {
                 what,
@@ -203,6 +175,21 @@ impl Client {
             detail: format!("not JSON ({e}): {text}"),
         })
     }
+}
+
+/// Sends `request`; its status and body text.
+async fn send(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<(reqwest::StatusCode, String), TargetError> {
+    let transport = |source| TargetError::Transport {
+        what: what.to_owned(),
+        source,
+    };
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    let text = response.text().await.map_err(transport)?;
+    Ok((status, text))
 }
 
 /// An API Gateway HTTP API (payload 2.0) event as the JWT authorizer passes it on.

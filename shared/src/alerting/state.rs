@@ -237,8 +237,13 @@ pub struct StepContext<'a> {
 
 /// The state machine: from the stored state `previous` (`None` before the first
 /// evaluation) and this evaluation, the next step. A firing alert stays firing while
-/// data is insufficient: no evidence of recovery.
+/// data is insufficient: no evidence of recovery. A run older than the stored state
+/// (a schedule retried late, a dead-letter redrive) changes nothing: a transition is
+/// never dated before the one it follows.
 pub fn step(previous: Option<&RuleState>, eval: &RuleEvaluation, cx: StepContext<'_>) -> Step {
+    if previous.is_some_and(|p| cx.now < p.since) {
+        return Step::Unchanged;
+    }
     let version = previous.map_or(1, |p| p.version + 1);
     let open = previous.and_then(|p| Some((p, p.alert.as_ref()?)));
     match (open, eval.verdict) {
@@ -459,6 +464,32 @@ mod tests {
         };
         assert_eq!(first.status, RuleStatus::InsufficientData);
         assert_eq!(step(Some(&first), &eval(None, 0, 1), cx), Step::Unchanged);
+    }
+
+    #[test]
+    fn a_run_older_than_the_stored_state_changes_nothing() {
+        let (tenant, model) = (
+            TenantId::parse("t").expect("id"),
+            ModelId::parse("m").expect("id"),
+        );
+        let cx = |minute| StepContext {
+            tenant: &tenant,
+            model_id: &model,
+            now: at(minute),
+            renotify_after: None,
+        };
+        let Step::Notify { state: firing, .. } = step(None, &eval(Some(0.5), 100, 10), cx(10))
+        else {
+            panic!("a breach fires");
+        };
+        assert_eq!(
+            step(Some(&firing), &eval(Some(0.0), 100, 9), cx(9)),
+            Step::Unchanged
+        );
+        assert!(matches!(
+            step(Some(&firing), &eval(Some(0.0), 100, 11), cx(11)),
+            Step::Notify { alert, .. } if alert.state == AlertState::Resolved
+        ));
     }
 
     #[test]
