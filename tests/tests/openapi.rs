@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::{DynamoAlertStore, DynamoModelSettings};
 use modelwatch::alerting::baseline::CapturedBaseline;
 use modelwatch::alerting::rules::AlertRule;
@@ -654,16 +654,24 @@ async fn every_route_and_status_answers_as_documented() {
     };
     let tenant = unique_tenant("openapi");
     let now = Utc::now();
+    // The batches go into the last closed minute, which the aggregate run at `now`
+    // rolls up (the current minute it would leave for the next run).
+    let closed_minute =
+        now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(1);
 
     // ---- ingest: 202 (new, then the same batch again), 400, 401, 409, 413, 415, 405.
-    let batch = sample_batch(now - TimeDelta::seconds(30));
+    let batch = sample_batch(closed_minute + TimeDelta::seconds(10));
     c.contract.check_request("POST", PREDICTIONS, &batch);
     let sent = ingest_event(&tenant, batch.to_string().as_bytes());
     let receipt = c.call(Target::Stack("ingest"), &sent, 202).await;
     assert_eq!(receipt["duplicate"], false);
     let again = c.call(Target::Stack("ingest"), &sent, 202).await;
     assert_eq!(again["duplicate"], true);
-    let second = regression_batch("m-second", "b-second", now - TimeDelta::seconds(20));
+    let second = regression_batch(
+        "m-second",
+        "b-second",
+        closed_minute + TimeDelta::seconds(40),
+    );
     c.contract.check_request("POST", PREDICTIONS, &second);
     let second_event = ingest_event(&tenant, second.to_string().as_bytes());
     c.call(Target::Stack("ingest"), &second_event, 202).await;

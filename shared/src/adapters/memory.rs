@@ -250,16 +250,13 @@ impl RollupStore for MemoryRollupStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Rollup>, StoreError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let key = |start| (tenant.clone(), model_id.clone(), granularity, start);
         Ok(lock(&self.rollups)
-            .values()
-            .filter(|r| {
-                &r.tenant == tenant
-                    && &r.model_id == model_id
-                    && r.granularity == granularity
-                    && r.start >= from
-                    && r.start < to
-            })
-            .cloned()
+            .range(key(from)..key(to))
+            .map(|(_, rollup)| rollup.clone())
             .collect())
     }
 
