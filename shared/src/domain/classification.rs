@@ -307,9 +307,14 @@ fn decode_bins(bins: &mut [u64; SCORE_BINS], input: &mut Reader<'_>) -> Result<u
     let mut next = 0usize;
     let mut total = 0u64;
     for _ in 0..non_empty {
-        let gap = input.bounded_len(SCORE_BINS, "score bin gap")?;
+        let (gap, c) = match input.small_pair() {
+            Some((gap, c)) => (usize::from(gap), u64::from(c)),
+            None => (
+                input.bounded_len(SCORE_BINS, "score bin gap")?,
+                input.varint("score bin count")?,
+            ),
+        };
         let index = next + gap;
-        let c = input.varint("score bin count")?;
         let slot = bins.get_mut(index).ok_or(DecodeError::Invalid {
             what: "score bin index",
         })?;

@@ -114,6 +114,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The next two varints when both are single bytes (values below 128), consumed;
+    /// `None`, consuming nothing, otherwise. The hot path of sparse-pair decoding.
+    pub(crate) fn small_pair(&mut self) -> Option<(u8, u8)> {
+        match *self.bytes {
+            [a, b, ref rest @ ..] if a < 0x80 && b < 0x80 => {
+                self.bytes = rest;
+                Some((a, b))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         let (&first, rest) = self
             .bytes
