@@ -563,7 +563,7 @@ cmd_demo() {
 }
 
 # The demo proper: the traffic simulator (infra/simulator) as serving systems
-# pushing 26 simulated hours of traffic for three models, one drifting and then
+# pushing 6 simulated hours of traffic for three models, one drifting and then
 # failing; it drives aggregate and evaluate as the schedules would and prints the
 # summaries, trends, the alerts the SNS subscriber got and values from Prometheus.
 # DEMO_HOURS / DEMO_STEP_MINUTES change its length (DEMO_HOURS >= 3).
@@ -574,8 +574,8 @@ run_demo() {
     "$ROOT/target/debug/modelwatch-simulator" \
       --lambda-endpoint "$LAMBDA_ENDPOINT" \
       --tenant "demo-$(date -u +%Y%m%d%H%M%S)" \
-      --hours "${DEMO_HOURS:-26}" \
-      --step-minutes "${DEMO_STEP_MINUTES:-15}" \
+      --hours "${DEMO_HOURS:-6}" \
+      --step-minutes "${DEMO_STEP_MINUTES:-10}" \
       --alert-queue-url "$ALERT_QUEUE_URL" \
       --prometheus-url "$PROMETHEUS_URL" \
       --check

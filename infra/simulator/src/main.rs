@@ -183,8 +183,8 @@ async fn simulate(args: &Args) -> Result<bool, String> {
     println!(
         "simulating {} h of traffic ({} → {}) for {} models, {} predictions a minute each{}",
         scenario.duration.num_hours(),
-        scenario.start.format("%H:%M"),
-        scenario.end().format("%H:%M"),
+        scenario.start.format("%m-%d %H:%M"),
+        scenario.end().format("%m-%d %H:%M"),
         scenario.models.len(),
         scenario.per_minute,
         scenario
