@@ -16,6 +16,10 @@
 4. The local alert subscriber: an SQS queue subscribed to every SNS topic of the
    template, raw message delivery off (the SNS envelope with MessageAttributes
    arrives).
+   With `--service-endpoint sns=URL --service-endpoint sqs=URL` (the LocalStack
+   lane) the topics, queues and the subscriber live at that endpoint instead: they
+   are created there by API with the same pinned names, and left out of the
+   CloudFormation stack in the main emulator.
 5. Resolve each function's Environment.Variables (Ref/GetAtt/If/Sub/...) against
    the created resources and the parameter values, and write them as KEY=VALUE
    files for `cargo lambda watch --env-file` and for the tests.
@@ -36,11 +40,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-ACCOUNT_ID = "123456789012"  # moto's default account
+# moto's default account; LocalStack takes a 12-digit access key id as the account
+# id, and the local stack's credentials are that (stack.sh), so ARNs agree.
+ACCOUNT_ID = "123456789012"
 # Resource types created through moto's CloudFormation (it models them well enough).
 CFN_TYPES = {"AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::SQS::Queue"}
 # Resource types created here by API (moto's CloudFormation has no model for them).
 API_TYPES = {"AWS::Timestream::Database", "AWS::Timestream::Table"}
+# The service (as in --service-endpoint) of each type that can be routed elsewhere.
+SERVICE_OF_TYPE = {"AWS::SNS::Topic": "sns", "AWS::SQS::Queue": "sqs"}
+# SQS queue properties that are queue attributes of the same name (as strings).
+SQS_ATTRIBUTE_PROPERTIES = {
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "SqsManagedSseEnabled",
+    "VisibilityTimeout",
+}
 # The name property each created type accepts, used to pin physical names.
 NAME_PROPERTY = {
     "AWS::DynamoDB::Table": "TableName",
@@ -234,10 +251,23 @@ def references(node: Any) -> set[str]:
     return found
 
 
+def drop_unresolvable(
+    logical: str, props: dict[str, Any], known: set[str], dropped: list[str]
+) -> None:
+    """Removes the properties that refer to a resource not created locally (e.g. a
+    topic's KMS key), noting each in `dropped`: the local resource goes without."""
+    for key in list(props):
+        missing = {r for r in references(props[key]) - known if not r.startswith("AWS::")}
+        if missing:
+            dropped.append(f"{logical}.{key} (refers to {', '.join(sorted(missing))})")
+            del props[key]
+
+
 def create_cfn_stack(
-    cfn: Any, tpl: dict[str, Any], resolver: Resolver, stack: str
+    cfn: Any, tpl: dict[str, Any], resolver: Resolver, stack: str, routed: set[str]
 ) -> tuple[list[str], list[str]]:
-    """Create the moto-supported data resources as a CloudFormation stack.
+    """Create the moto-supported data resources as a CloudFormation stack, except
+    those of the `routed` types (created elsewhere by `create_routed`).
 
     Returns the skipped types and the properties dropped because they refer to a
     resource that is not created here (e.g. a topic's KMS key): the emulator's
@@ -247,21 +277,20 @@ def create_cfn_stack(
     skipped = sorted(
         {r["Type"] for r in tpl["Resources"].values() if r["Type"] not in CFN_TYPES | API_TYPES}
     )
+    local = CFN_TYPES - routed
     created = {logical for logical, r in tpl["Resources"].items() if r["Type"] in CFN_TYPES}
     known = created | set(tpl.get("Parameters", {})) | {"AWS::NoValue"}
     dropped: list[str] = []
     for logical, res in tpl["Resources"].items():
-        if res["Type"] not in CFN_TYPES:
+        if res["Type"] not in local:
             continue
         res = copy.deepcopy(res)
         props = res.setdefault("Properties", {})
-        for key in list(props):
-            missing = {r for r in references(props[key]) - known if not r.startswith("AWS::")}
-            if missing:
-                dropped.append(f"{logical}.{key} (refers to {', '.join(sorted(missing))})")
-                del props[key]
+        drop_unresolvable(logical, props, known, dropped)
         if "DependsOn" in res:
-            depends = [d for d in as_list(res["DependsOn"]) if d in created]
+            depends = [
+                d for d in as_list(res["DependsOn"]) if d in created and tpl["Resources"][d]["Type"] in local
+            ]
             if depends:
                 res["DependsOn"] = depends
             else:
@@ -307,6 +336,44 @@ def create_cfn_stack(
         if r.get("LogicalResourceId"):
             resolver.physical[r["LogicalResourceId"]] = r["PhysicalResourceId"]
     return skipped, dropped
+
+
+def create_routed(
+    clients: dict[str, Any], tpl: dict[str, Any], resolver: Resolver, stack: str
+) -> list[str]:
+    """SNS topics and SQS queues of the template by API at their service's own
+    endpoint (`clients`: service -> client), with the pinned names. Idempotent:
+    CreateTopic and CreateQueue return the existing resource for equal input.
+
+    Returns the dropped properties (references to resources not created locally,
+    and properties with no API equivalent here).
+    """
+    created = {logical for logical, r in tpl["Resources"].items() if r["Type"] in CFN_TYPES}
+    known = created | set(tpl.get("Parameters", {})) | {"AWS::NoValue"}
+    dropped: list[str] = []
+    for logical, res in tpl["Resources"].items():
+        service = SERVICE_OF_TYPE.get(res["Type"])
+        if service not in clients or not wanted(res, resolver):
+            continue
+        props = copy.deepcopy(res.get("Properties", {}))
+        drop_unresolvable(logical, props, known, dropped)
+        props = resolver.value(props)
+        name = props.pop(NAME_PROPERTY[res["Type"]], None) or pinned_name(stack, logical)
+        tags = props.pop("Tags", [])
+        if service == "sns":
+            arn = clients["sns"].create_topic(Name=name, Tags=tags)["TopicArn"]
+            resolver.physical[logical] = arn
+        else:
+            attributes = {}
+            for key in sorted(SQS_ATTRIBUTE_PROPERTIES & set(props)):
+                value = props.pop(key)
+                attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
+            url = clients["sqs"].create_queue(
+                QueueName=name, Attributes=attributes, tags={t["Key"]: t["Value"] for t in tags}
+            )["QueueUrl"]
+            resolver.physical[logical] = url
+        dropped.extend(f"{logical}.{key} (not applied at the {service} endpoint)" for key in sorted(props))
+    return dropped
 
 
 def as_list(node: Any) -> list[Any]:
@@ -455,6 +522,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--template", required=True, type=Path)
     ap.add_argument("--endpoint", required=True)
+    ap.add_argument(
+        "--service-endpoint",
+        action="append",
+        default=[],
+        help="SERVICE=URL: create that service's resources (sns, sqs) at URL instead",
+    )
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--stack-name", default="modelwatch-local")
     ap.add_argument("--alert-queue", default=None, help="default: <stack>-alert-subscriber")
@@ -475,11 +548,19 @@ def main() -> None:
     resolver = Resolver(tpl, params, args.region, args.stack_name)
 
     session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=args.region
+        aws_access_key_id=ACCOUNT_ID, aws_secret_access_key="test", region_name=args.region
     )
-    client = lambda svc: session.client(svc, endpoint_url=args.endpoint)  # noqa: E731
+    endpoints = kv(args.service_endpoint)
+    unknown = set(endpoints) - set(SERVICE_OF_TYPE.values())
+    if unknown:
+        fail(f"--service-endpoint for {', '.join(sorted(unknown))}: only sns and sqs can be routed")
+    if len(endpoints) == 1:
+        fail("--service-endpoint: route sns and sqs together (the subscriber queue subscribes to the topic)")
+    client = lambda svc: session.client(svc, endpoint_url=endpoints.get(svc, args.endpoint))  # noqa: E731
 
-    skipped, dropped = create_cfn_stack(client("cloudformation"), tpl, resolver, args.stack_name)
+    routed = {t for t, svc in SERVICE_OF_TYPE.items() if svc in endpoints}
+    skipped, dropped = create_cfn_stack(client("cloudformation"), tpl, resolver, args.stack_name, routed)
+    dropped += create_routed({svc: client(svc) for svc in endpoints}, tpl, resolver, args.stack_name)
     fix_dynamodb(client("dynamodb"), tpl, resolver)
     record_sns_sqs_attrs(tpl, resolver)
     create_timestream(client("timestream-write"), tpl, resolver, args.stack_name)
@@ -507,6 +588,7 @@ def main() -> None:
             {
                 "stack": args.stack_name,
                 "resources": resolver.physical,
+                "service_endpoints": endpoints,
                 "functions": sorted(envs),
                 "alert_queue_url": queue_url,
                 "not_emulated": skipped,

@@ -3,11 +3,12 @@
 #
 #   bash infra/local/stack.sh install       tools: venv (moto, SAM CLI, cfn-lint, cargo-lambda), prometheus
 #   bash infra/local/stack.sh up            moto + Prometheus + resources from template.yaml + cargo lambda watch
+#   bash infra/local/stack.sh up --localstack   ... plus LocalStack for SNS, SQS, CloudWatch (the LocalStack lane)
 #   bash infra/local/stack.sh down          stop exactly what `up` started
 #   bash infra/local/stack.sh status        what runs where
 #   bash infra/local/stack.sh reset         wipe emulator state, re-create the resources (same names)
 #   bash infra/local/stack.sh env           print the stack.env path (for `set -a; . "$(...)"`)
-#   bash infra/local/stack.sh test          THE test command (fmt, clippy, e2e tests, SAM checks)
+#   bash infra/local/stack.sh test          THE test command (fmt, clippy, e2e tests in both lanes, SAM checks)
 #   bash infra/local/stack.sh demo [--keep] the main job: install, up, demo, down
 #
 # Every subcommand is idempotent. Configuration (environment):
@@ -20,6 +21,14 @@
 #   MODELWATCH_PARAMS    extra template parameters, "Key=Value Key=Value"
 #                        (e.g. "TimestreamEnabled=false")
 #   PYTHON               interpreter for the venv       (default python3)
+#   MODELWATCH_LOCALSTACK 1: `up` runs the LocalStack lane (= up --localstack)
+#   LOCALSTACK_PORT      LocalStack's gateway           (default 4567)
+#   LOCALSTACK_PYTHON    a Python 3.13 for its venv     (default python3.13, else pyenv's 3.13)
+#   LOCALSTACK_VENV      its venv                       (default infra/local/.venv-localstack)
+#
+# Lanes (stack.env's MODELWATCH_LANE): all-moto, the default, serves every AWS API
+# from moto; localstack routes SNS, SQS and CloudWatch to LocalStack's runtime with
+# the SDK's AWS_ENDPOINT_URL_<SERVICE> variables (DynamoDB, Timestream stay on moto).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -36,12 +45,34 @@ REGION=us-east-1
 REQUIREMENTS="$LOCAL_DIR/requirements.txt"
 CONSTRAINTS="$LOCAL_DIR/constraints.txt"
 STAMP="$VENV/.modelwatch-requirements.sha256"
+LOCALSTACK_PORT="${LOCALSTACK_PORT:-4567}"
+LOCALSTACK_VENV="${LOCALSTACK_VENV:-$LOCAL_DIR/.venv-localstack}"
+LOCALSTACK_REQUIREMENTS="$LOCAL_DIR/requirements-localstack.txt"
+LOCALSTACK_CONSTRAINTS="$LOCAL_DIR/constraints-localstack.txt"
+LOCALSTACK_STAMP="$LOCALSTACK_VENV/.modelwatch-requirements.sha256"
+# No release after this date is considered when resolving (uv's --exclude-newer).
+LOCALSTACK_EXCLUDE_NEWER=2026-03-24
 
 MOTO_URL="http://$HOST:$MOTO_PORT"
 PROMETHEUS_URL="http://$HOST:$PROMETHEUS_PORT"
 LAMBDA_URL="http://$HOST:$LAMBDA_PORT"
-# Started components, in start order (down stops them in reverse).
-COMPONENTS=(moto prometheus lambda)
+LOCALSTACK_URL="http://$HOST:$LOCALSTACK_PORT"
+# Every component `up` may start, in start order (down stops them in reverse);
+# COMPONENTS: those of the selected lane.
+ALL_COMPONENTS=(moto localstack prometheus lambda)
+set_lane() {
+  LANE=$1
+  if [[ $LANE == localstack ]]; then
+    COMPONENTS=(moto localstack prometheus lambda)
+  else
+    COMPONENTS=(moto prometheus lambda)
+  fi
+}
+if [[ ${MODELWATCH_LOCALSTACK:-0} == 1 ]]; then
+  set_lane localstack
+else
+  set_lane all-moto
+fi
 
 export SAM_CLI_TELEMETRY=0
 
@@ -164,6 +195,9 @@ cmd_install() {
   install_python_tools
   install_prometheus
   install_rust_components
+  if [[ $LANE == localstack ]]; then
+    install_localstack
+  fi
 }
 
 install_python_tools() {
@@ -203,6 +237,46 @@ install_prometheus() {
   fi
 }
 
+# A Python 3.13 for LocalStack's venv (its code needs >= 3.12; 3.13 is the one
+# measured): LOCALSTACK_PYTHON, python3.13 on PATH, or pyenv's 3.13 (whose shim
+# refuses to run while another version is selected).
+localstack_python() {
+  local candidate
+  for candidate in "${LOCALSTACK_PYTHON:-}" python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13; do
+    [[ -n $candidate ]] || continue
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+localstack_hash() {
+  { cat "$LOCALSTACK_REQUIREMENTS" "$LOCALSTACK_CONSTRAINTS"; "$1" --version 2>&1; echo "$LOCALSTACK_EXCLUDE_NEWER"; } |
+    sha256sum | cut -d' ' -f1
+}
+
+install_localstack() {
+  local python want start
+  [[ -x $(venv_bin uv) ]] || install_python_tools
+  python=$(localstack_python) ||
+    die "LocalStack's runtime needs Python 3.13 and none was found (tried \$LOCALSTACK_PYTHON, python3.13 on PATH, ${PYENV_ROOT:-$HOME/.pyenv}/versions/3.13*): install one (e.g. 'pyenv install 3.13') or set LOCALSTACK_PYTHON"
+  want=$(localstack_hash "$python")
+  if [[ -x $LOCALSTACK_VENV/bin/python && -f $LOCALSTACK_STAMP && $(<"$LOCALSTACK_STAMP") == "$want" ]]; then
+    log "LocalStack venv up to date ($LOCALSTACK_VENV)"
+    return 0
+  fi
+  log "installing LocalStack's runtime into $LOCALSTACK_VENV ($("$python" --version 2>&1))"
+  start=$(now)
+  rm -rf "$LOCALSTACK_VENV"
+  "$(venv_bin uv)" venv --quiet --python "$python" "$LOCALSTACK_VENV"
+  (cd "$LOCAL_DIR" && "$(venv_bin uv)" pip install --quiet --python "$LOCALSTACK_VENV/bin/python" \
+    --exclude-newer "$LOCALSTACK_EXCLUDE_NEWER" -r "$LOCALSTACK_REQUIREMENTS")
+  echo "$want" >"$LOCALSTACK_STAMP"
+  log "LocalStack installed in $(($(now) - start))s"
+}
+
 install_rust_components() {
   # A minimal rustup profile lacks rustfmt/clippy, which `test` needs.
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"
@@ -231,16 +305,35 @@ any_running() {
 
 answering() {
   http_ok "$MOTO_URL/moto-api/" &&
+    { [[ $LANE != localstack ]] || http_ok "$LOCALSTACK_URL/_localstack/health"; } &&
     http_ok "$PROMETHEUS_URL/-/ready" &&
     port_open "$LAMBDA_PORT" &&
     [[ -f $RUN_DIR/stack.env ]]
 }
 
+# The lane the running stack was started in (empty when none).
+saved_lane() {
+  [[ -f $RUN_DIR/lane ]] && cat "$RUN_DIR/lane"
+  return 0
+}
+
 cmd_up() {
+  local arg
+  for arg in "$@"; do
+    case $arg in
+      --localstack) set_lane localstack ;;
+      *) die "up: unknown option $arg" ;;
+    esac
+  done
   [[ -x $(venv_bin python) && -f $STAMP ]] || cmd_install
   command -v prometheus >/dev/null 2>&1 || install_prometheus
+  [[ $LANE != localstack ]] || install_localstack
   mkdir -p "$RUN_DIR"
 
+  if [[ -n $(saved_lane) && $(saved_lane) != "$LANE" ]] && any_running; then
+    log "running in the $(saved_lane) lane: restarting in the $LANE lane"
+    cmd_down
+  fi
   if all_running && answering; then
     log "already up"
     if [[ ${MODELWATCH_PARAMS:-} != "$(saved_params)" ]]; then
@@ -254,14 +347,18 @@ cmd_up() {
     cmd_down
   fi
   local p
-  for p in "$MOTO_PORT" "$PROMETHEUS_PORT" "$LAMBDA_PORT"; do
+  local -a ports=("$MOTO_PORT" "$PROMETHEUS_PORT" "$LAMBDA_PORT")
+  [[ $LANE != localstack ]] || ports+=("$LOCALSTACK_PORT")
+  for p in "${ports[@]}"; do
     ! port_open "$p" || die "port $HOST:$p is taken by a process this script did not start"
   done
   rm -f "$RUN_DIR/stack.env"
   # Remembered for `reset`, which must re-create the same resources.
   printf '%s\n' "${MODELWATCH_PARAMS:-}" >"$RUN_DIR/template-params"
+  echo "$LANE" >"$RUN_DIR/lane"
 
   start_moto
+  [[ $LANE != localstack ]] || start_localstack
   start_prometheus
   provision
   prebuild_functions
@@ -275,6 +372,35 @@ start_moto() {
   # moto_serial.py: moto's server with one request at a time (its backends race).
   start_bg moto "$RUN_DIR/moto.log" "$(venv_bin python)" "$LOCAL_DIR/moto_serial.py" -H "$HOST" -p "$MOTO_PORT"
   wait_for "moto" 60 http_ok "$MOTO_URL/moto-api/"
+}
+
+# LocalStack's open-source runtime on the host (no Docker): SNS, SQS, CloudWatch.
+# Its files (tmp, volume, filesystem root) live under the run dir, fresh each `up`.
+start_localstack() {
+  local dir="$RUN_DIR/localstack" start
+  log "starting LocalStack on $LOCALSTACK_URL (SNS, SQS, CloudWatch)"
+  rm -rf "$dir"
+  mkdir -p "$dir/tmp" "$dir/volume" "$dir/filesystem"
+  start=$(now)
+  # OVERRIDE_IN_DOCKER=0: host mode even inside a container, so every file goes
+  # below FILESYSTEM_ROOT (else /var/lib/localstack). DNS_ADDRESS=0: no DNS server
+  # (it would bind port 53). SQS_ENDPOINT_STRATEGY=path with LOCALSTACK_HOST: queue
+  # URLs on this host and port, without DNS names.
+  start_bg localstack "$RUN_DIR/localstack.log" env \
+    OVERRIDE_IN_DOCKER=0 \
+    GATEWAY_LISTEN="$HOST:$LOCALSTACK_PORT" \
+    LOCALSTACK_HOST="$HOST:$LOCALSTACK_PORT" \
+    SERVICES=sns,sqs,cloudwatch \
+    SQS_ENDPOINT_STRATEGY=path \
+    DNS_ADDRESS=0 \
+    SKIP_SSL_CERT_DOWNLOAD=1 \
+    DISABLE_EVENTS=1 \
+    TMPDIR="$dir/tmp" \
+    LOCALSTACK_VOLUME_DIR="$dir/volume" \
+    FILESYSTEM_ROOT="$dir/filesystem" \
+    "$LOCALSTACK_VENV/bin/python" -m localstack.runtime.main
+  wait_for "LocalStack" 120 http_ok "$LOCALSTACK_URL/_localstack/health"
+  log "LocalStack ready in $(($(now) - start))s"
 }
 
 start_prometheus() {
@@ -321,16 +447,32 @@ provision() {
   for kv in $(saved_params); do
     params+=(--param "$kv")
   done
+  # The LocalStack lane: the SDK's per-service endpoint variables send SNS, SQS
+  # and CloudWatch there; the topic, the queues and the subscriber are made there.
+  local -a lane=(--stack-env "MODELWATCH_LANE=$LANE")
+  if [[ $LANE == localstack ]]; then
+    lane+=(
+      --service-endpoint "sns=$LOCALSTACK_URL"
+      --service-endpoint "sqs=$LOCALSTACK_URL"
+      --function-env "AWS_ENDPOINT_URL_SNS=$LOCALSTACK_URL"
+      --function-env "AWS_ENDPOINT_URL_SQS=$LOCALSTACK_URL"
+      --function-env "AWS_ENDPOINT_URL_CLOUDWATCH=$LOCALSTACK_URL"
+      --stack-env "LOCALSTACK_URL=$LOCALSTACK_URL"
+    )
+  fi
+  # A 12-digit access key id: LocalStack takes it as the account id, which then
+  # is moto's default account (123456789012), so ARNs agree across the emulators.
   "$(venv_bin python)" "$LOCAL_DIR/provision.py" \
     --template "$ROOT/template.yaml" \
     --endpoint "$MOTO_URL" \
     --region "$REGION" \
     --stack-name "$STACK_NAME" \
     "${params[@]}" \
+    "${lane[@]}" \
     --function-env "AWS_ENDPOINT_URL=$MOTO_URL" \
     --function-env "AWS_REGION=$REGION" \
     --function-env "AWS_DEFAULT_REGION=$REGION" \
-    --function-env "AWS_ACCESS_KEY_ID=test" \
+    --function-env "AWS_ACCESS_KEY_ID=123456789012" \
     --function-env "AWS_SECRET_ACCESS_KEY=test" \
     --function-env "AWS_EC2_METADATA_DISABLED=true" \
     --stack-env "LAMBDA_ENDPOINT=$LAMBDA_URL" \
@@ -373,7 +515,13 @@ start_lambda() {
 
 print_urls() {
   cat >&2 <<EOF
+[stack]   lane              $LANE
 [stack]   AWS (moto)        $MOTO_URL          (reset: POST $MOTO_URL/moto-api/reset, then: stack.sh reset)
+EOF
+  if [[ $LANE == localstack ]]; then
+    log "  SNS, SQS, CW      $LOCALSTACK_URL          (LocalStack)"
+  fi
+  cat >&2 <<EOF
 [stack]   Prometheus        $PROMETHEUS_URL
 [stack]   Lambda emulator   $LAMBDA_URL/2015-03-31/functions/<ingest|aggregate|evaluate|api>/invocations
 [stack]   environment       $RUN_DIR/stack.env
@@ -384,17 +532,20 @@ EOF
 
 cmd_down() {
   local i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    stop_component "${COMPONENTS[i]}"
+  for ((i = ${#ALL_COMPONENTS[@]} - 1; i >= 0; i--)); do
+    stop_component "${ALL_COMPONENTS[i]}"
   done
-  rm -f "$RUN_DIR/stack.env" "$RUN_DIR/stack.env.partial"
+  rm -f "$RUN_DIR/stack.env" "$RUN_DIR/stack.env.partial" "$RUN_DIR/lane"
 }
 
 cmd_status() {
   local c pid url state rc=0
+  [[ -z $(saved_lane) ]] || set_lane "$(saved_lane)"
+  printf '%-11s %s\n' "lane" "$LANE"
   for c in "${COMPONENTS[@]}"; do
     case $c in
       moto) url="$MOTO_URL" ;;
+      localstack) url="$LOCALSTACK_URL" ;;
       prometheus) url="$PROMETHEUS_URL" ;;
       lambda) url="$LAMBDA_URL" ;;
     esac
@@ -417,6 +568,7 @@ cmd_status() {
 # with the same names, so the running functions' environment stays valid.
 cmd_reset() {
   running_pid moto >/dev/null || die "the stack is not up"
+  [[ -z $(saved_lane) ]] || set_lane "$(saved_lane)"
   http_ok "$MOTO_URL/moto-api/reset" POST
   provision
   mv "$RUN_DIR/stack.env.partial" "$RUN_DIR/stack.env"
@@ -480,7 +632,27 @@ run_cargo_tests() {
   (
     export_stack_env
     cd "$ROOT"
-    cargo test --workspace --locked 2>&1 | tee "$RUN_DIR/cargo-test.log"
+    cargo test --workspace --locked 2>&1 | tee -a "$RUN_DIR/cargo-test.log"
+  )
+}
+
+# The LocalStack lane: the stack again, SNS, SQS and CloudWatch on LocalStack.
+restart_stack_localstack() {
+  cmd_down
+  set_lane localstack
+  cmd_up
+}
+
+# The tests of what the LocalStack lane routes differently: alerting (SNS, SQS),
+# aggregation's exports (CloudWatch), the CloudWatch exporter and the SNS notifier.
+run_cargo_tests_localstack() {
+  (
+    export_stack_env
+    cd "$ROOT"
+    {
+      cargo test --locked -p modelwatch-e2e --test alerting --test aggregate &&
+        cargo test --locked -p modelwatch --test cloudwatch_emulator --test alert_store_moto -- sns_notifier put_data
+    } 2>&1 | tee -a "$RUN_DIR/cargo-test.log"
   )
 }
 
@@ -507,6 +679,8 @@ on_test_exit() {
 
 cmd_test() {
   TEST_STARTED=$(now)
+  # The all-moto lane first, whatever MODELWATCH_LOCALSTACK says; then the LocalStack lane.
+  set_lane all-moto
   # A log left by an earlier run must not be counted as this run's.
   rm -f "$RUN_DIR/cargo-test.log"
   # Always stop the stack, also on failure or Ctrl-C.
@@ -514,10 +688,13 @@ cmd_test() {
   trap 'exit 130' INT TERM
   cd "$ROOT"
   step "install" cmd_install
+  step "install LocalStack" install_localstack
   step "cargo fmt --check" cargo fmt --all --check
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
   step "stack up" restart_stack
   step "cargo test" run_cargo_tests
+  step "stack up (LocalStack lane)" restart_stack_localstack
+  step "cargo test (LocalStack lane)" run_cargo_tests_localstack
   step "sam validate --lint" "$(venv_bin sam)" validate --lint --template-file template.yaml
   step "template least privilege" "$(venv_bin python)" "$LOCAL_DIR/check_template.py" --template template.yaml
   step "cfn-lint" "$(venv_bin cfn-lint)" template.yaml
@@ -593,7 +770,7 @@ main() {
   [[ $# -gt 0 ]] && shift
   case $cmd in
     install) cmd_install ;;
-    up) cmd_up ;;
+    up) cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     reset) cmd_reset ;;

@@ -30,8 +30,8 @@ pub fn sns(sdk: &SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(sdk)
 }
 
-/// A CloudWatch client (see the pin of `aws-sdk-cloudwatch` in the workspace manifest:
-/// the awsQuery protocol version is the one the local emulator understands).
+/// A CloudWatch client. It speaks rpc-v2-cbor: locally, LocalStack serves it (moto
+/// does not understand that protocol).
 pub fn cloudwatch(sdk: &SdkConfig) -> aws_sdk_cloudwatch::Client {
     aws_sdk_cloudwatch::Client::new(sdk)
 }

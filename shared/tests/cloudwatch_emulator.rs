@@ -1,9 +1,13 @@
-//! The CloudWatch exporter against the local stack's emulator (moto, or LocalStack):
-//! data put with `PutMetricData` read back with `GetMetricData`.
+//! The CloudWatch exporter against the local stack's emulator: data put with
+//! `PutMetricData` read back with `GetMetricData`.
 //!
-//! Requires `AWS_ENDPOINT_URL` (e.g. `http://127.0.0.1:4566`) and fails, never skips,
-//! when it is unset or the endpoint does not answer. Each run uses its own namespace
-//! and its own `tenant_id` dimension value.
+//! Requires the stack's environment (`set -a; . "$(bash infra/local/stack.sh env)"`):
+//! `MODELWATCH_LANE`, and `AWS_ENDPOINT_URL_CLOUDWATCH` or `AWS_ENDPOINT_URL`, the
+//! endpoint the SDK sends CloudWatch requests to. Fails, never skips, when one is
+//! unset or the endpoint does not answer. In the `localstack` lane the data are read
+//! back; in the `all-moto` lane moto cannot answer the SDK's rpc-v2-cbor requests, and
+//! the test checks that the exporter reports that as a refusal, saying so. Each run
+//! uses its own namespace and its own `tenant_id` dimension value.
 
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
@@ -12,17 +16,24 @@ use aws_config::BehaviorVersion;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use modelwatch::adapters::cloudwatch::{CloudWatchDatum, CloudWatchExporter, MetricUnit};
+use modelwatch::adapters::cloudwatch::{
+    CloudWatchDatum, CloudWatchError, CloudWatchExporter, MetricUnit,
+};
 
-/// The emulator's endpoint, checked to answer HTTP.
+/// A non-empty environment variable.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The endpoint the SDK sends CloudWatch requests to, checked to answer HTTP.
 async fn endpoint() -> String {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
+    let (name, endpoint) = ["AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|name| env(name).map(|v| (name, v)))
         .unwrap_or_else(|| {
             panic!(
-                "AWS_ENDPOINT_URL is not set: this test needs the local stack's AWS emulator \
-                 (e.g. AWS_ENDPOINT_URL=http://127.0.0.1:4566 with moto_server running)"
+                "neither AWS_ENDPOINT_URL_CLOUDWATCH nor AWS_ENDPOINT_URL is set: this test \
+                 needs the local stack's environment (set -a; . \"$(bash infra/local/stack.sh env)\")"
             )
         });
     reqwest::Client::new()
@@ -30,8 +41,21 @@ async fn endpoint() -> String {
         .timeout(StdDuration::from_secs(5))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("AWS_ENDPOINT_URL={endpoint} is not answering: {e}"));
+        .unwrap_or_else(|e| panic!("{name}={endpoint} is not answering: {e}"));
     endpoint
+}
+
+/// The stack's lane (`MODELWATCH_LANE`): whether its CloudWatch endpoint speaks the
+/// SDK's protocol (`localstack`) or is moto, which does not (`all-moto`).
+fn lane() -> String {
+    let lane = env("MODELWATCH_LANE").unwrap_or_else(|| {
+        panic!("MODELWATCH_LANE is not set: this test needs the local stack's environment")
+    });
+    assert!(
+        ["all-moto", "localstack"].contains(&lane.as_str()),
+        "MODELWATCH_LANE={lane}: expected all-moto or localstack"
+    );
+    lane
 }
 
 /// A value unique to this test run: moto's `GetMetricData` does not filter by
@@ -93,6 +117,7 @@ fn query(id: &str, namespace: &str, name: &str, model: &str, stat: &str) -> Metr
 #[tokio::test]
 async fn put_data_reads_back_with_get_metric_data() {
     let endpoint = endpoint().await;
+    let lane = lane();
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let client = aws_sdk_cloudwatch::Client::new(&sdk);
     let namespace = format!("ModelWatchTest/{}", run_id());
@@ -124,9 +149,22 @@ async fn put_data_reads_back_with_get_metric_data() {
     let history_sum: f64 = history.iter().map(|d| d.value).sum();
     data.extend(history);
 
-    let report = exporter.put(&data).await.unwrap_or_else(|e| {
+    let result = exporter.put(&data).await;
+    if lane == "all-moto" {
+        let err = result.expect_err("moto answered rpc-v2-cbor: read the data back in this lane");
+        assert!(
+            matches!(err, CloudWatchError::Rejected { sent: 0, .. }) && !err.is_retryable(),
+            "lane all-moto: moto's answer to rpc-v2-cbor must be a refusal, not {err:?}"
+        );
+        eprintln!(
+            "lane all-moto: PutMetricData refused by moto (no rpc-v2-cbor), as expected; \
+             the read-back runs in the localstack lane"
+        );
+        return;
+    }
+    let report = result.unwrap_or_else(|e| {
         panic!(
-            "PutMetricData against {endpoint} failed: {}",
+            "lane {lane}: PutMetricData against {endpoint} failed: {}",
             aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
         )
     });

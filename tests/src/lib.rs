@@ -1,5 +1,6 @@
 //! End-to-end harness: the real Lambda binaries, served by cargo-lambda's runtime
-//! emulator, against the local stack (moto on 127.0.0.1:4566, Prometheus).
+//! emulator, against the local stack (moto on 127.0.0.1:4566, Prometheus, and in the
+//! LocalStack lane LocalStack for SNS, SQS and CloudWatch: see [`Lane`]).
 //!
 //! [`Stack::get`] reuses a running stack or starts one with `infra/local/stack.sh up`,
 //! then checks that every component answers; a missing component fails the test with
@@ -37,6 +38,47 @@ const COMPONENTS: [(&str, &str); 3] = [
     ("Prometheus", "PROMETHEUS_URL"),
     ("cargo-lambda runtime emulator", "LAMBDA_ENDPOINT"),
 ];
+
+/// The component the LocalStack lane adds, as (name, stack.env key of its URL).
+const LOCALSTACK: (&str, &str) = ("LocalStack (SNS, SQS, CloudWatch)", "LOCALSTACK_URL");
+
+/// Which emulator serves which AWS API: stack.env's `MODELWATCH_LANE`, chosen by
+/// `infra/local/stack.sh up [--localstack]`. The functions and the tests reach each
+/// service through the SDK's `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// `all-moto`: moto serves every AWS API. moto does not speak rpc-v2-cbor, the
+    /// protocol of the CloudWatch SDK, so CloudWatch exports fail in this lane.
+    AllMoto,
+    /// `localstack`: SNS, SQS and CloudWatch on LocalStack's runtime; DynamoDB and
+    /// Timestream on moto.
+    LocalStack,
+}
+
+impl Lane {
+    /// The lane named `name` (`all-moto`, `localstack`); panics on any other name.
+    pub fn parse(name: &str) -> Lane {
+        match name {
+            "all-moto" => Lane::AllMoto,
+            "localstack" => Lane::LocalStack,
+            other => panic!("MODELWATCH_LANE={other}: expected all-moto or localstack"),
+        }
+    }
+
+    /// The lane's name, as in stack.env.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::AllMoto => "all-moto",
+            Lane::LocalStack => "localstack",
+        }
+    }
+
+    /// Whether the lane's CloudWatch endpoint speaks the SDK's protocol, so data
+    /// put there can be read back.
+    pub fn serves_cloudwatch(self) -> bool {
+        self == Lane::LocalStack
+    }
+}
 
 impl Stack {
     /// The stack, started on first use if it is not running. Panics, naming the
@@ -79,6 +121,21 @@ impl Stack {
         self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// The lane the stack runs in.
+    pub fn lane(&self) -> Lane {
+        Lane::parse(self.var("MODELWATCH_LANE"))
+    }
+
+    /// The endpoint the SDK resolves for a service from the stack's environment, as
+    /// the functions' SDK does: `AWS_ENDPOINT_URL_<SERVICE>` (`service` as in that
+    /// name: `SNS`, `SQS`, `CLOUDWATCH`, `DYNAMODB`) when stack.env has it, else
+    /// `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self, service: &str) -> &str {
+        self.env
+            .get(&format!("AWS_ENDPOINT_URL_{service}"))
+            .map_or_else(|| self.var("AWS_ENDPOINT_URL"), String::as_str)
+    }
+
     /// The host:port of the AWS emulator.
     pub fn aws_endpoint_addr(&self) -> SocketAddr {
         let url = self.var("AWS_ENDPOINT_URL");
@@ -89,11 +146,18 @@ impl Stack {
             .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL={url} is not host:port"))
     }
 
-    /// An AWS SDK configuration for the stack's emulator (built per test: SDK clients
-    /// hold connections of the runtime they were first used on).
+    /// An AWS SDK configuration for the APIs moto serves in every lane (DynamoDB,
+    /// Timestream); for SNS, SQS and CloudWatch see [`Stack::sdk_config_for`].
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.sdk_config_for("DYNAMODB").await
+    }
+
+    /// An AWS SDK configuration for `service`'s endpoint in the stack
+    /// ([`Stack::endpoint`]; built per test: SDK clients hold connections of the
+    /// runtime they were first used on).
+    pub async fn sdk_config_for(&self, service: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(self.var("AWS_ENDPOINT_URL"))
+            .endpoint_url(self.endpoint(service))
             .region(aws_config::Region::new(self.var("AWS_REGION").to_owned()))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 self.var("AWS_ACCESS_KEY_ID"),
@@ -193,10 +257,12 @@ fn read_env_file(path: &Path) -> Option<HashMap<String, String>> {
     )
 }
 
-/// The components of `env` that do not accept a TCP connection.
+/// The components of `env`'s lane that do not accept a TCP connection.
 fn missing(env: &HashMap<String, String>) -> Vec<String> {
+    let lane = env.get("MODELWATCH_LANE").map(|l| Lane::parse(l));
     COMPONENTS
         .iter()
+        .chain((lane == Some(Lane::LocalStack)).then_some(&LOCALSTACK))
         .filter_map(|(name, key)| match env.get(*key) {
             None => Some(format!("{name} (no {key} in stack.env)")),
             Some(url) if !answers(url) => Some(format!("{name} at {url}")),

@@ -1,6 +1,7 @@
 //! A test's own alert subscriber: an SQS queue subscribed to the stack's alert topic
-//! with a filter policy on the test's tenant (moto applies SNS filter policies), so
-//! tests never read each other's alerts.
+//! with a filter policy on the test's tenant (moto and LocalStack both apply SNS filter
+//! policies), so tests never read each other's alerts. SNS and SQS are reached where
+//! the stack's lane routes them (moto, or LocalStack).
 
 use serde_json::{Value, json};
 
@@ -18,10 +19,9 @@ pub struct Subscriber {
 impl Subscriber {
     /// Subscribes a new queue for `tenant`'s alerts (with `severity`, only those).
     pub async fn new(stack: &Stack, tenant: &str, severity: Option<&str>) -> Self {
-        let sdk = stack.sdk_config().await;
         let (sqs, sns) = (
-            aws_sdk_sqs::Client::new(&sdk),
-            aws_sdk_sns::Client::new(&sdk),
+            aws_sdk_sqs::Client::new(&stack.sdk_config_for("SQS").await),
+            aws_sdk_sns::Client::new(&stack.sdk_config_for("SNS").await),
         );
         let name = format!(
             "{}-{}",

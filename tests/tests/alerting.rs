@@ -1,7 +1,9 @@
 //! Alerting end to end: the real `ingest`, `aggregate`, `evaluate` and `api` binaries
-//! against moto's DynamoDB, SNS and SQS. Each test subscribes its own SQS queue to the
-//! alert topic with a filter policy on its tenant (moto applies SNS filter policies),
-//! and drives time through the data's timestamps and the schedule event's `time`.
+//! against moto's DynamoDB, and SNS and SQS where the stack's lane routes them (moto in
+//! `all-moto`, LocalStack in `localstack`; the test command runs both). Each test
+//! subscribes its own SQS queue to the alert topic with a filter policy on its tenant
+//! (both emulators apply SNS filter policies), and drives time through the data's
+//! timestamps and the schedule event's `time`.
 //!
 //! Evaluation covers every tenant's models at the event's time, so the tests of this
 //! file run one at a time.

@@ -2,7 +2,8 @@
 //! with `PutMetricData`, within the API's limits.
 //!
 //! - At most [`MAX_DATA_PER_REQUEST`] (1,000) data and about [`MAX_REQUEST_BYTES`]
-//!   (1 MB, estimated conservatively from the awsQuery form encoding) per request;
+//!   (1 MB, estimated conservatively from the awsQuery form encoding, which is larger
+//!   than the rpc-v2-cbor encoding the SDK sends) per request;
 //!   requests run [`DEFAULT_CONCURRENCY`] at a time (configurable).
 //! - A datum CloudWatch would refuse is skipped and reported instead of failing its
 //!   whole request: a non-finite value (NaN, ±∞) or one beyond ±1.174271e108, more
@@ -16,8 +17,8 @@
 //!   list the indices of the data that were not sent, so a retry resends only those
 //!   (CloudWatch would count a resent datum twice).
 //!
-//! The client must speak awsQuery (see the pin of `aws-sdk-cloudwatch` in the
-//! workspace manifest) for the local emulator; real CloudWatch accepts both.
+//! The SDK speaks rpc-v2-cbor, which moto does not: locally, CloudWatch is served by
+//! LocalStack (the local stack's LocalStack lane, `infra/local/README.md`).
 
 use std::collections::HashSet;
 
