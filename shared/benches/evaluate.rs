@@ -15,6 +15,7 @@ use std::time::Instant;
 use chrono::{DateTime, TimeDelta, Utc};
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier, MemoryRollupStore,
+    MemorySeriesWriter,
 };
 use modelwatch::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
 use modelwatch::alerting::rules::parse_rule_set;
@@ -162,9 +163,10 @@ fn main() {
                 .expect("rules");
         }
     });
-    let (alerts, notifier, perf) = (
+    let (alerts, notifier, prometheus, perf) = (
         MemoryAlertStore::default(),
         MemoryNotifier::default(),
+        MemorySeriesWriter::default(),
         PerfSettings::default(),
     );
     let evaluator = Evaluator {
@@ -176,6 +178,7 @@ fn main() {
         settings: &settings,
         alerts: &alerts,
         notifier: &notifier,
+        prometheus: Some(&prometheus),
         perf: &perf,
         alerting: &alert_settings,
     };

@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod dashboard;
 pub mod proxy;
 pub mod runtime;
 pub mod subscriber;

@@ -1,32 +1,30 @@
 //! End to end: every query of the Grafana dashboard (`infra/grafana/modelwatch.json`)
-//! answers with data from what the real `aggregate` remote-wrote to the stack's
-//! Prometheus.
+//! answers with data from what the real `aggregate` and `evaluate` remote-wrote to
+//! the stack's Prometheus.
 //!
 //! A few minutes of traffic for a fresh tenant — a binary classifier with labels,
 //! scores, typed errors and resource samples, and a regression model — go through
 //! the real `ingest`, a few minutes in the past; `aggregate` runs after each minute,
 //! as its schedule would, so the cumulative counters get one sample per run (a
 //! `rate()` needs two). Gauges are stamped at their minute's end, the counters at the
-//! run's clock time. Then each panel target, with the dashboard's variables
-//! substituted as Grafana would, runs as an instant query just after the last run —
-//! "now" on a dashboard; a query that errors or returns no series fails the test
-//! naming its panel.
+//! run's clock time. The binary model's test-set baseline and traffic forecast are
+//! registered through the real `api`, and `evaluate` runs once after the last minute,
+//! writing the baselines, alert thresholds and firing rules (their values are
+//! checked). Then each panel target, with the dashboard's variables substituted as
+//! Grafana would, runs as a range query over the traffic's minutes; a query that
+//! errors or returns no series fails the test naming its panel.
 
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
-use modelwatch_e2e::{Stack, event, ingest_event, repo_root, unique_tenant};
+use modelwatch_e2e::dashboard::{self, PanelCheck, prometheus, run_panel_queries};
+use modelwatch_e2e::{
+    Stack, api_request, event, http_answer, ingest_event, unique_tenant, with_body,
+};
 use serde_json::{Value, json};
 
 /// The minutes of traffic.
 const MINUTES: i64 = 5;
 /// The models, as Grafana formats a multi-value `$model_id` for `=~`.
 const MODELS: &str = "m-dash-bin|m-dash-reg";
-/// What Grafana substitutes for its interval variables at a one-minute step.
-const INTERVALS: [(&str, &str); 4] = [
-    ("${__rate_interval}", "5m"),
-    ("$__rate_interval", "5m"),
-    ("${__interval}", "1m"),
-    ("$__interval", "1m"),
-];
 
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -78,81 +76,9 @@ fn regression_batch(minute: DateTime<Utc>, k: i64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Every panel of the dashboard, rows' nested panels included.
-fn panels(dashboard: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    for panel in dashboard["panels"].as_array().expect("panels") {
-        out.push(panel);
-        out.extend(panel["panels"].as_array().into_iter().flatten());
-    }
-    out
-}
-
-/// `expr` with the dashboard's variables replaced as Grafana would for `tenant`.
-fn substitute(expr: &str, tenant: &str) -> String {
-    let mut q = expr
-        .replace("${tenant_id}", tenant)
-        .replace("$tenant_id", tenant)
-        .replace("${model_id}", MODELS)
-        .replace("$model_id", MODELS);
-    for (var, value) in INTERVALS {
-        q = q.replace(var, value);
-    }
-    q
-}
-
-async fn prometheus(stack: &Stack, path: &str, params: &[(&str, String)]) -> Value {
-    let url = url::Url::parse_with_params(
-        &format!("{}{path}", stack.var("PROMETHEUS_URL")),
-        params.iter().map(|(k, v)| (*k, v.as_str())),
-    )
-    .expect("query URL");
-    stack
-        .http()
-        .get(url)
-        .send()
-        .await
-        .expect("Prometheus answers")
-        .json()
-        .await
-        .expect("JSON answer")
-}
-
-/// The dashboard's variables: the Prometheus datasource, tenant and model queries.
-fn check_variables(dashboard: &Value) {
-    assert!(
-        dashboard["schemaVersion"].as_u64().unwrap_or(0) >= 38,
-        "schemaVersion"
-    );
-    let variables = dashboard["templating"]["list"]
-        .as_array()
-        .expect("variables");
-    let variable = |name: &str| {
-        variables
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap_or_else(|| panic!("no ${name} variable"))
-    };
-    assert_eq!(variable("datasource")["type"], "datasource");
-    assert_eq!(variable("datasource")["query"], "prometheus");
-    for name in ["tenant_id", "model_id"] {
-        assert_eq!(variable(name)["type"], "query", "${name}");
-        assert!(
-            variable(name)["definition"]
-                .as_str()
-                .is_some_and(|q| q.starts_with("label_values(")),
-            "${name} is a label_values query"
-        );
-    }
-}
-
 #[tokio::test]
 async fn every_grafana_panel_query_returns_the_exported_series() {
-    let path = repo_root().join("infra/grafana/modelwatch.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let dashboard: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
-    check_variables(&dashboard);
+    let dashboard = dashboard::load();
 
     // Traffic: MINUTES closed minutes ending a minute ago, aggregate after each (its
     // scheduled time just after the minute; the run's clock stamps the counters).
@@ -178,6 +104,26 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
             "aggregate run {k}: {report}"
         );
     }
+    // evaluate's series: baselines registered for the binary model, whose accuracy
+    // (about one half) is far below 0.99 x (1 - 0.05).
+    let path = "/api/v1/monitoring/performance/m-dash-bin/baseline";
+    let baseline = json!({"test_set": {"evaluated_at": stamp(first - TimeDelta::days(1)),
+                          "metrics": {"accuracy": 0.99}}, "throughput_forecast_rps": 0.5});
+    let request = with_body(
+        api_request(Some(&tenant), "PUT", path, &[]),
+        Some("application/json"),
+        &baseline.to_string(),
+    );
+    let (status, answer) = http_answer(&stack.invoke("api", &request).await);
+    assert_eq!(status, 200, "{answer}");
+    let mut trigger = event("evaluate-scheduled.json");
+    let evaluated_until = first + TimeDelta::minutes(MINUTES);
+    trigger["time"] = (evaluated_until + TimeDelta::seconds(5))
+        .to_rfc3339()
+        .into();
+    let report = stack.invoke("evaluate", &trigger).await;
+    assert_eq!(report["prometheus"]["outcome"], "delivered", "{report}");
+
     // Within Prometheus' 5-minute lookback of the last minute's gauges.
     let queried = Utc::now() + TimeDelta::seconds(1);
     let at = queried.timestamp().to_string();
@@ -219,66 +165,83 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
         "$model_id"
     );
 
-    // Every panel target.
-    let mut failures = Vec::new();
-    let mut checked = 0;
-    for panel in panels(&dashboard) {
-        if panel["type"] == "row" {
-            continue;
-        }
-        let title = panel["title"].as_str().unwrap_or("(untitled)");
-        assert_eq!(
-            panel["datasource"]["uid"], "${datasource}",
-            "panel {title:?} uses the $datasource variable"
-        );
-        let targets = panel["targets"].as_array().map_or(&[][..], Vec::as_slice);
-        assert!(!targets.is_empty(), "panel {title:?} has no query");
-        for target in targets {
-            let ref_id = target["refId"].as_str().unwrap_or("?");
-            let expr = target["expr"]
-                .as_str()
-                .unwrap_or_else(|| panic!("panel {title:?} target {ref_id} has no expr"));
-            let filtered = expr.contains("tenant_id=\"$tenant_id\"")
-                && expr.contains("model_id=~\"$model_id\"");
-            if !filtered {
-                failures.push(format!(
-                    "panel {title:?} target {ref_id}: not filtered by tenant_id=\"$tenant_id\", model_id=~\"$model_id\": {expr}"
-                ));
-                continue;
-            }
-            let query = substitute(expr, &tenant);
-            if query.contains('$') {
-                failures.push(format!(
-                    "panel {title:?} target {ref_id}: unknown variable left in {query}"
-                ));
-                continue;
-            }
-            checked += 1;
-            let answer = prometheus(
-                stack,
-                "/api/v1/query",
-                &[("query", query.clone()), ("time", at.clone())],
-            )
-            .await;
-            if answer["status"] != "success" {
-                failures.push(format!(
-                    "panel {title:?} target {ref_id}: {query} failed: {answer}"
-                ));
-            } else if answer["data"]["result"]
-                .as_array()
-                .is_none_or(Vec::is_empty)
-            {
-                failures.push(format!(
-                    "panel {title:?} target {ref_id}: {query} returned no data at {queried}"
-                ));
-            }
-        }
-    }
+    // evaluate's values, at the evaluated minute.
+    let value = async |query: String| -> Vec<(String, f64)> {
+        let answer = prometheus(
+            stack,
+            "/api/v1/query",
+            &[("query", query), ("time", at.clone())],
+        )
+        .await;
+        answer["data"]["result"]
+            .as_array()
+            .map(|series| {
+                series
+                    .iter()
+                    .map(|s| {
+                        let rule = s["metric"]["rule_id"].as_str().unwrap_or("").to_owned();
+                        let v = s["value"][1].as_str().and_then(|v| v.parse().ok());
+                        (rule, v.unwrap_or(f64::NAN))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let bin = format!("tenant_id=\"{tenant}\", model_id=\"m-dash-bin\"");
+    assert_eq!(
+        value(format!("ml_model_baseline{{{bin}, metric=\"accuracy\"}}")).await,
+        [(String::new(), 0.99)]
+    );
+    assert_eq!(
+        value(format!("ml_model_baseline{{{bin}, metric=\"throughput\"}}")).await,
+        [(String::new(), 0.5)]
+    );
+    let accuracy_rule = format!(
+        "{{{bin}, rule_id=\"default-accuracy\", metric=\"accuracy\", severity=\"critical\"}}"
+    );
+    let threshold = value(format!("ml_model_alert_threshold{accuracy_rule}")).await;
+    assert!(
+        matches!(threshold.as_slice(), [(_, t)] if (t - 0.99 * 0.95).abs() < 1e-9),
+        "{threshold:?}"
+    );
+    assert_eq!(
+        value(format!("ml_model_alert_firing{accuracy_rule}")).await,
+        [("default-accuracy".to_owned(), 1.0)]
+    );
+    assert_eq!(
+        value(format!(
+            "ml_model_alert_threshold{{{bin}, rule_id=\"default-latency_p95-max\"}}"
+        ))
+        .await,
+        [("default-latency_p95-max".to_owned(), 0.1)],
+        "the default ceiling, in seconds"
+    );
+    let stamped = prometheus(
+        stack,
+        "/api/v1/query",
+        &[
+            (
+                "query",
+                format!("timestamp(ml_model_alert_firing{accuracy_rule})"),
+            ),
+            ("time", at.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        stamped["data"]["result"][0]["value"][1],
+        evaluated_until.timestamp().to_string(),
+        "stamped with the evaluated minute's end"
+    );
+
+    // Every panel target, over the minutes of traffic.
+    let PanelCheck { checked, failures } =
+        run_panel_queries(stack, &dashboard, &tenant, MODELS, first, queried).await;
     assert!(
         failures.is_empty(),
         "{} of the dashboard's queries failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    assert!(checked >= 10, "only {checked} queries checked");
+    assert!(checked >= 20, "only {checked} queries checked");
 }

@@ -4,9 +4,11 @@
 //! the outcome is checked: alerts fired and resolved for the degraded model only, each
 //! rule exactly once each way, and every model's summary equal to the simulator's own
 //! ground truth (counts, accuracy or RMSE and error rate exactly, p95 within the
-//! sketch's 1 %).
+//! sketch's 1 %). Then every query of the Grafana dashboard runs over the demo's
+//! time range for its models and must return data.
 
 use chrono::{TimeDelta, Utc};
+use modelwatch_e2e::dashboard::{self, run_panel_queries};
 use modelwatch_e2e::subscriber::{Subscriber, alert_of};
 use modelwatch_e2e::{Stack, unique_tenant};
 use modelwatch_simulator::scenario::{ModelKind, ModelSpec, Scenario};
@@ -70,4 +72,21 @@ async fn the_demo_scenario_alerts_on_the_degraded_model_only_and_matches_its_gro
         .expect("the API answers");
     assert!(problems.is_empty(), "{problems:#?}");
     subscriber.remove().await;
+
+    let panels = run_panel_queries(
+        stack,
+        &dashboard::load(),
+        &tenant,
+        "fraud-detector|intent-router|eta-regressor",
+        config.scenario.start,
+        Utc::now() + TimeDelta::seconds(1),
+    )
+    .await;
+    assert!(
+        panels.failures.is_empty(),
+        "after the demo, {} of the dashboard's {} queries failed:\n{}",
+        panels.failures.len(),
+        panels.checked,
+        panels.failures.join("\n")
+    );
 }

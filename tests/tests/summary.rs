@@ -140,17 +140,21 @@ async fn the_summary_equals_the_engine_for_every_window_and_granularity() {
     for (name, length, granularities) in windows {
         for granularity in granularities {
             let what = format!("{name} {granularity}");
-            let before = Utc::now();
-            let (status, body) = call(
-                stack,
-                &summary_event(
-                    &tenant,
-                    MODEL,
-                    &[("window", name), ("granularity", granularity)],
-                ),
-            )
-            .await;
-            let after = Utc::now();
+            let request = summary_event(
+                &tenant,
+                MODEL,
+                &[("window", name), ("granularity", granularity)],
+            );
+            // Asked again when the window's start moved on during the call: the
+            // throughput then jumps and lies outside the bracket below.
+            let (before, (status, body), after) = loop {
+                let before = Utc::now();
+                let answer = call(stack, &request).await;
+                let after = Utc::now();
+                if covered_start(length, before) == covered_start(length, after) {
+                    break (before, answer, after);
+                }
+            };
             assert_eq!(status, 200, "{what}: {body}");
             assert_eq!(body["model_id"], MODEL);
             assert_eq!(body["window"], name);

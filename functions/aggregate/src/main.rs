@@ -7,7 +7,6 @@ mod handler;
 use lambda_runtime::{Error, run, service_fn};
 use modelwatch::adapters::cloudwatch::CloudWatchExporter;
 use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
-use modelwatch::adapters::remote_write::{RemoteWriteClient, RetryPolicy};
 use modelwatch::aggregate::{CloudWatchMetricsExporter, PrometheusExporter};
 use modelwatch::{aws, config::Config, telemetry};
 
@@ -17,15 +16,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sdk = aws::load_sdk_config().await;
     let dynamodb = aws::dynamodb(&sdk);
-    let prometheus = match &config.remote_write_url {
-        Some(url) => Some(PrometheusExporter(RemoteWriteClient::new(
-            url,
-            &config.remote_write_auth,
-            &sdk,
-            RetryPolicy::default(),
-        )?)),
-        None => None,
-    };
+    let prometheus = PrometheusExporter::from_config(&config, &sdk)?;
     let aggregate = handler::Aggregate {
         pending: DynamoPartialStore::new(
             dynamodb.clone(),

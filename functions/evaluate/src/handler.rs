@@ -2,6 +2,7 @@
 
 use chrono::{TimeDelta, Utc};
 use lambda_runtime::{Error, LambdaEvent};
+use modelwatch::aggregate::SeriesWriter;
 use modelwatch::alerting::service::{EvaluationReport, Evaluator};
 use modelwatch::config::{AlertSettings, PerfSettings};
 use modelwatch::ports::{
@@ -11,7 +12,7 @@ use modelwatch::schedule::ScheduledTrigger;
 use modelwatch::summary::WindowReader;
 
 /// The evaluate function's dependencies, built once at cold start.
-pub struct Evaluate<R, S, M, A, N> {
+pub struct Evaluate<R, S, M, A, N, P> {
     /// The model registry.
     pub registry: R,
     /// The rollups.
@@ -24,19 +25,23 @@ pub struct Evaluate<R, S, M, A, N> {
     pub alerts: A,
     /// The alert topic.
     pub notifier: N,
+    /// Where baselines, thresholds and firing rules are written, when a remote-write
+    /// URL is configured.
+    pub prometheus: Option<P>,
     /// The specification's thresholds.
     pub perf: PerfSettings,
     /// Minimum samples and re-notification.
     pub alerting: AlertSettings,
 }
 
-impl<R, S, M, A, N> Evaluate<R, S, M, A, N>
+impl<R, S, M, A, N, P> Evaluate<R, S, M, A, N, P>
 where
     R: ModelRegistry,
     S: RollupStore,
     M: ModelSettingsStore,
     A: AlertStore,
     N: AlertNotifier,
+    P: SeriesWriter,
 {
     /// Handles one schedule invocation. Fails (so the schedule retries) only when the
     /// registry cannot be read; a model or a notification that fails is reported and
@@ -54,6 +59,7 @@ where
             settings: &self.settings,
             alerts: &self.alerts,
             notifier: &self.notifier,
+            prometheus: self.prometheus.as_ref(),
             perf: &self.perf,
             alerting: &self.alerting,
         };
@@ -66,6 +72,7 @@ where
             notifications = report.notifications,
             baselines_captured = report.baselines_captured,
             trends_updated = report.trends_updated,
+            prometheus = ?report.prometheus,
             failures = report.failures.len(),
             "evaluate run"
         );

@@ -1,5 +1,6 @@
 //! The `evaluate` function: scheduled evaluation of baselines, alert rules and trends,
-//! driven by EventBridge every `PERF_MONITORING_INTERVAL` seconds; alerts go to SNS.
+//! driven by EventBridge every `PERF_MONITORING_INTERVAL` seconds; alerts go to SNS,
+//! baselines, thresholds and firing rules to Prometheus.
 
 mod handler;
 
@@ -8,6 +9,7 @@ use modelwatch::adapters::dynamodb::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
 };
 use modelwatch::adapters::sns::SnsAlertNotifier;
+use modelwatch::aggregate::PrometheusExporter;
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
@@ -16,6 +18,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sdk = aws::load_sdk_config().await;
     let dynamodb = aws::dynamodb(&sdk);
+    let prometheus = PrometheusExporter::from_config(&config, &sdk)?;
     let evaluate = handler::Evaluate {
         registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
         settings: DynamoModelSettings::new(dynamodb.clone(), &config.tables.models),
@@ -23,6 +26,7 @@ async fn main() -> Result<(), Error> {
         rollups: DynamoRollupStore::new(dynamodb, &config.tables.rollups, config.rollups.clone()),
         minute_retention: config.rollups.minute,
         notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
+        prometheus,
         perf: config.perf,
         alerting: config.alerts,
     };

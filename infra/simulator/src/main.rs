@@ -260,7 +260,8 @@ async fn simulate(args: &Args) -> Result<bool, String> {
     }
     if let (Some(url), Target::Lambda { tenant, .. }) = (&args.prometheus_url, &args.target) {
         println!("\nPrometheus at the end of the simulation:");
-        // Gauges carry their minute's time; counters the time they were exported.
+        // Gauges carry their minute's time (evaluate's its run's minute); counters the
+        // time they were exported.
         let (last_minute, now) = (scenario.end() - TimeDelta::minutes(1), Utc::now());
         for (what, query, at) in [
             (
@@ -272,6 +273,16 @@ async fn simulate(args: &Args) -> Result<bool, String> {
                 "p95 latency, s",
                 format!("ml_model_latency_seconds{{tenant_id=\"{tenant}\",quantile=\"0.95\"}}"),
                 last_minute,
+            ),
+            (
+                "accuracy baseline",
+                format!("ml_model_baseline{{tenant_id=\"{tenant}\",metric=\"accuracy\"}}"),
+                scenario.end(),
+            ),
+            (
+                "rules firing",
+                format!("sum by (model_id) (ml_model_alert_firing{{tenant_id=\"{tenant}\"}})"),
+                scenario.end(),
             ),
             (
                 "predictions",

@@ -5,6 +5,8 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::adapters::remote_write::Series;
+use crate::aggregate::{ExportFailure, SeriesWriter};
 use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::alerting::rules::CustomRules;
 use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
@@ -600,6 +602,38 @@ impl AlertNotifier for MemoryNotifier {
             });
         }
         lock(&self.sent).push(alert.clone());
+        Ok(())
+    }
+}
+
+/// [`SeriesWriter`] that keeps what it was given, and can be switched to fail.
+#[derive(Debug, Default)]
+pub struct MemorySeriesWriter {
+    written: Mutex<Vec<Series>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemorySeriesWriter {
+    /// Every series written so far.
+    pub fn written(&self) -> Vec<Series> {
+        lock(&self.written).clone()
+    }
+
+    /// Makes every following write fail as unavailable (`true`) or succeed (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl SeriesWriter for MemorySeriesWriter {
+    async fn write_series(&self, series: &[Series]) -> Result<(), ExportFailure> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ExportFailure::Unavailable(
+                "the in-memory receiver is switched to fail".into(),
+            ));
+        }
+        lock(&self.written).extend_from_slice(series);
         Ok(())
     }
 }

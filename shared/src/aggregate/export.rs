@@ -21,7 +21,12 @@ use serde::Serialize;
 
 use super::rollup::merge_all;
 use crate::adapters::cloudwatch::{CloudWatchDatum, CloudWatchExporter, MetricUnit};
-use crate::adapters::remote_write::{RemoteWriteClient, Series};
+use aws_config::SdkConfig;
+
+use crate::adapters::remote_write::{
+    RemoteWriteClient, RemoteWriteSetupError, RetryPolicy, Series,
+};
+use crate::config::Config;
 use crate::domain::{MetricSet, TimeSpan};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -316,8 +321,48 @@ pub fn cloudwatch_data(exports: &[ModelExport]) -> Vec<CloudWatchDatum> {
     out
 }
 
+/// A receiver of ready-made Prometheus series.
+pub trait SeriesWriter: Send + Sync {
+    /// Writes the series (nothing when there are none).
+    fn write_series(
+        &self,
+        series: &[Series],
+    ) -> impl Future<Output = Result<(), ExportFailure>> + Send;
+}
+
 /// The Prometheus remote-write exporter.
 pub struct PrometheusExporter(pub RemoteWriteClient);
+
+impl PrometheusExporter {
+    /// The exporter to the configured `PROMETHEUS_REMOTE_WRITE_URL` with its auth and
+    /// the default retry policy; `None` when no URL is configured.
+    pub fn from_config(
+        config: &Config,
+        sdk: &SdkConfig,
+    ) -> Result<Option<Self>, RemoteWriteSetupError> {
+        config
+            .remote_write_url
+            .as_deref()
+            .map(|url| {
+                RemoteWriteClient::new(url, &config.remote_write_auth, sdk, RetryPolicy::default())
+                    .map(Self)
+            })
+            .transpose()
+    }
+}
+
+impl SeriesWriter for PrometheusExporter {
+    async fn write_series(&self, series: &[Series]) -> Result<(), ExportFailure> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        match self.0.write(series).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.is_retryable() => Err(ExportFailure::Unavailable(Box::new(err))),
+            Err(err) => Err(ExportFailure::Rejected(Box::new(err))),
+        }
+    }
+}
 
 impl MetricsExporter for PrometheusExporter {
     fn name(&self) -> &'static str {
@@ -325,15 +370,7 @@ impl MetricsExporter for PrometheusExporter {
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        let series = prometheus_series(models);
-        if series.is_empty() {
-            return Ok(());
-        }
-        match self.0.write(&series).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.is_retryable() => Err(ExportFailure::Unavailable(Box::new(err))),
-            Err(err) => Err(ExportFailure::Rejected(Box::new(err))),
-        }
+        self.write_series(&prometheus_series(models)).await
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use export::{
     CloudWatchMetricsExporter, ExportFailure, ExportReport, MetricsExporter, ModelExport,
-    PrometheusExporter, cloudwatch_data, export_lagging, prometheus_series,
+    PrometheusExporter, SeriesWriter, cloudwatch_data, export_lagging, prometheus_series,
 };
 pub use rollup::{
     ModelRollupReport, RollupFailure, RollupReport, UNTYPED_ERROR, merge_all, roll_up,

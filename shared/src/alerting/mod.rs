@@ -6,9 +6,11 @@
 //! - [`rules`]: custom rules (the specification's JSON) and the default rules.
 //! - [`state`]: ok → firing → resolved, one notification per transition.
 //! - [`trends`]: seven-day OLS trends with labels, breach projection, confidence.
+//! - [`gauges`]: baselines, thresholds and firing rules as Prometheus series.
 //! - [`service`]: one scheduled evaluation run over every active model.
 
 pub mod baseline;
+pub mod gauges;
 pub mod rules;
 pub mod service;
 pub mod state;

@@ -1,6 +1,7 @@
 //! One scheduled evaluation run over every active model: capture the 24-hour baseline
 //! when due, evaluate every rule over its window, move each rule's alert through its
-//! lifecycle (publishing before storing), and refresh the seven-day trends once an hour.
+//! lifecycle (publishing before storing), refresh the seven-day trends once an hour,
+//! and write each model's baselines, thresholds and firing rules to Prometheus.
 //!
 //! **The evaluated windows end at the run's minute** (`[end − window, end)` with `end`
 //! the run time floored to the minute), so a rule sees whole minutes only.
@@ -12,9 +13,12 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::baseline::{CAPTURE_SPAN, CapturedBaseline};
+use super::gauges::alert_series;
 use super::rules::{AlertRule, CustomRules, effective_rules, is_quality};
 use super::state::{RuleEvaluation, RuleStatus, Step, StepContext, resolved, step};
 use super::trends::{TREND_SPAN, TrendReport, alert_threshold, metric_trend, trend_metrics};
+use crate::adapters::remote_write::Series;
+use crate::aggregate::{ExportFailure, SeriesWriter};
 use crate::config::{AlertSettings, PerfSettings};
 use crate::domain::{MetricName, MetricSet};
 use crate::error::StoreError;
@@ -50,8 +54,22 @@ pub struct EvaluationReport {
     pub baselines_captured: usize,
     /// Models whose trends were refreshed.
     pub trends_updated: usize,
+    /// The baseline, threshold and firing series written to Prometheus, when it is
+    /// configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<GaugeWrite>,
     /// Models (or notifications) that failed; they are retried by the next run.
     pub failures: Vec<EvaluationFailure>,
+}
+
+/// What writing the alert series to Prometheus did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GaugeWrite {
+    /// Series written.
+    pub series: usize,
+    /// `delivered`, `failed` (the next run writes the then current values) or
+    /// `rejected`.
+    pub outcome: &'static str,
 }
 
 /// A model whose evaluation did not complete.
@@ -74,13 +92,15 @@ struct ModelOutcome {
     notifications: usize,
     baseline_captured: bool,
     trends_updated: bool,
+    /// Its baseline, threshold and firing series.
+    series: Vec<Series>,
     /// Failures that did not stop the rest of the model's evaluation.
     errors: Vec<String>,
 }
 
-/// The evaluation service over the stores and the alert topic.
+/// The evaluation service over the stores, the alert topic and Prometheus.
 #[derive(Debug, Clone, Copy)]
-pub struct Evaluator<'a, R, S, M, A, N> {
+pub struct Evaluator<'a, R, S, M, A, N, P> {
     /// Which models are active, with task and first seen.
     pub registry: &'a R,
     /// Metrics of any window from the rollups.
@@ -91,19 +111,22 @@ pub struct Evaluator<'a, R, S, M, A, N> {
     pub alerts: &'a A,
     /// The alert topic.
     pub notifier: &'a N,
+    /// Where the baseline, threshold and firing series go, if anywhere.
+    pub prometheus: Option<&'a P>,
     /// The specification's thresholds.
     pub perf: &'a PerfSettings,
     /// Minimum samples and re-notification.
     pub alerting: &'a AlertSettings,
 }
 
-impl<R, S, M, A, N> Evaluator<'_, R, S, M, A, N>
+impl<R, S, M, A, N, P> Evaluator<'_, R, S, M, A, N, P>
 where
     R: ModelRegistry,
     S: RollupStore,
     M: ModelSettingsStore,
     A: AlertStore,
     N: AlertNotifier,
+    P: SeriesWriter,
 {
     /// Evaluates every model active at `run_time`. Fails only when the registry cannot
     /// be read; a model that fails is reported and retried by the next run.
@@ -119,6 +142,7 @@ where
             models: models.len(),
             ..EvaluationReport::default()
         };
+        let mut series = Vec::new();
         let mut outcomes = futures_util::stream::iter(&models)
             .map(|model| async move { (model, self.evaluate_model(model, end).await) })
             .buffer_unordered(CONCURRENT_MODELS);
@@ -136,6 +160,7 @@ where
                     report.notifications += outcome.notifications;
                     report.baselines_captured += usize::from(outcome.baseline_captured);
                     report.trends_updated += usize::from(outcome.trends_updated);
+                    series.extend(outcome.series);
                     report
                         .failures
                         .extend(outcome.errors.into_iter().map(failure));
@@ -146,6 +171,9 @@ where
                     report.failures.push(failure(err.to_string()));
                 }
             }
+        }
+        if let Some(prometheus) = self.prometheus {
+            report.prometheus = Some(write_gauges(prometheus, &series).await);
         }
         Ok(report)
     }
@@ -211,6 +239,7 @@ where
             now: end,
             renotify_after: self.alerting.renotify_after,
         };
+        let mut statuses = Vec::with_capacity(rules.len());
         for rule in &rules {
             let Some((metrics, span)) = by_window.get(&rule.window) else {
                 continue;
@@ -237,12 +266,14 @@ where
                 }
             };
             outcome.rules += 1;
+            statuses.push((rule, status));
             match status {
                 Some(RuleStatus::Firing) => outcome.firing += 1,
                 Some(RuleStatus::InsufficientData) => outcome.insufficient_data += 1,
                 _ => {}
             }
         }
+        outcome.series = alert_series(tenant, model_id, &settings.baselines, &statuses, end);
         // States of rules no longer in the set: resolve an open alert, then forget it.
         for state in states.into_values() {
             let alert = state.alert.as_ref().map(|a| resolved(a, None, end));
@@ -346,6 +377,26 @@ where
     }
 }
 
+/// Writes the alert series; a failure is logged, and the next run writes the then
+/// current values (these are gauges: nothing accumulates).
+async fn write_gauges<P: SeriesWriter>(prometheus: &P, series: &[Series]) -> GaugeWrite {
+    let outcome = match prometheus.write_series(series).await {
+        Ok(()) => "delivered",
+        Err(ExportFailure::Unavailable(err)) => {
+            tracing::warn!(error = %err, "alert series not written; the next run writes them");
+            "failed"
+        }
+        Err(ExportFailure::Rejected(err)) => {
+            tracing::error!(error = %err, "alert series refused");
+            "rejected"
+        }
+    };
+    GaugeWrite {
+        series: series.len(),
+        outcome,
+    }
+}
+
 /// What storing a step did.
 struct Applied {
     /// The rule's status after the step, when it changed.
@@ -373,7 +424,7 @@ mod tests {
     use super::*;
     use crate::adapters::memory::{
         MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
-        MemoryRollupStore,
+        MemoryRollupStore, MemorySeriesWriter,
     };
     use crate::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
     use crate::alerting::rules::{Condition, RuleWindow, Severity};
@@ -395,6 +446,7 @@ mod tests {
         MemoryModelSettings,
         MemoryAlertStore,
         MemoryNotifier,
+        MemorySeriesWriter,
     >;
 
     /// An hour or day rollup: its granularity and start.
@@ -423,6 +475,7 @@ mod tests {
         settings: MemoryModelSettings,
         alerts: MemoryAlertStore,
         notifier: MemoryNotifier,
+        prometheus: MemorySeriesWriter,
         perf: PerfSettings,
         alerting: AlertSettings,
         /// Hour and day rollups as merged so far, with their revisions.
@@ -452,6 +505,7 @@ mod tests {
                 settings: MemoryModelSettings::default(),
                 alerts: MemoryAlertStore::default(),
                 notifier: MemoryNotifier::default(),
+                prometheus: MemorySeriesWriter::default(),
                 perf: PerfSettings {
                     monitoring_interval: std::time::Duration::from_secs(60),
                     accuracy_threshold: 0.05,
@@ -475,6 +529,7 @@ mod tests {
                 settings: &self.settings,
                 alerts: &self.alerts,
                 notifier: &self.notifier,
+                prometheus: Some(&self.prometheus),
                 perf: &self.perf,
                 alerting: &self.alerting,
             }
@@ -642,6 +697,85 @@ mod tests {
         assert_eq!(history.alerts[0].state, AlertState::Resolved);
         // Nothing else fired: latency and error rate stayed fine.
         assert_eq!(world.notifier.sent().len(), 2);
+    }
+
+    /// The value of the series `name` with `labels` among the last run's, if written.
+    fn gauge(written: &[Series], name: &str, labels: &[(&str, &str)]) -> Option<(i64, f64)> {
+        written
+            .iter()
+            .rev()
+            .find(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .and_then(|s| s.samples.last().copied())
+    }
+
+    #[tokio::test]
+    async fn each_run_writes_baselines_thresholds_and_firing_and_survives_a_failed_write() {
+        let t0 = at("2026-11-20T00:00:00Z");
+        let world = World::new(t0);
+        world.register_accuracy(0.9).await;
+        let bad = Shape {
+            accuracy: 0.6,
+            ..GOOD
+        };
+        world.traffic(t0, 60, bad).await;
+        let end = t0 + TimeDelta::minutes(60);
+        let report = world.run(end + TimeDelta::seconds(20)).await;
+        assert_eq!(report.firing, 1, "{report:?}");
+        let written = world.prometheus.written();
+        assert_eq!(
+            report.prometheus,
+            Some(GaugeWrite {
+                series: written.len(),
+                outcome: "delivered"
+            })
+        );
+        let ms = end.timestamp_millis();
+        let accuracy = [("metric", "accuracy"), ("rule_id", "default-accuracy")];
+        assert_eq!(
+            gauge(&written, "ml_model_baseline", &[("metric", "accuracy")]),
+            Some((ms, 0.9))
+        );
+        let (_, threshold) =
+            gauge(&written, "ml_model_alert_threshold", &accuracy).expect("threshold");
+        assert!((threshold - 0.855).abs() < 1e-12);
+        assert_eq!(
+            gauge(&written, "ml_model_alert_firing", &accuracy),
+            Some((ms, 1.0))
+        );
+        // The default latency ceiling, in seconds, not firing.
+        let ceiling = [("rule_id", "default-latency_p95-max")];
+        assert_eq!(
+            gauge(&written, "ml_model_alert_threshold", &ceiling),
+            Some((ms, 0.1))
+        );
+        assert_eq!(
+            gauge(&written, "ml_model_alert_firing", &ceiling),
+            Some((ms, 0.0))
+        );
+
+        // Prometheus down: the run still evaluates, reports the failed write, and the
+        // next run writes the values of its time.
+        world.prometheus.set_failing(true);
+        world.traffic(end, 60, GOOD).await;
+        let report = world.run(end + TimeDelta::minutes(60)).await;
+        assert_eq!(report.notifications, 1, "resolved: {report:?}");
+        assert_eq!(report.prometheus.map(|w| w.outcome), Some("failed"));
+        world.prometheus.set_failing(false);
+        let later = end + TimeDelta::minutes(61);
+        world.run(later).await;
+        assert_eq!(
+            gauge(
+                &world.prometheus.written(),
+                "ml_model_alert_firing",
+                &accuracy
+            ),
+            Some((later.timestamp_millis(), 0.0))
+        );
     }
 
     #[tokio::test]
