@@ -693,6 +693,9 @@ cmd_test() {
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
   step "stack up" restart_stack
   step "cargo test" run_cargo_tests
+  # The README's main job itself, short: on the running stack (which it leaves up),
+  # exit 1 unless the summaries match the ground truth and only the degraded model alerts.
+  step "demo (3 simulated hours)" env DEMO_HOURS=3 bash "$LOCAL_DIR/stack.sh" demo
   step "stack up (LocalStack lane)" restart_stack_localstack
   step "cargo test (LocalStack lane)" run_cargo_tests_localstack
   step "sam validate --lint" "$(venv_bin sam)" validate --lint --template-file template.yaml

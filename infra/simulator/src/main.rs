@@ -300,7 +300,7 @@ async fn simulate(args: &Args) -> Result<bool, String> {
                 .map_err(|e| e.to_string())?
             {
                 println!(
-                    "  {:<15} {what:<15} {value:.4}",
+                    "  {:<15} {what:<17} {value:.4}",
                     labels["model_id"].as_str().unwrap_or("?")
                 );
             }
