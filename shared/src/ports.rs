@@ -159,14 +159,28 @@ pub struct BatchKey {
     pub batch_id: String,
 }
 
-/// Partial aggregates, written by ingest and merged by aggregation, and the receipts
-/// of completely stored batches.
+/// What claiming a batch id for a content digest found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchClaim {
+    /// The id is this content's: new now, or claimed by an earlier attempt with the
+    /// same content that did not complete. Store the batch.
+    Proceed,
+    /// This content was stored completely before; the receipt is the answer given.
+    Stored(String),
+    /// The id was claimed for different content: nothing may be written.
+    Conflict,
+}
+
+/// Partial aggregates, written by ingest and merged by aggregation, and the claims
+/// and receipts of batches.
 pub trait PartialStore: Send + Sync {
-    /// The receipt stored when the batch was completely stored, if it was.
-    fn batch_receipt(
+    /// Claims `batch`'s id for the content with `digest` (atomically: of two
+    /// different contents sent at once, one gets [`BatchClaim::Conflict`]).
+    fn claim_batch(
         &self,
         batch: &BatchKey,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+        digest: &str,
+    ) -> impl Future<Output = Result<BatchClaim, StoreError>> + Send;
 
     /// Records that every write of the batch succeeded; `receipt` is the answer given.
     fn put_batch_receipt(

@@ -3,7 +3,7 @@
 //! outages, bad input and tenant isolation.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::domain::WindowState;
 use modelwatch_e2e::proxy::CuttableProxy;
 use modelwatch_e2e::runtime::LocalFunction;
@@ -178,6 +178,35 @@ async fn an_outage_mid_batch_answers_503_and_the_retry_counts_once() {
     assert_eq!(body["error"]["code"], "unavailable");
 
     proxy.restore();
+    // Another body under the half-stored batch's id is refused: stored, it would mix
+    // two contents under one id (the extra minute would get a partial).
+    let extra_minute = start + TimeDelta::minutes(25);
+    let mut other = batch.clone();
+    other["predictions"]
+        .as_array_mut()
+        .expect("predictions")
+        .push(
+            json!({"timestamp": extra_minute.to_rfc3339(), "latency_ms": 1.0,
+                     "status": "ok", "predicted": 1, "actual": 1}),
+        );
+    let (status, body) = http_answer(
+        &ingest
+            .invoke(&ingest_event(&tenant, &body_of(&other)))
+            .await
+            .expect("answer"),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "batch_id_reused");
+    let extra = extra_minute
+        .duration_trunc(TimeDelta::minutes(1))
+        .expect("minute")
+        .to_rfc3339();
+    assert!(
+        partials(stack, &tenant, "m-outage", &extra)
+            .await
+            .is_empty()
+    );
+
     let (status, receipt) = http_answer(&ingest.invoke(&event).await.expect("answer"));
     assert_eq!(status, 202, "{receipt}");
     assert_eq!(receipt["duplicate"], false);

@@ -659,7 +659,8 @@ async fn every_route_and_status_answers_as_documented() {
     let closed_minute =
         now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(1);
 
-    // ---- ingest: 202 (new, then the same batch again), 400, 401, 409, 413, 415, 405.
+    // ---- ingest: 202 (new, then the same batch again), 400, 401, 409 (task changed,
+    // batch id reused), 413, 415, 405.
     let batch = sample_batch(closed_minute + TimeDelta::seconds(10));
     c.contract.check_request("POST", PREDICTIONS, &batch);
     let sent = ingest_event(&tenant, batch.to_string().as_bytes());
@@ -680,12 +681,24 @@ async fn every_route_and_status_answers_as_documented() {
     c.call(Target::Stack("ingest"), &without_tenant(sent.clone()), 401)
         .await;
     let conflict = regression_batch(MODEL, "b-conflict", now);
-    c.call(
-        Target::Stack("ingest"),
-        &ingest_event(&tenant, conflict.to_string().as_bytes()),
-        409,
-    )
-    .await;
+    let refused = c
+        .call(
+            Target::Stack("ingest"),
+            &ingest_event(&tenant, conflict.to_string().as_bytes()),
+            409,
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], "task_conflict");
+    let mut reused = batch.clone();
+    reused["predictions"][0]["latency_ms"] = 999.into();
+    let refused = c
+        .call(
+            Target::Stack("ingest"),
+            &ingest_event(&tenant, reused.to_string().as_bytes()),
+            409,
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], "batch_id_reused");
     let mut large = batch.clone();
     large["predictions"] = Value::Array(vec![batch["predictions"][0].clone(); 10_001]);
     c.call(

@@ -87,6 +87,12 @@ fn refusal(err: IngestError) -> Response<Body> {
             &conflict.to_string(),
             serde_json::Value::Null,
         ),
+        conflict @ IngestError::BatchConflict { .. } => error_response(
+            StatusCode::CONFLICT,
+            "batch_id_reused",
+            &conflict.to_string(),
+            serde_json::Value::Null,
+        ),
         IngestError::Store(err) => store_failure(
             &err,
             "batch not stored",

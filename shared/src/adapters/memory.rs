@@ -14,10 +14,10 @@ use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
-    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchKey, CounterTotals, ExportCursor,
-    ExportCursors, Granularity, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting,
-    PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel,
-    RegistryError, Rollup, RollupStore,
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterTotals,
+    ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings, ModelSettingsStore,
+    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
+    RegisteredModel, RegistryError, Rollup, RollupStore,
 };
 
 /// [`ModelRegistry`] in memory.
@@ -104,7 +104,8 @@ impl ModelRegistry for MemoryModelRegistry {
 pub struct MemoryPartialStore {
     partials: Mutex<BTreeMap<PartialKeyOrd, Vec<u8>>>,
     pending: Mutex<BTreeMap<MinuteKey, u64>>,
-    receipts: Mutex<BTreeMap<BatchKey, String>>,
+    /// Per batch: the claimed content digest, and the receipt once stored.
+    receipts: Mutex<BTreeMap<BatchKey, (String, Option<String>)>>,
 }
 
 /// A (tenant, model, minute).
@@ -143,13 +144,31 @@ impl MemoryPartialStore {
 }
 
 impl PartialStore for MemoryPartialStore {
-    async fn batch_receipt(&self, batch: &BatchKey) -> Result<Option<String>, StoreError> {
-        Ok(lock(&self.receipts).get(batch).cloned())
+    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
+        let mut receipts = lock(&self.receipts);
+        let (claimed, receipt) = receipts
+            .entry(batch.clone())
+            .or_insert_with(|| (digest.to_owned(), None));
+        Ok(if claimed != digest {
+            BatchClaim::Conflict
+        } else if let Some(receipt) = receipt {
+            BatchClaim::Stored(receipt.clone())
+        } else {
+            BatchClaim::Proceed
+        })
     }
 
     async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
-        lock(&self.receipts).insert(batch.clone(), receipt.to_owned());
-        Ok(())
+        match lock(&self.receipts).get_mut(batch) {
+            Some((_, stored)) => {
+                *stored = Some(receipt.to_owned());
+                Ok(())
+            }
+            None => Err(StoreError::Internal {
+                operation: "store batch receipt",
+                source: "the batch was not claimed".into(),
+            }),
+        }
     }
 
     async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {

@@ -10,5 +10,6 @@ pub use batch::{
     BatchLimits, BatchRejection, MAX_PROBLEMS, Problem, ValidBatch, ValidPrediction, parse_batch,
 };
 pub use service::{
-    ArchiveReceipt, IngestError, IngestReceipt, IngestService, minute_of, minute_partials,
+    ArchiveReceipt, IngestError, IngestReceipt, IngestService, content_digest, minute_of,
+    minute_partials,
 };

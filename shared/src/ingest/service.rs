@@ -2,6 +2,9 @@
 //! and a receipt.
 //!
 //! Order and idempotency: the batch is validated and folded whole before any write.
+//! Then its id is claimed for its content (a 128-bit hash of the body): an id already
+//! claimed for a different body is refused (`BatchConflict`, 409) before anything is
+//! written, so a reused id can neither be counted as a retry nor mix two contents.
 //! A batch whose receipt exists was stored completely before: the stored answer is
 //! given again with `duplicate: true` and nothing is written. Otherwise the registry
 //! sighting goes first (it fixes the model's task, so a conflicting batch
@@ -24,7 +27,7 @@ use crate::domain::WindowState;
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use crate::ports::{
-    ArchiveRejection, BatchKey, ModelRegistry, ModelSighting, PartialKey, PartialStore,
+    ArchiveRejection, BatchClaim, BatchKey, ModelRegistry, ModelSighting, PartialKey, PartialStore,
     PredictionArchive, RegistryError,
 };
 
@@ -79,6 +82,14 @@ pub enum IngestError {
     /// The model is registered with another task; nothing was written.
     #[error(transparent)]
     TaskConflict(RegistryError),
+    /// The batch id was used before for a different body; nothing was written.
+    #[error(
+        "batch_id {batch_id:?} was already used for a batch with different content; a new batch needs a new batch_id"
+    )]
+    BatchConflict {
+        /// The reused id.
+        batch_id: String,
+    },
     /// A store failed; retry the same batch.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -113,14 +124,26 @@ where
             model_id: batch.model_id.clone(),
             batch_id: batch.batch_id.clone(),
         };
-        if let Some(stored) = self.partials.batch_receipt(&batch_key).await? {
-            let mut receipt: IngestReceipt =
-                serde_json::from_str(&stored).map_err(|e| StoreError::Corrupt {
-                    key: format!("receipt of batch {}", batch.batch_id),
-                    reason: e.to_string(),
-                })?;
-            receipt.duplicate = true;
-            return Ok(receipt);
+        match self
+            .partials
+            .claim_batch(&batch_key, &content_digest(body))
+            .await?
+        {
+            BatchClaim::Proceed => {}
+            BatchClaim::Stored(stored) => {
+                let mut receipt: IngestReceipt =
+                    serde_json::from_str(&stored).map_err(|e| StoreError::Corrupt {
+                        key: format!("receipt of batch {}", batch.batch_id),
+                        reason: e.to_string(),
+                    })?;
+                receipt.duplicate = true;
+                return Ok(receipt);
+            }
+            BatchClaim::Conflict => {
+                return Err(IngestError::BatchConflict {
+                    batch_id: batch.batch_id,
+                });
+            }
         }
         let (first, last) = event_span(&batch);
         self.registry
@@ -183,6 +206,13 @@ where
     }
 }
 
+/// The digest a batch id is claimed for: XXH3-128 of the body, hex (`x3-` names the
+/// function, should it ever change). A retry sends the same bytes; anything else
+/// under a known id is another batch.
+pub fn content_digest(body: &[u8]) -> String {
+    format!("x3-{:032x}", xxhash_rust::xxh3::xxh3_128(body))
+}
+
 /// The start of the minute `time` falls in.
 pub fn minute_of(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::minutes(1)).unwrap_or(time)
@@ -238,4 +268,106 @@ fn event_span(batch: &ValidBatch) -> (DateTime<Utc>, DateTime<Utc>) {
     }
     // A valid batch has at least one prediction.
     span.unwrap_or((DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
+    use crate::adapters::timestream::TimestreamArchive;
+    use crate::ids::ModelId;
+
+    fn service() -> IngestService<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive> {
+        IngestService {
+            registry: MemoryModelRegistry::default(),
+            partials: MemoryPartialStore::default(),
+            archive: None,
+            limits: BatchLimits::default(),
+        }
+    }
+
+    /// A batch `b-1` of `latencies.len()` predictions, one a minute from 10:00.
+    fn body(latencies: &[f64]) -> Vec<u8> {
+        let predictions: Vec<String> = latencies
+            .iter()
+            .enumerate()
+            .map(|(i, latency)| {
+                format!(
+                    r#"{{"timestamp": "2026-11-28T10:{i:02}:05Z", "latency_ms": {latency}, "status": "ok", "predicted": 1.0, "actual": 2.0}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"model_id": "m1", "batch_id": "b-1", "task": "regression", "predictions": [{}]}}"#,
+            predictions.join(",")
+        )
+        .into_bytes()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-28T10:30:00Z".parse().expect("time")
+    }
+
+    fn tenant() -> TenantId {
+        TenantId::parse("t1").expect("tenant")
+    }
+
+    #[tokio::test]
+    async fn the_same_body_again_is_a_duplicate_and_another_body_under_its_id_is_refused() {
+        let service = service();
+        let first = service
+            .ingest(&tenant(), &body(&[5.0, 6.0]), now())
+            .await
+            .expect("stored");
+        assert!(!first.duplicate);
+        let again = service
+            .ingest(&tenant(), &body(&[5.0, 6.0]), now())
+            .await
+            .expect("answered");
+        assert!(again.duplicate);
+        assert_eq!(again.minutes, first.minutes);
+
+        let stored = service.partials.partials();
+        let refused = service
+            .ingest(&tenant(), &body(&[5.0, 6.0, 7.0]), now())
+            .await;
+        assert!(
+            matches!(&refused, Err(IngestError::BatchConflict { batch_id }) if batch_id == "b-1"),
+            "{refused:?}"
+        );
+        assert_eq!(service.partials.partials(), stored, "nothing written");
+    }
+
+    #[tokio::test]
+    async fn a_half_stored_batch_is_completed_by_its_own_body_only() {
+        let service = service();
+        // An earlier attempt claimed the id for the first body and died before any
+        // partial was written.
+        let key = BatchKey {
+            tenant: tenant(),
+            model_id: ModelId::parse("m1").expect("model"),
+            batch_id: "b-1".to_owned(),
+        };
+        let claim = service
+            .partials
+            .claim_batch(&key, &content_digest(&body(&[5.0, 6.0])))
+            .await
+            .expect("claim");
+        assert_eq!(claim, BatchClaim::Proceed);
+
+        let other = service.ingest(&tenant(), &body(&[9.0]), now()).await;
+        assert!(
+            matches!(other, Err(IngestError::BatchConflict { .. })),
+            "{other:?}"
+        );
+        assert!(service.partials.partials().is_empty());
+
+        let retry = service
+            .ingest(&tenant(), &body(&[5.0, 6.0]), now())
+            .await
+            .expect("stored");
+        assert!(!retry.duplicate);
+        assert_eq!(retry.accepted, 2);
+        assert_eq!(service.partials.partials().len(), 2);
+    }
 }

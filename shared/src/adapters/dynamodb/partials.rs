@@ -5,8 +5,10 @@
 //! `minute` (N, epoch s), `written_at` (N, epoch ms), `expires_at` (TTL, epoch s).
 //! The minute in the partition key spreads a hot model's writes over partitions.
 //!
-//! Batch receipt: `pk = "BATCH#<tenant>#<model>#<batch_id>"`, `sk = "RECEIPT"`;
-//! `receipt` (S, the JSON answer given), `expires_at` like the partials.
+//! Batch claim and receipt: `pk = "BATCH#<tenant>#<model>#<batch_id>"`,
+//! `sk = "RECEIPT"`; `digest` (S, the content's digest, set by the first attempt),
+//! `receipt` (S, the JSON answer given, once every write succeeded), `expires_at`
+//! like the partials.
 //!
 //! Pending mark: `pk = "PENDING#<shard>"` (shard = a stable hash of tenant and model,
 //! [`PENDING_SHARDS`] of them), `sk = "<tenant>#<model>#<minute epoch s>"`; `seq` (N)
@@ -14,7 +16,7 @@
 //! arrived while it was rolling that minute.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -22,7 +24,9 @@ use super::attr::{self, Item};
 use super::{conditional, unavailable};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome};
+use crate::ports::{
+    BatchClaim, BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
+};
 
 /// Number of partitions pending marks are spread over.
 pub const PENDING_SHARDS: u32 = 32;
@@ -92,42 +96,58 @@ fn receipt_key(batch: &BatchKey) -> [(String, AttributeValue); 2] {
 }
 
 impl PartialStore for DynamoPartialStore {
-    async fn batch_receipt(&self, batch: &BatchKey) -> Result<Option<String>, StoreError> {
+    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
+        let expires = Utc::now() + self.retention;
         let output = self
             .client
-            .get_item()
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(Item::from(receipt_key(batch))))
-            .consistent_read(true)
+            // A receipt stored before digests were kept takes this one: it is a retry.
+            .update_expression(
+                "SET digest = if_not_exists(digest, :digest), \
+                 expires_at = if_not_exists(expires_at, :expires)",
+            )
+            .expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N(expires.timestamp().to_string()),
+            )
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| unavailable("read batch receipt", e))?;
-        output
-            .item
-            .map(|item| {
-                attr::string(&item, "receipt").map_err(|reason| StoreError::Corrupt {
-                    key: format!(
-                        "BATCH#{}#{}#{}",
-                        batch.tenant, batch.model_id, batch.batch_id
-                    ),
-                    reason,
-                })
-            })
-            .transpose()
+            .map_err(|e| unavailable("claim batch", e))?;
+        let item = output.attributes.unwrap_or_default();
+        let corrupt = |reason| StoreError::Corrupt {
+            key: format!(
+                "BATCH#{}#{}#{}",
+                batch.tenant, batch.model_id, batch.batch_id
+            ),
+            reason,
+        };
+        if attr::string(&item, "digest").map_err(corrupt)? != digest {
+            return Ok(BatchClaim::Conflict);
+        }
+        if !item.contains_key("receipt") {
+            return Ok(BatchClaim::Proceed);
+        }
+        Ok(BatchClaim::Stored(
+            attr::string(&item, "receipt").map_err(corrupt)?,
+        ))
     }
 
     async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
-        let expires = chrono::Utc::now() + self.retention;
-        let mut item = Item::from(receipt_key(batch));
-        item.insert("receipt".into(), AttributeValue::S(receipt.to_owned()));
-        item.insert(
-            "expires_at".into(),
-            AttributeValue::N(expires.timestamp().to_string()),
-        );
+        let expires = Utc::now() + self.retention;
         self.client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_key(Some(Item::from(receipt_key(batch))))
+            .update_expression("SET receipt = :receipt, expires_at = :expires")
+            .expression_attribute_values(":receipt", AttributeValue::S(receipt.to_owned()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N(expires.timestamp().to_string()),
+            )
             .send()
             .await
             .map_err(|e| unavailable("store batch receipt", e))?;
@@ -299,9 +319,104 @@ fn pending_minute(item: &Item) -> Result<PendingMinute, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration as StdDuration;
+
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use chrono::DateTime;
+
     use super::*;
     use crate::ids::{ModelId, TenantId};
-    use chrono::DateTime;
+
+    fn batch() -> BatchKey {
+        BatchKey {
+            tenant: TenantId::parse("t1").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            batch_id: "b-1".into(),
+        }
+    }
+
+    /// The store over a client whose UpdateItem answers with `attributes` (what the
+    /// item holds after the update), checking that the claim sets the digest only if
+    /// none is there.
+    async fn claim_with(attributes: &[(&str, &str)]) -> Result<BatchClaim, StoreError> {
+        let attributes: Item = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned())))
+            .collect();
+        let rule = mock!(Client::update_item)
+            .match_requests(|req| {
+                req.update_expression()
+                    .is_some_and(|e| e.contains("if_not_exists(digest, :digest)"))
+                    && req
+                        .expression_attribute_values()
+                        .and_then(|v| v.get(":digest"))
+                        == Some(&AttributeValue::S("d-1".into()))
+                    && req.key().and_then(|k| k.get("pk"))
+                        == Some(&AttributeValue::S("BATCH#t1#m1#b-1".into()))
+            })
+            .then_output(move || {
+                UpdateItemOutput::builder()
+                    .set_attributes(Some(attributes.clone()))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
+            .claim_batch(&batch(), "d-1")
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_claim_reads_what_the_id_holds() {
+        assert_eq!(
+            claim_with(&[("digest", "d-1")]).await.expect("claim"),
+            BatchClaim::Proceed
+        );
+        assert_eq!(
+            claim_with(&[("digest", "d-1"), ("receipt", "{}")])
+                .await
+                .expect("claim"),
+            BatchClaim::Stored("{}".into())
+        );
+        assert_eq!(
+            claim_with(&[("digest", "d-0"), ("receipt", "{}")])
+                .await
+                .expect("claim"),
+            BatchClaim::Conflict
+        );
+        let err = claim_with(&[]).await.expect_err("no digest");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_claim_is_unavailable() {
+        let throttled = mock!(Client::update_item).then_error(|| {
+            UpdateItemError::generic(
+                ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&throttled],
+            |builder: aws_sdk_dynamodb::config::Builder| builder.retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(StdDuration::from_millis(1))
+            )
+        );
+        let err = DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
+            .claim_batch(&batch(), "d-1")
+            .await
+            .expect_err("throttled");
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        assert_eq!(throttled.num_calls(), 2, "the SDK retried");
+    }
 
     #[test]
     fn keys_spread_by_minute_and_shard_stably() {
