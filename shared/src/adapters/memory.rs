@@ -592,67 +592,95 @@ impl AlertStore for MemoryAlertStore {
     }
 }
 
-/// [`AlertNotifier`] that keeps what it was given, and can be switched to fail.
-#[derive(Debug, Default)]
-pub struct MemoryNotifier {
-    sent: Mutex<Vec<AlertRecord>>,
+/// What an in-memory sink was given, and a switch that makes it fail.
+#[derive(Debug)]
+struct Recording<T> {
+    items: Mutex<Vec<T>>,
     failing: std::sync::atomic::AtomicBool,
 }
+
+impl<T> Default for Recording<T> {
+    fn default() -> Self {
+        Self {
+            items: Mutex::new(Vec::new()),
+            failing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl<T: Clone> Recording<T> {
+    fn items(&self) -> Vec<T> {
+        lock(&self.items).clone()
+    }
+
+    fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Keeps `items`, or answers `false` while switched to fail.
+    fn record(&self, items: &[T]) -> bool {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        lock(&self.items).extend_from_slice(items);
+        true
+    }
+}
+
+/// [`AlertNotifier`] that keeps what it was given, and can be switched to fail.
+#[derive(Debug, Default)]
+pub struct MemoryNotifier(Recording<AlertRecord>);
 
 impl MemoryNotifier {
     /// Every alert published so far.
     pub fn sent(&self) -> Vec<AlertRecord> {
-        lock(&self.sent).clone()
+        self.0.items()
     }
 
     /// Makes every following publish fail (`true`) or succeed (`false`).
     pub fn set_failing(&self, failing: bool) {
-        self.failing
-            .store(failing, std::sync::atomic::Ordering::SeqCst);
+        self.0.set_failing(failing);
     }
 }
 
 impl AlertNotifier for MemoryNotifier {
     async fn notify(&self, alert: &AlertRecord) -> Result<(), StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Unavailable {
+        if self.0.record(std::slice::from_ref(alert)) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable {
                 operation: "Publish",
                 source: "the in-memory topic is switched to fail".into(),
-            });
+            })
         }
-        lock(&self.sent).push(alert.clone());
-        Ok(())
     }
 }
 
 /// [`SeriesWriter`] that keeps what it was given, and can be switched to fail.
 #[derive(Debug, Default)]
-pub struct MemorySeriesWriter {
-    written: Mutex<Vec<Series>>,
-    failing: std::sync::atomic::AtomicBool,
-}
+pub struct MemorySeriesWriter(Recording<Series>);
 
 impl MemorySeriesWriter {
     /// Every series written so far.
     pub fn written(&self) -> Vec<Series> {
-        lock(&self.written).clone()
+        self.0.items()
     }
 
     /// Makes every following write fail as unavailable (`true`) or succeed (`false`).
     pub fn set_failing(&self, failing: bool) {
-        self.failing
-            .store(failing, std::sync::atomic::Ordering::SeqCst);
+        self.0.set_failing(failing);
     }
 }
 
 impl SeriesWriter for MemorySeriesWriter {
     async fn write_series(&self, series: &[Series]) -> Result<(), ExportFailure> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(ExportFailure::Unavailable(
+        if self.0.record(series) {
+            Ok(())
+        } else {
+            Err(ExportFailure::Unavailable(
                 "the in-memory receiver is switched to fail".into(),
-            ));
+            ))
         }
-        lock(&self.written).extend_from_slice(series);
-        Ok(())
     }
 }
