@@ -3,12 +3,14 @@
 //! argument.
 //!
 //! - [`record`]: the typed input records ([`PredictionRecord`], [`ResourceSample`]).
+//! - [`bounds`]: the range of every number a record may carry, and the reserved names.
 //! - [`window`]: [`WindowState`], folded record by record, merged, stored as bytes.
 //! - [`sketch`], [`classification`], [`regression`], [`resources`]: the parts of a state.
 //! - [`metrics`]: [`MetricSet`], the one definition of every metric, and [`MetricName`].
 //! - [`trend`]: least-squares trends, their p-value and threshold projections.
 //! - [`error`] and [`codec`]: fold/merge errors and the binary format's primitives.
 
+pub mod bounds;
 pub mod classification;
 pub mod codec;
 pub mod error;
@@ -20,6 +22,10 @@ pub mod sketch;
 pub mod trend;
 pub mod window;
 
+pub use bounds::{
+    MAX_CACHE_COUNT, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, MAX_REGRESSION_MAGNITUDE,
+    MIN_REGRESSION_MAGNITUDE, OVERFLOW_BUCKET, regression_value_problem,
+};
 pub use classification::{
     AucEstimate, BinaryStats, LabelCounts, MAX_LABEL_BYTES, MAX_LABELS, MulticlassStats, SCORE_BINS,
 };
