@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::aggregate::merge_all;
 use crate::alerting::trends::TrendLabel;
-use crate::domain::{MetricName, MetricSet, Task, TimeSpan};
+use crate::domain::{MetricName, MetricSet, OverflowCounts, Task, TimeSpan};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{Granularity, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
@@ -327,6 +327,9 @@ pub struct PerformanceSummary {
     pub sample_count: u64,
     /// Labeled predictions in the window.
     pub labeled_count: u64,
+    /// What the window counts under the overflow bucket `__other__` (class labels and
+    /// error types beyond their caps); all zero when it is not in use.
+    pub overflow: OverflowCounts,
     /// The window at `granularity`, ascending.
     pub series: Vec<SeriesPoint>,
     /// The span the current values cover: the window widened at its start to whole
@@ -501,6 +504,7 @@ impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> SummaryService<'_,
             resource_metrics: ResourceMetrics::of(&current),
             sample_count: current.predictions,
             labeled_count: current.labeled,
+            overflow: current.overflow,
             series,
             covered,
         })

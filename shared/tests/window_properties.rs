@@ -183,7 +183,7 @@ fn thirds(input: &Input, first: Index, second: Index) -> [WindowState; 3] {
 fn merged(parts: &[&WindowState]) -> WindowState {
     let mut state = WindowState::new();
     for part in parts {
-        state.merge(part).expect("same task, within caps");
+        state.merge(part).expect("same task");
     }
     state
 }
@@ -241,6 +241,70 @@ fn assert_equivalent(a: &WindowState, b: &WindowState) -> Result<(), TestCaseErr
     } else {
         prop_assert_eq!(a, b);
         Ok(())
+    }
+}
+
+/// A multiclass input whose labels and error types overflow the caps: labels drawn from
+/// 1,300 names (cap 1,000), error types from 600 (cap 256).
+fn overflowing_input() -> impl Strategy<Value = Input> {
+    let record = (
+        0i64..86_400_000,
+        dyadic_latency(),
+        0u32..1_300,
+        0u32..1_300,
+        prop::option::weighted(0.4, 0u32..600),
+    )
+        .prop_map(|(offset, latency_ms, predicted, actual, error)| {
+            let outcome = |predicted: Option<String>, actual: Option<String>| Outcome::Multiclass {
+                predicted,
+                actual,
+            };
+            match error {
+                Some(t) => PredictionRecord {
+                    timestamp: at(BASE_MS + offset),
+                    latency_ms,
+                    status: Status::Error,
+                    error_type: Some(format!("e{t}")),
+                    outcome: outcome(None, None),
+                },
+                None => PredictionRecord {
+                    timestamp: at(BASE_MS + offset),
+                    latency_ms,
+                    status: Status::Ok,
+                    error_type: None,
+                    outcome: outcome(Some(format!("l{predicted}")), Some(format!("l{actual}"))),
+                },
+            }
+        });
+    prop::collection::vec(record, 2_000..3_000).prop_map(|predictions| Input {
+        predictions,
+        samples: Vec::new(),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn caps_keep_merges_exact_and_order_free(input in overflowing_input(), first: Index, second: Index) {
+        let whole = state_of(&input.predictions, &input.samples);
+        let [a, b, c] = thirds(&input, first, second);
+        prop_assert_eq!(&merged(&[&a, &b, &c]), &whole);
+        prop_assert_eq!(&merged(&[&c, &merged(&[&b, &a])]), &whole);
+        prop_assert!(whole.error_type_overflow() > 0);
+        let errors: u64 = whole.errors_by_type().map(|(_, n)| n).sum();
+        prop_assert_eq!(errors + whole.untyped_errors(), whole.errors());
+        let decoded = WindowState::from_bytes(&whole.to_bytes());
+        prop_assert_eq!(decoded.as_ref(), Ok(&whole));
+        let metrics = MetricSet::compute(&whole, span(), None);
+        let correct = input
+            .predictions
+            .iter()
+            .filter(|r| matches!(&r.outcome, Outcome::Multiclass { predicted: Some(p), actual: Some(a) } if p == a))
+            .count();
+        let labeled = input.predictions.iter().filter(|r| r.status == Status::Ok).count();
+        prop_assert_eq!(metrics.labeled, labeled as u64);
+        prop_assert_eq!(metrics.accuracy, Some(correct as f64 / labeled as f64), "accuracy is exact past the cap");
     }
 }
 
@@ -389,27 +453,29 @@ proptest! {
 fn worst_case_multiclass_state_fits_a_dynamodb_item() {
     use modelwatch::domain::{
         LATENCY_MAX_BUCKETS, MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, MAX_LABEL_BYTES, MAX_LABELS,
+        MAX_LATENCY_MS,
     };
     let mut state = WindowState::new();
     let label = |i: usize| format!("{i:0>width$}", width = MAX_LABEL_BYTES);
-    for i in 0..MAX_LABELS {
+    // One label and one error type more than the caps: the overflow bucket is in use.
+    for i in 0..=MAX_LABELS {
         let record = PredictionRecord {
             timestamp: at(BASE_MS + i as i64),
-            latency_ms: 1e-3 * 1.02f64.powi(i as i32 * 2),
+            latency_ms: 1e-3 * 1.02f64.powi(i as i32),
             status: Status::Ok,
             error_type: None,
             outcome: Outcome::Multiclass {
-                predicted: Some(label((i + 1) % MAX_LABELS)),
+                predicted: Some(label((i + 1) % (MAX_LABELS + 1))),
                 actual: Some(label(i)),
             },
         };
-        state.fold_prediction(&record).expect("within caps");
+        state.fold_prediction(&record).expect("valid");
     }
-    // Latencies spanning every one of the sketch's buckets.
+    // Latencies spanning every one of the sketch's buckets, down from the largest allowed.
     for i in 0..LATENCY_MAX_BUCKETS + 100 {
         let record = PredictionRecord {
             timestamp: at(BASE_MS),
-            latency_ms: 1e-6 * 1.0203f64.powi(i as i32),
+            latency_ms: MAX_LATENCY_MS / 1.0203f64.powi(i as i32),
             status: Status::Ok,
             error_type: None,
             outcome: Outcome::Multiclass {
@@ -417,9 +483,9 @@ fn worst_case_multiclass_state_fits_a_dynamodb_item() {
                 actual: Some(label(0)),
             },
         };
-        state.fold_prediction(&record).expect("within caps");
+        state.fold_prediction(&record).expect("valid");
     }
-    for i in 0..MAX_ERROR_TYPES {
+    for i in 0..=MAX_ERROR_TYPES {
         let record = PredictionRecord {
             timestamp: at(BASE_MS),
             latency_ms: 1.0,
@@ -430,8 +496,9 @@ fn worst_case_multiclass_state_fits_a_dynamodb_item() {
                 actual: None,
             },
         };
-        state.fold_prediction(&record).expect("within caps");
+        state.fold_prediction(&record).expect("valid");
     }
+    assert_eq!(state.error_type_overflow(), 1);
     let size = state.to_bytes().len();
     assert!(size < 400 * 1024 / 2, "worst case is {size} bytes");
     assert_eq!(

@@ -610,6 +610,95 @@ mod tests {
         assert_eq!(after.errors, before.errors);
     }
 
+    /// A multiclass batch of `labels` predictions in the minute of `time`, each with its
+    /// own label `<prefix><i>` (correct), plus `error_types` failed predictions of
+    /// distinct types.
+    fn distinct_labels_batch(
+        batch_id: &str,
+        time: &str,
+        prefix: &str,
+        labels: usize,
+        error_types: usize,
+    ) -> String {
+        let mut predictions: Vec<String> = (0..labels)
+            .map(|i| {
+                format!(
+                    r#"{{"timestamp":"{time}","latency_ms":5,"status":"ok","predicted":"{prefix}{i}","actual":"{prefix}{i}"}}"#
+                )
+            })
+            .collect();
+        predictions.extend((0..error_types).map(|i| {
+            format!(
+                r#"{{"timestamp":"{time}","latency_ms":5,"status":"error","error_type":"{prefix}-e{i}"}}"#
+            )
+        }));
+        format!(
+            r#"{{"model_id":"m1","batch_id":"{batch_id}","task":"multiclass_classification","predictions":[{}]}}"#,
+            predictions.join(",")
+        )
+    }
+
+    #[tokio::test]
+    async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_traffic() {
+        let service = service();
+        let rollups = MemoryRollupStore::default();
+        let now = at("2026-11-28T12:00:30Z");
+        let minute = "2026-11-28T11:00:10Z";
+        for (id, prefix) in [("b1", "a"), ("b2", "b")] {
+            let body = distinct_labels_batch(id, minute, prefix, 600, 200);
+            service
+                .ingest(&tenant(), body.as_bytes(), now)
+                .await
+                .expect("each batch is within the caps alone");
+        }
+        let report = roll_up(&service.partials, &rollups, now)
+            .await
+            .expect("run");
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        let later = distinct_labels_batch("b3", "2026-11-28T11:05:00Z", "c", 3, 1);
+        service
+            .ingest(&tenant(), later.as_bytes(), now)
+            .await
+            .expect("normal batch");
+        let report = roll_up(&service.partials, &rollups, now)
+            .await
+            .expect("run");
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.rolled.minutes, 1);
+
+        let day = rollups
+            .rollups(
+                &tenant(),
+                &model(),
+                Granularity::Day,
+                at("2026-11-28T00:00:00Z"),
+                at("2026-11-29T00:00:00Z"),
+            )
+            .await
+            .expect("read");
+        let state = merge_all(day.iter().map(|r| r.state.as_slice()), String::new).expect("merge");
+        assert_eq!(state.predictions(), 1_600 + 4);
+        let metrics = crate::domain::MetricSet::compute(
+            &state,
+            crate::domain::TimeSpan {
+                start: at("2026-11-28T00:00:00Z"),
+                end: at("2026-11-29T00:00:00Z"),
+            },
+            None,
+        );
+        assert_eq!(metrics.accuracy, Some(1.0), "every prediction was correct");
+        assert_eq!(
+            metrics.overflow.actual_labels, 203,
+            "1,203 labels, 1,000 kept"
+        );
+        assert_eq!(metrics.overflow.error_types, 401 - 256);
+        let totals = rollups
+            .counter_totals(&tenant(), &model())
+            .await
+            .expect("totals");
+        assert_eq!((totals.ok, totals.errors), (1_203, 401));
+    }
+
     /// Marks a new partial for the minute whenever its partials are read, as a batch
     /// arriving during the run would.
     struct BusyPartials(MemoryPartialStore);

@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
+use super::bounds::OVERFLOW_BUCKET;
 use super::codec::{DecodeError, Reader, Writer};
-use super::error::{FoldError, MergeError};
+use super::error::FoldError;
 
 /// Number of equal-width score bins on `[0, 1]` per class; bin `b` holds scores in
 /// `[b/1000, (b+1)/1000)`, the last bin also holds 1.0.
@@ -373,12 +374,22 @@ pub struct LabelCounts {
 /// `fp = predicted − correct`, `fn = actual − correct`, `tn = labeled − tp − fp − fn`.
 /// These determine accuracy and every averaged F1 exactly, merge by addition, and keep
 /// this part under 160 KB even at [`MAX_LABELS`] labels of [`MAX_LABEL_BYTES`] bytes.
+///
+/// **The label cap never refuses data.** At most [`MAX_LABELS`] labels are kept by name:
+/// the alphabetically (bytewise) first ones. Every other label is counted under
+/// [`OVERFLOW_BUCKET`], one more entry that the metrics treat as one class. A record is
+/// correct when its predicted and actual labels are equal *before* this mapping, so
+/// accuracy stays exact whatever overflows. The rule depends only on the set of labels
+/// seen, and a label beyond the cap of a part is beyond the cap of any union holding
+/// it, so folding and merging in any order still give identical states:
+/// `merge(state(A), state(B)) == state(A ∪ B)`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MulticlassStats {
     labels: HashMap<Box<str>, LabelCounts>,
 }
 
-/// Checks a multiclass label's length.
+/// Checks a multiclass label: its length, and that it is not the reserved
+/// [`OVERFLOW_BUCKET`].
 pub(crate) fn validate_label(label: Option<&str>, field: &'static str) -> Result<(), FoldError> {
     match label {
         Some(label) if label.len() > MAX_LABEL_BYTES => Err(FoldError::TooLong {
@@ -386,95 +397,116 @@ pub(crate) fn validate_label(label: Option<&str>, field: &'static str) -> Result
             len: label.len(),
             max_bytes: MAX_LABEL_BYTES,
         }),
+        Some(OVERFLOW_BUCKET) => Err(FoldError::Reserved { field }),
         _ => Ok(()),
     }
 }
 
+impl LabelCounts {
+    fn add(&mut self, other: Self) {
+        self.actual = self.actual.saturating_add(other.actual);
+        self.predicted = self.predicted.saturating_add(other.predicted);
+        self.correct = self.correct.saturating_add(other.correct);
+    }
+}
+
 impl MulticlassStats {
-    /// Counts one labeled `ok` record (labels already length-checked); fails without
-    /// changing anything when a new label would exceed [`MAX_LABELS`].
-    pub(crate) fn add(&mut self, predicted: &str, actual: &str) -> Result<(), FoldError> {
+    /// Counts one labeled `ok` record (labels already checked by [`validate_label`]).
+    pub(crate) fn add(&mut self, predicted: &str, actual: &str) {
         if predicted == actual {
-            if let Some(counts) = self.labels.get_mut(actual) {
-                counts.actual = counts.actual.saturating_add(1);
-                counts.predicted = counts.predicted.saturating_add(1);
-                counts.correct = counts.correct.saturating_add(1);
-                return Ok(());
-            }
-            if self.labels.len() >= MAX_LABELS {
-                return Err(FoldError::TooManyLabels { cap: MAX_LABELS });
-            }
-            self.labels.insert(
-                actual.into(),
+            self.add_counts(
+                actual,
                 LabelCounts {
                     actual: 1,
                     predicted: 1,
                     correct: 1,
                 },
             );
-            return Ok(());
-        }
-        let new_labels = usize::from(!self.labels.contains_key(actual))
-            + usize::from(!self.labels.contains_key(predicted));
-        if self.labels.len() + new_labels > MAX_LABELS {
-            return Err(FoldError::TooManyLabels { cap: MAX_LABELS });
-        }
-        self.add_counts(
-            actual,
-            LabelCounts {
-                actual: 1,
-                predicted: 0,
-                correct: 0,
-            },
-        );
-        self.add_counts(
-            predicted,
-            LabelCounts {
-                actual: 0,
-                predicted: 1,
-                correct: 0,
-            },
-        );
-        Ok(())
-    }
-
-    /// Adds `counts` to `label`'s, inserting the label if new (the caller checked the cap).
-    fn add_counts(&mut self, label: &str, counts: LabelCounts) {
-        if let Some(ours) = self.labels.get_mut(label) {
-            ours.actual = ours.actual.saturating_add(counts.actual);
-            ours.predicted = ours.predicted.saturating_add(counts.predicted);
-            ours.correct = ours.correct.saturating_add(counts.correct);
         } else {
-            self.labels.insert(label.into(), counts);
+            self.add_counts(
+                actual,
+                LabelCounts {
+                    actual: 1,
+                    predicted: 0,
+                    correct: 0,
+                },
+            );
+            self.add_counts(
+                predicted,
+                LabelCounts {
+                    actual: 0,
+                    predicted: 1,
+                    correct: 0,
+                },
+            );
+        }
+        self.enforce_cap();
+    }
+
+    /// Adds `counts` to `label`'s, inserting the label if new ([`enforce_cap`] follows).
+    fn add_counts(&mut self, label: &str, counts: LabelCounts) {
+        match self.labels.get_mut(label) {
+            Some(ours) => ours.add(counts),
+            None => {
+                self.labels.insert(label.into(), counts);
+            }
         }
     }
 
-    /// Labels that `other` would add to this state.
-    fn new_label_count(&self, other: &Self) -> usize {
-        other
+    /// Labels kept by name (the overflow bucket not counted).
+    fn named_labels(&self) -> usize {
+        self.labels.len() - usize::from(self.labels.contains_key(OVERFLOW_BUCKET))
+    }
+
+    /// Moves the alphabetically last named labels into [`OVERFLOW_BUCKET`] until at most
+    /// [`MAX_LABELS`] are named.
+    fn enforce_cap(&mut self) {
+        // Cheap test first: the overflow bucket is at most one entry beyond the cap.
+        if self.labels.len() <= MAX_LABELS {
+            return;
+        }
+        let excess = self.named_labels().saturating_sub(MAX_LABELS);
+        if excess == 0 {
+            return;
+        }
+        let mut named: Vec<&str> = self
             .labels
             .keys()
-            .filter(|label| !self.labels.contains_key(*label))
-            .count()
-    }
-
-    /// Checks that merging `other` keeps within [`MAX_LABELS`].
-    pub(crate) fn check_merge(&self, other: &Self) -> Result<(), MergeError> {
-        if self.labels.len() + self.new_label_count(other) > MAX_LABELS {
-            Err(MergeError::TooManyLabels { cap: MAX_LABELS })
-        } else {
-            Ok(())
+            .map(|label| &**label)
+            .filter(|label| *label != OVERFLOW_BUCKET)
+            .collect();
+        // A fold adds at most two labels: a partial selection, not a sort.
+        let split = named.len() - excess;
+        named.select_nth_unstable(split);
+        let beyond: Vec<Box<str>> = named[split..].iter().map(|label| (*label).into()).collect();
+        let mut overflow = LabelCounts::default();
+        for label in beyond {
+            if let Some(counts) = self.labels.remove(&label) {
+                overflow.add(counts);
+            }
         }
+        self.add_counts(OVERFLOW_BUCKET, overflow);
     }
 
-    /// Adds `other`'s counts; call [`check_merge`](Self::check_merge) first.
+    /// Adds `other`'s counts. Never fails: labels beyond the cap go to the overflow bucket.
     pub(crate) fn merge(&mut self, other: &Self) {
         for (label, &theirs) in &other.labels {
             self.add_counts(label, theirs);
         }
+        self.enforce_cap();
     }
 
-    /// Every label seen in a labeled record (as truth or prediction), sorted by label.
+    /// The counts of the labels beyond the cap ([`OVERFLOW_BUCKET`]); zero when none
+    /// overflowed.
+    pub fn overflow(&self) -> LabelCounts {
+        self.labels
+            .get(OVERFLOW_BUCKET)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Every label seen in a labeled record (as truth or prediction), sorted by label;
+    /// [`OVERFLOW_BUCKET`] among them when labels beyond the cap were seen.
     pub fn label_counts(&self) -> Vec<(&str, LabelCounts)> {
         let mut sorted: Vec<(&str, LabelCounts)> =
             self.labels.iter().map(|(l, c)| (&**l, *c)).collect();
@@ -498,7 +530,8 @@ impl MulticlassStats {
     /// Macro F1 over the labels seen in truth ∪ predictions, each label's F1 being
     /// `2·tp / (2·tp + fp + fn) = 2·correct / (actual + predicted)` — scikit-learn's
     /// `f1_score(average="macro", zero_division=0)`. `None` when nothing is labeled.
-    /// Summed in label order, so equal states give bit-identical results.
+    /// The overflow bucket, when in use, counts as one class. Summed in label order, so
+    /// equal states give bit-identical results.
     pub fn f1_score(&self) -> Option<f64> {
         let sorted = self.label_counts();
         if sorted.is_empty() {
@@ -531,7 +564,8 @@ impl MulticlassStats {
     }
 
     pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let count = input.bounded_len(MAX_LABELS, "label count")?;
+        // The named labels and the overflow bucket.
+        let count = input.bounded_len(MAX_LABELS + 1, "label count")?;
         let mut labels = HashMap::with_capacity(count);
         let mut previous: Option<&str> = None;
         let (mut actual_total, mut predicted_total) = (0u64, 0u64);
@@ -571,12 +605,20 @@ impl MulticlassStats {
                 what: "label totals differ",
             });
         }
-        Ok(Self { labels })
+        let stats = Self { labels };
+        if stats.named_labels() > MAX_LABELS {
+            return Err(DecodeError::Invalid {
+                what: "label count",
+            });
+        }
+        Ok(stats)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn binary(records: &[(bool, bool, f64)]) -> BinaryStats {
@@ -672,7 +714,7 @@ mod tests {
     fn multiclass_macro_f1_matches_hand_computation() {
         let mut stats = MulticlassStats::default();
         for (predicted, actual) in [("a", "a"), ("a", "b"), ("b", "b"), ("c", "b")] {
-            stats.add(predicted, actual).expect("within cap");
+            stats.add(predicted, actual);
         }
         // a: tp1 fp1 fn0 → 2/3; b: tp1 fp0 fn2 → 2/4; c: tp0 fp1 → 0.
         let expected = (2.0 / 3.0 + 0.5 + 0.0) / 3.0;
@@ -682,23 +724,73 @@ mod tests {
     }
 
     #[test]
-    fn label_cap_is_enforced_without_partial_changes() {
+    fn labels_beyond_the_cap_count_in_the_overflow_bucket() {
         let mut stats = MulticlassStats::default();
-        for i in 0..MAX_LABELS - 1 {
-            let label = i.to_string();
-            stats.add(&label, &label).expect("within cap");
+        // Labels "l0000" … "l0999" fill the cap; later labels sort before or after them.
+        for i in 0..MAX_LABELS {
+            let label = format!("l{i:04}");
+            stats.add(&label, &label);
         }
-        let before = stats.clone();
+        assert_eq!(stats.overflow(), LabelCounts::default());
+        // "z" sorts last: it goes to the bucket; a correct prediction stays correct.
+        stats.add("z", "z");
         assert_eq!(
-            stats.add("new-a", "new-b"),
-            Err(FoldError::TooManyLabels { cap: MAX_LABELS })
+            stats.overflow(),
+            LabelCounts {
+                actual: 1,
+                predicted: 1,
+                correct: 1
+            }
         );
-        assert_eq!(stats, before);
-        stats.add("new-a", "new-a").expect("exactly at cap");
+        // "a" sorts first: it is kept by name and "l0999" moves to the bucket.
+        stats.add("a", "y");
+        let counts: BTreeMap<&str, LabelCounts> = stats.label_counts().into_iter().collect();
+        assert_eq!(counts.len(), MAX_LABELS + 1);
+        assert!(counts.contains_key("a") && !counts.contains_key("l0999"));
         assert_eq!(
-            stats.add("0", "beyond"),
-            Err(FoldError::TooManyLabels { cap: MAX_LABELS })
+            counts[OVERFLOW_BUCKET],
+            LabelCounts {
+                actual: 3,
+                predicted: 2,
+                correct: 2
+            },
+            "z (correct), l0999 (correct) and y (actual only)"
         );
-        stats.add("0", "1").expect("known labels");
+        // Two different overflowed labels are not a correct prediction.
+        stats.add("x", "w");
+        assert_eq!(stats.labeled(), MAX_LABELS as u64 + 3);
+        assert_eq!(
+            stats.accuracy(),
+            Some((MAX_LABELS as f64 + 1.0) / (MAX_LABELS as f64 + 3.0))
+        );
+    }
+
+    #[test]
+    fn the_overflow_rule_is_independent_of_order_and_grouping() {
+        let records: Vec<(String, String)> = (0..2_600)
+            .map(|i| {
+                (
+                    format!("p{}", (i * 7919) % 1_300),
+                    format!("p{}", (i * 104_729) % 1_250),
+                )
+            })
+            .collect();
+        let fold = |records: &[(String, String)]| {
+            let mut stats = MulticlassStats::default();
+            for (predicted, actual) in records {
+                stats.add(predicted, actual);
+            }
+            stats
+        };
+        let whole = fold(&records);
+        let mut reversed: Vec<_> = records.clone();
+        reversed.reverse();
+        assert_eq!(fold(&reversed), whole);
+        for split in [1, 999, 1_300, 2_599] {
+            let mut merged = fold(&records[split..]);
+            merged.merge(&fold(&records[..split]));
+            assert_eq!(merged, whole, "split at {split}");
+        }
+        assert!(whole.overflow().actual > 0);
     }
 }

@@ -38,17 +38,11 @@ pub enum FoldError {
     /// `error_type` was given on a record whose status is `ok`.
     #[error("error_type is only allowed on records whose status is error")]
     ErrorTypeOnOkRecord,
-    /// The record would make the window hold more distinct class labels than allowed.
-    #[error("more than {cap} distinct class labels in one window")]
-    TooManyLabels {
-        /// The cap ([`MAX_LABELS`](super::MAX_LABELS)).
-        cap: usize,
-    },
-    /// The record would make the window hold more distinct error types than allowed.
-    #[error("more than {cap} distinct error types in one window")]
-    TooManyErrorTypes {
-        /// The cap ([`MAX_ERROR_TYPES`](super::MAX_ERROR_TYPES)).
-        cap: usize,
+    /// A label or error type is the reserved name of the overflow bucket.
+    #[error("{field} may not be the reserved name of the overflow bucket")]
+    Reserved {
+        /// The record field (`predicted`, `actual`, `error_type`).
+        field: &'static str,
     },
     /// The record's task differs from the task of the records already in the window.
     #[error("a {record} record cannot join a window of {window} records")]
@@ -61,6 +55,10 @@ pub enum FoldError {
 }
 
 /// Why two states could not be merged. The receiving state is left unchanged.
+///
+/// Caps never make a merge fail (what is beyond them goes to the overflow bucket); only
+/// states of different tasks cannot be merged, which ingest rules out for one model (a
+/// model keeps the task it was first seen with).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MergeError {
     /// The two states hold records of different tasks.
@@ -70,17 +68,5 @@ pub enum MergeError {
         left: Task,
         /// The other state's task.
         right: Task,
-    },
-    /// Together the states hold more distinct class labels than allowed.
-    #[error("merged window would hold more than {cap} distinct class labels")]
-    TooManyLabels {
-        /// The cap ([`MAX_LABELS`](super::MAX_LABELS)).
-        cap: usize,
-    },
-    /// Together the states hold more distinct error types than allowed.
-    #[error("merged window would hold more than {cap} distinct error types")]
-    TooManyErrorTypes {
-        /// The cap ([`MAX_ERROR_TYPES`](super::MAX_ERROR_TYPES)).
-        cap: usize,
     },
 }

@@ -82,6 +82,21 @@ pub struct MetricSet {
     pub errors: u64,
     /// Labeled predictions (status ok, both predicted and actual).
     pub labeled: u64,
+    /// What the window counts in the overflow bucket (labels and error types beyond
+    /// their caps); all zero when the bucket is not in use.
+    pub overflow: OverflowCounts,
+}
+
+/// What a window counts under the overflow bucket
+/// ([`OVERFLOW_BUCKET`](super::OVERFLOW_BUCKET)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverflowCounts {
+    /// Labeled predictions whose actual label is beyond the label cap.
+    pub actual_labels: u64,
+    /// Labeled predictions whose predicted label is beyond the label cap.
+    pub predicted_labels: u64,
+    /// Errors whose error type is beyond the error-type cap.
+    pub error_types: u64,
 }
 
 /// Drops non-finite results (a sum that overflowed): a metric is never NaN or infinite.
@@ -104,6 +119,10 @@ impl MetricSet {
         let mut metrics = Self {
             predictions: state.predictions(),
             errors: state.errors(),
+            overflow: OverflowCounts {
+                error_types: state.error_type_overflow(),
+                ..OverflowCounts::default()
+            },
             ..Self::default()
         };
         match state.quality() {
@@ -120,6 +139,9 @@ impl MetricSet {
                 metrics.labeled = stats.labeled();
                 metrics.accuracy = stats.accuracy();
                 metrics.f1_score = stats.f1_score();
+                let overflow = stats.overflow();
+                metrics.overflow.actual_labels = overflow.actual;
+                metrics.overflow.predicted_labels = overflow.predicted;
             }
             Some(QualityStats::Regression(stats)) => {
                 metrics.labeled = stats.labeled();

@@ -31,7 +31,7 @@ pub use classification::{
 };
 pub use codec::DecodeError;
 pub use error::{FoldError, MergeError};
-pub use metrics::{MetricName, MetricSet, TimeSpan, UnknownMetric};
+pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
 pub use record::{Outcome, PredictionRecord, ResourceSample, Status, Task, UnknownTask};
 pub use regression::RegressionStats;
 pub use resources::{GaugeStats, ResourceStats};

@@ -5,6 +5,7 @@
 //! so records whose actual is exactly 0 are left out of it (and counted as excluded);
 //! when no actual is 0 it equals scikit-learn's `mean_absolute_percentage_error`.
 
+use super::bounds::regression_value_problem;
 use super::codec::{DecodeError, Reader, Writer};
 use super::error::FoldError;
 
@@ -25,10 +26,16 @@ pub struct RegressionStats {
     sum_absolute_percentage_error: f64,
 }
 
-/// Checks a regression value: finite.
+/// Checks a regression value against [`regression_value_problem`]: finite, of
+/// magnitude at most 1e100, and 0 or at least 1e-100.
 pub(crate) fn validate_value(value: Option<f64>, field: &'static str) -> Result<(), FoldError> {
     match value {
         Some(v) if !v.is_finite() => Err(FoldError::NonFinite { field }),
+        Some(v) if regression_value_problem(v).is_some() => Err(FoldError::OutOfRange {
+            field,
+            value: v,
+            expected: "0 or 1e-100 ≤ |value| ≤ 1e100",
+        }),
         _ => Ok(()),
     }
 }

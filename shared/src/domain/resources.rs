@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::bounds::{MAX_CACHE_COUNT, MAX_QUEUE_DEPTH};
 use super::codec::{DecodeError, Reader, Writer};
 use super::error::FoldError;
 use super::record::ResourceSample;
@@ -144,13 +145,31 @@ pub struct ResourceStats {
     cache_misses: u64,
 }
 
-fn validate_fraction(value: Option<f64>, field: &'static str) -> Result<(), FoldError> {
+/// Checks an optional gauge sample: finite and within `[0, max]` (`expected` says so).
+fn validate_gauge(
+    value: Option<f64>,
+    field: &'static str,
+    max: f64,
+    expected: &'static str,
+) -> Result<(), FoldError> {
     match value {
         Some(v) if !v.is_finite() => Err(FoldError::NonFinite { field }),
-        Some(v) if !(0.0..=1.0).contains(&v) => Err(FoldError::OutOfRange {
+        Some(v) if !(0.0..=max).contains(&v) => Err(FoldError::OutOfRange {
             field,
             value: v,
-            expected: "0 ≤ value ≤ 1",
+            expected,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks an optional cache counter: at most [`MAX_CACHE_COUNT`].
+fn validate_cache_count(value: Option<u64>, field: &'static str) -> Result<(), FoldError> {
+    match value {
+        Some(n) if n > MAX_CACHE_COUNT => Err(FoldError::OutOfRange {
+            field,
+            value: n as f64,
+            expected: "count ≤ 1e9",
         }),
         _ => Ok(()),
     }
@@ -159,24 +178,23 @@ fn validate_fraction(value: Option<f64>, field: &'static str) -> Result<(), Fold
 impl ResourceStats {
     /// Folds one sample, checking every field first (the state is unchanged on error).
     pub(crate) fn add(&mut self, sample: &ResourceSample) -> Result<(), FoldError> {
-        validate_fraction(sample.cpu_utilization, "cpu_utilization")?;
-        validate_fraction(sample.memory_utilization, "memory_utilization")?;
-        validate_fraction(sample.gpu_utilization, "gpu_utilization")?;
-        match sample.queue_depth {
-            Some(v) if !v.is_finite() => {
-                return Err(FoldError::NonFinite {
-                    field: "queue_depth",
-                });
-            }
-            Some(v) if v < 0.0 => {
-                return Err(FoldError::OutOfRange {
-                    field: "queue_depth",
-                    value: v,
-                    expected: "queue_depth ≥ 0",
-                });
-            }
-            _ => {}
-        }
+        const FRACTION: &str = "0 ≤ value ≤ 1";
+        validate_gauge(sample.cpu_utilization, "cpu_utilization", 1.0, FRACTION)?;
+        validate_gauge(
+            sample.memory_utilization,
+            "memory_utilization",
+            1.0,
+            FRACTION,
+        )?;
+        validate_gauge(sample.gpu_utilization, "gpu_utilization", 1.0, FRACTION)?;
+        validate_gauge(
+            sample.queue_depth,
+            "queue_depth",
+            MAX_QUEUE_DEPTH,
+            "0 ≤ queue_depth ≤ 1e12",
+        )?;
+        validate_cache_count(sample.cache_hits, "cache_hits")?;
+        validate_cache_count(sample.cache_misses, "cache_misses")?;
         let time_ms = sample.timestamp.timestamp_millis();
         fold_gauge(&mut self.cpu_utilization, time_ms, sample.cpu_utilization);
         fold_gauge(

@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::bounds::{MAX_LATENCY_MS, OVERFLOW_BUCKET};
 use super::classification::{BinaryStats, MulticlassStats, validate_label, validate_score};
 use super::codec::{DecodeError, Reader, Writer};
 use super::error::{FoldError, MergeError};
@@ -47,7 +48,9 @@ use super::sketch::LatencySketch;
 /// The serialized format version written by [`WindowState::to_bytes`].
 pub const FORMAT_VERSION: u8 = 1;
 
-/// Most distinct error types one window may hold.
+/// Most error types one window keeps by name: the alphabetically (bytewise) first; the
+/// errors of every other type are counted under [`OVERFLOW_BUCKET`] (see
+/// [`WindowState::errors_by_type`]).
 pub const MAX_ERROR_TYPES: usize = 256;
 
 /// Longest error type in bytes (UTF-8).
@@ -112,7 +115,7 @@ impl QualityStats {
                 validate_label(predicted.as_deref(), "predicted")?;
                 validate_label(actual.as_deref(), "actual")?;
                 if let (true, Some(predicted), Some(actual)) = (counts, predicted, actual) {
-                    stats.add(predicted, actual)?;
+                    stats.add(predicted, actual);
                 }
             }
             (Self::Regression(stats), &Outcome::Regression { predicted, actual }) => {
@@ -136,13 +139,13 @@ impl QualityStats {
     }
 
     fn check_merge(&self, other: &Self) -> Result<(), MergeError> {
-        match (self, other) {
-            (Self::Multiclass(ours), Self::Multiclass(theirs)) => ours.check_merge(theirs),
-            (ours, theirs) if ours.task() != theirs.task() => Err(MergeError::TaskMismatch {
-                left: ours.task(),
-                right: theirs.task(),
-            }),
-            _ => Ok(()),
+        if self.task() == other.task() {
+            Ok(())
+        } else {
+            Err(MergeError::TaskMismatch {
+                left: self.task(),
+                right: other.task(),
+            })
         }
     }
 
@@ -214,11 +217,11 @@ impl WindowState {
                 field: "latency_ms",
             });
         }
-        if latency_ms < 0.0 {
+        if !(0.0..=MAX_LATENCY_MS).contains(&latency_ms) {
             return Err(FoldError::OutOfRange {
                 field: "latency_ms",
                 value: latency_ms,
-                expected: "latency_ms ≥ 0",
+                expected: "0 ≤ latency_ms ≤ 1e9",
             });
         }
         let is_ok = record.status == Status::Ok;
@@ -242,6 +245,7 @@ impl WindowState {
                     Some(count) => *count = count.saturating_add(1),
                     None => {
                         self.error_types.insert(error_type.clone(), 1);
+                        self.enforce_error_type_cap();
                     }
                 }
             }
@@ -264,12 +268,48 @@ impl WindowState {
                 max_bytes: MAX_ERROR_TYPE_BYTES,
             });
         }
-        if self.error_types.len() >= MAX_ERROR_TYPES && !self.error_types.contains_key(error_type) {
-            return Err(FoldError::TooManyErrorTypes {
-                cap: MAX_ERROR_TYPES,
+        if error_type == OVERFLOW_BUCKET {
+            return Err(FoldError::Reserved {
+                field: "error_type",
             });
         }
         Ok(())
+    }
+
+    /// Moves the alphabetically last named error types into [`OVERFLOW_BUCKET`] until at
+    /// most [`MAX_ERROR_TYPES`] are named. Like the label cap (see
+    /// [`MulticlassStats`]), the rule depends only on the set of types seen, so merges
+    /// stay exact, associative and commutative.
+    fn enforce_error_type_cap(&mut self) {
+        let named = self.error_types.len() - usize::from(self.error_type_overflow() > 0);
+        let mut excess = named.saturating_sub(MAX_ERROR_TYPES);
+        let mut overflow = 0u64;
+        while excess > 0 {
+            let last = self
+                .error_types
+                .keys()
+                .rev()
+                .find(|t| t.as_str() != OVERFLOW_BUCKET)
+                .cloned();
+            let Some(count) = last.and_then(|t| self.error_types.remove(&t)) else {
+                break;
+            };
+            overflow = overflow.saturating_add(count);
+            excess -= 1;
+        }
+        if overflow > 0 {
+            let bucket = self
+                .error_types
+                .entry(OVERFLOW_BUCKET.to_owned())
+                .or_default();
+            *bucket = bucket.saturating_add(overflow);
+        }
+    }
+
+    /// Errors counted under [`OVERFLOW_BUCKET`]: those of the error types beyond
+    /// [`MAX_ERROR_TYPES`]; 0 when no type overflowed.
+    pub fn error_type_overflow(&self) -> u64 {
+        self.error_types.get(OVERFLOW_BUCKET).copied().unwrap_or(0)
     }
 
     /// Folds one resource sample. Every field is checked first; on error the state is
@@ -282,25 +322,15 @@ impl WindowState {
         self.resources.add(sample)
     }
 
-    /// Adds every record of `other` to this state. Checked first; on error `self` is
-    /// unchanged.
+    /// Adds every record of `other` to this state. Caps never refuse a merge: labels and
+    /// error types beyond them are counted in the overflow bucket.
     ///
     /// # Errors
-    /// [`MergeError`] when the states hold different tasks, or together exceed the label
-    /// or error-type cap.
+    /// [`MergeError::TaskMismatch`] when the states hold different tasks (`self` is
+    /// then unchanged).
     pub fn merge(&mut self, other: &Self) -> Result<(), MergeError> {
         if let (Some(ours), Some(theirs)) = (&self.quality, &other.quality) {
             ours.check_merge(theirs)?;
-        }
-        let new_error_types = other
-            .error_types
-            .keys()
-            .filter(|t| !self.error_types.contains_key(*t))
-            .count();
-        if self.error_types.len() + new_error_types > MAX_ERROR_TYPES {
-            return Err(MergeError::TooManyErrorTypes {
-                cap: MAX_ERROR_TYPES,
-            });
         }
         self.predictions = self.predictions.saturating_add(other.predictions);
         self.errors = self.errors.saturating_add(other.errors);
@@ -312,6 +342,7 @@ impl WindowState {
                 }
             }
         }
+        self.enforce_error_type_cap();
         self.first_prediction_ms = self.first_prediction_ms.min(other.first_prediction_ms);
         self.last_prediction_ms = self.last_prediction_ms.max(other.last_prediction_ms);
         self.latency.merge(&other.latency);
@@ -335,7 +366,8 @@ impl WindowState {
     }
 
     /// Errors per error type, sorted by type; errors without a type are not listed (see
-    /// [`untyped_errors`](Self::untyped_errors)).
+    /// [`untyped_errors`](Self::untyped_errors)); [`OVERFLOW_BUCKET`] is listed when
+    /// types beyond [`MAX_ERROR_TYPES`] were seen.
     pub fn errors_by_type(&self) -> impl Iterator<Item = (&str, u64)> {
         self.error_types.iter().map(|(t, &c)| (t.as_str(), c))
     }
@@ -454,7 +486,8 @@ impl WindowState {
                     what: "prediction time span",
                 })?;
         }
-        let error_type_count = input.bounded_len(MAX_ERROR_TYPES, "error type count")?;
+        // The named types and the overflow bucket.
+        let error_type_count = input.bounded_len(MAX_ERROR_TYPES + 1, "error type count")?;
         let mut typed_errors = 0u64;
         for _ in 0..error_type_count {
             let error_type = input.str(MAX_ERROR_TYPE_BYTES, "error type")?;
@@ -474,6 +507,11 @@ impl WindowState {
         if typed_errors > state.errors {
             return Err(DecodeError::Invalid {
                 what: "more typed errors than errors",
+            });
+        }
+        if error_type_count > MAX_ERROR_TYPES && state.error_type_overflow() == 0 {
+            return Err(DecodeError::Invalid {
+                what: "error type count",
             });
         }
         state.latency = LatencySketch::decode(&mut input)?;
@@ -667,30 +705,42 @@ mod tests {
     }
 
     #[test]
-    fn error_type_cap_applies_to_folds_and_merges() {
+    fn error_types_beyond_the_cap_count_in_the_overflow_bucket() {
         let mut state = WindowState::new();
         for i in 0..MAX_ERROR_TYPES {
             state
-                .fold_prediction(&failed(0, Some(&format!("type-{i}"))))
+                .fold_prediction(&failed(0, Some(&format!("type-{i:03}"))))
                 .expect("within cap");
         }
-        assert_eq!(
-            state.fold_prediction(&failed(0, Some("one-more"))),
-            Err(FoldError::TooManyErrorTypes {
-                cap: MAX_ERROR_TYPES
-            })
-        );
+        assert_eq!(state.error_type_overflow(), 0);
         state
-            .fold_prediction(&failed(0, Some("type-0")))
-            .expect("known type");
+            .fold_prediction(&failed(0, Some("zzz")))
+            .expect("beyond the cap is counted, not refused");
+        assert_eq!(state.error_type_overflow(), 1);
+        // A type sorting first takes a name; the last named type moves to the bucket.
         let mut other = WindowState::new();
         other
-            .fold_prediction(&failed(0, Some("one-more")))
+            .fold_prediction(&failed(0, Some("aaa")))
             .expect("valid");
+        other
+            .fold_prediction(&failed(0, Some("aaa")))
+            .expect("valid");
+        state.merge(&other).expect("merges never hit a cap");
+        assert_eq!(state.errors(), MAX_ERROR_TYPES as u64 + 3);
+        assert_eq!(state.error_type_overflow(), 2, "zzz and type-255");
+        let types: Vec<(&str, u64)> = state.errors_by_type().collect();
+        assert_eq!(types.len(), MAX_ERROR_TYPES + 1);
+        assert_eq!(types[0], ("__other__", 2));
+        assert_eq!(types[1], ("aaa", 2));
+        assert_eq!(state.untyped_errors(), 0);
         assert_eq!(
-            state.merge(&other),
-            Err(MergeError::TooManyErrorTypes {
-                cap: MAX_ERROR_TYPES
+            WindowState::from_bytes(&state.to_bytes()),
+            Ok(state.clone())
+        );
+        assert_eq!(
+            WindowState::new().fold_prediction(&failed(0, Some(OVERFLOW_BUCKET))),
+            Err(FoldError::Reserved {
+                field: "error_type"
             })
         );
         let long = "x".repeat(MAX_ERROR_TYPE_BYTES + 1);
@@ -698,6 +748,22 @@ mod tests {
             WindowState::new().fold_prediction(&failed(0, Some(&long))),
             Err(FoldError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn latency_beyond_its_bound_is_refused() {
+        let mut state = WindowState::new();
+        state
+            .fold_prediction(&binary(0, MAX_LATENCY_MS, true, true, 0.5))
+            .expect("at the bound");
+        assert!(matches!(
+            state.fold_prediction(&binary(0, 1e200, true, true, 0.5)),
+            Err(FoldError::OutOfRange {
+                field: "latency_ms",
+                ..
+            })
+        ));
+        assert_eq!(state.predictions(), 1);
     }
 
     #[test]
