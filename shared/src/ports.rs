@@ -1,6 +1,7 @@
 //! The small storage traits the domain needs, named for what it needs them for.
 //! DynamoDB implementations live in [`crate::adapters::dynamodb`], in-memory ones
-//! (for unit tests and benchmarks) in [`crate::adapters::memory`].
+//! (for unit tests and benchmarks) in [`crate::adapters::memory`]; any of them can be
+//! wrapped with injected faults and latency by [`crate::adapters::faults`].
 
 use std::future::Future;
 

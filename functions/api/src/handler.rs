@@ -911,4 +911,33 @@ mod tests {
             "history rules are not custom rules"
         );
     }
+
+    #[tokio::test]
+    async fn a_next_token_whose_start_no_store_can_key_is_400_like_any_bad_token() {
+        let api = api_with(&[("a", "m1")]);
+        record_alert(&api, "r-old", 1_764_300_000_000, AlertState::Resolved).await;
+        for token in ["rule@10000000000000", "rule-1@123456789012345"] {
+            let (status, body) = call(
+                &api,
+                request_with_query("GET", &path("alerts"), &[("next_token", token)], Some("a")),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{token}: {body}");
+            assert_eq!(body["error"]["details"]["parameter"], "next_token");
+        }
+        // The latest start an alert id holds is a valid token: alerts before it follow.
+        for token in ["rule@9999999999999", "r-new@1764320000000"] {
+            let (status, body) = call(
+                &api,
+                request_with_query("GET", &path("alerts"), &[("next_token", token)], Some("a")),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{token}: {body}");
+            assert_eq!(
+                strings(&body["alerts"], "alert_id"),
+                ["r-old@1764300000000"],
+                "{token}"
+            );
+        }
+    }
 }

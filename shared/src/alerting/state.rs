@@ -73,19 +73,37 @@ pub struct AlertRecord {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
+/// The starts an alert id can hold, in epoch milliseconds: from 1970-01-01 up to (not
+/// including) 2286-11-20T17:46:40Z, i.e. at most 13 digits, so a store can key the
+/// history by a zero-padded 13-digit start that sorts in time order. The one
+/// definition: [`parse_alert_id`] refuses any other start, and stores build their keys
+/// through [`alert_start_ms`].
+pub const ALERT_START_MS: std::ops::Range<i64> = 0..10_000_000_000_000;
+
+/// `started_at` in epoch milliseconds, if an alert id can hold it ([`ALERT_START_MS`]).
+pub fn alert_start_ms(started_at: DateTime<Utc>) -> Option<i64> {
+    Some(started_at.timestamp_millis()).filter(|ms| ALERT_START_MS.contains(ms))
+}
+
 /// The id of the alert of `rule_id` that started at `started_at`.
 pub fn alert_id(rule_id: &str, started_at: DateTime<Utc>) -> String {
     format!("{rule_id}@{}", started_at.timestamp_millis())
 }
 
-/// The rule id and start of an alert id, if it is one.
+/// The rule id and start of an alert id, if it is one: a valid rule id, `@`, and the
+/// start in epoch milliseconds (decimal digits only) within [`ALERT_START_MS`].
 pub fn parse_alert_id(alert_id: &str) -> Option<(&str, DateTime<Utc>)> {
     let (rule, millis) = alert_id.rsplit_once('@')?;
     crate::ids::check_id(rule).ok()?;
-    if millis.is_empty() || millis.len() > 15 || !millis.bytes().all(|b| b.is_ascii_digit()) {
+    if millis.is_empty() || !millis.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((rule, DateTime::from_timestamp_millis(millis.parse().ok()?)?))
+    // Digits only: a failed parse is an overflow, out of range like any larger start.
+    let millis: i64 = millis.parse().ok()?;
+    if !ALERT_START_MS.contains(&millis) {
+        return None;
+    }
+    Some((rule, DateTime::from_timestamp_millis(millis)?))
 }
 
 impl AlertRecord {
@@ -500,6 +518,38 @@ mod tests {
         let minutes: Vec<i64> = sent.iter().map(|(m, _)| *m).collect();
         assert_eq!(minutes, [0, 3, 6]);
         assert!(sent.iter().all(|(_, s)| *s == AlertState::Firing));
+    }
+
+    #[test]
+    fn alert_ids_hold_only_starts_a_store_can_key() {
+        let start = |ms: i64| DateTime::from_timestamp_millis(ms).expect("time");
+        let last = ALERT_START_MS.end - 1;
+        for (id, ms) in [
+            ("r@0", 0),
+            ("r@1", 1),
+            ("r@0000000000005", 5),
+            ("r@9999999999999", last),
+        ] {
+            assert_eq!(parse_alert_id(id), Some(("r", start(ms))), "{id}");
+        }
+        for beyond in [
+            "r@10000000000000",
+            "rule-1@123456789012345",
+            "r@99999999999999",
+            "r@9223372036854775807",
+            "r@9223372036854775808",
+            "r@-1",
+            "r@+1",
+        ] {
+            assert_eq!(parse_alert_id(beyond), None, "{beyond}");
+        }
+        assert_eq!(alert_start_ms(start(last)), Some(last));
+        assert_eq!(alert_start_ms(start(0)), Some(0));
+        assert_eq!(alert_start_ms(start(ALERT_START_MS.end)), None);
+        assert_eq!(alert_start_ms(start(-1)), None);
+        let id = alert_id("r", start(last));
+        assert_eq!(id, "r@9999999999999");
+        assert_eq!(parse_alert_id(&id), Some(("r", start(last))));
     }
 
     #[test]

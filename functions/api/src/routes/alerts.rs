@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_parameter_and_what_is_allowed() {
-        let cases: [(&[(&str, &str)], &str); 9] = [
+        let cases: [(&[(&str, &str)], &str); 11] = [
             (&[("state", "open")], "state"),
             (&[("limit", "0")], "limit"),
             (&[("limit", "201")], "limit"),
@@ -130,6 +130,9 @@ mod tests {
             (&[("limit", "ten")], "limit"),
             (&[("next_token", "nope")], "next_token"),
             (&[("next_token", "a#b@12")], "next_token"),
+            // Well formed, but no store can key a start past 13 digits (year 2286).
+            (&[("next_token", "rule@10000000000000")], "next_token"),
+            (&[("next_token", "rule-1@123456789012345")], "next_token"),
             (&[("window", "1h")], "window"),
             (&[("limit", "5"), ("limit", "6")], "limit"),
         ];

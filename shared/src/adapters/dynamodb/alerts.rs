@@ -26,17 +26,13 @@ use serde::de::DeserializeOwned;
 
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
-use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
+use crate::alerting::state::{AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{AlertPage, AlertQuery, AlertStore};
 
 /// How long a history entry is kept after its alert started (DynamoDB TTL).
 const HISTORY_RETENTION: TimeDelta = TimeDelta::days(400);
-
-/// History sort keys hold the start as 13 epoch-ms digits: starts up to here (the
-/// year 2286).
-const MAX_START_MS: i64 = 10_000_000_000_000;
 
 /// Items a history query filtered on the state reads per request at least: the filter
 /// drops items after they are read, so asking for only the few still needed could take
@@ -71,16 +67,16 @@ fn firing_sk(model_id: &ModelId, rule_id: &str) -> String {
 }
 
 /// The sort key of the history entry of the alert of `rule_id` started at
-/// `started_at`; an error when the start has no 13-digit form (before 1970 or after
-/// 2286), which would break the key order.
+/// `started_at`: the start as 13 zero-padded epoch-ms digits, which every start an
+/// alert id can hold has ([`ALERT_START_MS`]); an error for any other start (before
+/// 1970 or after 2286), which would break the key order.
+///
+/// [`ALERT_START_MS`]: crate::alerting::state::ALERT_START_MS
 fn history_sk(started_at: DateTime<Utc>, rule_id: &str) -> Result<String, StoreError> {
-    let millis = started_at.timestamp_millis();
-    if !(0..MAX_START_MS).contains(&millis) {
-        return Err(StoreError::Internal {
-            operation: "build alert history key",
-            source: format!("alert start {started_at} has no 13-digit epoch-ms form").into(),
-        });
-    }
+    let millis = alert_start_ms(started_at).ok_or_else(|| StoreError::Internal {
+        operation: "build alert history key",
+        source: format!("alert start {started_at} has no 13-digit epoch-ms form").into(),
+    })?;
     Ok(format!("{millis:013}#{rule_id}"))
 }
 
@@ -511,7 +507,7 @@ mod tests {
     use super::*;
     use crate::adapters::memory::MemoryAlertStore;
     use crate::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
-    use crate::alerting::state::{RuleStatus, alert_id};
+    use crate::alerting::state::{ALERT_START_MS, RuleStatus, alert_id};
     use crate::domain::MetricName;
 
     const TABLE: &str = "alerts-test";
@@ -651,7 +647,7 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
-        for out_of_range in [-1, MAX_START_MS] {
+        for out_of_range in [-1, ALERT_START_MS.end] {
             assert!(matches!(
                 history_sk(at_ms(out_of_range), "r"),
                 Err(StoreError::Internal { .. })

@@ -1,0 +1,205 @@
+//! The ports of [`Faulty`]: every method passes through [`Faulty::call`]. A port
+//! method is one entry here — its [`Op`] constant, access and signature — so a method
+//! added to a port is one entry added.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Faulty, Op};
+use crate::adapters::remote_write::Series;
+use crate::aggregate::{ExportFailure, MetricsExporter, ModelExport, SeriesWriter};
+use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
+use crate::alerting::rules::CustomRules;
+use crate::alerting::state::{AlertRecord, RuleState};
+use crate::alerting::trends::TrendReport;
+use crate::error::StoreError;
+use crate::ids::{ModelId, TenantId};
+use crate::ports::{
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterTotals,
+    ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings, ModelSettingsStore,
+    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
+    RegisteredModel, RegistryError, Rollup, RollupStore,
+};
+
+/// Implements `$port` for [`Faulty<S>`] where `S` implements it: each `pass` method
+/// is answered by the inner store directly (no call is made); each `const` names the
+/// [`Op`] of a method, `read` or `write`, whose calls go through [`Faulty::call`].
+macro_rules! faulty_port {
+    ($port:ident {
+        $(pass $pass:ident() -> $pass_ret:ty;)*
+        $(const $op:ident = $access:ident $method:ident(
+            $($arg:ident: $ty:ty),* $(,)?
+        ) -> $ret:ty;)*
+    }) => {
+        impl Op {
+            $(
+                #[doc = concat!(
+                    "[`", stringify!($port), "::", stringify!($method), "`] (",
+                    stringify!($access), ")."
+                )]
+                pub const $op: Op = Op::$access(stringify!($method));
+            )*
+        }
+
+        impl<S: $port> $port for Faulty<S> {
+            $(
+                fn $pass(&self) -> $pass_ret {
+                    self.inner.$pass()
+                }
+            )*
+            $(
+                async fn $method(&self, $($arg: $ty),*) -> $ret {
+                    self.call(Op::$op, self.inner.$method($($arg),*)).await
+                }
+            )*
+        }
+    };
+}
+
+faulty_port!(ModelRegistry {
+    const RECORD_SIGHTING = write record_sighting(
+        sighting: &ModelSighting,
+    ) -> Result<(), RegistryError>;
+    const LIST_MODELS = read list_models(
+        tenant: &TenantId,
+    ) -> Result<Vec<RegisteredModel>, StoreError>;
+    const MODEL = read model(
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<Option<RegisteredModel>, StoreError>;
+    const ACTIVE_MODELS = read active_models(
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RegisteredModel>, StoreError>;
+});
+
+faulty_port!(PartialStore {
+    const CLAIM_BATCH = write claim_batch(
+        batch: &BatchKey,
+        digest: &str,
+    ) -> Result<BatchClaim, StoreError>;
+    const PUT_BATCH_RECEIPT = write put_batch_receipt(
+        batch: &BatchKey,
+        receipt: &str,
+    ) -> Result<(), StoreError>;
+    const PUT_PARTIAL = write put_partial(
+        key: &PartialKey,
+        state: &[u8],
+    ) -> Result<PutOutcome, StoreError>;
+    const MARK_PENDING = write mark_pending(key: &PartialKey) -> Result<(), StoreError>;
+});
+
+faulty_port!(PendingWork {
+    const PENDING_MINUTES = read pending_minutes() -> Result<Vec<PendingMinute>, StoreError>;
+    const PARTIALS_OF = read partials_of(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        minute: DateTime<Utc>,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+    const SETTLE = write settle(pending: &PendingMinute) -> Result<bool, StoreError>;
+});
+
+faulty_port!(RollupStore {
+    const ROLLUPS = read rollups(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Rollup>, StoreError>;
+    const PUT_MINUTE_ROLLUP = write put_minute_rollup(
+        rollup: &Rollup,
+        previous_rev: Option<u64>,
+        delta: &CounterTotals,
+    ) -> Result<bool, StoreError>;
+    const PUT_ROLLUP = write put_rollup(rollup: &Rollup) -> Result<bool, StoreError>;
+    const COUNTER_TOTALS = read counter_totals(
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<CounterTotals, StoreError>;
+});
+
+faulty_port!(ExportCursors {
+    const NOTE_ROLLED = write note_rolled(
+        exporters: &[&str],
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rolled_through: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    const LAGGING_CURSORS = read lagging_cursors(
+        exporter: &str,
+    ) -> Result<Vec<ExportCursor>, StoreError>;
+    const ADVANCE_CURSOR = write advance_cursor(
+        exporter: &str,
+        cursor: &ExportCursor,
+        through: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+});
+
+faulty_port!(ModelSettingsStore {
+    const MODEL_SETTINGS = read model_settings(
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<ModelSettings, StoreError>;
+    const PUT_REGISTERED_BASELINE = write put_registered_baseline(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        baseline: &RegisteredBaseline,
+    ) -> Result<(), StoreError>;
+    const PUT_CAPTURED_BASELINE = write put_captured_baseline(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        baseline: &CapturedBaseline,
+    ) -> Result<bool, StoreError>;
+    const PUT_RULES = write put_rules(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rules: &CustomRules,
+    ) -> Result<(), StoreError>;
+    const PUT_TRENDS = write put_trends(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        trends: &TrendReport,
+    ) -> Result<(), StoreError>;
+});
+
+faulty_port!(AlertStore {
+    const RULE_STATES = read rule_states(
+        tenant: &TenantId,
+        model_id: &ModelId,
+    ) -> Result<Vec<RuleState>, StoreError>;
+    const SAVE_RULE_STATE = write save_rule_state(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        state: &RuleState,
+        alert: Option<&AlertRecord>,
+    ) -> Result<bool, StoreError>;
+    const REMOVE_RULE_STATE = write remove_rule_state(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        rule_id: &str,
+        version: u64,
+        alert: Option<&AlertRecord>,
+    ) -> Result<bool, StoreError>;
+    const ALERTS = read alerts(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        query: &AlertQuery,
+    ) -> Result<AlertPage, StoreError>;
+    const FIRING_COUNTS = read firing_counts(
+        tenant: &TenantId,
+    ) -> Result<BTreeMap<ModelId, u64>, StoreError>;
+});
+
+faulty_port!(AlertNotifier {
+    const NOTIFY = write notify(alert: &AlertRecord) -> Result<(), StoreError>;
+});
+
+faulty_port!(SeriesWriter {
+    const WRITE_SERIES = write write_series(series: &[Series]) -> Result<(), ExportFailure>;
+});
+
+faulty_port!(MetricsExporter {
+    pass name() -> &'static str;
+    const EXPORT = write export(models: &[ModelExport]) -> Result<(), ExportFailure>;
+});
