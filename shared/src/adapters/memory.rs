@@ -1,10 +1,18 @@
 //! In-memory implementations of the storage ports, for unit tests and benchmarks.
+//!
+//! They keep DynamoDB's limits ([`crate::adapters::limits`]): every item is sized from
+//! the same image the DynamoDB adapter writes, and what DynamoDB would refuse as a
+//! `ValidationException` (an item over 400 KB, a number it cannot hold, a transaction
+//! over its limits) is refused as [`StoreError::Internal`], as the DynamoDB adapter
+//! reports it, with nothing changed.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::adapters::dynamodb::{rollup_image, totals_image};
+use crate::adapters::limits::{Image, LimitError, check_transaction};
 use crate::adapters::remote_write::Series;
 use crate::aggregate::{ExportFailure, SeriesWriter};
 use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
@@ -14,10 +22,10 @@ use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
-    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterTotals,
-    ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings, ModelSettingsStore,
-    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
-    RegisteredModel, RegistryError, Rollup, RollupStore,
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta,
+    CounterTotals, ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings,
+    ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork,
+    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore,
 };
 
 /// [`ModelRegistry`] in memory.
@@ -189,6 +197,25 @@ impl PartialStore for MemoryPartialStore {
     }
 }
 
+/// The TTL the memory stores size `expires_at` with: any retention the configuration
+/// allows gives an epoch-seconds number of the same 10 digits.
+const SIZING_RETENTION: TimeDelta = TimeDelta::days(400);
+
+/// The size of `image`, or the error the DynamoDB adapter reports for DynamoDB's
+/// refusal of it during `operation`.
+fn checked(image: &Image<'_>, operation: &'static str) -> Result<usize, StoreError> {
+    image.checked_size().map_err(|e| refused(operation, e))
+}
+
+/// A write DynamoDB would refuse as invalid: `Internal`, like the DynamoDB adapter's
+/// mapping of a `ValidationException`.
+fn refused(operation: &'static str, err: LimitError) -> StoreError {
+    StoreError::Internal {
+        operation,
+        source: Box::new(err),
+    }
+}
+
 /// Locks `mutex`; a panic while holding it cannot leave a map half-updated.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -285,24 +312,46 @@ impl RollupStore for MemoryRollupStore {
         &self,
         rollup: &Rollup,
         previous_rev: Option<u64>,
-        delta: &CounterTotals,
+        delta: &CounterDelta,
     ) -> Result<bool, StoreError> {
+        const OPERATION: &str = "write minute rollup";
         let mut rollups = lock(&self.rollups);
         let key = rollup_key(rollup);
         if rollups.get(&key).map(|r| r.rev) != previous_rev {
             return Ok(false);
         }
-        rollups.insert(key, rollup.clone());
         let mut totals = lock(&self.totals);
-        let total = totals
-            .entry((rollup.tenant.clone(), rollup.model_id.clone()))
-            .or_default();
-        total.ok += delta.ok;
-        total.errors += delta.errors;
-        total.latency_sum_ms += delta.latency_sum_ms;
-        for (error_type, count) in &delta.errors_by_type {
-            *total.errors_by_type.entry(error_type.clone()).or_default() += count;
+        let model = (rollup.tenant.clone(), rollup.model_id.clone());
+        let mut total = totals.get(&model).cloned().unwrap_or_default();
+        let add = &delta.add;
+        if !add.named_error_types.is_empty()
+            && total.named_error_types.len() != delta.named_error_types_read
+        {
+            return Ok(false);
         }
+        total.ok = total.ok.saturating_add(add.ok);
+        total.errors = total.errors.saturating_add(add.errors);
+        total.latency_sum_us = total.latency_sum_us.saturating_add(add.latency_sum_us);
+        for (error_type, count) in &add.errors_by_type {
+            let counter = total.errors_by_type.entry(error_type.clone()).or_default();
+            *counter = counter.saturating_add(*count);
+        }
+        total
+            .named_error_types
+            .extend(add.named_error_types.iter().cloned());
+        let sizes = [
+            checked(
+                &rollup_image(rollup, rollup.start + SIZING_RETENTION),
+                OPERATION,
+            )?,
+            checked(
+                &totals_image(&rollup.tenant, &rollup.model_id, &total),
+                OPERATION,
+            )?,
+        ];
+        check_transaction(&sizes).map_err(|e| refused(OPERATION, e))?;
+        rollups.insert(key, rollup.clone());
+        totals.insert(model, total);
         Ok(true)
     }
 
@@ -312,6 +361,10 @@ impl RollupStore for MemoryRollupStore {
         if rollups.get(&key).is_some_and(|r| r.rev >= rollup.rev) {
             return Ok(false);
         }
+        checked(
+            &rollup_image(rollup, rollup.start + SIZING_RETENTION),
+            "write rollup",
+        )?;
         rollups.insert(key, rollup.clone());
         Ok(true)
     }

@@ -18,14 +18,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::attr::{self, Item};
-use super::{conditional, unavailable};
+use super::{conditional, transacted, unavailable};
 use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -42,13 +41,6 @@ const MAX_START_MS: i64 = 10_000_000_000_000;
 /// drops items after they are read, so asking for only the few still needed could take
 /// many round trips over a long history.
 const FILTERED_PAGE_ITEMS: usize = 100;
-
-/// The cancellation reason of a transaction whose condition failed.
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-
-/// The cancellation reason of a transaction refused as malformed (e.g. an item over
-/// 400 KB): retrying cannot help.
-const VALIDATION_FAILED: &str = "ValidationError";
 
 /// The partition of a model's rule states.
 fn state_pk(tenant: &TenantId, model_id: &ModelId) -> String {
@@ -253,28 +245,7 @@ impl DynamoAlertStore {
             .set_transact_items(Some(items))
             .send()
             .await;
-        let Err(err) = result else {
-            return Ok(true);
-        };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        {
-            let reasons: Vec<&str> = cancelled
-                .cancellation_reasons()
-                .iter()
-                .filter_map(|r| r.code())
-                .collect();
-            if reasons.contains(&CONDITION_FAILED) {
-                return Ok(false);
-            }
-            if reasons.contains(&VALIDATION_FAILED) {
-                return Err(StoreError::Internal {
-                    operation,
-                    source: Box::new(err),
-                });
-            }
-        }
-        Err(unavailable(operation, err))
+        transacted(result, operation)
     }
 }
 
@@ -492,22 +463,17 @@ impl AlertStore for DynamoAlertStore {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration as StdDuration;
 
-    use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
-    use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemInput, PutItemOutput};
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
-    use aws_sdk_dynamodb::operation::transact_write_items::{
-        TransactWriteItemsInput, TransactWriteItemsOutput,
-    };
-    use aws_sdk_dynamodb::types::CancellationReason;
-    use aws_sdk_dynamodb::types::error::{
-        ConditionalCheckFailedException, TransactionCanceledException,
-    };
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
     use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
+    use super::super::testing::{
+        Seen, cancelled, fast_retries, number, put_rule, text, transact_rule,
+    };
     use super::*;
     use crate::adapters::memory::MemoryAlertStore;
     use crate::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
@@ -570,71 +536,9 @@ mod tests {
         }
     }
 
-    /// Fast SDK retries, so the throttling tests do not sleep.
-    fn fast_retries(
-        builder: aws_sdk_dynamodb::config::Builder,
-    ) -> aws_sdk_dynamodb::config::Builder {
-        builder.retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(StdDuration::from_millis(1))
-                .with_max_backoff(StdDuration::from_millis(2)),
-        )
-    }
-
     fn store(rules: &[&Rule]) -> DynamoAlertStore {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, fast_retries);
         DynamoAlertStore::new(client, TABLE)
-    }
-
-    /// Every request a mock saw.
-    type Seen<T> = Arc<Mutex<Vec<T>>>;
-
-    fn put_rule(seen: &Seen<PutItemInput>) -> Rule {
-        let seen = seen.clone();
-        mock!(Client::put_item).then_compute_output(move |req| {
-            seen.lock().unwrap().push(req.clone());
-            PutItemOutput::builder().build()
-        })
-    }
-
-    fn transact_rule(seen: &Seen<TransactWriteItemsInput>) -> Rule {
-        let seen = seen.clone();
-        mock!(Client::transact_write_items).then_compute_output(move |req| {
-            seen.lock().unwrap().push(req.clone());
-            TransactWriteItemsOutput::builder().build()
-        })
-    }
-
-    fn cancelled(reasons: &[&str]) -> TransactWriteItemsError {
-        TransactWriteItemsError::TransactionCanceledException(
-            TransactionCanceledException::builder()
-                .message("Transaction cancelled")
-                .set_cancellation_reasons(Some(
-                    reasons
-                        .iter()
-                        .map(|code| CancellationReason::builder().code(*code).build())
-                        .collect(),
-                ))
-                .meta(
-                    ErrorMetadata::builder()
-                        .code("TransactionCanceledException")
-                        .build(),
-                )
-                .build(),
-        )
-    }
-
-    fn text<'a>(item: &'a Item, name: &str) -> &'a str {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .map_or("", String::as_str)
-    }
-
-    fn number<'a>(item: &'a Item, name: &str) -> &'a str {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .map_or("", String::as_str)
     }
 
     #[test]
