@@ -182,6 +182,16 @@ pub trait PartialStore: Send + Sync {
         digest: &str,
     ) -> impl Future<Output = Result<BatchClaim, StoreError>> + Send;
 
+    /// Gives up `batch`'s claim for `digest` unless its receipt is stored (a
+    /// conditional delete): the id is free again for any content. For a batch refused
+    /// after its claim, before anything of it was written. Nothing to release (another
+    /// digest, a receipt, no claim) is not an error.
+    fn release_batch(
+        &self,
+        batch: &BatchKey,
+        digest: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Records that every write of the batch succeeded; `receipt` is the answer given.
     fn put_batch_receipt(
         &self,

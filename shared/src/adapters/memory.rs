@@ -166,6 +166,17 @@ impl PartialStore for MemoryPartialStore {
         })
     }
 
+    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> Result<(), StoreError> {
+        let mut receipts = lock(&self.receipts);
+        if receipts
+            .get(batch)
+            .is_some_and(|(claimed, receipt)| claimed == digest && receipt.is_none())
+        {
+            receipts.remove(batch);
+        }
+        Ok(())
+    }
+
     async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
         match lock(&self.receipts).get_mut(batch) {
             Some((_, stored)) => {

@@ -8,7 +8,8 @@
 //! A batch whose receipt exists was stored completely before: the stored answer is
 //! given again with `duplicate: true` and nothing is written. Otherwise the registry
 //! sighting goes first (it fixes the model's task, so a conflicting batch
-//! is refused before anything else is written); then the archive (Timestream ignores
+//! is refused before anything else is written, and its claim is released: the
+//! corrected batch may come under the same id); then the archive (Timestream ignores
 //! an identical record sent again); then each minute's partial with a condition on its
 //! (tenant, model, minute, batch) key, so a retried batch counts once; then the pending
 //! mark, which is set even when the partial was already there — a retry after a
@@ -124,11 +125,8 @@ where
             model_id: batch.model_id.clone(),
             batch_id: batch.batch_id.clone(),
         };
-        match self
-            .partials
-            .claim_batch(&batch_key, &content_digest(body))
-            .await?
-        {
+        let digest = content_digest(body);
+        match self.partials.claim_batch(&batch_key, &digest).await? {
             BatchClaim::Proceed => {}
             BatchClaim::Stored(stored) => {
                 let mut receipt: IngestReceipt =
@@ -146,7 +144,8 @@ where
             }
         }
         let (first, last) = event_span(&batch);
-        self.registry
+        let sighting = self
+            .registry
             .record_sighting(&ModelSighting {
                 tenant: tenant.clone(),
                 model_id: batch.model_id.clone(),
@@ -155,7 +154,13 @@ where
                 last,
                 version: batch.model_version.clone(),
             })
-            .await?;
+            .await;
+        if let Err(conflict @ RegistryError::TaskConflict { .. }) = sighting {
+            // Nothing of the batch is written: free its id for a corrected batch.
+            self.partials.release_batch(&batch_key, &digest).await?;
+            return Err(IngestError::TaskConflict(conflict));
+        }
+        sighting?;
         let timestream = match &self.archive {
             Some(archive) => {
                 let report = archive.archive(tenant, &batch).await?;
@@ -276,6 +281,7 @@ mod tests {
     use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
     use crate::adapters::timestream::TimestreamArchive;
     use crate::ids::ModelId;
+    use crate::ports::PutOutcome;
 
     fn service() -> IngestService<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive> {
         IngestService {
@@ -369,5 +375,104 @@ mod tests {
         assert!(!retry.duplicate);
         assert_eq!(retry.accepted, 2);
         assert_eq!(service.partials.partials().len(), 2);
+    }
+
+    /// A binary-classification batch `b-1` of one prediction.
+    fn binary_body() -> Vec<u8> {
+        br#"{"model_id": "m1", "batch_id": "b-1", "task": "binary_classification", "predictions": [{"timestamp": "2026-11-28T10:00:05Z", "latency_ms": 5, "status": "ok", "predicted": true}]}"#.to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_task_conflict_frees_the_batch_id_for_the_corrected_batch() {
+        let service = service();
+        service
+            .registry
+            .record_sighting(&ModelSighting {
+                tenant: tenant(),
+                model_id: ModelId::parse("m1").expect("model"),
+                task: crate::domain::Task::Regression,
+                first: now(),
+                last: now(),
+                version: None,
+            })
+            .await
+            .expect("registered");
+        let wrong = service.ingest(&tenant(), &binary_body(), now()).await;
+        assert!(
+            matches!(wrong, Err(IngestError::TaskConflict(_))),
+            "{wrong:?}"
+        );
+        assert!(service.partials.partials().is_empty());
+
+        let corrected = service
+            .ingest(&tenant(), &body(&[5.0]), now())
+            .await
+            .expect("the same id, now with the right task");
+        assert!(!corrected.duplicate);
+        assert_eq!(corrected.accepted, 1);
+    }
+
+    /// A partial store whose claims cannot be released.
+    struct Unreleasable(MemoryPartialStore);
+
+    impl PartialStore for Unreleasable {
+        async fn claim_batch(
+            &self,
+            batch: &BatchKey,
+            digest: &str,
+        ) -> Result<BatchClaim, StoreError> {
+            self.0.claim_batch(batch, digest).await
+        }
+
+        async fn release_batch(&self, _: &BatchKey, _: &str) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable {
+                operation: "release batch claim",
+                source: "throttled".into(),
+            })
+        }
+
+        async fn put_batch_receipt(
+            &self,
+            batch: &BatchKey,
+            receipt: &str,
+        ) -> Result<(), StoreError> {
+            self.0.put_batch_receipt(batch, receipt).await
+        }
+
+        async fn put_partial(
+            &self,
+            key: &PartialKey,
+            state: &[u8],
+        ) -> Result<PutOutcome, StoreError> {
+            self.0.put_partial(key, state).await
+        }
+
+        async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
+            self.0.mark_pending(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_cannot_be_released_answers_unavailable() {
+        let service = IngestService {
+            registry: MemoryModelRegistry::default(),
+            partials: Unreleasable(MemoryPartialStore::default()),
+            archive: None::<TimestreamArchive>,
+            limits: BatchLimits::default(),
+        };
+        service
+            .ingest(&tenant(), &body(&[5.0]), now())
+            .await
+            .expect("registers the model as regression");
+        let mut other_id = String::from_utf8(binary_body()).expect("utf-8");
+        other_id = other_id.replace("b-1", "b-2");
+        let refused = service.ingest(&tenant(), other_id.as_bytes(), now()).await;
+        assert!(
+            matches!(
+                refused,
+                Err(IngestError::Store(StoreError::Unavailable { .. }))
+            ),
+            "the sender retries, which claims and releases again: {refused:?}"
+        );
     }
 }

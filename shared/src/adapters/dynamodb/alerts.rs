@@ -468,11 +468,10 @@ mod tests {
     use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
-    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
     use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
     use super::super::testing::{
-        Seen, cancelled, fast_retries, number, put_rule, text, transact_rule,
+        Seen, cancelled, condition_failed, fast_retries, number, put_rule, text, transact_rule,
     };
     use super::*;
     use crate::adapters::memory::MemoryAlertStore;
@@ -639,18 +638,8 @@ mod tests {
 
     #[tokio::test]
     async fn failed_condition_on_a_put_is_false() {
-        let rule = mock!(Client::put_item).then_error(|| {
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder()
-                    .message("The conditional request failed")
-                    .meta(
-                        ErrorMetadata::builder()
-                            .code("ConditionalCheckFailedException")
-                            .build(),
-                    )
-                    .build(),
-            )
-        });
+        let rule = mock!(Client::put_item)
+            .then_error(|| PutItemError::ConditionalCheckFailedException(condition_failed()));
         let store = store(&[&rule]);
         let (t, m) = ids();
         let stored = store

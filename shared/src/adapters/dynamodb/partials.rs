@@ -8,7 +8,8 @@
 //! Batch claim and receipt: `pk = "BATCH#<tenant>#<model>#<batch_id>"`,
 //! `sk = "RECEIPT"`; `digest` (S, the content's digest, set by the first attempt),
 //! `receipt` (S, the JSON answer given, once every write succeeded), `expires_at`
-//! like the partials.
+//! like the partials. A batch refused after its claim (a task conflict) deletes the
+//! claim on condition that the digest is its own and no receipt is stored.
 //!
 //! Pending mark: `pk = "PENDING#<shard>"` (shard = a stable hash of tenant and model,
 //! [`PENDING_SHARDS`] of them), `sk = "<tenant>#<model>#<minute epoch s>"`; `seq` (N)
@@ -134,6 +135,20 @@ impl PartialStore for DynamoPartialStore {
         Ok(BatchClaim::Stored(
             attr::string(&item, "receipt").map_err(corrupt)?,
         ))
+    }
+
+    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Item::from(receipt_key(batch))))
+            .condition_expression("digest = :digest AND attribute_not_exists(receipt)")
+            .expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()))
+            .send()
+            .await;
+        // A failed condition: the claim is another content's, or the batch is stored.
+        conditional(result, "release batch claim").map(drop)
     }
 
     async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
@@ -323,10 +338,12 @@ mod tests {
 
     use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use chrono::DateTime;
 
+    use super::super::testing::{Seen, condition_failed, delete_rule, seen};
     use super::*;
     use crate::ids::{ModelId, TenantId};
 
@@ -416,6 +433,42 @@ mod tests {
             .expect_err("throttled");
         assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
         assert_eq!(throttled.num_calls(), 2, "the SDK retried");
+    }
+
+    #[tokio::test]
+    async fn a_release_deletes_only_an_unfinished_claim_of_this_content() {
+        let requests = Seen::default();
+        let delete = delete_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&delete]);
+        DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
+            .release_batch(&batch(), "d-1")
+            .await
+            .expect("released");
+        let requests = seen(&requests);
+        assert_eq!(requests.len(), 1);
+        let request = &requests[0];
+        assert_eq!(
+            request.key().and_then(|k| k.get("pk")),
+            Some(&AttributeValue::S("BATCH#t1#m1#b-1".into()))
+        );
+        assert_eq!(
+            request.condition_expression(),
+            Some("digest = :digest AND attribute_not_exists(receipt)")
+        );
+        assert_eq!(
+            request
+                .expression_attribute_values()
+                .and_then(|v| v.get(":digest")),
+            Some(&AttributeValue::S("d-1".into()))
+        );
+
+        let failed = mock!(Client::delete_item)
+            .then_error(|| DeleteItemError::ConditionalCheckFailedException(condition_failed()));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&failed]);
+        DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
+            .release_batch(&batch(), "d-1")
+            .await
+            .expect("a stored batch or another content's claim: nothing to release");
     }
 
     #[test]

@@ -9,11 +9,14 @@ use std::time::Duration as StdDuration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::ErrorMetadata;
+use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
 };
-use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+use aws_sdk_dynamodb::types::error::{
+    ConditionalCheckFailedException, TransactionCanceledException,
+};
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 use aws_smithy_mocks::{Rule, mock};
 
@@ -50,6 +53,27 @@ pub fn put_rule(seen: &Seen<PutItemInput>) -> Rule {
         record(&seen, req.clone());
         PutItemOutput::builder().build()
     })
+}
+
+/// A `DeleteItem` that succeeds and records its request.
+pub fn delete_rule(seen: &Seen<DeleteItemInput>) -> Rule {
+    let seen = seen.clone();
+    mock!(Client::delete_item).then_compute_output(move |req| {
+        record(&seen, req.clone());
+        DeleteItemOutput::builder().build()
+    })
+}
+
+/// The error of a write whose condition failed.
+pub fn condition_failed() -> ConditionalCheckFailedException {
+    ConditionalCheckFailedException::builder()
+        .message("The conditional request failed")
+        .meta(
+            ErrorMetadata::builder()
+                .code("ConditionalCheckFailedException")
+                .build(),
+        )
+        .build()
 }
 
 /// A `TransactWriteItems` that succeeds and records its request.
