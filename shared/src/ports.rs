@@ -165,8 +165,9 @@ pub enum BatchClaim {
     /// The id is this content's: new now, or claimed by an earlier attempt with the
     /// same content that did not complete. Store the batch.
     Proceed,
-    /// This content was stored completely before; the receipt is the answer given.
-    Stored(String),
+    /// This content was stored completely before; the receipt is the answer given,
+    /// as stored (see `IngestReceipt::from_stored`).
+    Stored(Vec<u8>),
     /// The id was claimed for different content: nothing may be written.
     Conflict,
 }
@@ -192,11 +193,12 @@ pub trait PartialStore: Send + Sync {
         digest: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Records that every write of the batch succeeded; `receipt` is the answer given.
+    /// Records that every write of the batch succeeded; `receipt` is the answer given,
+    /// in its stored form (`IngestReceipt::to_stored`).
     fn put_batch_receipt(
         &self,
         batch: &BatchKey,
-        receipt: &str,
+        receipt: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores `state` (a serialized window state) under `key` unless that key exists.

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::adapters::dynamodb::{rollup_image, totals_image};
+use crate::adapters::dynamodb::{batch_image, rollup_image, totals_image};
 use crate::adapters::limits::{Image, LimitError, check_transaction};
 use crate::adapters::remote_write::Series;
 use crate::aggregate::{ExportFailure, SeriesWriter};
@@ -113,8 +113,11 @@ pub struct MemoryPartialStore {
     partials: Mutex<BTreeMap<PartialKeyOrd, Vec<u8>>>,
     pending: Mutex<BTreeMap<MinuteKey, u64>>,
     /// Per batch: the claimed content digest, and the receipt once stored.
-    receipts: Mutex<BTreeMap<BatchKey, (String, Option<String>)>>,
+    receipts: Mutex<BTreeMap<BatchKey, Claim>>,
 }
+
+/// A batch's claimed content digest, and its stored receipt once written.
+type Claim = (String, Option<Vec<u8>>);
 
 /// A (tenant, model, minute).
 type MinuteKey = (TenantId, ModelId, DateTime<Utc>);
@@ -177,17 +180,22 @@ impl PartialStore for MemoryPartialStore {
         Ok(())
     }
 
-    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
-        match lock(&self.receipts).get_mut(batch) {
-            Some((_, stored)) => {
-                *stored = Some(receipt.to_owned());
-                Ok(())
-            }
-            None => Err(StoreError::Internal {
-                operation: "store batch receipt",
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
+        const OPERATION: &str = "store batch receipt";
+        let mut receipts = lock(&self.receipts);
+        let Some((digest, stored)) = receipts.get_mut(batch) else {
+            return Err(StoreError::Internal {
+                operation: OPERATION,
                 source: "the batch was not claimed".into(),
-            }),
-        }
+            });
+        };
+        let expires = Utc::now() + SIZING_RETENTION;
+        checked(
+            &batch_image(batch, digest, Some(receipt), expires),
+            OPERATION,
+        )?;
+        *stored = Some(receipt.to_vec());
+        Ok(())
     }
 
     async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {

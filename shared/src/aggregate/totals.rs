@@ -268,7 +268,7 @@ mod tests {
         assert!(largest > u128::from(u64::MAX) && largest < u128::MAX / 1_000_000);
     }
 
-    /// The start of the `n`th minute after 2026-11-28T10:00Z.
+    /// The start of the `n`th minute after 2025-11-28T10:00Z.
     fn minute(n: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_324_000 + 60 * n, 0).expect("minute")
     }

@@ -15,6 +15,7 @@ mod testing;
 
 pub use alerts::DynamoAlertStore;
 // The item images the memory adapters size their items with.
+pub(crate) use partials::batch_image;
 pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};
 pub use registry::DynamoModelRegistry;
 pub use rollups::DynamoRollupStore;

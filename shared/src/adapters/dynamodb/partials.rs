@@ -7,8 +7,9 @@
 //!
 //! Batch claim and receipt: `pk = "BATCH#<tenant>#<model>#<batch_id>"`,
 //! `sk = "RECEIPT"`; `digest` (S, the content's digest, set by the first attempt),
-//! `receipt` (S, the JSON answer given, once every write succeeded), `expires_at`
-//! like the partials. A batch refused after its claim (a task conflict) deletes the
+//! `receipt` (B, the answer given in its compact stored form, once every write
+//! succeeded; S with the answer's JSON on items stored before), `expires_at` like the
+//! partials. A batch refused after its claim (a task conflict) deletes the
 //! claim on condition that the digest is its own and no receipt is stored.
 //!
 //! Pending mark: `pk = "PENDING#<shard>"` (shard = a stable hash of tenant and model,
@@ -23,6 +24,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
+use crate::adapters::limits::{Image, Value};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
@@ -83,17 +85,41 @@ pub fn pending_shard(tenant: &str, model: &str) -> u32 {
     hash % PENDING_SHARDS
 }
 
+/// The sort key of a batch claim and receipt.
+const RECEIPT_SK: &str = "RECEIPT";
+
+/// The partition key of a batch's claim and receipt.
+fn batch_pk(batch: &BatchKey) -> String {
+    format!(
+        "BATCH#{}#{}#{}",
+        batch.tenant, batch.model_id, batch.batch_id
+    )
+}
+
 fn receipt_key(batch: &BatchKey) -> [(String, AttributeValue); 2] {
     [
-        (
-            "pk".into(),
-            AttributeValue::S(format!(
-                "BATCH#{}#{}#{}",
-                batch.tenant, batch.model_id, batch.batch_id
-            )),
-        ),
-        ("sk".into(), AttributeValue::S("RECEIPT".into())),
+        ("pk".into(), AttributeValue::S(batch_pk(batch))),
+        ("sk".into(), AttributeValue::S(RECEIPT_SK.into())),
     ]
+}
+
+/// The item of a batch claimed for `digest`, with its stored `receipt` once written,
+/// expiring at `expires`.
+pub(crate) fn batch_image<'a>(
+    batch: &BatchKey,
+    digest: &'a str,
+    receipt: Option<&'a [u8]>,
+    expires: DateTime<Utc>,
+) -> Image<'a> {
+    let mut image = Image::default()
+        .with("pk", Value::S(batch_pk(batch).into()))
+        .with("sk", Value::S(RECEIPT_SK.into()))
+        .with("digest", Value::S(digest.into()))
+        .with("expires_at", Value::number(expires.timestamp()));
+    if let Some(receipt) = receipt {
+        image.push("receipt", Value::B(receipt.into()));
+    }
+    image
 }
 
 impl PartialStore for DynamoPartialStore {
@@ -120,21 +146,21 @@ impl PartialStore for DynamoPartialStore {
             .map_err(|e| unavailable("claim batch", e))?;
         let item = output.attributes.unwrap_or_default();
         let corrupt = |reason| StoreError::Corrupt {
-            key: format!(
-                "BATCH#{}#{}#{}",
-                batch.tenant, batch.model_id, batch.batch_id
-            ),
+            key: batch_pk(batch),
             reason,
         };
         if attr::string(&item, "digest").map_err(corrupt)? != digest {
             return Ok(BatchClaim::Conflict);
         }
-        if !item.contains_key("receipt") {
-            return Ok(BatchClaim::Proceed);
+        match item.get("receipt") {
+            None => Ok(BatchClaim::Proceed),
+            Some(AttributeValue::B(stored)) => Ok(BatchClaim::Stored(stored.clone().into_inner())),
+            // Receipts stored before the compact form: the answer's JSON.
+            Some(AttributeValue::S(json)) => Ok(BatchClaim::Stored(json.clone().into_bytes())),
+            Some(_) => Err(corrupt(
+                "attribute receipt is neither binary nor a string".into(),
+            )),
         }
-        Ok(BatchClaim::Stored(
-            attr::string(&item, "receipt").map_err(corrupt)?,
-        ))
     }
 
     async fn release_batch(&self, batch: &BatchKey, digest: &str) -> Result<(), StoreError> {
@@ -151,14 +177,14 @@ impl PartialStore for DynamoPartialStore {
         conditional(result, "release batch claim").map(drop)
     }
 
-    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
         let expires = Utc::now() + self.retention;
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Item::from(receipt_key(batch))))
             .update_expression("SET receipt = :receipt, expires_at = :expires")
-            .expression_attribute_values(":receipt", AttributeValue::S(receipt.to_owned()))
+            .expression_attribute_values(":receipt", AttributeValue::B(receipt.to_vec().into()))
             .expression_attribute_values(
                 ":expires",
                 AttributeValue::N(expires.timestamp().to_string()),
@@ -343,7 +369,9 @@ mod tests {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use chrono::DateTime;
 
-    use super::super::testing::{Seen, condition_failed, delete_rule, seen};
+    use super::super::testing::{
+        Seen, condition_failed, delete_rule, first_write, seen, update_rule,
+    };
     use super::*;
     use crate::ids::{ModelId, TenantId};
 
@@ -358,10 +386,10 @@ mod tests {
     /// The store over a client whose UpdateItem answers with `attributes` (what the
     /// item holds after the update), checking that the claim sets the digest only if
     /// none is there.
-    async fn claim_with(attributes: &[(&str, &str)]) -> Result<BatchClaim, StoreError> {
+    async fn claim_with(attributes: &[(&str, AttributeValue)]) -> Result<BatchClaim, StoreError> {
         let attributes: Item = attributes
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned())))
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         let rule = mock!(Client::update_item)
             .match_requests(|req| {
@@ -387,24 +415,73 @@ mod tests {
 
     #[tokio::test]
     async fn a_claim_reads_what_the_id_holds() {
+        let text = |s: &str| AttributeValue::S(s.to_owned());
+        let stored = AttributeValue::B(vec![1, 2, 3].into());
         assert_eq!(
-            claim_with(&[("digest", "d-1")]).await.expect("claim"),
+            claim_with(&[("digest", text("d-1"))]).await.expect("claim"),
             BatchClaim::Proceed
         );
         assert_eq!(
-            claim_with(&[("digest", "d-1"), ("receipt", "{}")])
+            claim_with(&[("digest", text("d-1")), ("receipt", stored.clone())])
                 .await
                 .expect("claim"),
-            BatchClaim::Stored("{}".into())
+            BatchClaim::Stored(vec![1, 2, 3])
         );
         assert_eq!(
-            claim_with(&[("digest", "d-0"), ("receipt", "{}")])
+            claim_with(&[("digest", text("d-1")), ("receipt", text("{}"))])
+                .await
+                .expect("a receipt stored as JSON before"),
+            BatchClaim::Stored(b"{}".to_vec())
+        );
+        assert_eq!(
+            claim_with(&[("digest", text("d-0")), ("receipt", stored)])
                 .await
                 .expect("claim"),
             BatchClaim::Conflict
         );
         let err = claim_with(&[]).await.expect_err("no digest");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        let err = claim_with(&[
+            ("digest", text("d-1")),
+            ("receipt", AttributeValue::Bool(true)),
+        ])
+        .await
+        .expect_err("not a receipt");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn claim_and_receipt_make_the_item_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let rule = update_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let store = DynamoPartialStore::new(client, "partials", TimeDelta::days(8));
+        // The mock answers without attributes: the claim reads a corrupt item.
+        let _ = store.claim_batch(&batch(), "d-1").await;
+        let receipt = vec![9_u8; 1_000];
+        store
+            .put_batch_receipt(&batch(), &receipt)
+            .await
+            .expect("stored");
+        let mut item = Item::new();
+        for request in seen(&requests) {
+            item.extend(first_write(
+                request.key().expect("key"),
+                request.update_expression().expect("expression"),
+                request.expression_attribute_names(),
+                request.expression_attribute_values(),
+            ));
+        }
+        assert_eq!(
+            item.get("receipt"),
+            Some(&AttributeValue::B(receipt.clone().into())),
+            "the compact form, as binary"
+        );
+        let expires = Utc::now() + TimeDelta::days(8);
+        assert_eq!(
+            attr::item_size(&item),
+            batch_image(&batch(), "d-1", Some(&receipt), expires).checked_size()
+        );
     }
 
     #[tokio::test]

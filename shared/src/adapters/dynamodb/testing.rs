@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
 };
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
 use aws_sdk_dynamodb::types::error::{
     ConditionalCheckFailedException, TransactionCanceledException,
 };
@@ -52,6 +53,15 @@ pub fn put_rule(seen: &Seen<PutItemInput>) -> Rule {
     mock!(Client::put_item).then_compute_output(move |req| {
         record(&seen, req.clone());
         PutItemOutput::builder().build()
+    })
+}
+
+/// An `UpdateItem` that succeeds and records its request.
+pub fn update_rule(seen: &Seen<UpdateItemInput>) -> Rule {
+    let seen = seen.clone();
+    mock!(Client::update_item).then_compute_output(move |req| {
+        record(&seen, req.clone());
+        UpdateItemOutput::builder().build()
     })
 }
 
