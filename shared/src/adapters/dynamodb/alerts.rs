@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 use super::attr::{self, Item};
 use super::{conditional, transacted, unavailable};
+use crate::adapters::limits::{Image, Value};
 use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -40,7 +41,7 @@ const MAX_START_MS: i64 = 10_000_000_000_000;
 /// Items a history query filtered on the state reads per request at least: the filter
 /// drops items after they are read, so asking for only the few still needed could take
 /// many round trips over a long history.
-const FILTERED_PAGE_ITEMS: usize = 100;
+pub(crate) const FILTERED_PAGE_ITEMS: usize = 100;
 
 /// The partition of a model's rule states.
 fn state_pk(tenant: &TenantId, model_id: &ModelId) -> String {
@@ -90,13 +91,64 @@ fn s(value: impl Into<String>) -> AttributeValue {
 }
 
 /// `value` as the JSON of a `doc` attribute.
-fn encode<T: Serialize>(value: &T, operation: &'static str) -> Result<AttributeValue, StoreError> {
+fn encode<T: Serialize>(value: &T, operation: &'static str) -> Result<Value<'static>, StoreError> {
     serde_json::to_string(value)
-        .map(AttributeValue::S)
+        .map(|doc| Value::S(doc.into()))
         .map_err(|e| StoreError::Internal {
             operation,
             source: Box::new(e),
         })
+}
+
+/// The item of a rule state.
+pub(crate) fn state_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    state: &'a RuleState,
+) -> Result<Image<'a>, StoreError> {
+    Ok(Image::default()
+        .with("pk", Value::S(state_pk(tenant, model_id).into()))
+        .with("sk", Value::S(state.rule_id.as_str().into()))
+        .with("doc", encode(state, "encode rule state")?)
+        .with("version", Value::number(state.version))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into())))
+}
+
+/// The history entry of `alert`, under the model it was raised for.
+pub(crate) fn history_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    alert: &'a AlertRecord,
+) -> Result<Image<'a>, StoreError> {
+    let expires = alert.started_at + HISTORY_RETENTION;
+    Ok(Image::default()
+        .with("pk", Value::S(history_pk(tenant, model_id).into()))
+        .with(
+            "sk",
+            Value::S(history_sk(alert.started_at, &alert.rule.id)?.into()),
+        )
+        .with("doc", encode(alert, "encode alert")?)
+        .with("state", Value::S(alert.state.as_str().into()))
+        .with("alert_id", Value::S(alert.alert_id.as_str().into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+        .with("expires_at", Value::number(expires.timestamp())))
+}
+
+/// The firing-index entry of the rule `rule_id`'s alert `alert_id`.
+pub(crate) fn firing_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    rule_id: &str,
+    alert_id: &'a str,
+) -> Image<'a> {
+    Image::default()
+        .with("pk", Value::S(firing_pk(tenant).into()))
+        .with("sk", Value::S(firing_sk(model_id, rule_id).into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+        .with("alert_id", Value::S(alert_id.into()))
 }
 
 /// The value of an item's `doc`.
@@ -146,25 +198,6 @@ impl DynamoAlertStore {
         }
     }
 
-    /// The rule-state item of `state`.
-    fn state_item(
-        tenant: &TenantId,
-        model_id: &ModelId,
-        state: &RuleState,
-    ) -> Result<Item, StoreError> {
-        let mut item = key(state_pk(tenant, model_id), state.rule_id.clone());
-        item.extend([
-            ("doc".to_owned(), encode(state, "encode rule state")?),
-            (
-                "version".to_owned(),
-                AttributeValue::N(state.version.to_string()),
-            ),
-            ("tenant_id".to_owned(), s(tenant.as_str())),
-            ("model_id".to_owned(), s(model_id.as_str())),
-        ]);
-        Ok(item)
-    }
-
     /// The history entry of `alert`, stored under the model it was raised for.
     fn history_put(
         &self,
@@ -172,25 +205,9 @@ impl DynamoAlertStore {
         model_id: &ModelId,
         alert: &AlertRecord,
     ) -> Result<TransactWriteItem, StoreError> {
-        let expires = alert.started_at + HISTORY_RETENTION;
-        let mut item = key(
-            history_pk(tenant, model_id),
-            history_sk(alert.started_at, &alert.rule.id)?,
-        );
-        item.extend([
-            ("doc".to_owned(), encode(alert, "encode alert")?),
-            ("state".to_owned(), s(alert.state.as_str())),
-            ("alert_id".to_owned(), s(alert.alert_id.as_str())),
-            ("tenant_id".to_owned(), s(tenant.as_str())),
-            ("model_id".to_owned(), s(model_id.as_str())),
-            (
-                "expires_at".to_owned(),
-                AttributeValue::N(expires.timestamp().to_string()),
-            ),
-        ]);
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(attr::item(history_image(tenant, model_id, alert)?)))
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -205,15 +222,9 @@ impl DynamoAlertStore {
         rule_id: &str,
         alert: &AlertRecord,
     ) -> Result<TransactWriteItem, StoreError> {
-        let key = key(firing_pk(tenant), firing_sk(model_id, rule_id));
         Ok(match alert.state {
             AlertState::Firing => {
-                let mut item = key;
-                item.extend([
-                    ("tenant_id".to_owned(), s(tenant.as_str())),
-                    ("model_id".to_owned(), s(model_id.as_str())),
-                    ("alert_id".to_owned(), s(alert.alert_id.as_str())),
-                ]);
+                let item = attr::item(firing_image(tenant, model_id, rule_id, &alert.alert_id));
                 let put = Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(item))
@@ -224,7 +235,7 @@ impl DynamoAlertStore {
             AlertState::Resolved => {
                 let delete = Delete::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key))
+                    .set_key(Some(key(firing_pk(tenant), firing_sk(model_id, rule_id))))
                     .build()
                     .map_err(build_error)?;
                 TransactWriteItem::builder().delete(delete).build()
@@ -295,7 +306,7 @@ impl AlertStore for DynamoAlertStore {
         let Some((condition, values)) = expected_previous(state) else {
             return Ok(false);
         };
-        let item = Self::state_item(tenant, model_id, state)?;
+        let item = attr::item(state_image(tenant, model_id, state)?);
         let names =
             (state.version > 1).then(|| [("#version".to_owned(), "version".to_owned())].into());
         let Some(alert) = alert else {
@@ -736,6 +747,22 @@ mod tests {
         assert_eq!(text(index.item(), "sk"), "m#acc-low");
         assert_eq!(text(index.item(), "model_id"), "m");
         assert_eq!(text(index.item(), "alert_id"), "acc-low@1700000000000");
+
+        // The memory store sizes the same three items.
+        assert_eq!(
+            attr::item_size(state_put.item()),
+            state_image(&t, &m, &state).expect("state").checked_size()
+        );
+        assert_eq!(
+            attr::item_size(history.item()),
+            history_image(&t, &m, &firing)
+                .expect("history")
+                .checked_size()
+        );
+        assert_eq!(
+            attr::item_size(index.item()),
+            firing_image(&t, &m, "acc-low", &firing.alert_id).checked_size()
+        );
     }
 
     #[tokio::test]
@@ -1116,9 +1143,8 @@ mod tests {
     #[tokio::test]
     async fn rule_states_decode_and_check_their_item() {
         let (t, m) = ids();
-        let good = DynamoAlertStore::state_item(&t, &m, &rule_state("r1", 2, None)).expect("item");
-        let mut bad =
-            DynamoAlertStore::state_item(&t, &m, &rule_state("r2", 2, None)).expect("item");
+        let good = attr::item(state_image(&t, &m, &rule_state("r1", 2, None)).expect("item"));
+        let mut bad = attr::item(state_image(&t, &m, &rule_state("r2", 2, None)).expect("item"));
         bad.insert("version".into(), AttributeValue::N("3".into()));
         let items = Arc::new(Mutex::new(vec![good]));
         let answer = items.clone();

@@ -14,13 +14,18 @@ mod settings;
 mod testing;
 
 pub use alerts::DynamoAlertStore;
-// The item images the memory adapters size their items with.
-pub(crate) use partials::batch_image;
 pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};
 pub use registry::DynamoModelRegistry;
 pub use rollups::DynamoRollupStore;
-pub(crate) use rollups::{rollup_image, totals_image};
 pub use settings::DynamoModelSettings;
+
+// The item images the memory adapters size their items with, and what they page
+// their reads by, so both adapters describe each item once.
+pub(crate) use alerts::{FILTERED_PAGE_ITEMS, firing_image, history_image, state_image};
+pub(crate) use partials::{batch_image, partial_image, pending_image};
+pub(crate) use registry::model_image;
+pub(crate) use rollups::{cursor_image, partition, partitions, rollup_image, totals_image};
+pub(crate) use settings::{BASELINE, CAPTURED, RULES, TRENDS, settings_doc, settings_image};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::{

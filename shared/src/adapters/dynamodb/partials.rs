@@ -59,19 +59,61 @@ pub fn partial_pk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) 
     format!("P#{tenant}#{model_id}#{}", minute.timestamp())
 }
 
+/// The item of a partial written at `written_at`, expiring at `expires`.
+pub(crate) fn partial_image<'a>(
+    key: &'a PartialKey,
+    state: &'a [u8],
+    expires: DateTime<Utc>,
+    written_at: DateTime<Utc>,
+) -> Image<'a> {
+    Image::default()
+        .with(
+            "pk",
+            Value::S(partial_pk(&key.tenant, &key.model_id, key.minute).into()),
+        )
+        .with("sk", Value::S(format!("B#{}", key.batch_id).into()))
+        .with("state", Value::B(state.into()))
+        .with("tenant_id", Value::S(key.tenant.as_str().into()))
+        .with("model_id", Value::S(key.model_id.as_str().into()))
+        .with("minute", Value::number(key.minute.timestamp()))
+        .with("batch_id", Value::S(key.batch_id.as_str().into()))
+        .with("expires_at", Value::number(expires.timestamp()))
+        .with("written_at", Value::number(written_at.timestamp_millis()))
+}
+
+/// The partition and sort key of a (tenant, model, minute)'s pending mark.
+fn pending_pk_sk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> [String; 2] {
+    let shard = pending_shard(tenant.as_str(), model_id.as_str());
+    [
+        format!("PENDING#{shard:02}"),
+        format!("{tenant}#{model_id}#{}", minute.timestamp()),
+    ]
+}
+
 /// The key of a (tenant, model, minute)'s pending mark.
 fn pending_key(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> Item {
-    let shard = pending_shard(tenant.as_str(), model_id.as_str());
+    let [pk, sk] = pending_pk_sk(tenant, model_id, minute);
     Item::from([
-        (
-            "pk".into(),
-            AttributeValue::S(format!("PENDING#{shard:02}")),
-        ),
-        (
-            "sk".into(),
-            AttributeValue::S(format!("{tenant}#{model_id}#{}", minute.timestamp())),
-        ),
+        ("pk".into(), AttributeValue::S(pk)),
+        ("sk".into(), AttributeValue::S(sk)),
     ])
+}
+
+/// The pending mark of a (tenant, model, minute) after `seq` marks.
+pub(crate) fn pending_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    minute: DateTime<Utc>,
+    seq: u64,
+) -> Image<'a> {
+    let [pk, sk] = pending_pk_sk(tenant, model_id, minute);
+    Image::default()
+        .with("pk", Value::S(pk.into()))
+        .with("sk", Value::S(sk.into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+        .with("minute", Value::number(minute.timestamp()))
+        .with("seq", Value::number(seq))
 }
 
 /// The shard of a model's pending marks: FNV-1a of `tenant#model`, stable across
@@ -196,36 +238,12 @@ impl PartialStore for DynamoPartialStore {
     }
 
     async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {
-        let expires = key.minute + self.retention;
-        let item = Item::from([
-            (
-                "pk".into(),
-                AttributeValue::S(partial_pk(&key.tenant, &key.model_id, key.minute)),
-            ),
-            (
-                "sk".into(),
-                AttributeValue::S(format!("B#{}", key.batch_id)),
-            ),
-            ("state".into(), AttributeValue::B(state.to_vec().into())),
-            (
-                "tenant_id".into(),
-                AttributeValue::S(key.tenant.to_string()),
-            ),
-            (
-                "model_id".into(),
-                AttributeValue::S(key.model_id.to_string()),
-            ),
-            (
-                "minute".into(),
-                AttributeValue::N(key.minute.timestamp().to_string()),
-            ),
-            ("batch_id".into(), AttributeValue::S(key.batch_id.clone())),
-            (
-                "expires_at".into(),
-                AttributeValue::N(expires.timestamp().to_string()),
-            ),
-            ("written_at".into(), attr::time_ms_value(chrono::Utc::now())),
-        ]);
+        let item = attr::item(partial_image(
+            key,
+            state,
+            key.minute + self.retention,
+            Utc::now(),
+        ));
         let result = self
             .client
             .put_item()
@@ -370,7 +388,7 @@ mod tests {
     use chrono::DateTime;
 
     use super::super::testing::{
-        Seen, condition_failed, delete_rule, first_write, seen, update_rule,
+        Seen, condition_failed, delete_rule, epoch_s, put_rule, seen, update_rule, updated,
     };
     use super::*;
     use crate::ids::{ModelId, TenantId};
@@ -463,24 +481,50 @@ mod tests {
             .put_batch_receipt(&batch(), &receipt)
             .await
             .expect("stored");
-        let mut item = Item::new();
-        for request in seen(&requests) {
-            item.extend(first_write(
-                request.key().expect("key"),
-                request.update_expression().expect("expression"),
-                request.expression_attribute_names(),
-                request.expression_attribute_values(),
-            ));
-        }
+        let item = updated(&seen(&requests));
         assert_eq!(
             item.get("receipt"),
             Some(&AttributeValue::B(receipt.clone().into())),
             "the compact form, as binary"
         );
-        let expires = Utc::now() + TimeDelta::days(8);
+        let expires = epoch_s(&item, "expires_at");
         assert_eq!(
             attr::item_size(&item),
             batch_image(&batch(), "d-1", Some(&receipt), expires).checked_size()
+        );
+    }
+
+    fn partial_key() -> PartialKey {
+        PartialKey {
+            tenant: TenantId::parse("t1").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
+            batch_id: "b-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partial_and_its_pending_mark_are_the_items_the_memory_store_sizes() {
+        let (puts, updates) = (Seen::default(), Seen::default());
+        let (put, update) = (put_rule(&puts), update_rule(&updates));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &update]);
+        let store = DynamoPartialStore::new(client, "partials", TimeDelta::days(8));
+        let key = partial_key();
+        let state = vec![3_u8; 5_000];
+        store.put_partial(&key, &state).await.expect("written");
+        store.mark_pending(&key).await.expect("marked");
+
+        let puts = seen(&puts);
+        let item = puts[0].item().expect("item");
+        let written_at = attr::time_ms(item, "written_at").expect("written_at");
+        let expires = key.minute + TimeDelta::days(8);
+        assert_eq!(
+            attr::item_size(item),
+            partial_image(&key, &state, expires, written_at).checked_size()
+        );
+        assert_eq!(
+            attr::item_size(&updated(&seen(&updates))),
+            pending_image(&key.tenant, &key.model_id, key.minute, 1).checked_size()
         );
     }
 

@@ -520,14 +520,35 @@ impl RollupStore for DynamoRollupStore {
     }
 }
 
+/// The partition and sort key of an exporter's cursor of a model.
+fn cursor_pk_sk(exporter: &str, tenant: &TenantId, model_id: &ModelId) -> [String; 2] {
+    [format!("EXPORT#{exporter}"), format!("{tenant}#{model_id}")]
+}
+
 fn cursor_key(exporter: &str, tenant: &TenantId, model_id: &ModelId) -> Item {
+    let [pk, sk] = cursor_pk_sk(exporter, tenant, model_id);
     Item::from([
-        ("pk".into(), AttributeValue::S(format!("EXPORT#{exporter}"))),
-        (
-            "sk".into(),
-            AttributeValue::S(format!("{tenant}#{model_id}")),
-        ),
+        ("pk".into(), AttributeValue::S(pk)),
+        ("sk".into(), AttributeValue::S(sk)),
     ])
+}
+
+/// The item of `exporter`'s cursor.
+pub(crate) fn cursor_image<'a>(exporter: &str, cursor: &'a ExportCursor) -> Image<'a> {
+    let [pk, sk] = cursor_pk_sk(exporter, &cursor.tenant, &cursor.model_id);
+    let mut image = Image::default()
+        .with("pk", Value::S(pk.into()))
+        .with("sk", Value::S(sk.into()))
+        .with("tenant_id", Value::S(cursor.tenant.as_str().into()))
+        .with("model_id", Value::S(cursor.model_id.as_str().into()))
+        .with(
+            "rolled_through",
+            Value::number(cursor.rolled_through.timestamp()),
+        );
+    if let Some(through) = cursor.through {
+        image.push("through", Value::number(through.timestamp()));
+    }
+    image
 }
 
 impl DynamoRollupStore {
@@ -633,7 +654,8 @@ mod tests {
     use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
     use super::super::testing::{
-        Seen, cancelled, fast_retries, first_write, number, seen, transact_rule,
+        Seen, cancelled, fast_retries, first_write, number, put_rule, seen, transact_rule,
+        update_rule, updated,
     };
     use super::*;
     use crate::adapters::memory::MemoryRollupStore;
@@ -804,6 +826,62 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(matches!(err, StoreError::Internal { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn hour_and_day_rollups_are_the_items_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let rule = put_rule(&requests);
+        let store = store(&[&rule]);
+        let hour = Rollup {
+            granularity: Granularity::Hour,
+            start: at("2026-11-28T10:00:00Z"),
+            ..minute_rollup()
+        };
+        let day = Rollup {
+            granularity: Granularity::Day,
+            start: at("2026-11-28T00:00:00Z"),
+            ..minute_rollup()
+        };
+        for rollup in [&hour, &day] {
+            assert!(store.put_rollup(rollup).await.expect("written"));
+        }
+        let requests = seen(&requests);
+        for (request, (rollup, retention)) in requests
+            .iter()
+            .zip([(&hour, TimeDelta::days(35)), (&day, TimeDelta::days(400))])
+        {
+            assert_eq!(
+                attr::item_size(request.item().expect("item")),
+                rollup_image(rollup, rollup.start + retention).checked_size()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_export_cursor_is_the_item_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let rule = update_rule(&requests);
+        let store = store(&[&rule]);
+        let (tenant, model_id) = ids();
+        let cursor = ExportCursor {
+            tenant: tenant.clone(),
+            model_id: model_id.clone(),
+            through: Some(at("2026-11-28T10:15:00Z")),
+            rolled_through: at("2026-11-28T10:16:00Z"),
+        };
+        store
+            .note_rolled(&["prometheus"], &tenant, &model_id, cursor.rolled_through)
+            .await
+            .expect("noted");
+        store
+            .advance_cursor("prometheus", &cursor, at("2026-11-28T10:15:00Z"))
+            .await
+            .expect("advanced");
+        assert_eq!(
+            attr::item_size(&updated(&seen(&requests))),
+            cursor_image("prometheus", &cursor).checked_size()
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::types::error::{
 };
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 use aws_smithy_mocks::{Rule, mock};
+use chrono::{DateTime, Utc};
 
 use super::attr::Item;
 
@@ -179,6 +180,27 @@ pub fn first_write(
         item.insert(name(target.trim()), value(operand));
     }
     item
+}
+
+/// The item a series of updates makes where no item was (see [`first_write`]).
+pub fn updated(requests: &[UpdateItemInput]) -> Item {
+    let mut item = Item::new();
+    for request in requests {
+        item.extend(first_write(
+            request.key().expect("key"),
+            request.update_expression().expect("expression"),
+            request.expression_attribute_names(),
+            request.expression_attribute_values(),
+        ));
+    }
+    item
+}
+
+/// A number attribute of epoch seconds, as a time.
+pub fn epoch_s(item: &Item, name: &str) -> DateTime<Utc> {
+    super::attr::optional_time_s(item, name)
+        .expect("epoch seconds")
+        .expect("present")
 }
 
 /// Splits an update expression at the commas between its actions (not those inside a
