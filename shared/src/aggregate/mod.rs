@@ -1,6 +1,6 @@
 //! Aggregation: what the scheduled `aggregate` function runs — partials rolled up into
 //! minute, hour and day rollups ([`rollup`]) with the counter totals they bring
-//! ([`totals`]: the delta of a minute, the cap on named error types), then the closed
+//! (`totals`: the delta of a minute, the cap on named error types), then the closed
 //! minutes exported to CloudWatch and Prometheus ([`export`]).
 
 mod export;
