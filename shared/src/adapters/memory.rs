@@ -92,7 +92,7 @@ impl Pages {
 
 /// A stored value with the size of its item.
 #[derive(Debug, Clone)]
-struct Sized<T> {
+struct Stored<T> {
     value: T,
     size: usize,
 }
@@ -196,7 +196,7 @@ impl ModelRegistry for MemoryModelRegistry {
 /// [`PartialStore`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryPartialStore {
-    partials: Mutex<BTreeMap<PartialKeyOrd, Sized<Vec<u8>>>>,
+    partials: Mutex<BTreeMap<PartialKeyOrd, Stored<Vec<u8>>>>,
     pending: Mutex<BTreeMap<MinuteKey, u64>>,
     /// Per batch: the claimed content digest, and the receipt once stored.
     receipts: Mutex<BTreeMap<BatchKey, Claim>>,
@@ -300,7 +300,7 @@ impl PartialStore for MemoryPartialStore {
         let size = checked(&image, "store partial aggregate")?;
         partials.insert(
             ordered_key,
-            Sized {
+            Stored {
                 value: state.to_vec(),
                 size,
             },
@@ -355,7 +355,7 @@ impl PendingWork for MemoryPartialStore {
         minute: DateTime<Utc>,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let partials = lock(&self.partials);
-        let found: Vec<&Sized<Vec<u8>>> = partials
+        let found: Vec<&Stored<Vec<u8>>> = partials
             .iter()
             .filter(|((t, m, at, _), _)| t == tenant && m == model_id && *at == minute)
             .map(|(_, state)| state)
@@ -385,7 +385,7 @@ type RollupKey = (TenantId, ModelId, Granularity, DateTime<Utc>);
 /// [`RollupStore`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryRollupStore {
-    rollups: Mutex<BTreeMap<RollupKey, Sized<Rollup>>>,
+    rollups: Mutex<BTreeMap<RollupKey, Stored<Rollup>>>,
     totals: Mutex<BTreeMap<(TenantId, ModelId), CounterTotals>>,
     cursors: Mutex<BTreeMap<(String, TenantId, ModelId), ExportCursor>>,
     pages: Pages,
@@ -455,7 +455,7 @@ impl RollupStore for MemoryRollupStore {
         }
         let key = |start| (tenant.clone(), model_id.clone(), granularity, start);
         let rollups = lock(&self.rollups);
-        let found: Vec<&Sized<Rollup>> = rollups
+        let found: Vec<&Stored<Rollup>> = rollups
             .range(key(from)..key(to))
             .map(|(_, rollup)| rollup)
             .collect();
@@ -516,7 +516,7 @@ impl RollupStore for MemoryRollupStore {
         transaction(&sizes, OPERATION)?;
         rollups.insert(
             key,
-            Sized {
+            Stored {
                 value: rollup.clone(),
                 size,
             },
@@ -534,7 +534,7 @@ impl RollupStore for MemoryRollupStore {
         let size = rollup_size(rollup, "write rollup")?;
         rollups.insert(
             key,
-            Sized {
+            Stored {
                 value: rollup.clone(),
                 size,
             },
@@ -744,11 +744,11 @@ impl MemoryAlertStore {
 }
 
 /// A model's alert history by (start, rule id), ascending.
-type History = BTreeMap<(DateTime<Utc>, String), Sized<AlertRecord>>;
+type History = BTreeMap<(DateTime<Utc>, String), Stored<AlertRecord>>;
 
 #[derive(Debug, Default)]
 struct AlertTables {
-    states: BTreeMap<ModelKey, BTreeMap<String, Sized<RuleState>>>,
+    states: BTreeMap<ModelKey, BTreeMap<String, Stored<RuleState>>>,
     /// By model, then (start, rule id): the history in ascending order.
     history: BTreeMap<ModelKey, History>,
 }
@@ -764,7 +764,7 @@ impl AlertTables {
     fn record(&mut self, key: &ModelKey, alert: &AlertRecord, size: usize) {
         self.history.entry(key.clone()).or_default().insert(
             (alert.started_at, alert.rule.id.clone()),
-            Sized {
+            Stored {
                 value: alert.clone(),
                 size,
             },
@@ -829,7 +829,7 @@ impl AlertStore for MemoryAlertStore {
         model_id: &ModelId,
     ) -> Result<Vec<RuleState>, StoreError> {
         let tables = lock(&self.inner);
-        let states: Vec<&Sized<RuleState>> = tables
+        let states: Vec<&Stored<RuleState>> = tables
             .states
             .get(&(tenant.clone(), model_id.clone()))
             .map(|states| states.values().collect())
@@ -860,7 +860,7 @@ impl AlertStore for MemoryAlertStore {
             .transpose()?;
         tables.states.entry(key.clone()).or_default().insert(
             state.rule_id.clone(),
-            Sized {
+            Stored {
                 value: state.clone(),
                 size,
             },
@@ -924,7 +924,7 @@ impl AlertStore for MemoryAlertStore {
             .as_deref()
             .and_then(parse_alert_id)
             .map(|(rule, start)| (start, rule.to_owned()));
-        let newest_first: Vec<&Sized<AlertRecord>> = tables
+        let newest_first: Vec<&Stored<AlertRecord>> = tables
             .history
             .get(&(tenant.clone(), model_id.clone()))
             .map(|history| {
