@@ -24,7 +24,7 @@ use modelwatch::config::{AlertSettings, PerfSettings};
 use modelwatch::domain::{MetricName, Outcome, PredictionRecord, Status, Task, WindowState};
 use modelwatch::ids::{ModelId, TenantId};
 use modelwatch::ports::{
-    CounterTotals, Granularity, ModelRegistry, ModelSettingsStore, ModelSighting, Rollup,
+    CounterDelta, Granularity, ModelRegistry, ModelSettingsStore, ModelSighting, Rollup,
     RollupStore,
 };
 use modelwatch::summary::WindowReader;
@@ -136,7 +136,7 @@ fn main() {
                 };
                 if *granularity == Granularity::Minute {
                     rollups
-                        .put_minute_rollup(&rollup, None, &CounterTotals::default())
+                        .put_minute_rollup(&rollup, None, &CounterDelta::default())
                         .await
                         .expect("minute rollup");
                 } else {

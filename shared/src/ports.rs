@@ -166,8 +166,9 @@ pub enum BatchClaim {
     /// The id is this content's: new now, or claimed by an earlier attempt with the
     /// same content that did not complete. Store the batch.
     Proceed,
-    /// This content was stored completely before; the receipt is the answer given.
-    Stored(String),
+    /// This content was stored completely before; the receipt is the answer given,
+    /// as stored (see `IngestReceipt::from_stored`).
+    Stored(Vec<u8>),
     /// The id was claimed for different content: nothing may be written.
     Conflict,
 }
@@ -183,11 +184,22 @@ pub trait PartialStore: Send + Sync {
         digest: &str,
     ) -> impl Future<Output = Result<BatchClaim, StoreError>> + Send;
 
-    /// Records that every write of the batch succeeded; `receipt` is the answer given.
+    /// Gives up `batch`'s claim for `digest` unless its receipt is stored (a
+    /// conditional delete): the id is free again for any content. For a batch refused
+    /// after its claim, before anything of it was written. Nothing to release (another
+    /// digest, a receipt, no claim) is not an error.
+    fn release_batch(
+        &self,
+        batch: &BatchKey,
+        digest: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that every write of the batch succeeded; `receipt` is the answer given,
+    /// in its stored form (`IngestReceipt::to_stored`).
     fn put_batch_receipt(
         &self,
         batch: &BatchKey,
-        receipt: &str,
+        receipt: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores `state` (a serialized window state) under `key` unless that key exists.
@@ -273,18 +285,39 @@ pub struct Rollup {
 /// Cumulative counters of a model since its first prediction, kept with the rollups
 /// and changed only together with a minute rollup, so they never go backwards and
 /// never count a prediction twice.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CounterTotals {
     /// Predictions with status ok.
     pub ok: u64,
     /// Predictions with status error.
     pub errors: u64,
-    /// Errors by `error_type` (untyped errors under `"unknown"`).
+    /// Errors by `error_type`: at most
+    /// [`MAX_TOTAL_ERROR_TYPES`](crate::aggregate::MAX_TOTAL_ERROR_TYPES) named types
+    /// (more only where totals counted them before the cap was kept), untyped errors
+    /// under `"unknown"`, named types past the cap under
+    /// [`OVERFLOW_BUCKET`](crate::domain::OVERFLOW_BUCKET).
     pub errors_by_type: std::collections::BTreeMap<String, u64>,
-    /// Sum of all latencies, ms.
-    pub latency_sum_ms: f64,
+    /// Sum of all latencies in microseconds: the milliseconds with 3 decimals, exact.
+    /// `u128`: 2^64 predictions at `MAX_LATENCY_MS` sum to 1.8·10^31 µs, where a
+    /// `u64` would overflow after 1.8·10^7 predictions at that latency.
+    pub latency_sum_us: u128,
+    /// The named error types recorded against the cap (in a [`CounterDelta`]: the
+    /// ones it records). Totals counted before the cap was kept may name types not
+    /// recorded here; they keep their counters.
+    pub named_error_types: std::collections::BTreeSet<String>,
 }
 
+/// What a minute rollup adds to its model's [`CounterTotals`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CounterDelta {
+    /// The counts to add (each error type one the totals name, one recorded by this
+    /// delta, `"unknown"` or the overflow bucket) and the named types to record.
+    pub add: CounterTotals,
+    /// How many named types the totals had recorded when this delta was mapped:
+    /// a delta that records types is refused unless the record still holds this many
+    /// (no other writer named a type meanwhile), so the cap holds with two writers.
+    pub named_error_types_read: usize,
+}
 /// Minute, hour and day rollups.
 pub trait RollupStore: Send + Sync {
     /// The rollups of one model and granularity whose start lies in `[from, to)`,
@@ -300,12 +333,14 @@ pub trait RollupStore: Send + Sync {
 
     /// Stores a minute rollup replacing `previous` (the one read before, if any) and
     /// adds `delta` to the model's counter totals, atomically; refused (returns
-    /// `false`) when a rollup with this or a newer revision is already stored.
+    /// `false`) when the stored revision is not `previous_rev`, or when `delta` records
+    /// named error types and the totals' record no longer holds
+    /// `delta.named_error_types_read` of them: re-read both and try again.
     fn put_minute_rollup(
         &self,
         rollup: &Rollup,
         previous_rev: Option<u64>,
-        delta: &CounterTotals,
+        delta: &CounterDelta,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Stores an hour or day rollup unless one with this or a newer revision is

@@ -94,6 +94,7 @@ async fn a_batch_is_archived_and_folded_once_and_its_retry_is_a_duplicate() {
     assert_eq!(receipt["timestream"]["enabled"], true);
     assert_eq!(receipt["timestream"]["written"], 3);
     assert_eq!(receipt["timestream"]["rejected"], json!([]));
+    assert_eq!(receipt["timestream"]["rejected_count"], 0);
     let minutes: Vec<String> = receipt["minutes"]
         .as_array()
         .expect("minutes")
@@ -141,7 +142,7 @@ async fn with_timestream_off_batches_are_still_aggregated() {
     assert_eq!(status, 202, "{receipt}");
     assert_eq!(
         receipt["timestream"],
-        json!({"enabled": false, "written": 0, "rejected": []})
+        json!({"enabled": false, "written": 0, "rejected": [], "rejected_count": 0})
     );
     let minute = receipt["minutes"][0].as_str().expect("minute");
     assert_eq!(

@@ -25,7 +25,7 @@ use modelwatch::config::{AlertSettings, PerfSettings};
 use modelwatch::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState};
 use modelwatch::ids::{ModelId, TenantId};
 use modelwatch::ports::{
-    CounterTotals, Granularity, ModelRegistry, ModelSighting, Rollup, RollupStore,
+    CounterDelta, Granularity, ModelRegistry, ModelSighting, Rollup, RollupStore,
 };
 
 /// Deterministic values in [0, 1): splitmix64 of a counter.
@@ -128,7 +128,7 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
                     merged.merge(&m).expect("merge");
                     let stored = rollup(Granularity::Minute, minute, &m);
                     rollups
-                        .put_minute_rollup(&stored, None, &CounterTotals::default())
+                        .put_minute_rollup(&stored, None, &CounterDelta::default())
                         .await
                         .expect("minute rollup");
                     minute += TimeDelta::minutes(1);

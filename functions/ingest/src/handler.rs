@@ -52,7 +52,7 @@ where
                     batch_id = %receipt.batch_id,
                     accepted = receipt.accepted,
                     duplicate = receipt.duplicate,
-                    archive_rejected = receipt.timestream.rejected.len(),
+                    archive_rejected = receipt.timestream.rejected_count,
                     "batch accepted"
                 );
                 json_response(StatusCode::ACCEPTED, &receipt)

@@ -1,10 +1,31 @@
 //! In-memory implementations of the storage ports, for unit tests and benchmarks.
+//!
+//! They keep DynamoDB's limits ([`crate::adapters::limits`]), so unit tests see what
+//! production would: every item is sized from the same image the DynamoDB adapter
+//! writes (`crate::adapters::dynamodb`'s item images), and what DynamoDB would refuse
+//! as a `ValidationException` (an item over 400 KB, a number it cannot hold, a
+//! transaction over its limits) is refused as [`StoreError::Internal`], as the
+//! DynamoDB adapter reports it, with nothing changed. Reads are paged like the
+//! DynamoDB adapter's: each store counts the `Query` (and `Scan`) round trips the same
+//! reads would take there, one per partition queried and one more per 1 MB of items
+//! read (`query_pages`), so a wrapper can charge a round trip per page. The adapters
+//! write no `BatchWriteItem`s.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::adapters::dynamodb::{
+    BASELINE, CAPTURED, FILTERED_PAGE_ITEMS, PENDING_SHARDS, RULES, TRENDS, batch_image,
+    cursor_image, firing_image, history_image, model_image, partial_image, partition, partitions,
+    pending_image, pending_shard, rollup_image, settings_doc, settings_image, state_image,
+    totals_image,
+};
+use crate::adapters::limits::{
+    Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
+};
 use crate::adapters::remote_write::Series;
 use crate::aggregate::{ExportFailure, SeriesWriter};
 use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
@@ -14,16 +35,73 @@ use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
-    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterTotals,
-    ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings, ModelSettingsStore,
-    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
-    RegisteredModel, RegistryError, Rollup, RollupStore,
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta,
+    CounterTotals, ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings,
+    ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork,
+    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore,
 };
+
+/// The TTL the memory stores size `expires_at` with: any retention the configuration
+/// allows gives an epoch-seconds number of the same 10 digits.
+const SIZING_RETENTION: TimeDelta = TimeDelta::days(400);
+
+/// The size of `image`, or the error the DynamoDB adapter reports for DynamoDB's
+/// refusal of it during `operation`.
+fn checked(image: &Image<'_>, operation: &'static str) -> Result<usize, StoreError> {
+    image.checked_size().map_err(|e| refused(operation, e))
+}
+
+/// The size of an item already stored (so within the limits).
+fn size_of(image: &Image<'_>) -> usize {
+    image.checked_size().unwrap_or(MAX_ITEM_BYTES)
+}
+
+/// A write DynamoDB would refuse as invalid: `Internal`, like the DynamoDB adapter's
+/// mapping of a `ValidationException`.
+fn refused(operation: &'static str, err: LimitError) -> StoreError {
+    StoreError::Internal {
+        operation,
+        source: Box::new(err),
+    }
+}
+
+/// Checks a transaction of items of the given sizes.
+fn transaction(sizes: &[usize], operation: &'static str) -> Result<(), StoreError> {
+    check_transaction(sizes).map_err(|e| refused(operation, e))
+}
+
+/// Locks `mutex`; a panic while holding it cannot leave a map half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `Query` and `Scan` round trips a store has answered.
+#[derive(Debug, Default)]
+struct Pages(AtomicU64);
+
+impl Pages {
+    /// Charges one query of items of these sizes, in the order read.
+    fn charge(&self, sizes: impl IntoIterator<Item = usize>) {
+        self.0.fetch_add(query_pages(sizes), Ordering::Relaxed);
+    }
+
+    fn read(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A stored value with the size of its item.
+#[derive(Debug, Clone)]
+struct Stored<T> {
+    value: T,
+    size: usize,
+}
 
 /// [`ModelRegistry`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryModelRegistry {
     models: Mutex<BTreeMap<(TenantId, ModelId), RegisteredModel>>,
+    pages: Pages,
 }
 
 impl MemoryModelRegistry {
@@ -31,6 +109,12 @@ impl MemoryModelRegistry {
     pub fn insert(&self, model: RegisteredModel) {
         self.lock()
             .insert((model.tenant.clone(), model.model_id.clone()), model);
+    }
+
+    /// `Query` and `Scan` round trips answered so far (the models table in DynamoDB
+    /// also holds the settings items, which a scan reads too; these are not counted).
+    pub fn query_pages(&self) -> u64 {
+        self.pages.read()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(TenantId, ModelId), RegisteredModel>> {
@@ -42,14 +126,17 @@ impl ModelRegistry for MemoryModelRegistry {
     async fn record_sighting(&self, sighting: &ModelSighting) -> Result<(), RegistryError> {
         let mut models = self.lock();
         let key = (sighting.tenant.clone(), sighting.model_id.clone());
-        let model = models.entry(key).or_insert_with(|| RegisteredModel {
-            tenant: sighting.tenant.clone(),
-            model_id: sighting.model_id.clone(),
-            task: sighting.task,
-            first_seen: sighting.first,
-            last_seen: sighting.last,
-            latest_version: None,
-        });
+        let mut model = models
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| RegisteredModel {
+                tenant: sighting.tenant.clone(),
+                model_id: sighting.model_id.clone(),
+                task: sighting.task,
+                first_seen: sighting.first,
+                last_seen: sighting.last,
+                latest_version: None,
+            });
         if model.task != sighting.task {
             return Err(RegistryError::TaskConflict {
                 registered: model.task,
@@ -63,16 +150,21 @@ impl ModelRegistry for MemoryModelRegistry {
                 model.latest_version.clone_from(&sighting.version);
             }
         }
+        checked(&model_image(&model), "register model")?;
+        models.insert(key, model);
         Ok(())
     }
 
     async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {
-        Ok(self
+        let models: Vec<RegisteredModel> = self
             .lock()
             .values()
             .filter(|m| &m.tenant == tenant)
             .cloned()
-            .collect())
+            .collect();
+        self.pages
+            .charge(models.iter().map(|m| size_of(&model_image(m))));
+        Ok(models)
     }
 
     async fn model(
@@ -90,8 +182,10 @@ impl ModelRegistry for MemoryModelRegistry {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<RegisteredModel>, StoreError> {
-        Ok(self
-            .lock()
+        let models = self.lock();
+        self.pages
+            .charge(models.values().map(|m| size_of(&model_image(m))));
+        Ok(models
             .values()
             .filter(|m| m.last_seen >= since)
             .cloned()
@@ -102,11 +196,15 @@ impl ModelRegistry for MemoryModelRegistry {
 /// [`PartialStore`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryPartialStore {
-    partials: Mutex<BTreeMap<PartialKeyOrd, Vec<u8>>>,
+    partials: Mutex<BTreeMap<PartialKeyOrd, Stored<Vec<u8>>>>,
     pending: Mutex<BTreeMap<MinuteKey, u64>>,
     /// Per batch: the claimed content digest, and the receipt once stored.
-    receipts: Mutex<BTreeMap<BatchKey, (String, Option<String>)>>,
+    receipts: Mutex<BTreeMap<BatchKey, Claim>>,
+    pages: Pages,
 }
+
+/// A batch's claimed content digest, and its stored receipt once written.
+type Claim = (String, Option<Vec<u8>>);
 
 /// A (tenant, model, minute).
 type MinuteKey = (TenantId, ModelId, DateTime<Utc>);
@@ -136,67 +234,110 @@ impl MemoryPartialStore {
                         minute: *minute,
                         batch_id: batch_id.clone(),
                     },
-                    state.clone(),
+                    state.value.clone(),
                 )
             })
             .collect()
+    }
+
+    /// `Query` round trips answered so far.
+    pub fn query_pages(&self) -> u64 {
+        self.pages.read()
     }
 }
 
 impl PartialStore for MemoryPartialStore {
     async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
         let mut receipts = lock(&self.receipts);
-        let (claimed, receipt) = receipts
-            .entry(batch.clone())
-            .or_insert_with(|| (digest.to_owned(), None));
-        Ok(if claimed != digest {
-            BatchClaim::Conflict
-        } else if let Some(receipt) = receipt {
-            BatchClaim::Stored(receipt.clone())
-        } else {
-            BatchClaim::Proceed
+        if !receipts.contains_key(batch) {
+            let expires = Utc::now() + SIZING_RETENTION;
+            checked(&batch_image(batch, digest, None, expires), "claim batch")?;
+            receipts.insert(batch.clone(), (digest.to_owned(), None));
+        }
+        Ok(match receipts.get(batch) {
+            Some((claimed, _)) if claimed != digest => BatchClaim::Conflict,
+            Some((_, Some(receipt))) => BatchClaim::Stored(receipt.clone()),
+            _ => BatchClaim::Proceed,
         })
     }
 
-    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
-        match lock(&self.receipts).get_mut(batch) {
-            Some((_, stored)) => {
-                *stored = Some(receipt.to_owned());
-                Ok(())
-            }
-            None => Err(StoreError::Internal {
-                operation: "store batch receipt",
-                source: "the batch was not claimed".into(),
-            }),
+    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> Result<(), StoreError> {
+        let mut receipts = lock(&self.receipts);
+        if receipts
+            .get(batch)
+            .is_some_and(|(claimed, receipt)| claimed == digest && receipt.is_none())
+        {
+            receipts.remove(batch);
         }
+        Ok(())
+    }
+
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
+        const OPERATION: &str = "store batch receipt";
+        let mut receipts = lock(&self.receipts);
+        let Some((digest, stored)) = receipts.get_mut(batch) else {
+            return Err(StoreError::Internal {
+                operation: OPERATION,
+                source: "the batch was not claimed".into(),
+            });
+        };
+        let expires = Utc::now() + SIZING_RETENTION;
+        checked(
+            &batch_image(batch, digest, Some(receipt), expires),
+            OPERATION,
+        )?;
+        *stored = Some(receipt.to_vec());
+        Ok(())
     }
 
     async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {
         let mut partials = lock(&self.partials);
-        let key = ordered(key);
-        if partials.contains_key(&key) {
+        let ordered_key = ordered(key);
+        if partials.contains_key(&ordered_key) {
             return Ok(PutOutcome::AlreadyPresent);
         }
-        partials.insert(key, state.to_vec());
+        let image = partial_image(key, state, key.minute + SIZING_RETENTION, Utc::now());
+        let size = checked(&image, "store partial aggregate")?;
+        partials.insert(
+            ordered_key,
+            Stored {
+                value: state.to_vec(),
+                size,
+            },
+        );
         Ok(PutOutcome::Written)
     }
 
     async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
-        *lock(&self.pending)
+        let mut marks = lock(&self.pending);
+        let seq = marks
             .entry((key.tenant.clone(), key.model_id.clone(), key.minute))
-            .or_default() += 1;
+            .or_default();
+        let image = pending_image(&key.tenant, &key.model_id, key.minute, *seq + 1);
+        checked(&image, "mark minute pending")?;
+        *seq += 1;
         Ok(())
     }
 }
 
-/// Locks `mutex`; a panic while holding it cannot leave a map half-updated.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl PendingWork for MemoryPartialStore {
     async fn pending_minutes(&self) -> Result<Vec<PendingMinute>, StoreError> {
-        Ok(lock(&self.pending)
+        let marks = lock(&self.pending);
+        // One query per shard, as the DynamoDB adapter reads them.
+        let mut shards: BTreeMap<u32, Vec<usize>> = (0..PENDING_SHARDS)
+            .map(|shard| (shard, Vec::new()))
+            .collect();
+        for ((tenant, model_id, minute), seq) in marks.iter() {
+            let shard = pending_shard(tenant.as_str(), model_id.as_str());
+            shards
+                .entry(shard)
+                .or_default()
+                .push(size_of(&pending_image(tenant, model_id, *minute, *seq)));
+        }
+        for sizes in shards.into_values() {
+            self.pages.charge(sizes);
+        }
+        Ok(marks
             .iter()
             .map(|((tenant, model_id, minute), seq)| PendingMinute {
                 tenant: tenant.clone(),
@@ -213,11 +354,14 @@ impl PendingWork for MemoryPartialStore {
         model_id: &ModelId,
         minute: DateTime<Utc>,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(lock(&self.partials)
+        let partials = lock(&self.partials);
+        let found: Vec<&Stored<Vec<u8>>> = partials
             .iter()
             .filter(|((t, m, at, _), _)| t == tenant && m == model_id && *at == minute)
-            .map(|(_, state)| state.clone())
-            .collect())
+            .map(|(_, state)| state)
+            .collect();
+        self.pages.charge(found.iter().map(|state| state.size));
+        Ok(found.into_iter().map(|state| state.value.clone()).collect())
     }
 
     async fn settle(&self, pending: &PendingMinute) -> Result<bool, StoreError> {
@@ -241,9 +385,10 @@ type RollupKey = (TenantId, ModelId, Granularity, DateTime<Utc>);
 /// [`RollupStore`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryRollupStore {
-    rollups: Mutex<BTreeMap<RollupKey, Rollup>>,
+    rollups: Mutex<BTreeMap<RollupKey, Stored<Rollup>>>,
     totals: Mutex<BTreeMap<(TenantId, ModelId), CounterTotals>>,
     cursors: Mutex<BTreeMap<(String, TenantId, ModelId), ExportCursor>>,
+    pages: Pages,
 }
 
 fn rollup_key(rollup: &Rollup) -> RollupKey {
@@ -255,10 +400,44 @@ fn rollup_key(rollup: &Rollup) -> RollupKey {
     )
 }
 
+/// The size of the item of `rollup`, checked.
+fn rollup_size(rollup: &Rollup, operation: &'static str) -> Result<usize, StoreError> {
+    checked(
+        &rollup_image(rollup, rollup.start + SIZING_RETENTION),
+        operation,
+    )
+}
+
 impl MemoryRollupStore {
     /// Every stored rollup, in key order.
     pub fn all(&self) -> Vec<Rollup> {
-        lock(&self.rollups).values().cloned().collect()
+        lock(&self.rollups)
+            .values()
+            .map(|r| r.value.clone())
+            .collect()
+    }
+
+    /// `Query` round trips answered so far.
+    pub fn query_pages(&self) -> u64 {
+        self.pages.read()
+    }
+
+    /// Stores `cursor` of `exporter` if DynamoDB would.
+    fn store_cursor(
+        cursors: &mut BTreeMap<(String, TenantId, ModelId), ExportCursor>,
+        exporter: &str,
+        cursor: ExportCursor,
+    ) -> Result<(), StoreError> {
+        checked(&cursor_image(exporter, &cursor), "move export cursor")?;
+        cursors.insert(
+            (
+                exporter.to_owned(),
+                cursor.tenant.clone(),
+                cursor.model_id.clone(),
+            ),
+            cursor,
+        );
+        Ok(())
     }
 }
 
@@ -275,44 +454,91 @@ impl RollupStore for MemoryRollupStore {
             return Ok(Vec::new());
         }
         let key = |start| (tenant.clone(), model_id.clone(), granularity, start);
-        Ok(lock(&self.rollups)
+        let rollups = lock(&self.rollups);
+        let found: Vec<&Stored<Rollup>> = rollups
             .range(key(from)..key(to))
-            .map(|(_, rollup)| rollup.clone())
-            .collect())
+            .map(|(_, rollup)| rollup)
+            .collect();
+        // One query per partition the window touches, as the DynamoDB adapter reads.
+        let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for rollup in &found {
+            by_partition
+                .entry(partition(tenant, model_id, granularity, rollup.value.start))
+                .or_default()
+                .push(rollup.size);
+        }
+        for pk in partitions(tenant, model_id, granularity, from, to) {
+            self.pages
+                .charge(by_partition.remove(&pk).unwrap_or_default());
+        }
+        Ok(found.into_iter().map(|r| r.value.clone()).collect())
     }
 
     async fn put_minute_rollup(
         &self,
         rollup: &Rollup,
         previous_rev: Option<u64>,
-        delta: &CounterTotals,
+        delta: &CounterDelta,
     ) -> Result<bool, StoreError> {
+        const OPERATION: &str = "write minute rollup";
         let mut rollups = lock(&self.rollups);
         let key = rollup_key(rollup);
-        if rollups.get(&key).map(|r| r.rev) != previous_rev {
+        if rollups.get(&key).map(|r| r.value.rev) != previous_rev {
             return Ok(false);
         }
-        rollups.insert(key, rollup.clone());
         let mut totals = lock(&self.totals);
-        let total = totals
-            .entry((rollup.tenant.clone(), rollup.model_id.clone()))
-            .or_default();
-        total.ok += delta.ok;
-        total.errors += delta.errors;
-        total.latency_sum_ms += delta.latency_sum_ms;
-        for (error_type, count) in &delta.errors_by_type {
-            *total.errors_by_type.entry(error_type.clone()).or_default() += count;
+        let model = (rollup.tenant.clone(), rollup.model_id.clone());
+        let mut total = totals.get(&model).cloned().unwrap_or_default();
+        let add = &delta.add;
+        if !add.named_error_types.is_empty()
+            && total.named_error_types.len() != delta.named_error_types_read
+        {
+            return Ok(false);
         }
+        total.ok = total.ok.saturating_add(add.ok);
+        total.errors = total.errors.saturating_add(add.errors);
+        total.latency_sum_us = total.latency_sum_us.saturating_add(add.latency_sum_us);
+        for (error_type, count) in &add.errors_by_type {
+            let counter = total.errors_by_type.entry(error_type.clone()).or_default();
+            *counter = counter.saturating_add(*count);
+        }
+        total
+            .named_error_types
+            .extend(add.named_error_types.iter().cloned());
+        let size = rollup_size(rollup, OPERATION)?;
+        let sizes = [
+            size,
+            checked(
+                &totals_image(&rollup.tenant, &rollup.model_id, &total),
+                OPERATION,
+            )?,
+        ];
+        transaction(&sizes, OPERATION)?;
+        rollups.insert(
+            key,
+            Stored {
+                value: rollup.clone(),
+                size,
+            },
+        );
+        totals.insert(model, total);
         Ok(true)
     }
 
     async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
         let mut rollups = lock(&self.rollups);
         let key = rollup_key(rollup);
-        if rollups.get(&key).is_some_and(|r| r.rev >= rollup.rev) {
+        if rollups.get(&key).is_some_and(|r| r.value.rev >= rollup.rev) {
             return Ok(false);
         }
-        rollups.insert(key, rollup.clone());
+        let size = rollup_size(rollup, "write rollup")?;
+        rollups.insert(
+            key,
+            Stored {
+                value: rollup.clone(),
+                size,
+            },
+        );
         Ok(true)
     }
 
@@ -338,26 +564,36 @@ impl ExportCursors for MemoryRollupStore {
     ) -> Result<(), StoreError> {
         let mut cursors = lock(&self.cursors);
         for exporter in exporters {
-            let cursor = cursors
-                .entry(((*exporter).to_owned(), tenant.clone(), model_id.clone()))
-                .or_insert_with(|| ExportCursor {
-                    tenant: tenant.clone(),
-                    model_id: model_id.clone(),
-                    through: None,
-                    rolled_through,
-                });
+            let key = ((*exporter).to_owned(), tenant.clone(), model_id.clone());
+            let mut cursor = cursors.get(&key).cloned().unwrap_or_else(|| ExportCursor {
+                tenant: tenant.clone(),
+                model_id: model_id.clone(),
+                through: None,
+                rolled_through,
+            });
             cursor.rolled_through = cursor.rolled_through.max(rolled_through);
+            Self::store_cursor(&mut cursors, exporter, cursor)?;
         }
         Ok(())
     }
 
     async fn lagging_cursors(&self, exporter: &str) -> Result<Vec<ExportCursor>, StoreError> {
-        Ok(lock(&self.cursors)
+        let cursors = lock(&self.cursors);
+        let of_exporter: Vec<&ExportCursor> = cursors
             .iter()
-            .filter(|((e, _, _), c)| {
-                e == exporter && c.through.is_none_or(|t| t < c.rolled_through)
-            })
-            .map(|(_, c)| c.clone())
+            .filter(|((e, _, _), _)| e == exporter)
+            .map(|(_, c)| c)
+            .collect();
+        // The filter applies after the read: every cursor of the exporter is read.
+        self.pages.charge(
+            of_exporter
+                .iter()
+                .map(|c| size_of(&cursor_image(exporter, c))),
+        );
+        Ok(of_exporter
+            .into_iter()
+            .filter(|c| c.through.is_none_or(|t| t < c.rolled_through))
+            .cloned()
             .collect())
     }
 
@@ -372,8 +608,11 @@ impl ExportCursors for MemoryRollupStore {
             cursor.tenant.clone(),
             cursor.model_id.clone(),
         );
-        if let Some(stored) = lock(&self.cursors).get_mut(&key) {
-            stored.through = Some(stored.through.map_or(through, |t| t.max(through)));
+        let mut cursors = lock(&self.cursors);
+        if let Some(stored) = cursors.get(&key) {
+            let mut moved = stored.clone();
+            moved.through = Some(moved.through.map_or(through, |t| t.max(through)));
+            Self::store_cursor(&mut cursors, exporter, moved)?;
         }
         Ok(())
     }
@@ -385,20 +624,38 @@ type ModelKey = (TenantId, ModelId);
 #[derive(Debug, Default)]
 pub struct MemoryModelSettings {
     settings: Mutex<BTreeMap<ModelKey, ModelSettings>>,
+    /// The size of each stored settings item, by model and kind.
+    sizes: Mutex<BTreeMap<(ModelKey, &'static str), usize>>,
+    pages: Pages,
 }
 
 impl MemoryModelSettings {
-    fn update(
+    /// `Query` round trips answered so far.
+    pub fn query_pages(&self) -> u64 {
+        self.pages.read()
+    }
+
+    /// Applies `change` (which answers whether it changed anything) to the model's
+    /// settings if the item of `kind` holding `value` is one DynamoDB would store.
+    fn put<T: serde::Serialize>(
         &self,
         tenant: &TenantId,
         model_id: &ModelId,
-        change: impl FnOnce(&mut ModelSettings),
-    ) {
-        change(
-            lock(&self.settings)
-                .entry((tenant.clone(), model_id.clone()))
-                .or_default(),
-        );
+        kind: &'static str,
+        value: &T,
+        change: impl FnOnce(&mut ModelSettings) -> bool,
+    ) -> Result<bool, StoreError> {
+        let doc = settings_doc(value)?;
+        let size = checked(
+            &settings_image(tenant, model_id, kind, &doc, Utc::now()),
+            "put model settings",
+        )?;
+        let key = (tenant.clone(), model_id.clone());
+        let changed = change(lock(&self.settings).entry(key.clone()).or_default());
+        if changed {
+            lock(&self.sizes).insert((key, kind), size);
+        }
+        Ok(changed)
     }
 }
 
@@ -408,10 +665,13 @@ impl ModelSettingsStore for MemoryModelSettings {
         tenant: &TenantId,
         model_id: &ModelId,
     ) -> Result<ModelSettings, StoreError> {
-        Ok(lock(&self.settings)
-            .get(&(tenant.clone(), model_id.clone()))
-            .cloned()
-            .unwrap_or_default())
+        let key = (tenant.clone(), model_id.clone());
+        self.pages.charge(
+            [BASELINE, CAPTURED, RULES, TRENDS]
+                .into_iter()
+                .filter_map(|kind| lock(&self.sizes).get(&(key.clone(), kind)).copied()),
+        );
+        Ok(lock(&self.settings).get(&key).cloned().unwrap_or_default())
     }
 
     async fn put_registered_baseline(
@@ -420,10 +680,11 @@ impl ModelSettingsStore for MemoryModelSettings {
         model_id: &ModelId,
         baseline: &RegisteredBaseline,
     ) -> Result<(), StoreError> {
-        self.update(tenant, model_id, |s| {
+        self.put(tenant, model_id, BASELINE, baseline, |s| {
             s.baselines.registered = Some(baseline.clone());
-        });
-        Ok(())
+            true
+        })
+        .map(drop)
     }
 
     async fn put_captured_baseline(
@@ -432,14 +693,13 @@ impl ModelSettingsStore for MemoryModelSettings {
         model_id: &ModelId,
         baseline: &CapturedBaseline,
     ) -> Result<bool, StoreError> {
-        let mut stored = false;
-        self.update(tenant, model_id, |s| {
-            if s.baselines.captured.is_none() {
+        self.put(tenant, model_id, CAPTURED, baseline, |s| {
+            let new = s.baselines.captured.is_none();
+            if new {
                 s.baselines.captured = Some(baseline.clone());
-                stored = true;
             }
-        });
-        Ok(stored)
+            new
+        })
     }
 
     async fn put_rules(
@@ -448,8 +708,11 @@ impl ModelSettingsStore for MemoryModelSettings {
         model_id: &ModelId,
         rules: &CustomRules,
     ) -> Result<(), StoreError> {
-        self.update(tenant, model_id, |s| s.rules = Some(rules.clone()));
-        Ok(())
+        self.put(tenant, model_id, RULES, rules, |s| {
+            s.rules = Some(rules.clone());
+            true
+        })
+        .map(drop)
     }
 
     async fn put_trends(
@@ -458,8 +721,11 @@ impl ModelSettingsStore for MemoryModelSettings {
         model_id: &ModelId,
         trends: &TrendReport,
     ) -> Result<(), StoreError> {
-        self.update(tenant, model_id, |s| s.trends = Some(trends.clone()));
-        Ok(())
+        self.put(tenant, model_id, TRENDS, trends, |s| {
+            s.trends = Some(trends.clone());
+            true
+        })
+        .map(drop)
     }
 }
 
@@ -467,21 +733,92 @@ impl ModelSettingsStore for MemoryModelSettings {
 #[derive(Debug, Default)]
 pub struct MemoryAlertStore {
     inner: Mutex<AlertTables>,
+    pages: Pages,
 }
+
+impl MemoryAlertStore {
+    /// `Query` round trips answered so far.
+    pub fn query_pages(&self) -> u64 {
+        self.pages.read()
+    }
+}
+
+/// A model's alert history by (start, rule id), ascending.
+type History = BTreeMap<(DateTime<Utc>, String), Stored<AlertRecord>>;
 
 #[derive(Debug, Default)]
 struct AlertTables {
-    states: BTreeMap<ModelKey, BTreeMap<String, RuleState>>,
+    states: BTreeMap<ModelKey, BTreeMap<String, Stored<RuleState>>>,
     /// By model, then (start, rule id): the history in ascending order.
-    history: BTreeMap<ModelKey, BTreeMap<(DateTime<Utc>, String), AlertRecord>>,
+    history: BTreeMap<ModelKey, History>,
 }
 
 impl AlertTables {
-    fn record(&mut self, key: &ModelKey, alert: &AlertRecord) {
-        self.history
-            .entry(key.clone())
-            .or_default()
-            .insert((alert.started_at, alert.rule.id.clone()), alert.clone());
+    fn stored_version(&self, key: &ModelKey, rule_id: &str) -> Option<u64> {
+        self.states
+            .get(key)
+            .and_then(|states| states.get(rule_id))
+            .map(|s| s.value.version)
+    }
+
+    fn record(&mut self, key: &ModelKey, alert: &AlertRecord, size: usize) {
+        self.history.entry(key.clone()).or_default().insert(
+            (alert.started_at, alert.rule.id.clone()),
+            Stored {
+                value: alert.clone(),
+                size,
+            },
+        );
+    }
+}
+
+/// The sizes of the history entry and the firing-index entry `alert` writes with a
+/// rule state of `state_size` bytes, checked as one transaction.
+fn alert_sizes(
+    tenant: &TenantId,
+    model_id: &ModelId,
+    rule_id: &str,
+    alert: &AlertRecord,
+    state_size: usize,
+    operation: &'static str,
+) -> Result<usize, StoreError> {
+    let history = checked(&history_image(tenant, model_id, alert)?, operation)?;
+    let index = checked(
+        &firing_image(tenant, model_id, rule_id, &alert.alert_id),
+        operation,
+    )?;
+    transaction(&[state_size, history, index], operation)?;
+    Ok(history)
+}
+
+/// The `Query` requests the DynamoDB adapter makes to read a page of `query.limit`
+/// alerts from a history of `entries` (newest first, after the page's start): each
+/// asks for the alerts still wanted (and one more), at least
+/// [`FILTERED_PAGE_ITEMS`] when filtered on the state, and reads at most 1 MB.
+fn history_requests(entries: &[(bool, usize)], query: &AlertQuery) -> u64 {
+    let wanted = query.limit.saturating_add(1);
+    let (mut matched, mut at, mut requests) = (0, 0, 0);
+    loop {
+        requests += 1;
+        let mut limit = wanted - matched;
+        if query.state.is_some() {
+            limit = limit.max(FILTERED_PAGE_ITEMS);
+        }
+        let (mut read, mut bytes) = (0, 0);
+        while let Some(&(matches, size)) = entries.get(at) {
+            if read == limit || (read > 0 && bytes + size > QUERY_PAGE_BYTES) {
+                break;
+            }
+            bytes += size;
+            read += 1;
+            at += 1;
+            matched += usize::from(matches);
+        }
+        // DynamoDB hands back a start key when the limit or the 1 MB stopped the page.
+        let more = read == limit || at < entries.len();
+        if matched >= wanted || !more {
+            return requests;
+        }
     }
 }
 
@@ -491,11 +828,14 @@ impl AlertStore for MemoryAlertStore {
         tenant: &TenantId,
         model_id: &ModelId,
     ) -> Result<Vec<RuleState>, StoreError> {
-        Ok(lock(&self.inner)
+        let tables = lock(&self.inner);
+        let states: Vec<&Stored<RuleState>> = tables
             .states
             .get(&(tenant.clone(), model_id.clone()))
-            .map(|states| states.values().cloned().collect())
-            .unwrap_or_default())
+            .map(|states| states.values().collect())
+            .unwrap_or_default();
+        self.pages.charge(states.iter().map(|s| s.size));
+        Ok(states.into_iter().map(|s| s.value.clone()).collect())
     }
 
     async fn save_rule_state(
@@ -507,14 +847,26 @@ impl AlertStore for MemoryAlertStore {
     ) -> Result<bool, StoreError> {
         let key = (tenant.clone(), model_id.clone());
         let mut tables = lock(&self.inner);
-        let states = tables.states.entry(key.clone()).or_default();
-        let stored_version = states.get(&state.rule_id).map_or(0, |s| s.version);
-        if stored_version + 1 != state.version {
+        if tables.stored_version(&key, &state.rule_id).unwrap_or(0) + 1 != state.version {
             return Ok(false);
         }
-        states.insert(state.rule_id.clone(), state.clone());
-        if let Some(alert) = alert {
-            tables.record(&key, alert);
+        let operation = match alert {
+            Some(_) => "save rule state with alert",
+            None => "save rule state",
+        };
+        let size = checked(&state_image(tenant, model_id, state)?, operation)?;
+        let history = alert
+            .map(|a| alert_sizes(tenant, model_id, &state.rule_id, a, size, operation))
+            .transpose()?;
+        tables.states.entry(key.clone()).or_default().insert(
+            state.rule_id.clone(),
+            Stored {
+                value: state.clone(),
+                size,
+            },
+        );
+        if let (Some(alert), Some(history)) = (alert, history) {
+            tables.record(&key, alert, history);
         }
         Ok(true)
     }
@@ -529,13 +881,26 @@ impl AlertStore for MemoryAlertStore {
     ) -> Result<bool, StoreError> {
         let key = (tenant.clone(), model_id.clone());
         let mut tables = lock(&self.inner);
-        let states = tables.states.entry(key.clone()).or_default();
-        if states.get(rule_id).map(|s| s.version) != Some(version) {
+        if tables.stored_version(&key, rule_id) != Some(version) {
             return Ok(false);
         }
-        states.remove(rule_id);
-        if let Some(alert) = alert {
-            tables.record(&key, alert);
+        let history = alert
+            .map(|a| {
+                alert_sizes(
+                    tenant,
+                    model_id,
+                    rule_id,
+                    a,
+                    0,
+                    "remove rule state with alert",
+                )
+            })
+            .transpose()?;
+        if let Some(states) = tables.states.get_mut(&key) {
+            states.remove(rule_id);
+        }
+        if let (Some(alert), Some(history)) = (alert, history) {
+            tables.record(&key, alert, history);
         }
         Ok(true)
     }
@@ -546,48 +911,77 @@ impl AlertStore for MemoryAlertStore {
         model_id: &ModelId,
         query: &AlertQuery,
     ) -> Result<AlertPage, StoreError> {
-        let tables = lock(&self.inner);
-        let Some(history) = tables.history.get(&(tenant.clone(), model_id.clone())) else {
-            return Ok(AlertPage {
-                alerts: Vec::new(),
-                next: None,
-            });
+        let mut page = AlertPage {
+            alerts: Vec::new(),
+            next: None,
         };
+        if query.limit == 0 {
+            return Ok(page);
+        }
+        let tables = lock(&self.inner);
         let after = query
             .after
             .as_deref()
             .and_then(parse_alert_id)
             .map(|(rule, start)| (start, rule.to_owned()));
-        let mut matching = history
+        let newest_first: Vec<&Stored<AlertRecord>> = tables
+            .history
+            .get(&(tenant.clone(), model_id.clone()))
+            .map(|history| {
+                history
+                    .iter()
+                    .rev()
+                    .filter(|(key, _)| after.as_ref().is_none_or(|after| *key < after))
+                    .map(|(_, alert)| alert)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let matches = |alert: &AlertRecord| query.state.is_none_or(|state| alert.state == state);
+        let entries: Vec<(bool, usize)> = newest_first
             .iter()
-            .rev()
-            .filter(|(key, _)| after.as_ref().is_none_or(|after| *key < after))
-            .map(|(_, alert)| alert)
-            .filter(|alert| query.state.is_none_or(|state| alert.state == state));
-        let alerts: Vec<AlertRecord> = matching.by_ref().take(query.limit).cloned().collect();
-        let more = matching.next().is_some();
-        let next = more
-            .then(|| alerts.last().map(|a| a.alert_id.clone()))
-            .flatten();
-        Ok(AlertPage { alerts, next })
+            .map(|a| (matches(&a.value), a.size))
+            .collect();
+        self.pages
+            .0
+            .fetch_add(history_requests(&entries, query), Ordering::Relaxed);
+        let mut matching = newest_first
+            .into_iter()
+            .map(|a| &a.value)
+            .filter(|alert| matches(alert));
+        page.alerts = matching.by_ref().take(query.limit).cloned().collect();
+        if matching.next().is_some() {
+            page.next = page.alerts.last().map(|a| a.alert_id.clone());
+        }
+        Ok(page)
     }
 
     async fn firing_counts(&self, tenant: &TenantId) -> Result<BTreeMap<ModelId, u64>, StoreError> {
         let tables = lock(&self.inner);
         let mut counts = BTreeMap::new();
+        let mut index_sizes = Vec::new();
         for ((owner, model_id), states) in &tables.states {
-            let firing = states
-                .values()
-                .filter(|s| {
-                    s.alert
-                        .as_ref()
-                        .is_some_and(|a| a.state == AlertState::Firing)
-                })
-                .count() as u64;
-            if owner == tenant && firing > 0 {
-                counts.insert(model_id.clone(), firing);
+            if owner != tenant {
+                continue;
+            }
+            for (rule_id, state) in states {
+                let Some(alert) = state
+                    .value
+                    .alert
+                    .as_ref()
+                    .filter(|a| a.state == AlertState::Firing)
+                else {
+                    continue;
+                };
+                index_sizes.push(size_of(&firing_image(
+                    owner,
+                    model_id,
+                    rule_id,
+                    &alert.alert_id,
+                )));
+                *counts.entry(model_id.clone()).or_insert(0) += 1;
             }
         }
+        self.pages.charge(index_sizes);
         Ok(counts)
     }
 }
@@ -682,5 +1076,153 @@ impl SeriesWriter for MemorySeriesWriter {
                 "the in-memory receiver is switched to fail".into(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (TenantId, ModelId) {
+        (
+            TenantId::parse("t1").expect("tenant"),
+            ModelId::parse("m1").expect("model"),
+        )
+    }
+
+    fn minute(n: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_324_000 + 60 * n, 0).expect("minute")
+    }
+
+    fn partial(n: i64, batch: &str) -> PartialKey {
+        let (tenant, model_id) = ids();
+        PartialKey {
+            tenant,
+            model_id,
+            minute: minute(n),
+            batch_id: batch.into(),
+        }
+    }
+
+    fn is_refused<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
+        matches!(result, Err(StoreError::Internal { .. }))
+    }
+
+    #[tokio::test]
+    async fn an_item_over_400_kb_is_refused_like_a_validation_exception_and_nothing_changes() {
+        let partials = MemoryPartialStore::default();
+        let big = vec![0_u8; MAX_ITEM_BYTES];
+        assert!(is_refused(
+            partials.put_partial(&partial(0, "b"), &big).await
+        ));
+        assert!(partials.partials().is_empty());
+        let fits = vec![0_u8; MAX_ITEM_BYTES - 300];
+        assert_eq!(
+            partials
+                .put_partial(&partial(0, "b"), &fits)
+                .await
+                .expect("fits"),
+            PutOutcome::Written
+        );
+
+        let (tenant, model_id) = ids();
+        let batch = BatchKey {
+            tenant: tenant.clone(),
+            model_id: model_id.clone(),
+            batch_id: "b".into(),
+        };
+        assert_eq!(
+            partials.claim_batch(&batch, "d").await.expect("claim"),
+            BatchClaim::Proceed
+        );
+        assert!(is_refused(partials.put_batch_receipt(&batch, &big).await));
+        assert_eq!(
+            partials.claim_batch(&batch, "d").await.expect("claim"),
+            BatchClaim::Proceed,
+            "no receipt stored"
+        );
+
+        let rollups = MemoryRollupStore::default();
+        let rollup = Rollup {
+            tenant,
+            model_id,
+            granularity: Granularity::Hour,
+            start: minute(0),
+            rev: 1,
+            state: big,
+        };
+        assert!(is_refused(rollups.put_rollup(&rollup).await));
+        assert!(is_refused(
+            rollups
+                .put_minute_rollup(
+                    &Rollup {
+                        granularity: Granularity::Minute,
+                        ..rollup
+                    },
+                    None,
+                    &CounterDelta::default()
+                )
+                .await
+        ));
+        assert!(rollups.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reads_take_the_round_trips_dynamodb_would() {
+        let partials = MemoryPartialStore::default();
+        partials.pending_minutes().await.expect("pending");
+        assert_eq!(partials.query_pages(), 32, "one query per shard");
+
+        // Five partials of 300 KB: three fit in the first 1 MB page.
+        let state = vec![0_u8; 300 * 1024];
+        for batch in ["a", "b", "c", "d", "e"] {
+            partials
+                .put_partial(&partial(0, batch), &state)
+                .await
+                .expect("stored");
+        }
+        let (tenant, model_id) = ids();
+        let read = partials
+            .partials_of(&tenant, &model_id, minute(0))
+            .await
+            .expect("read");
+        assert_eq!(read.len(), 5);
+        assert_eq!(partials.query_pages(), 32 + 2);
+
+        // A day of minutes from 10:00 touches two daily partitions: two queries.
+        let rollups = MemoryRollupStore::default();
+        rollups
+            .rollups(
+                &tenant,
+                &model_id,
+                Granularity::Minute,
+                minute(0),
+                minute(24 * 60),
+            )
+            .await
+            .expect("read");
+        assert_eq!(rollups.query_pages(), 2);
+    }
+
+    #[test]
+    fn history_reads_ask_for_what_is_still_wanted_a_megabyte_at_most() {
+        let query = |limit, state| AlertQuery {
+            state,
+            limit,
+            after: None,
+        };
+        let small = vec![(true, 1_000); 5];
+        assert_eq!(history_requests(&small, &query(2, None)), 1);
+        assert_eq!(history_requests(&small, &query(5, None)), 1);
+        assert_eq!(history_requests(&small, &query(4, None)), 1);
+        assert_eq!(history_requests(&[], &query(4, None)), 1);
+        let none_firing = vec![(false, 1_000); 250];
+        assert_eq!(
+            history_requests(&none_firing, &query(10, Some(AlertState::Firing))),
+            3,
+            "100 items a request, then the rest"
+        );
+        let large = vec![(true, 400 * 1024); 5];
+        assert_eq!(history_requests(&large, &query(10, None)), 3);
     }
 }

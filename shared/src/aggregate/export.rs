@@ -268,7 +268,7 @@ pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
         out.push(series("ml_model_latency_seconds_count", &[]).with_sample(at, count));
         out.push(
             series("ml_model_latency_seconds_sum", &[])
-                .with_sample(at, totals.latency_sum_ms / 1000.0),
+                .with_sample(at, totals.latency_sum_us as f64 / 1e6),
         );
         out.push(
             series("ml_model_predictions_total", &[("status", "ok")])
@@ -399,7 +399,7 @@ impl MetricsExporter for CloudWatchMetricsExporter {
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryRollupStore;
-    use crate::ports::{ExportCursors, Rollup};
+    use crate::ports::{CounterDelta, ExportCursors, Rollup};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -425,7 +425,8 @@ mod tests {
                 ok: 9,
                 errors: 1,
                 errors_by_type: [("timeout".to_owned(), 1)].into(),
-                latency_sum_ms: 1500.0,
+                latency_sum_us: 1_500_000,
+                ..CounterTotals::default()
             },
             as_of: at("2026-11-28T10:17:00Z"),
             through: at("2026-11-28T10:16:00Z"),
@@ -562,7 +563,7 @@ mod tests {
                 state: state.clone(),
             };
             store
-                .put_minute_rollup(&rollup, None, &CounterTotals::default())
+                .put_minute_rollup(&rollup, None, &CounterDelta::default())
                 .await
                 .expect("put");
         }

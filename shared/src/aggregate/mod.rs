@@ -1,9 +1,11 @@
 //! Aggregation: what the scheduled `aggregate` function runs — partials rolled up into
-//! minute, hour and day rollups ([`rollup`]), then the closed minutes exported to
-//! CloudWatch and Prometheus ([`export`]).
+//! minute, hour and day rollups ([`rollup`]) with the counter totals they bring
+//! (`totals`: the delta of a minute, the cap on named error types), then the closed
+//! minutes exported to CloudWatch and Prometheus ([`export`]).
 
 mod export;
 mod rollup;
+mod totals;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,9 +14,8 @@ pub use export::{
     CloudWatchMetricsExporter, ExportFailure, ExportReport, MetricsExporter, ModelExport,
     PrometheusExporter, SeriesWriter, cloudwatch_data, export_lagging, prometheus_series,
 };
-pub use rollup::{
-    ModelRollupReport, RollupFailure, RollupReport, UNTYPED_ERROR, merge_all, roll_up,
-};
+pub use rollup::{ModelRollupReport, RollupFailure, RollupReport, merge_all, roll_up};
+pub use totals::{MAX_TOTAL_ERROR_TYPES, UNTYPED_ERROR, cap_error_types};
 
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, PendingWork, RollupStore};

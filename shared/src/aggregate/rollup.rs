@@ -18,6 +18,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
+use super::totals::{cap_error_types, counter_delta, names_error_types};
 use crate::domain::WindowState;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -190,8 +191,9 @@ async fn roll_up_model(
     Ok((report, through))
 }
 
-/// Writes a minute rollup with its counter delta, re-reading the stored revision when
-/// another writer moved it. Returns whether this call wrote.
+/// Writes a minute rollup with its counter delta, re-reading the stored revision (and
+/// the totals, when the delta names error types: the cap on them) when another writer
+/// moved them. Returns whether this call wrote.
 async fn put_minute(
     rollups: &impl RollupStore,
     tenant: &TenantId,
@@ -224,6 +226,12 @@ async fn put_minute(
             state: state.to_bytes(),
         };
         let delta = counter_delta(&before, state);
+        let totals = if names_error_types(&delta) {
+            rollups.counter_totals(tenant, model_id).await?
+        } else {
+            CounterTotals::default()
+        };
+        let delta = cap_error_types(delta, &totals);
         if rollups
             .put_minute_rollup(&rollup, previous.map(|p| p.rev), &delta)
             .await?
@@ -294,40 +302,6 @@ pub fn merge_all<'a>(
     }
     Ok(merged)
 }
-
-/// The counters `after` adds to `before` (a re-rolled minute only ever grows).
-fn counter_delta(before: &WindowState, after: &WindowState) -> CounterTotals {
-    let totals = |s: &WindowState| {
-        let mut by_type: BTreeMap<String, u64> =
-            s.errors_by_type().map(|(t, n)| (t.to_owned(), n)).collect();
-        if s.untyped_errors() > 0 {
-            *by_type.entry(UNTYPED_ERROR.to_owned()).or_default() += s.untyped_errors();
-        }
-        (
-            s.predictions() - s.errors().min(s.predictions()),
-            s.errors(),
-            by_type,
-            s.latency().sum_ms(),
-        )
-    };
-    let (ok_b, err_b, types_b, sum_b) = totals(before);
-    let (ok_a, err_a, types_a, sum_a) = totals(after);
-    CounterTotals {
-        ok: ok_a.saturating_sub(ok_b),
-        errors: err_a.saturating_sub(err_b),
-        errors_by_type: types_a
-            .into_iter()
-            .filter_map(|(t, n)| {
-                let added = n.saturating_sub(types_b.get(&t).copied().unwrap_or(0));
-                (added > 0).then_some((t, added))
-            })
-            .collect(),
-        latency_sum_ms: (sum_a - sum_b).max(0.0),
-    }
-}
-
-/// The `error_type` label of errors that named none.
-pub const UNTYPED_ERROR: &str = "unknown";
 
 #[cfg(test)]
 mod tests {
@@ -480,7 +454,7 @@ mod tests {
             .expect("totals");
         assert_eq!((totals.ok, totals.errors), (3, 1));
         assert_eq!(totals.errors_by_type.get("timeout"), Some(&1));
-        assert_eq!(totals.latency_sum_ms, 40.0);
+        assert_eq!(totals.latency_sum_us, 40_000);
     }
 
     #[tokio::test]

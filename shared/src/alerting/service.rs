@@ -431,7 +431,7 @@ mod tests {
     use crate::alerting::state::AlertState;
     use crate::alerting::trends::TrendLabel;
     use crate::domain::{Outcome, PredictionRecord, Status, Task, WindowState};
-    use crate::ports::{AlertQuery, CounterTotals, Rollup};
+    use crate::ports::{AlertQuery, CounterDelta, Rollup};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -589,7 +589,7 @@ mod tests {
             };
             let stored = if granularity == Granularity::Minute {
                 self.rollups
-                    .put_minute_rollup(&rollup, None, &CounterTotals::default())
+                    .put_minute_rollup(&rollup, None, &CounterDelta::default())
                     .await
             } else {
                 self.rollups.put_rollup(&rollup).await

@@ -8,11 +8,13 @@
 //! A batch whose receipt exists was stored completely before: the stored answer is
 //! given again with `duplicate: true` and nothing is written. Otherwise the registry
 //! sighting goes first (it fixes the model's task, so a conflicting batch
-//! is refused before anything else is written); then the archive (Timestream ignores
+//! is refused before anything else is written, and its claim is released: the
+//! corrected batch may come under the same id); then the archive (Timestream ignores
 //! an identical record sent again); then each minute's partial with a condition on its
 //! (tenant, model, minute, batch) key, so a retried batch counts once; then the pending
 //! mark, which is set even when the partial was already there — a retry after a
-//! failure between the two still gets its minute rolled up; the receipt comes last.
+//! failure between the two still gets its minute rolled up; the receipt comes last
+//! (bounded, in its compact form: [`super::receipt`]).
 //! Any store failure answers `Unavailable` (503); the sender's retry completes the
 //! batch and counts it once.
 
@@ -20,14 +22,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use serde::{Deserialize, Serialize};
 
 use super::batch::{BatchLimits, BatchRejection, Problem, ValidBatch, parse_batch};
+use super::receipt::{ArchiveReceipt, IngestReceipt};
 use crate::domain::WindowState;
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use crate::ports::{
-    ArchiveRejection, BatchClaim, BatchKey, ModelRegistry, ModelSighting, PartialKey, PartialStore,
+    BatchClaim, BatchKey, ModelRegistry, ModelSighting, PartialKey, PartialStore,
     PredictionArchive, RegistryError,
 };
 
@@ -45,32 +47,6 @@ pub struct IngestService<R, P, A> {
     pub archive: Option<A>,
     /// Size and time limits of a batch.
     pub limits: BatchLimits,
-}
-
-/// What happened to the archive copy of a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArchiveReceipt {
-    /// Whether the archive is switched on.
-    pub enabled: bool,
-    /// Records written.
-    pub written: usize,
-    /// Records the archive refused (counted in the aggregates all the same).
-    pub rejected: Vec<ArchiveRejection>,
-}
-
-/// The answer to an accepted batch (202).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IngestReceipt {
-    /// The batch's id.
-    pub batch_id: String,
-    /// Predictions accepted.
-    pub accepted: usize,
-    /// The batch had been stored completely before: this is a retry, counted once.
-    pub duplicate: bool,
-    /// Start of each minute the batch's records fall in, ascending.
-    pub minutes: Vec<DateTime<Utc>>,
-    /// The archive's part.
-    pub timestream: ArchiveReceipt,
 }
 
 /// Why a batch was not accepted.
@@ -124,17 +100,16 @@ where
             model_id: batch.model_id.clone(),
             batch_id: batch.batch_id.clone(),
         };
-        match self
-            .partials
-            .claim_batch(&batch_key, &content_digest(body))
-            .await?
-        {
+        let digest = content_digest(body);
+        match self.partials.claim_batch(&batch_key, &digest).await? {
             BatchClaim::Proceed => {}
             BatchClaim::Stored(stored) => {
-                let mut receipt: IngestReceipt =
-                    serde_json::from_str(&stored).map_err(|e| StoreError::Corrupt {
-                        key: format!("receipt of batch {}", batch.batch_id),
-                        reason: e.to_string(),
+                let mut receipt =
+                    IngestReceipt::from_stored(&batch.batch_id, &stored).map_err(|e| {
+                        StoreError::Corrupt {
+                            key: format!("receipt of batch {}", batch.batch_id),
+                            reason: e.to_string(),
+                        }
                     })?;
                 receipt.duplicate = true;
                 return Ok(receipt);
@@ -146,7 +121,8 @@ where
             }
         }
         let (first, last) = event_span(&batch);
-        self.registry
+        let sighting = self
+            .registry
             .record_sighting(&ModelSighting {
                 tenant: tenant.clone(),
                 model_id: batch.model_id.clone(),
@@ -155,21 +131,16 @@ where
                 last,
                 version: batch.model_version.clone(),
             })
-            .await?;
+            .await;
+        if let Err(conflict @ RegistryError::TaskConflict { .. }) = sighting {
+            // Nothing of the batch is written: free its id for a corrected batch.
+            self.partials.release_batch(&batch_key, &digest).await?;
+            return Err(IngestError::TaskConflict(conflict));
+        }
+        sighting?;
         let timestream = match &self.archive {
-            Some(archive) => {
-                let report = archive.archive(tenant, &batch).await?;
-                ArchiveReceipt {
-                    enabled: true,
-                    written: report.written,
-                    rejected: report.rejected,
-                }
-            }
-            None => ArchiveReceipt {
-                enabled: false,
-                written: 0,
-                rejected: Vec::new(),
-            },
+            Some(archive) => ArchiveReceipt::archived(archive.archive(tenant, &batch).await?),
+            None => ArchiveReceipt::disabled(),
         };
         let writes = minutes.into_iter().map(|(minute, state)| {
             let key = PartialKey {
@@ -197,11 +168,9 @@ where
             minutes,
             timestream,
         };
-        let stored = serde_json::to_string(&receipt).map_err(|e| StoreError::Internal {
-            operation: "serialize batch receipt",
-            source: Box::new(e),
-        })?;
-        self.partials.put_batch_receipt(&batch_key, &stored).await?;
+        self.partials
+            .put_batch_receipt(&batch_key, &receipt.to_stored())
+            .await?;
         Ok(receipt)
     }
 }
@@ -276,6 +245,7 @@ mod tests {
     use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
     use crate::adapters::timestream::TimestreamArchive;
     use crate::ids::ModelId;
+    use crate::ports::{ArchiveRejection, ArchiveReport, PutOutcome};
 
     fn service() -> IngestService<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive> {
         IngestService {
@@ -369,5 +339,206 @@ mod tests {
         assert!(!retry.duplicate);
         assert_eq!(retry.accepted, 2);
         assert_eq!(service.partials.partials().len(), 2);
+    }
+
+    /// A binary-classification batch `b-1` of one prediction.
+    fn binary_body() -> Vec<u8> {
+        br#"{"model_id": "m1", "batch_id": "b-1", "task": "binary_classification", "predictions": [{"timestamp": "2026-11-28T10:00:05Z", "latency_ms": 5, "status": "ok", "predicted": true}]}"#.to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_task_conflict_frees_the_batch_id_for_the_corrected_batch() {
+        let service = service();
+        service
+            .registry
+            .record_sighting(&ModelSighting {
+                tenant: tenant(),
+                model_id: ModelId::parse("m1").expect("model"),
+                task: crate::domain::Task::Regression,
+                first: now(),
+                last: now(),
+                version: None,
+            })
+            .await
+            .expect("registered");
+        let wrong = service.ingest(&tenant(), &binary_body(), now()).await;
+        assert!(
+            matches!(wrong, Err(IngestError::TaskConflict(_))),
+            "{wrong:?}"
+        );
+        assert!(service.partials.partials().is_empty());
+
+        let corrected = service
+            .ingest(&tenant(), &body(&[5.0]), now())
+            .await
+            .expect("the same id, now with the right task");
+        assert!(!corrected.duplicate);
+        assert_eq!(corrected.accepted, 1);
+    }
+
+    /// A partial store whose claims cannot be released.
+    struct Unreleasable(MemoryPartialStore);
+
+    impl PartialStore for Unreleasable {
+        async fn claim_batch(
+            &self,
+            batch: &BatchKey,
+            digest: &str,
+        ) -> Result<BatchClaim, StoreError> {
+            self.0.claim_batch(batch, digest).await
+        }
+
+        async fn release_batch(&self, _: &BatchKey, _: &str) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable {
+                operation: "release batch claim",
+                source: "throttled".into(),
+            })
+        }
+
+        async fn put_batch_receipt(
+            &self,
+            batch: &BatchKey,
+            receipt: &[u8],
+        ) -> Result<(), StoreError> {
+            self.0.put_batch_receipt(batch, receipt).await
+        }
+
+        async fn put_partial(
+            &self,
+            key: &PartialKey,
+            state: &[u8],
+        ) -> Result<PutOutcome, StoreError> {
+            self.0.put_partial(key, state).await
+        }
+
+        async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
+            self.0.mark_pending(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_cannot_be_released_answers_unavailable() {
+        let service = IngestService {
+            registry: MemoryModelRegistry::default(),
+            partials: Unreleasable(MemoryPartialStore::default()),
+            archive: None::<TimestreamArchive>,
+            limits: BatchLimits::default(),
+        };
+        service
+            .ingest(&tenant(), &body(&[5.0]), now())
+            .await
+            .expect("registers the model as regression");
+        let mut other_id = String::from_utf8(binary_body()).expect("utf-8");
+        other_id = other_id.replace("b-1", "b-2");
+        let refused = service.ingest(&tenant(), other_id.as_bytes(), now()).await;
+        assert!(
+            matches!(
+                refused,
+                Err(IngestError::Store(StoreError::Unavailable { .. }))
+            ),
+            "the sender retries, which claims and releases again: {refused:?}"
+        );
+    }
+
+    /// An archive that refuses every record with a reason of over 1 KB.
+    struct Refusing;
+
+    impl PredictionArchive for Refusing {
+        async fn archive(
+            &self,
+            _: &TenantId,
+            batch: &ValidBatch,
+        ) -> Result<ArchiveReport, StoreError> {
+            Ok(ArchiveReport {
+                written: 0,
+                rejected: (0..batch.predictions.len())
+                    .rev()
+                    .map(|index| ArchiveRejection {
+                        index,
+                        reason: format!("record {index}: {}", "é".repeat(512)),
+                    })
+                    .collect(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_largest_receipt_is_stored_small_and_answers_a_retry_exactly() {
+        // 10,000 predictions in 10,000 distinct minutes of the last 7 days, every one
+        // refused by the archive with a 1 KB reason.
+        let predictions: Vec<String> = (1..=10_000)
+            .map(|i| {
+                let at = now() - TimeDelta::minutes(i) + TimeDelta::seconds(5);
+                format!(
+                    r#"{{"timestamp": "{}", "latency_ms": 3, "status": "ok", "predicted": 1.0}}"#,
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"model_id": "m1", "batch_id": "worst", "task": "regression", "predictions": [{}]}}"#,
+            predictions.join(",")
+        );
+        let service = IngestService {
+            registry: MemoryModelRegistry::default(),
+            partials: MemoryPartialStore::default(),
+            archive: Some(Refusing),
+            limits: BatchLimits::default(),
+        };
+        let first = service
+            .ingest(&tenant(), body.as_bytes(), now())
+            .await
+            .expect("stored");
+        assert_eq!(first.minutes.len(), 10_000);
+        assert!(first.minutes.windows(2).all(|w| w[0] < w[1]));
+        let archive = &first.timestream;
+        assert_eq!(archive.rejected_count, 10_000);
+        assert_eq!(archive.rejected.len(), crate::ingest::MAX_LISTED_REJECTIONS);
+        assert_eq!(archive.rejected[99].index, 99, "the first by index");
+        assert!(
+            archive
+                .rejected
+                .iter()
+                .all(|r| r.reason.len() <= crate::ingest::MAX_REJECTION_REASON_BYTES)
+        );
+
+        let key = BatchKey {
+            tenant: tenant(),
+            model_id: ModelId::parse("m1").expect("model"),
+            batch_id: "worst".into(),
+        };
+        let digest = content_digest(body.as_bytes());
+        let BatchClaim::Stored(stored) = service
+            .partials
+            .claim_batch(&key, &digest)
+            .await
+            .expect("claim")
+        else {
+            panic!("the receipt is stored");
+        };
+        let expires = now() + TimeDelta::days(8);
+        let size = crate::adapters::dynamodb::batch_image(&key, &digest, Some(&stored), expires)
+            .checked_size()
+            .expect("a valid item");
+        eprintln!(
+            "largest receipt: {} bytes stored, item {size} bytes, answer {} bytes of JSON",
+            stored.len(),
+            serde_json::to_string(&first).expect("json").len()
+        );
+        assert!(size < 64 * 1024, "{size} bytes");
+
+        let again = service
+            .ingest(&tenant(), body.as_bytes(), now())
+            .await
+            .expect("answered");
+        assert!(again.duplicate);
+        assert_eq!(
+            IngestReceipt {
+                duplicate: false,
+                ..again
+            },
+            first,
+            "the retry's answer is the first answer"
+        );
     }
 }

@@ -18,14 +18,14 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::attr::{self, Item};
-use super::{conditional, unavailable};
+use super::{conditional, transacted, unavailable};
+use crate::adapters::limits::{Image, Value};
 use crate::alerting::state::{AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -37,14 +37,7 @@ const HISTORY_RETENTION: TimeDelta = TimeDelta::days(400);
 /// Items a history query filtered on the state reads per request at least: the filter
 /// drops items after they are read, so asking for only the few still needed could take
 /// many round trips over a long history.
-const FILTERED_PAGE_ITEMS: usize = 100;
-
-/// The cancellation reason of a transaction whose condition failed.
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-
-/// The cancellation reason of a transaction refused as malformed (e.g. an item over
-/// 400 KB): retrying cannot help.
-const VALIDATION_FAILED: &str = "ValidationError";
+pub(crate) const FILTERED_PAGE_ITEMS: usize = 100;
 
 /// The partition of a model's rule states.
 fn state_pk(tenant: &TenantId, model_id: &ModelId) -> String {
@@ -94,13 +87,64 @@ fn s(value: impl Into<String>) -> AttributeValue {
 }
 
 /// `value` as the JSON of a `doc` attribute.
-fn encode<T: Serialize>(value: &T, operation: &'static str) -> Result<AttributeValue, StoreError> {
+fn encode<T: Serialize>(value: &T, operation: &'static str) -> Result<Value<'static>, StoreError> {
     serde_json::to_string(value)
-        .map(AttributeValue::S)
+        .map(|doc| Value::S(doc.into()))
         .map_err(|e| StoreError::Internal {
             operation,
             source: Box::new(e),
         })
+}
+
+/// The item of a rule state.
+pub(crate) fn state_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    state: &'a RuleState,
+) -> Result<Image<'a>, StoreError> {
+    Ok(Image::default()
+        .with("pk", Value::S(state_pk(tenant, model_id).into()))
+        .with("sk", Value::S(state.rule_id.as_str().into()))
+        .with("doc", encode(state, "encode rule state")?)
+        .with("version", Value::number(state.version))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into())))
+}
+
+/// The history entry of `alert`, under the model it was raised for.
+pub(crate) fn history_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    alert: &'a AlertRecord,
+) -> Result<Image<'a>, StoreError> {
+    let expires = alert.started_at + HISTORY_RETENTION;
+    Ok(Image::default()
+        .with("pk", Value::S(history_pk(tenant, model_id).into()))
+        .with(
+            "sk",
+            Value::S(history_sk(alert.started_at, &alert.rule.id)?.into()),
+        )
+        .with("doc", encode(alert, "encode alert")?)
+        .with("state", Value::S(alert.state.as_str().into()))
+        .with("alert_id", Value::S(alert.alert_id.as_str().into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+        .with("expires_at", Value::number(expires.timestamp())))
+}
+
+/// The firing-index entry of the rule `rule_id`'s alert `alert_id`.
+pub(crate) fn firing_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    rule_id: &str,
+    alert_id: &'a str,
+) -> Image<'a> {
+    Image::default()
+        .with("pk", Value::S(firing_pk(tenant).into()))
+        .with("sk", Value::S(firing_sk(model_id, rule_id).into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+        .with("alert_id", Value::S(alert_id.into()))
 }
 
 /// The value of an item's `doc`.
@@ -150,25 +194,6 @@ impl DynamoAlertStore {
         }
     }
 
-    /// The rule-state item of `state`.
-    fn state_item(
-        tenant: &TenantId,
-        model_id: &ModelId,
-        state: &RuleState,
-    ) -> Result<Item, StoreError> {
-        let mut item = key(state_pk(tenant, model_id), state.rule_id.clone());
-        item.extend([
-            ("doc".to_owned(), encode(state, "encode rule state")?),
-            (
-                "version".to_owned(),
-                AttributeValue::N(state.version.to_string()),
-            ),
-            ("tenant_id".to_owned(), s(tenant.as_str())),
-            ("model_id".to_owned(), s(model_id.as_str())),
-        ]);
-        Ok(item)
-    }
-
     /// The history entry of `alert`, stored under the model it was raised for.
     fn history_put(
         &self,
@@ -176,25 +201,9 @@ impl DynamoAlertStore {
         model_id: &ModelId,
         alert: &AlertRecord,
     ) -> Result<TransactWriteItem, StoreError> {
-        let expires = alert.started_at + HISTORY_RETENTION;
-        let mut item = key(
-            history_pk(tenant, model_id),
-            history_sk(alert.started_at, &alert.rule.id)?,
-        );
-        item.extend([
-            ("doc".to_owned(), encode(alert, "encode alert")?),
-            ("state".to_owned(), s(alert.state.as_str())),
-            ("alert_id".to_owned(), s(alert.alert_id.as_str())),
-            ("tenant_id".to_owned(), s(tenant.as_str())),
-            ("model_id".to_owned(), s(model_id.as_str())),
-            (
-                "expires_at".to_owned(),
-                AttributeValue::N(expires.timestamp().to_string()),
-            ),
-        ]);
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(attr::item(history_image(tenant, model_id, alert)?)))
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -209,15 +218,9 @@ impl DynamoAlertStore {
         rule_id: &str,
         alert: &AlertRecord,
     ) -> Result<TransactWriteItem, StoreError> {
-        let key = key(firing_pk(tenant), firing_sk(model_id, rule_id));
         Ok(match alert.state {
             AlertState::Firing => {
-                let mut item = key;
-                item.extend([
-                    ("tenant_id".to_owned(), s(tenant.as_str())),
-                    ("model_id".to_owned(), s(model_id.as_str())),
-                    ("alert_id".to_owned(), s(alert.alert_id.as_str())),
-                ]);
+                let item = attr::item(firing_image(tenant, model_id, rule_id, &alert.alert_id));
                 let put = Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(item))
@@ -228,7 +231,7 @@ impl DynamoAlertStore {
             AlertState::Resolved => {
                 let delete = Delete::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key))
+                    .set_key(Some(key(firing_pk(tenant), firing_sk(model_id, rule_id))))
                     .build()
                     .map_err(build_error)?;
                 TransactWriteItem::builder().delete(delete).build()
@@ -249,28 +252,7 @@ impl DynamoAlertStore {
             .set_transact_items(Some(items))
             .send()
             .await;
-        let Err(err) = result else {
-            return Ok(true);
-        };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        {
-            let reasons: Vec<&str> = cancelled
-                .cancellation_reasons()
-                .iter()
-                .filter_map(|r| r.code())
-                .collect();
-            if reasons.contains(&CONDITION_FAILED) {
-                return Ok(false);
-            }
-            if reasons.contains(&VALIDATION_FAILED) {
-                return Err(StoreError::Internal {
-                    operation,
-                    source: Box::new(err),
-                });
-            }
-        }
-        Err(unavailable(operation, err))
+        transacted(result, operation)
     }
 }
 
@@ -320,7 +302,7 @@ impl AlertStore for DynamoAlertStore {
         let Some((condition, values)) = expected_previous(state) else {
             return Ok(false);
         };
-        let item = Self::state_item(tenant, model_id, state)?;
+        let item = attr::item(state_image(tenant, model_id, state)?);
         let names =
             (state.version > 1).then(|| [("#version".to_owned(), "version".to_owned())].into());
         let Some(alert) = alert else {
@@ -488,22 +470,16 @@ impl AlertStore for DynamoAlertStore {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration as StdDuration;
 
-    use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
-    use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemInput, PutItemOutput};
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
-    use aws_sdk_dynamodb::operation::transact_write_items::{
-        TransactWriteItemsInput, TransactWriteItemsOutput,
-    };
-    use aws_sdk_dynamodb::types::CancellationReason;
-    use aws_sdk_dynamodb::types::error::{
-        ConditionalCheckFailedException, TransactionCanceledException,
-    };
     use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
+    use super::super::testing::{
+        Seen, cancelled, condition_failed, fast_retries, number, put_rule, text, transact_rule,
+    };
     use super::*;
     use crate::adapters::memory::MemoryAlertStore;
     use crate::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
@@ -566,71 +542,9 @@ mod tests {
         }
     }
 
-    /// Fast SDK retries, so the throttling tests do not sleep.
-    fn fast_retries(
-        builder: aws_sdk_dynamodb::config::Builder,
-    ) -> aws_sdk_dynamodb::config::Builder {
-        builder.retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(StdDuration::from_millis(1))
-                .with_max_backoff(StdDuration::from_millis(2)),
-        )
-    }
-
     fn store(rules: &[&Rule]) -> DynamoAlertStore {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, fast_retries);
         DynamoAlertStore::new(client, TABLE)
-    }
-
-    /// Every request a mock saw.
-    type Seen<T> = Arc<Mutex<Vec<T>>>;
-
-    fn put_rule(seen: &Seen<PutItemInput>) -> Rule {
-        let seen = seen.clone();
-        mock!(Client::put_item).then_compute_output(move |req| {
-            seen.lock().unwrap().push(req.clone());
-            PutItemOutput::builder().build()
-        })
-    }
-
-    fn transact_rule(seen: &Seen<TransactWriteItemsInput>) -> Rule {
-        let seen = seen.clone();
-        mock!(Client::transact_write_items).then_compute_output(move |req| {
-            seen.lock().unwrap().push(req.clone());
-            TransactWriteItemsOutput::builder().build()
-        })
-    }
-
-    fn cancelled(reasons: &[&str]) -> TransactWriteItemsError {
-        TransactWriteItemsError::TransactionCanceledException(
-            TransactionCanceledException::builder()
-                .message("Transaction cancelled")
-                .set_cancellation_reasons(Some(
-                    reasons
-                        .iter()
-                        .map(|code| CancellationReason::builder().code(*code).build())
-                        .collect(),
-                ))
-                .meta(
-                    ErrorMetadata::builder()
-                        .code("TransactionCanceledException")
-                        .build(),
-                )
-                .build(),
-        )
-    }
-
-    fn text<'a>(item: &'a Item, name: &str) -> &'a str {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .map_or("", String::as_str)
-    }
-
-    fn number<'a>(item: &'a Item, name: &str) -> &'a str {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .map_or("", String::as_str)
     }
 
     #[test]
@@ -731,18 +645,8 @@ mod tests {
 
     #[tokio::test]
     async fn failed_condition_on_a_put_is_false() {
-        let rule = mock!(Client::put_item).then_error(|| {
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder()
-                    .message("The conditional request failed")
-                    .meta(
-                        ErrorMetadata::builder()
-                            .code("ConditionalCheckFailedException")
-                            .build(),
-                    )
-                    .build(),
-            )
-        });
+        let rule = mock!(Client::put_item)
+            .then_error(|| PutItemError::ConditionalCheckFailedException(condition_failed()));
         let store = store(&[&rule]);
         let (t, m) = ids();
         let stored = store
@@ -839,6 +743,22 @@ mod tests {
         assert_eq!(text(index.item(), "sk"), "m#acc-low");
         assert_eq!(text(index.item(), "model_id"), "m");
         assert_eq!(text(index.item(), "alert_id"), "acc-low@1700000000000");
+
+        // The memory store sizes the same three items.
+        assert_eq!(
+            attr::item_size(state_put.item()),
+            state_image(&t, &m, &state).expect("state").checked_size()
+        );
+        assert_eq!(
+            attr::item_size(history.item()),
+            history_image(&t, &m, &firing)
+                .expect("history")
+                .checked_size()
+        );
+        assert_eq!(
+            attr::item_size(index.item()),
+            firing_image(&t, &m, "acc-low", &firing.alert_id).checked_size()
+        );
     }
 
     #[tokio::test]
@@ -1219,9 +1139,8 @@ mod tests {
     #[tokio::test]
     async fn rule_states_decode_and_check_their_item() {
         let (t, m) = ids();
-        let good = DynamoAlertStore::state_item(&t, &m, &rule_state("r1", 2, None)).expect("item");
-        let mut bad =
-            DynamoAlertStore::state_item(&t, &m, &rule_state("r2", 2, None)).expect("item");
+        let good = attr::item(state_image(&t, &m, &rule_state("r1", 2, None)).expect("item"));
+        let mut bad = attr::item(state_image(&t, &m, &rule_state("r2", 2, None)).expect("item"));
         bad.insert("version".into(), AttributeValue::N("3".into()));
         let items = Arc::new(Mutex::new(vec![good]));
         let answer = items.clone();

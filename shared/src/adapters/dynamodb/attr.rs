@@ -1,15 +1,57 @@
-//! Reading typed values out of DynamoDB items, with errors naming the attribute.
+//! Reading typed values out of DynamoDB items, with errors naming the attribute, and
+//! turning the neutral [`Image`] of an item into the SDK's form.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use crate::adapters::limits::{Image, Value};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
+
+/// The SDK's form of a value.
+pub fn value(value: Value<'_>) -> AttributeValue {
+    match value {
+        Value::S(s) => AttributeValue::S(s.into_owned()),
+        Value::N(n) => AttributeValue::N(n),
+        Value::B(b) => AttributeValue::B(b.into_owned().into()),
+        Value::Ss(set) => AttributeValue::Ss(set.into_iter().map(|s| s.into_owned()).collect()),
+    }
+}
+
+/// The SDK's form of an item.
+pub fn item(image: Image<'_>) -> Item {
+    image
+        .into_attributes()
+        .into_iter()
+        .map(|(name, v)| (name.into_owned(), value(v)))
+        .collect()
+}
+
+/// The size DynamoDB counts for an SDK item (as [`Image::checked_size`] does for the
+/// image it came from): the check that both adapters describe an item alike.
+#[cfg(test)]
+pub fn item_size(item: &Item) -> Result<usize, crate::adapters::limits::LimitError> {
+    use std::borrow::Cow;
+    let mut image = Image::default();
+    for (name, v) in item {
+        let neutral = match v {
+            AttributeValue::S(s) => Value::S(Cow::Borrowed(s)),
+            AttributeValue::N(n) => Value::N(n.clone()),
+            AttributeValue::B(b) => Value::B(Cow::Borrowed(b.as_ref())),
+            AttributeValue::Ss(set) => {
+                Value::Ss(set.iter().map(|s| Cow::Borrowed(s.as_str())).collect())
+            }
+            other => panic!("attribute {name}: no adapter writes {other:?}"),
+        };
+        image.push(name.as_str(), neutral);
+    }
+    image.checked_size()
+}
 
 /// Why an attribute could not be read.
 pub type AttrError = String;

@@ -10,6 +10,8 @@ mod partials;
 mod registry;
 mod rollups;
 mod settings;
+#[cfg(test)]
+mod testing;
 
 pub use alerts::DynamoAlertStore;
 pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};
@@ -17,7 +19,18 @@ pub use registry::DynamoModelRegistry;
 pub use rollups::DynamoRollupStore;
 pub use settings::DynamoModelSettings;
 
+// The item images the memory adapters size their items with, and what they page
+// their reads by, so both adapters describe each item once.
+pub(crate) use alerts::{FILTERED_PAGE_ITEMS, firing_image, history_image, state_image};
+pub(crate) use partials::{batch_image, partial_image, pending_image};
+pub(crate) use registry::model_image;
+pub(crate) use rollups::{cursor_image, partition, partitions, rollup_image, totals_image};
+pub(crate) use settings::{BASELINE, CAPTURED, RULES, TRENDS, settings_doc, settings_image};
+
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::{
+    TransactWriteItemsError, TransactWriteItemsOutput,
+};
 
 use crate::error::StoreError;
 
@@ -75,4 +88,45 @@ where
         }
         Err(err) => Err(unavailable(operation, err)),
     }
+}
+
+/// The cancellation reason of a transaction item whose condition failed.
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// The cancellation reason of a transaction item refused as malformed (e.g. an item
+/// over 400 KB, a number DynamoDB cannot hold): retrying cannot help.
+const VALIDATION_FAILED: &str = "ValidationError";
+
+/// The outcome of a `TransactWriteItems` with conditions: `Ok(true)` written,
+/// `Ok(false)` when a condition failed, `Internal` when an item was refused as
+/// invalid, else the mapped error.
+fn transacted<R>(
+    result: Result<TransactWriteItemsOutput, SdkError<TransactWriteItemsError, R>>,
+    operation: &'static str,
+) -> Result<bool, StoreError>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let Err(err) = result else {
+        return Ok(true);
+    };
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    {
+        let reasons: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .filter_map(|r| r.code())
+            .collect();
+        if reasons.contains(&CONDITION_FAILED) {
+            return Ok(false);
+        }
+        if reasons.contains(&VALIDATION_FAILED) {
+            return Err(StoreError::Internal {
+                operation,
+                source: Box::new(err),
+            });
+        }
+    }
+    Err(unavailable(operation, err))
 }

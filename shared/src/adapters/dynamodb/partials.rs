@@ -7,8 +7,10 @@
 //!
 //! Batch claim and receipt: `pk = "BATCH#<tenant>#<model>#<batch_id>"`,
 //! `sk = "RECEIPT"`; `digest` (S, the content's digest, set by the first attempt),
-//! `receipt` (S, the JSON answer given, once every write succeeded), `expires_at`
-//! like the partials.
+//! `receipt` (B, the answer given in its compact stored form, once every write
+//! succeeded; S with the answer's JSON on items stored before), `expires_at` like the
+//! partials. A batch refused after its claim (a task conflict) deletes the
+//! claim on condition that the digest is its own and no receipt is stored.
 //!
 //! Pending mark: `pk = "PENDING#<shard>"` (shard = a stable hash of tenant and model,
 //! [`PENDING_SHARDS`] of them), `sk = "<tenant>#<model>#<minute epoch s>"`; `seq` (N)
@@ -22,6 +24,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
+use crate::adapters::limits::{Image, Value};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
@@ -56,19 +59,61 @@ pub fn partial_pk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) 
     format!("P#{tenant}#{model_id}#{}", minute.timestamp())
 }
 
+/// The item of a partial written at `written_at`, expiring at `expires`.
+pub(crate) fn partial_image<'a>(
+    key: &'a PartialKey,
+    state: &'a [u8],
+    expires: DateTime<Utc>,
+    written_at: DateTime<Utc>,
+) -> Image<'a> {
+    Image::default()
+        .with(
+            "pk",
+            Value::S(partial_pk(&key.tenant, &key.model_id, key.minute).into()),
+        )
+        .with("sk", Value::S(format!("B#{}", key.batch_id).into()))
+        .with("state", Value::B(state.into()))
+        .with("tenant_id", Value::S(key.tenant.as_str().into()))
+        .with("model_id", Value::S(key.model_id.as_str().into()))
+        .with("minute", Value::number(key.minute.timestamp()))
+        .with("batch_id", Value::S(key.batch_id.as_str().into()))
+        .with("expires_at", Value::number(expires.timestamp()))
+        .with("written_at", Value::number(written_at.timestamp_millis()))
+}
+
+/// The partition and sort key of a (tenant, model, minute)'s pending mark.
+fn pending_pk_sk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> [String; 2] {
+    let shard = pending_shard(tenant.as_str(), model_id.as_str());
+    [
+        format!("PENDING#{shard:02}"),
+        format!("{tenant}#{model_id}#{}", minute.timestamp()),
+    ]
+}
+
 /// The key of a (tenant, model, minute)'s pending mark.
 fn pending_key(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> Item {
-    let shard = pending_shard(tenant.as_str(), model_id.as_str());
+    let [pk, sk] = pending_pk_sk(tenant, model_id, minute);
     Item::from([
-        (
-            "pk".into(),
-            AttributeValue::S(format!("PENDING#{shard:02}")),
-        ),
-        (
-            "sk".into(),
-            AttributeValue::S(format!("{tenant}#{model_id}#{}", minute.timestamp())),
-        ),
+        ("pk".into(), AttributeValue::S(pk)),
+        ("sk".into(), AttributeValue::S(sk)),
     ])
+}
+
+/// The pending mark of a (tenant, model, minute) after `seq` marks.
+pub(crate) fn pending_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    minute: DateTime<Utc>,
+    seq: u64,
+) -> Image<'a> {
+    let [pk, sk] = pending_pk_sk(tenant, model_id, minute);
+    Image::default()
+        .with("pk", Value::S(pk.into()))
+        .with("sk", Value::S(sk.into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+        .with("minute", Value::number(minute.timestamp()))
+        .with("seq", Value::number(seq))
 }
 
 /// The shard of a model's pending marks: FNV-1a of `tenant#model`, stable across
@@ -82,17 +127,41 @@ pub fn pending_shard(tenant: &str, model: &str) -> u32 {
     hash % PENDING_SHARDS
 }
 
+/// The sort key of a batch claim and receipt.
+const RECEIPT_SK: &str = "RECEIPT";
+
+/// The partition key of a batch's claim and receipt.
+fn batch_pk(batch: &BatchKey) -> String {
+    format!(
+        "BATCH#{}#{}#{}",
+        batch.tenant, batch.model_id, batch.batch_id
+    )
+}
+
 fn receipt_key(batch: &BatchKey) -> [(String, AttributeValue); 2] {
     [
-        (
-            "pk".into(),
-            AttributeValue::S(format!(
-                "BATCH#{}#{}#{}",
-                batch.tenant, batch.model_id, batch.batch_id
-            )),
-        ),
-        ("sk".into(), AttributeValue::S("RECEIPT".into())),
+        ("pk".into(), AttributeValue::S(batch_pk(batch))),
+        ("sk".into(), AttributeValue::S(RECEIPT_SK.into())),
     ]
+}
+
+/// The item of a batch claimed for `digest`, with its stored `receipt` once written,
+/// expiring at `expires`.
+pub(crate) fn batch_image<'a>(
+    batch: &BatchKey,
+    digest: &'a str,
+    receipt: Option<&'a [u8]>,
+    expires: DateTime<Utc>,
+) -> Image<'a> {
+    let mut image = Image::default()
+        .with("pk", Value::S(batch_pk(batch).into()))
+        .with("sk", Value::S(RECEIPT_SK.into()))
+        .with("digest", Value::S(digest.into()))
+        .with("expires_at", Value::number(expires.timestamp()));
+    if let Some(receipt) = receipt {
+        image.push("receipt", Value::B(receipt.into()));
+    }
+    image
 }
 
 impl PartialStore for DynamoPartialStore {
@@ -119,31 +188,45 @@ impl PartialStore for DynamoPartialStore {
             .map_err(|e| unavailable("claim batch", e))?;
         let item = output.attributes.unwrap_or_default();
         let corrupt = |reason| StoreError::Corrupt {
-            key: format!(
-                "BATCH#{}#{}#{}",
-                batch.tenant, batch.model_id, batch.batch_id
-            ),
+            key: batch_pk(batch),
             reason,
         };
         if attr::string(&item, "digest").map_err(corrupt)? != digest {
             return Ok(BatchClaim::Conflict);
         }
-        if !item.contains_key("receipt") {
-            return Ok(BatchClaim::Proceed);
+        match item.get("receipt") {
+            None => Ok(BatchClaim::Proceed),
+            Some(AttributeValue::B(stored)) => Ok(BatchClaim::Stored(stored.clone().into_inner())),
+            // Receipts stored before the compact form: the answer's JSON.
+            Some(AttributeValue::S(json)) => Ok(BatchClaim::Stored(json.clone().into_bytes())),
+            Some(_) => Err(corrupt(
+                "attribute receipt is neither binary nor a string".into(),
+            )),
         }
-        Ok(BatchClaim::Stored(
-            attr::string(&item, "receipt").map_err(corrupt)?,
-        ))
     }
 
-    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &str) -> Result<(), StoreError> {
+    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Item::from(receipt_key(batch))))
+            .condition_expression("digest = :digest AND attribute_not_exists(receipt)")
+            .expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()))
+            .send()
+            .await;
+        // A failed condition: the claim is another content's, or the batch is stored.
+        conditional(result, "release batch claim").map(drop)
+    }
+
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
         let expires = Utc::now() + self.retention;
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Item::from(receipt_key(batch))))
             .update_expression("SET receipt = :receipt, expires_at = :expires")
-            .expression_attribute_values(":receipt", AttributeValue::S(receipt.to_owned()))
+            .expression_attribute_values(":receipt", AttributeValue::B(receipt.to_vec().into()))
             .expression_attribute_values(
                 ":expires",
                 AttributeValue::N(expires.timestamp().to_string()),
@@ -155,36 +238,12 @@ impl PartialStore for DynamoPartialStore {
     }
 
     async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {
-        let expires = key.minute + self.retention;
-        let item = Item::from([
-            (
-                "pk".into(),
-                AttributeValue::S(partial_pk(&key.tenant, &key.model_id, key.minute)),
-            ),
-            (
-                "sk".into(),
-                AttributeValue::S(format!("B#{}", key.batch_id)),
-            ),
-            ("state".into(), AttributeValue::B(state.to_vec().into())),
-            (
-                "tenant_id".into(),
-                AttributeValue::S(key.tenant.to_string()),
-            ),
-            (
-                "model_id".into(),
-                AttributeValue::S(key.model_id.to_string()),
-            ),
-            (
-                "minute".into(),
-                AttributeValue::N(key.minute.timestamp().to_string()),
-            ),
-            ("batch_id".into(), AttributeValue::S(key.batch_id.clone())),
-            (
-                "expires_at".into(),
-                AttributeValue::N(expires.timestamp().to_string()),
-            ),
-            ("written_at".into(), attr::time_ms_value(chrono::Utc::now())),
-        ]);
+        let item = attr::item(partial_image(
+            key,
+            state,
+            key.minute + self.retention,
+            Utc::now(),
+        ));
         let result = self
             .client
             .put_item()
@@ -323,10 +382,14 @@ mod tests {
 
     use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use chrono::DateTime;
 
+    use super::super::testing::{
+        Seen, condition_failed, delete_rule, epoch_s, put_rule, seen, update_rule, updated,
+    };
     use super::*;
     use crate::ids::{ModelId, TenantId};
 
@@ -341,10 +404,10 @@ mod tests {
     /// The store over a client whose UpdateItem answers with `attributes` (what the
     /// item holds after the update), checking that the claim sets the digest only if
     /// none is there.
-    async fn claim_with(attributes: &[(&str, &str)]) -> Result<BatchClaim, StoreError> {
+    async fn claim_with(attributes: &[(&str, AttributeValue)]) -> Result<BatchClaim, StoreError> {
         let attributes: Item = attributes
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned())))
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         let rule = mock!(Client::update_item)
             .match_requests(|req| {
@@ -370,24 +433,99 @@ mod tests {
 
     #[tokio::test]
     async fn a_claim_reads_what_the_id_holds() {
+        let text = |s: &str| AttributeValue::S(s.to_owned());
+        let stored = AttributeValue::B(vec![1, 2, 3].into());
         assert_eq!(
-            claim_with(&[("digest", "d-1")]).await.expect("claim"),
+            claim_with(&[("digest", text("d-1"))]).await.expect("claim"),
             BatchClaim::Proceed
         );
         assert_eq!(
-            claim_with(&[("digest", "d-1"), ("receipt", "{}")])
+            claim_with(&[("digest", text("d-1")), ("receipt", stored.clone())])
                 .await
                 .expect("claim"),
-            BatchClaim::Stored("{}".into())
+            BatchClaim::Stored(vec![1, 2, 3])
         );
         assert_eq!(
-            claim_with(&[("digest", "d-0"), ("receipt", "{}")])
+            claim_with(&[("digest", text("d-1")), ("receipt", text("{}"))])
+                .await
+                .expect("a receipt stored as JSON before"),
+            BatchClaim::Stored(b"{}".to_vec())
+        );
+        assert_eq!(
+            claim_with(&[("digest", text("d-0")), ("receipt", stored)])
                 .await
                 .expect("claim"),
             BatchClaim::Conflict
         );
         let err = claim_with(&[]).await.expect_err("no digest");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        let err = claim_with(&[
+            ("digest", text("d-1")),
+            ("receipt", AttributeValue::Bool(true)),
+        ])
+        .await
+        .expect_err("not a receipt");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn claim_and_receipt_make_the_item_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let rule = update_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let store = DynamoPartialStore::new(client, "partials", TimeDelta::days(8));
+        // The mock answers without attributes: the claim reads a corrupt item.
+        let _ = store.claim_batch(&batch(), "d-1").await;
+        let receipt = vec![9_u8; 1_000];
+        store
+            .put_batch_receipt(&batch(), &receipt)
+            .await
+            .expect("stored");
+        let item = updated(&seen(&requests));
+        assert_eq!(
+            item.get("receipt"),
+            Some(&AttributeValue::B(receipt.clone().into())),
+            "the compact form, as binary"
+        );
+        let expires = epoch_s(&item, "expires_at");
+        assert_eq!(
+            attr::item_size(&item),
+            batch_image(&batch(), "d-1", Some(&receipt), expires).checked_size()
+        );
+    }
+
+    fn partial_key() -> PartialKey {
+        PartialKey {
+            tenant: TenantId::parse("t1").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
+            batch_id: "b-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partial_and_its_pending_mark_are_the_items_the_memory_store_sizes() {
+        let (puts, updates) = (Seen::default(), Seen::default());
+        let (put, update) = (put_rule(&puts), update_rule(&updates));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &update]);
+        let store = DynamoPartialStore::new(client, "partials", TimeDelta::days(8));
+        let key = partial_key();
+        let state = vec![3_u8; 5_000];
+        store.put_partial(&key, &state).await.expect("written");
+        store.mark_pending(&key).await.expect("marked");
+
+        let puts = seen(&puts);
+        let item = puts[0].item().expect("item");
+        let written_at = attr::time_ms(item, "written_at").expect("written_at");
+        let expires = key.minute + TimeDelta::days(8);
+        assert_eq!(
+            attr::item_size(item),
+            partial_image(&key, &state, expires, written_at).checked_size()
+        );
+        assert_eq!(
+            attr::item_size(&updated(&seen(&updates))),
+            pending_image(&key.tenant, &key.model_id, key.minute, 1).checked_size()
+        );
     }
 
     #[tokio::test]
@@ -416,6 +554,42 @@ mod tests {
             .expect_err("throttled");
         assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
         assert_eq!(throttled.num_calls(), 2, "the SDK retried");
+    }
+
+    #[tokio::test]
+    async fn a_release_deletes_only_an_unfinished_claim_of_this_content() {
+        let requests = Seen::default();
+        let delete = delete_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&delete]);
+        DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
+            .release_batch(&batch(), "d-1")
+            .await
+            .expect("released");
+        let requests = seen(&requests);
+        assert_eq!(requests.len(), 1);
+        let request = &requests[0];
+        assert_eq!(
+            request.key().and_then(|k| k.get("pk")),
+            Some(&AttributeValue::S("BATCH#t1#m1#b-1".into()))
+        );
+        assert_eq!(
+            request.condition_expression(),
+            Some("digest = :digest AND attribute_not_exists(receipt)")
+        );
+        assert_eq!(
+            request
+                .expression_attribute_values()
+                .and_then(|v| v.get(":digest")),
+            Some(&AttributeValue::S("d-1".into()))
+        );
+
+        let failed = mock!(Client::delete_item)
+            .then_error(|| DeleteItemError::ConditionalCheckFailedException(condition_failed()));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&failed]);
+        DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
+            .release_batch(&batch(), "d-1")
+            .await
+            .expect("a stored batch or another content's claim: nothing to release");
     }
 
     #[test]

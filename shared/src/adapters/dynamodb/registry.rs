@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
+use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
@@ -31,6 +32,31 @@ fn model_key(tenant: &TenantId, model_id: &ModelId) -> Item {
             AttributeValue::S(format!("{MODEL_PREFIX}{model_id}")),
         ),
     ])
+}
+
+/// The registry item of `model`.
+pub(crate) fn model_image(model: &RegisteredModel) -> Image<'_> {
+    let mut image = Image::default()
+        .with("pk", Value::S(tenant_pk(&model.tenant).into()))
+        .with(
+            "sk",
+            Value::S(format!("{MODEL_PREFIX}{}", model.model_id).into()),
+        )
+        .with("tenant_id", Value::S(model.tenant.as_str().into()))
+        .with("model_id", Value::S(model.model_id.as_str().into()))
+        .with("task", Value::S(model.task.as_str().into()))
+        .with(
+            "first_seen",
+            Value::number(model.first_seen.timestamp_millis()),
+        )
+        .with(
+            "last_seen",
+            Value::number(model.last_seen.timestamp_millis()),
+        );
+    if let Some(version) = &model.latest_version {
+        image.push("latest_version", Value::S(version.as_str().into()));
+    }
+    image
 }
 
 /// [`ModelRegistry`] on DynamoDB.
@@ -238,7 +264,58 @@ fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::super::testing::{Seen, first_write, seen, updated};
     use super::*;
+
+    #[tokio::test]
+    async fn a_registry_entry_is_the_item_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let recorded = requests.clone();
+        // Answers each update with the item it makes of an absent one.
+        let rule = mock!(Client::update_item).then_compute_output(move |req| {
+            recorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(req.clone());
+            let item = first_write(
+                req.key().expect("key"),
+                req.update_expression().expect("expression"),
+                req.expression_attribute_names(),
+                req.expression_attribute_values(),
+            );
+            UpdateItemOutput::builder()
+                .set_attributes(Some(item))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let model = RegisteredModel {
+            tenant: TenantId::parse("t1").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            task: Task::Regression,
+            first_seen: DateTime::from_timestamp_millis(1_764_324_899_120).expect("time"),
+            last_seen: DateTime::from_timestamp_millis(1_764_324_999_123).expect("time"),
+            latest_version: Some("v2.1".into()),
+        };
+        DynamoModelRegistry::new(client, "models")
+            .record_sighting(&ModelSighting {
+                tenant: model.tenant.clone(),
+                model_id: model.model_id.clone(),
+                task: model.task,
+                first: model.first_seen,
+                last: model.last_seen,
+                version: model.latest_version.clone(),
+            })
+            .await
+            .expect("registered");
+        let requests = seen(&requests);
+        assert_eq!(requests.len(), 2, "registration, then the version");
+        let item = updated(&requests);
+        assert_eq!(registered_model(&item).expect("reads back"), model);
+        assert_eq!(attr::item_size(&item), model_image(&model).checked_size());
+    }
 
     fn item(task: &str) -> Item {
         Item::from([

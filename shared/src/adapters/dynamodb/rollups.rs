@@ -9,26 +9,46 @@
 //! | export cursor | `EXPORT#<exporter>` | `<tenant>#<model>` |
 //!
 //! Rollup attributes: `state` (B), `rev` (N), `start` (N), `tenant_id`, `model_id`,
-//! `expires_at` (TTL). Totals: `ok`, `errors`, `latency_sum_ms` (N) and one `e_<type>`
-//! (N) per error type. Export cursors: `through`, `rolled_through` (N, epoch s),
-//! `tenant_id`, `model_id`; one partition per exporter, read whole each run. A partition holds at most a day of minutes, a month of hours,
-//! or a model's days, so a window is a handful of range queries; zero-padded starts
-//! sort lexically in time order.
+//! `expires_at` (TTL). Export cursors: `through`, `rolled_through` (N, epoch s),
+//! `tenant_id`, `model_id`; one partition per exporter, read whole each run. A
+//! partition holds at most a day of minutes, a month of hours, or a model's days, so a
+//! window is a handful of range queries; zero-padded starts sort lexically in time
+//! order.
+//!
+//! Totals: `ok`, `errors` (N), `latency_total_ms` (N: milliseconds with exactly 3
+//! decimals, i.e. whole microseconds), `error_types` (SS: the named error types
+//! recorded against the cap) and one `e_<type>` (N) per error type counted. Every
+//! write `ADD`s a delta; DynamoDB adds decimals exactly, and every operand and sum is
+//! on the 10^-3 grid, so the sum is exact: at most 2^64 predictions of at most
+//! `MAX_LATENCY_MS` = 10^9 ms sum to 1.8·10^28 ms, 29 integer digits + 3 decimals =
+//! 32 significant digits (DynamoDB holds 38) and a magnitude far below 10^126. The
+//! named types stay at most [`MAX_TOTAL_ERROR_TYPES`]: a delta that records new types
+//! adds them to `error_types` on condition that the set still has the size it was
+//! mapped against (`attribute_not_exists` for none), in the same transaction as the
+//! rollup; with two writers one condition fails and that writer re-reads. Totals
+//! written before this layout keep `latency_sum_ms` (f64 text, up to 38 digits):
+//! it is read (rounded to µs) and never added to again, since an `ADD` onto a long
+//! decimal can exceed 38 digits; their `e_<type>` counters without `error_types`
+//! are recorded with the next new type.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::{conditional, unavailable};
+use super::{conditional, transacted, unavailable};
+use crate::adapters::limits::{Image, Value};
+#[cfg(doc)]
+use crate::aggregate::MAX_TOTAL_ERROR_TYPES;
 use crate::config::RollupRetention;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{CounterTotals, ExportCursor, ExportCursors, Granularity, Rollup, RollupStore};
+use crate::ports::{
+    CounterDelta, CounterTotals, ExportCursor, ExportCursors, Granularity, Rollup, RollupStore,
+};
 
 /// [`RollupStore`] on DynamoDB.
 #[derive(Debug, Clone)]
@@ -57,38 +77,10 @@ impl DynamoRollupStore {
     }
 
     fn rollup_item(&self, rollup: &Rollup) -> Item {
-        let start = rollup.start.timestamp();
-        let expires = rollup.start + self.retention(rollup.granularity);
-        Item::from([
-            (
-                "pk".into(),
-                AttributeValue::S(partition(
-                    &rollup.tenant,
-                    &rollup.model_id,
-                    rollup.granularity,
-                    rollup.start,
-                )),
-            ),
-            ("sk".into(), AttributeValue::S(sort_key(rollup.start))),
-            (
-                "state".into(),
-                AttributeValue::B(rollup.state.clone().into()),
-            ),
-            ("rev".into(), AttributeValue::N(rollup.rev.to_string())),
-            ("start".into(), AttributeValue::N(start.to_string())),
-            (
-                "tenant_id".into(),
-                AttributeValue::S(rollup.tenant.to_string()),
-            ),
-            (
-                "model_id".into(),
-                AttributeValue::S(rollup.model_id.to_string()),
-            ),
-            (
-                "expires_at".into(),
-                AttributeValue::N(expires.timestamp().to_string()),
-            ),
-        ])
+        attr::item(rollup_image(
+            rollup,
+            rollup.start + self.retention(rollup.granularity),
+        ))
     }
 
     /// Every rollup of one partition with a start in `[from, to)`.
@@ -126,8 +118,32 @@ impl DynamoRollupStore {
     }
 }
 
+/// The item of a rollup that expires at `expires`.
+pub(crate) fn rollup_image(rollup: &Rollup, expires: DateTime<Utc>) -> Image<'_> {
+    Image::default()
+        .with(
+            "pk",
+            Value::S(
+                partition(
+                    &rollup.tenant,
+                    &rollup.model_id,
+                    rollup.granularity,
+                    rollup.start,
+                )
+                .into(),
+            ),
+        )
+        .with("sk", Value::S(sort_key(rollup.start).into()))
+        .with("state", Value::B(Cow::Borrowed(&rollup.state)))
+        .with("rev", Value::number(rollup.rev))
+        .with("start", Value::number(rollup.start.timestamp()))
+        .with("tenant_id", Value::S(rollup.tenant.as_str().into()))
+        .with("model_id", Value::S(rollup.model_id.as_str().into()))
+        .with("expires_at", Value::number(expires.timestamp()))
+}
+
 /// The partition holding `granularity` rollups that start at `start`.
-fn partition(
+pub(crate) fn partition(
     tenant: &TenantId,
     model_id: &ModelId,
     granularity: Granularity,
@@ -148,7 +164,7 @@ fn partition(
 }
 
 /// The partitions that can hold `granularity` rollups starting in `[from, to)`.
-fn partitions(
+pub(crate) fn partitions(
     tenant: &TenantId,
     model_id: &ModelId,
     granularity: Granularity,
@@ -202,18 +218,201 @@ fn rollup_from_item(
     read().map_err(|reason| attr::corrupt(item, reason))
 }
 
-fn totals_key(tenant: &TenantId, model_id: &ModelId) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (
-            "pk".into(),
-            AttributeValue::S(format!("TOTALS#{tenant}#{model_id}")),
-        ),
-        ("sk".into(), AttributeValue::S("TOTALS".into())),
-    ])
-}
-
 /// Error types become attribute names `e_<type>`; ids are `[A-Za-z0-9._:@-]`.
 const ERROR_TYPE_PREFIX: &str = "e_";
+
+/// The totals' latency sum: milliseconds with exactly 3 decimals.
+const LATENCY_TOTAL: &str = "latency_total_ms";
+
+/// Where totals written before [`LATENCY_TOTAL`] keep their sum (f64 text): read only.
+const LEGACY_LATENCY_SUM: &str = "latency_sum_ms";
+
+/// The set of named error types recorded against the cap.
+const NAMED_ERROR_TYPES: &str = "error_types";
+
+/// The sort key of a totals item.
+const TOTALS_SK: &str = "TOTALS";
+
+/// The partition key of a model's totals item.
+fn totals_pk(tenant: &TenantId, model_id: &ModelId) -> String {
+    format!("TOTALS#{tenant}#{model_id}")
+}
+
+/// `us` microseconds as DynamoDB number text in milliseconds with 3 decimals.
+fn fixed_ms(us: u128) -> String {
+    format!("{}.{:03}", us / 1000, us % 1000)
+}
+
+/// A non-negative DynamoDB number of milliseconds (any decimal text: `40`, `40.5`,
+/// `0.30000000000000004`, `1.5E+3`) in whole microseconds, rounded half up; `None`
+/// when it is not such a number or exceeds `u128`.
+fn parse_micros(text: &str) -> Option<u128> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let exponent: i64 = match exponent {
+        Some(e) if e.len() <= 7 => e.parse().ok()?,
+        Some(_) => return None,
+        None => 0,
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: Vec<u8> = integer.bytes().chain(fraction.bytes()).collect();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if negative {
+        // Only a negative zero is a sum.
+        return digits.iter().all(|&d| d == b'0').then_some(0);
+    }
+    // Digits before `point` are whole microseconds.
+    let point = integer.len() as i64 + exponent + 3;
+    let mut us: u128 = 0;
+    for i in 0..point.max(0) {
+        let digit = usize::try_from(i)
+            .ok()
+            .and_then(|i| digits.get(i))
+            .map_or(0, |d| d - b'0');
+        us = us.checked_mul(10)?.checked_add(u128::from(digit))?;
+    }
+    let next = usize::try_from(point).ok().and_then(|i| digits.get(i));
+    if next.is_some_and(|&d| d >= b'5') {
+        us = us.checked_add(1)?;
+    }
+    Some(us)
+}
+
+/// The totals item holding `totals` (also the image of a delta: the update `ADD`s
+/// each of its counters).
+pub(crate) fn totals_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    totals: &'a CounterTotals,
+) -> Image<'a> {
+    let mut image = Image::default()
+        .with("pk", Value::S(totals_pk(tenant, model_id).into()))
+        .with("sk", Value::S(TOTALS_SK.into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+        .with("ok", Value::number(totals.ok))
+        .with("errors", Value::number(totals.errors))
+        .with(LATENCY_TOTAL, Value::N(fixed_ms(totals.latency_sum_us)));
+    if !totals.named_error_types.is_empty() {
+        image.push(
+            NAMED_ERROR_TYPES,
+            Value::Ss(
+                totals
+                    .named_error_types
+                    .iter()
+                    .map(|t| Cow::Borrowed(t.as_str()))
+                    .collect(),
+            ),
+        );
+    }
+    for (error_type, count) in &totals.errors_by_type {
+        image.push(
+            format!("{ERROR_TYPE_PREFIX}{error_type}"),
+            Value::number(count),
+        );
+    }
+    image
+}
+
+/// The `Update` that adds `delta` to the totals: `SET` the ids, `ADD` every counter
+/// and the newly recorded error types of the delta's image; when it records types, on
+/// condition that the record still holds as many as the delta was mapped against.
+fn totals_update(
+    table: &str,
+    tenant: &TenantId,
+    model_id: &ModelId,
+    delta: &CounterDelta,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    let mut update = Update::builder().table_name(table);
+    let mut key = Item::new();
+    let (mut set, mut add) = (Vec::new(), Vec::new());
+    for (i, (name, value)) in totals_image(tenant, model_id, &delta.add)
+        .into_attributes()
+        .into_iter()
+        .enumerate()
+    {
+        let value = attr::value(value);
+        match name.as_ref() {
+            "pk" | "sk" => {
+                key.insert(name.into_owned(), value);
+                continue;
+            }
+            "tenant_id" | "model_id" => set.push(format!("#a{i} = :a{i}")),
+            _ => add.push(format!("#a{i} :a{i}")),
+        }
+        update = update
+            .expression_attribute_names(format!("#a{i}"), name)
+            .expression_attribute_values(format!(":a{i}"), value);
+    }
+    update = update.set_key(Some(key)).update_expression(format!(
+        "SET {} ADD {}",
+        set.join(", "),
+        add.join(", ")
+    ));
+    if !delta.add.named_error_types.is_empty() {
+        update = match delta.named_error_types_read {
+            0 => update.condition_expression(format!("attribute_not_exists({NAMED_ERROR_TYPES})")),
+            read => update
+                .condition_expression(format!("size({NAMED_ERROR_TYPES}) = :named_read"))
+                .expression_attribute_values(":named_read", number_value(read)),
+        };
+    }
+    update
+}
+
+/// Reads a totals item.
+fn totals_from_item(item: &Item) -> Result<CounterTotals, StoreError> {
+    let mut totals = CounterTotals::default();
+    for (name, value) in item {
+        let number = || match value {
+            AttributeValue::N(n) => Ok(n),
+            _ => Err(attr::corrupt(item, format!("{name} is not a number"))),
+        };
+        let count = || {
+            let n = number()?;
+            n.parse::<u64>()
+                .map_err(|_| attr::corrupt(item, format!("{name}={n} is not a count")))
+        };
+        let micros = || {
+            let n = number()?;
+            parse_micros(n).ok_or_else(|| {
+                attr::corrupt(item, format!("{name}={n} is not a latency sum in ms"))
+            })
+        };
+        match name.as_str() {
+            "ok" => totals.ok = count()?,
+            "errors" => totals.errors = count()?,
+            LATENCY_TOTAL | LEGACY_LATENCY_SUM => {
+                totals.latency_sum_us = totals
+                    .latency_sum_us
+                    .checked_add(micros()?)
+                    .ok_or_else(|| attr::corrupt(item, "the latency sums overflow"))?;
+            }
+            NAMED_ERROR_TYPES => {
+                let AttributeValue::Ss(types) = value else {
+                    return Err(attr::corrupt(item, format!("{name} is not a string set")));
+                };
+                totals.named_error_types = types.iter().cloned().collect();
+            }
+            other => {
+                if let Some(error_type) = other.strip_prefix(ERROR_TYPE_PREFIX) {
+                    totals
+                        .errors_by_type
+                        .insert(error_type.to_owned(), count()?);
+                }
+            }
+        }
+    }
+    Ok(totals)
+}
 
 fn number_value(n: impl ToString) -> AttributeValue {
     AttributeValue::N(n.to_string())
@@ -246,7 +445,7 @@ impl RollupStore for DynamoRollupStore {
         &self,
         rollup: &Rollup,
         previous_rev: Option<u64>,
-        delta: &CounterTotals,
+        delta: &CounterDelta,
     ) -> Result<bool, StoreError> {
         let mut put = Put::builder()
             .table_name(&self.table)
@@ -257,26 +456,7 @@ impl RollupStore for DynamoRollupStore {
                 .condition_expression("rev = :previous")
                 .expression_attribute_values(":previous", number_value(rev)),
         };
-        let mut update_expression =
-            "SET tenant_id = :tenant, model_id = :model ADD ok :ok, errors :errors, latency_sum_ms :latency"
-                .to_owned();
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(totals_key(&rollup.tenant, &rollup.model_id)))
-            .expression_attribute_values(":tenant", AttributeValue::S(rollup.tenant.to_string()))
-            .expression_attribute_values(":model", AttributeValue::S(rollup.model_id.to_string()))
-            .expression_attribute_values(":ok", number_value(delta.ok))
-            .expression_attribute_values(":errors", number_value(delta.errors))
-            .expression_attribute_values(":latency", number_value(delta.latency_sum_ms));
-        for (i, (error_type, count)) in delta.errors_by_type.iter().enumerate() {
-            update_expression.push_str(&format!(", #e{i} :e{i}"));
-            update = update
-                .expression_attribute_names(
-                    format!("#e{i}"),
-                    format!("{ERROR_TYPE_PREFIX}{error_type}"),
-                )
-                .expression_attribute_values(format!(":e{i}"), number_value(count));
-        }
+        let update = totals_update(&self.table, &rollup.tenant, &rollup.model_id, delta);
         let build_error = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal {
             operation: "build minute rollup transaction",
             source: Box::new(e),
@@ -291,30 +471,12 @@ impl RollupStore for DynamoRollupStore {
             )
             .transact_items(
                 TransactWriteItem::builder()
-                    .update(
-                        update
-                            .update_expression(update_expression)
-                            .build()
-                            .map_err(build_error)?,
-                    )
+                    .update(update.build().map_err(build_error)?)
                     .build(),
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(unavailable("write minute rollup", err)),
-            },
-        }
+        transacted(result, "write minute rollup")
     }
 
     async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
@@ -335,60 +497,58 @@ impl RollupStore for DynamoRollupStore {
         tenant: &TenantId,
         model_id: &ModelId,
     ) -> Result<CounterTotals, StoreError> {
+        let key = Item::from([
+            (
+                "pk".to_owned(),
+                AttributeValue::S(totals_pk(tenant, model_id)),
+            ),
+            ("sk".to_owned(), AttributeValue::S(TOTALS_SK.into())),
+        ]);
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(totals_key(tenant, model_id)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| unavailable("read counter totals", e))?;
-        let Some(item) = output.item else {
-            return Ok(CounterTotals::default());
-        };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            key: format!("TOTALS#{tenant}#{model_id}"),
-            reason,
-        };
-        let mut totals = CounterTotals::default();
-        for (name, value) in &item {
-            let AttributeValue::N(n) = value else {
-                continue;
-            };
-            let count = || {
-                n.parse::<u64>()
-                    .map_err(|_| corrupt(format!("{name}={n} is not a count")))
-            };
-            match name.as_str() {
-                "ok" => totals.ok = count()?,
-                "errors" => totals.errors = count()?,
-                "latency_sum_ms" => {
-                    totals.latency_sum_ms = n
-                        .parse()
-                        .map_err(|_| corrupt(format!("latency_sum_ms={n} is not a number")))?
-                }
-                other => {
-                    if let Some(error_type) = other.strip_prefix(ERROR_TYPE_PREFIX) {
-                        totals
-                            .errors_by_type
-                            .insert(error_type.to_owned(), count()?);
-                    }
-                }
-            }
-        }
-        Ok(totals)
+        output
+            .item
+            .as_ref()
+            .map_or_else(|| Ok(CounterTotals::default()), totals_from_item)
     }
 }
 
+/// The partition and sort key of an exporter's cursor of a model.
+fn cursor_pk_sk(exporter: &str, tenant: &TenantId, model_id: &ModelId) -> [String; 2] {
+    [format!("EXPORT#{exporter}"), format!("{tenant}#{model_id}")]
+}
+
 fn cursor_key(exporter: &str, tenant: &TenantId, model_id: &ModelId) -> Item {
+    let [pk, sk] = cursor_pk_sk(exporter, tenant, model_id);
     Item::from([
-        ("pk".into(), AttributeValue::S(format!("EXPORT#{exporter}"))),
-        (
-            "sk".into(),
-            AttributeValue::S(format!("{tenant}#{model_id}")),
-        ),
+        ("pk".into(), AttributeValue::S(pk)),
+        ("sk".into(), AttributeValue::S(sk)),
     ])
+}
+
+/// The item of `exporter`'s cursor.
+pub(crate) fn cursor_image<'a>(exporter: &str, cursor: &'a ExportCursor) -> Image<'a> {
+    let [pk, sk] = cursor_pk_sk(exporter, &cursor.tenant, &cursor.model_id);
+    let mut image = Image::default()
+        .with("pk", Value::S(pk.into()))
+        .with("sk", Value::S(sk.into()))
+        .with("tenant_id", Value::S(cursor.tenant.as_str().into()))
+        .with("model_id", Value::S(cursor.model_id.as_str().into()))
+        .with(
+            "rolled_through",
+            Value::number(cursor.rolled_through.timestamp()),
+        );
+    if let Some(through) = cursor.through {
+        image.push("through", Value::number(through.timestamp()));
+    }
+    image
 }
 
 impl DynamoRollupStore {
@@ -491,7 +651,365 @@ fn export_cursor(item: &Item) -> Result<ExportCursor, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
+    use super::super::testing::{
+        Seen, cancelled, fast_retries, first_write, number, put_rule, seen, transact_rule,
+        update_rule, updated,
+    };
     use super::*;
+    use crate::adapters::memory::MemoryRollupStore;
+    use crate::aggregate::UNTYPED_ERROR;
+    use crate::domain::MAX_LATENCY_MS;
+
+    fn store(rules: &[&Rule]) -> DynamoRollupStore {
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, fast_retries);
+        DynamoRollupStore::new(
+            client,
+            "rollups",
+            RollupRetention {
+                minute: TimeDelta::days(8),
+                hour: TimeDelta::days(35),
+                day: TimeDelta::days(400),
+            },
+        )
+    }
+
+    fn minute_rollup() -> Rollup {
+        let (tenant, model_id) = ids();
+        Rollup {
+            tenant,
+            model_id,
+            granularity: Granularity::Minute,
+            start: at("2026-11-28T10:15:00Z"),
+            rev: 3,
+            state: vec![7; 300],
+        }
+    }
+
+    /// A delta of 9 predictions, 2 errors (one `timeout`, one untyped) and a latency
+    /// sum of 10^12 ms + 1 µs, recording `timeout` against 3 recorded types.
+    fn delta() -> CounterDelta {
+        CounterDelta {
+            add: CounterTotals {
+                ok: 7,
+                errors: 2,
+                errors_by_type: [("timeout".to_owned(), 1), (UNTYPED_ERROR.to_owned(), 1)].into(),
+                latency_sum_us: 1_000_000_000_000_001,
+                named_error_types: ["timeout".to_owned()].into(),
+            },
+            named_error_types_read: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_minute_rollup_adds_an_exact_delta_and_records_new_types_on_condition() {
+        let requests = Seen::default();
+        let rule = transact_rule(&requests);
+        let rollup = minute_rollup();
+        assert!(
+            store(&[&rule])
+                .put_minute_rollup(&rollup, Some(2), &delta())
+                .await
+                .expect("written")
+        );
+        let requests = seen(&requests);
+        let items = requests[0].transact_items();
+        assert_eq!(
+            items.len(),
+            2,
+            "the rollup and its totals in one transaction"
+        );
+        let put = items[0].put().expect("rollup put");
+        assert_eq!(put.condition_expression(), Some("rev = :previous"));
+        assert_eq!(
+            attr::item_size(put.item()),
+            rollup_image(&rollup, rollup.start + TimeDelta::days(8)).checked_size(),
+            "the memory store sizes the item the DynamoDB adapter writes"
+        );
+
+        let update = items[1].update().expect("totals update");
+        assert_eq!(
+            update.condition_expression(),
+            Some("size(error_types) = :named_read")
+        );
+        assert_eq!(
+            update
+                .expression_attribute_values()
+                .and_then(|v| v.get(":named_read")),
+            Some(&AttributeValue::N("3".into()))
+        );
+        let expression = update.update_expression();
+        assert!(
+            expression.starts_with("SET ") && expression.contains(" ADD "),
+            "{expression}"
+        );
+        let item = first_write(
+            update.key(),
+            expression,
+            update.expression_attribute_names(),
+            update.expression_attribute_values(),
+        );
+        assert_eq!(number(&item, "latency_total_ms"), "1000000000000.001");
+        assert_eq!(number(&item, "ok"), "7");
+        assert_eq!(number(&item, "e_timeout"), "1");
+        assert_eq!(number(&item, "e_unknown"), "1");
+        assert_eq!(
+            item.get("error_types"),
+            Some(&AttributeValue::Ss(vec!["timeout".into()]))
+        );
+        let (tenant, model_id) = ids();
+        assert_eq!(
+            attr::item_size(&item),
+            totals_image(&tenant, &model_id, &delta().add).checked_size(),
+            "the memory store sizes the totals the update makes"
+        );
+        assert_eq!(totals_from_item(&item).expect("read back"), delta().add);
+    }
+
+    #[tokio::test]
+    async fn the_first_recorded_type_needs_an_absent_record_and_known_types_no_condition() {
+        let requests = Seen::default();
+        let rule = transact_rule(&requests);
+        let store = store(&[&rule]);
+        let rollup = minute_rollup();
+        let mut first = delta();
+        first.named_error_types_read = 0;
+        store
+            .put_minute_rollup(&rollup, None, &first)
+            .await
+            .expect("written");
+        let mut known = delta();
+        known.add.named_error_types.clear();
+        store
+            .put_minute_rollup(&rollup, Some(3), &known)
+            .await
+            .expect("written");
+        let requests = seen(&requests);
+        let conditions: Vec<Option<&str>> = requests
+            .iter()
+            .map(|r| {
+                r.transact_items()[1]
+                    .update()
+                    .and_then(|u| u.condition_expression())
+            })
+            .collect();
+        assert_eq!(
+            conditions,
+            [Some("attribute_not_exists(error_types)"), None]
+        );
+        assert_eq!(
+            requests[0].transact_items()[0]
+                .put()
+                .and_then(|p| p.condition_expression()),
+            Some("attribute_not_exists(pk)")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_on_the_rollup_or_the_type_record_answers_false() {
+        for reasons in [
+            ["None", "ConditionalCheckFailed"],
+            ["ConditionalCheckFailed", "None"],
+        ] {
+            let rule = mock!(Client::transact_write_items).then_error(move || cancelled(&reasons));
+            let written = store(&[&rule])
+                .put_minute_rollup(&minute_rollup(), Some(2), &delta())
+                .await
+                .expect("an answer, not an error");
+            assert!(!written, "{reasons:?}");
+        }
+        let invalid = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["ValidationError", "None"]));
+        let err = store(&[&invalid])
+            .put_minute_rollup(&minute_rollup(), Some(2), &delta())
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, StoreError::Internal { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn hour_and_day_rollups_are_the_items_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let rule = put_rule(&requests);
+        let store = store(&[&rule]);
+        let hour = Rollup {
+            granularity: Granularity::Hour,
+            start: at("2026-11-28T10:00:00Z"),
+            ..minute_rollup()
+        };
+        let day = Rollup {
+            granularity: Granularity::Day,
+            start: at("2026-11-28T00:00:00Z"),
+            ..minute_rollup()
+        };
+        for rollup in [&hour, &day] {
+            assert!(store.put_rollup(rollup).await.expect("written"));
+        }
+        let requests = seen(&requests);
+        for (request, (rollup, retention)) in requests
+            .iter()
+            .zip([(&hour, TimeDelta::days(35)), (&day, TimeDelta::days(400))])
+        {
+            assert_eq!(
+                attr::item_size(request.item().expect("item")),
+                rollup_image(rollup, rollup.start + retention).checked_size()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_export_cursor_is_the_item_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let rule = update_rule(&requests);
+        let store = store(&[&rule]);
+        let (tenant, model_id) = ids();
+        let cursor = ExportCursor {
+            tenant: tenant.clone(),
+            model_id: model_id.clone(),
+            through: Some(at("2026-11-28T10:15:00Z")),
+            rolled_through: at("2026-11-28T10:16:00Z"),
+        };
+        store
+            .note_rolled(&["prometheus"], &tenant, &model_id, cursor.rolled_through)
+            .await
+            .expect("noted");
+        store
+            .advance_cursor("prometheus", &cursor, at("2026-11-28T10:15:00Z"))
+            .await
+            .expect("advanced");
+        assert_eq!(
+            attr::item_size(&updated(&seen(&requests))),
+            cursor_image("prometheus", &cursor).checked_size()
+        );
+    }
+
+    #[test]
+    fn latency_sums_are_milliseconds_with_three_decimals() {
+        assert_eq!(fixed_ms(0), "0.000");
+        assert_eq!(fixed_ms(40_500), "40.500");
+        assert_eq!(fixed_ms(1), "0.001");
+        // The largest total: 2^64 predictions at the door's bound, in µs.
+        let largest = u128::from(u64::MAX) * (MAX_LATENCY_MS as u128) * 1000;
+        let text = fixed_ms(largest);
+        assert!(
+            crate::adapters::limits::number_size(&text).is_ok(),
+            "{text} fits DynamoDB"
+        );
+        for us in [0, 1, 999, 1000, 40_500, largest] {
+            assert_eq!(parse_micros(&fixed_ms(us)), Some(us));
+        }
+    }
+
+    #[test]
+    fn any_decimal_of_milliseconds_reads_as_microseconds() {
+        for (text, us) in [
+            ("40", Some(40_000)),
+            ("40.5", Some(40_500)),
+            ("0.30000000000000004", Some(300)),
+            ("1234.5678901234567890123456789", Some(1_234_568)),
+            ("0.0004999", Some(0)),
+            ("0.0005", Some(1)),
+            ("1.5E+3", Some(1_500_000)),
+            ("15e-4", Some(2)),
+            ("1E-40", Some(0)),
+            ("1e30", Some(10u128.pow(33))),
+            ("-0", Some(0)),
+            ("-1", None),
+            ("1e40", None),
+            ("", None),
+            ("1.2.3", None),
+            ("NaN", None),
+            ("1e99999999", None),
+        ] {
+            assert_eq!(parse_micros(text), us, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn totals_written_before_the_fixed_point_and_the_cap_still_read() {
+        let legacy = Item::from([
+            ("pk".to_owned(), AttributeValue::S("TOTALS#t#m".into())),
+            ("sk".to_owned(), AttributeValue::S("TOTALS".into())),
+            ("ok".to_owned(), AttributeValue::N("10".into())),
+            ("errors".to_owned(), AttributeValue::N("2".into())),
+            (
+                "latency_sum_ms".to_owned(),
+                AttributeValue::N("1234.56789012345678901234567".into()),
+            ),
+            ("e_timeout".to_owned(), AttributeValue::N("2".into())),
+        ]);
+        let totals = totals_from_item(&legacy).expect("legacy totals");
+        assert_eq!((totals.ok, totals.errors), (10, 2));
+        assert_eq!(totals.latency_sum_us, 1_234_568);
+        assert_eq!(totals.errors_by_type, [("timeout".to_owned(), 2)].into());
+        assert!(totals.named_error_types.is_empty());
+
+        let mut both = legacy.clone();
+        both.insert(
+            "latency_total_ms".to_owned(),
+            AttributeValue::N("0.5".into()),
+        );
+        assert_eq!(
+            totals_from_item(&both).expect("totals").latency_sum_us,
+            1_235_068,
+            "the frozen legacy sum and the fixed-point one add up"
+        );
+        let mut bad = legacy;
+        bad.insert("latency_sum_ms".to_owned(), AttributeValue::N("-5".into()));
+        let err = totals_from_item(&bad).expect_err("negative");
+        assert!(err.to_string().contains("TOTALS#t#m"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_cap_condition_and_dynamodb_number_limits() {
+        let store = MemoryRollupStore::default();
+        let rollup = minute_rollup();
+        let mut first = delta();
+        first.named_error_types_read = 0;
+        assert!(
+            store
+                .put_minute_rollup(&rollup, None, &first)
+                .await
+                .expect("first")
+        );
+        let mut stale = delta();
+        stale.named_error_types_read = 0;
+        stale.add.named_error_types = ["disk".to_owned()].into();
+        assert!(
+            !store
+                .put_minute_rollup(&rollup, Some(3), &stale)
+                .await
+                .expect("an answer"),
+            "the record moved since the delta was mapped"
+        );
+        let (tenant, model_id) = ids();
+        let totals = store
+            .counter_totals(&tenant, &model_id)
+            .await
+            .expect("totals");
+        assert_eq!(totals.named_error_types, ["timeout".to_owned()].into());
+        assert_eq!(totals.latency_sum_us, 1_000_000_000_000_001);
+
+        // A sum DynamoDB cannot hold (more than 38 digits) is refused, nothing stored.
+        let mut huge = CounterDelta::default();
+        huge.add.latency_sum_us = u128::MAX / 2;
+        let mut next = rollup.clone();
+        next.rev = 4;
+        let err = store
+            .put_minute_rollup(&next, Some(3), &huge)
+            .await
+            .expect_err("refused like a ValidationException");
+        assert!(matches!(err, StoreError::Internal { .. }), "{err:?}");
+        assert_eq!(
+            store
+                .counter_totals(&tenant, &model_id)
+                .await
+                .expect("totals"),
+            totals,
+            "nothing changed"
+        );
+    }
 
     fn ids() -> (TenantId, ModelId) {
         (

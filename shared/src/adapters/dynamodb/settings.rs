@@ -9,12 +9,13 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
+use crate::adapters::limits::{Image, Value};
 use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::alerting::rules::CustomRules;
 use crate::alerting::trends::TrendReport;
@@ -22,14 +23,46 @@ use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{ModelSettings, ModelSettingsStore};
 
-const BASELINE: &str = "BASELINE";
-const CAPTURED: &str = "CAPTURED";
-const RULES: &str = "RULES";
-const TRENDS: &str = "TRENDS";
+/// The kind of the registered baseline's item.
+pub(crate) const BASELINE: &str = "BASELINE";
+/// The kind of the captured baseline's item.
+pub(crate) const CAPTURED: &str = "CAPTURED";
+/// The kind of the custom rules' item.
+pub(crate) const RULES: &str = "RULES";
+/// The kind of the trends' item.
+pub(crate) const TRENDS: &str = "TRENDS";
 
 /// The sort-key prefix of a model's settings items.
 fn settings_prefix(model_id: &ModelId) -> String {
     format!("SETTINGS#{model_id}#")
+}
+
+/// A settings value as the JSON of its `doc`.
+pub(crate) fn settings_doc<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal {
+        operation: "encode model settings",
+        source: Box::new(e),
+    })
+}
+
+/// The settings item of `kind` holding `doc`, written at `updated_at`.
+pub(crate) fn settings_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &ModelId,
+    kind: &str,
+    doc: &'a str,
+    updated_at: DateTime<Utc>,
+) -> Image<'a> {
+    Image::default()
+        .with("pk", Value::S(format!("TENANT#{tenant}").into()))
+        .with(
+            "sk",
+            Value::S(format!("{}{kind}", settings_prefix(model_id)).into()),
+        )
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.to_string().into()))
+        .with("updated_at", Value::number(updated_at.timestamp_millis()))
+        .with("doc", Value::S(doc.into()))
 }
 
 /// [`ModelSettingsStore`] on DynamoDB (the models table).
@@ -58,23 +91,18 @@ impl DynamoModelSettings {
         value: &T,
         only_new: bool,
     ) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(value).map_err(|e| StoreError::Internal {
-            operation: "encode model settings",
-            source: Box::new(e),
-        })?;
+        let doc = settings_doc(value)?;
         let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("TENANT#{tenant}")))
-            .item(
-                "sk",
-                AttributeValue::S(format!("{}{kind}", settings_prefix(model_id))),
-            )
-            .item("tenant_id", AttributeValue::S(tenant.to_string()))
-            .item("model_id", AttributeValue::S(model_id.to_string()))
-            .item("updated_at", attr::time_ms_value(Utc::now()))
-            .item("doc", AttributeValue::S(doc));
+            .set_item(Some(attr::item(settings_image(
+                tenant,
+                model_id,
+                kind,
+                &doc,
+                Utc::now(),
+            ))));
         if only_new {
             request = request.condition_expression("attribute_not_exists(pk)");
         }
@@ -163,5 +191,37 @@ impl ModelSettingsStore for DynamoModelSettings {
         self.put(tenant, model_id, TRENDS, trends, false)
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_mocks::{RuleMode, mock_client};
+
+    use super::super::testing::{Seen, put_rule, seen};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_settings_item_is_the_item_the_memory_store_sizes() {
+        let requests = Seen::default();
+        let rule = put_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let (tenant, model_id) = (
+            TenantId::parse("t1").expect("tenant"),
+            ModelId::parse("m1").expect("model"),
+        );
+        let value = serde_json::json!({"use_default_rules": true, "rules": vec!["é"; 50]});
+        DynamoModelSettings::new(client, "models")
+            .put(&tenant, &model_id, RULES, &value, true)
+            .await
+            .expect("written");
+        let requests = seen(&requests);
+        let item = requests[0].item().expect("item");
+        let doc = settings_doc(&value).expect("doc");
+        let updated_at = attr::time_ms(item, "updated_at").expect("updated_at");
+        assert_eq!(
+            attr::item_size(item),
+            settings_image(&tenant, &model_id, RULES, &doc, updated_at).checked_size()
+        );
     }
 }

@@ -16,10 +16,10 @@ use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ports::{
-    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterTotals,
-    ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings, ModelSettingsStore,
-    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
-    RegisteredModel, RegistryError, Rollup, RollupStore,
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta,
+    CounterTotals, ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings,
+    ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork,
+    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore,
 };
 
 /// Implements `$port` for [`Faulty<S>`] where `S` implements it: each `pass` method
@@ -80,7 +80,11 @@ faulty_port!(PartialStore {
     ) -> Result<BatchClaim, StoreError>;
     const PUT_BATCH_RECEIPT = write put_batch_receipt(
         batch: &BatchKey,
-        receipt: &str,
+        receipt: &[u8],
+    ) -> Result<(), StoreError>;
+    const RELEASE_BATCH = write release_batch(
+        batch: &BatchKey,
+        digest: &str,
     ) -> Result<(), StoreError>;
     const PUT_PARTIAL = write put_partial(
         key: &PartialKey,
@@ -110,7 +114,7 @@ faulty_port!(RollupStore {
     const PUT_MINUTE_ROLLUP = write put_minute_rollup(
         rollup: &Rollup,
         previous_rev: Option<u64>,
-        delta: &CounterTotals,
+        delta: &CounterDelta,
     ) -> Result<bool, StoreError>;
     const PUT_ROLLUP = write put_rollup(rollup: &Rollup) -> Result<bool, StoreError>;
     const COUNTER_TOTALS = read counter_totals(

@@ -292,7 +292,7 @@ async fn latency_is_charged_per_round_trip_and_per_started_megabyte_of_a_query()
     let started = Instant::now();
     for batch in ["b1", "b2", "b3"] {
         store
-            .put_partial(&key(batch), &vec![0; 600_000])
+            .put_partial(&key(batch), &vec![0; 350_000])
             .await
             .expect("passes");
     }
@@ -305,7 +305,7 @@ async fn latency_is_charged_per_round_trip_and_per_started_megabyte_of_a_query()
         .await
         .expect("passes");
     assert_eq!(states.len(), 3);
-    assert!(started.elapsed() >= latency * 2, "1.8 MB: two pages");
+    assert!(started.elapsed() >= latency * 2, "1.05 MB: two pages");
     assert_eq!(plan.counts().round_trips, 5);
 
     let plan = FaultPlan::new(6).with_dynamodb_latency().shared();

@@ -1,0 +1,426 @@
+//! The counter delta a minute rollup brings to its model's totals, and the cap on the
+//! error types the totals name.
+//!
+//! Totals are cumulative since the model's first prediction and are exported as
+//! Prometheus counters, one `ml_model_errors_total` series per error type. Every error
+//! type the totals name is an attribute of one DynamoDB item and a series forever, so
+//! they name at most [`MAX_TOTAL_ERROR_TYPES`], first come first served: a type counted
+//! once keeps its counter; a new type past the cap is counted under
+//! [`OVERFLOW_BUCKET`]. Untyped errors ([`UNTYPED_ERROR`]) and the overflow bucket are
+//! not named types and do not count against the cap.
+//!
+//! The store keeps the cap atomically: a delta that names new types carries the number
+//! of named types it was mapped against, and the store refuses it (answers `false`)
+//! when another writer named types meanwhile; the caller re-reads and maps again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::domain::{OVERFLOW_BUCKET, WindowState};
+use crate::ports::{CounterDelta, CounterTotals};
+
+/// The `error_type` label of errors that named none.
+pub const UNTYPED_ERROR: &str = "unknown";
+
+/// Most named error types a model's counter totals keep (a type beyond them is counted
+/// under [`OVERFLOW_BUCKET`]).
+pub const MAX_TOTAL_ERROR_TYPES: usize = 64;
+
+/// Whether `error_type` is a named type (counted against the cap).
+fn is_named(error_type: &str) -> bool {
+    error_type != UNTYPED_ERROR && error_type != OVERFLOW_BUCKET
+}
+
+/// Latency sum in whole microseconds (ms rounded to 3 decimals). A state's sum is at
+/// most 2^64 × `MAX_LATENCY_MS` = 1.8·10^28 ms, 1.8·10^31 µs: within `u128`.
+fn micros(sum_ms: f64) -> u128 {
+    // `as` saturates, and maps NaN to 0; a valid state's sum is finite and ≥ 0.
+    (sum_ms * 1000.0).round() as u128
+}
+
+/// The counters `after` adds to `before` (a re-rolled minute only ever grows). The
+/// latency part is the difference of the two sums each rounded to µs, so a minute
+/// adds exactly its own rounded sum to the totals over all its re-rolls.
+pub(super) fn counter_delta(before: &WindowState, after: &WindowState) -> CounterTotals {
+    let totals = |s: &WindowState| {
+        let mut by_type: BTreeMap<String, u64> =
+            s.errors_by_type().map(|(t, n)| (t.to_owned(), n)).collect();
+        if s.untyped_errors() > 0 {
+            *by_type.entry(UNTYPED_ERROR.to_owned()).or_default() += s.untyped_errors();
+        }
+        (
+            s.predictions() - s.errors().min(s.predictions()),
+            s.errors(),
+            by_type,
+            micros(s.latency().sum_ms()),
+        )
+    };
+    let (ok_b, err_b, types_b, sum_b) = totals(before);
+    let (ok_a, err_a, types_a, sum_a) = totals(after);
+    CounterTotals {
+        ok: ok_a.saturating_sub(ok_b),
+        errors: err_a.saturating_sub(err_b),
+        errors_by_type: types_a
+            .into_iter()
+            .filter_map(|(t, n)| {
+                let added = n.saturating_sub(types_b.get(&t).copied().unwrap_or(0));
+                (added > 0).then_some((t, added))
+            })
+            .collect(),
+        latency_sum_us: sum_a.saturating_sub(sum_b),
+        named_error_types: BTreeSet::new(),
+    }
+}
+
+/// Whether writing `delta` needs the stored totals first: only a delta that names
+/// error types can meet the cap.
+pub(super) fn names_error_types(delta: &CounterTotals) -> bool {
+    delta.errors_by_type.keys().any(|t| is_named(t))
+}
+
+/// Maps `delta`'s error types onto what `totals` (as read) may count: a type the
+/// totals name keeps its own counter; new types (in name order) get one while fewer
+/// than [`MAX_TOTAL_ERROR_TYPES`] are named, and are recorded in the delta's
+/// `named_error_types`; the rest are added to [`OVERFLOW_BUCKET`]. Totals kept before
+/// the cap may name types they never recorded: a delta that records a new type
+/// records those too, so the record holds every named type from then on.
+pub fn cap_error_types(delta: CounterTotals, totals: &CounterTotals) -> CounterDelta {
+    let counted: BTreeSet<&str> = totals
+        .errors_by_type
+        .keys()
+        .map(String::as_str)
+        .filter(|t| is_named(t))
+        .chain(totals.named_error_types.iter().map(String::as_str))
+        .collect();
+    let mut room = MAX_TOTAL_ERROR_TYPES.saturating_sub(counted.len());
+    let mut add = CounterTotals {
+        errors_by_type: BTreeMap::new(),
+        named_error_types: BTreeSet::new(),
+        ..delta
+    };
+    for (error_type, count) in delta.errors_by_type {
+        let bucket = if !is_named(&error_type) || counted.contains(error_type.as_str()) {
+            error_type
+        } else if room > 0 {
+            room -= 1;
+            add.named_error_types.insert(error_type.clone());
+            error_type
+        } else {
+            OVERFLOW_BUCKET.to_owned()
+        };
+        *add.errors_by_type.entry(bucket).or_default() += count;
+    }
+    if !add.named_error_types.is_empty() {
+        add.named_error_types.extend(
+            counted
+                .iter()
+                .filter(|t| !totals.named_error_types.contains(**t))
+                .map(|t| (*t).to_owned()),
+        );
+    }
+    CounterDelta {
+        add,
+        named_error_types_read: totals.named_error_types.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use super::*;
+    use crate::adapters::memory::{MemoryPartialStore, MemoryRollupStore};
+    use crate::aggregate::roll_up;
+    use crate::domain::{Outcome, PredictionRecord, Status};
+    use crate::error::StoreError;
+    use crate::ids::{ModelId, TenantId};
+    use crate::ports::{Granularity, PartialKey, PartialStore, Rollup, RollupStore};
+
+    fn delta(types: &[(&str, u64)]) -> CounterTotals {
+        CounterTotals {
+            ok: 3,
+            errors: types.iter().map(|(_, n)| n).sum(),
+            errors_by_type: types.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect(),
+            latency_sum_us: 12_345,
+            named_error_types: BTreeSet::new(),
+        }
+    }
+
+    /// Totals that name `named` types `t0`, `t1`, … (all recorded) plus `unknown`.
+    fn totals(named: usize) -> CounterTotals {
+        let names: Vec<String> = (0..named).map(|i| format!("t{i:02}")).collect();
+        CounterTotals {
+            errors_by_type: names
+                .iter()
+                .map(|t| (t.clone(), 1))
+                .chain([(UNTYPED_ERROR.to_owned(), 4)])
+                .collect(),
+            named_error_types: names.into_iter().collect(),
+            ..CounterTotals::default()
+        }
+    }
+
+    #[test]
+    fn known_types_keep_their_counters_and_new_ones_are_recorded() {
+        let mapped = cap_error_types(
+            delta(&[("t01", 2), ("timeout", 1), (UNTYPED_ERROR, 5)]),
+            &totals(3),
+        );
+        assert_eq!(mapped.named_error_types_read, 3);
+        assert_eq!(
+            mapped.add.errors_by_type,
+            [
+                ("t01".to_owned(), 2),
+                ("timeout".to_owned(), 1),
+                (UNTYPED_ERROR.to_owned(), 5)
+            ]
+            .into()
+        );
+        assert_eq!(
+            mapped.add.named_error_types,
+            ["timeout".to_owned()].into(),
+            "only the new type is recorded"
+        );
+        assert_eq!((mapped.add.ok, mapped.add.errors), (3, 8));
+        assert_eq!(mapped.add.latency_sum_us, 12_345);
+    }
+
+    #[test]
+    fn new_types_past_the_cap_count_under_the_overflow_bucket() {
+        let mapped = cap_error_types(
+            delta(&[
+                ("b-new", 1),
+                ("a-new", 2),
+                ("t05", 3),
+                ("c-new", 4),
+                (OVERFLOW_BUCKET, 5),
+            ]),
+            &totals(MAX_TOTAL_ERROR_TYPES - 1),
+        );
+        // One slot left: the first new type by name takes it.
+        assert_eq!(mapped.add.named_error_types, ["a-new".to_owned()].into());
+        assert_eq!(
+            mapped.add.errors_by_type,
+            [
+                ("a-new".to_owned(), 2),
+                ("t05".to_owned(), 3),
+                (OVERFLOW_BUCKET.to_owned(), 1 + 4 + 5),
+            ]
+            .into()
+        );
+        assert_eq!(mapped.add.errors, 15, "every error still counted");
+        let full = cap_error_types(delta(&[("z", 1)]), &totals(MAX_TOTAL_ERROR_TYPES));
+        assert!(full.add.named_error_types.is_empty());
+        assert_eq!(
+            full.add.errors_by_type,
+            [(OVERFLOW_BUCKET.to_owned(), 1)].into()
+        );
+    }
+
+    #[test]
+    fn untyped_and_overflow_do_not_count_against_the_cap() {
+        let mut stored = totals(MAX_TOTAL_ERROR_TYPES - 1);
+        stored.errors_by_type.insert(OVERFLOW_BUCKET.to_owned(), 9);
+        let mapped = cap_error_types(delta(&[("fresh", 1)]), &stored);
+        assert_eq!(mapped.add.named_error_types, ["fresh".to_owned()].into());
+    }
+
+    #[test]
+    fn totals_kept_before_the_cap_keep_their_types_and_record_them_with_the_next_new_one() {
+        // 70 types counted before the cap, none recorded.
+        let mut legacy = totals(70);
+        legacy.named_error_types.clear();
+        let over = cap_error_types(delta(&[("t69", 1), ("brand-new", 1)]), &legacy);
+        assert_eq!(
+            over.add.errors_by_type,
+            [("t69".to_owned(), 1), (OVERFLOW_BUCKET.to_owned(), 1)].into()
+        );
+        assert!(over.add.named_error_types.is_empty(), "nothing new fits");
+
+        let mut few = totals(2);
+        few.named_error_types.clear();
+        let mapped = cap_error_types(delta(&[("brand-new", 1)]), &few);
+        assert_eq!(mapped.named_error_types_read, 0);
+        assert_eq!(
+            mapped.add.named_error_types,
+            ["brand-new", "t00", "t01"].map(str::to_owned).into(),
+            "the record catches up with the counters"
+        );
+    }
+
+    #[test]
+    fn deltas_that_name_no_type_need_no_totals() {
+        assert!(!names_error_types(&delta(&[(UNTYPED_ERROR, 1)])));
+        assert!(!names_error_types(&delta(&[(OVERFLOW_BUCKET, 1)])));
+        assert!(names_error_types(&delta(&[("timeout", 1)])));
+    }
+
+    #[test]
+    fn latency_sums_round_to_microseconds() {
+        assert_eq!(micros(0.0), 0);
+        assert_eq!(micros(0.0004), 0);
+        assert_eq!(micros(0.0006), 1);
+        assert_eq!(micros(40.5), 40_500);
+        assert_eq!(micros(1e9), 1_000_000_000_000);
+        // The largest sum a state can hold: 2^64 predictions at the door's bound.
+        let largest = micros(18_446_744_073_709_551_616.0 * crate::domain::MAX_LATENCY_MS);
+        assert!(largest > u128::from(u64::MAX) && largest < u128::MAX / 1_000_000);
+    }
+
+    /// The start of the `n`th minute after 2025-11-28T10:00Z.
+    fn minute(n: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_324_000 + 60 * n, 0).expect("minute")
+    }
+
+    /// The partial of batch `b1` in minute `n` of model `t1/m1`.
+    fn partial_key(n: i64) -> PartialKey {
+        PartialKey {
+            tenant: TenantId::parse("t1").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            minute: minute(n),
+            batch_id: "b1".into(),
+        }
+    }
+
+    /// Stores and marks a partial of minute `n` with one 1.5 ms error of each type.
+    async fn errors_in(partials: &MemoryPartialStore, n: i64, types: &[String]) {
+        let key = partial_key(n);
+        let mut state = WindowState::default();
+        for error_type in types {
+            state
+                .fold_prediction(&PredictionRecord {
+                    timestamp: key.minute + TimeDelta::seconds(1),
+                    latency_ms: 1.5,
+                    status: Status::Error,
+                    error_type: Some(error_type.clone()),
+                    outcome: Outcome::Regression {
+                        predicted: None,
+                        actual: None,
+                    },
+                })
+                .expect("fold");
+        }
+        partials
+            .put_partial(&key, &state.to_bytes())
+            .await
+            .expect("partial");
+        partials.mark_pending(&key).await.expect("mark");
+    }
+
+    /// The totals of model `t1/m1`.
+    async fn totals_of(store: &impl RollupStore) -> CounterTotals {
+        let key = partial_key(0);
+        store
+            .counter_totals(&key.tenant, &key.model_id)
+            .await
+            .expect("totals")
+    }
+
+    fn names(prefix: &str, count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("{prefix}{i:02}")).collect()
+    }
+
+    #[tokio::test]
+    async fn rolled_up_totals_name_at_most_the_cap_and_count_every_error() {
+        let partials = MemoryPartialStore::default();
+        let rollups = MemoryRollupStore::default();
+        errors_in(&partials, 0, &names("a", 40)).await;
+        errors_in(&partials, 1, &names("b", 40)).await;
+        let report = roll_up(&partials, &rollups, minute(5)).await.expect("run");
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        let totals = totals_of(&rollups).await;
+        assert_eq!(totals.errors, 80);
+        assert_eq!(totals.errors_by_type.values().sum::<u64>(), 80);
+        assert_eq!(totals.named_error_types.len(), MAX_TOTAL_ERROR_TYPES);
+        assert_eq!(totals.errors_by_type.get(OVERFLOW_BUCKET), Some(&16));
+        assert!(totals.errors_by_type.contains_key("b23"));
+        assert!(!totals.errors_by_type.contains_key("b24"));
+        assert_eq!(totals.latency_sum_us, 80 * 1_500);
+    }
+
+    /// A store where another writer records the error type `rival` just before this
+    /// writer's first minute rollup.
+    struct Contended {
+        inner: MemoryRollupStore,
+        raced: AtomicBool,
+    }
+
+    impl RollupStore for Contended {
+        async fn rollups(
+            &self,
+            tenant: &TenantId,
+            model_id: &ModelId,
+            granularity: Granularity,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<Vec<Rollup>, StoreError> {
+            self.inner
+                .rollups(tenant, model_id, granularity, from, to)
+                .await
+        }
+
+        async fn put_minute_rollup(
+            &self,
+            rollup: &Rollup,
+            previous_rev: Option<u64>,
+            delta: &CounterDelta,
+        ) -> Result<bool, StoreError> {
+            if !self.raced.swap(true, Ordering::SeqCst) {
+                let mut rival = delta.clone();
+                rival.add = CounterTotals {
+                    errors: 1,
+                    errors_by_type: [("rival".to_owned(), 1)].into(),
+                    named_error_types: ["rival".to_owned()].into(),
+                    ..CounterTotals::default()
+                };
+                let mut other = rollup.clone();
+                other.start -= TimeDelta::hours(1);
+                assert!(
+                    self.inner
+                        .put_minute_rollup(&other, None, &rival)
+                        .await
+                        .expect("rival")
+                );
+            }
+            self.inner
+                .put_minute_rollup(rollup, previous_rev, delta)
+                .await
+        }
+
+        async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
+            self.inner.put_rollup(rollup).await
+        }
+
+        async fn counter_totals(
+            &self,
+            tenant: &TenantId,
+            model_id: &ModelId,
+        ) -> Result<CounterTotals, StoreError> {
+            self.inner.counter_totals(tenant, model_id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_lost_the_last_slot_re_reads_and_overflows() {
+        let partials = MemoryPartialStore::default();
+        let store = Contended {
+            inner: MemoryRollupStore::default(),
+            raced: AtomicBool::new(true),
+        };
+        // 63 named types: one slot left.
+        errors_in(&partials, 0, &names("a", 63)).await;
+        roll_up(&partials, &store, minute(5)).await.expect("run");
+        store.raced.store(false, Ordering::SeqCst);
+        errors_in(&partials, 2, &["late".to_owned()]).await;
+        let report = roll_up(&partials, &store, minute(5)).await.expect("run");
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.rolled.minutes, 1);
+        let totals = totals_of(&store).await;
+        assert_eq!(totals.named_error_types.len(), MAX_TOTAL_ERROR_TYPES);
+        assert!(totals.named_error_types.contains("rival"));
+        assert!(!totals.errors_by_type.contains_key("late"));
+        assert_eq!(totals.errors_by_type.get(OVERFLOW_BUCKET), Some(&1));
+        assert_eq!(totals.errors, 63 + 1 + 1);
+    }
+}
