@@ -366,12 +366,26 @@ pub struct ExportCursor {
     pub through: Option<DateTime<Utc>>,
     /// End of the latest minute rolled up.
     pub rolled_through: DateTime<Utc>,
+    /// Roll-ups of the model noted so far: grows with every roll-up, also one of late
+    /// data behind `rolled_through`, which changes the cumulative counters.
+    pub rolled_seq: u64,
+    /// `rolled_seq` as of the last delivery: the counters delivered include every
+    /// roll-up up to it.
+    pub exported_seq: u64,
+}
+
+impl ExportCursor {
+    /// Whether the exporter has not delivered everything rolled: minutes past
+    /// `through`, or counters changed by a roll-up since the last delivery.
+    pub fn lags(&self) -> bool {
+        self.through.is_none_or(|t| t < self.rolled_through) || self.exported_seq < self.rolled_seq
+    }
 }
 
 /// Per-exporter cursors over the rolled minutes.
 pub trait ExportCursors: Send + Sync {
-    /// Records that the model's minutes are rolled up to `rolled_through` (only ever
-    /// moves forward), for each of `exporters`.
+    /// Records a roll-up of the model, for each of `exporters`: `rolled_through` only
+    /// ever moves forward, `rolled_seq` grows by one.
     fn note_rolled(
         &self,
         exporters: &[&str],
@@ -386,7 +400,8 @@ pub trait ExportCursors: Send + Sync {
         exporter: &str,
     ) -> impl Future<Output = Result<Vec<ExportCursor>, StoreError>> + Send;
 
-    /// Moves `cursor` forward to `through` (never backwards).
+    /// Records the delivery of `cursor` (as read): `through` and `exported_seq` (to
+    /// `cursor.rolled_seq`) move forward, never backwards.
     fn advance_cursor(
         &self,
         exporter: &str,

@@ -716,7 +716,7 @@ mod tests {
                 .expect("accepted");
         }
         let rollups = MemoryRollupStore::default();
-        roll_up(&ingest.partials, &rollups, now)
+        roll_up(&ingest.partials, &rollups, now, &[])
             .await
             .expect("roll up");
         Fixture {
@@ -909,7 +909,7 @@ mod tests {
             .ingest(&tenant("t1"), body.as_bytes(), f.now)
             .await
             .expect("accepted");
-        roll_up(&f.ingest.partials, &f.rollups, f.now)
+        roll_up(&f.ingest.partials, &f.rollups, f.now, &[])
             .await
             .expect("roll up");
         let summary = f

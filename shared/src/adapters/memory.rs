@@ -27,7 +27,9 @@ use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
 use crate::adapters::remote_write::Series;
-use crate::aggregate::{ExportFailure, SeriesWriter};
+use crate::aggregate::{
+    ExportFailure, MetricsExporter, ModelExport, SeriesWriter, prometheus_series,
+};
 use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::alerting::rules::CustomRules;
 use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
@@ -243,6 +245,15 @@ impl MemoryPartialStore {
     /// `Query` round trips answered so far.
     pub fn query_pages(&self) -> u64 {
         self.pages.read()
+    }
+
+    /// Every batch claim: its key, the content digest it holds, and whether its receipt
+    /// is stored.
+    pub fn claims(&self) -> Vec<(BatchKey, String, bool)> {
+        lock(&self.receipts)
+            .iter()
+            .map(|(key, (digest, receipt))| (key.clone(), digest.clone(), receipt.is_some()))
+            .collect()
     }
 }
 
@@ -570,8 +581,11 @@ impl ExportCursors for MemoryRollupStore {
                 model_id: model_id.clone(),
                 through: None,
                 rolled_through,
+                rolled_seq: 0,
+                exported_seq: 0,
             });
             cursor.rolled_through = cursor.rolled_through.max(rolled_through);
+            cursor.rolled_seq += 1;
             Self::store_cursor(&mut cursors, exporter, cursor)?;
         }
         Ok(())
@@ -592,7 +606,7 @@ impl ExportCursors for MemoryRollupStore {
         );
         Ok(of_exporter
             .into_iter()
-            .filter(|c| c.through.is_none_or(|t| t < c.rolled_through))
+            .filter(|c| c.lags())
             .cloned()
             .collect())
     }
@@ -612,6 +626,7 @@ impl ExportCursors for MemoryRollupStore {
         if let Some(stored) = cursors.get(&key) {
             let mut moved = stored.clone();
             moved.through = Some(moved.through.map_or(through, |t| t.max(through)));
+            moved.exported_seq = moved.exported_seq.max(cursor.rolled_seq);
             Self::store_cursor(&mut cursors, exporter, moved)?;
         }
         Ok(())
@@ -1064,6 +1079,17 @@ impl MemorySeriesWriter {
     /// Makes every following write fail as unavailable (`true`) or succeed (`false`).
     pub fn set_failing(&self, failing: bool) {
         self.0.set_failing(failing);
+    }
+}
+
+/// The memory twin of the Prometheus exporter: keeps the series the exports become.
+impl MetricsExporter for MemorySeriesWriter {
+    fn name(&self) -> &'static str {
+        "prometheus"
+    }
+
+    async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
+        self.write_series(&prometheus_series(models)).await
     }
 }
 

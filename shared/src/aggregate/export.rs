@@ -596,4 +596,68 @@ mod tests {
         assert_eq!(delivered.len(), 1);
         assert_eq!(delivered[0].minutes.len(), 2);
     }
+
+    #[tokio::test]
+    async fn a_late_roll_up_behind_the_cursor_re_exports_the_counters_only() {
+        let store = MemoryRollupStore::default();
+        let (tenant, model) = (
+            TenantId::parse("t1").expect("t"),
+            ModelId::parse("m1").expect("m"),
+        );
+        let rollup = |minute: &str, rev: u64| Rollup {
+            tenant: tenant.clone(),
+            model_id: model.clone(),
+            granularity: Granularity::Minute,
+            start: at(minute),
+            rev,
+            state: crate::domain::WindowState::default().to_bytes(),
+        };
+        let delta = |ok: u64| CounterDelta {
+            add: CounterTotals {
+                ok,
+                ..CounterTotals::default()
+            },
+            ..CounterDelta::default()
+        };
+        store
+            .put_minute_rollup(&rollup("2026-11-28T10:15:00Z", 1), None, &delta(4))
+            .await
+            .expect("put");
+        store
+            .note_rolled(&["recording"], &tenant, &model, at("2026-11-28T10:16:00Z"))
+            .await
+            .expect("note");
+        let exporter = RecordingExporter::default();
+        export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"))
+            .await
+            .expect("run");
+        // Late data for an earlier minute: rolled up, noted behind the cursor.
+        store
+            .put_minute_rollup(&rollup("2026-11-28T10:05:00Z", 1), None, &delta(600))
+            .await
+            .expect("put");
+        store
+            .note_rolled(&["recording"], &tenant, &model, at("2026-11-28T10:06:00Z"))
+            .await
+            .expect("note");
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"))
+            .await
+            .expect("run");
+        assert_eq!(
+            (report.models, report.minutes),
+            (1, 0),
+            "counters, no minutes"
+        );
+        let delivered = exporter.delivered.lock().expect("lock").clone();
+        assert_eq!(delivered.len(), 2);
+        assert_eq!(delivered[1].totals.ok, 604);
+        assert!(
+            delivered[1].minutes.is_empty(),
+            "exported minutes are not re-sent"
+        );
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:18:30Z"))
+            .await
+            .expect("run");
+        assert_eq!(report.models, 0, "nothing lags any more");
+    }
 }

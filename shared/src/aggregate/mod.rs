@@ -51,17 +51,12 @@ where
     C: MetricsExporter,
     P: MetricsExporter,
 {
-    let report = roll_up(pending, rollups, run_time).await?;
     let names: Vec<&str> = cloudwatch
         .map(MetricsExporter::name)
         .into_iter()
         .chain(prometheus.map(MetricsExporter::name))
         .collect();
-    for (tenant, model_id, through) in &report.rolled_models {
-        rollups
-            .note_rolled(&names, tenant, model_id, *through)
-            .await?;
-    }
+    let report = roll_up(pending, rollups, run_time, &names).await?;
     let mut exports = Vec::new();
     if let Some(exporter) = cloudwatch {
         exports.push(export_lagging(rollups, exporter, export_time).await?);

@@ -22,7 +22,9 @@ use super::totals::{cap_error_types, counter_delta, names_error_types};
 use crate::domain::WindowState;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{CounterTotals, Granularity, PendingMinute, PendingWork, Rollup, RollupStore};
+use crate::ports::{
+    CounterTotals, ExportCursors, Granularity, PendingMinute, PendingWork, Rollup, RollupStore,
+};
 
 /// Models rolled up at once.
 const CONCURRENT_MODELS: usize = 8;
@@ -87,16 +89,15 @@ pub struct RollupReport {
     pub rolled: ModelRollupReport,
     /// Models that failed (retried next run).
     pub failures: Vec<RollupFailure>,
-    /// The models that were rolled up, with the end of their latest minute rolled.
-    #[serde(skip)]
-    pub rolled_models: Vec<(TenantId, ModelId, DateTime<Utc>)>,
 }
 
-/// Rolls up every pending minute that is closed at `now` (its end ≤ `now`).
+/// Rolls up every pending minute that is closed at `now` (its end ≤ `now`), and notes
+/// in each of `exporters`' cursors how far each rolled model is rolled.
 pub async fn roll_up(
     work: &impl PendingWork,
-    rollups: &impl RollupStore,
+    rollups: &(impl RollupStore + ExportCursors),
     now: DateTime<Utc>,
+    exporters: &[&str],
 ) -> Result<RollupReport, StoreError> {
     let mut by_model: BTreeMap<(TenantId, ModelId), Vec<PendingMinute>> = BTreeMap::new();
     for pending in work.pending_minutes().await? {
@@ -109,7 +110,7 @@ pub async fn roll_up(
     }
     let results: Vec<_> = stream::iter(by_model)
         .map(|((tenant, model_id), pending)| async move {
-            let result = roll_up_model(work, rollups, &tenant, &model_id, pending).await;
+            let result = roll_up_model(work, rollups, &tenant, &model_id, pending, exporters).await;
             (tenant, model_id, result)
         })
         .buffer_unordered(CONCURRENT_MODELS)
@@ -121,12 +122,11 @@ pub async fn roll_up(
     };
     for (tenant, model_id, result) in results {
         match result {
-            Ok((model, through)) => {
+            Ok(model) => {
                 report.rolled.minutes += model.minutes;
                 report.rolled.hours += model.hours;
                 report.rolled.days += model.days;
                 report.rolled.left_pending += model.left_pending;
-                report.rolled_models.push((tenant, model_id, through));
             }
             Err(err) => {
                 tracing::error!(%tenant, %model_id, error = %err, source = ?std::error::Error::source(&err), "roll-up failed; marks kept for the next run");
@@ -138,19 +138,20 @@ pub async fn roll_up(
             }
         }
     }
-    report.rolled_models.sort();
     Ok(report)
 }
 
-/// Rolls up one model's pending minutes, then the hours and days they fall in;
-/// returns the report and the end of the latest minute rolled.
+/// Rolls up one model's pending minutes, then the hours and days they fall in, notes
+/// the end of the latest minute rolled in the exporters' cursors, and only then
+/// settles the marks: a run that dies after settling has already told the exporters.
 async fn roll_up_model(
     work: &impl PendingWork,
-    rollups: &impl RollupStore,
+    rollups: &(impl RollupStore + ExportCursors),
     tenant: &TenantId,
     model_id: &ModelId,
     mut pending: Vec<PendingMinute>,
-) -> Result<(ModelRollupReport, DateTime<Utc>), StoreError> {
+    exporters: &[&str],
+) -> Result<ModelRollupReport, StoreError> {
     pending.sort();
     let through = pending
         .iter()
@@ -183,12 +184,17 @@ async fn roll_up_model(
         changed = starts;
         granularity = parent;
     }
+    if !exporters.is_empty() {
+        rollups
+            .note_rolled(exporters, tenant, model_id, through)
+            .await?;
+    }
     for minute in &pending {
         if !work.settle(minute).await? {
             report.left_pending += 1;
         }
     }
-    Ok((report, through))
+    Ok(report)
 }
 
 /// Writes a minute rollup with its counter delta, re-reading the stored revision (and
@@ -396,7 +402,7 @@ mod tests {
         )
         .await;
 
-        let report = roll_up(&service.partials, &rollups, now)
+        let report = roll_up(&service.partials, &rollups, now, &[])
             .await
             .expect("run");
         assert_eq!(report.models, 1);
@@ -473,7 +479,9 @@ mod tests {
         )
         .await;
         let once = MemoryRollupStore::default();
-        roll_up(&service.partials, &once, now).await.expect("run");
+        roll_up(&service.partials, &once, now, &[])
+            .await
+            .expect("run");
 
         let service2 = self::service();
         ingest(
@@ -489,12 +497,12 @@ mod tests {
         .await;
         let twice = MemoryRollupStore::default();
         let (a, b) = tokio::join!(
-            roll_up(&service2.partials, &twice, now),
-            roll_up(&service2.partials, &twice, now)
+            roll_up(&service2.partials, &twice, now, &[]),
+            roll_up(&service2.partials, &twice, now, &[])
         );
         a.expect("first run");
         b.expect("second run");
-        let again = roll_up(&service2.partials, &twice, now)
+        let again = roll_up(&service2.partials, &twice, now, &[])
             .await
             .expect("third run");
         assert_eq!(
@@ -526,7 +534,7 @@ mod tests {
             now,
         )
         .await;
-        roll_up(&service.partials, &rollups, now)
+        roll_up(&service.partials, &rollups, now, &[])
             .await
             .expect("run");
         let before = rollups
@@ -535,7 +543,7 @@ mod tests {
             .expect("totals");
 
         ingest(&service, "late", &["2026-11-28T10:15:40Z"], now).await;
-        let report = roll_up(&service.partials, &rollups, now)
+        let report = roll_up(&service.partials, &rollups, now, &[])
             .await
             .expect("run");
         assert_eq!(
@@ -625,7 +633,7 @@ mod tests {
                 .await
                 .expect("each batch is within the caps alone");
         }
-        let report = roll_up(&service.partials, &rollups, now)
+        let report = roll_up(&service.partials, &rollups, now, &[])
             .await
             .expect("run");
         assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -634,7 +642,7 @@ mod tests {
             .ingest(&tenant(), later.as_bytes(), now)
             .await
             .expect("normal batch");
-        let report = roll_up(&service.partials, &rollups, now)
+        let report = roll_up(&service.partials, &rollups, now, &[])
             .await
             .expect("run");
         assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -709,7 +717,7 @@ mod tests {
         ingest(&service, "b1", &["2026-11-28T10:15:10Z"], now).await;
         let busy = BusyPartials(service.partials);
         let rollups = MemoryRollupStore::default();
-        let report = roll_up(&busy, &rollups, now).await.expect("run");
+        let report = roll_up(&busy, &rollups, now, &[]).await.expect("run");
         assert_eq!(report.rolled.left_pending, 1);
         assert_eq!(busy.0.pending_minutes().await.expect("pending").len(), 1);
     }

@@ -40,33 +40,47 @@ fn micros(sum_ms: f64) -> u128 {
 /// The counters `after` adds to `before` (a re-rolled minute only ever grows). The
 /// latency part is the difference of the two sums each rounded to µs, so a minute
 /// adds exactly its own rounded sum to the totals over all its re-rolls.
+///
+/// Error types: each named type and the untyped errors add what they grew by; the
+/// overflow bucket adds the rest of the errors' growth. A re-rolled minute can move a
+/// named type into the bucket (a type sorting before it took its name, see
+/// [`WindowState::errors_by_type`]): its errors were counted under its name already,
+/// and a counter never goes back, so the bucket grows by what is new only. The types'
+/// deltas therefore always add up to the errors' delta — no error counted twice.
 pub(super) fn counter_delta(before: &WindowState, after: &WindowState) -> CounterTotals {
-    let totals = |s: &WindowState| {
-        let mut by_type: BTreeMap<String, u64> =
-            s.errors_by_type().map(|(t, n)| (t.to_owned(), n)).collect();
-        if s.untyped_errors() > 0 {
-            *by_type.entry(UNTYPED_ERROR.to_owned()).or_default() += s.untyped_errors();
-        }
-        (
-            s.predictions() - s.errors().min(s.predictions()),
-            s.errors(),
-            by_type,
-            micros(s.latency().sum_ms()),
-        )
+    let ok = |s: &WindowState| s.predictions() - s.errors().min(s.predictions());
+    let named = |s: &WindowState| -> BTreeMap<String, u64> {
+        s.errors_by_type()
+            .filter(|(t, _)| *t != OVERFLOW_BUCKET)
+            .map(|(t, n)| (t.to_owned(), n))
+            .collect()
     };
-    let (ok_b, err_b, types_b, sum_b) = totals(before);
-    let (ok_a, err_a, types_a, sum_a) = totals(after);
+    let errors = after.errors().saturating_sub(before.errors());
+    let named_before = named(before);
+    let mut errors_by_type: BTreeMap<String, u64> = named(after)
+        .into_iter()
+        .filter_map(|(t, n)| {
+            let added = n.saturating_sub(named_before.get(&t).copied().unwrap_or(0));
+            (added > 0).then_some((t, added))
+        })
+        .collect();
+    let untyped = after
+        .untyped_errors()
+        .saturating_sub(before.untyped_errors());
+    if untyped > 0 {
+        errors_by_type.insert(UNTYPED_ERROR.to_owned(), untyped);
+    }
+    let attributed: u64 = errors_by_type.values().sum();
+    let overflow = errors.saturating_sub(attributed);
+    if overflow > 0 {
+        errors_by_type.insert(OVERFLOW_BUCKET.to_owned(), overflow);
+    }
     CounterTotals {
-        ok: ok_a.saturating_sub(ok_b),
-        errors: err_a.saturating_sub(err_b),
-        errors_by_type: types_a
-            .into_iter()
-            .filter_map(|(t, n)| {
-                let added = n.saturating_sub(types_b.get(&t).copied().unwrap_or(0));
-                (added > 0).then_some((t, added))
-            })
-            .collect(),
-        latency_sum_us: sum_a.saturating_sub(sum_b),
+        ok: ok(after).saturating_sub(ok(before)),
+        errors,
+        errors_by_type,
+        latency_sum_us: micros(after.latency().sum_ms())
+            .saturating_sub(micros(before.latency().sum_ms())),
         named_error_types: BTreeSet::new(),
     }
 }
@@ -135,7 +149,9 @@ mod tests {
     use crate::domain::{Outcome, PredictionRecord, Status};
     use crate::error::StoreError;
     use crate::ids::{ModelId, TenantId};
-    use crate::ports::{Granularity, PartialKey, PartialStore, Rollup, RollupStore};
+    use crate::ports::{
+        ExportCursor, ExportCursors, Granularity, PartialKey, PartialStore, Rollup, RollupStore,
+    };
 
     fn delta(types: &[(&str, u64)]) -> CounterTotals {
         CounterTotals {
@@ -268,6 +284,41 @@ mod tests {
         assert!(largest > u128::from(u64::MAX) && largest < u128::MAX / 1_000_000);
     }
 
+    #[test]
+    fn a_type_pushed_into_the_window_bucket_by_a_re_roll_is_not_counted_again() {
+        let failed = |error_type: &str| PredictionRecord {
+            timestamp: minute(0),
+            latency_ms: 1.0,
+            status: Status::Error,
+            error_type: Some(error_type.to_owned()),
+            outcome: Outcome::Regression {
+                predicted: None,
+                actual: None,
+            },
+        };
+        let mut before = WindowState::default();
+        for i in 0..crate::domain::MAX_ERROR_TYPES {
+            before
+                .fold_prediction(&failed(&format!("b{i:03}")))
+                .expect("fold");
+        }
+        // Late data: "a" sorts first, so "b255" (counted under its name before) moves
+        // into the window's bucket.
+        let mut after = before.clone();
+        after.fold_prediction(&failed("a")).expect("fold");
+        assert_eq!(after.error_type_overflow(), 1);
+        let delta = counter_delta(&before, &after);
+        assert_eq!(delta.errors, 1);
+        assert_eq!(delta.errors_by_type, [("a".to_owned(), 1)].into());
+        // And a type that is new and beyond the window's names is the bucket's.
+        let mut later = after.clone();
+        later.fold_prediction(&failed("zzz")).expect("fold");
+        assert_eq!(
+            counter_delta(&after, &later).errors_by_type,
+            [(OVERFLOW_BUCKET.to_owned(), 1)].into()
+        );
+    }
+
     /// The start of the `n`th minute after 2025-11-28T10:00Z.
     fn minute(n: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_324_000 + 60 * n, 0).expect("minute")
@@ -327,7 +378,9 @@ mod tests {
         let rollups = MemoryRollupStore::default();
         errors_in(&partials, 0, &names("a", 40)).await;
         errors_in(&partials, 1, &names("b", 40)).await;
-        let report = roll_up(&partials, &rollups, minute(5)).await.expect("run");
+        let report = roll_up(&partials, &rollups, minute(5), &[])
+            .await
+            .expect("run");
         assert!(report.failures.is_empty(), "{:?}", report.failures);
         let totals = totals_of(&rollups).await;
         assert_eq!(totals.errors, 80);
@@ -344,6 +397,33 @@ mod tests {
     struct Contended {
         inner: MemoryRollupStore,
         raced: AtomicBool,
+    }
+
+    impl ExportCursors for Contended {
+        async fn note_rolled(
+            &self,
+            exporters: &[&str],
+            tenant: &TenantId,
+            model_id: &ModelId,
+            rolled_through: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            self.inner
+                .note_rolled(exporters, tenant, model_id, rolled_through)
+                .await
+        }
+
+        async fn lagging_cursors(&self, exporter: &str) -> Result<Vec<ExportCursor>, StoreError> {
+            self.inner.lagging_cursors(exporter).await
+        }
+
+        async fn advance_cursor(
+            &self,
+            exporter: &str,
+            cursor: &ExportCursor,
+            through: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            self.inner.advance_cursor(exporter, cursor, through).await
+        }
     }
 
     impl RollupStore for Contended {
@@ -410,10 +490,14 @@ mod tests {
         };
         // 63 named types: one slot left.
         errors_in(&partials, 0, &names("a", 63)).await;
-        roll_up(&partials, &store, minute(5)).await.expect("run");
+        roll_up(&partials, &store, minute(5), &[])
+            .await
+            .expect("run");
         store.raced.store(false, Ordering::SeqCst);
         errors_in(&partials, 2, &["late".to_owned()]).await;
-        let report = roll_up(&partials, &store, minute(5)).await.expect("run");
+        let report = roll_up(&partials, &store, minute(5), &[])
+            .await
+            .expect("run");
         assert!(report.failures.is_empty(), "{:?}", report.failures);
         assert_eq!(report.rolled.minutes, 1);
         let totals = totals_of(&store).await;

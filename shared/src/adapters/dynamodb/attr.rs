@@ -115,6 +115,15 @@ pub fn count(item: &Item, name: &str) -> Result<u64, AttrError> {
     u64::try_from(integer(item, name)?).map_err(|_| format!("attribute {name} is negative"))
 }
 
+/// An optional non-negative integer number attribute; 0 when absent.
+pub fn optional_count(item: &Item, name: &str) -> Result<u64, AttrError> {
+    if item.contains_key(name) {
+        count(item, name)
+    } else {
+        Ok(0)
+    }
+}
+
 /// An optional number attribute holding epoch seconds.
 pub fn optional_time_s(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, AttrError> {
     if item.get(name).is_none() {

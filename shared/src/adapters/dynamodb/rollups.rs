@@ -548,35 +548,35 @@ pub(crate) fn cursor_image<'a>(exporter: &str, cursor: &'a ExportCursor) -> Imag
     if let Some(through) = cursor.through {
         image.push("through", Value::number(through.timestamp()));
     }
+    image.push("rolled_seq", Value::number(cursor.rolled_seq));
+    image.push("exported_seq", Value::number(cursor.exported_seq));
     image
 }
 
 impl DynamoRollupStore {
-    /// An `UpdateItem` on a cursor that only moves `attribute` forward to `to`.
-    async fn move_forward(
+    /// Moves a cursor's `rolled_through` forward to `to` (an `UpdateItem` that never
+    /// moves it back), creating the cursor with its ids.
+    async fn move_rolled_through(
         &self,
         key: Item,
-        attribute: &str,
         to: DateTime<Utc>,
-        ids: Option<(&TenantId, &ModelId)>,
+        tenant: &TenantId,
+        model_id: &ModelId,
     ) -> Result<(), StoreError> {
-        let mut request = self
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .condition_expression("attribute_not_exists(#at) OR #at < :to")
-            .expression_attribute_names("#at", attribute)
-            .expression_attribute_values(":to", number_value(to.timestamp()));
-        request = match ids {
-            Some((tenant, model_id)) => request
-                .update_expression("SET #at = :to, tenant_id = :tenant, model_id = :model")
-                .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-                .expression_attribute_values(":model", AttributeValue::S(model_id.to_string())),
-            None => request.update_expression("SET #at = :to"),
-        };
+            .condition_expression("attribute_not_exists(rolled_through) OR rolled_through < :to")
+            .update_expression("SET rolled_through = :to, tenant_id = :tenant, model_id = :model")
+            .expression_attribute_values(":to", number_value(to.timestamp()))
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
+            .expression_attribute_values(":model", AttributeValue::S(model_id.to_string()))
+            .send()
+            .await;
         // A failed condition: the cursor is already at or past `to`.
-        conditional(request.send().await, "move export cursor").map(|_| ())
+        conditional(result, "move export cursor").map(|_| ())
     }
 }
 
@@ -589,13 +589,23 @@ impl ExportCursors for DynamoRollupStore {
         rolled_through: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         for exporter in exporters {
-            self.move_forward(
+            self.move_rolled_through(
                 cursor_key(exporter, tenant, model_id),
-                "rolled_through",
                 rolled_through,
-                Some((tenant, model_id)),
+                tenant,
+                model_id,
             )
             .await?;
+            // After the move: a run that dies in between still lags on `through`.
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(cursor_key(exporter, tenant, model_id)))
+                .update_expression("ADD rolled_seq :one")
+                .expression_attribute_values(":one", number_value(1))
+                .send()
+                .await
+                .map_err(|e| unavailable("note roll-up", e))?;
         }
         Ok(())
     }
@@ -606,7 +616,11 @@ impl ExportCursors for DynamoRollupStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .filter_expression("attribute_not_exists(through) OR through < rolled_through")
+            .filter_expression(
+                "attribute_not_exists(through) OR through < rolled_through \
+                 OR (attribute_exists(rolled_seq) AND attribute_not_exists(exported_seq)) \
+                 OR exported_seq < rolled_seq",
+            )
             .expression_attribute_values(":pk", AttributeValue::S(format!("EXPORT#{exporter}")))
             .consistent_read(true)
             .into_paginator()
@@ -624,13 +638,22 @@ impl ExportCursors for DynamoRollupStore {
         cursor: &ExportCursor,
         through: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.move_forward(
-            cursor_key(exporter, &cursor.tenant, &cursor.model_id),
-            "through",
-            through,
-            None,
-        )
-        .await
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(exporter, &cursor.tenant, &cursor.model_id)))
+            .update_expression("SET through = :to, exported_seq = :seq")
+            .condition_expression(
+                "(attribute_not_exists(through) OR through <= :to) \
+                 AND (attribute_not_exists(exported_seq) OR exported_seq <= :seq)",
+            )
+            .expression_attribute_values(":to", number_value(through.timestamp()))
+            .expression_attribute_values(":seq", number_value(cursor.rolled_seq))
+            .send()
+            .await;
+        // A failed condition: a delivery further on was recorded already.
+        conditional(result, "advance export cursor").map(|_| ())
     }
 }
 
@@ -644,6 +667,8 @@ fn export_cursor(item: &Item) -> Result<ExportCursor, StoreError> {
             through: attr::optional_time_s(item, "through")?,
             rolled_through: attr::optional_time_s(item, "rolled_through")?
                 .ok_or("attribute rolled_through is missing")?,
+            rolled_seq: attr::optional_count(item, "rolled_seq")?,
+            exported_seq: attr::optional_count(item, "exported_seq")?,
         })
     };
     read().map_err(|reason| attr::corrupt(item, reason))
@@ -869,6 +894,8 @@ mod tests {
             model_id: model_id.clone(),
             through: Some(at("2026-11-28T10:15:00Z")),
             rolled_through: at("2026-11-28T10:16:00Z"),
+            rolled_seq: 1,
+            exported_seq: 1,
         };
         store
             .note_rolled(&["prometheus"], &tenant, &model_id, cursor.rolled_through)

@@ -433,7 +433,7 @@ fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
 /// each count every prediction of [`batch`] once.
 async fn assert_counted_once(partials: &impl PendingWork) {
     let rollups = MemoryRollupStore::default();
-    let report = roll_up(partials, &rollups, now()).await.expect("run");
+    let report = roll_up(partials, &rollups, now(), &[]).await.expect("run");
     assert!(report.failures.is_empty(), "{report:?}");
     for granularity in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
         let found = rollups
@@ -522,4 +522,65 @@ async fn a_process_that_crashed_mid_batch_is_replaced_and_the_batch_counts_once(
         .await
         .expect("answered");
     assert!(again.duplicate);
+}
+
+#[tokio::test]
+async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exported() {
+    let partials = Arc::new(MemoryPartialStore::default());
+    let service = service(
+        MemoryModelRegistry::default(),
+        Faulty::shared(Arc::clone(&partials), FaultPlan::new(13).shared()),
+    );
+    service
+        .ingest(&tenant(), &batch(), now())
+        .await
+        .expect("accepted");
+    let rollups = Arc::new(MemoryRollupStore::default());
+    let writer = Arc::new(MemorySeriesWriter::default());
+    // The first run dies right after it settled the first pending mark: the rollups
+    // are written and the mark is gone, so no later run rolls that model again.
+    let plan = FaultPlan::new(14)
+        .with_fault(Trigger::Operation(Op::SETTLE, 1), Fault::CrashAfter)
+        .shared();
+    let (dying_partials, dying_rollups) = (
+        Faulty::shared(Arc::clone(&partials), Arc::clone(&plan)),
+        Faulty::shared(Arc::clone(&rollups), Arc::clone(&plan)),
+    );
+    let run = crate::aggregate::run_aggregation(
+        &dying_partials,
+        &dying_rollups,
+        None::<&MemorySeriesWriter>,
+        Some(writer.as_ref()),
+        now(),
+        now(),
+    );
+    tokio::select! {
+        biased;
+        () = plan.crashed() => {}
+        report = run => panic!("answered {report:?} though the process died"),
+    }
+    assert!(writer.written().is_empty());
+    // The next run (a new process) has no pending minute of the model left, yet it
+    // exports what the dead run rolled up.
+    crate::aggregate::run_aggregation(
+        partials.as_ref(),
+        rollups.as_ref(),
+        None::<&MemorySeriesWriter>,
+        Some(writer.as_ref()),
+        now(),
+        now(),
+    )
+    .await
+    .expect("run");
+    let counted: Vec<f64> = writer
+        .written()
+        .iter()
+        .filter(|s| s.name == "ml_model_predictions_total")
+        .flat_map(|s| s.samples.iter().map(|(_, v)| *v))
+        .collect();
+    assert_eq!(
+        counted.iter().sum::<f64>(),
+        PREDICTIONS as f64,
+        "{counted:?}"
+    );
 }
