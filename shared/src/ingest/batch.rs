@@ -7,7 +7,10 @@ use std::borrow::Cow;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::json::Node;
+use super::json::{
+    Body, Fields, List, PREDICTION_FIELDS, RESOURCE_FIELDS, ReadError, Record, Stray, Value,
+    read_body,
+};
 use crate::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task};
 use crate::ids::{ModelId, check_id};
 
@@ -93,35 +96,13 @@ pub struct ValidBatch {
     pub resources: Vec<ResourceSample>,
 }
 
-const BATCH_FIELDS: [&str; 6] = [
-    "model_id",
-    "batch_id",
-    "model_version",
-    "task",
-    "predictions",
-    "resources",
-];
-const PREDICTION_FIELDS: [&str; 8] = [
-    "prediction_id",
-    "timestamp",
-    "latency_ms",
-    "status",
-    "error_type",
-    "predicted",
-    "actual",
-    "score",
-];
-const RESOURCE_FIELDS: [&str; 7] = [
-    "timestamp",
-    "cpu_utilization",
-    "memory_utilization",
-    "gpu_utilization",
-    "queue_depth",
-    "cache_hits",
-    "cache_misses",
-];
-
 /// Parses and validates a batch body received at `now`.
+///
+/// The body is read in one streaming pass ([`json`](super::json)): a record list is
+/// refused (413) at its first record past the limit, and nothing is kept of the body
+/// beyond the records' scalar fields, so the heap needed is bounded by the limits, not
+/// by what the body holds. Validation runs once the body is read (a record's checks
+/// depend on `task`, which may come after the records).
 pub fn parse_batch(
     body: &[u8],
     now: DateTime<Utc>,
@@ -138,22 +119,29 @@ pub fn parse_batch(
             ),
         }));
     }
-    let root: Node = serde_json::from_slice(body).map_err(|err| BatchRejection::Invalid {
-        problems: vec![Problem {
-            index: None,
-            field: "body".into(),
-            reason: format!("is not valid JSON: {err}"),
-        }],
-        truncated: false,
-    })?;
+    let body =
+        read_body(body, limits.max_predictions, limits.max_resources).map_err(|err| match err {
+            ReadError::TooLarge { list, limit } => BatchRejection::TooLarge(Problem {
+                index: None,
+                field: list.to_owned(),
+                reason: format!("holds more than {limit} records; the limit is {limit}"),
+            }),
+            ReadError::Json(err) => BatchRejection::Invalid {
+                problems: vec![Problem {
+                    index: None,
+                    field: "body".into(),
+                    reason: format!("is not valid JSON: {err}"),
+                }],
+                truncated: false,
+            },
+        })?;
     let mut v = Validator {
         problems: Vec::new(),
         found: 0,
         now,
         limits,
     };
-    let batch = v.batch(&root)?;
-    match batch {
+    match v.batch(&body) {
         Some(batch) if v.found == 0 => Ok(batch),
         _ => Err(BatchRejection::Invalid {
             truncated: v.found > v.problems.len(),
@@ -162,25 +150,12 @@ pub fn parse_batch(
     }
 }
 
-/// Walks the tree, collecting problems.
+/// Walks the body as read, collecting problems.
 struct Validator<'l> {
     problems: Vec<Problem>,
     found: usize,
     now: DateTime<Utc>,
     limits: &'l BatchLimits,
-}
-
-/// An object's members, looked up by field name.
-struct Fields<'n, 'a, const N: usize> {
-    known: &'static [&'static str; N],
-    values: [Option<&'n Node<'a>>; N],
-}
-
-impl<'n, 'a, const N: usize> Fields<'n, 'a, N> {
-    fn get(&self, name: &str) -> Option<&'n Node<'a>> {
-        let i = self.known.iter().position(|k| *k == name)?;
-        self.values[i]
-    }
 }
 
 /// Where a value sits: a batch field or a record's field.
@@ -214,56 +189,74 @@ impl At<'_> {
 
 impl Validator<'_> {
     fn problem(&mut self, at: At, field: &str, reason: impl Into<String>) {
+        self.listed(at.index, || at.path(field), reason);
+    }
+
+    /// Counts a problem and lists it while there is room.
+    fn listed(
+        &mut self,
+        index: Option<usize>,
+        field: impl FnOnce() -> String,
+        reason: impl Into<String>,
+    ) {
         self.found += 1;
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(Problem {
-                index: at.index,
-                field: at.path(field),
+                index,
+                field: field(),
                 reason: reason.into(),
             });
         }
     }
 
-    /// The members of an object by their position in `known`, reporting unknown and
-    /// repeated fields.
-    fn members<'n, 'a, const N: usize>(
-        &mut self,
-        at: At,
-        what: &str,
-        node: &'n Node<'a>,
-        known: &'static [&'static str; N],
-    ) -> Option<Fields<'n, 'a, N>> {
-        let Node::Object(members) = node else {
-            self.found += 1;
-            if self.problems.len() < MAX_PROBLEMS {
-                self.problems.push(Problem {
-                    index: at.index,
-                    field: at.whole(what),
-                    reason: format!("must be an object, found {}", node.kind()),
-                });
-            }
-            return None;
-        };
-        let mut fields = [None; N];
-        for (key, value) in members {
-            match known.iter().position(|k| *k == key.as_ref()) {
-                None => self.problem(at, key, "is not a known field"),
-                Some(i) if fields[i].is_some() => self.problem(at, key, "appears more than once"),
-                Some(i) => fields[i] = Some(value),
-            }
+    /// The `count` unknown or repeated fields of one object, the next ones of `kept`
+    /// (all of them counted, as many listed as were kept).
+    fn strays(&mut self, at: At, count: usize, kept: &mut std::slice::Iter<Stray>) {
+        let mut listed = 0;
+        for stray in kept.by_ref().take(count) {
+            let reason = if stray.repeated {
+                "appears more than once"
+            } else {
+                "is not a known field"
+            };
+            self.problem(at, &stray.key, reason);
+            listed += 1;
         }
-        Some(Fields {
-            known,
-            values: fields,
-        })
+        self.found += count - listed;
     }
 
-    fn batch(&mut self, root: &Node) -> Result<Option<ValidBatch>, BatchRejection> {
-        let Some(fields) = self.members(At::BATCH, "body", root, &BATCH_FIELDS) else {
-            return Ok(None);
-        };
-        let get = |name: &str| fields.get(name);
+    /// The fields of a record, reporting it when it is not an object and its unknown
+    /// and repeated fields.
+    fn record<'r, 'a, const N: usize>(
+        &mut self,
+        at: At,
+        record: &'r Record<'a, N>,
+        strays: &mut std::slice::Iter<Stray>,
+    ) -> Option<&'r Fields<'a, N>> {
+        match record {
+            Record::NotObject(kind) => {
+                let reason = format!("must be an object, found {kind}");
+                self.listed(at.index, || at.whole(""), reason);
+                None
+            }
+            Record::Object { fields, strays: n } => {
+                self.strays(at, *n, strays);
+                Some(fields)
+            }
+        }
+    }
+
+    fn batch(&mut self, body: &Body) -> Option<ValidBatch> {
         let at = At::BATCH;
+        let raw = match body {
+            Body::NotObject(kind) => {
+                self.problem(at, "body", format!("must be an object, found {kind}"));
+                return None;
+            }
+            Body::Batch(raw) => raw,
+        };
+        self.strays(at, raw.stray_count, &mut raw.strays.iter());
+        let get = |name: &str| raw.fields.get(name);
         let model_id = self
             .id(at, "model_id", get("model_id"), true)
             .and_then(|id| ModelId::parse(&id).ok());
@@ -274,7 +267,7 @@ impl Validator<'_> {
                 self.problem(at, "task", "is required");
                 None
             }
-            Some(Node::Str(name)) => match name.parse::<Task>() {
+            Some(Value::Str(name)) => match name.parse::<Task>() {
                 Ok(task) => Some(task),
                 Err(_) => {
                     self.problem(
@@ -294,40 +287,32 @@ impl Validator<'_> {
                 None
             }
         };
-        let predictions = self.list(
-            get("predictions"),
-            "predictions",
-            true,
-            self.limits.max_predictions,
-        )?;
-        let resources = self.list(
-            get("resources"),
-            "resources",
-            false,
-            self.limits.max_resources,
-        )?;
+        let (predictions, mut prediction_strays) =
+            self.list(raw.predictions.as_ref(), "predictions", true);
+        let (resources, mut resource_strays) =
+            self.list(raw.resources.as_ref(), "resources", false);
 
         let mut valid_predictions = Vec::with_capacity(predictions.len());
-        for (index, node) in predictions.iter().enumerate() {
+        for (index, record) in predictions.iter().enumerate() {
             let at = At {
                 list: "predictions",
                 index: Some(index),
             };
-            if let Some(p) = self.prediction(at, node, task) {
+            if let Some(p) = self.prediction(at, record, task, &mut prediction_strays) {
                 valid_predictions.push(p);
             }
         }
         let mut valid_resources = Vec::with_capacity(resources.len());
-        for (index, node) in resources.iter().enumerate() {
+        for (index, record) in resources.iter().enumerate() {
             let at = At {
                 list: "resources",
                 index: Some(index),
             };
-            if let Some(r) = self.resource(at, node) {
+            if let Some(r) = self.resource(at, record, &mut resource_strays) {
                 valid_resources.push(r);
             }
         }
-        Ok(match (model_id, batch_id, task) {
+        match (model_id, batch_id, task) {
             (Some(model_id), Some(batch_id), Some(task)) => Some(ValidBatch {
                 model_id,
                 batch_id,
@@ -337,49 +322,46 @@ impl Validator<'_> {
                 resources: valid_resources,
             }),
             _ => None,
-        })
+        }
     }
 
-    /// The items of a record list; over `max` items is 413.
-    fn list<'n, 'a>(
+    /// The records of a list and its records' kept strays (the limit was enforced
+    /// while reading).
+    fn list<'r, 'a, const N: usize>(
         &mut self,
-        node: Option<&'n Node<'a>>,
+        list: Option<&'r List<'a, N>>,
         name: &str,
         required: bool,
-        max: usize,
-    ) -> Result<&'n [Node<'a>], BatchRejection> {
-        match node {
-            None | Some(Node::Null) if !required => Ok(&[]),
+    ) -> (&'r [Record<'a, N>], std::slice::Iter<'r, Stray<'a>>) {
+        let none = (&[][..], Default::default());
+        match list {
+            // An optional list may be `null`.
+            None | Some(List::Other("null")) if !required => none,
             None => {
                 self.problem(At::BATCH, name, "is required");
-                Ok(&[])
+                none
             }
-            Some(Node::Array(items)) if items.len() > max => {
-                Err(BatchRejection::TooLarge(Problem {
-                    index: None,
-                    field: name.to_owned(),
-                    reason: format!("holds {} records; the limit is {max}", items.len()),
-                }))
-            }
-            Some(Node::Array(items)) if items.is_empty() && required => {
+            Some(List::Records { records, .. }) if records.is_empty() && required => {
                 self.problem(At::BATCH, name, "must not be empty");
-                Ok(&[])
+                none
             }
-            Some(Node::Array(items)) => Ok(items),
-            Some(other) => {
-                self.problem(
-                    At::BATCH,
-                    name,
-                    format!("must be an array, found {}", other.kind()),
-                );
-                Ok(&[])
+            Some(List::Records { records, strays }) => (records, strays.iter()),
+            Some(List::Other(kind)) => {
+                self.problem(At::BATCH, name, format!("must be an array, found {kind}"));
+                none
             }
         }
     }
 
-    fn prediction(&mut self, at: At, node: &Node, task: Option<Task>) -> Option<ValidPrediction> {
+    fn prediction(
+        &mut self,
+        at: At,
+        record: &Record<{ PREDICTION_FIELDS.len() }>,
+        task: Option<Task>,
+        strays: &mut std::slice::Iter<Stray>,
+    ) -> Option<ValidPrediction> {
         let before = self.found;
-        let fields = self.members(at, "", node, &PREDICTION_FIELDS)?;
+        let fields = self.record(at, record, strays)?;
         let get = |name: &str| fields.get(name);
         let prediction_id = self.id(at, "prediction_id", get("prediction_id"), false);
         let timestamp = self.timestamp(at, get("timestamp"));
@@ -391,9 +373,9 @@ impl Validator<'_> {
                 self.problem(at, "status", "is required");
                 None
             }
-            Some(Node::Str(s)) if s == "ok" => Some(Status::Ok),
-            Some(Node::Str(s)) if s == "error" => Some(Status::Error),
-            Some(Node::Str(_)) => {
+            Some(Value::Str(s)) if s == "ok" => Some(Status::Ok),
+            Some(Value::Str(s)) if s == "error" => Some(Status::Error),
+            Some(Value::Str(_)) => {
                 self.problem(at, "status", "must be \"ok\" or \"error\"");
                 None
             }
@@ -445,9 +427,9 @@ impl Validator<'_> {
         &mut self,
         at: At,
         task: Task,
-        predicted: Option<&Node>,
-        actual: Option<&Node>,
-        score: Option<&Node>,
+        predicted: Option<&Value>,
+        actual: Option<&Value>,
+        score: Option<&Value>,
     ) -> Option<Outcome> {
         if task != Task::BinaryClassification && score.is_some() {
             self.problem(at, "score", "is only allowed for binary_classification");
@@ -475,12 +457,12 @@ impl Validator<'_> {
     }
 
     /// A binary class: `0`/`1` or a boolean. `Some(None)` when absent.
-    fn binary_label(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<bool>> {
+    fn binary_label(&mut self, at: At, field: &str, node: Option<&Value>) -> Option<Option<bool>> {
         match node {
             None => Some(None),
-            Some(Node::Bool(b)) => Some(Some(*b)),
-            Some(Node::Int(0)) => Some(Some(false)),
-            Some(Node::Int(1)) => Some(Some(true)),
+            Some(Value::Bool(b)) => Some(Some(*b)),
+            Some(Value::Int(0)) => Some(Some(false)),
+            Some(Value::Int(1)) => Some(Some(true)),
             Some(_) => {
                 self.problem(
                     at,
@@ -493,16 +475,16 @@ impl Validator<'_> {
     }
 
     /// A multiclass label: a string or an integer (kept in decimal). `Some(None)` when absent.
-    fn class_label(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<String>> {
+    fn class_label(&mut self, at: At, field: &str, node: Option<&Value>) -> Option<Option<String>> {
         match node {
             None => Some(None),
-            Some(Node::Int(i)) => Some(Some(i.to_string())),
-            Some(Node::UInt(u)) => Some(Some(u.to_string())),
-            Some(Node::Str(s)) if s.is_empty() => {
+            Some(Value::Int(i)) => Some(Some(i.to_string())),
+            Some(Value::UInt(u)) => Some(Some(u.to_string())),
+            Some(Value::Str(s)) if s.is_empty() => {
                 self.problem(at, field, "must not be empty");
                 None
             }
-            Some(Node::Str(s)) if s.len() > crate::domain::MAX_LABEL_BYTES => {
+            Some(Value::Str(s)) if s.len() > crate::domain::MAX_LABEL_BYTES => {
                 self.problem(
                     at,
                     field,
@@ -510,7 +492,7 @@ impl Validator<'_> {
                 );
                 None
             }
-            Some(Node::Str(s)) => Some(Some(s.clone().into_owned())),
+            Some(Value::Str(s)) => Some(Some(s.clone().into_owned())),
             Some(other) => {
                 self.problem(
                     at,
@@ -531,7 +513,7 @@ impl Validator<'_> {
         &mut self,
         at: At,
         field: &str,
-        node: Option<&Node>,
+        node: Option<&Value>,
         required: bool,
         check: impl Fn(f64) -> Result<(), &'static str>,
     ) -> Option<Option<f64>> {
@@ -564,11 +546,11 @@ impl Validator<'_> {
     }
 
     /// An optional non-negative integer count.
-    fn count(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<u64>> {
+    fn count(&mut self, at: At, field: &str, node: Option<&Value>) -> Option<Option<u64>> {
         match node {
             None => Some(None),
-            Some(Node::Int(i)) if *i >= 0 => Some(Some(i.unsigned_abs())),
-            Some(Node::UInt(u)) => Some(Some(*u)),
+            Some(Value::Int(i)) if *i >= 0 => Some(Some(i.unsigned_abs())),
+            Some(Value::UInt(u)) => Some(Some(*u)),
             Some(_) => {
                 self.problem(at, field, "must be a non-negative integer");
                 None
@@ -577,7 +559,7 @@ impl Validator<'_> {
     }
 
     /// An id-like string (1–128 characters of `[A-Za-z0-9._:@-]`).
-    fn id(&mut self, at: At, field: &str, node: Option<&Node>, required: bool) -> Option<String> {
+    fn id(&mut self, at: At, field: &str, node: Option<&Value>, required: bool) -> Option<String> {
         match node {
             None => {
                 if required {
@@ -585,7 +567,7 @@ impl Validator<'_> {
                 }
                 None
             }
-            Some(Node::Str(s)) => match check_id(s) {
+            Some(Value::Str(s)) => match check_id(s) {
                 Ok(()) => Some(s.clone().into_owned()),
                 Err(err) => {
                     self.problem(at, field, err.to_string());
@@ -604,13 +586,13 @@ impl Validator<'_> {
     }
 
     /// A required RFC 3339 timestamp within the accepted span around `now`.
-    fn timestamp(&mut self, at: At, node: Option<&Node>) -> Option<DateTime<Utc>> {
+    fn timestamp(&mut self, at: At, node: Option<&Value>) -> Option<DateTime<Utc>> {
         let text: &Cow<str> = match node {
             None => {
                 self.problem(at, "timestamp", "is required");
                 return None;
             }
-            Some(Node::Str(s)) => s,
+            Some(Value::Str(s)) => s,
             Some(other) => {
                 self.problem(
                     at,
@@ -654,9 +636,14 @@ impl Validator<'_> {
         Some(time)
     }
 
-    fn resource(&mut self, at: At, node: &Node) -> Option<ResourceSample> {
+    fn resource(
+        &mut self,
+        at: At,
+        record: &Record<{ RESOURCE_FIELDS.len() }>,
+        strays: &mut std::slice::Iter<Stray>,
+    ) -> Option<ResourceSample> {
         let before = self.found;
-        let fields = self.members(at, "", node, &RESOURCE_FIELDS)?;
+        let fields = self.record(at, record, strays)?;
         let get = |name: &str| fields.get(name);
         let fraction = |v: f64| {
             (0.0..=1.0)
@@ -899,5 +886,112 @@ mod tests {
             parse_batch(two.as_bytes(), now(), &limits),
             Err(BatchRejection::TooLarge(_))
         ));
+    }
+
+    fn fields(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn the_task_may_follow_the_records_it_decides_the_checks_of() {
+        let (problems, _) = problems(
+            r#"{"predictions":[{"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"x"}],
+                "model_id":"m","batch_id":"b","task":"regression"}"#,
+        );
+        assert_eq!(fields(&problems), ["predictions[0].predicted"]);
+        assert_eq!(problems[0].reason, "must be a number, found a string");
+    }
+
+    #[test]
+    fn problems_come_batch_first_then_record_by_record_in_body_order() {
+        let (problems, truncated) = problems(
+            r#"{"resources":[{"bar":1,"timestamp":"2026-11-28T10:14:59Z"},7],
+                "predictions":[{"foo":[1,{"a":2}],"timestamp":"2026-11-28T10:14:59Z","latency_ms":-1,"status":"ok","predicted":1,"latency_ms":2},
+                               "p"],
+                "zzz":{},"batch_id":"b","task":"regression","batch_id":"c","model_version":null}"#,
+        );
+        assert!(!truncated);
+        let listed: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.reason.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("zzz", "is not a known field"),
+                ("batch_id", "appears more than once"),
+                ("model_id", "is required"),
+                ("model_version", "must be a string, found null"),
+                ("predictions[0].foo", "is not a known field"),
+                ("predictions[0].latency_ms", "appears more than once"),
+                ("predictions[0].latency_ms", "must be ≥ 0"),
+                ("predictions[1]", "must be an object, found a string"),
+                ("resources[0].bar", "is not a known field"),
+                ("resources[1]", "must be an object, found a number"),
+            ]
+        );
+        assert_eq!(problems[4].index, Some(0));
+        assert_eq!(problems[0].index, None);
+    }
+
+    #[test]
+    fn the_cap_is_exact_when_unknown_fields_crowd_the_list() {
+        // 40 records with 2 unknown fields and a bad latency each: 120 problems, and
+        // the list is the first 100 of them in body order.
+        let record = r#"{"a":1,"timestamp":"2026-11-28T10:14:59Z","b":[],"latency_ms":-1,"status":"ok","predicted":1}"#;
+        let body = format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"regression","predictions":[{}]}}"#,
+            vec![record; 40].join(",")
+        );
+        let (listed, truncated) = problems(&body);
+        assert!(truncated);
+        let expected: Vec<String> = (0..40)
+            .flat_map(|i| ["a", "b", "latency_ms"].map(|f| format!("predictions[{i}].{f}")))
+            .take(MAX_PROBLEMS)
+            .collect();
+        assert_eq!(fields(&listed), expected);
+        // One record with 150 unknown fields, then a batch problem after the list.
+        let keys: Vec<String> = (0..150).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let body = format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"regression","predictions":[{{{}}}],"x":1}}"#,
+            keys.join(",")
+        );
+        let (listed, truncated) = problems(&body);
+        assert!(truncated);
+        assert_eq!(listed[0].field, "x");
+        assert_eq!(listed[1].field, "predictions[0].k0");
+        assert_eq!(listed[99].field, "predictions[0].k98");
+    }
+
+    #[test]
+    fn a_list_is_refused_at_the_first_record_past_the_limit() {
+        let empties = vec!["{}"; 2_097_085].join(",");
+        let body = format!(r#"{{"predictions":[{empties}]}}"#);
+        assert!(body.len() <= BatchLimits::default().max_body_bytes);
+        assert_eq!(
+            parse(&body),
+            Err(BatchRejection::TooLarge(Problem {
+                index: None,
+                field: "predictions".into(),
+                reason: "holds more than 10000 records; the limit is 10000".into(),
+            }))
+        );
+    }
+
+    #[test]
+    fn nesting_past_serde_json_s_limit_is_invalid_json_wherever_it_is() {
+        let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+        for body in [
+            deep.clone(),
+            format!(r#"{{"model_id":"m","predictions":[{{"junk":{deep}}}]}}"#),
+            format!(r#"{{"model_id":"m","zzz":{deep}}}"#),
+        ] {
+            let (problems, _) = problems(&body);
+            assert_eq!(fields(&problems), ["body"]);
+            assert!(
+                problems[0].reason.contains("recursion limit"),
+                "{problems:?}"
+            );
+        }
     }
 }
