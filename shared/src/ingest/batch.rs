@@ -11,7 +11,10 @@ use super::json::{
     Body, Fields, List, PREDICTION_FIELDS, RESOURCE_FIELDS, ReadError, Record, Stray, Value,
     read_body,
 };
-use crate::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task};
+use crate::domain::{
+    MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, OVERFLOW_BUCKET, Outcome,
+    PredictionRecord, ResourceSample, Status, Task, regression_value_problem,
+};
 use crate::ids::{ModelId, check_id};
 
 /// At most this many problems are listed in one rejection.
@@ -365,9 +368,13 @@ impl Validator<'_> {
         let get = |name: &str| fields.get(name);
         let prediction_id = self.id(at, "prediction_id", get("prediction_id"), false);
         let timestamp = self.timestamp(at, get("timestamp"));
-        let latency_ms = self.number(at, "latency_ms", get("latency_ms"), true, |v| {
-            (v >= 0.0).then_some(()).ok_or("must be ≥ 0")
-        });
+        let latency_ms = self.number(
+            at,
+            "latency_ms",
+            get("latency_ms"),
+            true,
+            from_zero_to(MAX_LATENCY_MS),
+        );
         let status = match get("status") {
             None => {
                 self.problem(at, "status", "is required");
@@ -397,7 +404,9 @@ impl Validator<'_> {
                 self.problem(at, "error_type", "is only allowed when status is \"error\"");
                 None
             }
-            (_, node) => self.id(at, "error_type", node, false),
+            (_, node) => self
+                .id(at, "error_type", node, false)
+                .and_then(|name| self.unreserved(at, "error_type", name)),
         };
         let predicted = get("predicted");
         if status == Some(Status::Error) && predicted.is_some() {
@@ -439,10 +448,11 @@ impl Validator<'_> {
                 predicted: self.binary_label(at, "predicted", predicted)?,
                 actual: self.binary_label(at, "actual", actual)?,
                 score: self.number(at, "score", score, false, |v| {
-                    (0.0..=1.0)
-                        .contains(&v)
-                        .then_some(())
-                        .ok_or("must be within [0, 1]")
+                    if (0.0..=1.0).contains(&v) {
+                        Ok(())
+                    } else {
+                        Err("must be within [0, 1]".into())
+                    }
                 })?,
             },
             Task::MulticlassClassification => Outcome::Multiclass {
@@ -450,8 +460,8 @@ impl Validator<'_> {
                 actual: self.class_label(at, "actual", actual)?,
             },
             Task::Regression => Outcome::Regression {
-                predicted: self.number(at, "predicted", predicted, false, |_| Ok(()))?,
-                actual: self.number(at, "actual", actual, false, |_| Ok(()))?,
+                predicted: self.number(at, "predicted", predicted, false, regression_value)?,
+                actual: self.number(at, "actual", actual, false, regression_value)?,
             },
         })
     }
@@ -484,15 +494,15 @@ impl Validator<'_> {
                 self.problem(at, field, "must not be empty");
                 None
             }
-            Some(Value::Str(s)) if s.len() > crate::domain::MAX_LABEL_BYTES => {
+            Some(Value::Str(s)) if s.len() > MAX_LABEL_BYTES => {
                 self.problem(
                     at,
                     field,
-                    format!("must be at most {} bytes", crate::domain::MAX_LABEL_BYTES),
+                    format!("must be at most {MAX_LABEL_BYTES} bytes"),
                 );
                 None
             }
-            Some(Value::Str(s)) => Some(Some(s.clone().into_owned())),
+            Some(Value::Str(s)) => self.unreserved(at, field, s.as_ref().to_owned()).map(Some),
             Some(other) => {
                 self.problem(
                     at,
@@ -515,7 +525,7 @@ impl Validator<'_> {
         field: &str,
         node: Option<&Value>,
         required: bool,
-        check: impl Fn(f64) -> Result<(), &'static str>,
+        check: impl Fn(f64) -> Result<(), Cow<'static, str>>,
     ) -> Option<Option<f64>> {
         let Some(node) = node else {
             if required {
@@ -545,17 +555,35 @@ impl Validator<'_> {
         }
     }
 
-    /// An optional non-negative integer count.
+    /// An optional integer count within `[0, MAX_CACHE_COUNT]`.
     fn count(&mut self, at: At, field: &str, node: Option<&Value>) -> Option<Option<u64>> {
-        match node {
-            None => Some(None),
-            Some(Value::Int(i)) if *i >= 0 => Some(Some(i.unsigned_abs())),
-            Some(Value::UInt(u)) => Some(Some(*u)),
+        let count = match node {
+            None => return Some(None),
+            Some(Value::Int(i)) if *i >= 0 => i.unsigned_abs(),
+            Some(Value::UInt(u)) => *u,
             Some(_) => {
                 self.problem(at, field, "must be a non-negative integer");
-                None
+                return None;
             }
+        };
+        if count > MAX_CACHE_COUNT {
+            self.problem(
+                at,
+                field,
+                format!("must be an integer within [0, {MAX_CACHE_COUNT}]"),
+            );
+            return None;
         }
+        Some(Some(count))
+    }
+
+    /// `name`, unless it is the overflow bucket's reserved name.
+    fn unreserved(&mut self, at: At, field: &str, name: String) -> Option<String> {
+        if name == OVERFLOW_BUCKET {
+            self.problem(at, field, "is reserved for the overflow bucket");
+            return None;
+        }
+        Some(name)
     }
 
     /// An id-like string (1–128 characters of `[A-Za-z0-9._:@-]`).
@@ -645,11 +673,12 @@ impl Validator<'_> {
         let before = self.found;
         let fields = self.record(at, record, strays)?;
         let get = |name: &str| fields.get(name);
-        let fraction = |v: f64| {
-            (0.0..=1.0)
-                .contains(&v)
-                .then_some(())
-                .ok_or("must be a fraction within [0, 1]")
+        let fraction = |v: f64| -> Result<(), Cow<'static, str>> {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err("must be a fraction within [0, 1]".into())
+            }
         };
         let timestamp = self.timestamp(at, get("timestamp"));
         let cpu = self.number(
@@ -673,9 +702,13 @@ impl Validator<'_> {
             false,
             fraction,
         );
-        let queue = self.number(at, "queue_depth", get("queue_depth"), false, |v| {
-            (v >= 0.0).then_some(()).ok_or("must be ≥ 0")
-        });
+        let queue = self.number(
+            at,
+            "queue_depth",
+            get("queue_depth"),
+            false,
+            from_zero_to(MAX_QUEUE_DEPTH),
+        );
         let hits = self.count(at, "cache_hits", get("cache_hits"));
         let misses = self.count(at, "cache_misses", get("cache_misses"));
         if self.found > before {
@@ -691,6 +724,24 @@ impl Validator<'_> {
             cache_misses: misses?,
         })
     }
+}
+
+/// The check of a number within `[0, max]` (a negative one keeps its message of old).
+fn from_zero_to(max: f64) -> impl Fn(f64) -> Result<(), Cow<'static, str>> {
+    move |v| {
+        if v < 0.0 {
+            Err("must be ≥ 0".into())
+        } else if v > max {
+            Err(format!("must be within [0, {max:e}]").into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The check of a regression value: [`regression_value_problem`].
+fn regression_value(v: f64) -> Result<(), Cow<'static, str>> {
+    regression_value_problem(v).map_or(Ok(()), |reason| Err(reason.into()))
 }
 
 /// The common shape `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, parsed without the general
@@ -892,6 +943,13 @@ mod tests {
         problems.iter().map(|p| p.field.as_str()).collect()
     }
 
+    fn field_reasons(problems: &[Problem]) -> Vec<(&str, &str)> {
+        problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.reason.as_str()))
+            .collect()
+    }
+
     #[test]
     fn the_task_may_follow_the_records_it_decides_the_checks_of() {
         let (problems, _) = problems(
@@ -911,12 +969,8 @@ mod tests {
                 "zzz":{},"batch_id":"b","task":"regression","batch_id":"c","model_version":null}"#,
         );
         assert!(!truncated);
-        let listed: Vec<(&str, &str)> = problems
-            .iter()
-            .map(|p| (p.field.as_str(), p.reason.as_str()))
-            .collect();
         assert_eq!(
-            listed,
+            field_reasons(&problems),
             [
                 ("zzz", "is not a known field"),
                 ("batch_id", "appears more than once"),
@@ -993,5 +1047,61 @@ mod tests {
                 "{problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn numbers_past_their_bounds_and_reserved_names_are_refused_naming_the_range() {
+        let (found, _) = problems(
+            r#"{"model_id":"m","batch_id":"b","task":"regression","predictions":[
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1e9,"status":"ok","predicted":1e100,"actual":-1e-100},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1000000001,"status":"ok","predicted":1.7e308},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":0,"status":"ok","predicted":1,"actual":1e-300},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":0,"status":"error","error_type":"__other__"}],
+                "resources":[{"timestamp":"2026-11-28T10:14:59Z","queue_depth":1e12,"cache_hits":1000000000},
+                             {"timestamp":"2026-11-28T10:14:59Z","queue_depth":1e13,"cache_hits":10000000000,"cache_misses":18446744073709551615}]}"#,
+        );
+        assert_eq!(
+            field_reasons(&found),
+            [
+                ("predictions[1].latency_ms", "must be within [0, 1e9]"),
+                ("predictions[1].predicted", "must be within [-1e100, 1e100]"),
+                (
+                    "predictions[2].actual",
+                    "must be 0 or of magnitude at least 1e-100"
+                ),
+                (
+                    "predictions[3].error_type",
+                    "is reserved for the overflow bucket"
+                ),
+                ("resources[1].queue_depth", "must be within [0, 1e12]"),
+                (
+                    "resources[1].cache_hits",
+                    "must be an integer within [0, 1000000000]"
+                ),
+                (
+                    "resources[1].cache_misses",
+                    "must be an integer within [0, 1000000000]"
+                ),
+            ]
+        );
+        let (found, _) = problems(
+            r#"{"model_id":"m","batch_id":"b","task":"multiclass_classification","predictions":[
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"__other__","actual":"\u005f_other__"},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"cat","actual":"__other__"},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"_other_","actual":"__Other__"}]}"#,
+        );
+        assert_eq!(
+            field_reasons(&found),
+            [
+                (
+                    "predictions[0].predicted",
+                    "is reserved for the overflow bucket"
+                ),
+                (
+                    "predictions[1].actual",
+                    "is reserved for the overflow bucket"
+                ),
+            ]
+        );
     }
 }
