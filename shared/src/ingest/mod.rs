@@ -1,7 +1,9 @@
-//! Ingest: the batch contract (parsing and whole-batch validation) and the service that
-//! stores an accepted batch idempotently.
+//! Ingest: the batch contract (parsing and whole-batch validation), the content digest
+//! a batch id is claimed for, and the service that stores an accepted batch
+//! idempotently.
 
 mod batch;
+mod digest;
 mod json;
 
 mod service;
@@ -9,7 +11,7 @@ mod service;
 pub use batch::{
     BatchLimits, BatchRejection, MAX_PROBLEMS, Problem, ValidBatch, ValidPrediction, parse_batch,
 };
+pub use digest::{content_digest, legacy_body_digest};
 pub use service::{
-    ArchiveReceipt, IngestError, IngestReceipt, IngestService, content_digest, minute_of,
-    minute_partials,
+    ArchiveReceipt, IngestError, IngestReceipt, IngestService, minute_of, minute_partials,
 };

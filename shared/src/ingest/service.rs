@@ -2,8 +2,8 @@
 //! and a receipt.
 //!
 //! Order and idempotency: the batch is validated and folded whole before any write.
-//! Then its id is claimed for its content (a 128-bit hash of the body): an id already
-//! claimed for a different body is refused (`BatchConflict`, 409) before anything is
+//! Then its id is claimed for its content (a 128-bit hash of the batch): an id already
+//! claimed for different content is refused (`BatchConflict`, 409) before anything is
 //! written, so a reused id can neither be counted as a retry nor mix two contents.
 //! A batch whose receipt exists was stored completely before: the stored answer is
 //! given again with `duplicate: true` and nothing is written. Otherwise the registry
@@ -23,6 +23,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{BatchLimits, BatchRejection, Problem, ValidBatch, parse_batch};
+use super::digest::content_digest;
 use crate::domain::WindowState;
 use crate::error::StoreError;
 use crate::ids::TenantId;
@@ -126,7 +127,7 @@ where
         };
         match self
             .partials
-            .claim_batch(&batch_key, &content_digest(body))
+            .claim_batch(&batch_key, &content_digest(&batch))
             .await?
         {
             BatchClaim::Proceed => {}
@@ -204,13 +205,6 @@ where
         self.partials.put_batch_receipt(&batch_key, &stored).await?;
         Ok(receipt)
     }
-}
-
-/// The digest a batch id is claimed for: XXH3-128 of the body, hex (`x3-` names the
-/// function, should it ever change). A retry sends the same bytes; anything else
-/// under a known id is another batch.
-pub fn content_digest(body: &[u8]) -> String {
-    format!("x3-{:032x}", xxhash_rust::xxh3::xxh3_128(body))
 }
 
 /// The start of the minute `time` falls in.
@@ -308,6 +302,10 @@ mod tests {
         "2026-11-28T10:30:00Z".parse().expect("time")
     }
 
+    fn parsed(body: &[u8]) -> ValidBatch {
+        parse_batch(body, now(), &BatchLimits::default()).expect("valid")
+    }
+
     fn tenant() -> TenantId {
         TenantId::parse("t1").expect("tenant")
     }
@@ -350,7 +348,7 @@ mod tests {
         };
         let claim = service
             .partials
-            .claim_batch(&key, &content_digest(&body(&[5.0, 6.0])))
+            .claim_batch(&key, &content_digest(&parsed(&body(&[5.0, 6.0]))))
             .await
             .expect("claim");
         assert_eq!(claim, BatchClaim::Proceed);
