@@ -1,7 +1,8 @@
 //! Ingest throughput and memory: parse + validate + fold of a 10,000-prediction body
 //! (goal ≥ 2 M predictions/s on one core), the content digest of that body (the
 //! batch id's claim), and the peak heap while handling the
-//! largest allowed body (goal ≤ 64 MB), measured with a counting allocator.
+//! largest allowed body and bodies built to make a parser allocate (goal ≤ 64 MB each,
+//! the body's own bytes included), measured with a counting allocator.
 //!
 //! `cargo bench -p modelwatch --bench ingest`
 
@@ -9,7 +10,9 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use criterion::{Criterion, Throughput, criterion_group};
-use modelwatch::ingest::{BatchLimits, content_digest, minute_partials, parse_batch};
+use modelwatch::ingest::{
+    BatchLimits, BatchRejection, content_digest, minute_partials, parse_batch,
+};
 
 mod support;
 
@@ -59,8 +62,9 @@ fn parse_validate_fold(c: &mut Criterion) {
             minute_partials(&batch).expect("folds")
         })
     });
-    // What claiming the batch id adds per request: the body's 128-bit hash.
-    group.bench_function("content_digest_10k", |b| b.iter(|| content_digest(&body)));
+    // What claiming the batch id adds per request: the batch's 128-bit content hash.
+    let batch = parse_batch(&body, now, &limits).expect("valid batch");
+    group.bench_function("content_digest_10k", |b| b.iter(|| content_digest(&batch)));
     group.finish();
 }
 
@@ -87,10 +91,149 @@ fn peak_memory() {
     );
 }
 
+/// Bodies built to make a parser allocate: each at most the body limit.
+fn adversarial_bodies(now: DateTime<Utc>, limit: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let head =
+        r#"{"model_id":"m","batch_id":"b","task":"multiclass_classification","predictions":["#;
+    // `{head}{prefix}item,item,…{suffix}` with as many items as fit in `limit`.
+    let filled = |prefix: &str, item: &str, suffix: &str| {
+        let mut out = String::with_capacity(limit);
+        out.push_str(prefix);
+        let room = limit - prefix.len() - suffix.len();
+        let n = (room + 1) / (item.len() + 1);
+        for i in 0..n {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(item);
+        }
+        out.push_str(suffix);
+        out.into_bytes()
+    };
+    let record = |id: &str, predicted: &str, actual: &str| {
+        format!(
+            r#"{{"prediction_id":"{id}","timestamp":"{stamp}","latency_ms":123.456,"status":"ok","predicted":"{predicted}","actual":"{actual}"}}"#
+        )
+    };
+    let long = |c: char| c.to_string().repeat(128);
+    let escaped = "\\u0041".repeat(128);
+    let nested = format!("{}{}", "[".repeat(120), "]".repeat(120));
+    let unknown_keys = |n: usize| {
+        (0..n)
+            .map(|i| format!(r#""k{i:08}":0"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let max_valid: Vec<String> = (0..10_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                record(&format!("{i:0>128}"), &long('p'), &long('a'))
+            } else {
+                format!(
+                    r#"{{"prediction_id":"{i:0>128}","timestamp":"{stamp}","latency_ms":9.5,"status":"error","error_type":"{}"}}"#,
+                    long('e')
+                )
+            }
+        })
+        .collect();
+    let escaped_records = filled(
+        head,
+        &record(&"\\u0031".repeat(128), &escaped, &escaped),
+        "]}",
+    );
+    vec![
+        (
+            "2,097,085 empty objects",
+            filled(r#"{"predictions":["#, "{}", "]}"),
+        ),
+        (
+            "nested arrays (depth 123) in an unknown field",
+            filled(&format!(r#"{head}{{"junk":["#), &nested, "]}]}"),
+        ),
+        (
+            "nested arrays (depth 121) as the body",
+            filled("[", &nested, "]"),
+        ),
+        (
+            "one unknown field of [],[],…",
+            filled(&format!(r#"{head}{{"junk":["#), "[]", "]}]}"),
+        ),
+        (
+            "one prediction with 393,000 unknown keys",
+            format!(r#"{head}{{{}}}]}}"#, unknown_keys(393_000)).into_bytes(),
+        ),
+        (
+            "unknown keys in each of 10,000 records",
+            format!(
+                r#"{head}{}]}}"#,
+                vec![format!("{{{}}}", unknown_keys(33)); 10_000].join(",")
+            )
+            .into_bytes(),
+        ),
+        (
+            "10,000 max-size valid predictions",
+            format!(r#"{head}{}]}}"#, max_valid.join(",")).into_bytes(),
+        ),
+        ("valid predictions, every string escaped", escaped_records),
+        (
+            "one 6 MB string of escapes",
+            filled(&format!(r#"{head}{{"prediction_id":""#), "\\n", r#""}]}"#),
+        ),
+    ]
+}
+
+/// Peak heap of parsing `body` (the body's own bytes included) and what was answered.
+fn parse_peak(body: &[u8], now: DateTime<Utc>, limits: &BatchLimits) -> (usize, String) {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let answer = match parse_batch(body, now, limits) {
+        Ok(batch) => format!("accepted, {} predictions", batch.predictions.len()),
+        Err(BatchRejection::TooLarge(problem)) => {
+            format!("413 {} {}", problem.field, problem.reason)
+        }
+        Err(BatchRejection::Invalid {
+            problems,
+            truncated,
+        }) => {
+            let first = problems.first().map_or(String::new(), |p| {
+                format!(
+                    "{} {}",
+                    p.field,
+                    p.reason.chars().take(60).collect::<String>()
+                )
+            });
+            let more = if truncated { " and more" } else { "" };
+            format!("400 {} problem(s){more}, first: {first}", problems.len())
+        }
+    };
+    (PEAK.load(Ordering::Relaxed) - before + body.len(), answer)
+}
+
+/// Peak heap of parsing each adversarial body.
+fn adversarial_peaks() {
+    let now = Utc::now();
+    let limits = BatchLimits::default();
+    for (name, body) in adversarial_bodies(now, limits.max_body_bytes) {
+        assert!(
+            body.len() <= limits.max_body_bytes,
+            "{name}: {}",
+            body.len()
+        );
+        let (peak, answer) = parse_peak(&body, now, &limits);
+        println!(
+            "parse peak heap: {:>7.1} MB  {name} ({} bytes): {answer}",
+            peak as f64 / 1e6,
+            body.len()
+        );
+    }
+}
+
 criterion_group!(benches, parse_validate_fold);
 
 fn main() {
     peak_memory();
+    adversarial_peaks();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -377,12 +377,25 @@ pub fn bad_batches(now: DateTime<Utc>) -> Vec<BadBatch> {
         .iter()
         .map(|case| {
             let mut body = match case.get("raw") {
-                Some(raw) => resolve(raw.as_str().expect("raw is a string")),
+                Some(raw) => {
+                    let raw = resolve(raw.as_str().expect("raw is a string"));
+                    match case.get("repeat") {
+                        Some(repeat) => {
+                            let item = repeat["item"].as_str().expect("repeat.item");
+                            let count = repeat["count"].as_u64().expect("repeat.count");
+                            raw.replace("$REPEAT", &vec![item; count as usize].join(","))
+                        }
+                        None => raw,
+                    }
+                }
                 None => {
                     let mut body = case["body"].clone();
-                    if let Some(n) = case.get("repeat_predictions").and_then(Value::as_u64) {
-                        let first = body["predictions"][0].clone();
-                        body["predictions"] = Value::Array(vec![first; n as usize]);
+                    for list in ["predictions", "resources"] {
+                        let repeat = format!("repeat_{list}");
+                        if let Some(n) = case.get(&repeat).and_then(Value::as_u64) {
+                            let first = body[list][0].clone();
+                            body[list] = Value::Array(vec![first; n as usize]);
+                        }
                     }
                     resolve(&body.to_string())
                 }

@@ -7,8 +7,14 @@ use std::borrow::Cow;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::json::Node;
-use crate::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task};
+use super::json::{
+    Body, Fields, List, PREDICTION_FIELDS, RESOURCE_FIELDS, ReadError, Record, Stray, Value,
+    read_body,
+};
+use crate::domain::{
+    MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, OVERFLOW_BUCKET, Outcome,
+    PredictionRecord, ResourceSample, Status, Task, regression_value_problem,
+};
 use crate::ids::{ModelId, check_id};
 
 /// At most this many problems are listed in one rejection.
@@ -93,35 +99,13 @@ pub struct ValidBatch {
     pub resources: Vec<ResourceSample>,
 }
 
-const BATCH_FIELDS: [&str; 6] = [
-    "model_id",
-    "batch_id",
-    "model_version",
-    "task",
-    "predictions",
-    "resources",
-];
-const PREDICTION_FIELDS: [&str; 8] = [
-    "prediction_id",
-    "timestamp",
-    "latency_ms",
-    "status",
-    "error_type",
-    "predicted",
-    "actual",
-    "score",
-];
-const RESOURCE_FIELDS: [&str; 7] = [
-    "timestamp",
-    "cpu_utilization",
-    "memory_utilization",
-    "gpu_utilization",
-    "queue_depth",
-    "cache_hits",
-    "cache_misses",
-];
-
 /// Parses and validates a batch body received at `now`.
+///
+/// The body is read in one streaming pass ([`json`](super::json)): a record list is
+/// refused (413) at its first record past the limit, and nothing is kept of the body
+/// beyond the records' scalar fields, so the heap needed is bounded by the limits, not
+/// by what the body holds. Validation runs once the body is read (a record's checks
+/// depend on `task`, which may come after the records).
 pub fn parse_batch(
     body: &[u8],
     now: DateTime<Utc>,
@@ -138,22 +122,29 @@ pub fn parse_batch(
             ),
         }));
     }
-    let root: Node = serde_json::from_slice(body).map_err(|err| BatchRejection::Invalid {
-        problems: vec![Problem {
-            index: None,
-            field: "body".into(),
-            reason: format!("is not valid JSON: {err}"),
-        }],
-        truncated: false,
-    })?;
+    let body =
+        read_body(body, limits.max_predictions, limits.max_resources).map_err(|err| match err {
+            ReadError::TooLarge { list, limit } => BatchRejection::TooLarge(Problem {
+                index: None,
+                field: list.to_owned(),
+                reason: format!("holds more than {limit} records; the limit is {limit}"),
+            }),
+            ReadError::Json(err) => BatchRejection::Invalid {
+                problems: vec![Problem {
+                    index: None,
+                    field: "body".into(),
+                    reason: format!("is not valid JSON: {err}"),
+                }],
+                truncated: false,
+            },
+        })?;
     let mut v = Validator {
         problems: Vec::new(),
         found: 0,
         now,
         limits,
     };
-    let batch = v.batch(&root)?;
-    match batch {
+    match v.batch(&body) {
         Some(batch) if v.found == 0 => Ok(batch),
         _ => Err(BatchRejection::Invalid {
             truncated: v.found > v.problems.len(),
@@ -162,25 +153,12 @@ pub fn parse_batch(
     }
 }
 
-/// Walks the tree, collecting problems.
+/// Walks the body as read, collecting problems.
 struct Validator<'l> {
     problems: Vec<Problem>,
     found: usize,
     now: DateTime<Utc>,
     limits: &'l BatchLimits,
-}
-
-/// An object's members, looked up by field name.
-struct Fields<'n, 'a, const N: usize> {
-    known: &'static [&'static str; N],
-    values: [Option<&'n Node<'a>>; N],
-}
-
-impl<'n, 'a, const N: usize> Fields<'n, 'a, N> {
-    fn get(&self, name: &str) -> Option<&'n Node<'a>> {
-        let i = self.known.iter().position(|k| *k == name)?;
-        self.values[i]
-    }
 }
 
 /// Where a value sits: a batch field or a record's field.
@@ -214,56 +192,74 @@ impl At<'_> {
 
 impl Validator<'_> {
     fn problem(&mut self, at: At, field: &str, reason: impl Into<String>) {
+        self.listed(at.index, || at.path(field), reason);
+    }
+
+    /// Counts a problem and lists it while there is room.
+    fn listed(
+        &mut self,
+        index: Option<usize>,
+        field: impl FnOnce() -> String,
+        reason: impl Into<String>,
+    ) {
         self.found += 1;
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(Problem {
-                index: at.index,
-                field: at.path(field),
+                index,
+                field: field(),
                 reason: reason.into(),
             });
         }
     }
 
-    /// The members of an object by their position in `known`, reporting unknown and
-    /// repeated fields.
-    fn members<'n, 'a, const N: usize>(
-        &mut self,
-        at: At,
-        what: &str,
-        node: &'n Node<'a>,
-        known: &'static [&'static str; N],
-    ) -> Option<Fields<'n, 'a, N>> {
-        let Node::Object(members) = node else {
-            self.found += 1;
-            if self.problems.len() < MAX_PROBLEMS {
-                self.problems.push(Problem {
-                    index: at.index,
-                    field: at.whole(what),
-                    reason: format!("must be an object, found {}", node.kind()),
-                });
-            }
-            return None;
-        };
-        let mut fields = [None; N];
-        for (key, value) in members {
-            match known.iter().position(|k| *k == key.as_ref()) {
-                None => self.problem(at, key, "is not a known field"),
-                Some(i) if fields[i].is_some() => self.problem(at, key, "appears more than once"),
-                Some(i) => fields[i] = Some(value),
-            }
+    /// The `count` unknown or repeated fields of one object, the next ones of `kept`
+    /// (all of them counted, as many listed as were kept).
+    fn strays(&mut self, at: At, count: usize, kept: &mut std::slice::Iter<Stray>) {
+        let mut listed = 0;
+        for stray in kept.by_ref().take(count) {
+            let reason = if stray.repeated {
+                "appears more than once"
+            } else {
+                "is not a known field"
+            };
+            self.problem(at, &stray.key, reason);
+            listed += 1;
         }
-        Some(Fields {
-            known,
-            values: fields,
-        })
+        self.found += count - listed;
     }
 
-    fn batch(&mut self, root: &Node) -> Result<Option<ValidBatch>, BatchRejection> {
-        let Some(fields) = self.members(At::BATCH, "body", root, &BATCH_FIELDS) else {
-            return Ok(None);
-        };
-        let get = |name: &str| fields.get(name);
+    /// The fields of a record, reporting it when it is not an object and its unknown
+    /// and repeated fields.
+    fn record<'r, 'a, const N: usize>(
+        &mut self,
+        at: At,
+        record: &'r Record<'a, N>,
+        strays: &mut std::slice::Iter<Stray>,
+    ) -> Option<&'r Fields<'a, N>> {
+        match record {
+            Record::NotObject(kind) => {
+                let reason = format!("must be an object, found {kind}");
+                self.listed(at.index, || at.whole(""), reason);
+                None
+            }
+            Record::Object { fields, strays: n } => {
+                self.strays(at, *n, strays);
+                Some(fields)
+            }
+        }
+    }
+
+    fn batch(&mut self, body: &Body) -> Option<ValidBatch> {
         let at = At::BATCH;
+        let raw = match body {
+            Body::NotObject(kind) => {
+                self.problem(at, "body", format!("must be an object, found {kind}"));
+                return None;
+            }
+            Body::Batch(raw) => raw,
+        };
+        self.strays(at, raw.stray_count, &mut raw.strays.iter());
+        let get = |name: &str| raw.fields.get(name);
         let model_id = self
             .id(at, "model_id", get("model_id"), true)
             .and_then(|id| ModelId::parse(&id).ok());
@@ -274,7 +270,7 @@ impl Validator<'_> {
                 self.problem(at, "task", "is required");
                 None
             }
-            Some(Node::Str(name)) => match name.parse::<Task>() {
+            Some(Value::Str(name)) => match name.parse::<Task>() {
                 Ok(task) => Some(task),
                 Err(_) => {
                     self.problem(
@@ -294,40 +290,32 @@ impl Validator<'_> {
                 None
             }
         };
-        let predictions = self.list(
-            get("predictions"),
-            "predictions",
-            true,
-            self.limits.max_predictions,
-        )?;
-        let resources = self.list(
-            get("resources"),
-            "resources",
-            false,
-            self.limits.max_resources,
-        )?;
+        let (predictions, mut prediction_strays) =
+            self.list(raw.predictions.as_ref(), "predictions", true);
+        let (resources, mut resource_strays) =
+            self.list(raw.resources.as_ref(), "resources", false);
 
         let mut valid_predictions = Vec::with_capacity(predictions.len());
-        for (index, node) in predictions.iter().enumerate() {
+        for (index, record) in predictions.iter().enumerate() {
             let at = At {
                 list: "predictions",
                 index: Some(index),
             };
-            if let Some(p) = self.prediction(at, node, task) {
+            if let Some(p) = self.prediction(at, record, task, &mut prediction_strays) {
                 valid_predictions.push(p);
             }
         }
         let mut valid_resources = Vec::with_capacity(resources.len());
-        for (index, node) in resources.iter().enumerate() {
+        for (index, record) in resources.iter().enumerate() {
             let at = At {
                 list: "resources",
                 index: Some(index),
             };
-            if let Some(r) = self.resource(at, node) {
+            if let Some(r) = self.resource(at, record, &mut resource_strays) {
                 valid_resources.push(r);
             }
         }
-        Ok(match (model_id, batch_id, task) {
+        match (model_id, batch_id, task) {
             (Some(model_id), Some(batch_id), Some(task)) => Some(ValidBatch {
                 model_id,
                 batch_id,
@@ -337,63 +325,64 @@ impl Validator<'_> {
                 resources: valid_resources,
             }),
             _ => None,
-        })
+        }
     }
 
-    /// The items of a record list; over `max` items is 413.
-    fn list<'n, 'a>(
+    /// The records of a list and its records' kept strays (the limit was enforced
+    /// while reading).
+    fn list<'r, 'a, const N: usize>(
         &mut self,
-        node: Option<&'n Node<'a>>,
+        list: Option<&'r List<'a, N>>,
         name: &str,
         required: bool,
-        max: usize,
-    ) -> Result<&'n [Node<'a>], BatchRejection> {
-        match node {
-            None | Some(Node::Null) if !required => Ok(&[]),
+    ) -> (&'r [Record<'a, N>], std::slice::Iter<'r, Stray<'a>>) {
+        let none = (&[][..], Default::default());
+        match list {
+            // An optional list may be `null`.
+            None | Some(List::Other("null")) if !required => none,
             None => {
                 self.problem(At::BATCH, name, "is required");
-                Ok(&[])
+                none
             }
-            Some(Node::Array(items)) if items.len() > max => {
-                Err(BatchRejection::TooLarge(Problem {
-                    index: None,
-                    field: name.to_owned(),
-                    reason: format!("holds {} records; the limit is {max}", items.len()),
-                }))
-            }
-            Some(Node::Array(items)) if items.is_empty() && required => {
+            Some(List::Records { records, .. }) if records.is_empty() && required => {
                 self.problem(At::BATCH, name, "must not be empty");
-                Ok(&[])
+                none
             }
-            Some(Node::Array(items)) => Ok(items),
-            Some(other) => {
-                self.problem(
-                    At::BATCH,
-                    name,
-                    format!("must be an array, found {}", other.kind()),
-                );
-                Ok(&[])
+            Some(List::Records { records, strays }) => (records, strays.iter()),
+            Some(List::Other(kind)) => {
+                self.problem(At::BATCH, name, format!("must be an array, found {kind}"));
+                none
             }
         }
     }
 
-    fn prediction(&mut self, at: At, node: &Node, task: Option<Task>) -> Option<ValidPrediction> {
+    fn prediction(
+        &mut self,
+        at: At,
+        record: &Record<{ PREDICTION_FIELDS.len() }>,
+        task: Option<Task>,
+        strays: &mut std::slice::Iter<Stray>,
+    ) -> Option<ValidPrediction> {
         let before = self.found;
-        let fields = self.members(at, "", node, &PREDICTION_FIELDS)?;
+        let fields = self.record(at, record, strays)?;
         let get = |name: &str| fields.get(name);
         let prediction_id = self.id(at, "prediction_id", get("prediction_id"), false);
         let timestamp = self.timestamp(at, get("timestamp"));
-        let latency_ms = self.number(at, "latency_ms", get("latency_ms"), true, |v| {
-            (v >= 0.0).then_some(()).ok_or("must be ≥ 0")
-        });
+        let latency_ms = self.number(
+            at,
+            "latency_ms",
+            get("latency_ms"),
+            true,
+            from_zero_to(MAX_LATENCY_MS),
+        );
         let status = match get("status") {
             None => {
                 self.problem(at, "status", "is required");
                 None
             }
-            Some(Node::Str(s)) if s == "ok" => Some(Status::Ok),
-            Some(Node::Str(s)) if s == "error" => Some(Status::Error),
-            Some(Node::Str(_)) => {
+            Some(Value::Str(s)) if s == "ok" => Some(Status::Ok),
+            Some(Value::Str(s)) if s == "error" => Some(Status::Error),
+            Some(Value::Str(_)) => {
                 self.problem(at, "status", "must be \"ok\" or \"error\"");
                 None
             }
@@ -415,7 +404,9 @@ impl Validator<'_> {
                 self.problem(at, "error_type", "is only allowed when status is \"error\"");
                 None
             }
-            (_, node) => self.id(at, "error_type", node, false),
+            (_, node) => self
+                .id(at, "error_type", node, false)
+                .and_then(|name| self.unreserved(at, "error_type", name)),
         };
         let predicted = get("predicted");
         if status == Some(Status::Error) && predicted.is_some() {
@@ -445,9 +436,9 @@ impl Validator<'_> {
         &mut self,
         at: At,
         task: Task,
-        predicted: Option<&Node>,
-        actual: Option<&Node>,
-        score: Option<&Node>,
+        predicted: Option<&Value>,
+        actual: Option<&Value>,
+        score: Option<&Value>,
     ) -> Option<Outcome> {
         if task != Task::BinaryClassification && score.is_some() {
             self.problem(at, "score", "is only allowed for binary_classification");
@@ -457,10 +448,11 @@ impl Validator<'_> {
                 predicted: self.binary_label(at, "predicted", predicted)?,
                 actual: self.binary_label(at, "actual", actual)?,
                 score: self.number(at, "score", score, false, |v| {
-                    (0.0..=1.0)
-                        .contains(&v)
-                        .then_some(())
-                        .ok_or("must be within [0, 1]")
+                    if (0.0..=1.0).contains(&v) {
+                        Ok(())
+                    } else {
+                        Err("must be within [0, 1]".into())
+                    }
                 })?,
             },
             Task::MulticlassClassification => Outcome::Multiclass {
@@ -468,19 +460,19 @@ impl Validator<'_> {
                 actual: self.class_label(at, "actual", actual)?,
             },
             Task::Regression => Outcome::Regression {
-                predicted: self.number(at, "predicted", predicted, false, |_| Ok(()))?,
-                actual: self.number(at, "actual", actual, false, |_| Ok(()))?,
+                predicted: self.number(at, "predicted", predicted, false, regression_value)?,
+                actual: self.number(at, "actual", actual, false, regression_value)?,
             },
         })
     }
 
     /// A binary class: `0`/`1` or a boolean. `Some(None)` when absent.
-    fn binary_label(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<bool>> {
+    fn binary_label(&mut self, at: At, field: &str, node: Option<&Value>) -> Option<Option<bool>> {
         match node {
             None => Some(None),
-            Some(Node::Bool(b)) => Some(Some(*b)),
-            Some(Node::Int(0)) => Some(Some(false)),
-            Some(Node::Int(1)) => Some(Some(true)),
+            Some(Value::Bool(b)) => Some(Some(*b)),
+            Some(Value::Int(0)) => Some(Some(false)),
+            Some(Value::Int(1)) => Some(Some(true)),
             Some(_) => {
                 self.problem(
                     at,
@@ -493,24 +485,24 @@ impl Validator<'_> {
     }
 
     /// A multiclass label: a string or an integer (kept in decimal). `Some(None)` when absent.
-    fn class_label(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<String>> {
+    fn class_label(&mut self, at: At, field: &str, node: Option<&Value>) -> Option<Option<String>> {
         match node {
             None => Some(None),
-            Some(Node::Int(i)) => Some(Some(i.to_string())),
-            Some(Node::UInt(u)) => Some(Some(u.to_string())),
-            Some(Node::Str(s)) if s.is_empty() => {
+            Some(Value::Int(i)) => Some(Some(i.to_string())),
+            Some(Value::UInt(u)) => Some(Some(u.to_string())),
+            Some(Value::Str(s)) if s.is_empty() => {
                 self.problem(at, field, "must not be empty");
                 None
             }
-            Some(Node::Str(s)) if s.len() > crate::domain::MAX_LABEL_BYTES => {
+            Some(Value::Str(s)) if s.len() > MAX_LABEL_BYTES => {
                 self.problem(
                     at,
                     field,
-                    format!("must be at most {} bytes", crate::domain::MAX_LABEL_BYTES),
+                    format!("must be at most {MAX_LABEL_BYTES} bytes"),
                 );
                 None
             }
-            Some(Node::Str(s)) => Some(Some(s.clone().into_owned())),
+            Some(Value::Str(s)) => self.unreserved(at, field, s.as_ref().to_owned()).map(Some),
             Some(other) => {
                 self.problem(
                     at,
@@ -531,9 +523,9 @@ impl Validator<'_> {
         &mut self,
         at: At,
         field: &str,
-        node: Option<&Node>,
+        node: Option<&Value>,
         required: bool,
-        check: impl Fn(f64) -> Result<(), &'static str>,
+        check: impl Fn(f64) -> Result<(), Cow<'static, str>>,
     ) -> Option<Option<f64>> {
         let Some(node) = node else {
             if required {
@@ -563,21 +555,39 @@ impl Validator<'_> {
         }
     }
 
-    /// An optional non-negative integer count.
-    fn count(&mut self, at: At, field: &str, node: Option<&Node>) -> Option<Option<u64>> {
-        match node {
-            None => Some(None),
-            Some(Node::Int(i)) if *i >= 0 => Some(Some(i.unsigned_abs())),
-            Some(Node::UInt(u)) => Some(Some(*u)),
+    /// An optional integer count within `[0, MAX_CACHE_COUNT]`.
+    fn count(&mut self, at: At, field: &str, node: Option<&Value>) -> Option<Option<u64>> {
+        let count = match node {
+            None => return Some(None),
+            Some(Value::Int(i)) if *i >= 0 => i.unsigned_abs(),
+            Some(Value::UInt(u)) => *u,
             Some(_) => {
                 self.problem(at, field, "must be a non-negative integer");
-                None
+                return None;
             }
+        };
+        if count > MAX_CACHE_COUNT {
+            self.problem(
+                at,
+                field,
+                format!("must be an integer within [0, {MAX_CACHE_COUNT}]"),
+            );
+            return None;
         }
+        Some(Some(count))
+    }
+
+    /// `name`, unless it is the overflow bucket's reserved name.
+    fn unreserved(&mut self, at: At, field: &str, name: String) -> Option<String> {
+        if name == OVERFLOW_BUCKET {
+            self.problem(at, field, "is reserved for the overflow bucket");
+            return None;
+        }
+        Some(name)
     }
 
     /// An id-like string (1–128 characters of `[A-Za-z0-9._:@-]`).
-    fn id(&mut self, at: At, field: &str, node: Option<&Node>, required: bool) -> Option<String> {
+    fn id(&mut self, at: At, field: &str, node: Option<&Value>, required: bool) -> Option<String> {
         match node {
             None => {
                 if required {
@@ -585,7 +595,7 @@ impl Validator<'_> {
                 }
                 None
             }
-            Some(Node::Str(s)) => match check_id(s) {
+            Some(Value::Str(s)) => match check_id(s) {
                 Ok(()) => Some(s.clone().into_owned()),
                 Err(err) => {
                     self.problem(at, field, err.to_string());
@@ -604,13 +614,13 @@ impl Validator<'_> {
     }
 
     /// A required RFC 3339 timestamp within the accepted span around `now`.
-    fn timestamp(&mut self, at: At, node: Option<&Node>) -> Option<DateTime<Utc>> {
+    fn timestamp(&mut self, at: At, node: Option<&Value>) -> Option<DateTime<Utc>> {
         let text: &Cow<str> = match node {
             None => {
                 self.problem(at, "timestamp", "is required");
                 return None;
             }
-            Some(Node::Str(s)) => s,
+            Some(Value::Str(s)) => s,
             Some(other) => {
                 self.problem(
                     at,
@@ -654,15 +664,21 @@ impl Validator<'_> {
         Some(time)
     }
 
-    fn resource(&mut self, at: At, node: &Node) -> Option<ResourceSample> {
+    fn resource(
+        &mut self,
+        at: At,
+        record: &Record<{ RESOURCE_FIELDS.len() }>,
+        strays: &mut std::slice::Iter<Stray>,
+    ) -> Option<ResourceSample> {
         let before = self.found;
-        let fields = self.members(at, "", node, &RESOURCE_FIELDS)?;
+        let fields = self.record(at, record, strays)?;
         let get = |name: &str| fields.get(name);
-        let fraction = |v: f64| {
-            (0.0..=1.0)
-                .contains(&v)
-                .then_some(())
-                .ok_or("must be a fraction within [0, 1]")
+        let fraction = |v: f64| -> Result<(), Cow<'static, str>> {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err("must be a fraction within [0, 1]".into())
+            }
         };
         let timestamp = self.timestamp(at, get("timestamp"));
         let cpu = self.number(
@@ -686,9 +702,13 @@ impl Validator<'_> {
             false,
             fraction,
         );
-        let queue = self.number(at, "queue_depth", get("queue_depth"), false, |v| {
-            (v >= 0.0).then_some(()).ok_or("must be ≥ 0")
-        });
+        let queue = self.number(
+            at,
+            "queue_depth",
+            get("queue_depth"),
+            false,
+            from_zero_to(MAX_QUEUE_DEPTH),
+        );
         let hits = self.count(at, "cache_hits", get("cache_hits"));
         let misses = self.count(at, "cache_misses", get("cache_misses"));
         if self.found > before {
@@ -704,6 +724,24 @@ impl Validator<'_> {
             cache_misses: misses?,
         })
     }
+}
+
+/// The check of a number within `[0, max]` (a negative one keeps its message of old).
+fn from_zero_to(max: f64) -> impl Fn(f64) -> Result<(), Cow<'static, str>> {
+    move |v| {
+        if v < 0.0 {
+            Err("must be ≥ 0".into())
+        } else if v > max {
+            Err(format!("must be within [0, {max:e}]").into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The check of a regression value: [`regression_value_problem`].
+fn regression_value(v: f64) -> Result<(), Cow<'static, str>> {
+    regression_value_problem(v).map_or(Ok(()), |reason| Err(reason.into()))
 }
 
 /// The common shape `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, parsed without the general
@@ -899,5 +937,171 @@ mod tests {
             parse_batch(two.as_bytes(), now(), &limits),
             Err(BatchRejection::TooLarge(_))
         ));
+    }
+
+    fn fields(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    fn field_reasons(problems: &[Problem]) -> Vec<(&str, &str)> {
+        problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_task_may_follow_the_records_it_decides_the_checks_of() {
+        let (problems, _) = problems(
+            r#"{"predictions":[{"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"x"}],
+                "model_id":"m","batch_id":"b","task":"regression"}"#,
+        );
+        assert_eq!(fields(&problems), ["predictions[0].predicted"]);
+        assert_eq!(problems[0].reason, "must be a number, found a string");
+    }
+
+    #[test]
+    fn problems_come_batch_first_then_record_by_record_in_body_order() {
+        let (problems, truncated) = problems(
+            r#"{"resources":[{"bar":1,"timestamp":"2026-11-28T10:14:59Z"},7],
+                "predictions":[{"foo":[1,{"a":2}],"timestamp":"2026-11-28T10:14:59Z","latency_ms":-1,"status":"ok","predicted":1,"latency_ms":2},
+                               "p"],
+                "zzz":{},"batch_id":"b","task":"regression","batch_id":"c","model_version":null}"#,
+        );
+        assert!(!truncated);
+        assert_eq!(
+            field_reasons(&problems),
+            [
+                ("zzz", "is not a known field"),
+                ("batch_id", "appears more than once"),
+                ("model_id", "is required"),
+                ("model_version", "must be a string, found null"),
+                ("predictions[0].foo", "is not a known field"),
+                ("predictions[0].latency_ms", "appears more than once"),
+                ("predictions[0].latency_ms", "must be ≥ 0"),
+                ("predictions[1]", "must be an object, found a string"),
+                ("resources[0].bar", "is not a known field"),
+                ("resources[1]", "must be an object, found a number"),
+            ]
+        );
+        assert_eq!(problems[4].index, Some(0));
+        assert_eq!(problems[0].index, None);
+    }
+
+    #[test]
+    fn the_cap_is_exact_when_unknown_fields_crowd_the_list() {
+        // 40 records with 2 unknown fields and a bad latency each: 120 problems, and
+        // the list is the first 100 of them in body order.
+        let record = r#"{"a":1,"timestamp":"2026-11-28T10:14:59Z","b":[],"latency_ms":-1,"status":"ok","predicted":1}"#;
+        let body = format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"regression","predictions":[{}]}}"#,
+            vec![record; 40].join(",")
+        );
+        let (listed, truncated) = problems(&body);
+        assert!(truncated);
+        let expected: Vec<String> = (0..40)
+            .flat_map(|i| ["a", "b", "latency_ms"].map(|f| format!("predictions[{i}].{f}")))
+            .take(MAX_PROBLEMS)
+            .collect();
+        assert_eq!(fields(&listed), expected);
+        // One record with 150 unknown fields, then a batch problem after the list.
+        let keys: Vec<String> = (0..150).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let body = format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"regression","predictions":[{{{}}}],"x":1}}"#,
+            keys.join(",")
+        );
+        let (listed, truncated) = problems(&body);
+        assert!(truncated);
+        assert_eq!(listed[0].field, "x");
+        assert_eq!(listed[1].field, "predictions[0].k0");
+        assert_eq!(listed[99].field, "predictions[0].k98");
+    }
+
+    #[test]
+    fn a_list_is_refused_at_the_first_record_past_the_limit() {
+        let empties = vec!["{}"; 2_097_085].join(",");
+        let body = format!(r#"{{"predictions":[{empties}]}}"#);
+        assert!(body.len() <= BatchLimits::default().max_body_bytes);
+        assert_eq!(
+            parse(&body),
+            Err(BatchRejection::TooLarge(Problem {
+                index: None,
+                field: "predictions".into(),
+                reason: "holds more than 10000 records; the limit is 10000".into(),
+            }))
+        );
+    }
+
+    #[test]
+    fn nesting_past_serde_json_s_limit_is_invalid_json_wherever_it_is() {
+        let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+        for body in [
+            deep.clone(),
+            format!(r#"{{"model_id":"m","predictions":[{{"junk":{deep}}}]}}"#),
+            format!(r#"{{"model_id":"m","zzz":{deep}}}"#),
+        ] {
+            let (problems, _) = problems(&body);
+            assert_eq!(fields(&problems), ["body"]);
+            assert!(
+                problems[0].reason.contains("recursion limit"),
+                "{problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_past_their_bounds_and_reserved_names_are_refused_naming_the_range() {
+        let (found, _) = problems(
+            r#"{"model_id":"m","batch_id":"b","task":"regression","predictions":[
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1e9,"status":"ok","predicted":1e100,"actual":-1e-100},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1000000001,"status":"ok","predicted":1.7e308},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":0,"status":"ok","predicted":1,"actual":1e-300},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":0,"status":"error","error_type":"__other__"}],
+                "resources":[{"timestamp":"2026-11-28T10:14:59Z","queue_depth":1e12,"cache_hits":1000000000},
+                             {"timestamp":"2026-11-28T10:14:59Z","queue_depth":1e13,"cache_hits":10000000000,"cache_misses":18446744073709551615}]}"#,
+        );
+        assert_eq!(
+            field_reasons(&found),
+            [
+                ("predictions[1].latency_ms", "must be within [0, 1e9]"),
+                ("predictions[1].predicted", "must be within [-1e100, 1e100]"),
+                (
+                    "predictions[2].actual",
+                    "must be 0 or of magnitude at least 1e-100"
+                ),
+                (
+                    "predictions[3].error_type",
+                    "is reserved for the overflow bucket"
+                ),
+                ("resources[1].queue_depth", "must be within [0, 1e12]"),
+                (
+                    "resources[1].cache_hits",
+                    "must be an integer within [0, 1000000000]"
+                ),
+                (
+                    "resources[1].cache_misses",
+                    "must be an integer within [0, 1000000000]"
+                ),
+            ]
+        );
+        let (found, _) = problems(
+            r#"{"model_id":"m","batch_id":"b","task":"multiclass_classification","predictions":[
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"__other__","actual":"\u005f_other__"},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"cat","actual":"__other__"},
+                {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"_other_","actual":"__Other__"}]}"#,
+        );
+        assert_eq!(
+            field_reasons(&found),
+            [
+                (
+                    "predictions[0].predicted",
+                    "is reserved for the overflow bucket"
+                ),
+                (
+                    "predictions[1].actual",
+                    "is reserved for the overflow bucket"
+                ),
+            ]
+        );
     }
 }

@@ -1,16 +1,58 @@
-//! A borrowed JSON tree for validation: every value is kept as found (strings borrowed
-//! from the body where they carry no escapes), so the validator can report every
-//! problem with its path instead of stopping at serde's first type error.
+//! The streaming reader of a batch body: one pass of serde over the bytes that keeps
+//! only what validation needs — the value of each known field as a small typed scalar
+//! (strings borrowed from the body where they carry no escapes), the kind of a value
+//! that is an array or an object, and the unknown and repeated fields — so the
+//! validator can report every problem with its path instead of stopping at serde's
+//! first type error.
+//!
+//! Nothing else of the body is kept: unknown fields, repeated fields and the content of
+//! arrays and objects where a scalar belongs are read and dropped ([`Skip`]), and a
+//! record list is refused at its first record past the limit, before that record is
+//! read. What is kept is therefore bounded by the limits, not by the body: at most
+//! `max_predictions + max_resources` records of a fixed size, strings no longer than
+//! the body, and [`MAX_PROBLEMS`] unknown or repeated field names per kind of object.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// A JSON value as found in the body.
+use super::batch::MAX_PROBLEMS;
+
+/// The fields of a batch, in the order their problems are listed.
+pub(super) const BATCH_FIELDS: [&str; 6] = [
+    "model_id",
+    "batch_id",
+    "model_version",
+    "task",
+    "predictions",
+    "resources",
+];
+/// The fields of a prediction.
+pub(super) const PREDICTION_FIELDS: [&str; 8] = [
+    "prediction_id",
+    "timestamp",
+    "latency_ms",
+    "status",
+    "error_type",
+    "predicted",
+    "actual",
+    "score",
+];
+/// The fields of a resource sample.
+pub(super) const RESOURCE_FIELDS: [&str; 7] = [
+    "timestamp",
+    "cpu_utilization",
+    "memory_utilization",
+    "gpu_utilization",
+    "queue_depth",
+    "cache_hits",
+    "cache_misses",
+];
+
+/// The value of a known field as found in the body; arrays and objects by kind only.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Node<'a> {
+pub(super) enum Value<'a> {
     /// `null`.
     Null,
     /// `true` / `false`.
@@ -23,27 +65,27 @@ pub enum Node<'a> {
     Float(f64),
     /// A string.
     Str(Cow<'a, str>),
-    /// An array.
-    Array(Vec<Node<'a>>),
-    /// An object, members in body order (duplicates kept, so they can be reported).
-    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+    /// An array (its content was skipped).
+    Array,
+    /// An object (its content was skipped).
+    Object,
 }
 
-impl Node<'_> {
+impl Value<'_> {
     /// The JSON type's name, for error messages.
-    pub fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         match self {
             Self::Null => "null",
             Self::Bool(_) => "a boolean",
             Self::Int(_) | Self::UInt(_) | Self::Float(_) => "a number",
             Self::Str(_) => "a string",
-            Self::Array(_) => "an array",
-            Self::Object(_) => "an object",
+            Self::Array => "an array",
+            Self::Object => "an object",
         }
     }
 
     /// The value as `f64`, when it is a number.
-    pub fn as_f64(&self) -> Option<f64> {
+    pub(super) fn as_f64(&self) -> Option<f64> {
         match *self {
             Self::Int(i) => Some(i as f64),
             Self::UInt(u) => Some(u as f64),
@@ -53,92 +95,560 @@ impl Node<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Node<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
+/// The known fields of one object: the value of each field's first occurrence.
+#[derive(Debug)]
+pub(super) struct Fields<'a, const N: usize> {
+    known: &'static [&'static str; N],
+    values: [Option<Value<'a>>; N],
+}
+
+impl<'a, const N: usize> Fields<'a, N> {
+    fn new(known: &'static [&'static str; N]) -> Self {
+        Self {
+            known,
+            values: std::array::from_fn(|_| None),
+        }
+    }
+
+    /// The value of field `name`, if present.
+    pub(super) fn get(&self, name: &str) -> Option<&Value<'a>> {
+        let i = self.known.iter().position(|k| *k == name)?;
+        self.values.get(i)?.as_ref()
     }
 }
 
-struct NodeVisitor;
+/// An unknown field, or a known field seen before in the same object.
+#[derive(Debug)]
+pub(super) struct Stray<'a> {
+    /// The field's name as found (unescaped).
+    pub(super) key: Cow<'a, str>,
+    /// Known and seen before (else unknown).
+    pub(super) repeated: bool,
+}
 
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node<'de>;
+/// The strays of one kind of object (the batch, its predictions, its resources) in
+/// body order: the first [`MAX_PROBLEMS`] are kept, each object counts its own.
+///
+/// Keeping only the first `MAX_PROBLEMS` is exact: the validator lists problems in
+/// body order within each kind of object (all of the batch's strays first, then each
+/// prediction's strays and field checks in record order, then each resource's), so
+/// the strays of one kind appear in the listing in the order they were read. A stray
+/// past the first `MAX_PROBLEMS` of its kind is preceded by at least `MAX_PROBLEMS`
+/// problems and can never be listed; it only needs to be counted, for `truncated`.
+#[derive(Debug, Default)]
+pub(super) struct Strays<'a> {
+    kept: Vec<Stray<'a>>,
+}
+
+impl<'a> Strays<'a> {
+    fn note(&mut self, stray: Stray<'a>) {
+        if self.kept.len() < MAX_PROBLEMS {
+            self.kept.push(stray);
+        }
+    }
+
+    /// The kept strays, in body order.
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Stray<'a>> {
+        self.kept.iter()
+    }
+}
+
+/// One item of a record list.
+#[derive(Debug)]
+pub(super) enum Record<'a, const N: usize> {
+    /// Not an object: the JSON type's name.
+    NotObject(&'static str),
+    /// An object.
+    Object {
+        /// Its known fields.
+        fields: Fields<'a, N>,
+        /// How many unknown or repeated fields it had (its part of the list's strays).
+        strays: usize,
+    },
+}
+
+/// The value of `predictions` or `resources`.
+#[derive(Debug)]
+pub(super) enum List<'a, const N: usize> {
+    /// An array, at most the limit long.
+    Records {
+        /// Its items, in body order.
+        records: Vec<Record<'a, N>>,
+        /// The unknown and repeated fields of its records.
+        strays: Strays<'a>,
+    },
+    /// Anything else (`null` included): the JSON type's name.
+    Other(&'static str),
+}
+
+/// A body that is a JSON object, read as a batch.
+#[derive(Debug)]
+pub(super) struct RawBatch<'a> {
+    /// `model_id`, `batch_id`, `model_version`, `task` (the slots of the lists stay
+    /// empty: they are read apart, below).
+    pub(super) fields: Fields<'a, { BATCH_FIELDS.len() }>,
+    /// The batch's own unknown and repeated fields.
+    pub(super) strays: Strays<'a>,
+    /// How many there were.
+    pub(super) stray_count: usize,
+    /// `predictions`, if present.
+    pub(super) predictions: Option<List<'a, { PREDICTION_FIELDS.len() }>>,
+    /// `resources`, if present.
+    pub(super) resources: Option<List<'a, { RESOURCE_FIELDS.len() }>>,
+}
+
+/// A body as read.
+#[derive(Debug)]
+pub(super) enum Body<'a> {
+    /// Valid JSON, but not an object: the JSON type's name.
+    NotObject(&'static str),
+    /// An object.
+    Batch(Box<RawBatch<'a>>),
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(super) enum ReadError {
+    /// A record list holds more records than allowed; reading stopped at the first
+    /// record past the limit.
+    TooLarge {
+        /// `predictions` or `resources`.
+        list: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not valid JSON (nesting deeper than serde_json's limit of 128 included).
+    Json(serde_json::Error),
+}
+
+/// Reads `body`, refusing more than `max_predictions` predictions or `max_resources`
+/// resource samples at the first record past the limit.
+pub(super) fn read_body(
+    body: &[u8],
+    max_predictions: usize,
+    max_resources: usize,
+) -> Result<Body<'_>, ReadError> {
+    let mut over = None;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = Shaped(BodyRead {
+        max_predictions,
+        max_resources,
+        over: &mut over,
+    })
+    .deserialize(&mut de)
+    .and_then(|body| de.end().map(|()| body));
+    match (read, over) {
+        (_, Some(too_large)) => Err(too_large),
+        (Ok(body), None) => Ok(body),
+        (Err(err), None) => Err(ReadError::Json(err)),
+    }
+}
+
+/// What to make of one JSON value that should be an object or an array: the shape
+/// wanted is read by [`Want::object`] or [`Want::array`], anything else (skipped) is
+/// [`Want::other`] with its JSON type's name. Driven by [`Shaped`].
+trait Want<'de>: Sized {
+    type Out;
+
+    fn other(self, kind: &'static str) -> Self::Out;
+
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(self.other("an object"))
+    }
+
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(self.other("an array"))
+    }
+}
+
+/// The seed and visitor of a [`Want`].
+struct Shaped<W>(W);
+
+impl<'de, W: Want<'de>> DeserializeSeed<'de> for Shaped<W> {
+    type Value = W::Out;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<W::Out, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, W: Want<'de>> Visitor<'de> for Shaped<W> {
+    type Value = W::Out;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Node::Null)
+    fn visit_unit<E>(self) -> Result<W::Out, E> {
+        Ok(self.0.other("null"))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Node::Bool(v))
+    fn visit_bool<E>(self, _: bool) -> Result<W::Out, E> {
+        Ok(self.0.other("a boolean"))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Node::Int(v))
+    fn visit_i64<E>(self, _: i64) -> Result<W::Out, E> {
+        Ok(self.0.other("a number"))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(i64::try_from(v).map_or(Node::UInt(v), Node::Int))
+    fn visit_u64<E>(self, _: u64) -> Result<W::Out, E> {
+        Ok(self.0.other("a number"))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Node::Float(v))
+    fn visit_f64<E>(self, _: f64) -> Result<W::Out, E> {
+        Ok(self.0.other("a number"))
     }
 
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Node::Str(Cow::Borrowed(v)))
+    fn visit_str<E>(self, _: &str) -> Result<W::Out, E> {
+        Ok(self.0.other("a string"))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Node::Str(Cow::Owned(v.to_owned())))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<W::Out, A::Error> {
+        self.0.array(seq)
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Node::Str(Cow::Owned(v)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Node::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(8);
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            members.push((key.0, map.next_value()?));
-        }
-        Ok(Node::Object(members))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<W::Out, A::Error> {
+        self.0.object(map)
     }
 }
 
-/// An object key, borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
+/// Any JSON value, read and dropped.
+///
+/// Not `serde::de::IgnoredAny`: serde_json skips that with a loop that counts no
+/// nesting and checks neither the range of numbers nor the UTF-8 of strings, so a body
+/// would no longer be refused as invalid JSON when such content sits in an unknown
+/// field. Going through `deserialize_any` keeps serde_json's recursion limit (128)
+/// and its checks for every byte of the body; nothing is allocated (escaped strings
+/// are unescaped into the deserializer's reused scratch buffer).
+struct Skip;
 
-impl<'de> Deserialize<'de> for Key<'de> {
+impl<'de> de::Deserialize<'de> for Skip {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object key")
+        deserializer.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+/// Reads a [`Value`].
+struct ValueRead;
+
+impl<'de> DeserializeSeed<'de> for ValueRead {
+    type Value = Value<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueRead {
+    type Value = Value<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value<'de>, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value<'de>, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value<'de>, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value<'de>, E> {
+        Ok(i64::try_from(v).map_or(Value::UInt(v), Value::Int))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value<'de>, E> {
+        Ok(Value::Float(v))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Value<'de>, E> {
+        Ok(Value::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value<'de>, E> {
+        Ok(Value::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value<'de>, A::Error> {
+        Skip.visit_seq(seq).map(|Skip| Value::Array)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value<'de>, A::Error> {
+        Skip.visit_map(map).map(|Skip| Value::Object)
+    }
+}
+
+/// An object key: the index of a known field, or the name of an unknown one.
+enum Key<'a> {
+    Known(usize),
+    Unknown(Cow<'a, str>),
+}
+
+/// Reads a [`Key`] against the known field names.
+struct KeyRead(&'static [&'static str]);
+
+impl KeyRead {
+    fn key<'a>(&self, name: &str, unknown: impl FnOnce() -> Cow<'a, str>) -> Key<'a> {
+        match self.0.iter().position(|k| *k == name) {
+            Some(i) => Key::Known(i),
+            None => Key::Unknown(unknown()),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for KeyRead {
+    type Value = Key<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key<'de>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyRead {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(self.key(v, || Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(self.key(v, || Cow::Owned(v.to_owned())))
+    }
+}
+
+/// Reads an object's members: a known field's first occurrence through `first`
+/// (which reads its value and returns `true`, or returns `false` without reading when
+/// the field was seen before); unknown and repeated fields are noted in `strays` and
+/// skipped. Returns how many strays the object had.
+fn read_members<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    known: &'static [&'static str],
+    strays: &mut Strays<'de>,
+    mut first: impl FnMut(usize, &mut A) -> Result<bool, A::Error>,
+) -> Result<usize, A::Error> {
+    let mut count = 0;
+    while let Some(key) = map.next_key_seed(KeyRead(known))? {
+        let stray = match key {
+            Key::Known(i) if first(i, map)? => continue,
+            Key::Known(i) => Stray {
+                key: Cow::Borrowed(known[i]),
+                repeated: true,
+            },
+            Key::Unknown(key) => Stray {
+                key,
+                repeated: false,
+            },
+        };
+        strays.note(stray);
+        count += 1;
+        map.next_value::<Skip>()?;
+    }
+    Ok(count)
+}
+
+/// Reads the first occurrence of a scalar field into `slot`.
+fn read_value<'de, A: MapAccess<'de>>(
+    slot: Option<&mut Option<Value<'de>>>,
+    map: &mut A,
+) -> Result<bool, A::Error> {
+    match slot {
+        Some(slot @ None) => {
+            *slot = Some(map.next_value_seed(ValueRead)?);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Reads the whole body.
+struct BodyRead<'o> {
+    max_predictions: usize,
+    max_resources: usize,
+    over: &'o mut Option<ReadError>,
+}
+
+impl<'de> Want<'de> for BodyRead<'_> {
+    type Out = Body<'de>;
+
+    fn other(self, kind: &'static str) -> Body<'de> {
+        Body::NotObject(kind)
+    }
+
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Body<'de>, A::Error> {
+        let mut fields = Fields::new(&BATCH_FIELDS);
+        let mut strays = Strays::default();
+        let mut predictions = None;
+        let mut resources = None;
+        let over = self.over;
+        let stray_count =
+            read_members(
+                &mut map,
+                &BATCH_FIELDS,
+                &mut strays,
+                |i, map| match BATCH_FIELDS[i] {
+                    "predictions" if predictions.is_none() => {
+                        predictions = Some(map.next_value_seed(Shaped(ListRead {
+                            name: "predictions",
+                            known: &PREDICTION_FIELDS,
+                            limit: self.max_predictions,
+                            over: &mut *over,
+                        }))?);
+                        Ok(true)
+                    }
+                    "resources" if resources.is_none() => {
+                        resources = Some(map.next_value_seed(Shaped(ListRead {
+                            name: "resources",
+                            known: &RESOURCE_FIELDS,
+                            limit: self.max_resources,
+                            over: &mut *over,
+                        }))?);
+                        Ok(true)
+                    }
+                    "predictions" | "resources" => Ok(false),
+                    _ => read_value(fields.values.get_mut(i), map),
+                },
+            )?;
+        Ok(Body::Batch(Box::new(RawBatch {
+            fields,
+            strays,
+            stray_count,
+            predictions,
+            resources,
+        })))
+    }
+}
+
+/// Reads `predictions` or `resources`, refusing at the first record past `limit`.
+struct ListRead<'o, const N: usize> {
+    name: &'static str,
+    known: &'static [&'static str; N],
+    limit: usize,
+    over: &'o mut Option<ReadError>,
+}
+
+impl<'de, const N: usize> Want<'de> for ListRead<'_, N> {
+    type Out = List<'de, N>;
+
+    fn other(self, kind: &'static str) -> List<'de, N> {
+        List::Other(kind)
+    }
+
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List<'de, N>, A::Error> {
+        let mut records = Vec::new();
+        let mut strays = Strays::default();
+        loop {
+            if records.len() == self.limit {
+                // One more record is one too many: refused before it is read.
+                let refuse = Refuse {
+                    over: self.over,
+                    too_large: ReadError::TooLarge {
+                        list: self.name,
+                        limit: self.limit,
+                    },
+                };
+                seq.next_element_seed(refuse)?;
+                break;
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
+            let read = RecordRead {
+                known: self.known,
+                strays: &mut strays,
+            };
+            match seq.next_element_seed(Shaped(read))? {
+                Some(record) => records.push(record),
+                None => break,
             }
         }
-        deserializer.deserialize_str(KeyVisitor)
+        Ok(List::Records { records, strays })
+    }
+}
+
+/// The seed of a list item past the limit: notes the refusal and stops the reader.
+struct Refuse<'o> {
+    over: &'o mut Option<ReadError>,
+    too_large: ReadError,
+}
+
+impl<'de> DeserializeSeed<'de> for Refuse<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+        *self.over = Some(self.too_large);
+        Err(de::Error::custom("too many records"))
+    }
+}
+
+/// Reads one item of a record list.
+struct RecordRead<'s, 'de, const N: usize> {
+    known: &'static [&'static str; N],
+    strays: &'s mut Strays<'de>,
+}
+
+impl<'de, const N: usize> Want<'de> for RecordRead<'_, 'de, N> {
+    type Out = Record<'de, N>;
+
+    fn other(self, kind: &'static str) -> Record<'de, N> {
+        Record::NotObject(kind)
+    }
+
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de, N>, A::Error> {
+        let mut fields = Fields::new(self.known);
+        let strays = read_members(&mut map, self.known, self.strays, |i, map| {
+            read_value(fields.values.get_mut(i), map)
+        })?;
+        Ok(Record::Object { fields, strays })
     }
 }
 
@@ -146,31 +656,157 @@ impl<'de> Deserialize<'de> for Key<'de> {
 mod tests {
     use super::*;
 
+    fn read(body: &str) -> Result<Body<'_>, ReadError> {
+        read_body(body.as_bytes(), 3, 3)
+    }
+
+    fn batch(body: &str) -> Box<RawBatch<'_>> {
+        match read(body) {
+            Ok(Body::Batch(batch)) => batch,
+            other => panic!("expected a batch, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn keeps_values_as_found() {
-        let body =
-            br#"{"a": [1, -2, 18446744073709551615, 1.5, "x\"y", "z", null, true], "a": {}}"#;
-        let node: Node = serde_json::from_slice(body).expect("valid JSON");
-        let Node::Object(members) = node else {
+    fn keeps_scalars_as_found_and_containers_by_kind() {
+        let raw = batch(
+            r#"{"predictions": [{"prediction_id": 1, "timestamp": -2,
+                "latency_ms": 18446744073709551615, "status": 1.5, "error_type": "x\"y",
+                "predicted": "z", "actual": null, "score": [1, {"a": []}]}, {"status": {}}]}"#,
+        );
+        let Some(List::Records { records, .. }) = &raw.predictions else {
+            panic!("records expected")
+        };
+        let Record::Object { fields, strays: 0 } = &records[0] else {
             panic!("object expected")
         };
-        assert_eq!(members.len(), 2, "duplicate keys are kept");
+        let values: Vec<Option<&Value>> = PREDICTION_FIELDS.iter().map(|f| fields.get(f)).collect();
         assert_eq!(
-            members[0].1,
-            Node::Array(vec![
-                Node::Int(1),
-                Node::Int(-2),
-                Node::UInt(u64::MAX),
-                Node::Float(1.5),
-                Node::Str("x\"y".into()),
-                Node::Str("z".into()),
-                Node::Null,
-                Node::Bool(true),
-            ])
+            values,
+            [
+                Some(&Value::Int(1)),
+                Some(&Value::Int(-2)),
+                Some(&Value::UInt(u64::MAX)),
+                Some(&Value::Float(1.5)),
+                Some(&Value::Str("x\"y".into())),
+                Some(&Value::Str("z".into())),
+                Some(&Value::Null),
+                Some(&Value::Array),
+            ]
         );
+        assert!(matches!(
+            fields.get("predicted"),
+            Some(Value::Str(Cow::Borrowed(_)))
+        ));
+        assert!(matches!(
+            &records[1],
+            Record::Object { fields, .. } if fields.get("status") == Some(&Value::Object)
+        ));
+    }
+
+    #[test]
+    fn strays_are_noted_in_order_and_the_first_occurrence_is_kept() {
+        let raw = batch(
+            r#"{"task": "a", "x": [1], "task": "b", "predictions": [
+                {"status": "ok", "st\u0061tus": "error", "q\u0301": 1}, 7], "predictions": 5}"#,
+        );
+        assert_eq!(raw.fields.get("task"), Some(&Value::Str("a".into())));
+        let strays: Vec<(&str, bool)> = raw
+            .strays
+            .iter()
+            .map(|s| (s.key.as_ref(), s.repeated))
+            .collect();
+        assert_eq!(
+            strays,
+            [("x", false), ("task", true), ("predictions", true)]
+        );
+        assert_eq!(raw.stray_count, 3);
+        let Some(List::Records { records, strays }) = &raw.predictions else {
+            panic!("records expected")
+        };
+        assert!(matches!(records[0], Record::Object { strays: 2, .. }));
+        assert!(matches!(records[1], Record::NotObject("a number")));
+        let keys: Vec<&str> = strays.iter().map(|s| s.key.as_ref()).collect();
+        assert_eq!(keys, ["status", "q\u{301}"]);
+    }
+
+    #[test]
+    fn only_the_first_strays_are_kept_but_all_are_counted() {
+        let keys: Vec<String> = (0..150).map(|i| format!(r#""k{i}": 0"#)).collect();
+        let body = format!(r#"{{{}}}"#, keys.join(","));
+        let raw = batch(&body);
+        assert_eq!(raw.stray_count, 150);
+        assert_eq!(raw.strays.iter().count(), MAX_PROBLEMS);
+        assert_eq!(
+            raw.strays.iter().last().map(|s| s.key.as_ref()),
+            Some("k99")
+        );
+    }
+
+    #[test]
+    fn a_list_is_refused_at_its_first_record_past_the_limit() {
+        // The fourth record is not even read: what follows it does not matter.
+        let refused = read(r#"{"resources": [{}, 1, [], {"#);
         assert!(
-            matches!(&members[0].1, Node::Array(v) if matches!(v[5], Node::Str(Cow::Borrowed(_))))
+            matches!(
+                refused,
+                Err(ReadError::TooLarge {
+                    list: "resources",
+                    limit: 3
+                })
+            ),
+            "{refused:?}"
         );
-        assert_eq!(members[1].1, Node::Object(vec![]));
+        assert!(matches!(
+            read(r#"{"predictions": [{}, {}, {}], "resources": [{}, {}, {}]}"#),
+            Ok(Body::Batch(_))
+        ));
+        // A repeated list is skipped whole, not counted.
+        assert!(matches!(
+            read(r#"{"predictions": [], "predictions": [{}, {}, {}, {}]}"#),
+            Ok(Body::Batch(_))
+        ));
+    }
+
+    #[test]
+    fn anything_serde_json_refuses_is_refused_wherever_it_sits() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for body in [
+            format!(r#"{{"x": {deep}}}"#),
+            format!(r#"{{"predictions": [{{"x": {deep}}}]}}"#),
+            r#"{"x": 1e400}"#.to_owned(),
+            r#"{"x": "\ud800"}"#.to_owned(),
+            r#"{"x": [1,]}"#.to_owned(),
+            r#"{"x": 1} 2"#.to_owned(),
+            r#"{"predictions": [], "x": tru}"#.to_owned(),
+        ] {
+            assert!(
+                matches!(read(&body), Err(ReadError::Json(_))),
+                "{body} was read"
+            );
+        }
+        let invalid_utf8 = b"{\"x\": \"\xff\"}";
+        assert!(matches!(
+            read_body(invalid_utf8, 1, 1),
+            Err(ReadError::Json(_))
+        ));
+        // Depth 127 is within serde_json's limit.
+        let deep = format!("{}{}", "[".repeat(126), "]".repeat(126));
+        assert!(read(&format!(r#"{{"x": {deep}}}"#)).is_ok());
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_read_by_kind() {
+        for (body, kind) in [
+            ("[1, {}]", "an array"),
+            ("null", "null"),
+            ("\"x\"", "a string"),
+            ("-1", "a number"),
+        ] {
+            assert!(
+                matches!(read(body), Ok(Body::NotObject(k)) if k == kind),
+                "{body}"
+            );
+        }
     }
 }

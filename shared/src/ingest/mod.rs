@@ -1,8 +1,9 @@
-//! Ingest: the batch contract (parsing and whole-batch validation), the service that
-//! stores an accepted batch idempotently, and its bounded receipt (the 202 answer and
-//! the compact form it is stored in).
+//! Ingest: the batch contract (parsing and whole-batch validation), the content digest
+//! a batch id is claimed for, the service that stores an accepted batch idempotently,
+//! and its bounded receipt (the 202 answer and the compact form it is stored in).
 
 mod batch;
+mod digest;
 mod json;
 mod receipt;
 mod service;
@@ -10,7 +11,8 @@ mod service;
 pub use batch::{
     BatchLimits, BatchRejection, MAX_PROBLEMS, Problem, ValidBatch, ValidPrediction, parse_batch,
 };
+pub use digest::{content_digest, legacy_body_digest};
 pub use receipt::{
     ArchiveReceipt, IngestReceipt, MAX_LISTED_REJECTIONS, MAX_REJECTION_REASON_BYTES, ReceiptError,
 };
-pub use service::{IngestError, IngestService, content_digest, minute_of, minute_partials};
+pub use service::{IngestError, IngestService, minute_of, minute_partials};

@@ -2,8 +2,8 @@
 //! and a receipt.
 //!
 //! Order and idempotency: the batch is validated and folded whole before any write.
-//! Then its id is claimed for its content (a 128-bit hash of the body): an id already
-//! claimed for a different body is refused (`BatchConflict`, 409) before anything is
+//! Then its id is claimed for its content (a 128-bit hash of the batch): an id already
+//! claimed for different content is refused (`BatchConflict`, 409) before anything is
 //! written, so a reused id can neither be counted as a retry nor mix two contents.
 //! A batch whose receipt exists was stored completely before: the stored answer is
 //! given again with `duplicate: true` and nothing is written. Otherwise the registry
@@ -24,6 +24,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::batch::{BatchLimits, BatchRejection, Problem, ValidBatch, parse_batch};
+use super::digest::{content_digest, legacy_body_digest};
 use super::receipt::{ArchiveReceipt, IngestReceipt};
 use crate::domain::WindowState;
 use crate::error::StoreError;
@@ -100,8 +101,8 @@ where
             model_id: batch.model_id.clone(),
             batch_id: batch.batch_id.clone(),
         };
-        let digest = content_digest(body);
-        match self.partials.claim_batch(&batch_key, &digest).await? {
+        let (claim, digest) = self.claim(&batch_key, &batch, body).await?;
+        match claim {
             BatchClaim::Proceed => {}
             BatchClaim::Stored(stored) => {
                 let mut receipt =
@@ -173,13 +174,26 @@ where
             .await?;
         Ok(receipt)
     }
-}
 
-/// The digest a batch id is claimed for: XXH3-128 of the body, hex (`x3-` names the
-/// function, should it ever change). A retry sends the same bytes; anything else
-/// under a known id is another batch.
-pub fn content_digest(body: &[u8]) -> String {
-    format!("x3-{:032x}", xxhash_rust::xxh3::xxh3_128(body))
+    /// Claims `key` for the batch's canonical content digest; returns what the claim
+    /// found and the digest the id is held for. A claim stored by the release that
+    /// digested a body's bytes (`x3-`) is the same batch when it holds this body's
+    /// bytes' digest: a retry across that upgrade is a retry, not a reused id.
+    async fn claim(
+        &self,
+        key: &BatchKey,
+        batch: &ValidBatch,
+        body: &[u8],
+    ) -> Result<(BatchClaim, String), StoreError> {
+        let canonical = content_digest(batch);
+        match self.partials.claim_batch(key, &canonical).await? {
+            BatchClaim::Conflict => {
+                let legacy = legacy_body_digest(body);
+                Ok((self.partials.claim_batch(key, &legacy).await?, legacy))
+            }
+            claim => Ok((claim, canonical)),
+        }
+    }
 }
 
 /// The start of the minute `time` falls in.
@@ -278,6 +292,10 @@ mod tests {
         "2026-11-28T10:30:00Z".parse().expect("time")
     }
 
+    fn parsed(body: &[u8]) -> ValidBatch {
+        parse_batch(body, now(), &BatchLimits::default()).expect("valid")
+    }
+
     fn tenant() -> TenantId {
         TenantId::parse("t1").expect("tenant")
     }
@@ -320,7 +338,7 @@ mod tests {
         };
         let claim = service
             .partials
-            .claim_batch(&key, &content_digest(&body(&[5.0, 6.0])))
+            .claim_batch(&key, &content_digest(&parsed(&body(&[5.0, 6.0]))))
             .await
             .expect("claim");
         assert_eq!(claim, BatchClaim::Proceed);
@@ -507,7 +525,7 @@ mod tests {
             model_id: ModelId::parse("m1").expect("model"),
             batch_id: "worst".into(),
         };
-        let digest = content_digest(body.as_bytes());
+        let digest = content_digest(&parsed(body.as_bytes()));
         let BatchClaim::Stored(stored) = service
             .partials
             .claim_batch(&key, &digest)
@@ -539,6 +557,40 @@ mod tests {
             },
             first,
             "the retry's answer is the first answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_stored_by_the_release_that_digested_bytes_is_recognised() {
+        let service = service();
+        let key = BatchKey {
+            tenant: tenant(),
+            model_id: ModelId::parse("m1").expect("model"),
+            batch_id: "b-1".to_owned(),
+        };
+        // The previous release claimed the id for the body's bytes and died before
+        // storing the receipt; the sender retries the same bytes after the upgrade.
+        let first = body(&[5.0, 6.0]);
+        let claim = service
+            .partials
+            .claim_batch(&key, &legacy_body_digest(&first))
+            .await
+            .expect("claim");
+        assert_eq!(claim, BatchClaim::Proceed);
+        let retry = service
+            .ingest(&tenant(), &first, now())
+            .await
+            .expect("the retry is the same batch");
+        assert_eq!((retry.accepted, retry.duplicate), (2, false));
+        let again = service
+            .ingest(&tenant(), &first, now())
+            .await
+            .expect("answered");
+        assert!(again.duplicate);
+        let other = service.ingest(&tenant(), &body(&[9.0]), now()).await;
+        assert!(
+            matches!(other, Err(IngestError::BatchConflict { .. })),
+            "{other:?}"
         );
     }
 }
