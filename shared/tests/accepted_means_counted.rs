@@ -31,7 +31,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// Cases run by `cargo test` when `MODELWATCH_FUZZ_CASES` is not set.
-const DEFAULT_CASES: u32 = 48;
+const DEFAULT_CASES: u32 = 256;
 
 /// The client's clock at the start of every case; actions move it forward.
 const START: &str = "2026-11-28T12:00:00Z";
@@ -934,6 +934,13 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
                     }
                     Err(refusal) => {
                         local.refused += 1;
+                        if let IngestError::BatchConflict { .. } = refusal {
+                            // However it is spelled, the same content is a retry.
+                            prop_assert!(
+                                accepted.contents.get(&key) != Some(&expected_records(batch, at)),
+                                "a retry of an accepted batch answered as a reused id"
+                            );
+                        }
                         if let IngestError::TaskConflict(_) = refusal {
                             prop_assert!(
                                 registered
