@@ -36,3 +36,25 @@ fn generated_bodies_never_panic_and_pass_every_check() {
     }
     assert!(max_peak <= 64 * 1024 * 1024, "peak heap {max_peak} bytes");
 }
+
+#[test]
+fn six_megabytes_of_empty_objects_are_refused_within_the_memory_bound() {
+    use modelwatch::ingest::BatchRejection;
+    let now: DateTime<Utc> = "2026-11-28T10:15:00Z".parse().expect("a time");
+    // {"predictions":[{},{},…]}: 2,097,085 objects, the body that once took a gigabyte.
+    let mut body = b"{\"predictions\":[".to_vec();
+    while body.len() + 3 < 6 * 1024 * 1024 - 2 {
+        body.extend_from_slice(b"{},");
+    }
+    body.pop();
+    body.extend_from_slice(b"]}");
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let answer = parse_batch(&body, now, &BatchLimits::default());
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    assert!(
+        matches!(&answer, Err(BatchRejection::TooLarge(p)) if p.field == "predictions"),
+        "{answer:?}"
+    );
+    assert!(peak <= 64 * 1024 * 1024, "peak heap {peak} bytes");
+}
