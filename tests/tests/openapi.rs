@@ -388,7 +388,9 @@ fn answers_the_document_does_not_describe_are_refused() {
     let summary = json!({"model_id": "m", "window": "1h", "granularity": "minute",
         "quality_metrics": {"rmse": quality, "mae": quality, "mape": quality},
         "serving_metrics": metrics(&serving), "resource_metrics": metrics(&resources),
-        "sample_count": 0, "labeled_count": 0, "series": [point]});
+        "sample_count": 0, "labeled_count": 0,
+        "overflow": {"actual_labels": 0, "predicted_labels": 0, "error_types": 0},
+        "series": [point]});
     let summary_path = "/api/v1/monitoring/performance/m";
     assert!(
         contract

@@ -468,8 +468,13 @@ mod tests {
                 "resource_metrics",
                 "sample_count",
                 "labeled_count",
+                "overflow",
                 "series"
             ])
+        );
+        assert_eq!(
+            body["overflow"],
+            serde_json::json!({"actual_labels": 0, "predicted_labels": 0, "error_types": 0})
         );
         assert_eq!(body["model_id"], "m1");
         assert_eq!(body["window"], "6h");
