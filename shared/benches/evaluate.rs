@@ -23,10 +23,8 @@ use modelwatch::alerting::service::Evaluator;
 use modelwatch::config::{AlertSettings, PerfSettings};
 use modelwatch::domain::{MetricName, Outcome, PredictionRecord, Status, Task, WindowState};
 use modelwatch::ids::{ModelId, TenantId};
-use modelwatch::ports::{
-    CounterDelta, Granularity, ModelRegistry, ModelSettingsStore, ModelSighting, Rollup,
-    RollupStore,
-};
+use modelwatch::ports::{CounterDelta, ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore};
+use modelwatch::domain::Granularity;
 use modelwatch::summary::WindowReader;
 
 mod support;

@@ -12,7 +12,7 @@ use crate::alerting::baseline::{Baselines, CapturedBaseline, RegisteredBaseline}
 use crate::alerting::rules::CustomRules;
 use crate::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::alerting::trends::TrendReport;
-use crate::domain::Task;
+use crate::domain::{Granularity, Task};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
 use crate::ingest::ValidBatch;
@@ -249,18 +249,6 @@ pub trait PendingWork: Send + Sync {
         &self,
         pending: &PendingMinute,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-/// The span a rollup covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Granularity {
-    /// One minute.
-    Minute,
-    /// One hour.
-    Hour,
-    /// One day (UTC).
-    Day,
 }
 
 /// A stored rollup: the merged state of one model over one span.

@@ -19,7 +19,8 @@ use crate::alerting::trends::TrendLabel;
 use crate::domain::{MetricName, MetricSet, OverflowCounts, Task, TimeSpan};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{Granularity, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
+use crate::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
+use crate::domain::Granularity;
 use crate::query::{InvalidParameter, single_values};
 
 /// A summary window, as the `window` parameter names it.
@@ -91,16 +92,6 @@ impl Serialize for Window {
     }
 }
 
-/// The parameter name of a granularity.
-fn granularity_name(granularity: Granularity) -> &'static str {
-    match granularity {
-        Granularity::Minute => "minute",
-        Granularity::Hour => "hour",
-        Granularity::Day => "day",
-    }
-}
-
-const GRANULARITIES: [Granularity; 3] = [Granularity::Minute, Granularity::Hour, Granularity::Day];
 
 /// What a summary is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,18 +124,16 @@ impl SummaryQuery {
                 })?,
         };
         let allowed_granularities = || -> Vec<&'static str> {
-            GRANULARITIES
+            Granularity::ALL
                 .into_iter()
                 .filter(|g| window.allows(*g))
-                .map(granularity_name)
+                .map(Granularity::as_str)
                 .collect()
         };
         let granularity = match granularity {
             None => window.default_granularity(),
             Some(value) => {
-                let known = GRANULARITIES
-                    .into_iter()
-                    .find(|g| granularity_name(*g) == value);
+                let known = Granularity::from_name(value);
                 match known {
                     Some(g) if window.allows(g) => g,
                     known => {
@@ -516,7 +505,7 @@ impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> SummaryService<'_,
 /// then minutes at the edges. Each read takes the rollups whose start lies in its span.
 fn compose(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<(Granularity, TimeSpan)> {
     let mut reads = Vec::new();
-    cover(start, end, &GRANULARITIES, &mut reads);
+    cover(start, end, &Granularity::ALL, &mut reads);
     reads
 }
 
@@ -762,8 +751,8 @@ mod tests {
         let f = fixture().await;
         let first_seen = f.first_seen().await;
         for window in Window::ALL {
-            for granularity in GRANULARITIES.into_iter().filter(|g| window.allows(*g)) {
-                let what = format!("{} {}", window.as_str(), granularity_name(granularity));
+            for granularity in Granularity::ALL.into_iter().filter(|g| window.allows(*g)) {
+                let what = format!("{} {}", window.as_str(), granularity.as_str());
                 let summary = f
                     .service()
                     .summary(

@@ -627,7 +627,7 @@ impl Accepted {
 fn expected_states(
     records: &[PredictionRecord],
     samples: &[ResourceSample],
-    granularity: modelwatch::ports::Granularity,
+    granularity: Granularity,
 ) -> BTreeMap<DateTime<Utc>, WindowState> {
     let mut states: BTreeMap<DateTime<Utc>, WindowState> = BTreeMap::new();
     for record in records {
@@ -724,7 +724,8 @@ use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
-use modelwatch::ports::{Granularity, ModelRegistry, PendingWork, RollupStore};
+use modelwatch::ports::{ModelRegistry, PendingWork, RollupStore};
+use modelwatch::domain::Granularity;
 
 /// What outlives a process: the stores' contents and the receiver's.
 #[derive(Default)]

@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use modelwatch::domain::{MetricSet, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, ValidBatch, parse_batch};
-use modelwatch::ports::Granularity;
+use modelwatch::domain::Granularity;
 use modelwatch_e2e::{Stack, api_event_for_tenant, event, ingest_event, unique_tenant};
 use serde_json::{Value, json};
 

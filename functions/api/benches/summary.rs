@@ -24,9 +24,8 @@ use modelwatch::adapters::memory::{
 use modelwatch::config::{AlertSettings, PerfSettings};
 use modelwatch::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState};
 use modelwatch::ids::{ModelId, TenantId};
-use modelwatch::ports::{
-    CounterDelta, Granularity, ModelRegistry, ModelSighting, Rollup, RollupStore,
-};
+use modelwatch::ports::{CounterDelta, ModelRegistry, ModelSighting, Rollup, RollupStore};
+use modelwatch::domain::Granularity;
 
 /// Deterministic values in [0, 1): splitmix64 of a counter.
 struct Values(u64);

@@ -296,6 +296,5 @@ pub async fn check(
 
 /// `time` floored to its minute.
 pub fn minute(time: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::DurationRound;
-    time.duration_trunc(TimeDelta::minutes(1)).unwrap_or(time)
+    modelwatch::domain::Granularity::Minute.floor(time)
 }

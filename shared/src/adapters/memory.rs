@@ -36,12 +36,8 @@ use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id}
 use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{
-    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta,
-    CounterTotals, ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings,
-    ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork,
-    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore,
-};
+use crate::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta, CounterTotals, ExportCursor, ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore};
+use crate::domain::Granularity;
 
 /// The TTL the memory stores size `expires_at` with: any retention the configuration
 /// allows gives an epoch-seconds number of the same 10 digits.

@@ -30,7 +30,8 @@ use crate::config::Config;
 use crate::domain::{MetricSet, TimeSpan};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{CounterTotals, ExportCursor, ExportCursors, Granularity, RollupStore};
+use crate::ports::{CounterTotals, ExportCursor, ExportCursors, RollupStore};
+use crate::domain::Granularity;
 
 /// At most this much backlog is exported for one model in one run (a model whose
 /// exports failed for longer catches up with its latest hour).

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
@@ -22,39 +22,13 @@ use super::totals::{cap_error_types, counter_delta, names_error_types};
 use crate::domain::WindowState;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{
-    CounterTotals, ExportCursors, Granularity, PendingMinute, PendingWork, Rollup, RollupStore,
-};
+use crate::ports::{CounterTotals, ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
+use crate::domain::Granularity;
 
 /// Models rolled up at once.
 const CONCURRENT_MODELS: usize = 8;
 /// Attempts at a minute rollup whose stored revision moved under us.
 const MINUTE_ATTEMPTS: usize = 5;
-
-impl Granularity {
-    /// The span's length.
-    pub fn length(self) -> TimeDelta {
-        match self {
-            Self::Minute => TimeDelta::minutes(1),
-            Self::Hour => TimeDelta::hours(1),
-            Self::Day => TimeDelta::days(1),
-        }
-    }
-
-    /// The start of the span `time` falls in.
-    pub fn floor(self, time: DateTime<Utc>) -> DateTime<Utc> {
-        time.duration_trunc(self.length()).unwrap_or(time)
-    }
-
-    /// The granularity one level up, and the one whose rollups make this one's.
-    fn parent(self) -> Option<Self> {
-        match self {
-            Self::Minute => Some(Self::Hour),
-            Self::Hour => Some(Self::Day),
-            Self::Day => None,
-        }
-    }
-}
 
 /// What one model's roll-up did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

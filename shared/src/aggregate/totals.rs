@@ -149,9 +149,8 @@ mod tests {
     use crate::domain::{Outcome, PredictionRecord, Status};
     use crate::error::StoreError;
     use crate::ids::{ModelId, TenantId};
-    use crate::ports::{
-        ExportCursor, ExportCursors, Granularity, PartialKey, PartialStore, Rollup, RollupStore,
-    };
+    use crate::ports::{ExportCursor, ExportCursors, PartialKey, PartialStore, Rollup, RollupStore};
+    use crate::domain::Granularity;
 
     fn delta(types: &[(&str, u64)]) -> CounterTotals {
         CounterTotals {

@@ -23,10 +23,8 @@ use crate::config::{AlertSettings, PerfSettings};
 use crate::domain::{MetricName, MetricSet};
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{
-    AlertNotifier, AlertStore, Granularity, ModelRegistry, ModelSettingsStore, RegisteredModel,
-    RollupStore,
-};
+use crate::ports::{AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
+use crate::domain::Granularity;
 use crate::schedule::ACTIVE_RETENTION;
 use crate::summary::WindowReader;
 

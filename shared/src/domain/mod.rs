@@ -7,6 +7,7 @@
 //! - [`window`]: [`WindowState`], folded record by record, merged, stored as bytes.
 //! - [`sketch`], [`classification`], [`regression`], [`resources`]: the parts of a state.
 //! - [`metrics`]: [`MetricSet`], the one definition of every metric, and [`MetricName`].
+//! - [`time`]: [`Granularity`], the spans rollups cover.
 //! - [`trend`]: least-squares trends, their p-value and threshold projections.
 //! - [`error`] and [`codec`]: fold/merge errors and the binary format's primitives.
 
@@ -19,6 +20,7 @@ pub mod record;
 pub mod regression;
 pub mod resources;
 pub mod sketch;
+pub mod time;
 pub mod trend;
 pub mod window;
 
@@ -38,6 +40,7 @@ pub use resources::{GaugeStats, ResourceStats};
 pub use sketch::{
     LATENCY_MAX_BUCKETS, LATENCY_RELATIVE_ACCURACY, LatencySketch, lower_quantile_rank,
 };
+pub use time::Granularity;
 pub use trend::{LinearTrend, TrendError, fit_trend, student_t_two_sided_p};
 pub use window::{
     FORMAT_VERSION, MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, QualityStats, WindowState,

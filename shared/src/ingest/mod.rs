@@ -15,4 +15,4 @@ pub use digest::{content_digest, legacy_body_digest};
 pub use receipt::{
     ArchiveReceipt, IngestReceipt, MAX_LISTED_REJECTIONS, MAX_REJECTION_REASON_BYTES, ReceiptError,
 };
-pub use service::{IngestError, IngestService, minute_of, minute_partials};
+pub use service::{IngestError, IngestService, minute_partials};

@@ -20,13 +20,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::batch::{BatchLimits, BatchRejection, Problem, ValidBatch, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
 use super::receipt::{ArchiveReceipt, IngestReceipt};
-use crate::domain::WindowState;
+use crate::domain::{Granularity, WindowState};
 use crate::error::StoreError;
 use crate::ids::TenantId;
 use crate::ports::{
@@ -196,11 +196,6 @@ where
     }
 }
 
-/// The start of the minute `time` falls in.
-pub fn minute_of(time: DateTime<Utc>) -> DateTime<Utc> {
-    time.duration_trunc(TimeDelta::minutes(1)).unwrap_or(time)
-}
-
 /// The batch folded into one serialized window state per minute its records touch.
 /// A record the engine refuses (e.g. one label too many) rejects the whole batch.
 pub fn minute_partials(
@@ -217,14 +212,14 @@ pub fn minute_partials(
     };
     for (index, prediction) in batch.predictions.iter().enumerate() {
         states
-            .entry(minute_of(prediction.record.timestamp))
+            .entry(Granularity::Minute.floor(prediction.record.timestamp))
             .or_default()
             .fold_prediction(&prediction.record)
             .map_err(|e| refused("predictions", index, e.to_string()))?;
     }
     for (index, sample) in batch.resources.iter().enumerate() {
         states
-            .entry(minute_of(sample.timestamp))
+            .entry(Granularity::Minute.floor(sample.timestamp))
             .or_default()
             .fold_resource(sample)
             .map_err(|e| refused("resources", index, e.to_string()))?;
@@ -255,6 +250,8 @@ fn event_span(batch: &ValidBatch) -> (DateTime<Utc>, DateTime<Utc>) {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
     use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
     use crate::adapters::timestream::TimestreamArchive;

@@ -46,9 +46,8 @@ use crate::aggregate::MAX_TOTAL_ERROR_TYPES;
 use crate::config::RollupRetention;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{
-    CounterDelta, CounterTotals, ExportCursor, ExportCursors, Granularity, Rollup, RollupStore,
-};
+use crate::ports::{CounterDelta, CounterTotals, ExportCursor, ExportCursors, Rollup, RollupStore};
+use crate::domain::Granularity;
 
 /// [`RollupStore`] on DynamoDB.
 #[derive(Debug, Clone)]

@@ -15,12 +15,8 @@ use crate::alerting::state::{AlertRecord, RuleState};
 use crate::alerting::trends::TrendReport;
 use crate::error::StoreError;
 use crate::ids::{ModelId, TenantId};
-use crate::ports::{
-    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta,
-    CounterTotals, ExportCursor, ExportCursors, Granularity, ModelRegistry, ModelSettings,
-    ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork,
-    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore,
-};
+use crate::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta, CounterTotals, ExportCursor, ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore};
+use crate::domain::Granularity;
 
 /// Implements `$port` for [`Faulty<S>`] where `S` implements it: each `pass` method
 /// is answered by the inner store directly (no call is made); each `const` names the

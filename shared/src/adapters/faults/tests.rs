@@ -14,10 +14,8 @@ use crate::alerting::state::AlertRecord;
 use crate::domain::Task;
 use crate::ids::{ModelId, TenantId};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
-use crate::ports::{
-    AlertNotifier, Granularity, ModelRegistry, ModelSighting, PartialKey, PartialStore,
-    PendingWork, PutOutcome, RollupStore,
-};
+use crate::ports::{AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome, RollupStore};
+use crate::domain::Granularity;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().expect("time")

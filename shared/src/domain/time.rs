@@ -1,0 +1,88 @@
+//! The time vocabulary of rollups: [`Granularity`], the spans a rollup covers, with
+//! their names, lengths, alignment and nesting — the one home of all four.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The span a rollup covers. Spans are aligned to UTC: a minute starts at second 0, an
+/// hour at minute 0, a day at midnight UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+impl Granularity {
+    /// Every granularity, finest first.
+    pub const ALL: [Self; 3] = [Self::Minute, Self::Hour, Self::Day];
+
+    /// The name: `minute`, `hour` or `day` (also the serde and query-parameter form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+        }
+    }
+
+    /// The granularity named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
+    /// The span's length.
+    pub fn length(self) -> TimeDelta {
+        match self {
+            Self::Minute => TimeDelta::minutes(1),
+            Self::Hour => TimeDelta::hours(1),
+            Self::Day => TimeDelta::days(1),
+        }
+    }
+
+    /// The start of the span `time` falls in.
+    pub fn floor(self, time: DateTime<Utc>) -> DateTime<Utc> {
+        time.duration_trunc(self.length()).unwrap_or(time)
+    }
+
+    /// The granularity one level up, whose spans are made of this one's; `None` for a day.
+    pub fn parent(self) -> Option<Self> {
+        match self {
+            Self::Minute => Some(Self::Hour),
+            Self::Hour => Some(Self::Day),
+            Self::Day => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lengths_floors_and_parents_agree() {
+        let t: DateTime<Utc> = "2026-11-28T10:15:42.5Z".parse().expect("time");
+        for g in Granularity::ALL {
+            assert_eq!(Granularity::from_name(g.as_str()), Some(g));
+            assert_eq!(
+                serde_json::to_value(g).expect("json"),
+                serde_json::Value::from(g.as_str())
+            );
+            let start = g.floor(t);
+            assert!(start <= t && t < start + g.length());
+            if let Some(parent) = g.parent() {
+                assert_eq!(parent.floor(start), parent.floor(t));
+                assert!(parent.length() > g.length());
+            }
+        }
+        assert_eq!(Granularity::from_name("week"), None);
+        assert_eq!(
+            Granularity::Minute.floor(t),
+            "2026-11-28T10:15:00Z".parse::<DateTime<Utc>>().expect("time")
+        );
+    }
+}
