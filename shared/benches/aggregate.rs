@@ -12,7 +12,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::memory::{MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore};
 use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aggregate::{ExportFailure, MetricsExporter, ModelExport, run_aggregation};
-use modelwatch::ids::TenantId;
+use modelwatch::domain::ids::TenantId;
 use modelwatch::ingest::{BatchLimits, IngestService};
 
 mod support;

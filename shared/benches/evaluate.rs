@@ -17,12 +17,12 @@ use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier, MemoryRollupStore,
     MemorySeriesWriter,
 };
-use modelwatch::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
-use modelwatch::alerting::rules::parse_rule_set;
+use modelwatch::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
+use modelwatch::domain::alerting::rules::parse_rule_set;
 use modelwatch::alerting::service::Evaluator;
-use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::{MetricName, Outcome, PredictionRecord, Status, Task, WindowState};
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{CounterDelta, ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore};
 use modelwatch::domain::Granularity;
 use modelwatch::summary::WindowReader;

@@ -11,6 +11,7 @@ use chrono::TimeDelta;
 use thiserror::Error;
 
 use crate::adapters::remote_write::{AuthParseError, RemoteWriteAuth};
+use crate::domain::alerting::{AlertSettings, PerfSettings};
 
 /// A configuration value that is missing or cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -31,55 +32,6 @@ pub enum ConfigError {
         /// Why it cannot be used.
         reason: String,
     },
-}
-
-/// The specification's alerting thresholds and aggregation interval.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PerfSettings {
-    /// `PERF_MONITORING_INTERVAL`: how often aggregation runs (default 60 s).
-    pub monitoring_interval: Duration,
-    /// `PERF_ACCURACY_THRESHOLD`: relative accuracy degradation that alerts (default 0.05).
-    pub accuracy_threshold: f64,
-    /// `PERF_LATENCY_P95_MAX_MS`: maximum acceptable p95 latency in ms (default 100).
-    pub latency_p95_max_ms: f64,
-    /// `PERF_ERROR_RATE_MAX`: maximum acceptable error rate, a fraction (default 0.01).
-    pub error_rate_max: f64,
-}
-
-impl Default for PerfSettings {
-    /// The specification's defaults.
-    fn default() -> Self {
-        Self {
-            monitoring_interval: Duration::from_secs(60),
-            accuracy_threshold: 0.05,
-            latency_p95_max_ms: 100.0,
-            error_rate_max: 0.01,
-        }
-    }
-}
-
-/// Alert evaluation settings beyond the specification's thresholds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertSettings {
-    /// `ALERT_MIN_LABELED_SAMPLES`: labeled predictions a quality rule's window needs
-    /// (default 30); fewer is `insufficient_data`.
-    pub min_labeled: u64,
-    /// `ALERT_MIN_PREDICTIONS`: predictions a serving or resource rule's window needs
-    /// (default 30).
-    pub min_predictions: u64,
-    /// `ALERT_RENOTIFY_SECONDS`: re-publish a still-firing alert this often (default 0:
-    /// never; one message per transition).
-    pub renotify_after: Option<TimeDelta>,
-}
-
-impl Default for AlertSettings {
-    fn default() -> Self {
-        Self {
-            min_labeled: 30,
-            min_predictions: 30,
-            renotify_after: None,
-        }
-    }
 }
 
 /// How far event times may lie from the time a batch arrives, and how long partials

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 
 /// The tenant named by the JWT authorizer's `claim`, or `None` when the request
 /// carries no such (valid) claim. The body is never consulted.

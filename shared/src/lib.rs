@@ -10,7 +10,6 @@
 //! - [`edge`]: the HTTP edge of `ingest` and `api`: tenant from the JWT authorizer,
 //!   the JSON error shape.
 //! - [`ingest`]: the prediction-batch contract and the ingest service.
-//! - [`ids`]: validated tenant and model ids (safe to embed in storage keys).
 //! - [`schedule`]: the EventBridge trigger of `aggregate` and `evaluate`.
 //! - [`ports`]: the storage traits the domain needs; [`adapters`]: their DynamoDB
 //!   and in-memory implementations; [`error`]: the store errors.
@@ -26,7 +25,6 @@ pub mod config;
 pub mod domain;
 pub mod edge;
 pub mod error;
-pub mod ids;
 pub mod ingest;
 pub mod ports;
 pub mod query;

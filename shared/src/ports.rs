@@ -8,13 +8,13 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alerting::baseline::{Baselines, CapturedBaseline, RegisteredBaseline};
-use crate::alerting::rules::CustomRules;
-use crate::alerting::state::{AlertRecord, AlertState, RuleState};
-use crate::alerting::trends::TrendReport;
+use crate::domain::alerting::baseline::{Baselines, CapturedBaseline, RegisteredBaseline};
+use crate::domain::alerting::rules::CustomRules;
+use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
+use crate::domain::alerting::trends::TrendReport;
 use crate::domain::{Granularity, Task};
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ingest::ValidBatch;
 
 /// A model as the registry knows it: one item per (tenant, model).

@@ -15,10 +15,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::aggregate::merge_all;
-use crate::alerting::trends::TrendLabel;
+use crate::domain::alerting::trends::TrendLabel;
 use crate::domain::{MetricName, MetricSet, OverflowCounts, Task, TimeSpan};
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
 use crate::domain::Granularity;
 use crate::query::{InvalidParameter, single_values};

@@ -722,7 +722,7 @@ use modelwatch::adapters::memory::{
 };
 use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aggregate::run_aggregation;
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, RollupStore};
 use modelwatch::domain::Granularity;

@@ -21,10 +21,10 @@ use futures_util::FutureExt;
 use modelwatch::adapters::dynamodb::DynamoAlertStore;
 use modelwatch::adapters::memory::MemoryAlertStore;
 use modelwatch::adapters::sns::SnsAlertNotifier;
-use modelwatch::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
-use modelwatch::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus, alert_id};
+use modelwatch::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
+use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus, alert_id};
 use modelwatch::domain::MetricName;
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore};
 
 /// The emulator's endpoint, checked to answer HTTP.

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use modelwatch::alerting::trends::metric_trend;
+use modelwatch::domain::alerting::trends::metric_trend;
 use modelwatch::domain::{
     LATENCY_RELATIVE_ACCURACY, MetricName, MetricSet, Outcome, PredictionRecord, Status, TimeSpan,
     WindowState, fit_trend,

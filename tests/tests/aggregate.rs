@@ -11,7 +11,7 @@ use modelwatch::adapters::dynamodb::DynamoRollupStore;
 use modelwatch::aggregate::merge_all;
 use modelwatch::config::RollupRetention;
 use modelwatch::domain::{MetricSet, TimeSpan, WindowState};
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, parse_batch};
 use modelwatch::ports::{Rollup, RollupStore};
 use modelwatch::domain::Granularity;

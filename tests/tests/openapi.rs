@@ -15,12 +15,12 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::{DynamoAlertStore, DynamoModelSettings};
-use modelwatch::alerting::baseline::CapturedBaseline;
-use modelwatch::alerting::rules::AlertRule;
-use modelwatch::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
-use modelwatch::alerting::trends::{MetricTrend, TrendLabel, TrendReport};
+use modelwatch::domain::alerting::baseline::CapturedBaseline;
+use modelwatch::domain::alerting::rules::AlertRule;
+use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
+use modelwatch::domain::alerting::trends::{MetricTrend, TrendLabel, TrendReport};
 use modelwatch::domain::MetricName;
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{AlertStore, ModelSettingsStore};
 use modelwatch_e2e::proxy::CuttableProxy;
 use modelwatch_e2e::runtime::LocalFunction;

@@ -8,7 +8,7 @@
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::DynamoRollupStore;
 use modelwatch::config::RollupRetention;
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::RollupStore;
 use modelwatch_e2e::{Stack, api_request, event, http_answer, ingest_event, unique_tenant};
 use serde_json::{Value, json};

@@ -21,9 +21,9 @@ use lambda_http::Body;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
-use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState};
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{CounterDelta, ModelRegistry, ModelSighting, Rollup, RollupStore};
 use modelwatch::domain::Granularity;
 

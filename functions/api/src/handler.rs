@@ -5,13 +5,13 @@
 use chrono::{TimeDelta, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use modelwatch::alerting::Problems;
-use modelwatch::alerting::baseline::parse_baseline;
-use modelwatch::alerting::rules::parse_rule_set;
-use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::domain::alerting::Problems;
+use modelwatch::domain::alerting::baseline::parse_baseline;
+use modelwatch::domain::alerting::rules::parse_rule_set;
+use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
 use modelwatch::error::StoreError;
-use modelwatch::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{
     AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel, RollupStore,
 };
@@ -210,8 +210,8 @@ mod tests {
     use modelwatch::adapters::memory::{
         MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
     };
-    use modelwatch::alerting::rules::AlertRule;
-    use modelwatch::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
+    use modelwatch::domain::alerting::rules::AlertRule;
+    use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
     use modelwatch::domain::Task;
     use serde_json::json;
 

@@ -3,7 +3,7 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Response};
-use modelwatch::alerting::Problems;
+use modelwatch::domain::alerting::Problems;
 use modelwatch::edge::{error_response, missing_tenant, store_failure, unsupported_media_type};
 use modelwatch::error::StoreError;
 use modelwatch::query::InvalidParameter;

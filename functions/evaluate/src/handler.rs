@@ -4,7 +4,7 @@ use chrono::{TimeDelta, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use modelwatch::aggregate::SeriesWriter;
 use modelwatch::alerting::service::{EvaluationReport, Evaluator};
-use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RollupStore,
 };

@@ -30,12 +30,12 @@ use crate::adapters::remote_write::Series;
 use crate::aggregate::{
     ExportFailure, MetricsExporter, ModelExport, SeriesWriter, prometheus_series,
 };
-use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
-use crate::alerting::rules::CustomRules;
-use crate::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
-use crate::alerting::trends::TrendReport;
+use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
+use crate::domain::alerting::rules::CustomRules;
+use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
+use crate::domain::alerting::trends::TrendReport;
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta, CounterTotals, ExportCursor, ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore};
 use crate::domain::Granularity;
 

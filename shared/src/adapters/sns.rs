@@ -14,7 +14,7 @@ use aws_sdk_sns::error::SdkError;
 use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use crate::alerting::state::AlertRecord;
+use crate::domain::alerting::state::AlertRecord;
 use crate::error::StoreError;
 use crate::ports::AlertNotifier;
 
@@ -116,10 +116,10 @@ mod tests {
     use chrono::{DateTime, TimeDelta};
 
     use super::*;
-    use crate::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
-    use crate::alerting::state::{AlertState, alert_id};
+    use crate::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
+    use crate::domain::alerting::state::{AlertState, alert_id};
     use crate::domain::MetricName;
-    use crate::ids::{ModelId, TenantId};
+    use crate::domain::ids::{ModelId, TenantId};
 
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alerts";
 

@@ -24,7 +24,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::domain::{Outcome, Status};
 use crate::error::StoreError;
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 use crate::ingest::{ValidBatch, ValidPrediction};
 use crate::ports::{ArchiveRejection, ArchiveReport, PredictionArchive};
 

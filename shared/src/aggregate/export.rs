@@ -29,7 +29,7 @@ use crate::adapters::remote_write::{
 use crate::config::Config;
 use crate::domain::{MetricSet, TimeSpan};
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{CounterTotals, ExportCursor, ExportCursors, RollupStore};
 use crate::domain::Granularity;
 

@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::totals::{cap_error_types, counter_delta, names_error_types};
 use crate::domain::WindowState;
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{CounterTotals, ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
 use crate::domain::Granularity;
 

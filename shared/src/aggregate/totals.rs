@@ -148,7 +148,7 @@ mod tests {
     use crate::aggregate::roll_up;
     use crate::domain::{Outcome, PredictionRecord, Status};
     use crate::error::StoreError;
-    use crate::ids::{ModelId, TenantId};
+    use crate::domain::ids::{ModelId, TenantId};
     use crate::ports::{ExportCursor, ExportCursors, PartialKey, PartialStore, Rollup, RollupStore};
     use crate::domain::Granularity;
 

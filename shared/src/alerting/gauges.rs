@@ -17,12 +17,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::baseline::Baselines;
-use super::rules::AlertRule;
-use super::state::RuleStatus;
+use crate::domain::alerting::baseline::Baselines;
+use crate::domain::alerting::rules::AlertRule;
+use crate::domain::alerting::state::RuleStatus;
 use crate::adapters::remote_write::Series;
 use crate::domain::MetricName;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 
 /// `value` of `metric` in the unit of its Prometheus series.
 fn prometheus_value(metric: MetricName, value: f64) -> f64 {
@@ -81,8 +81,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline, TestSetBaseline};
-    use crate::alerting::rules::{Condition, RuleWindow, Severity};
+    use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline, TestSetBaseline};
+    use crate::domain::alerting::rules::{Condition, RuleWindow, Severity};
 
     /// A series' name and labels.
     type SeriesKey = (String, Vec<(String, String)>);

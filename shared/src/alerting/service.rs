@@ -12,17 +12,17 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::baseline::{CAPTURE_SPAN, CapturedBaseline};
+use crate::domain::alerting::baseline::{CAPTURE_SPAN, CapturedBaseline};
 use super::gauges::alert_series;
-use super::rules::{AlertRule, CustomRules, effective_rules, is_quality};
-use super::state::{RuleEvaluation, RuleStatus, Step, StepContext, resolved, step};
-use super::trends::{TREND_SPAN, TrendReport, alert_threshold, metric_trend, trend_metrics};
+use crate::domain::alerting::rules::{AlertRule, CustomRules, effective_rules, is_quality};
+use crate::domain::alerting::state::{RuleEvaluation, RuleStatus, Step, StepContext, resolved, step};
+use crate::domain::alerting::trends::{TREND_SPAN, TrendReport, alert_threshold, metric_trend, trend_metrics};
 use crate::adapters::remote_write::Series;
 use crate::aggregate::{ExportFailure, SeriesWriter};
-use crate::config::{AlertSettings, PerfSettings};
+use crate::domain::alerting::{AlertSettings, PerfSettings};
 use crate::domain::{MetricName, MetricSet};
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
 use crate::domain::Granularity;
 use crate::schedule::ACTIVE_RETENTION;
@@ -424,10 +424,10 @@ mod tests {
         MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
         MemoryRollupStore, MemorySeriesWriter,
     };
-    use crate::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
-    use crate::alerting::rules::{Condition, RuleWindow, Severity};
-    use crate::alerting::state::AlertState;
-    use crate::alerting::trends::TrendLabel;
+    use crate::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
+    use crate::domain::alerting::rules::{Condition, RuleWindow, Severity};
+    use crate::domain::alerting::state::AlertState;
+    use crate::domain::alerting::trends::TrendLabel;
     use crate::domain::{Outcome, PredictionRecord, Status, Task, WindowState};
     use crate::ports::{AlertQuery, CounterDelta, Rollup};
 
@@ -623,7 +623,7 @@ mod tests {
         }
     }
 
-    use crate::alerting::state::AlertRecord;
+    use crate::domain::alerting::state::AlertRecord;
 
     #[tokio::test]
     async fn accuracy_degrading_fires_once_and_resolves_once() {

@@ -2,6 +2,8 @@
 //! definitions and trend math. No AWS types, no I/O, no clock reads: time is always an
 //! argument.
 //!
+//! - [`ids`]: validated tenant and model ids (safe to embed in storage keys).
+//! - [`alerting`]: baselines, alert rules, the alert lifecycle and trends.
 //! - [`record`]: the typed input records ([`PredictionRecord`], [`ResourceSample`]).
 //! - [`bounds`]: the range of every number a record may carry, and the reserved names.
 //! - [`window`]: [`WindowState`], folded record by record, merged, stored as bytes.
@@ -11,10 +13,12 @@
 //! - [`trend`]: least-squares trends, their p-value and threshold projections.
 //! - [`error`] and [`codec`]: fold/merge errors and the binary format's primitives.
 
+pub mod alerting;
 pub mod bounds;
 pub mod classification;
 pub mod codec;
 pub mod error;
+pub mod ids;
 pub mod metrics;
 pub mod record;
 pub mod regression;

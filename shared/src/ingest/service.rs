@@ -28,7 +28,7 @@ use super::digest::{content_digest, legacy_body_digest};
 use super::receipt::{ArchiveReceipt, IngestReceipt};
 use crate::domain::{Granularity, WindowState};
 use crate::error::StoreError;
-use crate::ids::TenantId;
+use crate::domain::ids::TenantId;
 use crate::ports::{
     BatchClaim, BatchKey, ModelRegistry, ModelSighting, PartialKey, PartialStore,
     PredictionArchive, RegistryError,
@@ -255,7 +255,7 @@ mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
     use crate::adapters::timestream::TimestreamArchive;
-    use crate::ids::ModelId;
+    use crate::domain::ids::ModelId;
     use crate::ports::{ArchiveRejection, ArchiveReport, PutOutcome};
 
     fn service() -> IngestService<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive> {

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use modelwatch::alerting::rules::{AlertRule, default_rules};
-use modelwatch::alerting::state::{RuleState, RuleStatus};
-use modelwatch::config::{AlertSettings, PerfSettings};
+use modelwatch::domain::alerting::rules::{AlertRule, default_rules};
+use modelwatch::domain::alerting::state::{RuleState, RuleStatus};
+use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::error::StoreError;
-use modelwatch::ids::ModelId;
+use modelwatch::domain::ids::ModelId;
 use modelwatch::ports::{AlertStore, ModelSettings, ModelSettingsStore, RegisteredModel};
 use serde::Serialize;
 
@@ -107,8 +107,8 @@ pub async fn view(
 mod tests {
     use super::*;
     use crate::routes::tests::{at, model};
-    use modelwatch::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
-    use modelwatch::alerting::rules::{CustomRules, parse_rule_set};
+    use modelwatch::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
+    use modelwatch::domain::alerting::rules::{CustomRules, parse_rule_set};
     use modelwatch::domain::{MetricName, Task};
     use serde_json::{Value, json};
 

@@ -1,9 +1,9 @@
 //! `GET …/performance/{model_id}/alerts?state=&limit=&next_token=`: the model's alert
 //! history, newest first, a page at a time.
 
-use modelwatch::alerting::state::{AlertRecord, AlertState, parse_alert_id};
+use modelwatch::domain::alerting::state::{AlertRecord, AlertState, parse_alert_id};
 use modelwatch::error::StoreError;
-use modelwatch::ids::ModelId;
+use modelwatch::domain::ids::ModelId;
 use modelwatch::ports::{AlertQuery, AlertStore, RegisteredModel};
 use modelwatch::query::{InvalidParameter, single_values};
 use serde::Serialize;

@@ -4,8 +4,8 @@
 //! part and answers like the `GET`.
 
 use chrono::{DateTime, Utc};
-use modelwatch::alerting::baseline::{Baselines, CAPTURE_SPAN, CapturedBaseline, TestSetBaseline};
-use modelwatch::ids::ModelId;
+use modelwatch::domain::alerting::baseline::{Baselines, CAPTURE_SPAN, CapturedBaseline, TestSetBaseline};
+use modelwatch::domain::ids::ModelId;
 use modelwatch::ports::RegisteredModel;
 use serde::Serialize;
 
@@ -51,7 +51,7 @@ impl BaselineView {
 mod tests {
     use super::*;
     use crate::routes::tests::{at, model};
-    use modelwatch::alerting::baseline::parse_baseline;
+    use modelwatch::domain::alerting::baseline::parse_baseline;
     use modelwatch::domain::Task;
     use serde_json::{Value, json};
 

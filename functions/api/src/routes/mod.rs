@@ -91,7 +91,7 @@ pub(crate) mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
     use modelwatch::domain::Task;
-    use modelwatch::ids::{ModelId, TenantId};
+    use modelwatch::domain::ids::{ModelId, TenantId};
     use modelwatch::ports::RegisteredModel;
 
     /// A time from RFC 3339.

@@ -2,7 +2,7 @@
 //! alerts fire now.
 
 use modelwatch::error::StoreError;
-use modelwatch::ids::TenantId;
+use modelwatch::domain::ids::TenantId;
 use modelwatch::ports::{AlertStore, ModelRegistry, RegisteredModel};
 use serde::Serialize;
 

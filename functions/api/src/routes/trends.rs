@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use modelwatch::alerting::trends::{MetricTrend, TrendLabel, TrendReport, trend_metrics};
+use modelwatch::domain::alerting::trends::{MetricTrend, TrendLabel, TrendReport, trend_metrics};
 use modelwatch::domain::MetricName;
-use modelwatch::ids::ModelId;
+use modelwatch::domain::ids::ModelId;
 use modelwatch::ports::RegisteredModel;
 use serde::Serialize;
 

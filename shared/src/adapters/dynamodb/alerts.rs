@@ -26,9 +26,9 @@ use serde::de::DeserializeOwned;
 use super::attr::{self, Item};
 use super::{conditional, transacted, unavailable};
 use crate::adapters::limits::{Image, Value};
-use crate::alerting::state::{AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id};
+use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id};
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{AlertPage, AlertQuery, AlertStore};
 
 /// How long a history entry is kept after its alert started (DynamoDB TTL).
@@ -64,7 +64,7 @@ fn firing_sk(model_id: &ModelId, rule_id: &str) -> String {
 /// alert id can hold has ([`ALERT_START_MS`]); an error for any other start (before
 /// 1970 or after 2286), which would break the key order.
 ///
-/// [`ALERT_START_MS`]: crate::alerting::state::ALERT_START_MS
+/// [`ALERT_START_MS`]: crate::domain::alerting::state::ALERT_START_MS
 fn history_sk(started_at: DateTime<Utc>, rule_id: &str) -> Result<String, StoreError> {
     let millis = alert_start_ms(started_at).ok_or_else(|| StoreError::Internal {
         operation: "build alert history key",
@@ -482,8 +482,8 @@ mod tests {
     };
     use super::*;
     use crate::adapters::memory::MemoryAlertStore;
-    use crate::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
-    use crate::alerting::state::{ALERT_START_MS, RuleStatus, alert_id};
+    use crate::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
+    use crate::domain::alerting::state::{ALERT_START_MS, RuleStatus, alert_id};
     use crate::domain::MetricName;
 
     const TABLE: &str = "alerts-test";

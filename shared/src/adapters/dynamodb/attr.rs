@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::adapters::limits::{Image, Value};
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;

@@ -26,7 +26,7 @@ use super::attr::{self, Item};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{
     BatchClaim, BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
 };
@@ -391,7 +391,7 @@ mod tests {
         Seen, condition_failed, delete_rule, epoch_s, put_rule, seen, update_rule, updated,
     };
     use super::*;
-    use crate::ids::{ModelId, TenantId};
+    use crate::domain::ids::{ModelId, TenantId};
 
     fn batch() -> BatchKey {
         BatchKey {

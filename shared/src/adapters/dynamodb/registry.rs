@@ -13,7 +13,7 @@ use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
 
 const MODEL_PREFIX: &str = "MODEL#";

@@ -45,7 +45,7 @@ use crate::adapters::limits::{Image, Value};
 use crate::aggregate::MAX_TOTAL_ERROR_TYPES;
 use crate::config::RollupRetention;
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{CounterDelta, CounterTotals, ExportCursor, ExportCursors, Rollup, RollupStore};
 use crate::domain::Granularity;
 

@@ -16,11 +16,11 @@ use serde::de::DeserializeOwned;
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
-use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
-use crate::alerting::rules::CustomRules;
-use crate::alerting::trends::TrendReport;
+use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
+use crate::domain::alerting::rules::CustomRules;
+use crate::domain::alerting::trends::TrendReport;
 use crate::error::StoreError;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{ModelSettings, ModelSettingsStore};
 
 /// The kind of the registered baseline's item.

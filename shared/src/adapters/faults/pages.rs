@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::alerting::state::RuleState;
-use crate::ids::ModelId;
+use crate::domain::alerting::state::RuleState;
+use crate::domain::ids::ModelId;
 use crate::ports::{
     AlertPage, BatchClaim, CounterTotals, ExportCursor, ModelSettings, PendingMinute, PutOutcome,
     RegisteredModel, Rollup,

@@ -10,9 +10,9 @@ use crate::adapters::memory::{
 use crate::adapters::remote_write::Series;
 use crate::adapters::timestream::TimestreamArchive;
 use crate::aggregate::{SeriesWriter, merge_all, roll_up};
-use crate::alerting::state::AlertRecord;
+use crate::domain::alerting::state::AlertRecord;
 use crate::domain::Task;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
 use crate::ports::{AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome, RollupStore};
 use crate::domain::Granularity;

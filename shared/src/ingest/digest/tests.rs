@@ -53,7 +53,7 @@ fn the_examples_of_one_content_written_differently() {
 async fn a_retry_written_differently_is_a_duplicate_not_a_conflict() {
     use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
     use crate::adapters::timestream::TimestreamArchive;
-    use crate::ids::TenantId;
+    use crate::domain::ids::TenantId;
     use crate::ingest::{IngestError, IngestService};
 
     let service: IngestService<_, _, TimestreamArchive> = IngestService {

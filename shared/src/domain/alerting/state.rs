@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::AlertRule;
 use crate::domain::TimeSpan;
-use crate::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, TenantId};
 
 /// Where a rule stands after its latest evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +94,7 @@ pub fn alert_id(rule_id: &str, started_at: DateTime<Utc>) -> String {
 /// start in epoch milliseconds (decimal digits only) within [`ALERT_START_MS`].
 pub fn parse_alert_id(alert_id: &str) -> Option<(&str, DateTime<Utc>)> {
     let (rule, millis) = alert_id.rsplit_once('@')?;
-    crate::ids::check_id(rule).ok()?;
+    crate::domain::ids::check_id(rule).ok()?;
     if millis.is_empty() || !millis.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -376,7 +376,7 @@ pub fn resolved(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::rules::{Condition, Severity};
+    use crate::domain::alerting::rules::{Condition, Severity};
     use crate::domain::MetricName;
 
     fn at(minute: i64) -> DateTime<Utc> {

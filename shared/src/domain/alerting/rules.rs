@@ -11,10 +11,10 @@ use serde_json::{Map, Value};
 
 use super::Problems;
 use super::baseline::Baselines;
-use crate::config::AlertSettings;
-use crate::config::PerfSettings;
+use crate::domain::alerting::AlertSettings;
+use crate::domain::alerting::PerfSettings;
 use crate::domain::{MetricName, Task};
-use crate::ids::check_id;
+use crate::domain::ids::check_id;
 
 /// Which side of the threshold is a breach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -591,7 +591,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::alerting::baseline::{CapturedBaseline, RegisteredBaseline, TestSetBaseline};
+    use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline, TestSetBaseline};
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_000_000, 0).expect("time")
