@@ -17,14 +17,15 @@ use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier, MemoryRollupStore,
     MemorySeriesWriter,
 };
+use modelwatch::alerting::service::Evaluator;
+use modelwatch::domain::CounterDelta;
+use modelwatch::domain::Granularity;
 use modelwatch::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
 use modelwatch::domain::alerting::rules::parse_rule_set;
-use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
-use modelwatch::domain::{MetricName, Outcome, PredictionRecord, Status, Task, WindowState};
 use modelwatch::domain::ids::{ModelId, TenantId};
-use modelwatch::ports::{CounterDelta, ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore};
-use modelwatch::domain::Granularity;
+use modelwatch::domain::{MetricName, Outcome, PredictionRecord, Status, Task, WindowState};
+use modelwatch::ports::{ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore};
 use modelwatch::summary::WindowReader;
 
 mod support;

@@ -7,8 +7,8 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
-use crate::error::StoreError;
 use crate::domain::ids::TenantId;
+use crate::error::StoreError;
 
 /// The tenant named by the JWT authorizer's `claim`, or `None` when the request
 /// carries no such (valid) claim. The body is never consulted.

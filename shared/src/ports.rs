@@ -12,9 +12,9 @@ use crate::domain::alerting::baseline::{Baselines, CapturedBaseline, RegisteredB
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::domain::alerting::trends::TrendReport;
-use crate::domain::{Granularity, Task};
-use crate::error::StoreError;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{CounterDelta, CounterTotals, Granularity, Task};
+use crate::error::StoreError;
 use crate::ingest::ValidBatch;
 
 /// A model as the registry knows it: one item per (tenant, model).
@@ -270,42 +270,6 @@ pub struct Rollup {
     pub state: Vec<u8>,
 }
 
-/// Cumulative counters of a model since its first prediction, kept with the rollups
-/// and changed only together with a minute rollup, so they never go backwards and
-/// never count a prediction twice.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CounterTotals {
-    /// Predictions with status ok.
-    pub ok: u64,
-    /// Predictions with status error.
-    pub errors: u64,
-    /// Errors by `error_type`: at most
-    /// [`MAX_TOTAL_ERROR_TYPES`](crate::aggregate::MAX_TOTAL_ERROR_TYPES) named types
-    /// (more only where totals counted them before the cap was kept), untyped errors
-    /// under `"unknown"`, named types past the cap under
-    /// [`OVERFLOW_BUCKET`](crate::domain::OVERFLOW_BUCKET).
-    pub errors_by_type: std::collections::BTreeMap<String, u64>,
-    /// Sum of all latencies in microseconds: the milliseconds with 3 decimals, exact.
-    /// `u128`: 2^64 predictions at `MAX_LATENCY_MS` sum to 1.8·10^31 µs, where a
-    /// `u64` would overflow after 1.8·10^7 predictions at that latency.
-    pub latency_sum_us: u128,
-    /// The named error types recorded against the cap (in a [`CounterDelta`]: the
-    /// ones it records). Totals counted before the cap was kept may name types not
-    /// recorded here; they keep their counters.
-    pub named_error_types: std::collections::BTreeSet<String>,
-}
-
-/// What a minute rollup adds to its model's [`CounterTotals`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CounterDelta {
-    /// The counts to add (each error type one the totals name, one recorded by this
-    /// delta, `"unknown"` or the overflow bucket) and the named types to record.
-    pub add: CounterTotals,
-    /// How many named types the totals had recorded when this delta was mapped:
-    /// a delta that records types is refused unless the record still holds this many
-    /// (no other writer named a type meanwhile), so the cap holds with two writers.
-    pub named_error_types_read: usize,
-}
 /// Minute, hour and day rollups.
 pub trait RollupStore: Send + Sync {
     /// The rollups of one model and granularity whose start lies in `[from, to)`,

@@ -15,12 +15,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::aggregate::merge_all;
+use crate::domain::Granularity;
 use crate::domain::alerting::trends::TrendLabel;
+use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{MetricName, MetricSet, OverflowCounts, Task, TimeSpan};
 use crate::error::StoreError;
-use crate::domain::ids::{ModelId, TenantId};
 use crate::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
-use crate::domain::Granularity;
 use crate::query::{InvalidParameter, single_values};
 
 /// A summary window, as the `window` parameter names it.
@@ -91,7 +91,6 @@ impl Serialize for Window {
         serializer.serialize_str(self.as_str())
     }
 }
-
 
 /// What a summary is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -722,10 +722,10 @@ use modelwatch::adapters::memory::{
 };
 use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aggregate::run_aggregation;
+use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, RollupStore};
-use modelwatch::domain::Granularity;
 
 /// What outlives a process: the stores' contents and the receiver's.
 #[derive(Default)]
@@ -1102,7 +1102,7 @@ async fn check_totals(
         .filter(|t| *t != OVERFLOW_BUCKET && *t != "unknown")
         .count();
     prop_assert!(
-        named <= modelwatch::aggregate::MAX_TOTAL_ERROR_TYPES,
+        named <= modelwatch::domain::MAX_TOTAL_ERROR_TYPES,
         "{named} named error types"
     );
     // Where no window overflowed its own cap, a named type holds exactly its errors and

@@ -21,9 +21,11 @@ use futures_util::FutureExt;
 use modelwatch::adapters::dynamodb::DynamoAlertStore;
 use modelwatch::adapters::memory::MemoryAlertStore;
 use modelwatch::adapters::sns::SnsAlertNotifier;
-use modelwatch::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
-use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus, alert_id};
 use modelwatch::domain::MetricName;
+use modelwatch::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
+use modelwatch::domain::alerting::state::{
+    AlertRecord, AlertState, RuleState, RuleStatus, alert_id,
+};
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore};
 

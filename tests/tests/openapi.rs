@@ -15,11 +15,11 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::{DynamoAlertStore, DynamoModelSettings};
+use modelwatch::domain::MetricName;
 use modelwatch::domain::alerting::baseline::CapturedBaseline;
 use modelwatch::domain::alerting::rules::AlertRule;
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
 use modelwatch::domain::alerting::trends::{MetricTrend, TrendLabel, TrendReport};
-use modelwatch::domain::MetricName;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{AlertStore, ModelSettingsStore};
 use modelwatch_e2e::proxy::CuttableProxy;

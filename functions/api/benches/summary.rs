@@ -21,11 +21,12 @@ use lambda_http::Body;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
-use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
-use modelwatch::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState};
-use modelwatch::domain::ids::{ModelId, TenantId};
-use modelwatch::ports::{CounterDelta, ModelRegistry, ModelSighting, Rollup, RollupStore};
+use modelwatch::domain::CounterDelta;
 use modelwatch::domain::Granularity;
+use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
+use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState};
+use modelwatch::ports::{ModelRegistry, ModelSighting, Rollup, RollupStore};
 
 /// Deterministic values in [0, 1): splitmix64 of a counter.
 struct Values(u64);

@@ -9,9 +9,9 @@ use modelwatch::domain::alerting::Problems;
 use modelwatch::domain::alerting::baseline::parse_baseline;
 use modelwatch::domain::alerting::rules::parse_rule_set;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
+use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
 use modelwatch::error::StoreError;
-use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::{
     AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel, RollupStore,
 };
@@ -210,9 +210,9 @@ mod tests {
     use modelwatch::adapters::memory::{
         MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
     };
+    use modelwatch::domain::Task;
     use modelwatch::domain::alerting::rules::AlertRule;
     use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
-    use modelwatch::domain::Task;
     use serde_json::json;
 
     /// A request as API Gateway (HTTP API, payload 2.0) hands it over.

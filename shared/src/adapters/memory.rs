@@ -30,14 +30,21 @@ use crate::adapters::remote_write::Series;
 use crate::aggregate::{
     ExportFailure, MetricsExporter, ModelExport, SeriesWriter, prometheus_series,
 };
+use crate::domain::CounterDelta;
+use crate::domain::CounterTotals;
+use crate::domain::Granularity;
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::domain::alerting::trends::TrendReport;
-use crate::error::StoreError;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta, CounterTotals, ExportCursor, ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore};
-use crate::domain::Granularity;
+use crate::error::StoreError;
+use crate::ports::{
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
+    ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
+    PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
+    RollupStore,
+};
 
 /// The TTL the memory stores size `expires_at` with: any retention the configuration
 /// allows gives an epoch-seconds number of the same 10 digits.

@@ -116,9 +116,9 @@ mod tests {
     use chrono::{DateTime, TimeDelta};
 
     use super::*;
+    use crate::domain::MetricName;
     use crate::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
     use crate::domain::alerting::state::{AlertState, alert_id};
-    use crate::domain::MetricName;
     use crate::domain::ids::{ModelId, TenantId};
 
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alerts";

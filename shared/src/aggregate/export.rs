@@ -27,11 +27,12 @@ use crate::adapters::remote_write::{
     RemoteWriteClient, RemoteWriteSetupError, RetryPolicy, Series,
 };
 use crate::config::Config;
+use crate::domain::CounterTotals;
+use crate::domain::Granularity;
+use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{MetricSet, TimeSpan};
 use crate::error::StoreError;
-use crate::domain::ids::{ModelId, TenantId};
-use crate::ports::{CounterTotals, ExportCursor, ExportCursors, RollupStore};
-use crate::domain::Granularity;
+use crate::ports::{ExportCursor, ExportCursors, RollupStore};
 
 /// At most this much backlog is exported for one model in one run (a model whose
 /// exports failed for longer catches up with its latest hour).
@@ -400,7 +401,8 @@ impl MetricsExporter for CloudWatchMetricsExporter {
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryRollupStore;
-    use crate::ports::{CounterDelta, ExportCursors, Rollup};
+    use crate::domain::CounterDelta;
+    use crate::ports::{ExportCursors, Rollup};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 

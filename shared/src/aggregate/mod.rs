@@ -5,7 +5,8 @@
 
 mod export;
 mod rollup;
-mod totals;
+#[cfg(test)]
+mod totals_tests;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,7 +16,6 @@ pub use export::{
     PrometheusExporter, SeriesWriter, cloudwatch_data, export_lagging, prometheus_series,
 };
 pub use rollup::{ModelRollupReport, RollupFailure, RollupReport, merge_all, roll_up};
-pub use totals::{MAX_TOTAL_ERROR_TYPES, UNTYPED_ERROR, cap_error_types};
 
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, PendingWork, RollupStore};

@@ -18,12 +18,13 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
-use super::totals::{cap_error_types, counter_delta, names_error_types};
-use crate::domain::WindowState;
-use crate::error::StoreError;
-use crate::domain::ids::{ModelId, TenantId};
-use crate::ports::{CounterTotals, ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
+use crate::domain::CounterTotals;
 use crate::domain::Granularity;
+use crate::domain::WindowState;
+use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{cap_error_types, counter_delta, names_error_types};
+use crate::error::StoreError;
+use crate::ports::{ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
 
 /// Models rolled up at once.
 const CONCURRENT_MODELS: usize = 8;

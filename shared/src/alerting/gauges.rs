@@ -17,11 +17,11 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::adapters::remote_write::Series;
+use crate::domain::MetricName;
 use crate::domain::alerting::baseline::Baselines;
 use crate::domain::alerting::rules::AlertRule;
 use crate::domain::alerting::state::RuleStatus;
-use crate::adapters::remote_write::Series;
-use crate::domain::MetricName;
 use crate::domain::ids::{ModelId, TenantId};
 
 /// `value` of `metric` in the unit of its Prometheus series.
@@ -81,7 +81,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline, TestSetBaseline};
+    use crate::domain::alerting::baseline::{
+        CapturedBaseline, RegisteredBaseline, TestSetBaseline,
+    };
     use crate::domain::alerting::rules::{Condition, RuleWindow, Severity};
 
     /// A series' name and labels.

@@ -12,19 +12,25 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::domain::alerting::baseline::{CAPTURE_SPAN, CapturedBaseline};
 use super::gauges::alert_series;
-use crate::domain::alerting::rules::{AlertRule, CustomRules, effective_rules, is_quality};
-use crate::domain::alerting::state::{RuleEvaluation, RuleStatus, Step, StepContext, resolved, step};
-use crate::domain::alerting::trends::{TREND_SPAN, TrendReport, alert_threshold, metric_trend, trend_metrics};
 use crate::adapters::remote_write::Series;
 use crate::aggregate::{ExportFailure, SeriesWriter};
+use crate::domain::Granularity;
+use crate::domain::alerting::baseline::{CAPTURE_SPAN, CapturedBaseline};
+use crate::domain::alerting::rules::{AlertRule, CustomRules, effective_rules, is_quality};
+use crate::domain::alerting::state::{
+    RuleEvaluation, RuleStatus, Step, StepContext, resolved, step,
+};
+use crate::domain::alerting::trends::{
+    TREND_SPAN, TrendReport, alert_threshold, metric_trend, trend_metrics,
+};
 use crate::domain::alerting::{AlertSettings, PerfSettings};
+use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{MetricName, MetricSet};
 use crate::error::StoreError;
-use crate::domain::ids::{ModelId, TenantId};
-use crate::ports::{AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
-use crate::domain::Granularity;
+use crate::ports::{
+    AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore,
+};
 use crate::schedule::ACTIVE_RETENTION;
 use crate::summary::WindowReader;
 
@@ -424,12 +430,13 @@ mod tests {
         MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
         MemoryRollupStore, MemorySeriesWriter,
     };
+    use crate::domain::CounterDelta;
     use crate::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
     use crate::domain::alerting::rules::{Condition, RuleWindow, Severity};
     use crate::domain::alerting::state::AlertState;
     use crate::domain::alerting::trends::TrendLabel;
     use crate::domain::{Outcome, PredictionRecord, Status, Task, WindowState};
-    use crate::ports::{AlertQuery, CounterDelta, Rollup};
+    use crate::ports::{AlertQuery, Rollup};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

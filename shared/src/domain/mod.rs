@@ -10,6 +10,7 @@
 //! - [`sketch`], [`classification`], [`regression`], [`resources`]: the parts of a state.
 //! - [`metrics`]: [`MetricSet`], the one definition of every metric, and [`MetricName`].
 //! - [`time`]: [`Granularity`], the spans rollups cover.
+//! - [`totals`]: a model's cumulative counters and what a minute rollup adds to them.
 //! - [`trend`]: least-squares trends, their p-value and threshold projections.
 //! - [`error`] and [`codec`]: fold/merge errors and the binary format's primitives.
 
@@ -25,6 +26,7 @@ pub mod regression;
 pub mod resources;
 pub mod sketch;
 pub mod time;
+pub mod totals;
 pub mod trend;
 pub mod window;
 
@@ -45,6 +47,10 @@ pub use sketch::{
     LATENCY_MAX_BUCKETS, LATENCY_RELATIVE_ACCURACY, LatencySketch, lower_quantile_rank,
 };
 pub use time::Granularity;
+pub use totals::{
+    CounterDelta, CounterTotals, MAX_TOTAL_ERROR_TYPES, UNTYPED_ERROR, cap_error_types,
+    counter_delta, names_error_types,
+};
 pub use trend::{LinearTrend, TrendError, fit_trend, student_t_two_sided_p};
 pub use window::{
     FORMAT_VERSION, MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, QualityStats, WindowState,

@@ -82,7 +82,9 @@ mod tests {
         assert_eq!(Granularity::from_name("week"), None);
         assert_eq!(
             Granularity::Minute.floor(t),
-            "2026-11-28T10:15:00Z".parse::<DateTime<Utc>>().expect("time")
+            "2026-11-28T10:15:00Z"
+                .parse::<DateTime<Utc>>()
+                .expect("time")
         );
     }
 }

@@ -11,11 +11,11 @@ use super::json::{
     Body, Fields, List, PREDICTION_FIELDS, RESOURCE_FIELDS, ReadError, Record, Stray, Value,
     read_body,
 };
+use crate::domain::ids::{ModelId, check_id};
 use crate::domain::{
     MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, OVERFLOW_BUCKET, Outcome,
     PredictionRecord, ResourceSample, Status, Task, regression_value_problem,
 };
-use crate::domain::ids::{ModelId, check_id};
 
 /// At most this many problems are listed in one rejection.
 pub const MAX_PROBLEMS: usize = 100;

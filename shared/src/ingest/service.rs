@@ -26,9 +26,9 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::batch::{BatchLimits, BatchRejection, Problem, ValidBatch, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
 use super::receipt::{ArchiveReceipt, IngestReceipt};
+use crate::domain::ids::TenantId;
 use crate::domain::{Granularity, WindowState};
 use crate::error::StoreError;
-use crate::domain::ids::TenantId;
 use crate::ports::{
     BatchClaim, BatchKey, ModelRegistry, ModelSighting, PartialKey, PartialStore,
     PredictionArchive, RegistryError,

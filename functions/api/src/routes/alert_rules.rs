@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use modelwatch::domain::alerting::rules::{AlertRule, default_rules};
 use modelwatch::domain::alerting::state::{RuleState, RuleStatus};
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
-use modelwatch::error::StoreError;
 use modelwatch::domain::ids::ModelId;
+use modelwatch::error::StoreError;
 use modelwatch::ports::{AlertStore, ModelSettings, ModelSettingsStore, RegisteredModel};
 use serde::Serialize;
 

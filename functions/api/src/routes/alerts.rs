@@ -2,8 +2,8 @@
 //! history, newest first, a page at a time.
 
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, parse_alert_id};
-use modelwatch::error::StoreError;
 use modelwatch::domain::ids::ModelId;
+use modelwatch::error::StoreError;
 use modelwatch::ports::{AlertQuery, AlertStore, RegisteredModel};
 use modelwatch::query::{InvalidParameter, single_values};
 use serde::Serialize;

@@ -4,7 +4,9 @@
 //! part and answers like the `GET`.
 
 use chrono::{DateTime, Utc};
-use modelwatch::domain::alerting::baseline::{Baselines, CAPTURE_SPAN, CapturedBaseline, TestSetBaseline};
+use modelwatch::domain::alerting::baseline::{
+    Baselines, CAPTURE_SPAN, CapturedBaseline, TestSetBaseline,
+};
 use modelwatch::domain::ids::ModelId;
 use modelwatch::ports::RegisteredModel;
 use serde::Serialize;
@@ -51,8 +53,8 @@ impl BaselineView {
 mod tests {
     use super::*;
     use crate::routes::tests::{at, model};
-    use modelwatch::domain::alerting::baseline::parse_baseline;
     use modelwatch::domain::Task;
+    use modelwatch::domain::alerting::baseline::parse_baseline;
     use serde_json::{Value, json};
 
     #[test]

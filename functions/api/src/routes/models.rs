@@ -1,8 +1,8 @@
 //! `GET /api/v1/monitoring/models`: the caller's models, each with how many of its
 //! alerts fire now.
 
-use modelwatch::error::StoreError;
 use modelwatch::domain::ids::TenantId;
+use modelwatch::error::StoreError;
 use modelwatch::ports::{AlertStore, ModelRegistry, RegisteredModel};
 use serde::Serialize;
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use modelwatch::domain::alerting::trends::{MetricTrend, TrendLabel, TrendReport, trend_metrics};
 use modelwatch::domain::MetricName;
+use modelwatch::domain::alerting::trends::{MetricTrend, TrendLabel, TrendReport, trend_metrics};
 use modelwatch::domain::ids::ModelId;
 use modelwatch::ports::RegisteredModel;
 use serde::Serialize;

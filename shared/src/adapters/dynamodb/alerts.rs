@@ -26,9 +26,11 @@ use serde::de::DeserializeOwned;
 use super::attr::{self, Item};
 use super::{conditional, transacted, unavailable};
 use crate::adapters::limits::{Image, Value};
-use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id};
-use crate::error::StoreError;
+use crate::domain::alerting::state::{
+    AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id,
+};
 use crate::domain::ids::{ModelId, TenantId};
+use crate::error::StoreError;
 use crate::ports::{AlertPage, AlertQuery, AlertStore};
 
 /// How long a history entry is kept after its alert started (DynamoDB TTL).
@@ -482,9 +484,9 @@ mod tests {
     };
     use super::*;
     use crate::adapters::memory::MemoryAlertStore;
+    use crate::domain::MetricName;
     use crate::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
     use crate::domain::alerting::state::{ALERT_START_MS, RuleStatus, alert_id};
-    use crate::domain::MetricName;
 
     const TABLE: &str = "alerts-test";
 

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use crate::adapters::limits::{Image, Value};
-use crate::error::StoreError;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::error::StoreError;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;

@@ -25,8 +25,8 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
-use crate::error::StoreError;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::error::StoreError;
 use crate::ports::{
     BatchClaim, BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
 };

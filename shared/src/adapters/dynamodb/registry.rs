@@ -12,8 +12,8 @@ use super::attr::{self, Item};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
-use crate::error::StoreError;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::error::StoreError;
 use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
 
 const MODEL_PREFIX: &str = "MODEL#";

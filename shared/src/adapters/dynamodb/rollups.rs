@@ -41,13 +41,15 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::attr::{self, Item};
 use super::{conditional, transacted, unavailable};
 use crate::adapters::limits::{Image, Value};
-#[cfg(doc)]
-use crate::aggregate::MAX_TOTAL_ERROR_TYPES;
 use crate::config::RollupRetention;
-use crate::error::StoreError;
-use crate::domain::ids::{ModelId, TenantId};
-use crate::ports::{CounterDelta, CounterTotals, ExportCursor, ExportCursors, Rollup, RollupStore};
+use crate::domain::CounterDelta;
+use crate::domain::CounterTotals;
 use crate::domain::Granularity;
+#[cfg(doc)]
+use crate::domain::MAX_TOTAL_ERROR_TYPES;
+use crate::domain::ids::{ModelId, TenantId};
+use crate::error::StoreError;
+use crate::ports::{ExportCursor, ExportCursors, Rollup, RollupStore};
 
 /// [`RollupStore`] on DynamoDB.
 #[derive(Debug, Clone)]
@@ -683,8 +685,8 @@ mod tests {
     };
     use super::*;
     use crate::adapters::memory::MemoryRollupStore;
-    use crate::aggregate::UNTYPED_ERROR;
     use crate::domain::MAX_LATENCY_MS;
+    use crate::domain::UNTYPED_ERROR;
 
     fn store(rules: &[&Rule]) -> DynamoRollupStore {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, fast_retries);

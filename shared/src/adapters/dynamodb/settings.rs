@@ -19,8 +19,8 @@ use crate::adapters::limits::{Image, Value};
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::trends::TrendReport;
-use crate::error::StoreError;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::error::StoreError;
 use crate::ports::{ModelSettings, ModelSettingsStore};
 
 /// The kind of the registered baseline's item.

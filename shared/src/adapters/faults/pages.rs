@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::domain::CounterTotals;
 use crate::domain::alerting::state::RuleState;
 use crate::domain::ids::ModelId;
 use crate::ports::{
-    AlertPage, BatchClaim, CounterTotals, ExportCursor, ModelSettings, PendingMinute, PutOutcome,
-    RegisteredModel, Rollup,
+    AlertPage, BatchClaim, ExportCursor, ModelSettings, PendingMinute, PutOutcome, RegisteredModel,
+    Rollup,
 };
 
 /// The most a DynamoDB `Query` or `Scan` returns per request.

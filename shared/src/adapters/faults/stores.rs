@@ -9,14 +9,21 @@ use chrono::{DateTime, Utc};
 use super::{Faulty, Op};
 use crate::adapters::remote_write::Series;
 use crate::aggregate::{ExportFailure, MetricsExporter, ModelExport, SeriesWriter};
+use crate::domain::CounterDelta;
+use crate::domain::CounterTotals;
+use crate::domain::Granularity;
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::alerting::trends::TrendReport;
-use crate::error::StoreError;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, CounterDelta, CounterTotals, ExportCursor, ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore};
-use crate::domain::Granularity;
+use crate::error::StoreError;
+use crate::ports::{
+    AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
+    ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
+    PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
+    RollupStore,
+};
 
 /// Implements `$port` for [`Faulty<S>`] where `S` implements it: each `pass` method
 /// is answered by the inner store directly (no call is made); each `const` names the

@@ -10,12 +10,15 @@ use crate::adapters::memory::{
 use crate::adapters::remote_write::Series;
 use crate::adapters::timestream::TimestreamArchive;
 use crate::aggregate::{SeriesWriter, merge_all, roll_up};
-use crate::domain::alerting::state::AlertRecord;
+use crate::domain::Granularity;
 use crate::domain::Task;
+use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
-use crate::ports::{AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome, RollupStore};
-use crate::domain::Granularity;
+use crate::ports::{
+    AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome,
+    RollupStore,
+};
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().expect("time")

@@ -13,8 +13,8 @@ use super::Problems;
 use super::baseline::Baselines;
 use crate::domain::alerting::AlertSettings;
 use crate::domain::alerting::PerfSettings;
-use crate::domain::{MetricName, Task};
 use crate::domain::ids::check_id;
+use crate::domain::{MetricName, Task};
 
 /// Which side of the threshold is a breach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -591,7 +591,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline, TestSetBaseline};
+    use crate::domain::alerting::baseline::{
+        CapturedBaseline, RegisteredBaseline, TestSetBaseline,
+    };
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_000_000, 0).expect("time")

@@ -376,8 +376,8 @@ pub fn resolved(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alerting::rules::{Condition, Severity};
     use crate::domain::MetricName;
+    use crate::domain::alerting::rules::{Condition, Severity};
 
     fn at(minute: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_000_000 + minute * 60, 0).expect("time")

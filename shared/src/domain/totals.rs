@@ -15,9 +15,44 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::{OVERFLOW_BUCKET, WindowState};
-use crate::ports::{CounterDelta, CounterTotals};
+use super::{OVERFLOW_BUCKET, WindowState};
 
+/// Cumulative counters of a model since its first prediction, kept with the rollups
+/// and changed only together with a minute rollup, so they never go backwards and
+/// never count a prediction twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CounterTotals {
+    /// Predictions with status ok.
+    pub ok: u64,
+    /// Predictions with status error.
+    pub errors: u64,
+    /// Errors by `error_type`: at most
+    /// [`MAX_TOTAL_ERROR_TYPES`](MAX_TOTAL_ERROR_TYPES) named types
+    /// (more only where totals counted them before the cap was kept), untyped errors
+    /// under `"unknown"`, named types past the cap under
+    /// [`OVERFLOW_BUCKET`](OVERFLOW_BUCKET).
+    pub errors_by_type: std::collections::BTreeMap<String, u64>,
+    /// Sum of all latencies in microseconds: the milliseconds with 3 decimals, exact.
+    /// `u128`: 2^64 predictions at `MAX_LATENCY_MS` sum to 1.8·10^31 µs, where a
+    /// `u64` would overflow after 1.8·10^7 predictions at that latency.
+    pub latency_sum_us: u128,
+    /// The named error types recorded against the cap (in a [`CounterDelta`]: the
+    /// ones it records). Totals counted before the cap was kept may name types not
+    /// recorded here; they keep their counters.
+    pub named_error_types: std::collections::BTreeSet<String>,
+}
+
+/// What a minute rollup adds to its model's [`CounterTotals`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CounterDelta {
+    /// The counts to add (each error type one the totals name, one recorded by this
+    /// delta, `"unknown"` or the overflow bucket) and the named types to record.
+    pub add: CounterTotals,
+    /// How many named types the totals had recorded when this delta was mapped:
+    /// a delta that records types is refused unless the record still holds this many
+    /// (no other writer named a type meanwhile), so the cap holds with two writers.
+    pub named_error_types_read: usize,
+}
 /// The `error_type` label of errors that named none.
 pub const UNTYPED_ERROR: &str = "unknown";
 
@@ -47,7 +82,7 @@ fn micros(sum_ms: f64) -> u128 {
 /// [`WindowState::errors_by_type`]): its errors were counted under its name already,
 /// and a counter never goes back, so the bucket grows by what is new only. The types'
 /// deltas therefore always add up to the errors' delta — no error counted twice.
-pub(super) fn counter_delta(before: &WindowState, after: &WindowState) -> CounterTotals {
+pub fn counter_delta(before: &WindowState, after: &WindowState) -> CounterTotals {
     let ok = |s: &WindowState| s.predictions() - s.errors().min(s.predictions());
     let named = |s: &WindowState| -> BTreeMap<String, u64> {
         s.errors_by_type()
@@ -87,7 +122,7 @@ pub(super) fn counter_delta(before: &WindowState, after: &WindowState) -> Counte
 
 /// Whether writing `delta` needs the stored totals first: only a delta that names
 /// error types can meet the cap.
-pub(super) fn names_error_types(delta: &CounterTotals) -> bool {
+pub fn names_error_types(delta: &CounterTotals) -> bool {
     delta.errors_by_type.keys().any(|t| is_named(t))
 }
 
@@ -139,18 +174,8 @@ pub fn cap_error_types(delta: CounterTotals, totals: &CounterTotals) -> CounterD
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use chrono::{DateTime, TimeDelta, Utc};
-
     use super::*;
-    use crate::adapters::memory::{MemoryPartialStore, MemoryRollupStore};
-    use crate::aggregate::roll_up;
     use crate::domain::{Outcome, PredictionRecord, Status};
-    use crate::error::StoreError;
-    use crate::domain::ids::{ModelId, TenantId};
-    use crate::ports::{ExportCursor, ExportCursors, PartialKey, PartialStore, Rollup, RollupStore};
-    use crate::domain::Granularity;
 
     fn delta(types: &[(&str, u64)]) -> CounterTotals {
         CounterTotals {
@@ -286,7 +311,7 @@ mod tests {
     #[test]
     fn a_type_pushed_into_the_window_bucket_by_a_re_roll_is_not_counted_again() {
         let failed = |error_type: &str| PredictionRecord {
-            timestamp: minute(0),
+            timestamp: chrono::DateTime::UNIX_EPOCH,
             latency_ms: 1.0,
             status: Status::Error,
             error_type: Some(error_type.to_owned()),
@@ -316,194 +341,5 @@ mod tests {
             counter_delta(&after, &later).errors_by_type,
             [(OVERFLOW_BUCKET.to_owned(), 1)].into()
         );
-    }
-
-    /// The start of the `n`th minute after 2025-11-28T10:00Z.
-    fn minute(n: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_764_324_000 + 60 * n, 0).expect("minute")
-    }
-
-    /// The partial of batch `b1` in minute `n` of model `t1/m1`.
-    fn partial_key(n: i64) -> PartialKey {
-        PartialKey {
-            tenant: TenantId::parse("t1").expect("tenant"),
-            model_id: ModelId::parse("m1").expect("model"),
-            minute: minute(n),
-            batch_id: "b1".into(),
-        }
-    }
-
-    /// Stores and marks a partial of minute `n` with one 1.5 ms error of each type.
-    async fn errors_in(partials: &MemoryPartialStore, n: i64, types: &[String]) {
-        let key = partial_key(n);
-        let mut state = WindowState::default();
-        for error_type in types {
-            state
-                .fold_prediction(&PredictionRecord {
-                    timestamp: key.minute + TimeDelta::seconds(1),
-                    latency_ms: 1.5,
-                    status: Status::Error,
-                    error_type: Some(error_type.clone()),
-                    outcome: Outcome::Regression {
-                        predicted: None,
-                        actual: None,
-                    },
-                })
-                .expect("fold");
-        }
-        partials
-            .put_partial(&key, &state.to_bytes())
-            .await
-            .expect("partial");
-        partials.mark_pending(&key).await.expect("mark");
-    }
-
-    /// The totals of model `t1/m1`.
-    async fn totals_of(store: &impl RollupStore) -> CounterTotals {
-        let key = partial_key(0);
-        store
-            .counter_totals(&key.tenant, &key.model_id)
-            .await
-            .expect("totals")
-    }
-
-    fn names(prefix: &str, count: usize) -> Vec<String> {
-        (0..count).map(|i| format!("{prefix}{i:02}")).collect()
-    }
-
-    #[tokio::test]
-    async fn rolled_up_totals_name_at_most_the_cap_and_count_every_error() {
-        let partials = MemoryPartialStore::default();
-        let rollups = MemoryRollupStore::default();
-        errors_in(&partials, 0, &names("a", 40)).await;
-        errors_in(&partials, 1, &names("b", 40)).await;
-        let report = roll_up(&partials, &rollups, minute(5), &[])
-            .await
-            .expect("run");
-        assert!(report.failures.is_empty(), "{:?}", report.failures);
-        let totals = totals_of(&rollups).await;
-        assert_eq!(totals.errors, 80);
-        assert_eq!(totals.errors_by_type.values().sum::<u64>(), 80);
-        assert_eq!(totals.named_error_types.len(), MAX_TOTAL_ERROR_TYPES);
-        assert_eq!(totals.errors_by_type.get(OVERFLOW_BUCKET), Some(&16));
-        assert!(totals.errors_by_type.contains_key("b23"));
-        assert!(!totals.errors_by_type.contains_key("b24"));
-        assert_eq!(totals.latency_sum_us, 80 * 1_500);
-    }
-
-    /// A store where another writer records the error type `rival` just before this
-    /// writer's first minute rollup.
-    struct Contended {
-        inner: MemoryRollupStore,
-        raced: AtomicBool,
-    }
-
-    impl ExportCursors for Contended {
-        async fn note_rolled(
-            &self,
-            exporters: &[&str],
-            tenant: &TenantId,
-            model_id: &ModelId,
-            rolled_through: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            self.inner
-                .note_rolled(exporters, tenant, model_id, rolled_through)
-                .await
-        }
-
-        async fn lagging_cursors(&self, exporter: &str) -> Result<Vec<ExportCursor>, StoreError> {
-            self.inner.lagging_cursors(exporter).await
-        }
-
-        async fn advance_cursor(
-            &self,
-            exporter: &str,
-            cursor: &ExportCursor,
-            through: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            self.inner.advance_cursor(exporter, cursor, through).await
-        }
-    }
-
-    impl RollupStore for Contended {
-        async fn rollups(
-            &self,
-            tenant: &TenantId,
-            model_id: &ModelId,
-            granularity: Granularity,
-            from: DateTime<Utc>,
-            to: DateTime<Utc>,
-        ) -> Result<Vec<Rollup>, StoreError> {
-            self.inner
-                .rollups(tenant, model_id, granularity, from, to)
-                .await
-        }
-
-        async fn put_minute_rollup(
-            &self,
-            rollup: &Rollup,
-            previous_rev: Option<u64>,
-            delta: &CounterDelta,
-        ) -> Result<bool, StoreError> {
-            if !self.raced.swap(true, Ordering::SeqCst) {
-                let mut rival = delta.clone();
-                rival.add = CounterTotals {
-                    errors: 1,
-                    errors_by_type: [("rival".to_owned(), 1)].into(),
-                    named_error_types: ["rival".to_owned()].into(),
-                    ..CounterTotals::default()
-                };
-                let mut other = rollup.clone();
-                other.start -= TimeDelta::hours(1);
-                assert!(
-                    self.inner
-                        .put_minute_rollup(&other, None, &rival)
-                        .await
-                        .expect("rival")
-                );
-            }
-            self.inner
-                .put_minute_rollup(rollup, previous_rev, delta)
-                .await
-        }
-
-        async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
-            self.inner.put_rollup(rollup).await
-        }
-
-        async fn counter_totals(
-            &self,
-            tenant: &TenantId,
-            model_id: &ModelId,
-        ) -> Result<CounterTotals, StoreError> {
-            self.inner.counter_totals(tenant, model_id).await
-        }
-    }
-
-    #[tokio::test]
-    async fn a_writer_that_lost_the_last_slot_re_reads_and_overflows() {
-        let partials = MemoryPartialStore::default();
-        let store = Contended {
-            inner: MemoryRollupStore::default(),
-            raced: AtomicBool::new(true),
-        };
-        // 63 named types: one slot left.
-        errors_in(&partials, 0, &names("a", 63)).await;
-        roll_up(&partials, &store, minute(5), &[])
-            .await
-            .expect("run");
-        store.raced.store(false, Ordering::SeqCst);
-        errors_in(&partials, 2, &["late".to_owned()]).await;
-        let report = roll_up(&partials, &store, minute(5), &[])
-            .await
-            .expect("run");
-        assert!(report.failures.is_empty(), "{:?}", report.failures);
-        assert_eq!(report.rolled.minutes, 1);
-        let totals = totals_of(&store).await;
-        assert_eq!(totals.named_error_types.len(), MAX_TOTAL_ERROR_TYPES);
-        assert!(totals.named_error_types.contains("rival"));
-        assert!(!totals.errors_by_type.contains_key("late"));
-        assert_eq!(totals.errors_by_type.get(OVERFLOW_BUCKET), Some(&1));
-        assert_eq!(totals.errors, 63 + 1 + 1);
     }
 }
