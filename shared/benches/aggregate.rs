@@ -11,9 +11,11 @@ use std::time::Instant;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::memory::{MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore};
 use modelwatch::adapters::timestream::TimestreamArchive;
-use modelwatch::aggregate::{ExportFailure, MetricsExporter, ModelExport, run_aggregation};
+use modelwatch::aggregate::run_aggregation;
+use modelwatch::domain::ModelExport;
 use modelwatch::domain::ids::TenantId;
 use modelwatch::ingest::{BatchLimits, IngestService};
+use modelwatch::ports::{ExportFailure, MetricsExporter};
 
 mod support;
 
@@ -28,8 +30,8 @@ impl MetricsExporter for CountingExporter {
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        let series = modelwatch::aggregate::prometheus_series(models);
-        let data = modelwatch::aggregate::cloudwatch_data(models);
+        let series = modelwatch::domain::prometheus_series(models);
+        let data = modelwatch::domain::cloudwatch_data(models);
         std::hint::black_box((series.len(), data.len()));
         Ok(())
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use thiserror::Error;
 
-use crate::adapters::remote_write::{AuthParseError, RemoteWriteAuth};
 use crate::domain::alerting::{AlertSettings, PerfSettings};
 
 /// A configuration value that is missing or cannot be used.
@@ -101,9 +100,10 @@ pub struct Config {
     pub timestream: Option<TimestreamTarget>,
     /// `PROMETHEUS_REMOTE_WRITE_URL`: remote-write receiver; `None` when unset or empty.
     pub remote_write_url: Option<String>,
-    /// `PROMETHEUS_REMOTE_WRITE_AUTH`: `none` (default), `basic:<user>:<password>`,
-    /// `bearer:<token>`, `sigv4` or `sigv4:<region>` (Amazon Managed Prometheus).
-    pub remote_write_auth: RemoteWriteAuth,
+    /// `PROMETHEUS_REMOTE_WRITE_AUTH` as set: `none` (the default when unset),
+    /// `basic:<user>:<password>`, `bearer:<token>`, `sigv4` or `sigv4:<region>`
+    /// (Amazon Managed Prometheus). The remote-write adapter parses it.
+    pub remote_write_auth: Option<Secret>,
     /// `CLOUDWATCH_NAMESPACE` (default `ModelWatch`).
     pub cloudwatch_namespace: String,
     /// `TENANT_CLAIM`: the JWT claim that names the tenant (default `tenant_id`).
@@ -237,17 +237,7 @@ impl Config {
                 reason: "must be an http:// or https:// URL".into(),
             });
         }
-        let remote_write_auth = match env.optional("PROMETHEUS_REMOTE_WRITE_AUTH") {
-            None => RemoteWriteAuth::None,
-            // The value may hold a secret: the error names the variable, not the value.
-            Some(raw) => raw
-                .parse()
-                .map_err(|e: AuthParseError| ConfigError::Invalid {
-                    name: "PROMETHEUS_REMOTE_WRITE_AUTH",
-                    value: "(not shown)".into(),
-                    reason: e.to_string(),
-                })?,
-        };
+        let remote_write_auth = env.optional("PROMETHEUS_REMOTE_WRITE_AUTH").map(Secret);
         Ok(Self {
             perf,
             remote_write_auth,
@@ -265,6 +255,23 @@ impl Config {
                 .optional("TENANT_CLAIM")
                 .unwrap_or_else(|| "tenant_id".into()),
         })
+    }
+}
+
+/// A setting that may hold a secret: its `Debug` form never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
     }
 }
 
@@ -345,7 +352,7 @@ mod tests {
         assert_eq!(cfg.tenant_claim, "tenant_id");
         assert_eq!(cfg.cloudwatch_namespace, "ModelWatch");
         assert_eq!(cfg.remote_write_url, None);
-        assert_eq!(cfg.remote_write_auth, RemoteWriteAuth::None);
+        assert_eq!(cfg.remote_write_auth, None);
         assert_eq!(
             cfg.timestream,
             Some(TimestreamTarget {
@@ -398,7 +405,6 @@ mod tests {
             ("PARTIAL_RETENTION_SECONDS", "3600"),
             ("MINUTE_ROLLUP_RETENTION_DAYS", "2"),
             ("DAY_ROLLUP_RETENTION_DAYS", "0"),
-            ("PROMETHEUS_REMOTE_WRITE_AUTH", "token-without-scheme"),
         ] {
             let mut vars = base();
             vars.insert(name, value);

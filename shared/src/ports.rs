@@ -13,7 +13,7 @@ use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{CounterDelta, CounterTotals, Granularity, Task};
+use crate::domain::{CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task};
 use crate::error::StoreError;
 use crate::ingest::ValidBatch;
 
@@ -489,4 +489,36 @@ pub trait AlertNotifier: Send + Sync {
     /// Publishes one alert transition. `StoreError::Unavailable` when the topic could
     /// not be reached (the caller retries on its next run).
     fn notify(&self, alert: &AlertRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Why an export did not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportFailure {
+    /// The receiver is unavailable: keep the cursor, retry next run.
+    #[error("receiver unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The receiver refused the data as invalid: log it and move on.
+    #[error("receiver refused the data")]
+    Rejected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A metrics receiver.
+pub trait MetricsExporter: Send + Sync {
+    /// Its name, which keys its cursors (`cloudwatch`, `prometheus`).
+    fn name(&self) -> &'static str;
+
+    /// Delivers the exports.
+    fn export(
+        &self,
+        models: &[ModelExport],
+    ) -> impl Future<Output = Result<(), ExportFailure>> + Send;
+}
+
+/// A receiver of ready-made Prometheus series.
+pub trait SeriesWriter: Send + Sync {
+    /// Writes the series (nothing when there are none).
+    fn write_series(
+        &self,
+        series: &[Series],
+    ) -> impl Future<Output = Result<(), ExportFailure>> + Send;
 }

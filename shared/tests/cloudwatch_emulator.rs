@@ -16,9 +16,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use modelwatch::adapters::cloudwatch::{
-    CloudWatchDatum, CloudWatchError, CloudWatchExporter, MetricUnit,
-};
+use modelwatch::adapters::cloudwatch::{CloudWatchError, CloudWatchExporter};
+use modelwatch::domain::{Datum, Unit};
 
 /// A non-empty environment variable.
 fn env(name: &str) -> Option<String> {
@@ -72,14 +71,8 @@ fn dims(model: &str) -> Vec<(String, String)> {
     ]
 }
 
-fn datum(
-    name: &str,
-    model: &str,
-    at: DateTime<Utc>,
-    value: f64,
-    unit: MetricUnit,
-) -> CloudWatchDatum {
-    CloudWatchDatum {
+fn datum(name: &str, model: &str, at: DateTime<Utc>, value: f64, unit: Unit) -> Datum {
+    Datum {
         name: name.to_owned(),
         dimensions: dims(model),
         timestamp: at,
@@ -128,21 +121,21 @@ async fn put_data_reads_back_with_get_metric_data() {
         .expect("truncate");
     let (t1, t2) = (minute - Duration::minutes(3), minute - Duration::minutes(2));
     let mut data = vec![
-        datum("accuracy", "m1", t1, 0.9, MetricUnit::None),
-        datum("accuracy", "m1", t2, 0.95, MetricUnit::None),
-        datum("latency_p95", "m1", t2, 120.0, MetricUnit::Milliseconds),
-        datum("accuracy", "m1", t2, f64::NAN, MetricUnit::None),
+        datum("accuracy", "m1", t1, 0.9, Unit::None),
+        datum("accuracy", "m1", t2, 0.95, Unit::None),
+        datum("latency_p95", "m1", t2, 120.0, Unit::Milliseconds),
+        datum("accuracy", "m1", t2, f64::NAN, Unit::None),
     ];
     // 1,200 one-minute points of a counter: more than one request's worth (and a
     // body large enough for the SDK to gzip it).
-    let history: Vec<CloudWatchDatum> = (0..1_200)
+    let history: Vec<Datum> = (0..1_200)
         .map(|i| {
             datum(
                 "predictions",
                 "m2",
                 t1 - Duration::minutes(i),
                 f64::from(i as u32 % 7),
-                MetricUnit::Count,
+                Unit::Count,
             )
         })
         .collect();

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use modelwatch::adapters::remote_write::{
-    RemoteWriteAuth, RemoteWriteClient, RemoteWriteError, RetryPolicy, Series,
+    RemoteWriteAuth, RemoteWriteClient, RemoteWriteError, RetryPolicy,
 };
+use modelwatch::domain::Series;
 use serde_json::Value;
 
 /// The Prometheus base URL, checked to answer `/-/ready`.

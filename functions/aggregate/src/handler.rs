@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
-use modelwatch::aggregate::{AggregationReport, MetricsExporter, run_aggregation};
-use modelwatch::ports::{ExportCursors, PendingWork, RollupStore};
+use modelwatch::aggregate::{AggregationReport, run_aggregation};
+use modelwatch::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
 use modelwatch::schedule::ScheduledTrigger;
 
 /// The aggregate function's dependencies, built once at cold start.

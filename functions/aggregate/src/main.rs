@@ -5,9 +5,9 @@
 mod handler;
 
 use lambda_runtime::{Error, run, service_fn};
-use modelwatch::adapters::cloudwatch::CloudWatchExporter;
+use modelwatch::adapters::cloudwatch::{CloudWatchExporter, CloudWatchMetricsExporter};
 use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
-use modelwatch::aggregate::{CloudWatchMetricsExporter, PrometheusExporter};
+use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]

@@ -2,9 +2,9 @@
 
 use chrono::{TimeDelta, Utc};
 use lambda_runtime::{Error, LambdaEvent};
-use modelwatch::aggregate::SeriesWriter;
 use modelwatch::alerting::service::{EvaluationReport, Evaluator};
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
+use modelwatch::ports::SeriesWriter;
 use modelwatch::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RollupStore,
 };

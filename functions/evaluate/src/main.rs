@@ -8,8 +8,8 @@ use lambda_runtime::{Error, run, service_fn};
 use modelwatch::adapters::dynamodb::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
 };
+use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::adapters::sns::SnsAlertNotifier;
-use modelwatch::aggregate::PrometheusExporter;
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]

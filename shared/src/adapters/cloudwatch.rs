@@ -1,5 +1,6 @@
-//! CloudWatch custom metrics: [`CloudWatchExporter`] publishes [`CloudWatchDatum`]s
-//! with `PutMetricData`, within the API's limits.
+//! CloudWatch custom metrics: [`CloudWatchExporter`] publishes [`Datum`]s with
+//! `PutMetricData`, within the API's limits; [`CloudWatchMetricsExporter`] is it as
+//! `aggregate`'s [`MetricsExporter`].
 //!
 //! - At most [`MAX_DATA_PER_REQUEST`] (1,000) data and about [`MAX_REQUEST_BYTES`]
 //!   (1 MB, estimated conservatively from the awsQuery form encoding, which is larger
@@ -32,7 +33,9 @@ use futures_util::{StreamExt, stream};
 use thiserror::Error;
 use tracing::warn;
 
+use crate::domain::{Datum, ModelExport, Unit, cloudwatch_data};
 use crate::error::StoreError;
+use crate::ports::{ExportFailure, MetricsExporter};
 
 /// `PutMetricData`'s limit of metric data per request.
 pub const MAX_DATA_PER_REQUEST: usize = 1_000;
@@ -74,51 +77,17 @@ const THROTTLING_CODES: &[&str] = &[
     "LimitExceededException",
 ];
 
-/// The unit of a datum; a small subset of CloudWatch's `StandardUnit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MetricUnit {
-    /// Milliseconds (latencies).
-    Milliseconds,
-    /// Seconds.
-    Seconds,
-    /// A count (predictions, errors).
-    Count,
-    /// A percentage, 0–100.
-    Percent,
-    /// Events per second (throughput).
-    CountPerSecond,
-    /// Unitless (ratios such as accuracy, AUC-ROC).
-    None,
-}
-
-impl From<MetricUnit> for StandardUnit {
-    fn from(unit: MetricUnit) -> Self {
+impl From<Unit> for StandardUnit {
+    fn from(unit: Unit) -> Self {
         match unit {
-            MetricUnit::Milliseconds => StandardUnit::Milliseconds,
-            MetricUnit::Seconds => StandardUnit::Seconds,
-            MetricUnit::Count => StandardUnit::Count,
-            MetricUnit::Percent => StandardUnit::Percent,
-            MetricUnit::CountPerSecond => StandardUnit::CountSecond,
-            MetricUnit::None => StandardUnit::None,
+            Unit::Milliseconds => StandardUnit::Milliseconds,
+            Unit::Seconds => StandardUnit::Seconds,
+            Unit::Count => StandardUnit::Count,
+            Unit::Percent => StandardUnit::Percent,
+            Unit::CountPerSecond => StandardUnit::CountSecond,
+            Unit::None => StandardUnit::None,
         }
     }
-}
-
-/// One value of one metric at one instant, as CloudWatch stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CloudWatchDatum {
-    /// The metric name (1–255 characters), e.g. `accuracy`.
-    pub name: String,
-    /// Dimensions as (name, value), at most 30, names unique; e.g. `model_id`,
-    /// `tenant_id`. Sent sorted by name.
-    pub dimensions: Vec<(String, String)>,
-    /// When the value was observed; within the last two weeks and at most two hours
-    /// ahead. Sent with millisecond precision.
-    pub timestamp: DateTime<Utc>,
-    /// The value; finite and within ±1.174271e108 (tiny magnitudes are sent as 0).
-    pub value: f64,
-    /// The unit.
-    pub unit: MetricUnit,
 }
 
 /// Why a datum was skipped.
@@ -293,7 +262,7 @@ impl CloudWatchExporter {
     /// Publishes `data`: invalid data are skipped and reported, the rest sent in
     /// batches within the API limits, a few requests at a time. Nothing to send means
     /// no request.
-    pub async fn put(&self, data: &[CloudWatchDatum]) -> Result<PutReport, CloudWatchError> {
+    pub async fn put(&self, data: &[Datum]) -> Result<PutReport, CloudWatchError> {
         let (batches, skipped) = plan(data, Utc::now());
         for s in &skipped {
             let name = data.get(s.index).map_or("", |d| d.name.as_str());
@@ -366,7 +335,7 @@ impl CloudWatchExporter {
 
 /// Validates `data` against the API's rules at `now` and cuts the valid ones into
 /// batches within the request limits, in input order.
-fn plan(data: &[CloudWatchDatum], now: DateTime<Utc>) -> (Vec<Batch>, Vec<SkippedDatum>) {
+fn plan(data: &[Datum], now: DateTime<Utc>) -> (Vec<Batch>, Vec<SkippedDatum>) {
     let budget = MAX_REQUEST_BYTES - REQUEST_OVERHEAD_BYTES;
     let mut batches: Vec<Batch> = Vec::new();
     let mut skipped = Vec::new();
@@ -404,7 +373,7 @@ fn plan(data: &[CloudWatchDatum], now: DateTime<Utc>) -> (Vec<Batch>, Vec<Skippe
 }
 
 /// Checks one datum against `PutMetricData`'s rules.
-fn validate(datum: &CloudWatchDatum, now: DateTime<Utc>) -> Result<(), DatumProblem> {
+fn validate(datum: &Datum, now: DateTime<Utc>) -> Result<(), DatumProblem> {
     if !datum.value.is_finite() {
         return Err(DatumProblem::NonFiniteValue);
     }
@@ -444,7 +413,7 @@ fn char_len_within(s: &str, max: usize) -> bool {
 /// A conservative estimate of a datum's share of the form-encoded request: fixed keys
 /// and values, plus names and values at 3 bytes per byte (worst-case
 /// percent-encoding).
-fn estimated_bytes(datum: &CloudWatchDatum) -> usize {
+fn estimated_bytes(datum: &Datum) -> usize {
     let dimensions: usize = datum
         .dimensions
         .iter()
@@ -454,7 +423,7 @@ fn estimated_bytes(datum: &CloudWatchDatum) -> usize {
 }
 
 /// The SDK's form of a (valid) datum; dimensions sorted by name.
-fn to_sdk(datum: &CloudWatchDatum) -> MetricDatum {
+fn to_sdk(datum: &Datum) -> MetricDatum {
     let mut dimensions: Vec<Dimension> = datum
         .dimensions
         .iter()
@@ -494,6 +463,27 @@ fn is_retryable(error: &SdkError<PutMetricDataError>) -> bool {
     }
 }
 
+/// The CloudWatch exporter.
+pub struct CloudWatchMetricsExporter(pub CloudWatchExporter);
+
+impl MetricsExporter for CloudWatchMetricsExporter {
+    fn name(&self) -> &'static str {
+        "cloudwatch"
+    }
+
+    async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
+        let data = cloudwatch_data(models);
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self.0.put(&data).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.is_retryable() => Err(ExportFailure::Unavailable(Box::new(err))),
+            Err(err) => Err(ExportFailure::Rejected(Box::new(err))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -507,8 +497,8 @@ mod tests {
 
     use super::*;
 
-    fn datum(i: usize, now: DateTime<Utc>) -> CloudWatchDatum {
-        CloudWatchDatum {
+    fn datum(i: usize, now: DateTime<Utc>) -> Datum {
+        Datum {
             name: "accuracy".into(),
             dimensions: vec![
                 ("tenant_id".into(), "t1".into()),
@@ -516,11 +506,11 @@ mod tests {
             ],
             timestamp: now,
             value: i as f64,
-            unit: MetricUnit::None,
+            unit: Unit::None,
         }
     }
 
-    fn data(n: usize) -> Vec<CloudWatchDatum> {
+    fn data(n: usize) -> Vec<Datum> {
         let now = Utc::now();
         (0..n).map(|i| datum(i, now)).collect()
     }
@@ -540,24 +530,24 @@ mod tests {
     #[test]
     fn units_map_to_standard_units() {
         assert_eq!(
-            StandardUnit::from(MetricUnit::Milliseconds).as_str(),
+            StandardUnit::from(Unit::Milliseconds).as_str(),
             "Milliseconds"
         );
-        assert_eq!(StandardUnit::from(MetricUnit::Count).as_str(), "Count");
-        assert_eq!(StandardUnit::from(MetricUnit::Percent).as_str(), "Percent");
+        assert_eq!(StandardUnit::from(Unit::Count).as_str(), "Count");
+        assert_eq!(StandardUnit::from(Unit::Percent).as_str(), "Percent");
         assert_eq!(
-            StandardUnit::from(MetricUnit::CountPerSecond).as_str(),
+            StandardUnit::from(Unit::CountPerSecond).as_str(),
             "Count/Second"
         );
-        assert_eq!(StandardUnit::from(MetricUnit::None).as_str(), "None");
-        assert_eq!(StandardUnit::from(MetricUnit::Seconds).as_str(), "Seconds");
+        assert_eq!(StandardUnit::from(Unit::None).as_str(), "None");
+        assert_eq!(StandardUnit::from(Unit::Seconds).as_str(), "Seconds");
     }
 
     #[test]
     fn validation_skips_what_cloudwatch_refuses() {
         let now = Utc::now();
         let ok = datum(0, now);
-        let with = |f: &dyn Fn(&mut CloudWatchDatum)| {
+        let with = |f: &dyn Fn(&mut Datum)| {
             let mut d = ok.clone();
             f(&mut d);
             d
@@ -625,8 +615,8 @@ mod tests {
         assert_eq!(batches[2].indices.first(), Some(&2_000));
 
         // 30 long dimensions make each datum ~60 KB by the estimate: 16 per request.
-        let big: Vec<CloudWatchDatum> = (0..40)
-            .map(|i| CloudWatchDatum {
+        let big: Vec<Datum> = (0..40)
+            .map(|i| Datum {
                 dimensions: (0..30)
                     .map(|d| {
                         (

@@ -26,18 +26,16 @@ use crate::adapters::dynamodb::{
 use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
-use crate::adapters::remote_write::Series;
-use crate::aggregate::{
-    ExportFailure, MetricsExporter, ModelExport, SeriesWriter, prometheus_series,
-};
 use crate::domain::CounterDelta;
 use crate::domain::CounterTotals;
 use crate::domain::Granularity;
+use crate::domain::Series;
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{ModelExport, prometheus_series};
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
@@ -45,6 +43,7 @@ use crate::ports::{
     PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
     RollupStore,
 };
+use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
 /// The TTL the memory stores size `expires_at` with: any retention the configuration
 /// allows gives an epoch-seconds number of the same 10 digits.

@@ -1,7 +1,7 @@
 //! Aggregation: what the scheduled `aggregate` function runs — partials rolled up into
 //! minute, hour and day rollups ([`rollup`]) with the counter totals they bring
-//! (`totals`: the delta of a minute, the cap on named error types), then the closed
-//! minutes exported to CloudWatch and Prometheus ([`export`]).
+//! (`domain::totals`: the delta of a minute, the cap on named error types), then the
+//! closed minutes exported through the [`MetricsExporter`]s ([`export`]).
 
 mod export;
 mod rollup;
@@ -11,14 +11,11 @@ mod totals_tests;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use export::{
-    CloudWatchMetricsExporter, ExportFailure, ExportReport, MetricsExporter, ModelExport,
-    PrometheusExporter, SeriesWriter, cloudwatch_data, export_lagging, prometheus_series,
-};
+pub use export::{ExportReport, export_lagging};
 pub use rollup::{ModelRollupReport, RollupFailure, RollupReport, merge_all, roll_up};
 
 use crate::error::StoreError;
-use crate::ports::{ExportCursors, PendingWork, RollupStore};
+use crate::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
 
 /// What one aggregation run did: its answer, and what it logs.
 #[derive(Debug, Clone, Serialize)]

@@ -17,20 +17,12 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::adapters::remote_write::Series;
 use crate::domain::MetricName;
+use crate::domain::Series;
 use crate::domain::alerting::baseline::Baselines;
 use crate::domain::alerting::rules::AlertRule;
 use crate::domain::alerting::state::RuleStatus;
 use crate::domain::ids::{ModelId, TenantId};
-
-/// `value` of `metric` in the unit of its Prometheus series.
-fn prometheus_value(metric: MetricName, value: f64) -> f64 {
-    match metric {
-        MetricName::LatencyP50 | MetricName::LatencyP95 | MetricName::LatencyP99 => value / 1000.0,
-        _ => value,
-    }
-}
 
 /// One model's baseline, threshold and firing series at `at`; `rules` pairs each
 /// evaluated rule with its status after the run (`None` when it has none yet).
@@ -54,7 +46,7 @@ pub fn alert_series(
         if let Some(value) = baselines.baseline_of(metric) {
             out.push(
                 series("ml_model_baseline", &[("metric", metric.as_str())])
-                    .with_sample(at, prometheus_value(metric, value)),
+                    .with_sample(at, metric.export().prometheus_value(value)),
             );
         }
     }
@@ -67,7 +59,7 @@ pub fn alert_series(
         let firing = *status == Some(RuleStatus::Firing);
         out.push(
             series("ml_model_alert_threshold", &labels)
-                .with_sample(at, prometheus_value(rule.metric, rule.threshold)),
+                .with_sample(at, rule.metric.export().prometheus_value(rule.threshold)),
         );
         out.push(
             series("ml_model_alert_firing", &labels).with_sample(at, f64::from(u8::from(firing))),

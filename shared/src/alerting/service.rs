@@ -13,9 +13,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::gauges::alert_series;
-use crate::adapters::remote_write::Series;
-use crate::aggregate::{ExportFailure, SeriesWriter};
 use crate::domain::Granularity;
+use crate::domain::Series;
 use crate::domain::alerting::baseline::{CAPTURE_SPAN, CapturedBaseline};
 use crate::domain::alerting::rules::{AlertRule, CustomRules, effective_rules, is_quality};
 use crate::domain::alerting::state::{
@@ -31,6 +30,7 @@ use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore,
 };
+use crate::ports::{ExportFailure, SeriesWriter};
 use crate::schedule::ACTIVE_RETENTION;
 use crate::summary::WindowReader;
 

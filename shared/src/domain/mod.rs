@@ -2,6 +2,8 @@
 //! definitions and trend math. No AWS types, no I/O, no clock reads: time is always an
 //! argument.
 //!
+//! - [`export`]: the one table of export names and units, and the neutral series and
+//!   data the exporters send.
 //! - [`ids`]: validated tenant and model ids (safe to embed in storage keys).
 //! - [`alerting`]: baselines, alert rules, the alert lifecycle and trends.
 //! - [`record`]: the typed input records ([`PredictionRecord`], [`ResourceSample`]).
@@ -19,6 +21,7 @@ pub mod bounds;
 pub mod classification;
 pub mod codec;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod metrics;
 pub mod record;
@@ -39,6 +42,9 @@ pub use classification::{
 };
 pub use codec::DecodeError;
 pub use error::{FoldError, MergeError};
+pub use export::{
+    Datum, MetricExport, ModelExport, Series, Unit, cloudwatch_data, prometheus_series,
+};
 pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
 pub use record::{Outcome, PredictionRecord, ResourceSample, Status, Task, UnknownTask};
 pub use regression::RegressionStats;

@@ -48,8 +48,8 @@ pub use plan::{
     Trigger,
 };
 
-use crate::aggregate::ExportFailure;
 use crate::error::StoreError;
+use crate::ports::ExportFailure;
 use crate::ports::RegistryError;
 use pages::ResponseSize;
 

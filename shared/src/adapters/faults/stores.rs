@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{Faulty, Op};
-use crate::adapters::remote_write::Series;
-use crate::aggregate::{ExportFailure, MetricsExporter, ModelExport, SeriesWriter};
 use crate::domain::CounterDelta;
 use crate::domain::CounterTotals;
 use crate::domain::Granularity;
+use crate::domain::ModelExport;
+use crate::domain::Series;
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
@@ -24,6 +24,7 @@ use crate::ports::{
     PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
     RollupStore,
 };
+use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
 /// Implements `$port` for [`Faulty<S>`] where `S` implements it: each `pass` method
 /// is answered by the inner store directly (no call is made); each `const` names the

@@ -7,14 +7,15 @@ use super::*;
 use crate::adapters::memory::{
     MemoryModelRegistry, MemoryNotifier, MemoryPartialStore, MemoryRollupStore, MemorySeriesWriter,
 };
-use crate::adapters::remote_write::Series;
 use crate::adapters::timestream::TimestreamArchive;
-use crate::aggregate::{SeriesWriter, merge_all, roll_up};
+use crate::aggregate::{merge_all, roll_up};
 use crate::domain::Granularity;
+use crate::domain::Series;
 use crate::domain::Task;
 use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
+use crate::ports::SeriesWriter;
 use crate::ports::{
     AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome,
     RollupStore,

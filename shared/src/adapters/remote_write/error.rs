@@ -5,7 +5,7 @@
 use aws_credential_types::provider::error::CredentialsError;
 use thiserror::Error;
 
-use super::auth::{AuthError, AuthSetupError};
+use super::auth::{AuthError, AuthParseError, AuthSetupError};
 use super::request::EncodeError;
 
 /// Why the client could not be built. Messages never repeat the URL (it may carry
@@ -18,6 +18,10 @@ pub enum RemoteWriteSetupError {
     /// Not an `http`/`https` URL with a host.
     #[error("the remote-write URL must be an http or https URL with a host")]
     UnsupportedUrl,
+    /// `PROMETHEUS_REMOTE_WRITE_AUTH` does not parse (the value is not repeated: it may
+    /// hold a secret).
+    #[error("environment variable PROMETHEUS_REMOTE_WRITE_AUTH is invalid")]
+    AuthSetting(#[source] AuthParseError),
     /// The authentication cannot be set up.
     #[error("the remote-write authentication cannot be set up")]
     Auth(#[source] AuthSetupError),

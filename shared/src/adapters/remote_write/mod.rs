@@ -1,4 +1,4 @@
-//! Prometheus remote-write 1.0 client: the exporter `aggregate` uses to publish the
+//! Prometheus remote-write 1.0 client: the exporter `aggregate` (and `evaluate`) use to publish the
 //! spec's `ml_model_*` series (BRIEF decision 5). One concern per file:
 //!
 //! - [`proto`]: the `prometheus.WriteRequest` messages, with a hand-written protobuf
@@ -10,10 +10,12 @@
 //! - [`service`]: one request over HTTP with the [`RetryPolicy`] (retry 5xx and 429
 //!   with bounded exponential backoff, never other 4xx).
 //! - [`sink`]: [`RemoteWriteClient`], which ties them together.
+//! - [`exporter`]: [`PrometheusExporter`], the client behind the export ports.
 //! - [`error`]: the error types.
 
 pub mod auth;
 pub mod error;
+pub mod exporter;
 pub mod proto;
 pub mod request;
 pub mod service;
@@ -21,6 +23,7 @@ pub mod sink;
 
 pub use auth::{AuthParseError, RemoteWriteAuth};
 pub use error::{AttemptError, RemoteWriteError, RemoteWriteSetupError};
-pub use request::{Series, SeriesProblem, SkippedSeries};
+pub use exporter::PrometheusExporter;
+pub use request::{SeriesProblem, SkippedSeries};
 pub use service::RetryPolicy;
 pub use sink::{RemoteWriteClient, WriteReport};

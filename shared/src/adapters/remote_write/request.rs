@@ -23,6 +23,7 @@ use reqwest::header::{self, HeaderName};
 use thiserror::Error;
 
 use super::proto::{Label, Sample, TimeSeries, WriteRequest};
+pub use crate::domain::Series;
 
 /// Name of the `Content-Encoding` header.
 pub const HEADER_CONTENT_ENCODING: HeaderName = header::CONTENT_ENCODING;
@@ -51,44 +52,6 @@ pub const METRIC_NAME_LABEL: &str = "__name__";
 
 /// Default cap on the series of one request (a larger write becomes several requests).
 pub const DEFAULT_MAX_SERIES_PER_REQUEST: usize = 5_000;
-
-/// One series to write: a metric name, its other labels and its samples.
-///
-/// Order does not matter in the input: labels are sorted and samples put in time order
-/// when the request is built.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    /// The metric name, sent as the `__name__` label, e.g. `ml_model_accuracy`.
-    pub name: String,
-    /// The other labels as (name, value); `__name__` must not be among them.
-    pub labels: Vec<(String, String)>,
-    /// The samples as (milliseconds since the Unix epoch, value).
-    pub samples: Vec<(i64, f64)>,
-}
-
-impl Series {
-    /// A series with the given name and labels and no samples yet.
-    pub fn new<K, V>(name: impl Into<String>, labels: impl IntoIterator<Item = (K, V)>) -> Self
-    where
-        K: Into<String>,
-        V: Into<String>,
-    {
-        Self {
-            name: name.into(),
-            labels: labels
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            samples: Vec::new(),
-        }
-    }
-
-    /// Adds a sample at `timestamp_ms` (milliseconds since the Unix epoch).
-    pub fn with_sample(mut self, timestamp_ms: i64, value: f64) -> Self {
-        self.samples.push((timestamp_ms, value));
-        self
-    }
-}
 
 /// What is wrong with a series that was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,0 +1,436 @@
+//! How metrics leave the product, as data: the one table from each [`MetricName`] to
+//! its exports (its CloudWatch name and unit, its Prometheus series and scale), the
+//! neutral [`Series`] and [`Datum`] the exporters send, and the mapping of a model's
+//! closed minutes and counters ([`ModelExport`]) onto them. The adapters only encode
+//! and deliver what this module produces; no second copy of a name or unit exists.
+
+use chrono::{DateTime, Utc};
+
+use super::ids::{ModelId, TenantId};
+use super::metrics::{MetricName, MetricSet};
+use super::time::Granularity;
+use super::totals::CounterTotals;
+
+/// The unit of an exported value (a subset of CloudWatch's standard units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// Milliseconds (latencies).
+    Milliseconds,
+    /// Seconds.
+    Seconds,
+    /// A count (predictions, errors, queue depth).
+    Count,
+    /// A percentage, 0–100.
+    Percent,
+    /// Events per second (throughput).
+    CountPerSecond,
+    /// Unitless (ratios such as accuracy, AUC-ROC).
+    None,
+}
+
+/// How one metric is exported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricExport {
+    /// The metric's name as exported to CloudWatch and in JSON: the [`MetricSet`] field
+    /// name (`accuracy`, `latency_p95_ms`, `throughput_rps`).
+    pub name: &'static str,
+    /// Its unit (CloudWatch's).
+    pub unit: Unit,
+    /// Its Prometheus series name (`ml_model_accuracy`, `ml_model_latency_seconds`).
+    pub prometheus_name: &'static str,
+    /// The `quantile` label of a latency quantile's Prometheus series.
+    pub quantile: Option<&'static str>,
+    /// Factor from the metric's unit to its Prometheus series' unit (latencies are
+    /// milliseconds in the product and seconds in Prometheus).
+    pub prometheus_scale: f64,
+}
+
+impl MetricExport {
+    /// `value` of the metric in the unit of its Prometheus series.
+    pub fn prometheus_value(&self, value: f64) -> f64 {
+        value * self.prometheus_scale
+    }
+}
+
+impl MetricName {
+    /// How the metric is exported: the one table of every export name and unit.
+    pub fn export(self) -> MetricExport {
+        let gauge = |name, prometheus_name, unit| MetricExport {
+            name,
+            unit,
+            prometheus_name,
+            quantile: None,
+            prometheus_scale: 1.0,
+        };
+        let latency = |name, quantile| MetricExport {
+            name,
+            unit: Unit::Milliseconds,
+            prometheus_name: "ml_model_latency_seconds",
+            quantile: Some(quantile),
+            prometheus_scale: 1e-3,
+        };
+        match self {
+            Self::Accuracy => gauge("accuracy", "ml_model_accuracy", Unit::None),
+            Self::F1Score => gauge("f1_score", "ml_model_f1_score", Unit::None),
+            Self::AucRoc => gauge("auc_roc", "ml_model_auc_roc", Unit::None),
+            Self::Rmse => gauge("rmse", "ml_model_rmse", Unit::None),
+            Self::Mae => gauge("mae", "ml_model_mae", Unit::None),
+            Self::Mape => gauge("mape", "ml_model_mape", Unit::None),
+            Self::LatencyP50 => latency("latency_p50_ms", "0.5"),
+            Self::LatencyP95 => latency("latency_p95_ms", "0.95"),
+            Self::LatencyP99 => latency("latency_p99_ms", "0.99"),
+            Self::Throughput => gauge(
+                "throughput_rps",
+                "ml_model_throughput_rps",
+                Unit::CountPerSecond,
+            ),
+            Self::ErrorRate => gauge("error_rate", "ml_model_error_rate", Unit::None),
+            Self::QueueDepth => gauge("queue_depth", "ml_model_queue_depth", Unit::Count),
+            Self::CpuUtilization => {
+                gauge("cpu_utilization", "ml_model_cpu_utilization", Unit::None)
+            }
+            Self::MemoryUtilization => gauge(
+                "memory_utilization",
+                "ml_model_memory_utilization",
+                Unit::None,
+            ),
+            Self::GpuUtilization => {
+                gauge("gpu_utilization", "ml_model_gpu_utilization", Unit::None)
+            }
+            Self::ModelCacheHitRate => gauge(
+                "model_cache_hit_rate",
+                "ml_model_model_cache_hit_rate",
+                Unit::None,
+            ),
+        }
+    }
+}
+
+/// One Prometheus series to write: a metric name, its other labels and its samples.
+/// Order does not matter: the remote-write adapter sorts labels and samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The metric name, sent as the `__name__` label, e.g. `ml_model_accuracy`.
+    pub name: String,
+    /// The other labels as (name, value); `__name__` must not be among them.
+    pub labels: Vec<(String, String)>,
+    /// The samples as (milliseconds since the Unix epoch, value).
+    pub samples: Vec<(i64, f64)>,
+}
+
+impl Series {
+    /// A series with the given name and labels and no samples yet.
+    pub fn new<K, V>(name: impl Into<String>, labels: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            name: name.into(),
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds a sample at `timestamp_ms` (milliseconds since the Unix epoch).
+    pub fn with_sample(mut self, timestamp_ms: i64, value: f64) -> Self {
+        self.samples.push((timestamp_ms, value));
+        self
+    }
+}
+
+/// One value of one CloudWatch metric at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datum {
+    /// The metric name (1–255 characters), e.g. `accuracy`.
+    pub name: String,
+    /// Dimensions as (name, value), names unique; e.g. `model_id`, `tenant_id`.
+    pub dimensions: Vec<(String, String)>,
+    /// When the value was observed.
+    pub timestamp: DateTime<Utc>,
+    /// The value.
+    pub value: f64,
+    /// The unit.
+    pub unit: Unit,
+}
+
+/// One model's closed minutes and counters, ready to export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelExport {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The model.
+    pub model_id: ModelId,
+    /// Each closed minute's start and metrics, ascending.
+    pub minutes: Vec<(DateTime<Utc>, MetricSet)>,
+    /// Counters since the model's first prediction.
+    pub totals: CounterTotals,
+    /// The counters' timestamp.
+    pub as_of: DateTime<Utc>,
+    /// The export cursor position this export reaches when delivered.
+    pub through: DateTime<Utc>,
+}
+
+/// Every gauge of `metrics` that has a value, with how it is exported.
+fn gauges(metrics: &MetricSet) -> impl Iterator<Item = (MetricExport, f64)> + '_ {
+    MetricName::ALL
+        .into_iter()
+        .filter_map(|metric| Some((metric.export(), metrics.get(metric)?)))
+}
+
+/// The spec's Prometheus series for the exports: each minute's gauges at the minute's
+/// end, and the cumulative counters (`ml_model_predictions_total`,
+/// `ml_model_errors_total`, the latency summary's `_sum` and `_count`) at `as_of`.
+///
+/// Every series carries `tenant_id` besides the spec's labels: the same `model_id`
+/// under two tenants must stay two series (BRIEF decision 4), or they would overwrite
+/// each other.
+pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
+    let mut out = Vec::new();
+    for export in exports {
+        let ids = [
+            ("model_id", export.model_id.as_str()),
+            ("tenant_id", export.tenant.as_str()),
+        ];
+        let series = |name: &str, extra: &[(&str, &str)]| {
+            Series::new(name, ids.iter().chain(extra).map(|(k, v)| (*k, *v)))
+        };
+        for (start, metrics) in &export.minutes {
+            let at = (*start + Granularity::Minute.length()).timestamp_millis();
+            for (gauge, value) in gauges(metrics) {
+                let quantile: Vec<(&str, &str)> = gauge
+                    .quantile
+                    .map(|q| ("quantile", q))
+                    .into_iter()
+                    .collect();
+                out.push(
+                    series(gauge.prometheus_name, &quantile)
+                        .with_sample(at, gauge.prometheus_value(value)),
+                );
+            }
+        }
+        let at = export.as_of.timestamp_millis();
+        let totals = &export.totals;
+        let count = (totals.ok + totals.errors) as f64;
+        out.push(series("ml_model_latency_seconds_count", &[]).with_sample(at, count));
+        out.push(
+            series("ml_model_latency_seconds_sum", &[])
+                .with_sample(at, totals.latency_sum_us as f64 / 1e6),
+        );
+        out.push(
+            series("ml_model_predictions_total", &[("status", "ok")])
+                .with_sample(at, totals.ok as f64),
+        );
+        out.push(
+            series("ml_model_predictions_total", &[("status", "error")])
+                .with_sample(at, totals.errors as f64),
+        );
+        for (error_type, count) in &totals.errors_by_type {
+            out.push(
+                series("ml_model_errors_total", &[("error_type", error_type)])
+                    .with_sample(at, *count as f64),
+            );
+        }
+    }
+    out
+}
+
+/// The CloudWatch data for the exports: every gauge per minute, plus the minute's
+/// prediction and error counts; dimensions `model_id` and `tenant_id`; stamped with
+/// the minute's start.
+pub fn cloudwatch_data(exports: &[ModelExport]) -> Vec<Datum> {
+    let mut out = Vec::new();
+    for export in exports {
+        let dimensions = vec![
+            ("model_id".to_owned(), export.model_id.to_string()),
+            ("tenant_id".to_owned(), export.tenant.to_string()),
+        ];
+        for (start, metrics) in &export.minutes {
+            let counts = [
+                ("predictions", metrics.predictions),
+                ("errors", metrics.errors),
+            ]
+            .map(|(name, n)| (name, n as f64, Unit::Count));
+            let values = gauges(metrics)
+                .map(|(gauge, value)| (gauge.name, value, gauge.unit))
+                .chain(counts);
+            for (name, value, unit) in values {
+                out.push(Datum {
+                    name: name.to_owned(),
+                    dimensions: dimensions.clone(),
+                    timestamp: *start,
+                    value,
+                    unit,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CounterTotals;
+    use crate::domain::ids::{ModelId, TenantId};
+
+    #[test]
+    fn every_metric_exports_under_its_field_name_and_latencies_in_seconds() {
+        let metrics = MetricSet {
+            accuracy: Some(0.9),
+            latency_p95_ms: Some(250.0),
+            throughput_rps: Some(3.0),
+            ..MetricSet::default()
+        };
+        let json = serde_json::to_value(&metrics).expect("json");
+        for metric in MetricName::ALL {
+            let export = metric.export();
+            assert!(
+                json.get(export.name).is_some(),
+                "{} is a field",
+                export.name
+            );
+            assert_eq!(
+                export.name.parse::<MetricName>().ok(),
+                Some(metric),
+                "{} names its metric",
+                export.name
+            );
+            assert!(export.prometheus_name.starts_with("ml_model_"));
+        }
+        let p95 = MetricName::LatencyP95.export();
+        assert_eq!(p95.prometheus_value(250.0), 0.25);
+        assert_eq!((p95.quantile, p95.unit), (Some("0.95"), Unit::Milliseconds));
+        let exported: Vec<(&str, f64)> = gauges(&metrics).map(|(g, v)| (g.name, v)).collect();
+        assert_eq!(
+            exported,
+            [
+                ("accuracy", 0.9),
+                ("latency_p95_ms", 250.0),
+                ("throughput_rps", 3.0)
+            ]
+        );
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    fn export() -> ModelExport {
+        let metrics = MetricSet {
+            accuracy: Some(0.9),
+            latency_p50_ms: Some(8.0),
+            latency_p95_ms: Some(20.0),
+            latency_p99_ms: Some(40.0),
+            predictions: 10,
+            errors: 1,
+            ..MetricSet::default()
+        };
+        ModelExport {
+            tenant: TenantId::parse("t1").expect("tenant"),
+            model_id: ModelId::parse("m1").expect("model"),
+            minutes: vec![(at("2026-11-28T10:15:00Z"), metrics)],
+            totals: CounterTotals {
+                ok: 9,
+                errors: 1,
+                errors_by_type: [("timeout".to_owned(), 1)].into(),
+                latency_sum_us: 1_500_000,
+                ..CounterTotals::default()
+            },
+            as_of: at("2026-11-28T10:17:00Z"),
+            through: at("2026-11-28T10:16:00Z"),
+        }
+    }
+
+    #[test]
+    fn prometheus_series_are_the_specs_with_their_labels_units_and_times() {
+        let series = prometheus_series(&[export()]);
+        let find = |name: &str, extra: &[(&str, &str)]| {
+            series
+                .iter()
+                .find(|s| {
+                    s.name == name
+                        && extra
+                            .iter()
+                            .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+                        && s.labels.len() == 2 + extra.len()
+                })
+                .unwrap_or_else(|| panic!("no {name} {extra:?} in {series:?}"))
+        };
+        let gauge_time = at("2026-11-28T10:16:00Z").timestamp_millis();
+        let counter_time = at("2026-11-28T10:17:00Z").timestamp_millis();
+        assert_eq!(find("ml_model_accuracy", &[]).samples, [(gauge_time, 0.9)]);
+        assert_eq!(
+            find("ml_model_latency_seconds", &[("quantile", "0.5")]).samples,
+            [(gauge_time, 0.008)]
+        );
+        assert_eq!(
+            find("ml_model_latency_seconds", &[("quantile", "0.95")]).samples,
+            [(gauge_time, 0.02)]
+        );
+        assert_eq!(
+            find("ml_model_latency_seconds", &[("quantile", "0.99")]).samples,
+            [(gauge_time, 0.04)]
+        );
+        assert_eq!(
+            find("ml_model_latency_seconds_sum", &[]).samples,
+            [(counter_time, 1.5)]
+        );
+        assert_eq!(
+            find("ml_model_latency_seconds_count", &[]).samples,
+            [(counter_time, 10.0)]
+        );
+        assert_eq!(
+            find("ml_model_predictions_total", &[("status", "ok")]).samples,
+            [(counter_time, 9.0)]
+        );
+        assert_eq!(
+            find("ml_model_predictions_total", &[("status", "error")]).samples,
+            [(counter_time, 1.0)]
+        );
+        assert_eq!(
+            find("ml_model_errors_total", &[("error_type", "timeout")]).samples,
+            [(counter_time, 1.0)]
+        );
+        assert!(
+            series
+                .iter()
+                .all(|s| s.labels.iter().any(|(k, v)| k == "tenant_id" && v == "t1"))
+        );
+        assert!(
+            !series.iter().any(|s| s.name == "ml_model_f1_score"),
+            "absent metrics are not sent"
+        );
+    }
+
+    #[test]
+    fn cloudwatch_data_carry_units_dimensions_and_minute_timestamps() {
+        let data = cloudwatch_data(&[export()]);
+        let accuracy = data
+            .iter()
+            .find(|d| d.name == "accuracy")
+            .expect("accuracy");
+        assert_eq!(accuracy.timestamp, at("2026-11-28T10:15:00Z"));
+        assert_eq!(
+            accuracy.dimensions,
+            [
+                ("model_id".into(), "m1".into()),
+                ("tenant_id".into(), "t1".into())
+            ]
+        );
+        let p95 = data
+            .iter()
+            .find(|d| d.name == "latency_p95_ms")
+            .expect("p95");
+        assert_eq!((p95.value, p95.unit), (20.0, Unit::Milliseconds));
+        let count = data
+            .iter()
+            .find(|d| d.name == "predictions")
+            .expect("predictions");
+        assert_eq!((count.value, count.unit), (10.0, Unit::Count));
+        assert!(!data.iter().any(|d| d.name == "rmse"));
+    }
+}
