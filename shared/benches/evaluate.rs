@@ -59,9 +59,9 @@ fn state(start: DateTime<Utc>, span: TimeDelta, count: i32, drift: f64) -> Windo
     state
 }
 
-/// Every model's rollups: the same bytes for each model (building them is not what is
+/// Every model's rollups: the same states for each model (building them is not what is
 /// measured), as (granularity, start, state).
-fn rollup_states(now: DateTime<Utc>) -> Vec<(Granularity, DateTime<Utc>, Vec<u8>)> {
+fn rollup_states(now: DateTime<Utc>) -> Vec<(Granularity, DateTime<Utc>, WindowState)> {
     let current_hour = Granularity::Hour.floor(now);
     let first = current_hour - TimeDelta::days(DAYS);
     let mut out = Vec::new();
@@ -71,22 +71,21 @@ fn rollup_states(now: DateTime<Utc>) -> Vec<(Granularity, DateTime<Utc>, Vec<u8>
         let drift = (hour - first).num_hours() as f64 / 48.0;
         let hour_state = state(hour, TimeDelta::hours(1), 600, drift);
         day.merge(&hour_state).expect("merge");
-        out.push((Granularity::Hour, hour, hour_state.to_bytes()));
+        out.push((Granularity::Hour, hour, hour_state));
         let next = hour + TimeDelta::hours(1);
         if Granularity::Day.floor(next) != Granularity::Day.floor(hour) || next == current_hour {
             out.push((
                 Granularity::Day,
                 Granularity::Day.floor(hour),
-                day.to_bytes(),
+                std::mem::take(&mut day),
             ));
-            day = WindowState::new();
         }
         hour = next;
     }
     let mut minute = current_hour;
     while minute < Granularity::Minute.floor(now) {
         let minute_state = state(minute, TimeDelta::minutes(1), 10, 4.0);
-        out.push((Granularity::Minute, minute, minute_state.to_bytes()));
+        out.push((Granularity::Minute, minute, minute_state));
         minute += TimeDelta::minutes(1);
     }
     out
@@ -124,14 +123,14 @@ fn main() {
                 })
                 .await
                 .expect("registered");
-            for (granularity, start, bytes) in &states {
+            for (granularity, start, state) in &states {
                 let rollup = Rollup {
                     tenant: tenant.clone(),
                     model_id: model_id.clone(),
                     granularity: *granularity,
                     start: *start,
                     rev: 1,
-                    state: bytes.clone(),
+                    state: state.clone(),
                 };
                 if *granularity == Granularity::Minute {
                     rollups

@@ -80,7 +80,7 @@ fn peak_memory() {
     let batch = parse_batch(&body, now, &limits).expect("valid batch");
     let partials = minute_partials(&batch).expect("folds");
     let peak = PEAK.load(Ordering::Relaxed) - before;
-    let stored: usize = partials.values().map(Vec::len).sum();
+    let stored: usize = partials.values().map(|s| s.to_bytes().len()).sum();
     println!(
         "ingest peak heap: {:.1} MB for a {} byte body of {} predictions (goal ≤ 64 MB); {} partial(s), {} bytes serialized",
         peak as f64 / 1e6,

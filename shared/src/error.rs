@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::domain::MergeError;
+
 /// A boxed error source, kept so logs show the whole chain.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -27,7 +29,8 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// A stored item cannot be read back: a bug or manual edit, not retryable.
+    /// A stored item cannot be read back, or stored items contradict each other: a bug
+    /// or manual edit, not retryable.
     #[error("stored item {key} is corrupt: {reason}")]
     Corrupt {
         /// The item's key.
@@ -35,4 +38,15 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+impl StoreError {
+    /// Stored states that cannot be merged (they hold different tasks): the data
+    /// behind `key` contradicts itself.
+    pub fn inconsistent(key: String, err: MergeError) -> Self {
+        Self::Corrupt {
+            key,
+            reason: err.to_string(),
+        }
+    }
 }

@@ -16,6 +16,7 @@
 //! - [`query`]: the query parameters of the HTTP routes (known names, each at most once).
 //! - [`summary`]: the performance summary of a model over a window, from the rollups.
 //! - [`telemetry`]: tracing set-up shared by every function.
+//! - `testing` (tests and the `testing` feature only): fixtures for tests and benches.
 
 pub mod adapters;
 pub mod aggregate;
@@ -31,3 +32,5 @@ pub mod query;
 pub mod schedule;
 pub mod summary;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -8,14 +8,16 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ValidBatch;
 use crate::domain::alerting::baseline::{Baselines, CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task};
+use crate::domain::{
+    CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task, WindowState,
+};
 use crate::error::StoreError;
-use crate::ingest::ValidBatch;
 
 /// A model as the registry knows it: one item per (tenant, model).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -202,11 +204,11 @@ pub trait PartialStore: Send + Sync {
         receipt: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Stores `state` (a serialized window state) under `key` unless that key exists.
+    /// Stores `state` under `key` unless that key exists.
     fn put_partial(
         &self,
         key: &PartialKey,
-        state: &[u8],
+        state: &WindowState,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
 
     /// Records that the (tenant, model, minute) of `key` has partials to roll up.
@@ -235,13 +237,13 @@ pub trait PendingWork: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<Vec<PendingMinute>, StoreError>> + Send;
 
-    /// The serialized partial states of a (tenant, model, minute).
+    /// The partial states of a (tenant, model, minute).
     fn partials_of(
         &self,
         tenant: &TenantId,
         model_id: &ModelId,
         minute: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<WindowState>, StoreError>> + Send;
 
     /// Removes the mark if no partial was marked since it was read (its `seq` is
     /// unchanged); returns whether it was removed.
@@ -266,8 +268,8 @@ pub struct Rollup {
     /// a newer rollup (minute: the number of partials merged; hour and day: the sum
     /// of their parts' revisions).
     pub rev: u64,
-    /// The serialized window state.
-    pub state: Vec<u8>,
+    /// The merged window state.
+    pub state: WindowState,
 }
 
 /// Minute, hour and day rollups.

@@ -14,11 +14,10 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::aggregate::merge_all;
 use crate::domain::Granularity;
 use crate::domain::alerting::trends::TrendLabel;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{MetricName, MetricSet, OverflowCounts, Task, TimeSpan};
+use crate::domain::{MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState};
 use crate::error::StoreError;
 use crate::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
 use crate::query::{InvalidParameter, single_values};
@@ -368,9 +367,8 @@ impl<S: RollupStore> WindowReader<'_, S> {
                     .await?,
             );
         }
-        let state = merge_all(parts.iter().map(|r| r.state.as_slice()), || {
-            format!("rollups of {tenant}/{model_id}")
-        })?;
+        let state = WindowState::merged(parts.iter().map(|r| &r.state))
+            .map_err(|e| StoreError::inconsistent(format!("rollups of {tenant}/{model_id}"), e))?;
         let covered = TimeSpan { start, end: to };
         Ok((MetricSet::compute(&state, covered, first_seen), covered))
     }
@@ -399,9 +397,11 @@ impl<S: RollupStore> WindowReader<'_, S> {
             let point_end = (point_start + g.length()).min(to);
             let mut parts = Vec::new();
             while let Some(rollup) = rollups.next_if(|r| r.start < point_end) {
-                parts.push(rollup.state.as_slice());
+                parts.push(&rollup.state);
             }
-            let state = merge_all(parts, || format!("rollups of {tenant}/{model_id}"))?;
+            let state = WindowState::merged(parts).map_err(|e| {
+                StoreError::inconsistent(format!("rollups of {tenant}/{model_id}"), e)
+            })?;
             let span = TimeSpan {
                 start: point_start,
                 end: point_end,
@@ -556,8 +556,9 @@ mod tests {
     };
     use crate::adapters::timestream::TimestreamArchive;
     use crate::aggregate::roll_up;
+    use crate::domain::ValidBatch;
     use crate::domain::WindowState;
-    use crate::ingest::{BatchLimits, IngestService, ValidBatch, parse_batch};
+    use crate::ingest::{BatchLimits, IngestService, parse_batch};
     use serde_json::{Value, json};
 
     type Ingest = IngestService<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive>;

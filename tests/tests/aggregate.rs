@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::DynamoRollupStore;
-use modelwatch::aggregate::merge_all;
 use modelwatch::config::RollupRetention;
 use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
@@ -92,7 +91,7 @@ async fn all_rollups(
 
 fn predictions(rollups: &[Rollup], granularity: Granularity) -> u64 {
     let states = rollups.iter().filter(|r| r.granularity == granularity);
-    merge_all(states.map(|r| r.state.as_slice()), String::new)
+    WindowState::merged(states.map(|r| &r.state))
         .expect("merge")
         .predictions()
 }

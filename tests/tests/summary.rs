@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use modelwatch::domain::Granularity;
+use modelwatch::domain::ValidBatch;
 use modelwatch::domain::{MetricSet, TimeSpan, WindowState};
-use modelwatch::ingest::{BatchLimits, ValidBatch, parse_batch};
+use modelwatch::ingest::{BatchLimits, parse_batch};
 use modelwatch_e2e::{Stack, api_event_for_tenant, event, ingest_event, unique_tenant};
 use serde_json::{Value, json};
 

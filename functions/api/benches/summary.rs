@@ -100,7 +100,7 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
         granularity,
         start,
         rev: 1,
-        state: state.to_bytes(),
+        state: state.clone(),
     };
     runtime.block_on(async {
         registry

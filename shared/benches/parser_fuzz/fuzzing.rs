@@ -14,11 +14,12 @@
 //! (bit flips, truncation, splicing, insertion, deletion, duplication).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use modelwatch::domain::ValidBatch;
 use modelwatch::domain::{
     MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, OVERFLOW_BUCKET, Outcome,
     regression_value_problem,
 };
-use modelwatch::ingest::{BatchLimits, BatchRejection, MAX_PROBLEMS, ValidBatch, content_digest};
+use modelwatch::ingest::{BatchLimits, BatchRejection, MAX_PROBLEMS, content_digest};
 
 /// SplitMix64: a tiny deterministic generator.
 pub struct Rng(u64);

@@ -27,7 +27,6 @@ use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
 use crate::domain::CounterDelta;
-use crate::domain::CounterTotals;
 use crate::domain::Granularity;
 use crate::domain::Series;
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
@@ -35,6 +34,7 @@ use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{CounterTotals, WindowState};
 use crate::domain::{ModelExport, prometheus_series};
 use crate::error::StoreError;
 use crate::ports::{
@@ -200,7 +200,7 @@ impl ModelRegistry for MemoryModelRegistry {
 /// [`PartialStore`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryPartialStore {
-    partials: Mutex<BTreeMap<PartialKeyOrd, Stored<Vec<u8>>>>,
+    partials: Mutex<BTreeMap<PartialKeyOrd, Stored<WindowState>>>,
     pending: Mutex<BTreeMap<MinuteKey, u64>>,
     /// Per batch: the claimed content digest, and the receipt once stored.
     receipts: Mutex<BTreeMap<BatchKey, Claim>>,
@@ -227,7 +227,7 @@ fn ordered(key: &PartialKey) -> PartialKeyOrd {
 
 impl MemoryPartialStore {
     /// Every stored partial, in key order.
-    pub fn partials(&self) -> Vec<(PartialKey, Vec<u8>)> {
+    pub fn partials(&self) -> Vec<(PartialKey, WindowState)> {
         lock(&self.partials)
             .iter()
             .map(|((tenant, model_id, minute, batch_id), state)| {
@@ -303,7 +303,11 @@ impl PartialStore for MemoryPartialStore {
         Ok(())
     }
 
-    async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {
+    async fn put_partial(
+        &self,
+        key: &PartialKey,
+        state: &WindowState,
+    ) -> Result<PutOutcome, StoreError> {
         let mut partials = lock(&self.partials);
         let ordered_key = ordered(key);
         if partials.contains_key(&ordered_key) {
@@ -314,7 +318,7 @@ impl PartialStore for MemoryPartialStore {
         partials.insert(
             ordered_key,
             Stored {
-                value: state.to_vec(),
+                value: state.clone(),
                 size,
             },
         );
@@ -366,9 +370,9 @@ impl PendingWork for MemoryPartialStore {
         tenant: &TenantId,
         model_id: &ModelId,
         minute: DateTime<Utc>,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    ) -> Result<Vec<WindowState>, StoreError> {
         let partials = lock(&self.partials);
-        let found: Vec<&Stored<Vec<u8>>> = partials
+        let found: Vec<&Stored<WindowState>> = partials
             .iter()
             .filter(|((t, m, at, _), _)| t == tenant && m == model_id && *at == minute)
             .map(|(_, state)| state)
@@ -1110,12 +1114,10 @@ impl SeriesWriter for MemorySeriesWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
 
     fn ids() -> (TenantId, ModelId) {
-        (
-            TenantId::parse("t1").expect("tenant"),
-            ModelId::parse("m1").expect("model"),
-        )
+        (testing::tenant("t1"), testing::model("m1"))
     }
 
     fn minute(n: i64) -> DateTime<Utc> {
@@ -1138,61 +1140,57 @@ mod tests {
 
     #[tokio::test]
     async fn an_item_over_400_kb_is_refused_like_a_validation_exception_and_nothing_changes() {
-        let partials = MemoryPartialStore::default();
-        let big = vec![0_u8; MAX_ITEM_BYTES];
-        assert!(is_refused(
-            partials.put_partial(&partial(0, "b"), &big).await
-        ));
-        assert!(partials.partials().is_empty());
-        let fits = vec![0_u8; MAX_ITEM_BYTES - 300];
-        assert_eq!(
-            partials
-                .put_partial(&partial(0, "b"), &fits)
-                .await
-                .expect("fits"),
-            PutOutcome::Written
-        );
-
         let (tenant, model_id) = ids();
         let batch = BatchKey {
             tenant: tenant.clone(),
             model_id: model_id.clone(),
             batch_id: "b".into(),
         };
+        let partials = MemoryPartialStore::default();
         assert_eq!(
             partials.claim_batch(&batch, "d").await.expect("claim"),
             BatchClaim::Proceed
         );
+        let big = vec![0_u8; MAX_ITEM_BYTES];
         assert!(is_refused(partials.put_batch_receipt(&batch, &big).await));
         assert_eq!(
             partials.claim_batch(&batch, "d").await.expect("claim"),
             BatchClaim::Proceed,
             "no receipt stored"
         );
+        let fits = vec![0_u8; MAX_ITEM_BYTES - 300];
+        partials
+            .put_batch_receipt(&batch, &fits)
+            .await
+            .expect("fits");
+    }
 
+    #[tokio::test]
+    async fn a_state_at_the_label_cap_fits_a_partial_and_a_rollup() {
+        let largest = testing::state_of_size(usize::MAX, minute(0));
+        let partials = MemoryPartialStore::default();
+        assert_eq!(
+            partials
+                .put_partial(&partial(0, "b"), &largest)
+                .await
+                .expect("fits"),
+            PutOutcome::Written
+        );
+        let (tenant, model_id) = ids();
         let rollups = MemoryRollupStore::default();
         let rollup = Rollup {
             tenant,
             model_id,
-            granularity: Granularity::Hour,
+            granularity: Granularity::Minute,
             start: minute(0),
             rev: 1,
-            state: big,
+            state: largest,
         };
-        assert!(is_refused(rollups.put_rollup(&rollup).await));
-        assert!(is_refused(
-            rollups
-                .put_minute_rollup(
-                    &Rollup {
-                        granularity: Granularity::Minute,
-                        ..rollup
-                    },
-                    None,
-                    &CounterDelta::default()
-                )
-                .await
-        ));
-        assert!(rollups.all().is_empty());
+        rollups
+            .put_minute_rollup(&rollup, None, &CounterDelta::default())
+            .await
+            .expect("fits");
+        assert_eq!(rollups.all().len(), 1);
     }
 
     #[tokio::test]
@@ -1201,9 +1199,9 @@ mod tests {
         partials.pending_minutes().await.expect("pending");
         assert_eq!(partials.query_pages(), 32, "one query per shard");
 
-        // Five partials of 300 KB: three fit in the first 1 MB page.
-        let state = vec![0_u8; 300 * 1024];
-        for batch in ["a", "b", "c", "d", "e"] {
+        // Ten partials of 120–140 KB: more than one 1 MB page, less than two.
+        let state = testing::state_of_size(120 * 1024, minute(0));
+        for batch in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
             partials
                 .put_partial(&partial(0, batch), &state)
                 .await
@@ -1214,7 +1212,7 @@ mod tests {
             .partials_of(&tenant, &model_id, minute(0))
             .await
             .expect("read");
-        assert_eq!(read.len(), 5);
+        assert_eq!(read.len(), 10);
         assert_eq!(partials.query_pages(), 32 + 2);
 
         // A day of minutes from 10:00 touches two daily partitions: two queries.

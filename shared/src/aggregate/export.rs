@@ -17,7 +17,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
-use super::rollup::merge_all;
 use crate::domain::{Granularity, MetricSet, ModelExport, TimeSpan};
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, ExportFailure, MetricsExporter, RollupStore};
@@ -109,19 +108,13 @@ async fn prepare<R: RollupStore>(
         .await?
         .into_iter()
         .map(|rollup| {
-            let state = merge_all([rollup.state.as_slice()], || {
-                format!(
-                    "minute rollup {}/{} at {}",
-                    cursor.tenant, cursor.model_id, rollup.start
-                )
-            })?;
             let span = TimeSpan {
                 start: rollup.start,
                 end: rollup.start + Granularity::Minute.length(),
             };
-            Ok((rollup.start, MetricSet::compute(&state, span, None)))
+            (rollup.start, MetricSet::compute(&rollup.state, span, None))
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect();
     Ok(ModelExport {
         tenant: cursor.tenant.clone(),
         model_id: cursor.model_id.clone(),
@@ -136,18 +129,14 @@ async fn prepare<R: RollupStore>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::adapters::memory::MemoryRollupStore;
-    use crate::domain::{CounterDelta, CounterTotals};
-    use crate::ports::{ExportCursors, Rollup};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use crate::domain::ids::{ModelId, TenantId};
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("time")
-    }
+    use super::*;
+    use crate::adapters::memory::MemoryRollupStore;
+    use crate::domain::{CounterDelta, CounterTotals, WindowState};
+    use crate::ports::{ExportCursors, Rollup};
+    use crate::testing::{at, model, tenant};
 
     /// Records what it is given; fails while `down` is set.
     #[derive(Default)]
@@ -175,11 +164,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_export_is_retried_next_run_and_then_not_again() {
         let store = MemoryRollupStore::default();
-        let (tenant, model) = (
-            TenantId::parse("t1").expect("t"),
-            ModelId::parse("m1").expect("m"),
-        );
-        let state = crate::domain::WindowState::default().to_bytes();
+        let (tenant, model) = (tenant("t1"), model("m1"));
+        let state = WindowState::default();
         for minute in ["2026-11-28T10:14:00Z", "2026-11-28T10:15:00Z"] {
             let rollup = Rollup {
                 tenant: tenant.clone(),
@@ -227,17 +213,14 @@ mod tests {
     #[tokio::test]
     async fn a_late_roll_up_behind_the_cursor_re_exports_the_counters_only() {
         let store = MemoryRollupStore::default();
-        let (tenant, model) = (
-            TenantId::parse("t1").expect("t"),
-            ModelId::parse("m1").expect("m"),
-        );
+        let (tenant, model) = (tenant("t1"), model("m1"));
         let rollup = |minute: &str, rev: u64| Rollup {
             tenant: tenant.clone(),
             model_id: model.clone(),
             granularity: Granularity::Minute,
             start: at(minute),
             rev,
-            state: crate::domain::WindowState::default().to_bytes(),
+            state: WindowState::default(),
         };
         let delta = |ok: u64| CounterDelta {
             add: CounterTotals {

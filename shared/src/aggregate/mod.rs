@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use export::{ExportReport, export_lagging};
-pub use rollup::{ModelRollupReport, RollupFailure, RollupReport, merge_all, roll_up};
+pub use rollup::{ModelRollupReport, RollupFailure, RollupReport, roll_up};
 
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};

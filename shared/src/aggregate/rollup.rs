@@ -136,8 +136,11 @@ async fn roll_up_model(
     let mut report = ModelRollupReport::default();
     for minute in &pending {
         let partials = work.partials_of(tenant, model_id, minute.minute).await?;
-        let state = merge_all(partials.iter().map(Vec::as_slice), || {
-            format!("partials of {tenant}/{model_id} at {}", minute.minute)
+        let state = WindowState::merged(&partials).map_err(|e| {
+            StoreError::inconsistent(
+                format!("partials of {tenant}/{model_id} at {}", minute.minute),
+                e,
+            )
         })?;
         let rev = partials.len() as u64;
         if put_minute(rollups, tenant, model_id, minute.minute, rev, &state).await? {
@@ -192,21 +195,17 @@ async fn put_minute(
         if previous.as_ref().is_some_and(|p| p.rev >= rev) {
             return Ok(false);
         }
-        let before = match &previous {
-            Some(p) => decode(&p.state, || {
-                format!("minute rollup {tenant}/{model_id} at {}", p.start)
-            })?,
-            None => WindowState::default(),
-        };
+        let empty = WindowState::default();
+        let before = previous.as_ref().map_or(&empty, |p| &p.state);
+        let delta = counter_delta(before, state);
         let rollup = Rollup {
             tenant: tenant.clone(),
             model_id: model_id.clone(),
             granularity: Granularity::Minute,
             start: minute,
             rev,
-            state: state.to_bytes(),
+            state: state.clone(),
         };
-        let delta = counter_delta(&before, state);
         let totals = if names_error_types(&delta) {
             rollups.counter_totals(tenant, model_id).await?
         } else {
@@ -239,8 +238,11 @@ async fn rebuild(
     let parts = rollups
         .rollups(tenant, model_id, part, start, start + parent.length())
         .await?;
-    let state = merge_all(parts.iter().map(|p| p.state.as_slice()), || {
-        format!("{part:?} rollups of {tenant}/{model_id} from {start}")
+    let state = WindowState::merged(parts.iter().map(|p| &p.state)).map_err(|e| {
+        StoreError::inconsistent(
+            format!("{part:?} rollups of {tenant}/{model_id} from {start}"),
+            e,
+        )
     })?;
     rollups
         .put_rollup(&Rollup {
@@ -249,39 +251,9 @@ async fn rebuild(
             granularity: parent,
             start,
             rev: parts.iter().map(|p| p.rev).sum(),
-            state: state.to_bytes(),
+            state,
         })
         .await
-}
-
-fn decode(bytes: &[u8], what: impl Fn() -> String) -> Result<WindowState, StoreError> {
-    WindowState::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        key: what(),
-        reason: e.to_string(),
-    })
-}
-
-/// Merges serialized states; a state that does not decode or merge is corrupt data.
-/// The first state is taken as decoded (merging it into an empty state would only copy
-/// it), so a single state costs one decode.
-pub fn merge_all<'a>(
-    states: impl IntoIterator<Item = &'a [u8]>,
-    what: impl Fn() -> String,
-) -> Result<WindowState, StoreError> {
-    let mut states = states.into_iter();
-    let Some(first) = states.next() else {
-        return Ok(WindowState::default());
-    };
-    let mut merged = decode(first, &what)?;
-    for bytes in states {
-        merged
-            .merge(&decode(bytes, &what)?)
-            .map_err(|e| StoreError::Corrupt {
-                key: what(),
-                reason: e.to_string(),
-            })?;
-    }
-    Ok(merged)
 }
 
 #[cfg(test)]
@@ -348,7 +320,7 @@ mod tests {
             .rollups(&tenant(), &model(), granularity, at(from), at(to))
             .await
             .expect("read");
-        merge_all(found.iter().map(|r| r.state.as_slice()), String::new)
+        WindowState::merged(found.iter().map(|r| &r.state))
             .expect("merge")
             .predictions()
     }
@@ -633,7 +605,7 @@ mod tests {
             )
             .await
             .expect("read");
-        let state = merge_all(day.iter().map(|r| r.state.as_slice()), String::new).expect("merge");
+        let state = WindowState::merged(day.iter().map(|r| &r.state)).expect("merge");
         assert_eq!(state.predictions(), 1_600 + 4);
         let metrics = crate::domain::MetricSet::compute(
             &state,
@@ -669,7 +641,7 @@ mod tests {
             tenant: &TenantId,
             model_id: &ModelId,
             minute: DateTime<Utc>,
-        ) -> Result<Vec<Vec<u8>>, StoreError> {
+        ) -> Result<Vec<WindowState>, StoreError> {
             use crate::ports::{PartialKey, PartialStore};
             let key = PartialKey {
                 tenant: tenant.clone(),

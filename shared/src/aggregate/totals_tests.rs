@@ -48,10 +48,7 @@ async fn errors_in(partials: &MemoryPartialStore, n: i64, types: &[String]) {
             })
             .expect("fold");
     }
-    partials
-        .put_partial(&key, &state.to_bytes())
-        .await
-        .expect("partial");
+    partials.put_partial(&key, &state).await.expect("partial");
     partials.mark_pending(&key).await.expect("mark");
 }
 

@@ -590,7 +590,7 @@ mod tests {
                 granularity,
                 start,
                 rev,
-                state: state.to_bytes(),
+                state: state.clone(),
             };
             let stored = if granularity == Granularity::Minute {
                 self.rollups

@@ -46,7 +46,10 @@ pub use export::{
     Datum, MetricExport, ModelExport, Series, Unit, cloudwatch_data, prometheus_series,
 };
 pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
-pub use record::{Outcome, PredictionRecord, ResourceSample, Status, Task, UnknownTask};
+pub use record::{
+    Outcome, PredictionRecord, ResourceSample, Status, Task, UnknownTask, ValidBatch,
+    ValidPrediction,
+};
 pub use regression::RegressionStats;
 pub use resources::{GaugeStats, ResourceStats};
 pub use sketch::{

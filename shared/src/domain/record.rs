@@ -11,6 +11,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ids::ModelId;
+
 /// The kind of model, which decides the quality metrics that apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,6 +151,32 @@ pub struct ResourceSample {
     pub cache_hits: Option<u64>,
     /// In-memory model cache misses since the previous sample.
     pub cache_misses: Option<u64>,
+}
+
+/// A prediction that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPrediction {
+    /// The serving system's id for it, if given.
+    pub prediction_id: Option<String>,
+    /// The typed record the metric engine folds.
+    pub record: PredictionRecord,
+}
+
+/// A batch that passed validation: every record is usable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidBatch {
+    /// The model the batch is for.
+    pub model_id: ModelId,
+    /// The sender's id for the batch; a batch with a known id is a retry.
+    pub batch_id: String,
+    /// The model version that served the batch, if given.
+    pub model_version: Option<String>,
+    /// The model's task.
+    pub task: Task,
+    /// The predictions, in body order (at least one).
+    pub predictions: Vec<ValidPrediction>,
+    /// Resource samples, in body order (possibly none).
+    pub resources: Vec<ResourceSample>,
 }
 
 #[cfg(test)]

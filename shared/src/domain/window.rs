@@ -355,6 +355,23 @@ impl WindowState {
         Ok(())
     }
 
+    /// The state of the union of `states` (empty for none): the first cloned, the
+    /// others merged into it in order.
+    ///
+    /// # Errors
+    /// [`MergeError::TaskMismatch`] when the states hold different tasks.
+    pub fn merged<'a>(states: impl IntoIterator<Item = &'a Self>) -> Result<Self, MergeError> {
+        let mut states = states.into_iter();
+        let Some(first) = states.next() else {
+            return Ok(Self::new());
+        };
+        let mut merged = first.clone();
+        for state in states {
+            merged.merge(state)?;
+        }
+        Ok(merged)
+    }
+
     /// Prediction records folded, both statuses.
     pub fn predictions(&self) -> u64 {
         self.predictions

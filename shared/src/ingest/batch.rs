@@ -14,7 +14,8 @@ use super::json::{
 use crate::domain::ids::{ModelId, check_id};
 use crate::domain::{
     MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, OVERFLOW_BUCKET, Outcome,
-    PredictionRecord, ResourceSample, Status, Task, regression_value_problem,
+    PredictionRecord, ResourceSample, Status, Task, ValidBatch, ValidPrediction,
+    regression_value_problem,
 };
 
 /// At most this many problems are listed in one rejection.
@@ -71,32 +72,6 @@ pub enum BatchRejection {
         /// More problems exist than are listed.
         truncated: bool,
     },
-}
-
-/// A prediction that passed validation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidPrediction {
-    /// The serving system's id for it, if given.
-    pub prediction_id: Option<String>,
-    /// The typed record the metric engine folds.
-    pub record: PredictionRecord,
-}
-
-/// A batch that passed validation: every record is usable.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidBatch {
-    /// The model the batch is for.
-    pub model_id: ModelId,
-    /// The sender's id for the batch; a batch with a known id is a retry.
-    pub batch_id: String,
-    /// The model version that served the batch, if given.
-    pub model_version: Option<String>,
-    /// The model's task.
-    pub task: Task,
-    /// The predictions, in body order (at least one).
-    pub predictions: Vec<ValidPrediction>,
-    /// Resource samples, in body order (possibly none).
-    pub resources: Vec<ResourceSample>,
 }
 
 /// Parses and validates a batch body received at `now`.

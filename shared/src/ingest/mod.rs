@@ -8,9 +8,7 @@ mod json;
 mod receipt;
 mod service;
 
-pub use batch::{
-    BatchLimits, BatchRejection, MAX_PROBLEMS, Problem, ValidBatch, ValidPrediction, parse_batch,
-};
+pub use batch::{BatchLimits, BatchRejection, MAX_PROBLEMS, Problem, parse_batch};
 pub use digest::{content_digest, legacy_body_digest};
 pub use receipt::{
     ArchiveReceipt, IngestReceipt, MAX_LISTED_REJECTIONS, MAX_REJECTION_REASON_BYTES, ReceiptError,

@@ -23,9 +23,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::batch::{BatchLimits, BatchRejection, Problem, ValidBatch, parse_batch};
+use super::batch::{BatchLimits, BatchRejection, Problem, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
 use super::receipt::{ArchiveReceipt, IngestReceipt};
+use crate::domain::ValidBatch;
 use crate::domain::ids::TenantId;
 use crate::domain::{Granularity, WindowState};
 use crate::error::StoreError;
@@ -196,11 +197,11 @@ where
     }
 }
 
-/// The batch folded into one serialized window state per minute its records touch.
-/// A record the engine refuses (e.g. one label too many) rejects the whole batch.
+/// The batch folded into one window state per minute its records touch. A record the
+/// engine refuses rejects the whole batch.
 pub fn minute_partials(
     batch: &ValidBatch,
-) -> Result<BTreeMap<DateTime<Utc>, Vec<u8>>, BatchRejection> {
+) -> Result<BTreeMap<DateTime<Utc>, WindowState>, BatchRejection> {
     let mut states: BTreeMap<DateTime<Utc>, WindowState> = BTreeMap::new();
     let refused = |list: &str, index: usize, reason: String| BatchRejection::Invalid {
         problems: vec![Problem {
@@ -224,10 +225,7 @@ pub fn minute_partials(
             .fold_resource(sample)
             .map_err(|e| refused("resources", index, e.to_string()))?;
     }
-    Ok(states
-        .into_iter()
-        .map(|(minute, state)| (minute, state.to_bytes()))
-        .collect())
+    Ok(states)
 }
 
 /// Earliest and latest event time of the batch's predictions and samples.
@@ -421,7 +419,7 @@ mod tests {
         async fn put_partial(
             &self,
             key: &PartialKey,
-            state: &[u8],
+            state: &WindowState,
         ) -> Result<PutOutcome, StoreError> {
             self.0.put_partial(key, state).await
         }

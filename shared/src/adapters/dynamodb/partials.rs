@@ -25,6 +25,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::attr::{self, Item};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
+use crate::domain::WindowState;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::error::StoreError;
 use crate::ports::{
@@ -62,7 +63,7 @@ pub fn partial_pk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) 
 /// The item of a partial written at `written_at`, expiring at `expires`.
 pub(crate) fn partial_image<'a>(
     key: &'a PartialKey,
-    state: &'a [u8],
+    state: &WindowState,
     expires: DateTime<Utc>,
     written_at: DateTime<Utc>,
 ) -> Image<'a> {
@@ -72,7 +73,7 @@ pub(crate) fn partial_image<'a>(
             Value::S(partial_pk(&key.tenant, &key.model_id, key.minute).into()),
         )
         .with("sk", Value::S(format!("B#{}", key.batch_id).into()))
-        .with("state", Value::B(state.into()))
+        .with("state", Value::B(state.to_bytes().into()))
         .with("tenant_id", Value::S(key.tenant.as_str().into()))
         .with("model_id", Value::S(key.model_id.as_str().into()))
         .with("minute", Value::number(key.minute.timestamp()))
@@ -237,7 +238,11 @@ impl PartialStore for DynamoPartialStore {
         Ok(())
     }
 
-    async fn put_partial(&self, key: &PartialKey, state: &[u8]) -> Result<PutOutcome, StoreError> {
+    async fn put_partial(
+        &self,
+        key: &PartialKey,
+        state: &WindowState,
+    ) -> Result<PutOutcome, StoreError> {
         let item = attr::item(partial_image(
             key,
             state,
@@ -313,7 +318,7 @@ impl PendingWork for DynamoPartialStore {
         tenant: &TenantId,
         model_id: &ModelId,
         minute: DateTime<Utc>,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    ) -> Result<Vec<WindowState>, StoreError> {
         let items: Vec<Item> = self
             .client
             .query()
@@ -334,12 +339,13 @@ impl PendingWork for DynamoPartialStore {
             .map_err(|e| unavailable("read partials", e))?;
         items
             .into_iter()
-            .map(|mut item| match item.remove("state") {
-                Some(AttributeValue::B(state)) => Ok(state.into_inner()),
-                _ => Err(StoreError::Corrupt {
-                    key: partial_pk(tenant, model_id, minute),
-                    reason: "a partial has no binary state".into(),
-                }),
+            .map(|item| {
+                let state = match item.get("state") {
+                    Some(AttributeValue::B(state)) => WindowState::from_bytes(state.as_ref())
+                        .map_err(|e| format!("attribute state: {e}")),
+                    _ => Err("a partial has no binary state".to_owned()),
+                };
+                state.map_err(|reason| attr::corrupt(&item, reason))
             })
             .collect()
     }
@@ -391,12 +397,12 @@ mod tests {
         Seen, condition_failed, delete_rule, epoch_s, put_rule, seen, update_rule, updated,
     };
     use super::*;
-    use crate::domain::ids::{ModelId, TenantId};
+    use crate::testing::{self, state_of_size};
 
     fn batch() -> BatchKey {
         BatchKey {
-            tenant: TenantId::parse("t1").expect("tenant"),
-            model_id: ModelId::parse("m1").expect("model"),
+            tenant: testing::tenant("t1"),
+            model_id: testing::model("m1"),
             batch_id: "b-1".into(),
         }
     }
@@ -496,8 +502,8 @@ mod tests {
 
     fn partial_key() -> PartialKey {
         PartialKey {
-            tenant: TenantId::parse("t1").expect("tenant"),
-            model_id: ModelId::parse("m1").expect("model"),
+            tenant: testing::tenant("t1"),
+            model_id: testing::model("m1"),
             minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
             batch_id: "b-1".into(),
         }
@@ -510,7 +516,7 @@ mod tests {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &update]);
         let store = DynamoPartialStore::new(client, "partials", TimeDelta::days(8));
         let key = partial_key();
-        let state = vec![3_u8; 5_000];
+        let state = state_of_size(5_000, key.minute);
         store.put_partial(&key, &state).await.expect("written");
         store.mark_pending(&key).await.expect("marked");
 
@@ -595,8 +601,8 @@ mod tests {
     #[test]
     fn keys_spread_by_minute_and_shard_stably() {
         let key = PartialKey {
-            tenant: TenantId::parse("t1").expect("tenant"),
-            model_id: ModelId::parse("m1").expect("model"),
+            tenant: testing::tenant("t1"),
+            model_id: testing::model("m1"),
             minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
             batch_id: "b".into(),
         };

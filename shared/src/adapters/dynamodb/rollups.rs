@@ -42,12 +42,10 @@ use super::attr::{self, Item};
 use super::{conditional, transacted, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::config::RollupRetention;
-use crate::domain::CounterDelta;
-use crate::domain::CounterTotals;
-use crate::domain::Granularity;
 #[cfg(doc)]
 use crate::domain::MAX_TOTAL_ERROR_TYPES;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{CounterDelta, CounterTotals, Granularity, WindowState};
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, Rollup, RollupStore};
 
@@ -135,7 +133,7 @@ pub(crate) fn rollup_image(rollup: &Rollup, expires: DateTime<Utc>) -> Image<'_>
             ),
         )
         .with("sk", Value::S(sort_key(rollup.start).into()))
-        .with("state", Value::B(Cow::Borrowed(&rollup.state)))
+        .with("state", Value::B(Cow::Owned(rollup.state.to_bytes())))
         .with("rev", Value::number(rollup.rev))
         .with("start", Value::number(rollup.start.timestamp()))
         .with("tenant_id", Value::S(rollup.tenant.as_str().into()))
@@ -213,7 +211,8 @@ fn rollup_from_item(
             granularity,
             start: attr::optional_time_s(item, "start")?.ok_or("attribute start is missing")?,
             rev: attr::count(item, "rev")?,
-            state: state.clone().into_inner(),
+            state: WindowState::from_bytes(state.as_ref())
+                .map_err(|e| format!("attribute state: {e}"))?,
         })
     };
     read().map_err(|reason| attr::corrupt(item, reason))
@@ -687,6 +686,7 @@ mod tests {
     use crate::adapters::memory::MemoryRollupStore;
     use crate::domain::MAX_LATENCY_MS;
     use crate::domain::UNTYPED_ERROR;
+    use crate::testing::{self, at};
 
     fn store(rules: &[&Rule]) -> DynamoRollupStore {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, fast_retries);
@@ -709,7 +709,7 @@ mod tests {
             granularity: Granularity::Minute,
             start: at("2026-11-28T10:15:00Z"),
             rev: 3,
-            state: vec![7; 300],
+            state: testing::regression_state(3, at("2026-11-28T10:15:00Z")),
         }
     }
 
@@ -1040,14 +1040,7 @@ mod tests {
     }
 
     fn ids() -> (TenantId, ModelId) {
-        (
-            TenantId::parse("t").expect("tenant"),
-            ModelId::parse("m").expect("model"),
-        )
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("time")
+        (testing::tenant("t"), testing::model("m"))
     }
 
     #[test]

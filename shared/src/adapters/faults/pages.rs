@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::CounterTotals;
 use crate::domain::alerting::state::RuleState;
 use crate::domain::ids::ModelId;
+use crate::domain::{CounterTotals, WindowState};
 use crate::ports::{
     AlertPage, BatchClaim, ExportCursor, ModelSettings, PendingMinute, PutOutcome, RegisteredModel,
     Rollup,
@@ -66,15 +66,15 @@ impl<T: ItemSize> ResponseSize for Vec<T> {
     }
 }
 
-impl ItemSize for Vec<u8> {
+impl ItemSize for WindowState {
     fn item_bytes(&self) -> usize {
-        ITEM_BYTES + self.len()
+        ITEM_BYTES + self.to_bytes().len()
     }
 }
 
 impl ItemSize for Rollup {
     fn item_bytes(&self) -> usize {
-        ITEM_BYTES + self.state.len()
+        self.state.item_bytes()
     }
 }
 

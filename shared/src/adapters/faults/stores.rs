@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 
 use super::{Faulty, Op};
 use crate::domain::CounterDelta;
-use crate::domain::CounterTotals;
 use crate::domain::Granularity;
 use crate::domain::ModelExport;
 use crate::domain::Series;
@@ -17,6 +16,7 @@ use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{CounterTotals, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
@@ -92,7 +92,7 @@ faulty_port!(PartialStore {
     ) -> Result<(), StoreError>;
     const PUT_PARTIAL = write put_partial(
         key: &PartialKey,
-        state: &[u8],
+        state: &WindowState,
     ) -> Result<PutOutcome, StoreError>;
     const MARK_PENDING = write mark_pending(key: &PartialKey) -> Result<(), StoreError>;
 });
@@ -103,7 +103,7 @@ faulty_port!(PendingWork {
         tenant: &TenantId,
         model_id: &ModelId,
         minute: DateTime<Utc>,
-    ) -> Result<Vec<Vec<u8>>, StoreError>;
+    ) -> Result<Vec<WindowState>, StoreError>;
     const SETTLE = write settle(pending: &PendingMinute) -> Result<bool, StoreError>;
 });
 

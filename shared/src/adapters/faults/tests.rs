@@ -7,30 +7,31 @@ use super::*;
 use crate::adapters::memory::{
     MemoryModelRegistry, MemoryNotifier, MemoryPartialStore, MemoryRollupStore, MemorySeriesWriter,
 };
-use crate::adapters::timestream::TimestreamArchive;
-use crate::aggregate::{merge_all, roll_up};
+use crate::aggregate::roll_up;
 use crate::domain::Granularity;
 use crate::domain::Series;
-use crate::domain::Task;
 use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{Task, WindowState};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
 use crate::ports::SeriesWriter;
 use crate::ports::{
     AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome,
     RollupStore,
 };
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().expect("time")
-}
+use crate::testing::{self, NoArchive, at, regression_state};
 
 fn tenant() -> TenantId {
-    TenantId::parse("t1").expect("tenant")
+    testing::tenant("t1")
 }
 
 fn model() -> ModelId {
-    ModelId::parse("m1").expect("model")
+    testing::model("m1")
+}
+
+/// The state every partial of these tests holds: one labeled prediction.
+fn state() -> WindowState {
+    regression_state(1, at("2026-11-28T10:00:00Z"))
 }
 
 /// The partial of batch `batch` in the minute 10:00.
@@ -71,7 +72,7 @@ async fn fail_before_applies_nothing_and_fail_after_applies_the_write() {
     let store = faulty_partials(&plan);
 
     let err = store
-        .put_partial(&key("b1"), b"s")
+        .put_partial(&key("b1"), &state())
         .await
         .expect_err("throttled");
     assert_eq!(
@@ -84,13 +85,16 @@ async fn fail_before_applies_nothing_and_fail_after_applies_the_write() {
     assert!(store.inner().partials().is_empty(), "nothing applied");
 
     let err = store
-        .put_partial(&key("b1"), b"s")
+        .put_partial(&key("b1"), &state())
         .await
         .expect_err("timed out");
     assert_eq!(injected(&err).map(|i| i.fault), Some(Fault::FailAfter));
     assert_eq!(store.inner().partials().len(), 1, "applied all the same");
 
-    let again = store.put_partial(&key("b1"), b"s").await.expect("passes");
+    let again = store
+        .put_partial(&key("b1"), &state())
+        .await
+        .expect("passes");
     assert_eq!(again, PutOutcome::AlreadyPresent);
 
     let counts = plan.counts();
@@ -116,7 +120,7 @@ async fn only_writes_fail_after_and_reads_fail_before() {
     let store = faulty_partials(&plan);
     for batch in ["b1", "b2", "b3"] {
         let err = store
-            .put_partial(&key(batch), b"s")
+            .put_partial(&key(batch), &state())
             .await
             .expect_err("fails");
         assert_eq!(injected(&err).map(|i| i.fault), Some(Fault::FailAfter));
@@ -153,10 +157,10 @@ async fn a_crash_never_returns_nor_does_any_later_call_of_any_store_under_the_pl
     assert!(never_completes(plan.crashed()).await, "not crashed yet");
 
     partials
-        .put_partial(&key("b1"), b"s")
+        .put_partial(&key("b1"), &state())
         .await
         .expect("passes");
-    assert!(never_completes(partials.put_partial(&key("b2"), b"s")).await);
+    assert!(never_completes(partials.put_partial(&key("b2"), &state())).await);
     assert!(plan.is_crashed());
     assert!(
         !never_completes(plan.crashed()).await,
@@ -175,7 +179,7 @@ async fn a_crash_never_returns_nor_does_any_later_call_of_any_store_under_the_pl
     // A new process: a fresh plan over the same inner stores.
     let partials = partials.restarted(FaultPlan::new(4).shared());
     let outcome = partials
-        .put_partial(&key("b2"), b"s")
+        .put_partial(&key("b2"), &state())
         .await
         .expect("passes");
     assert_eq!(outcome, PutOutcome::Written);
@@ -188,7 +192,7 @@ async fn a_crash_after_a_write_applies_it_and_never_returns() {
         .with_fault(Trigger::Operation(Op::PUT_PARTIAL, 1), Fault::CrashAfter)
         .shared();
     let store = faulty_partials(&plan);
-    assert!(never_completes(store.put_partial(&key("b1"), b"s")).await);
+    assert!(never_completes(store.put_partial(&key("b1"), &state())).await);
     assert!(plan.is_crashed());
     assert_eq!(
         store.inner().partials().len(),
@@ -221,7 +225,7 @@ async fn outcomes(seed: u64) -> (Vec<Option<Fault>>, usize) {
                 .map(drop)
         } else {
             store
-                .put_partial(&key(&format!("b{i}")), b"s")
+                .put_partial(&key(&format!("b{i}")), &state())
                 .await
                 .map(drop)
         };
@@ -291,24 +295,27 @@ async fn latency_is_charged_per_round_trip_and_per_started_megabyte_of_a_query()
     let latency = Duration::from_millis(20);
     let plan = FaultPlan::new(6).with_latency(latency).shared();
     let store = faulty_partials(&plan);
+    // Ten states of 120–140 KB: more than one 1 MB page, less than two.
+    let large = testing::state_of_size(120 * 1024, key("b").minute);
+    let batches = ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"];
     let started = Instant::now();
-    for batch in ["b1", "b2", "b3"] {
+    for batch in batches {
         store
-            .put_partial(&key(batch), &vec![0; 350_000])
+            .put_partial(&key(batch), &large)
             .await
             .expect("passes");
     }
-    assert!(started.elapsed() >= latency * 3);
-    assert_eq!(plan.counts().round_trips, 3);
+    assert!(started.elapsed() >= latency * 10);
+    assert_eq!(plan.counts().round_trips, 10);
 
     let started = Instant::now();
     let states = store
         .partials_of(&tenant(), &model(), key("b1").minute)
         .await
         .expect("passes");
-    assert_eq!(states.len(), 3);
-    assert!(started.elapsed() >= latency * 2, "1.05 MB: two pages");
-    assert_eq!(plan.counts().round_trips, 5);
+    assert_eq!(states.len(), 10);
+    assert!(started.elapsed() >= latency * 2, "over 1 MB: two pages");
+    assert_eq!(plan.counts().round_trips, 12);
 
     let plan = FaultPlan::new(6).with_dynamodb_latency().shared();
     let store = faulty_partials(&plan);
@@ -420,7 +427,7 @@ fn now() -> DateTime<Utc> {
     at("2026-11-28T12:00:30Z")
 }
 
-type Service<R> = IngestService<R, Faulty<MemoryPartialStore>, TimestreamArchive>;
+type Service<R> = IngestService<R, Faulty<MemoryPartialStore>, NoArchive>;
 
 fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
     IngestService {
@@ -448,8 +455,7 @@ async fn assert_counted_once(partials: &impl PendingWork) {
             )
             .await
             .expect("read");
-        let merged =
-            merge_all(found.iter().map(|r| r.state.as_slice()), String::new).expect("merge");
+        let merged = WindowState::merged(found.iter().map(|r| &r.state)).expect("merge");
         assert_eq!(merged.predictions(), PREDICTIONS, "{granularity:?}");
     }
     let totals = rollups

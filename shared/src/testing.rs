@@ -1,0 +1,102 @@
+//! Fixtures for tests and benchmarks — compiled only for this crate's own tests and for
+//! crates that enable the `testing` feature in their dev-dependencies, never into a
+//! function: ids, times, a no-op archive, the in-memory ingest service, and window
+//! states of a given size.
+
+use chrono::{DateTime, Utc};
+
+use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
+use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{Outcome, PredictionRecord, Status, ValidBatch, WindowState};
+use crate::error::StoreError;
+use crate::ingest::{BatchLimits, IngestService};
+use crate::ports::{ArchiveReport, PredictionArchive};
+
+/// The tenant `name` (a valid id literal; panics otherwise).
+pub fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).expect("a valid tenant id")
+}
+
+/// The model `name` (a valid id literal; panics otherwise).
+pub fn model(name: &str) -> ModelId {
+    ModelId::parse(name).expect("a valid model id")
+}
+
+/// The instant of an RFC 3339 literal (panics on a bad literal).
+pub fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("an RFC 3339 time")
+}
+
+/// An archive that is never switched on: the type of `IngestService::archive` when it
+/// is `None`. Archiving with it is a no-op that writes nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoArchive;
+
+impl PredictionArchive for NoArchive {
+    async fn archive(
+        &self,
+        _tenant: &TenantId,
+        _batch: &ValidBatch,
+    ) -> Result<ArchiveReport, StoreError> {
+        Ok(ArchiveReport::default())
+    }
+}
+
+/// The ingest service over in-memory stores, without an archive.
+pub type MemoryIngest = IngestService<MemoryModelRegistry, MemoryPartialStore, NoArchive>;
+
+/// A fresh [`MemoryIngest`] with the default limits.
+pub fn memory_ingest() -> MemoryIngest {
+    IngestService {
+        registry: MemoryModelRegistry::default(),
+        partials: MemoryPartialStore::default(),
+        archive: None,
+        limits: BatchLimits::default(),
+    }
+}
+
+/// A regression state of `predictions` labeled records at `time` (latency 10 ms,
+/// predicted 1.5, actual 1.0).
+pub fn regression_state(predictions: usize, time: DateTime<Utc>) -> WindowState {
+    let mut state = WindowState::default();
+    for _ in 0..predictions {
+        state
+            .fold_prediction(&PredictionRecord {
+                timestamp: time,
+                latency_ms: 10.0,
+                status: Status::Ok,
+                error_type: None,
+                outcome: Outcome::Regression {
+                    predicted: Some(1.5),
+                    actual: Some(1.0),
+                },
+            })
+            .expect("a valid record");
+    }
+    state
+}
+
+/// A multiclass state that serializes to at least `bytes` bytes (at most about 150 KB:
+/// the label cap bounds a state), one correct prediction per long label.
+pub fn state_of_size(bytes: usize, time: DateTime<Utc>) -> WindowState {
+    let mut state = WindowState::default();
+    let mut i = 0;
+    // A label adds about 135 bytes: check the size every 64 labels.
+    while (i % 64 != 0 || state.to_bytes().len() < bytes) && i < crate::domain::MAX_LABELS {
+        let label = format!("{i:0>128}");
+        state
+            .fold_prediction(&PredictionRecord {
+                timestamp: time,
+                latency_ms: 1.0,
+                status: Status::Ok,
+                error_type: None,
+                outcome: Outcome::Multiclass {
+                    predicted: Some(label.clone()),
+                    actual: Some(label),
+                },
+            })
+            .expect("a valid record");
+        i += 1;
+    }
+    state
+}
