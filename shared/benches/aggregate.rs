@@ -9,12 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use modelwatch::adapters::memory::{MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore};
-use modelwatch::adapters::timestream::TimestreamArchive;
+use modelwatch::adapters::memory::MemoryRollupStore;
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::ModelExport;
 use modelwatch::domain::ids::TenantId;
-use modelwatch::ingest::{BatchLimits, IngestService};
 use modelwatch::ports::{ExportFailure, MetricsExporter};
 
 mod support;
@@ -66,13 +64,7 @@ fn main() {
         .expect("runtime");
     let now = Utc::now();
     let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(1);
-    let ingest: IngestService<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive> =
-        IngestService {
-            registry: MemoryModelRegistry::default(),
-            partials: MemoryPartialStore::default(),
-            archive: None,
-            limits: BatchLimits::default(),
-        };
+    let ingest = modelwatch::testing::memory_ingest();
     let tenant = TenantId::parse("bench").expect("tenant");
     runtime.block_on(async {
         for model in 0..1_000 {
@@ -94,7 +86,7 @@ fn main() {
         .block_on(run_aggregation(
             &ingest.partials,
             &rollups,
-            Some(&cloudwatch),
+            &cloudwatch,
             Some(&prometheus),
             now,
             now,

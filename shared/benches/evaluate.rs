@@ -18,13 +18,13 @@ use modelwatch::adapters::memory::{
     MemorySeriesWriter,
 };
 use modelwatch::alerting::service::Evaluator;
-use modelwatch::domain::CounterDelta;
-use modelwatch::domain::Granularity;
 use modelwatch::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
 use modelwatch::domain::alerting::rules::parse_rule_set;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, TenantId};
-use modelwatch::domain::{MetricName, Outcome, PredictionRecord, Status, Task, WindowState};
+use modelwatch::domain::{
+    CounterDelta, Granularity, MetricName, Outcome, PredictionRecord, Status, Task, WindowState,
+};
 use modelwatch::ports::{ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore};
 use modelwatch::summary::WindowReader;
 
@@ -168,17 +168,17 @@ fn main() {
         PerfSettings::default(),
     );
     let evaluator = Evaluator {
-        registry: &registry,
+        registry,
         window: WindowReader {
-            rollups: &rollups,
+            rollups,
             minute_retention: TimeDelta::days(8),
         },
-        settings: &settings,
-        alerts: &alerts,
-        notifier: &notifier,
-        prometheus: Some(&prometheus),
-        perf: &perf,
-        alerting: &alert_settings,
+        settings,
+        alerts,
+        notifier,
+        prometheus: Some(prometheus),
+        perf,
+        alerting: alert_settings,
     };
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);

@@ -8,6 +8,7 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 
 /// Errors building an AWS client.
+#[cfg(feature = "timestream")]
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Timestream Write's endpoint discovery failed at cold start.
@@ -21,17 +22,20 @@ pub async fn load_sdk_config() -> SdkConfig {
 }
 
 /// A DynamoDB client.
+#[cfg(feature = "dynamodb")]
 pub fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(sdk)
 }
 
 /// An SNS client.
+#[cfg(feature = "sns")]
 pub fn sns(sdk: &SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(sdk)
 }
 
 /// A CloudWatch client. It speaks rpc-v2-cbor: locally, LocalStack serves it (moto
 /// does not understand that protocol).
+#[cfg(feature = "cloudwatch")]
 pub fn cloudwatch(sdk: &SdkConfig) -> aws_sdk_cloudwatch::Client {
     aws_sdk_cloudwatch::Client::new(sdk)
 }
@@ -42,6 +46,7 @@ pub fn cloudwatch(sdk: &SdkConfig) -> aws_sdk_cloudwatch::Client {
 /// refreshed, so a background task is spawned on the current tokio runtime. Against an
 /// emulator discovery would return the real AWS host, so when an endpoint override is
 /// configured (globally or for Timestream Write) the override is used as is.
+#[cfg(feature = "timestream")]
 pub async fn timestream_write(
     sdk: &SdkConfig,
 ) -> Result<aws_sdk_timestreamwrite::Client, ClientError> {
@@ -61,6 +66,7 @@ pub async fn timestream_write(
 /// (`AWS_ENDPOINT_URL` or the shared config file, as resolved into `sdk`) or for the
 /// service (`AWS_ENDPOINT_URL_TIMESTREAM_WRITE`). The service config exposes no getter
 /// for the resolved URL, hence the variable is read here, once, at cold start.
+#[cfg(feature = "timestream")]
 fn has_endpoint_override(sdk: &SdkConfig) -> bool {
     sdk.endpoint_url().is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_TIMESTREAM_WRITE").is_some_and(|v| !v.is_empty())

@@ -1,10 +1,7 @@
 //! The scheduled trigger of `aggregate` and `evaluate`.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
-
-/// How long after its last prediction a model stays active (scheduled work covers it).
-pub const ACTIVE_RETENTION: TimeDelta = TimeDelta::days(400);
 
 /// What a schedule invocation carries that the functions use: the scheduled time.
 ///

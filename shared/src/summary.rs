@@ -14,12 +14,13 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::domain::Granularity;
 use crate::domain::alerting::trends::TrendLabel;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState};
+use crate::domain::{
+    Granularity, MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState,
+};
 use crate::error::StoreError;
-use crate::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
+use crate::ports::{ModelSettingsStore, RegisteredModel, RollupStore};
 use crate::query::{InvalidParameter, single_values};
 
 /// A summary window, as the `window` parameter names it.
@@ -155,17 +156,6 @@ impl SummaryQuery {
             granularity,
         })
     }
-}
-
-/// Why no summary was made.
-#[derive(Debug, thiserror::Error)]
-pub enum SummaryError {
-    /// The tenant has no such model (also when another tenant has one by that id).
-    #[error("no such model")]
-    UnknownModel,
-    /// A store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// One quality metric with its baseline comparison.
@@ -327,16 +317,16 @@ pub struct PerformanceSummary {
 
 /// Reads the metrics of any window `[from, to)` from the rollups: whole days, whole
 /// hours and minute edges (see the module documentation).
-#[derive(Debug, Clone, Copy)]
-pub struct WindowReader<'a, S> {
+#[derive(Debug, Clone)]
+pub struct WindowReader<S> {
     /// The rollups.
-    pub rollups: &'a S,
+    pub rollups: S,
     /// How long minute rollups are kept after their start; older edges are read
     /// from hour rollups.
     pub minute_retention: TimeDelta,
 }
 
-impl<S: RollupStore> WindowReader<'_, S> {
+impl<S: RollupStore> WindowReader<S> {
     /// The start a window from `from` to `to` is read from: `from`'s minute while
     /// minute rollups are kept there, else its hour.
     pub fn readable_start(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> DateTime<Utc> {
@@ -413,35 +403,18 @@ impl<S: RollupStore> WindowReader<'_, S> {
     }
 }
 
-/// The summary service over the registry, the rollups and the model settings
-/// (baselines and trends).
-#[derive(Debug, Clone, Copy)]
-pub struct SummaryService<'a, R, S, M> {
-    /// The model registry (task, first seen; tenant scoping).
-    pub registry: &'a R,
+/// The summary service over the rollups and the model settings (baselines and
+/// trends), for a model already looked up in the registry (tenant scoping is the
+/// caller's).
+#[derive(Debug, Clone)]
+pub struct SummaryService<S, M> {
     /// The rollups.
-    pub window: WindowReader<'a, S>,
+    pub window: WindowReader<S>,
     /// Baselines and trends.
-    pub settings: &'a M,
+    pub settings: M,
 }
 
-impl<R: ModelRegistry, S: RollupStore, M: ModelSettingsStore> SummaryService<'_, R, S, M> {
-    /// The summary of the tenant's `model_id` for `query` at `now`.
-    pub async fn summary(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        query: SummaryQuery,
-        now: DateTime<Utc>,
-    ) -> Result<PerformanceSummary, SummaryError> {
-        let model = self
-            .registry
-            .model(tenant, model_id)
-            .await?
-            .ok_or(SummaryError::UnknownModel)?;
-        Ok(self.summary_of(&model, query, now).await?)
-    }
-
+impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
     /// The summary of `model`, already looked up in the registry (its tenant's).
     pub async fn summary_of(
         &self,
@@ -549,422 +522,4 @@ fn cover(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::adapters::memory::{
-        MemoryModelRegistry, MemoryModelSettings, MemoryPartialStore, MemoryRollupStore,
-    };
-    use crate::adapters::timestream::TimestreamArchive;
-    use crate::aggregate::roll_up;
-    use crate::domain::ValidBatch;
-    use crate::domain::WindowState;
-    use crate::ingest::{BatchLimits, IngestService, parse_batch};
-    use serde_json::{Value, json};
-
-    type Ingest = IngestService<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive>;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("time")
-    }
-
-    fn tenant(name: &str) -> TenantId {
-        TenantId::parse(name).expect("tenant")
-    }
-
-    fn model(name: &str) -> ModelId {
-        ModelId::parse(name).expect("model")
-    }
-
-    /// Ingest accepting 40-day-old events, so the 30-day window has old data.
-    fn limits() -> BatchLimits {
-        BatchLimits {
-            max_age: TimeDelta::days(40),
-            ..BatchLimits::default()
-        }
-    }
-
-    fn ingest_service() -> Ingest {
-        IngestService {
-            registry: MemoryModelRegistry::default(),
-            partials: MemoryPartialStore::default(),
-            archive: None,
-            limits: limits(),
-        }
-    }
-
-    /// A regression batch: one prediction per time (dyadic values, so sums are exact
-    /// in any order), every fifth an error, and a resource sample every third time.
-    fn regression_body(batch_id: &str, times: &[DateTime<Utc>]) -> Vec<u8> {
-        let predictions: Vec<Value> = times
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let actual = [1.0, 2.0, 4.0][i % 3];
-                if i % 5 == 4 {
-                    json!({"timestamp": t.to_rfc3339(), "latency_ms": 300 + i % 7, "status": "error", "error_type": "timeout"})
-                } else {
-                    json!({"timestamp": t.to_rfc3339(), "latency_ms": 2 + i % 50, "status": "ok",
-                           "predicted": actual + (i % 4) as f64 * 0.25, "actual": actual})
-                }
-            })
-            .collect();
-        let resources: Vec<Value> = times
-            .iter()
-            .step_by(3)
-            .enumerate()
-            .map(|(i, t)| {
-                let cpu = [0.25, 0.5, 0.75][i % 3];
-                json!({"timestamp": t.to_rfc3339(), "cpu_utilization": cpu,
-                       "memory_utilization": 0.5, "queue_depth": i % 9, "cache_hits": i % 4, "cache_misses": 1})
-            })
-            .collect();
-        json!({"model_id": "m1", "batch_id": batch_id, "task": "regression",
-               "predictions": predictions, "resources": resources})
-        .to_string()
-        .into_bytes()
-    }
-
-    /// The records of the test, ingested and rolled up at `now`.
-    struct Fixture {
-        ingest: Ingest,
-        rollups: MemoryRollupStore,
-        settings: MemoryModelSettings,
-        batches: Vec<ValidBatch>,
-        now: DateTime<Utc>,
-    }
-
-    impl Fixture {
-        fn service(
-            &self,
-        ) -> SummaryService<'_, MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings>
-        {
-            SummaryService {
-                registry: &self.ingest.registry,
-                window: WindowReader {
-                    rollups: &self.rollups,
-                    minute_retention: TimeDelta::days(8),
-                },
-                settings: &self.settings,
-            }
-        }
-
-        /// The engine's state over the records with a time in `span`.
-        fn state_in(&self, span: TimeSpan) -> WindowState {
-            let inside = |t: DateTime<Utc>| span.start <= t && t < span.end;
-            let mut state = WindowState::default();
-            for batch in &self.batches {
-                for p in batch
-                    .predictions
-                    .iter()
-                    .filter(|p| inside(p.record.timestamp))
-                {
-                    state.fold_prediction(&p.record).expect("fold");
-                }
-                for r in batch.resources.iter().filter(|r| inside(r.timestamp)) {
-                    state.fold_resource(r).expect("fold");
-                }
-            }
-            state
-        }
-
-        async fn first_seen(&self) -> Option<DateTime<Utc>> {
-            let m = self
-                .ingest
-                .registry
-                .model(&tenant("t1"), &model("m1"))
-                .await;
-            m.expect("read").map(|m| m.first_seen)
-        }
-    }
-
-    /// Regression records over 31 days before `now` (every 37 minutes), plus records
-    /// just around each window's start and its hour, all in closed minutes.
-    async fn fixture() -> Fixture {
-        let now = at("2026-11-28T12:34:56.789Z");
-        let open_minute = Granularity::Minute.floor(now);
-        let mut times: Vec<DateTime<Utc>> = (1..1_210)
-            .map(|i| open_minute - TimeDelta::minutes(37 * i) + TimeDelta::seconds(i % 60))
-            .collect();
-        for window in Window::ALL {
-            let from = now - window.length();
-            for offset in [-90, -20, -1, 0, 1, 20, 90] {
-                times.push(from + TimeDelta::seconds(offset));
-            }
-            times.push(Granularity::Hour.floor(from) + TimeDelta::seconds(5));
-        }
-        times.push(open_minute - TimeDelta::seconds(1));
-        times.retain(|t| *t > now - TimeDelta::days(39));
-        let ingest = ingest_service();
-        let mut batches = Vec::new();
-        for (i, chunk) in times.chunks(400).enumerate() {
-            let body = regression_body(&format!("b{i}"), chunk);
-            batches.push(parse_batch(&body, now, &limits()).expect("valid batch"));
-            ingest
-                .ingest(&tenant("t1"), &body, now)
-                .await
-                .expect("accepted");
-        }
-        let rollups = MemoryRollupStore::default();
-        roll_up(&ingest.partials, &rollups, now, &[])
-            .await
-            .expect("roll up");
-        Fixture {
-            ingest,
-            rollups,
-            settings: MemoryModelSettings::default(),
-            batches,
-            now,
-        }
-    }
-
-    fn close(a: Option<f64>, b: Option<f64>, what: &str) {
-        match (a, b) {
-            (Some(x), Some(y)) => assert!(
-                (x - y).abs() <= 1e-12 * x.abs().max(y.abs()).max(1.0),
-                "{what}: {x} != {y}"
-            ),
-            (x, y) => assert_eq!(x, y, "{what}"),
-        }
-    }
-
-    /// Every metric the summary shows, as (name, value), from its JSON form.
-    fn flat_values(json: &Value) -> Vec<(String, Option<f64>)> {
-        let mut values = Vec::new();
-        for (name, v) in json.as_object().expect("object") {
-            let v = if v.is_object() { &v["current"] } else { v };
-            values.push((name.clone(), v.as_f64()));
-        }
-        values
-    }
-
-    fn assert_same_metrics(shown: &Value, engine: &MetricSet, what: &str) {
-        let expected = serde_json::to_value(engine).expect("json");
-        let values = flat_values(shown);
-        assert!(!values.is_empty(), "{what}");
-        for (name, value) in values {
-            close(value, expected[&name].as_f64(), &format!("{what} {name}"));
-        }
-    }
-
-    #[tokio::test]
-    async fn current_values_and_series_equal_the_engine_for_every_window_and_granularity() {
-        let f = fixture().await;
-        let first_seen = f.first_seen().await;
-        for window in Window::ALL {
-            for granularity in Granularity::ALL.into_iter().filter(|g| window.allows(*g)) {
-                let what = format!("{} {}", window.as_str(), granularity.as_str());
-                let summary = f
-                    .service()
-                    .summary(
-                        &tenant("t1"),
-                        &model("m1"),
-                        SummaryQuery {
-                            window,
-                            granularity,
-                        },
-                        f.now,
-                    )
-                    .await
-                    .expect("summary");
-                let from = f.now - window.length();
-                let expected_start = if window == Window::Days30 {
-                    Granularity::Hour.floor(from)
-                } else {
-                    Granularity::Minute.floor(from)
-                };
-                assert_eq!(summary.covered.start, expected_start, "{what}");
-                assert_eq!(summary.covered.end, f.now, "{what}");
-                let engine =
-                    MetricSet::compute(&f.state_in(summary.covered), summary.covered, first_seen);
-                assert!(
-                    engine.predictions > 5,
-                    "{what}: the fixture fills the window"
-                );
-                assert_eq!(summary.sample_count, engine.predictions, "{what}");
-                assert_eq!(summary.labeled_count, engine.labeled, "{what}");
-                let json = serde_json::to_value(&summary).expect("json");
-                for part in ["quality_metrics", "serving_metrics", "resource_metrics"] {
-                    assert_same_metrics(&json[part], &engine, &format!("{what} {part}"));
-                }
-
-                let step = granularity.length();
-                let first = granularity.floor(summary.covered.start);
-                let points = json["series"].as_array().expect("series");
-                assert_eq!(summary.series.len(), points.len());
-                let expected_len = (f.now - first).num_seconds().div_euclid(step.num_seconds()) + 1;
-                assert_eq!(points.len() as i64, expected_len, "{what}");
-                for (i, (point, shown)) in summary.series.iter().zip(points).enumerate() {
-                    let start = first + step * i32::try_from(i).expect("small");
-                    assert_eq!(point.timestamp, start, "{what} point {i}");
-                    let span = TimeSpan {
-                        start,
-                        end: (start + step).min(f.now),
-                    };
-                    let engine = MetricSet::compute(&f.state_in(span), span, first_seen);
-                    assert_eq!(shown["sample_count"], engine.predictions, "{what} {i}");
-                    assert_eq!(shown["labeled_count"], engine.labeled, "{what} {i}");
-                    let mut metrics = shown.clone();
-                    for key in ["timestamp", "sample_count", "labeled_count"] {
-                        metrics.as_object_mut().expect("object").remove(key);
-                    }
-                    assert_eq!(metrics.as_object().expect("object").len(), 13, "{what}");
-                    assert_same_metrics(&metrics, &engine, &format!("{what} point {i}"));
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_current_values_compose_days_hours_and_minute_edges() {
-        let reads = compose(at("2026-10-29T12:34:00Z"), at("2026-11-28T12:34:56Z"));
-        let shown: Vec<(Granularity, String, String)> = reads
-            .iter()
-            .map(|(g, s)| (*g, s.start.to_rfc3339(), s.end.to_rfc3339()))
-            .collect();
-        let row = |g, a: &str, b: &str| (g, at(a).to_rfc3339(), at(b).to_rfc3339());
-        assert_eq!(
-            shown,
-            [
-                row(
-                    Granularity::Minute,
-                    "2026-10-29T12:34:00Z",
-                    "2026-10-29T13:00:00Z"
-                ),
-                row(
-                    Granularity::Hour,
-                    "2026-10-29T13:00:00Z",
-                    "2026-10-30T00:00:00Z"
-                ),
-                row(
-                    Granularity::Day,
-                    "2026-10-30T00:00:00Z",
-                    "2026-11-28T00:00:00Z"
-                ),
-                row(
-                    Granularity::Hour,
-                    "2026-11-28T00:00:00Z",
-                    "2026-11-28T12:00:00Z"
-                ),
-                row(
-                    Granularity::Minute,
-                    "2026-11-28T12:00:00Z",
-                    "2026-11-28T12:34:56Z"
-                ),
-            ]
-        );
-        let within_a_day = compose(at("2026-11-28T10:00:00Z"), at("2026-11-28T11:00:00Z"));
-        assert_eq!(within_a_day.len(), 1);
-        assert_eq!(within_a_day[0].0, Granularity::Hour);
-    }
-
-    #[tokio::test]
-    async fn absent_metrics_are_null_and_keys_follow_the_task() {
-        let f = fixture().await;
-        let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
-        let summary = f
-            .service()
-            .summary(&tenant("t1"), &model("m1"), query, f.now)
-            .await
-            .expect("summary");
-        let json = serde_json::to_value(&summary).expect("json");
-        let keys =
-            |v: &Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
-        assert_eq!(keys(&json["quality_metrics"]), ["rmse", "mae", "mape"]);
-        assert_eq!(
-            json["quality_metrics"]["rmse"]["baseline"],
-            Value::Null,
-            "no baseline yet"
-        );
-        assert_eq!(json["quality_metrics"]["rmse"]["trend"], Value::Null);
-        assert_eq!(json["resource_metrics"]["gpu_utilization"], Value::Null);
-        assert_eq!(json["window"], "1h");
-        assert_eq!(json["granularity"], "minute");
-        assert!(
-            json["series"]
-                .as_array()
-                .expect("series")
-                .iter()
-                .any(|p| p["sample_count"] == 0 && p["latency_p50_ms"].is_null()),
-            "an empty minute shows nulls"
-        );
-
-        // A multiclass model: classification keys, AUC null (binary only).
-        let body = json!({"model_id": "m2", "batch_id": "c1", "task": "multiclass_classification",
-            "predictions": [
-                {"timestamp": "2026-11-28T12:00:01Z", "latency_ms": 4, "status": "ok", "predicted": "a", "actual": "a"},
-                {"timestamp": "2026-11-28T12:00:02Z", "latency_ms": 6, "status": "ok", "predicted": "b", "actual": "a"}]})
-        .to_string();
-        f.ingest
-            .ingest(&tenant("t1"), body.as_bytes(), f.now)
-            .await
-            .expect("accepted");
-        roll_up(&f.ingest.partials, &f.rollups, f.now, &[])
-            .await
-            .expect("roll up");
-        let summary = f
-            .service()
-            .summary(&tenant("t1"), &model("m2"), query, f.now)
-            .await
-            .expect("summary");
-        let json = serde_json::to_value(&summary).expect("json");
-        assert_eq!(
-            keys(&json["quality_metrics"]),
-            ["accuracy", "f1_score", "auc_roc"]
-        );
-        assert_eq!(json["quality_metrics"]["accuracy"]["current"], 0.5);
-        assert_eq!(json["quality_metrics"]["auc_roc"]["current"], Value::Null);
-        assert_eq!(json["resource_metrics"]["cpu_utilization"], Value::Null);
-        assert_eq!(json["sample_count"], 2);
-    }
-
-    #[tokio::test]
-    async fn another_tenants_model_is_unknown() {
-        let f = fixture().await;
-        let query = SummaryQuery::parse([]).expect("defaults");
-        for (t, m) in [("t2", "m1"), ("t1", "nope")] {
-            let answer = f
-                .service()
-                .summary(&tenant(t), &model(m), query, f.now)
-                .await;
-            assert!(
-                matches!(answer, Err(SummaryError::UnknownModel)),
-                "{t}/{m}: {answer:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn query_parameters_are_checked() {
-        let q = SummaryQuery::parse([]).expect("defaults");
-        assert_eq!(
-            (q.window, q.granularity),
-            (Window::Hours24, Granularity::Hour)
-        );
-        for (window, granularity) in [
-            ("1h", Granularity::Minute),
-            ("6h", Granularity::Minute),
-            ("24h", Granularity::Hour),
-            ("7d", Granularity::Hour),
-            ("30d", Granularity::Day),
-        ] {
-            let q = SummaryQuery::parse([("window", window)]).expect("valid");
-            assert_eq!(q.granularity, granularity, "{window}");
-        }
-        let q = SummaryQuery::parse([("granularity", "minute"), ("window", "24h")]).expect("ok");
-        assert_eq!(q.granularity, Granularity::Minute);
-
-        let err = SummaryQuery::parse([("window", "2h")]).expect_err("unknown window");
-        assert_eq!(err.parameter, "window");
-        assert_eq!(err.allowed, ["1h", "6h", "24h", "7d", "30d"]);
-        let err = SummaryQuery::parse([("window", "7d"), ("granularity", "minute")])
-            .expect_err("minute for 7d");
-        assert_eq!(err.parameter, "granularity");
-        assert_eq!(err.allowed, ["hour", "day"]);
-        let err = SummaryQuery::parse([("granularity", "second")]).expect_err("unknown");
-        assert_eq!(err.allowed, ["minute", "hour", "day"]);
-        let err = SummaryQuery::parse([("window", "1h"), ("limit", "3")]).expect_err("unknown");
-        assert_eq!(err.parameter, "limit");
-        let err = SummaryQuery::parse([("window", "1h"), ("window", "6h")]).expect_err("twice");
-        assert_eq!(err.parameter, "window");
-    }
-}
+mod tests;

@@ -718,14 +718,15 @@ use std::sync::{Arc, Mutex};
 
 use modelwatch::adapters::faults::{FaultPlan, FaultRates, Faulty};
 use modelwatch::adapters::memory::{
-    MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore, MemorySeriesWriter,
+    MemoryMetricData, MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore,
+    MemorySeriesWriter,
 };
-use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, RollupStore};
+use modelwatch::testing::NoArchive;
 
 /// What outlives a process: the stores' contents and the receiver's.
 #[derive(Default)]
@@ -739,8 +740,7 @@ struct World {
 /// One process: the stores as it sees them, through one fault plan.
 struct Process {
     plan: Arc<FaultPlan>,
-    ingest:
-        IngestService<Faulty<MemoryModelRegistry>, Faulty<MemoryPartialStore>, TimestreamArchive>,
+    ingest: IngestService<Faulty<MemoryModelRegistry>, Faulty<MemoryPartialStore>, NoArchive>,
     pending: Faulty<MemoryPartialStore>,
     rollups: Faulty<MemoryRollupStore>,
     exporter: Faulty<MemorySeriesWriter>,
@@ -853,6 +853,8 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
     // The task of each model's first accepted batch: the model keeps it.
     let mut registered: BTreeMap<usize, Task> = BTreeMap::new();
     let mut local = Figures::default();
+    // CloudWatch is not under test here: its twin always accepts.
+    let cloudwatch = MemoryMetricData::default();
     for action in &scenario.actions {
         match action {
             Action::Wait { seconds } => now += TimeDelta::seconds(*seconds),
@@ -861,7 +863,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
                 let run = run_aggregation(
                     &process.pending,
                     &process.rollups,
-                    None::<&Faulty<MemorySeriesWriter>>,
+                    &cloudwatch,
                     Some(&process.exporter),
                     now,
                     now,
@@ -973,7 +975,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
         let report = run_aggregation(
             &process.pending,
             &process.rollups,
-            None::<&Faulty<MemorySeriesWriter>>,
+            &cloudwatch,
             Some(&process.exporter),
             settle_at,
             settle_at,

@@ -9,9 +9,8 @@
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::DynamoRollupStore;
 use modelwatch::config::RollupRetention;
-use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
-use modelwatch::domain::{MetricSet, TimeSpan, WindowState};
+use modelwatch::domain::{Granularity, MetricSet, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, parse_batch};
 use modelwatch::ports::{Rollup, RollupStore};
 use modelwatch_e2e::runtime::LocalFunction;

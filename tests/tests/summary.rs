@@ -3,9 +3,7 @@
 //! the metric engine over the same records.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use modelwatch::domain::Granularity;
-use modelwatch::domain::ValidBatch;
-use modelwatch::domain::{MetricSet, TimeSpan, WindowState};
+use modelwatch::domain::{Granularity, MetricSet, TimeSpan, ValidBatch, WindowState};
 use modelwatch::ingest::{BatchLimits, parse_batch};
 use modelwatch_e2e::{Stack, api_event_for_tenant, event, ingest_event, unique_tenant};
 use serde_json::{Value, json};

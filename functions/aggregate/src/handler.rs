@@ -36,7 +36,7 @@ where
         let report = run_aggregation(
             &self.pending,
             &self.rollups,
-            Some(&self.cloudwatch),
+            &self.cloudwatch,
             self.prometheus.as_ref(),
             run_time,
             Utc::now().max(run_time),

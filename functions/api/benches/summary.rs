@@ -21,12 +21,13 @@ use lambda_http::Body;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
-use modelwatch::domain::CounterDelta;
-use modelwatch::domain::Granularity;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, TenantId};
-use modelwatch::domain::{Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState};
+use modelwatch::domain::{
+    CounterDelta, Granularity, Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState,
+};
 use modelwatch::ports::{ModelRegistry, ModelSighting, Rollup, RollupStore};
+use modelwatch::summary::{SummaryService, WindowReader};
 
 /// Deterministic values in [0, 1): splitmix64 of a counter.
 struct Values(u64);
@@ -154,9 +155,13 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
     });
     Api {
         registry,
-        rollups,
-        minute_retention: TimeDelta::days(8),
-        settings: MemoryModelSettings::default(),
+        summary: SummaryService {
+            window: WindowReader {
+                rollups,
+                minute_retention: TimeDelta::days(8),
+            },
+            settings: MemoryModelSettings::default(),
+        },
         alerts: MemoryAlertStore::default(),
         perf: PerfSettings::default(),
         alert_settings: AlertSettings::default(),

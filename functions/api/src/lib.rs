@@ -5,8 +5,9 @@
 //!   [`Api::handle`]: tenant, route, method, then the route's answer; every refusal in
 //!   the one JSON error shape (`refusal.rs`).
 //! - `routes/`: the path → [`Route`] table and one module per resource (models,
-//!   summary, trends, alert rules, baseline, alert history), each reading the stores
-//!   it needs and building its JSON view.
+//!   trends, alert rules, baseline, alert history), each reading the stores it needs
+//!   and building its JSON view; the summary route answers with
+//!   `modelwatch::summary::SummaryService`.
 //!
 //! A library (with the binary in `main.rs`) so that the benchmark drives the handler
 //! exactly as the Lambda runtime does.

@@ -5,6 +5,7 @@ use lambda_http::{Error, run, service_fn};
 use modelwatch::adapters::dynamodb::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
 };
+use modelwatch::summary::{SummaryService, WindowReader};
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
@@ -15,10 +16,14 @@ async fn main() -> Result<(), Error> {
     let client = aws::dynamodb(&sdk);
     let api = Api {
         registry: DynamoModelRegistry::new(client.clone(), &config.tables.models),
-        settings: DynamoModelSettings::new(client.clone(), &config.tables.models),
         alerts: DynamoAlertStore::new(client.clone(), &config.tables.alerts),
-        minute_retention: config.rollups.minute,
-        rollups: DynamoRollupStore::new(client, &config.tables.rollups, config.rollups),
+        summary: SummaryService {
+            settings: DynamoModelSettings::new(client.clone(), &config.tables.models),
+            window: WindowReader {
+                minute_retention: config.rollups.minute,
+                rollups: DynamoRollupStore::new(client, &config.tables.rollups, config.rollups),
+            },
+        },
         perf: config.perf,
         alert_settings: config.alerts,
         tenant_claim: config.tenant_claim,

@@ -10,6 +10,8 @@ use modelwatch::adapters::dynamodb::{
 };
 use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::adapters::sns::SnsAlertNotifier;
+use modelwatch::alerting::service::Evaluator;
+use modelwatch::summary::WindowReader;
 use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
@@ -20,15 +22,23 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws::dynamodb(&sdk);
     let prometheus = PrometheusExporter::from_config(&config, &sdk)?;
     let evaluate = handler::Evaluate {
-        registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
-        settings: DynamoModelSettings::new(dynamodb.clone(), &config.tables.models),
-        alerts: DynamoAlertStore::new(dynamodb.clone(), &config.tables.alerts),
-        rollups: DynamoRollupStore::new(dynamodb, &config.tables.rollups, config.rollups.clone()),
-        minute_retention: config.rollups.minute,
-        notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
-        prometheus,
-        perf: config.perf,
-        alerting: config.alerts,
+        evaluator: Evaluator {
+            registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
+            settings: DynamoModelSettings::new(dynamodb.clone(), &config.tables.models),
+            alerts: DynamoAlertStore::new(dynamodb.clone(), &config.tables.alerts),
+            window: WindowReader {
+                rollups: DynamoRollupStore::new(
+                    dynamodb,
+                    &config.tables.rollups,
+                    config.rollups.clone(),
+                ),
+                minute_retention: config.rollups.minute,
+            },
+            notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
+            prometheus,
+            perf: config.perf,
+            alerting: config.alerts,
+        },
     };
     run(service_fn(|event| evaluate.handle(event))).await
 }

@@ -105,8 +105,7 @@ fn refusal(err: IngestError) -> Response<Body> {
 mod tests {
     use super::*;
     use modelwatch::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
-    use modelwatch::adapters::timestream::TimestreamArchive;
-    use modelwatch::ingest::BatchLimits;
+    use modelwatch::testing::{NoArchive, memory_ingest};
     use serde_json::Value;
 
     /// The real-format sample event, changed by `edit`.
@@ -117,14 +116,9 @@ mod tests {
         lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
     }
 
-    fn ingest() -> Ingest<MemoryModelRegistry, MemoryPartialStore, TimestreamArchive> {
+    fn ingest() -> Ingest<MemoryModelRegistry, MemoryPartialStore, NoArchive> {
         Ingest {
-            service: IngestService {
-                registry: MemoryModelRegistry::default(),
-                partials: MemoryPartialStore::default(),
-                archive: None,
-                limits: BatchLimits::default(),
-            },
+            service: memory_ingest(),
             tenant_claim: "tenant_id".into(),
         }
     }

@@ -26,16 +26,15 @@ use crate::adapters::dynamodb::{
 use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
-use crate::domain::CounterDelta;
-use crate::domain::Granularity;
-use crate::domain::Series;
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{CounterTotals, WindowState};
-use crate::domain::{ModelExport, prometheus_series};
+use crate::domain::{
+    CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, WindowState,
+    cloudwatch_data, prometheus_series,
+};
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
@@ -1068,6 +1067,39 @@ impl AlertNotifier for MemoryNotifier {
                 operation: "Publish",
                 source: "the in-memory topic is switched to fail".into(),
             })
+        }
+    }
+}
+
+/// The memory twin of the CloudWatch exporter: keeps the metric data the exports
+/// become, and can be switched to fail.
+#[derive(Debug, Default)]
+pub struct MemoryMetricData(Recording<Datum>);
+
+impl MemoryMetricData {
+    /// Every datum put so far.
+    pub fn put(&self) -> Vec<Datum> {
+        self.0.items()
+    }
+
+    /// Makes every following put fail as unavailable (`true`) or succeed (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.0.set_failing(failing);
+    }
+}
+
+impl MetricsExporter for MemoryMetricData {
+    fn name(&self) -> &'static str {
+        "cloudwatch"
+    }
+
+    async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
+        if self.0.record(&cloudwatch_data(models)) {
+            Ok(())
+        } else {
+            Err(ExportFailure::Unavailable(
+                "the in-memory metric store is switched to fail".into(),
+            ))
         }
     }
 }

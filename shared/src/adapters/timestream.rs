@@ -22,10 +22,8 @@ use aws_sdk_timestreamwrite::operation::write_records::WriteRecordsError;
 use aws_sdk_timestreamwrite::types::{Dimension, MeasureValue, MeasureValueType, Record, TimeUnit};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::domain::ValidBatch;
-use crate::domain::ValidPrediction;
 use crate::domain::ids::TenantId;
-use crate::domain::{Outcome, Status};
+use crate::domain::{Outcome, Status, ValidBatch, ValidPrediction};
 use crate::error::StoreError;
 use crate::ports::{ArchiveRejection, ArchiveReport, PredictionArchive};
 

@@ -37,7 +37,7 @@ pub struct AggregationReport {
 pub async fn run_aggregation<W, R, C, P>(
     pending: &W,
     rollups: &R,
-    cloudwatch: Option<&C>,
+    cloudwatch: &C,
     prometheus: Option<&P>,
     run_time: DateTime<Utc>,
     export_time: DateTime<Utc>,
@@ -48,16 +48,10 @@ where
     C: MetricsExporter,
     P: MetricsExporter,
 {
-    let names: Vec<&str> = cloudwatch
-        .map(MetricsExporter::name)
-        .into_iter()
-        .chain(prometheus.map(MetricsExporter::name))
-        .collect();
+    let mut names = vec![cloudwatch.name()];
+    names.extend(prometheus.map(MetricsExporter::name));
     let report = roll_up(pending, rollups, run_time, &names).await?;
-    let mut exports = Vec::new();
-    if let Some(exporter) = cloudwatch {
-        exports.push(export_lagging(rollups, exporter, export_time).await?);
-    }
+    let mut exports = vec![export_lagging(rollups, cloudwatch, export_time).await?];
     if let Some(exporter) = prometheus {
         exports.push(export_lagging(rollups, exporter, export_time).await?);
     }

@@ -17,12 +17,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::MetricName;
-use crate::domain::Series;
 use crate::domain::alerting::baseline::Baselines;
 use crate::domain::alerting::rules::AlertRule;
 use crate::domain::alerting::state::RuleStatus;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::{MetricName, Series};
 
 /// One model's baseline, threshold and firing series at `at`; `rules` pairs each
 /// evaluated rule with its status after the run (`None` when it has none yet).

@@ -13,8 +13,6 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::gauges::alert_series;
-use crate::domain::Granularity;
-use crate::domain::Series;
 use crate::domain::alerting::baseline::{CAPTURE_SPAN, CapturedBaseline};
 use crate::domain::alerting::rules::{AlertRule, CustomRules, effective_rules, is_quality};
 use crate::domain::alerting::state::{
@@ -25,13 +23,12 @@ use crate::domain::alerting::trends::{
 };
 use crate::domain::alerting::{AlertSettings, PerfSettings};
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{MetricName, MetricSet};
+use crate::domain::{ACTIVE_RETENTION, Granularity, MetricName, MetricSet, Series};
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore,
 };
 use crate::ports::{ExportFailure, SeriesWriter};
-use crate::schedule::ACTIVE_RETENTION;
 use crate::summary::WindowReader;
 
 /// Models evaluated at once.
@@ -102,28 +99,29 @@ struct ModelOutcome {
     errors: Vec<String>,
 }
 
-/// The evaluation service over the stores, the alert topic and Prometheus.
-#[derive(Debug, Clone, Copy)]
-pub struct Evaluator<'a, R, S, M, A, N, P> {
+/// The evaluation service over the stores, the alert topic and Prometheus; built once
+/// at cold start, it owns them.
+#[derive(Debug)]
+pub struct Evaluator<R, S, M, A, N, P> {
     /// Which models are active, with task and first seen.
-    pub registry: &'a R,
+    pub registry: R,
     /// Metrics of any window from the rollups.
-    pub window: WindowReader<'a, S>,
+    pub window: WindowReader<S>,
     /// Baselines, custom rules, trends.
-    pub settings: &'a M,
+    pub settings: M,
     /// Rule states and alert history.
-    pub alerts: &'a A,
+    pub alerts: A,
     /// The alert topic.
-    pub notifier: &'a N,
+    pub notifier: N,
     /// Where the baseline, threshold and firing series go, if anywhere.
-    pub prometheus: Option<&'a P>,
+    pub prometheus: Option<P>,
     /// The specification's thresholds.
-    pub perf: &'a PerfSettings,
+    pub perf: PerfSettings,
     /// Minimum samples and re-notification.
-    pub alerting: &'a AlertSettings,
+    pub alerting: AlertSettings,
 }
 
-impl<R, S, M, A, N, P> Evaluator<'_, R, S, M, A, N, P>
+impl<R, S, M, A, N, P> Evaluator<R, S, M, A, N, P>
 where
     R: ModelRegistry,
     S: RollupStore,
@@ -176,7 +174,7 @@ where
                 }
             }
         }
-        if let Some(prometheus) = self.prometheus {
+        if let Some(prometheus) = &self.prometheus {
             report.prometheus = Some(write_gauges(prometheus, &series).await);
         }
         Ok(report)
@@ -217,8 +215,8 @@ where
             model.task,
             &custom,
             &settings.baselines,
-            self.perf,
-            self.alerting,
+            &self.perf,
+            &self.alerting,
         );
         let windows: std::collections::BTreeSet<_> = rules.iter().map(|r| r.window).collect();
         let mut by_window = BTreeMap::new();
@@ -420,572 +418,4 @@ fn samples(metric: MetricName, metrics: &MetricSet) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use chrono::TimeDelta;
-
-    use super::*;
-    use crate::adapters::memory::{
-        MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
-        MemoryRollupStore, MemorySeriesWriter,
-    };
-    use crate::domain::CounterDelta;
-    use crate::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
-    use crate::domain::alerting::rules::{Condition, RuleWindow, Severity};
-    use crate::domain::alerting::state::AlertState;
-    use crate::domain::alerting::trends::TrendLabel;
-    use crate::domain::{Outcome, PredictionRecord, Status, Task, WindowState};
-    use crate::ports::{AlertQuery, Rollup};
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("test time")
-            .with_timezone(&Utc)
-    }
-
-    type MemoryEvaluator<'a> = Evaluator<
-        'a,
-        MemoryModelRegistry,
-        MemoryRollupStore,
-        MemoryModelSettings,
-        MemoryAlertStore,
-        MemoryNotifier,
-        MemorySeriesWriter,
-    >;
-
-    /// An hour or day rollup: its granularity and start.
-    type SpanKey = (Granularity, DateTime<Utc>);
-
-    /// How one minute of traffic looks.
-    #[derive(Clone, Copy)]
-    struct Shape {
-        per_minute: usize,
-        accuracy: f64,
-        latency_ms: f64,
-        error_rate: f64,
-    }
-
-    const GOOD: Shape = Shape {
-        per_minute: 20,
-        accuracy: 0.95,
-        latency_ms: 20.0,
-        error_rate: 0.0,
-    };
-
-    /// One model with in-memory stores; traffic is rolled into minute, hour and day rollups.
-    struct World {
-        registry: MemoryModelRegistry,
-        rollups: MemoryRollupStore,
-        settings: MemoryModelSettings,
-        alerts: MemoryAlertStore,
-        notifier: MemoryNotifier,
-        prometheus: MemorySeriesWriter,
-        perf: PerfSettings,
-        alerting: AlertSettings,
-        /// Hour and day rollups as merged so far, with their revisions.
-        spans: Mutex<BTreeMap<SpanKey, (u64, WindowState)>>,
-        tenant: TenantId,
-        model_id: ModelId,
-    }
-
-    impl World {
-        fn new(first_seen: DateTime<Utc>) -> Self {
-            let registry = MemoryModelRegistry::default();
-            let (tenant, model_id) = (
-                TenantId::parse("t1").expect("id"),
-                ModelId::parse("m1").expect("id"),
-            );
-            registry.insert(RegisteredModel {
-                tenant: tenant.clone(),
-                model_id: model_id.clone(),
-                task: Task::BinaryClassification,
-                first_seen,
-                last_seen: first_seen,
-                latest_version: None,
-            });
-            Self {
-                registry,
-                rollups: MemoryRollupStore::default(),
-                settings: MemoryModelSettings::default(),
-                alerts: MemoryAlertStore::default(),
-                notifier: MemoryNotifier::default(),
-                prometheus: MemorySeriesWriter::default(),
-                perf: PerfSettings {
-                    monitoring_interval: std::time::Duration::from_secs(60),
-                    accuracy_threshold: 0.05,
-                    latency_p95_max_ms: 100.0,
-                    error_rate_max: 0.01,
-                },
-                alerting: AlertSettings::default(),
-                spans: Mutex::new(BTreeMap::new()),
-                tenant,
-                model_id,
-            }
-        }
-
-        fn evaluator(&self) -> MemoryEvaluator<'_> {
-            Evaluator {
-                registry: &self.registry,
-                window: WindowReader {
-                    rollups: &self.rollups,
-                    minute_retention: TimeDelta::days(8),
-                },
-                settings: &self.settings,
-                alerts: &self.alerts,
-                notifier: &self.notifier,
-                prometheus: Some(&self.prometheus),
-                perf: &self.perf,
-                alerting: &self.alerting,
-            }
-        }
-
-        /// `minutes` minutes of `shape` traffic from `from`.
-        async fn traffic(&self, from: DateTime<Utc>, minutes: i64, shape: Shape) {
-            for m in 0..minutes {
-                let minute = from + TimeDelta::minutes(m);
-                let mut state = WindowState::default();
-                for i in 0..shape.per_minute {
-                    let fraction = (i as f64 + 0.5) / shape.per_minute as f64;
-                    let failed = fraction < shape.error_rate;
-                    let correct = fraction < shape.accuracy;
-                    let record = PredictionRecord {
-                        timestamp: minute + TimeDelta::seconds(i as i64 % 60),
-                        latency_ms: shape.latency_ms * (0.5 + fraction),
-                        status: if failed { Status::Error } else { Status::Ok },
-                        error_type: failed.then(|| "timeout".to_owned()),
-                        outcome: Outcome::Binary {
-                            predicted: (!failed).then_some(i % 2 == 0),
-                            actual: (!failed).then_some((i % 2 == 0) == correct),
-                            score: None,
-                        },
-                    };
-                    state.fold_prediction(&record).expect("fold");
-                }
-                self.put(Granularity::Minute, minute, 1, &state).await;
-                for granularity in [Granularity::Hour, Granularity::Day] {
-                    let start = granularity.floor(minute);
-                    let (rev, merged) = {
-                        let mut spans = self.spans.lock().expect("lock");
-                        let entry = spans.entry((granularity, start)).or_default();
-                        entry.0 += 1;
-                        entry.1.merge(&state).expect("merge");
-                        (entry.0, entry.1.clone())
-                    };
-                    self.put(granularity, start, rev, &merged).await;
-                }
-            }
-        }
-
-        async fn put(
-            &self,
-            granularity: Granularity,
-            start: DateTime<Utc>,
-            rev: u64,
-            state: &WindowState,
-        ) {
-            let rollup = Rollup {
-                tenant: self.tenant.clone(),
-                model_id: self.model_id.clone(),
-                granularity,
-                start,
-                rev,
-                state: state.clone(),
-            };
-            let stored = if granularity == Granularity::Minute {
-                self.rollups
-                    .put_minute_rollup(&rollup, None, &CounterDelta::default())
-                    .await
-            } else {
-                self.rollups.put_rollup(&rollup).await
-            };
-            assert!(stored.expect("put"), "rollup {start} stored");
-        }
-
-        async fn run(&self, at: DateTime<Utc>) -> EvaluationReport {
-            self.evaluator().run(at).await.expect("run")
-        }
-
-        async fn register_accuracy(&self, accuracy: f64) {
-            let baseline = RegisteredBaseline {
-                test_set: Some(TestSetBaseline {
-                    evaluated_at: at("2026-11-01T00:00:00Z"),
-                    metrics: BTreeMap::from([(MetricName::Accuracy, accuracy)]),
-                }),
-                throughput_forecast_rps: None,
-                updated_at: at("2026-11-01T00:00:00Z"),
-            };
-            self.settings
-                .put_registered_baseline(&self.tenant, &self.model_id, &baseline)
-                .await
-                .expect("put");
-        }
-
-        fn sent_for(&self, rule: &str) -> Vec<AlertRecord> {
-            self.notifier
-                .sent()
-                .into_iter()
-                .filter(|a| a.rule.id == rule)
-                .collect()
-        }
-    }
-
-    use crate::domain::alerting::state::AlertRecord;
-
-    #[tokio::test]
-    async fn accuracy_degrading_fires_once_and_resolves_once() {
-        let t0 = at("2026-11-20T00:00:00Z");
-        let world = World::new(t0);
-        world.register_accuracy(0.9).await;
-        world.traffic(t0, 120, GOOD).await;
-        let report = world.run(t0 + TimeDelta::minutes(120)).await;
-        assert_eq!(report.failures, vec![]);
-        assert_eq!(report.notifications, 0, "{report:?}");
-
-        let bad = Shape {
-            accuracy: 0.6,
-            ..GOOD
-        };
-        world.traffic(t0 + TimeDelta::minutes(120), 60, bad).await;
-        let fired_at = t0 + TimeDelta::minutes(180);
-        let report = world.run(fired_at + TimeDelta::seconds(20)).await;
-        assert_eq!(report.firing, 1, "{report:?}");
-        let sent = world.sent_for("default-accuracy");
-        assert_eq!(sent.len(), 1);
-        let alert = &sent[0];
-        assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.started_at, fired_at);
-        assert_eq!(alert.baseline, Some(0.9));
-        assert!((alert.rule.threshold - 0.855).abs() < 1e-12);
-        assert_eq!(alert.rule.condition, Condition::Below);
-        assert_eq!(
-            alert.rule.window,
-            "1h".parse::<RuleWindow>().expect("window")
-        );
-        assert_eq!(alert.rule.severity, Severity::Critical);
-        assert!((alert.observed_value.expect("value") - 0.6).abs() < 0.01);
-        assert_eq!(alert.sample_count, 1200);
-
-        // Still bad: no second message.
-        world.traffic(fired_at, 10, bad).await;
-        world.run(fired_at + TimeDelta::minutes(10)).await;
-        assert_eq!(world.sent_for("default-accuracy").len(), 1);
-
-        world
-            .traffic(fired_at + TimeDelta::minutes(10), 60, GOOD)
-            .await;
-        let resolved_at = fired_at + TimeDelta::minutes(70);
-        let report = world.run(resolved_at).await;
-        assert_eq!(report.firing, 0, "{report:?}");
-        let sent = world.sent_for("default-accuracy");
-        assert_eq!(sent.len(), 2);
-        assert_eq!(sent[1].state, AlertState::Resolved);
-        assert_eq!(sent[1].alert_id, sent[0].alert_id);
-        assert_eq!(sent[1].resolved_at, Some(resolved_at));
-        world.run(resolved_at + TimeDelta::minutes(1)).await;
-        assert_eq!(world.sent_for("default-accuracy").len(), 2);
-
-        let history = world
-            .alerts
-            .alerts(
-                &world.tenant,
-                &world.model_id,
-                &AlertQuery {
-                    state: None,
-                    limit: 10,
-                    after: None,
-                },
-            )
-            .await
-            .expect("history");
-        assert_eq!(history.alerts.len(), 1);
-        assert_eq!(history.alerts[0].state, AlertState::Resolved);
-        // Nothing else fired: latency and error rate stayed fine.
-        assert_eq!(world.notifier.sent().len(), 2);
-    }
-
-    /// The value of the series `name` with `labels` among the last run's, if written.
-    fn gauge(written: &[Series], name: &str, labels: &[(&str, &str)]) -> Option<(i64, f64)> {
-        written
-            .iter()
-            .rev()
-            .find(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .and_then(|s| s.samples.last().copied())
-    }
-
-    #[tokio::test]
-    async fn each_run_writes_baselines_thresholds_and_firing_and_survives_a_failed_write() {
-        let t0 = at("2026-11-20T00:00:00Z");
-        let world = World::new(t0);
-        world.register_accuracy(0.9).await;
-        let bad = Shape {
-            accuracy: 0.6,
-            ..GOOD
-        };
-        world.traffic(t0, 60, bad).await;
-        let end = t0 + TimeDelta::minutes(60);
-        let report = world.run(end + TimeDelta::seconds(20)).await;
-        assert_eq!(report.firing, 1, "{report:?}");
-        let written = world.prometheus.written();
-        assert_eq!(
-            report.prometheus,
-            Some(GaugeWrite {
-                series: written.len(),
-                outcome: "delivered"
-            })
-        );
-        let ms = end.timestamp_millis();
-        let accuracy = [("metric", "accuracy"), ("rule_id", "default-accuracy")];
-        assert_eq!(
-            gauge(&written, "ml_model_baseline", &[("metric", "accuracy")]),
-            Some((ms, 0.9))
-        );
-        let (_, threshold) =
-            gauge(&written, "ml_model_alert_threshold", &accuracy).expect("threshold");
-        assert!((threshold - 0.855).abs() < 1e-12);
-        assert_eq!(
-            gauge(&written, "ml_model_alert_firing", &accuracy),
-            Some((ms, 1.0))
-        );
-        // The default latency ceiling, in seconds, not firing.
-        let ceiling = [("rule_id", "default-latency_p95-max")];
-        assert_eq!(
-            gauge(&written, "ml_model_alert_threshold", &ceiling),
-            Some((ms, 0.1))
-        );
-        assert_eq!(
-            gauge(&written, "ml_model_alert_firing", &ceiling),
-            Some((ms, 0.0))
-        );
-
-        // Prometheus down: the run still evaluates, reports the failed write, and the
-        // next run writes the values of its time.
-        world.prometheus.set_failing(true);
-        world.traffic(end, 60, GOOD).await;
-        let report = world.run(end + TimeDelta::minutes(60)).await;
-        assert_eq!(report.notifications, 1, "resolved: {report:?}");
-        assert_eq!(report.prometheus.map(|w| w.outcome), Some("failed"));
-        world.prometheus.set_failing(false);
-        let later = end + TimeDelta::minutes(61);
-        world.run(later).await;
-        assert_eq!(
-            gauge(
-                &world.prometheus.written(),
-                "ml_model_alert_firing",
-                &accuracy
-            ),
-            Some((later.timestamp_millis(), 0.0))
-        );
-    }
-
-    #[tokio::test]
-    async fn thin_windows_are_insufficient_data_not_alerts() {
-        let t0 = at("2026-11-20T00:00:00Z");
-        let world = World::new(t0);
-        world.register_accuracy(0.9).await;
-        // 2 labeled predictions a minute, all wrong: 10 in the 5-minute error window
-        // and 120 in the hour, but only 20 in the first 10 minutes.
-        let thin = Shape {
-            per_minute: 2,
-            accuracy: 0.0,
-            ..GOOD
-        };
-        world.traffic(t0, 10, thin).await;
-        let report = world.run(t0 + TimeDelta::minutes(10)).await;
-        assert_eq!(report.notifications, 0, "{report:?}");
-        let states = world
-            .alerts
-            .rule_states(&world.tenant, &world.model_id)
-            .await
-            .expect("states");
-        let status = |id: &str| {
-            states
-                .iter()
-                .find(|s| s.rule_id == id)
-                .map(|s| s.status)
-                .expect("state stored")
-        };
-        assert_eq!(status("default-accuracy"), RuleStatus::InsufficientData);
-        assert_eq!(status("default-error_rate"), RuleStatus::InsufficientData);
-        assert_eq!(
-            report.insufficient_data, 3,
-            "accuracy, latency max, error rate"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failed_publish_keeps_the_state_and_the_next_run_delivers_once() {
-        let t0 = at("2026-11-20T00:00:00Z");
-        let world = World::new(t0);
-        let failing = Shape {
-            error_rate: 0.25,
-            ..GOOD
-        };
-        world.traffic(t0, 10, failing).await;
-        world.notifier.set_failing(true);
-        let report = world.run(t0 + TimeDelta::minutes(10)).await;
-        assert_eq!(report.notifications, 0);
-        assert_eq!(report.failures.len(), 1, "{report:?}");
-        assert!(report.failures[0].error.contains("default-error_rate"));
-        let states = world
-            .alerts
-            .rule_states(&world.tenant, &world.model_id)
-            .await
-            .expect("states");
-        assert!(states.iter().all(|s| s.status != RuleStatus::Firing));
-
-        world.notifier.set_failing(false);
-        let report = world.run(t0 + TimeDelta::minutes(10)).await;
-        assert_eq!(report.notifications, 1, "{report:?}");
-        world.run(t0 + TimeDelta::minutes(10)).await;
-        let sent = world.sent_for("default-error_rate");
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].state, AlertState::Firing);
-        assert_eq!(sent[0].observed_value, Some(0.25));
-    }
-
-    #[tokio::test]
-    async fn the_latency_baseline_is_captured_after_24_hours_and_then_alerts() {
-        let t0 = at("2026-11-20T00:00:00Z");
-        let world = World::new(t0 + TimeDelta::seconds(30));
-        world.traffic(t0, 24 * 60, GOOD).await;
-        let report = world.run(t0 + TimeDelta::hours(23)).await;
-        assert_eq!(report.baselines_captured, 0);
-        let report = world.run(t0 + TimeDelta::hours(24)).await;
-        assert_eq!(report.baselines_captured, 1);
-        let settings = world
-            .settings
-            .model_settings(&world.tenant, &world.model_id)
-            .await
-            .expect("settings");
-        let captured = settings.baselines.captured.expect("captured");
-        assert_eq!(
-            (captured.from, captured.to),
-            (t0, t0 + TimeDelta::hours(24))
-        );
-        assert_eq!(captured.sample_count, 24 * 60 * 20);
-        let p95 = captured.latency_p95_ms.expect("p95");
-        // Latencies are spread evenly over [10, 30) ms: p95 ≈ 29 ms (1 % sketch).
-        assert!((p95 - 29.0).abs() < 0.5, "{p95}");
-        assert_eq!(captured.error_rate, Some(0.0));
-
-        // Slower by 1.6×: above 1.5 × baseline, below the 100 ms maximum.
-        let slow = Shape {
-            latency_ms: 32.0,
-            ..GOOD
-        };
-        world.traffic(t0 + TimeDelta::hours(24), 15, slow).await;
-        world
-            .run(t0 + TimeDelta::hours(24) + TimeDelta::minutes(15))
-            .await;
-        let sent = world.sent_for("default-latency_p95-baseline");
-        assert_eq!(sent.len(), 1, "{:?}", world.notifier.sent());
-        assert_eq!(sent[0].baseline, Some(p95));
-        assert!((sent[0].rule.threshold - 1.5 * p95).abs() < 1e-9);
-        assert!(world.sent_for("default-latency_p95-max").is_empty());
-        // A second capture never replaces the first.
-        let report = world.run(t0 + TimeDelta::hours(30)).await;
-        assert_eq!(report.baselines_captured, 0);
-    }
-
-    #[tokio::test]
-    async fn a_firing_rule_that_is_removed_resolves() {
-        let t0 = at("2026-11-20T00:00:00Z");
-        let world = World::new(t0);
-        let rules = CustomRules {
-            alert_rules: vec![AlertRule {
-                id: "p95-tight".into(),
-                metric: MetricName::LatencyP95,
-                condition: Condition::Above,
-                threshold: 10.0,
-                window: "5m".parse().expect("window"),
-                severity: Severity::Info,
-                min_samples: 1,
-                basis: None,
-            }],
-            use_default_rules: false,
-            updated_at: t0,
-        };
-        world
-            .settings
-            .put_rules(&world.tenant, &world.model_id, &rules)
-            .await
-            .expect("put");
-        world.traffic(t0, 5, GOOD).await;
-        world.run(t0 + TimeDelta::minutes(5)).await;
-        assert_eq!(world.sent_for("p95-tight").len(), 1);
-        assert_eq!(world.notifier.sent().len(), 1, "defaults are off");
-
-        let none = CustomRules {
-            alert_rules: Vec::new(),
-            ..rules
-        };
-        world
-            .settings
-            .put_rules(&world.tenant, &world.model_id, &none)
-            .await
-            .expect("put");
-        world.run(t0 + TimeDelta::minutes(6)).await;
-        let sent = world.sent_for("p95-tight");
-        assert_eq!(sent.len(), 2);
-        assert_eq!(sent[1].state, AlertState::Resolved);
-        assert!(
-            world
-                .alerts
-                .rule_states(&world.tenant, &world.model_id)
-                .await
-                .expect("states")
-                .is_empty()
-        );
-    }
-
-    #[tokio::test]
-    async fn trends_are_refreshed_hourly_and_label_a_decline() {
-        let t0 = at("2026-11-20T00:00:00Z");
-        let world = World::new(t0);
-        world.register_accuracy(0.9).await;
-        // Seven days, accuracy falling 1 point a day from 0.97.
-        for hour in 0..(7 * 24) {
-            let shape = Shape {
-                per_minute: 20,
-                accuracy: 0.97 - 0.01 * f64::from(hour) / 24.0,
-                ..GOOD
-            };
-            world
-                .traffic(t0 + TimeDelta::hours(i64::from(hour)), 1, shape)
-                .await;
-        }
-        let end = t0 + TimeDelta::days(7);
-        let report = world.run(end).await;
-        assert_eq!(report.trends_updated, 1);
-        let trends = world
-            .settings
-            .model_settings(&world.tenant, &world.model_id)
-            .await
-            .expect("settings")
-            .trends
-            .expect("trends");
-        let accuracy = &trends.trends[&MetricName::Accuracy];
-        assert_eq!(accuracy.label, TrendLabel::Declining);
-        let slope = accuracy.slope.expect("slope");
-        assert!((slope + 0.01).abs() < 0.002, "{slope}");
-        assert_eq!(accuracy.threshold, Some(0.9 * 0.95));
-        let breach = accuracy.projected_baseline_breach.expect("breach");
-        assert!(
-            breach > end && breach < end + TimeDelta::days(10),
-            "{breach}"
-        );
-        assert_eq!(
-            trends.trends[&MetricName::LatencyP95].label,
-            TrendLabel::Stable
-        );
-        // Within the same hour nothing is recomputed.
-        let report = world.run(end + TimeDelta::minutes(30)).await;
-        assert_eq!(report.trends_updated, 0);
-    }
-}
+mod tests;

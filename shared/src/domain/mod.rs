@@ -55,7 +55,7 @@ pub use resources::{GaugeStats, ResourceStats};
 pub use sketch::{
     LATENCY_MAX_BUCKETS, LATENCY_RELATIVE_ACCURACY, LatencySketch, lower_quantile_rank,
 };
-pub use time::Granularity;
+pub use time::{ACTIVE_RETENTION, Granularity};
 pub use totals::{
     CounterDelta, CounterTotals, MAX_TOTAL_ERROR_TYPES, UNTYPED_ERROR, cap_error_types,
     counter_delta, names_error_types,

@@ -4,6 +4,9 @@
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+/// How long after its last prediction a model stays active (scheduled work covers it).
+pub const ACTIVE_RETENTION: TimeDelta = TimeDelta::days(400);
+
 /// The span a rollup covers. Spans are aligned to UTC: a minute starts at second 0, an
 /// hour at minute 0, a day at midnight UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -38,8 +38,7 @@
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
-use crate::domain::{Outcome, ResourceSample, Status, Task};
-use crate::domain::{ValidBatch, ValidPrediction};
+use crate::domain::{Outcome, ResourceSample, Status, Task, ValidBatch, ValidPrediction};
 
 /// The digest a batch id is claimed for: `c3-` and the 32 hex digits of the XXH3-128
 /// of the batch's canonical encoding (see the module documentation). Equal for the

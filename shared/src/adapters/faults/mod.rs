@@ -30,8 +30,8 @@
 //! [`ModelSettingsStore`]: crate::ports::ModelSettingsStore
 //! [`AlertStore`]: crate::ports::AlertStore
 //! [`AlertNotifier`]: crate::ports::AlertNotifier
-//! [`SeriesWriter`]: crate::aggregate::SeriesWriter
-//! [`MetricsExporter`]: crate::aggregate::MetricsExporter
+//! [`SeriesWriter`]: crate::ports::SeriesWriter
+//! [`MetricsExporter`]: crate::ports::MetricsExporter
 
 mod pages;
 mod plan;

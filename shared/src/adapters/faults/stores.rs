@@ -7,16 +7,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{Faulty, Op};
-use crate::domain::CounterDelta;
-use crate::domain::Granularity;
-use crate::domain::ModelExport;
-use crate::domain::Series;
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{CounterTotals, WindowState};
+use crate::domain::{CounterDelta, CounterTotals, Granularity, ModelExport, Series, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,

@@ -5,14 +5,13 @@ use serde_json::json;
 
 use super::*;
 use crate::adapters::memory::{
-    MemoryModelRegistry, MemoryNotifier, MemoryPartialStore, MemoryRollupStore, MemorySeriesWriter,
+    MemoryMetricData, MemoryModelRegistry, MemoryNotifier, MemoryPartialStore, MemoryRollupStore,
+    MemorySeriesWriter,
 };
 use crate::aggregate::roll_up;
-use crate::domain::Granularity;
-use crate::domain::Series;
 use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{Task, WindowState};
+use crate::domain::{Granularity, Series, Task, WindowState};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
 use crate::ports::SeriesWriter;
 use crate::ports::{
@@ -545,6 +544,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         .expect("accepted");
     let rollups = Arc::new(MemoryRollupStore::default());
     let writer = Arc::new(MemorySeriesWriter::default());
+    let cloudwatch = MemoryMetricData::default();
     // The first run dies right after it settled the first pending mark: the rollups
     // are written and the mark is gone, so no later run rolls that model again.
     let plan = FaultPlan::new(14)
@@ -557,7 +557,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
     let run = crate::aggregate::run_aggregation(
         &dying_partials,
         &dying_rollups,
-        None::<&MemorySeriesWriter>,
+        &cloudwatch,
         Some(writer.as_ref()),
         now(),
         now(),
@@ -573,7 +573,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
     crate::aggregate::run_aggregation(
         partials.as_ref(),
         rollups.as_ref(),
-        None::<&MemorySeriesWriter>,
+        &cloudwatch,
         Some(writer.as_ref()),
         now(),
         now(),

@@ -51,18 +51,11 @@ fn the_examples_of_one_content_written_differently() {
 
 #[tokio::test]
 async fn a_retry_written_differently_is_a_duplicate_not_a_conflict() {
-    use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
-    use crate::adapters::timestream::TimestreamArchive;
-    use crate::domain::ids::TenantId;
-    use crate::ingest::{IngestError, IngestService};
+    use crate::ingest::IngestError;
+    use crate::testing::{memory_ingest, tenant};
 
-    let service: IngestService<_, _, TimestreamArchive> = IngestService {
-        registry: MemoryModelRegistry::default(),
-        partials: MemoryPartialStore::default(),
-        archive: None,
-        limits: BatchLimits::default(),
-    };
-    let tenant = TenantId::parse("t1").expect("tenant");
+    let service = memory_ingest();
+    let tenant = tenant("t1");
     let first = br#"{"model_id":"m","batch_id":"b","task":"regression","predictions":[{"timestamp":"2026-11-28T10:14:59Z","latency_ms":2,"status":"ok","predicted":1.5}]}"#;
     let retry = br#"{
         "task": "regression", "batch_id": "b", "model_id": "m",

@@ -1,0 +1,323 @@
+use chrono::TimeDelta;
+
+use super::*;
+use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
+use crate::domain::ids::ModelId;
+use crate::ports::{ArchiveRejection, ArchiveReport, PutOutcome};
+use crate::testing::{MemoryIngest, NoArchive, memory_ingest};
+
+fn service() -> MemoryIngest {
+    memory_ingest()
+}
+
+/// A batch `b-1` of `latencies.len()` predictions, one a minute from 10:00.
+fn body(latencies: &[f64]) -> Vec<u8> {
+    let predictions: Vec<String> = latencies
+        .iter()
+        .enumerate()
+        .map(|(i, latency)| {
+            format!(
+                r#"{{"timestamp": "2026-11-28T10:{i:02}:05Z", "latency_ms": {latency}, "status": "ok", "predicted": 1.0, "actual": 2.0}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"model_id": "m1", "batch_id": "b-1", "task": "regression", "predictions": [{}]}}"#,
+        predictions.join(",")
+    )
+    .into_bytes()
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-28T10:30:00Z".parse().expect("time")
+}
+
+fn parsed(body: &[u8]) -> ValidBatch {
+    parse_batch(body, now(), &BatchLimits::default()).expect("valid")
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse("t1").expect("tenant")
+}
+
+#[tokio::test]
+async fn the_same_body_again_is_a_duplicate_and_another_body_under_its_id_is_refused() {
+    let service = service();
+    let first = service
+        .ingest(&tenant(), &body(&[5.0, 6.0]), now())
+        .await
+        .expect("stored");
+    assert!(!first.duplicate);
+    let again = service
+        .ingest(&tenant(), &body(&[5.0, 6.0]), now())
+        .await
+        .expect("answered");
+    assert!(again.duplicate);
+    assert_eq!(again.minutes, first.minutes);
+
+    let stored = service.partials.partials();
+    let refused = service
+        .ingest(&tenant(), &body(&[5.0, 6.0, 7.0]), now())
+        .await;
+    assert!(
+        matches!(&refused, Err(IngestError::BatchConflict { batch_id }) if batch_id == "b-1"),
+        "{refused:?}"
+    );
+    assert_eq!(service.partials.partials(), stored, "nothing written");
+}
+
+#[tokio::test]
+async fn a_half_stored_batch_is_completed_by_its_own_body_only() {
+    let service = service();
+    // An earlier attempt claimed the id for the first body and died before any
+    // partial was written.
+    let key = BatchKey {
+        tenant: tenant(),
+        model_id: ModelId::parse("m1").expect("model"),
+        batch_id: "b-1".to_owned(),
+    };
+    let claim = service
+        .partials
+        .claim_batch(&key, &content_digest(&parsed(&body(&[5.0, 6.0]))))
+        .await
+        .expect("claim");
+    assert_eq!(claim, BatchClaim::Proceed);
+
+    let other = service.ingest(&tenant(), &body(&[9.0]), now()).await;
+    assert!(
+        matches!(other, Err(IngestError::BatchConflict { .. })),
+        "{other:?}"
+    );
+    assert!(service.partials.partials().is_empty());
+
+    let retry = service
+        .ingest(&tenant(), &body(&[5.0, 6.0]), now())
+        .await
+        .expect("stored");
+    assert!(!retry.duplicate);
+    assert_eq!(retry.accepted, 2);
+    assert_eq!(service.partials.partials().len(), 2);
+}
+
+/// A binary-classification batch `b-1` of one prediction.
+fn binary_body() -> Vec<u8> {
+    br#"{"model_id": "m1", "batch_id": "b-1", "task": "binary_classification", "predictions": [{"timestamp": "2026-11-28T10:00:05Z", "latency_ms": 5, "status": "ok", "predicted": true}]}"#.to_vec()
+}
+
+#[tokio::test]
+async fn a_task_conflict_frees_the_batch_id_for_the_corrected_batch() {
+    let service = service();
+    service
+        .registry
+        .record_sighting(&ModelSighting {
+            tenant: tenant(),
+            model_id: ModelId::parse("m1").expect("model"),
+            task: crate::domain::Task::Regression,
+            first: now(),
+            last: now(),
+            version: None,
+        })
+        .await
+        .expect("registered");
+    let wrong = service.ingest(&tenant(), &binary_body(), now()).await;
+    assert!(
+        matches!(wrong, Err(IngestError::TaskConflict(_))),
+        "{wrong:?}"
+    );
+    assert!(service.partials.partials().is_empty());
+
+    let corrected = service
+        .ingest(&tenant(), &body(&[5.0]), now())
+        .await
+        .expect("the same id, now with the right task");
+    assert!(!corrected.duplicate);
+    assert_eq!(corrected.accepted, 1);
+}
+
+/// A partial store whose claims cannot be released.
+struct Unreleasable(MemoryPartialStore);
+
+impl PartialStore for Unreleasable {
+    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
+        self.0.claim_batch(batch, digest).await
+    }
+
+    async fn release_batch(&self, _: &BatchKey, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable {
+            operation: "release batch claim",
+            source: "throttled".into(),
+        })
+    }
+
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
+        self.0.put_batch_receipt(batch, receipt).await
+    }
+
+    async fn put_partial(
+        &self,
+        key: &PartialKey,
+        state: &WindowState,
+    ) -> Result<PutOutcome, StoreError> {
+        self.0.put_partial(key, state).await
+    }
+
+    async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
+        self.0.mark_pending(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_claim_that_cannot_be_released_answers_unavailable() {
+    let service = IngestService {
+        registry: MemoryModelRegistry::default(),
+        partials: Unreleasable(MemoryPartialStore::default()),
+        archive: None::<NoArchive>,
+        limits: BatchLimits::default(),
+    };
+    service
+        .ingest(&tenant(), &body(&[5.0]), now())
+        .await
+        .expect("registers the model as regression");
+    let mut other_id = String::from_utf8(binary_body()).expect("utf-8");
+    other_id = other_id.replace("b-1", "b-2");
+    let refused = service.ingest(&tenant(), other_id.as_bytes(), now()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(IngestError::Store(StoreError::Unavailable { .. }))
+        ),
+        "the sender retries, which claims and releases again: {refused:?}"
+    );
+}
+
+/// An archive that refuses every record with a reason of over 1 KB.
+struct Refusing;
+
+impl PredictionArchive for Refusing {
+    async fn archive(&self, _: &TenantId, batch: &ValidBatch) -> Result<ArchiveReport, StoreError> {
+        Ok(ArchiveReport {
+            written: 0,
+            rejected: (0..batch.predictions.len())
+                .rev()
+                .map(|index| ArchiveRejection {
+                    index,
+                    reason: format!("record {index}: {}", "é".repeat(512)),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_largest_receipt_is_stored_small_and_answers_a_retry_exactly() {
+    // 10,000 predictions in 10,000 distinct minutes of the last 7 days, every one
+    // refused by the archive with a 1 KB reason.
+    let predictions: Vec<String> = (1..=10_000)
+        .map(|i| {
+            let at = now() - TimeDelta::minutes(i) + TimeDelta::seconds(5);
+            format!(
+                r#"{{"timestamp": "{}", "latency_ms": 3, "status": "ok", "predicted": 1.0}}"#,
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"model_id": "m1", "batch_id": "worst", "task": "regression", "predictions": [{}]}}"#,
+        predictions.join(",")
+    );
+    let service = IngestService {
+        registry: MemoryModelRegistry::default(),
+        partials: MemoryPartialStore::default(),
+        archive: Some(Refusing),
+        limits: BatchLimits::default(),
+    };
+    let first = service
+        .ingest(&tenant(), body.as_bytes(), now())
+        .await
+        .expect("stored");
+    assert_eq!(first.minutes.len(), 10_000);
+    assert!(first.minutes.windows(2).all(|w| w[0] < w[1]));
+    let archive = &first.timestream;
+    assert_eq!(archive.rejected_count, 10_000);
+    assert_eq!(archive.rejected.len(), crate::ingest::MAX_LISTED_REJECTIONS);
+    assert_eq!(archive.rejected[99].index, 99, "the first by index");
+    assert!(
+        archive
+            .rejected
+            .iter()
+            .all(|r| r.reason.len() <= crate::ingest::MAX_REJECTION_REASON_BYTES)
+    );
+
+    let key = BatchKey {
+        tenant: tenant(),
+        model_id: ModelId::parse("m1").expect("model"),
+        batch_id: "worst".into(),
+    };
+    let digest = content_digest(&parsed(body.as_bytes()));
+    let BatchClaim::Stored(stored) = service
+        .partials
+        .claim_batch(&key, &digest)
+        .await
+        .expect("claim")
+    else {
+        panic!("the receipt is stored");
+    };
+    let expires = now() + TimeDelta::days(8);
+    let size = crate::adapters::dynamodb::batch_image(&key, &digest, Some(&stored), expires)
+        .checked_size()
+        .expect("a valid item");
+    eprintln!(
+        "largest receipt: {} bytes stored, item {size} bytes, answer {} bytes of JSON",
+        stored.len(),
+        serde_json::to_string(&first).expect("json").len()
+    );
+    assert!(size < 64 * 1024, "{size} bytes");
+
+    let again = service
+        .ingest(&tenant(), body.as_bytes(), now())
+        .await
+        .expect("answered");
+    assert!(again.duplicate);
+    assert_eq!(
+        IngestReceipt {
+            duplicate: false,
+            ..again
+        },
+        first,
+        "the retry's answer is the first answer"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_stored_by_the_release_that_digested_bytes_is_recognised() {
+    let service = service();
+    let key = BatchKey {
+        tenant: tenant(),
+        model_id: ModelId::parse("m1").expect("model"),
+        batch_id: "b-1".to_owned(),
+    };
+    // The previous release claimed the id for the body's bytes and died before
+    // storing the receipt; the sender retries the same bytes after the upgrade.
+    let first = body(&[5.0, 6.0]);
+    let claim = service
+        .partials
+        .claim_batch(&key, &legacy_body_digest(&first))
+        .await
+        .expect("claim");
+    assert_eq!(claim, BatchClaim::Proceed);
+    let retry = service
+        .ingest(&tenant(), &first, now())
+        .await
+        .expect("the retry is the same batch");
+    assert_eq!((retry.accepted, retry.duplicate), (2, false));
+    let again = service
+        .ingest(&tenant(), &first, now())
+        .await
+        .expect("answered");
+    assert!(again.duplicate);
+    let other = service.ingest(&tenant(), &body(&[9.0]), now()).await;
+    assert!(
+        matches!(other, Err(IngestError::BatchConflict { .. })),
+        "{other:?}"
+    );
+}
