@@ -12,6 +12,8 @@ mod rollups;
 mod settings;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use alerts::DynamoAlertStore;
 pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};

@@ -11,6 +11,8 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::ErrorMetadata;
 use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
+use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+use aws_sdk_dynamodb::operation::scan::{ScanInput, ScanOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
 };
@@ -73,6 +75,29 @@ pub fn delete_rule(seen: &Seen<DeleteItemInput>) -> Rule {
         record(&seen, req.clone());
         DeleteItemOutput::builder().build()
     })
+}
+
+/// A `Query` that finds nothing and records its request.
+pub fn query_rule(seen: &Seen<QueryInput>) -> Rule {
+    let seen = seen.clone();
+    mock!(Client::query).then_compute_output(move |req| {
+        record(&seen, req.clone());
+        QueryOutput::builder().build()
+    })
+}
+
+/// A `Scan` that finds nothing and records its request.
+pub fn scan_rule(seen: &Seen<ScanInput>) -> Rule {
+    let seen = seen.clone();
+    mock!(Client::scan).then_compute_output(move |req| {
+        record(&seen, req.clone());
+        ScanOutput::builder().build()
+    })
+}
+
+/// Takes what a mock saw, leaving it empty for the next request.
+pub fn take<T>(seen: &Seen<T>) -> Vec<T> {
+    std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The error of a write whose condition failed.
