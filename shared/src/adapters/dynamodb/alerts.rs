@@ -18,13 +18,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::attr::{self, Item};
-use super::{conditional, transacted, unavailable};
+use super::request::{build_error, partition_query, query_all, transact};
+use super::{conditional, doc, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::alerting::state::{
     AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id,
@@ -75,28 +74,8 @@ fn history_sk(started_at: DateTime<Utc>, rule_id: &str) -> Result<String, StoreE
     Ok(format!("{millis:013}#{rule_id}"))
 }
 
-/// A table key.
-fn key(pk: String, sk: String) -> Item {
-    Item::from([
-        ("pk".to_owned(), AttributeValue::S(pk)),
-        ("sk".to_owned(), AttributeValue::S(sk)),
-    ])
-}
-
-/// A string attribute value.
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-/// `value` as the JSON of a `doc` attribute.
-fn encode<T: Serialize>(value: &T, operation: &'static str) -> Result<Value<'static>, StoreError> {
-    serde_json::to_string(value)
-        .map(|doc| Value::S(doc.into()))
-        .map_err(|e| StoreError::Internal {
-            operation,
-            source: Box::new(e),
-        })
-}
+/// The operation named when the SDK refuses to build an item of an alert transaction.
+const BUILD_TRANSACTION: &str = "build alert transaction";
 
 /// The item of a rule state.
 pub(crate) fn state_image<'a>(
@@ -107,7 +86,10 @@ pub(crate) fn state_image<'a>(
     Ok(Image::default()
         .with("pk", Value::S(state_pk(tenant, model_id).into()))
         .with("sk", Value::S(state.rule_id.as_str().into()))
-        .with("doc", encode(state, "encode rule state")?)
+        .with(
+            "doc",
+            Value::S(doc::encode(state, "encode rule state")?.into()),
+        )
         .with("version", Value::number(state.version))
         .with("tenant_id", Value::S(tenant.as_str().into()))
         .with("model_id", Value::S(model_id.as_str().into())))
@@ -126,7 +108,7 @@ pub(crate) fn history_image<'a>(
             "sk",
             Value::S(history_sk(alert.started_at, &alert.rule.id)?.into()),
         )
-        .with("doc", encode(alert, "encode alert")?)
+        .with("doc", Value::S(doc::encode(alert, "encode alert")?.into()))
         .with("state", Value::S(alert.state.as_str().into()))
         .with("alert_id", Value::S(alert.alert_id.as_str().into()))
         .with("tenant_id", Value::S(tenant.as_str().into()))
@@ -149,21 +131,6 @@ pub(crate) fn firing_image<'a>(
         .with("alert_id", Value::S(alert_id.into()))
 }
 
-/// The value of an item's `doc`.
-fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    let doc = attr::string(item, "doc").map_err(|e| attr::corrupt(item, e))?;
-    serde_json::from_str(&doc).map_err(|e| attr::corrupt(item, format!("doc: {e}")))
-}
-
-/// The error for a transaction item the SDK refused to build (a missing required
-/// field: a bug).
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Internal {
-        operation: "build alert transaction",
-        source: Box::new(e),
-    }
-}
-
 /// The condition that the stored state has the version before `state`'s: absent for
 /// version 1. `None` for version 0, which no stored state can precede.
 fn expected_previous(state: &RuleState) -> Option<(&'static str, Option<Item>)> {
@@ -172,10 +139,7 @@ fn expected_previous(state: &RuleState) -> Option<(&'static str, Option<Item>)> 
         1 => Some(("attribute_not_exists(pk)", None)),
         version => Some((
             "#version = :previous",
-            Some(Item::from([(
-                ":previous".to_owned(),
-                AttributeValue::N((version - 1).to_string()),
-            )])),
+            Some(Item::from([(":previous".to_owned(), attr::n(version - 1))])),
         )),
     }
 }
@@ -207,7 +171,7 @@ impl DynamoAlertStore {
             .table_name(&self.table)
             .set_item(Some(attr::item(history_image(tenant, model_id, alert)?)))
             .build()
-            .map_err(build_error)?;
+            .map_err(build_error(BUILD_TRANSACTION))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -227,34 +191,21 @@ impl DynamoAlertStore {
                     .table_name(&self.table)
                     .set_item(Some(item))
                     .build()
-                    .map_err(build_error)?;
+                    .map_err(build_error(BUILD_TRANSACTION))?;
                 TransactWriteItem::builder().put(put).build()
             }
             AlertState::Resolved => {
                 let delete = Delete::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key(firing_pk(tenant), firing_sk(model_id, rule_id))))
+                    .set_key(Some(attr::key(
+                        firing_pk(tenant),
+                        firing_sk(model_id, rule_id),
+                    )))
                     .build()
-                    .map_err(build_error)?;
+                    .map_err(build_error(BUILD_TRANSACTION))?;
                 TransactWriteItem::builder().delete(delete).build()
             }
         })
-    }
-
-    /// Runs a transaction whose one conditional item is the rule state: `Ok(false)`
-    /// when that condition failed.
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-        operation: &'static str,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        transacted(result, operation)
     }
 }
 
@@ -264,25 +215,15 @@ impl AlertStore for DynamoAlertStore {
         tenant: &TenantId,
         model_id: &ModelId,
     ) -> Result<Vec<RuleState>, StoreError> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(state_pk(tenant, model_id)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("read rule states", e))?;
+        let query = partition_query(&self.client, &self.table, state_pk(tenant, model_id));
+        let items = query_all(query, "read rule states").await?;
         items
             .iter()
             .map(|item| {
-                let state: RuleState = decode(item)?;
-                let version = attr::count(item, "version").map_err(|e| attr::corrupt(item, e))?;
-                let sk = attr::string(item, "sk").map_err(|e| attr::corrupt(item, e))?;
+                let state: RuleState = doc::decode(item)?;
+                let (version, sk) = attr::read(item, || {
+                    Ok((attr::count(item, "version")?, attr::string(item, "sk")?))
+                })?;
                 if version != state.version || sk != state.rule_id {
                     return Err(attr::corrupt(
                         item,
@@ -325,13 +266,13 @@ impl AlertStore for DynamoAlertStore {
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
             .build()
-            .map_err(build_error)?;
+            .map_err(build_error(BUILD_TRANSACTION))?;
         let items = vec![
             TransactWriteItem::builder().put(put).build(),
             self.history_put(tenant, model_id, alert)?,
             self.firing_change(tenant, model_id, &state.rule_id, alert)?,
         ];
-        self.transact(items, "save rule state with alert").await
+        transact(&self.client, items, "save rule state with alert").await
     }
 
     async fn remove_rule_state(
@@ -342,9 +283,9 @@ impl AlertStore for DynamoAlertStore {
         version: u64,
         alert: Option<&AlertRecord>,
     ) -> Result<bool, StoreError> {
-        let state_key = key(state_pk(tenant, model_id), rule_id.to_owned());
+        let state_key = attr::key(state_pk(tenant, model_id), rule_id);
         let condition = "#version = :version";
-        let version = AttributeValue::N(version.to_string());
+        let version = attr::n(version);
         let Some(alert) = alert else {
             let request = self
                 .client
@@ -363,13 +304,13 @@ impl AlertStore for DynamoAlertStore {
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":version", version)
             .build()
-            .map_err(build_error)?;
+            .map_err(build_error(BUILD_TRANSACTION))?;
         let items = vec![
             TransactWriteItem::builder().delete(delete).build(),
             self.history_put(tenant, model_id, alert)?,
             self.firing_change(tenant, model_id, rule_id, alert)?,
         ];
-        self.transact(items, "remove rule state with alert").await
+        transact(&self.client, items, "remove rule state with alert").await
     }
 
     async fn alerts(
@@ -395,7 +336,7 @@ impl AlertStore for DynamoAlertStore {
                         operation: "read alerts",
                         source: format!("`after` is not an alert id: {after:?}").into(),
                     })?;
-                Some(key(pk.clone(), history_sk(started_at, rule_id)?))
+                Some(attr::key(pk.clone(), history_sk(started_at, rule_id)?))
             }
         };
         // One more than asked for, to tell whether a next page exists.
@@ -403,21 +344,15 @@ impl AlertStore for DynamoAlertStore {
         let mut alerts: Vec<AlertRecord> = Vec::new();
         loop {
             let mut needed = wanted - alerts.len();
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.as_str()))
+            let mut request = partition_query(&self.client, &self.table, pk.as_str())
                 .scan_index_forward(false)
-                .consistent_read(true)
                 .set_exclusive_start_key(start_key.take());
             if let Some(state) = query.state {
                 needed = needed.max(FILTERED_PAGE_ITEMS);
                 request = request
                     .filter_expression("#state = :state")
                     .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":state", s(state.as_str()));
+                    .expression_attribute_values(":state", attr::s(state.as_str()));
             }
             let output = request
                 .limit(i32::try_from(needed).unwrap_or(i32::MAX))
@@ -428,7 +363,7 @@ impl AlertStore for DynamoAlertStore {
                 if alerts.len() == wanted {
                     break;
                 }
-                alerts.push(decode(item)?);
+                alerts.push(doc::decode(item)?);
             }
             start_key = output.last_evaluated_key;
             if alerts.len() == wanted || start_key.is_none() {
@@ -445,24 +380,14 @@ impl AlertStore for DynamoAlertStore {
     }
 
     async fn firing_counts(&self, tenant: &TenantId) -> Result<BTreeMap<ModelId, u64>, StoreError> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(firing_pk(tenant)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("read firing alerts", e))?;
+        let query = partition_query(&self.client, &self.table, firing_pk(tenant));
+        let items = query_all(query, "read firing alerts").await?;
         let mut counts = BTreeMap::new();
         for item in &items {
-            let model_id = attr::string(item, "model_id")
-                .and_then(|m| ModelId::try_from(m).map_err(|e| format!("model_id {e}")))
-                .map_err(|e| attr::corrupt(item, e))?;
+            let model_id = attr::read(item, || {
+                ModelId::try_from(attr::string(item, "model_id")?)
+                    .map_err(|e| format!("model_id {e}"))
+            })?;
             *counts.entry(model_id).or_insert(0) += 1;
         }
         Ok(counts)
@@ -477,6 +402,7 @@ mod tests {
     use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+    use aws_sdk_dynamodb::types::AttributeValue;
     use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
     use super::super::testing::{
@@ -1097,10 +1023,10 @@ mod tests {
         let requests = seen.clone();
         let entry = |model: &str, rule: &str| {
             Item::from([
-                ("pk".to_owned(), s("FIRING#t")),
-                ("sk".to_owned(), s(format!("{model}#{rule}"))),
-                ("model_id".to_owned(), s(model)),
-                ("alert_id".to_owned(), s(format!("{rule}@1"))),
+                ("pk".to_owned(), attr::s("FIRING#t")),
+                ("sk".to_owned(), attr::s(format!("{model}#{rule}"))),
+                ("model_id".to_owned(), attr::s(model)),
+                ("alert_id".to_owned(), attr::s(format!("{rule}@1"))),
             ])
         };
         let first = vec![entry("a", "r1"), entry("a", "r2")];
@@ -1110,8 +1036,8 @@ mod tests {
             match req.exclusive_start_key() {
                 None => QueryOutput::builder()
                     .set_items(Some(first.clone()))
-                    .last_evaluated_key("pk", s("FIRING#t"))
-                    .last_evaluated_key("sk", s("a#r2"))
+                    .last_evaluated_key("pk", attr::s("FIRING#t"))
+                    .last_evaluated_key("sk", attr::s("a#r2"))
                     .build(),
                 Some(_) => QueryOutput::builder()
                     .set_items(Some(second.clone()))
@@ -1134,7 +1060,7 @@ mod tests {
             seen[0]
                 .expression_attribute_values()
                 .and_then(|v| v.get(":pk")),
-            Some(&s("FIRING#t"))
+            Some(&attr::s("FIRING#t"))
         );
     }
 
@@ -1149,7 +1075,7 @@ mod tests {
         let rule = mock!(Client::query).then_compute_output(move |req| {
             assert_eq!(
                 req.expression_attribute_values().and_then(|v| v.get(":pk")),
-                Some(&s("STATE#t#m"))
+                Some(&attr::s("STATE#t#m"))
             );
             QueryOutput::builder()
                 .set_items(Some(answer.lock().unwrap().clone()))

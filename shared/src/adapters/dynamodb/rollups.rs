@@ -39,7 +39,8 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::{conditional, transacted, unavailable};
+use super::request::{build_error, partition_query, query_all, transact};
+use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::config::RollupRetention;
 #[cfg(doc)]
@@ -92,24 +93,16 @@ impl DynamoRollupStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Rollup>, StoreError> {
-        let items: Vec<Item> = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":from", AttributeValue::S(sort_key(from)))
-            .expression_attribute_values(
-                ":to",
-                AttributeValue::S(sort_key(to - TimeDelta::seconds(1))),
-            )
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("read rollups", e))?;
+            .expression_attribute_values(":pk", attr::s(pk))
+            .expression_attribute_values(":from", attr::s(sort_key(from)))
+            .expression_attribute_values(":to", attr::s(sort_key(to - TimeDelta::seconds(1))))
+            .consistent_read(true);
+        let items = query_all(query, "read rollups").await?;
         items
             .iter()
             .map(|item| rollup_from_item(item, tenant, model_id, granularity))
@@ -201,7 +194,7 @@ fn rollup_from_item(
     model_id: &ModelId,
     granularity: Granularity,
 ) -> Result<Rollup, StoreError> {
-    let read = || -> Result<Rollup, attr::AttrError> {
+    attr::read(item, || {
         let Some(AttributeValue::B(state)) = item.get("state") else {
             return Err("attribute state is missing or not binary".into());
         };
@@ -214,8 +207,7 @@ fn rollup_from_item(
             state: WindowState::from_bytes(state.as_ref())
                 .map_err(|e| format!("attribute state: {e}"))?,
         })
-    };
-    read().map_err(|reason| attr::corrupt(item, reason))
+    })
 }
 
 /// Error types become attribute names `e_<type>`; ids are `[A-Za-z0-9._:@-]`.
@@ -362,7 +354,7 @@ fn totals_update(
             0 => update.condition_expression(format!("attribute_not_exists({NAMED_ERROR_TYPES})")),
             read => update
                 .condition_expression(format!("size({NAMED_ERROR_TYPES}) = :named_read"))
-                .expression_attribute_values(":named_read", number_value(read)),
+                .expression_attribute_values(":named_read", attr::n(read)),
         };
     }
     update
@@ -414,10 +406,6 @@ fn totals_from_item(item: &Item) -> Result<CounterTotals, StoreError> {
     Ok(totals)
 }
 
-fn number_value(n: impl ToString) -> AttributeValue {
-    AttributeValue::N(n.to_string())
-}
-
 impl RollupStore for DynamoRollupStore {
     async fn rollups(
         &self,
@@ -454,29 +442,19 @@ impl RollupStore for DynamoRollupStore {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(rev) => put
                 .condition_expression("rev = :previous")
-                .expression_attribute_values(":previous", number_value(rev)),
+                .expression_attribute_values(":previous", attr::n(rev)),
         };
         let update = totals_update(&self.table, &rollup.tenant, &rollup.model_id, delta);
-        let build_error = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal {
-            operation: "build minute rollup transaction",
-            source: Box::new(e),
-        };
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(build_error)?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(build_error)?)
-                    .build(),
-            )
-            .send()
-            .await;
-        transacted(result, "write minute rollup")
+        let build_error = build_error("build minute rollup transaction");
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(put.build().map_err(&build_error)?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(update.build().map_err(&build_error)?)
+                .build(),
+        ];
+        transact(&self.client, items, "write minute rollup").await
     }
 
     async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
@@ -486,7 +464,7 @@ impl RollupStore for DynamoRollupStore {
             .table_name(&self.table)
             .set_item(Some(self.rollup_item(rollup)))
             .condition_expression("attribute_not_exists(pk) OR rev < :rev")
-            .expression_attribute_values(":rev", number_value(rollup.rev))
+            .expression_attribute_values(":rev", attr::n(rollup.rev))
             .send()
             .await;
         conditional(result, "write rollup")
@@ -497,18 +475,11 @@ impl RollupStore for DynamoRollupStore {
         tenant: &TenantId,
         model_id: &ModelId,
     ) -> Result<CounterTotals, StoreError> {
-        let key = Item::from([
-            (
-                "pk".to_owned(),
-                AttributeValue::S(totals_pk(tenant, model_id)),
-            ),
-            ("sk".to_owned(), AttributeValue::S(TOTALS_SK.into())),
-        ]);
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key))
+            .set_key(Some(attr::key(totals_pk(tenant, model_id), TOTALS_SK)))
             .consistent_read(true)
             .send()
             .await
@@ -522,15 +493,18 @@ impl RollupStore for DynamoRollupStore {
 
 /// The partition and sort key of an exporter's cursor of a model.
 fn cursor_pk_sk(exporter: &str, tenant: &TenantId, model_id: &ModelId) -> [String; 2] {
-    [format!("EXPORT#{exporter}"), format!("{tenant}#{model_id}")]
+    [cursors_pk(exporter), format!("{tenant}#{model_id}")]
 }
 
+/// The partition of an exporter's cursors.
+fn cursors_pk(exporter: &str) -> String {
+    format!("EXPORT#{exporter}")
+}
+
+/// The key of an exporter's cursor of a model.
 fn cursor_key(exporter: &str, tenant: &TenantId, model_id: &ModelId) -> Item {
     let [pk, sk] = cursor_pk_sk(exporter, tenant, model_id);
-    Item::from([
-        ("pk".into(), AttributeValue::S(pk)),
-        ("sk".into(), AttributeValue::S(sk)),
-    ])
+    attr::key(pk, sk)
 }
 
 /// The item of `exporter`'s cursor.
@@ -570,9 +544,9 @@ impl DynamoRollupStore {
             .set_key(Some(key))
             .condition_expression("attribute_not_exists(rolled_through) OR rolled_through < :to")
             .update_expression("SET rolled_through = :to, tenant_id = :tenant, model_id = :model")
-            .expression_attribute_values(":to", number_value(to.timestamp()))
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-            .expression_attribute_values(":model", AttributeValue::S(model_id.to_string()))
+            .expression_attribute_values(":to", attr::n(to.timestamp()))
+            .expression_attribute_values(":tenant", attr::s(tenant.as_str()))
+            .expression_attribute_values(":model", attr::s(model_id.as_str()))
             .send()
             .await;
         // A failed condition: the cursor is already at or past `to`.
@@ -602,7 +576,7 @@ impl ExportCursors for DynamoRollupStore {
                 .table_name(&self.table)
                 .set_key(Some(cursor_key(exporter, tenant, model_id)))
                 .update_expression("ADD rolled_seq :one")
-                .expression_attribute_values(":one", number_value(1))
+                .expression_attribute_values(":one", attr::n(1))
                 .send()
                 .await
                 .map_err(|e| unavailable("note roll-up", e))?;
@@ -611,24 +585,13 @@ impl ExportCursors for DynamoRollupStore {
     }
 
     async fn lagging_cursors(&self, exporter: &str) -> Result<Vec<ExportCursor>, StoreError> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .filter_expression(
-                "attribute_not_exists(through) OR through < rolled_through \
-                 OR (attribute_exists(rolled_seq) AND attribute_not_exists(exported_seq)) \
-                 OR exported_seq < rolled_seq",
-            )
-            .expression_attribute_values(":pk", AttributeValue::S(format!("EXPORT#{exporter}")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("read export cursors", e))?;
+        let pk = cursors_pk(exporter);
+        let query = partition_query(&self.client, &self.table, pk).filter_expression(
+            "attribute_not_exists(through) OR through < rolled_through \
+             OR (attribute_exists(rolled_seq) AND attribute_not_exists(exported_seq)) \
+             OR exported_seq < rolled_seq",
+        );
+        let items = query_all(query, "read export cursors").await?;
         items.iter().map(export_cursor).collect()
     }
 
@@ -648,8 +611,8 @@ impl ExportCursors for DynamoRollupStore {
                 "(attribute_not_exists(through) OR through <= :to) \
                  AND (attribute_not_exists(exported_seq) OR exported_seq <= :seq)",
             )
-            .expression_attribute_values(":to", number_value(through.timestamp()))
-            .expression_attribute_values(":seq", number_value(cursor.rolled_seq))
+            .expression_attribute_values(":to", attr::n(through.timestamp()))
+            .expression_attribute_values(":seq", attr::n(cursor.rolled_seq))
             .send()
             .await;
         // A failed condition: a delivery further on was recorded already.
@@ -659,7 +622,7 @@ impl ExportCursors for DynamoRollupStore {
 
 /// Reads an export cursor item.
 fn export_cursor(item: &Item) -> Result<ExportCursor, StoreError> {
-    let read = || -> Result<ExportCursor, attr::AttrError> {
+    attr::read(item, || {
         let (tenant, model_id) = attr::ids(item)?;
         Ok(ExportCursor {
             tenant,
@@ -670,8 +633,7 @@ fn export_cursor(item: &Item) -> Result<ExportCursor, StoreError> {
             rolled_seq: attr::optional_count(item, "rolled_seq")?,
             exported_seq: attr::optional_count(item, "exported_seq")?,
         })
-    };
-    read().map_err(|reason| attr::corrupt(item, reason))
+    })
 }
 
 #[cfg(test)]
