@@ -350,25 +350,22 @@ fn pending_minute(item: &Item) -> Result<PendingMinute, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration as StdDuration;
-
-    use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use chrono::DateTime;
 
     use super::super::testing::{
-        Seen, condition_failed, delete_rule, epoch_s, put_rule, seen, update_rule, updated,
+        Seen, condition_failed, delete_rule, epoch_s, fast_retries, put_rule, seen, update_rule,
+        updated,
     };
     use super::*;
-    use crate::testing::{self, state_of_size};
+    use crate::testing::{at, model, state_of_size, tenant};
 
     fn batch() -> BatchKey {
         BatchKey {
-            tenant: testing::tenant("t1"),
-            model_id: testing::model("m1"),
+            tenant: tenant("t1"),
+            model_id: model("m1"),
             batch_id: "b-1".into(),
         }
     }
@@ -468,9 +465,9 @@ mod tests {
 
     fn partial_key() -> PartialKey {
         PartialKey {
-            tenant: testing::tenant("t1"),
-            model_id: testing::model("m1"),
-            minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
+            tenant: tenant("t1"),
+            model_id: model("m1"),
+            minute: at("2025-11-28T10:14:00Z"),
             batch_id: "b-1".into(),
         }
     }
@@ -514,11 +511,7 @@ mod tests {
             aws_sdk_dynamodb,
             RuleMode::MatchAny,
             [&throttled],
-            |builder: aws_sdk_dynamodb::config::Builder| builder.retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(2)
-                    .with_initial_backoff(StdDuration::from_millis(1))
-            )
+            fast_retries
         );
         let err = DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
             .claim_batch(&batch(), "d-1")
@@ -566,12 +559,7 @@ mod tests {
 
     #[test]
     fn keys_spread_by_minute_and_shard_stably() {
-        let key = PartialKey {
-            tenant: testing::tenant("t1"),
-            model_id: testing::model("m1"),
-            minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
-            batch_id: "b".into(),
-        };
+        let key = partial_key();
         assert_eq!(
             partial_pk(&key.tenant, &key.model_id, key.minute),
             "P#t1#m1#1764324840"

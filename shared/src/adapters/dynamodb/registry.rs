@@ -250,6 +250,7 @@ mod tests {
 
     use super::super::testing::{Seen, first_write, seen, updated};
     use super::*;
+    use crate::testing::{at, model, tenant};
 
     #[tokio::test]
     async fn a_registry_entry_is_the_item_the_memory_store_sizes() {
@@ -273,11 +274,11 @@ mod tests {
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
         let model = RegisteredModel {
-            tenant: TenantId::parse("t1").expect("tenant"),
-            model_id: ModelId::parse("m1").expect("model"),
+            tenant: tenant("t1"),
+            model_id: model("m1"),
             task: Task::Regression,
-            first_seen: DateTime::from_timestamp_millis(1_764_324_899_120).expect("time"),
-            last_seen: DateTime::from_timestamp_millis(1_764_324_999_123).expect("time"),
+            first_seen: at("2025-11-28T10:14:59.120Z"),
+            last_seen: at("2025-11-28T10:16:39.123Z"),
             latest_version: Some("v2.1".into()),
         };
         DynamoModelRegistry::new(client, "models")

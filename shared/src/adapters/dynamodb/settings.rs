@@ -186,16 +186,14 @@ mod tests {
 
     use super::super::testing::{Seen, put_rule, seen};
     use super::*;
+    use crate::testing::{model, tenant};
 
     #[tokio::test]
     async fn a_settings_item_is_the_item_the_memory_store_sizes() {
         let requests = Seen::default();
         let rule = put_rule(&requests);
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
-        let (tenant, model_id) = (
-            TenantId::parse("t1").expect("tenant"),
-            ModelId::parse("m1").expect("model"),
-        );
+        let (tenant, model_id) = (tenant("t1"), model("m1"));
         let value = serde_json::json!({"use_default_rules": true, "rules": vec!["é"; 50]});
         DynamoModelSettings::new(client, "models")
             .put(&tenant, &model_id, RULES, &value, true)

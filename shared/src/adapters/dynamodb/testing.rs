@@ -1,6 +1,7 @@
 //! Test support for the DynamoDB adapters: mocked clients that record what they were
 //! sent, cancelled transactions, and the item an update expression makes of an absent
-//! item (to compare with the image the memory adapters size).
+//! item (to compare with the image the memory adapters size). Ids and times come from
+//! [`crate::testing`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,13 @@ use aws_smithy_mocks::{Rule, mock};
 use chrono::{DateTime, Utc};
 
 use super::attr::Item;
+use crate::domain::ids::{ModelId, TenantId};
+use crate::testing::{model, tenant};
+
+/// The tenant `t` and its model `m`, which most adapter tests write under.
+pub fn ids() -> (TenantId, ModelId) {
+    (tenant("t"), model("m"))
+}
 
 /// Every request a mock saw.
 pub type Seen<T> = Arc<Mutex<Vec<T>>>;

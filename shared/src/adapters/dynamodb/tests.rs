@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use chrono::TimeDelta;
 
-use super::testing::{Seen, fast_retries, query_rule, scan_rule, take};
+use super::testing::{Seen, fast_retries, ids, query_rule, scan_rule, take};
 use super::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoPartialStore,
     DynamoRollupStore,
@@ -21,7 +21,7 @@ use crate::error::StoreError;
 use crate::ports::{
     AlertStore, ExportCursors, ModelRegistry, ModelSettingsStore, PendingWork, RollupStore,
 };
-use crate::testing::{at, model, tenant};
+use crate::testing::at;
 
 /// The adapters over one client, each on its own table.
 struct Stores {
@@ -67,7 +67,7 @@ const READS: [&str; 9] = [
 /// Runs the `i`th read that goes through a paginated `Query` or `Scan` (see
 /// [`READS`]), the value dropped.
 async fn read(stores: &Stores, i: usize) -> Result<(), StoreError> {
-    let (t, m) = (tenant("t"), model("m"));
+    let (t, m) = ids();
     let minute = at("2026-11-28T10:15:00Z");
     match i {
         0 => stores.alerts.rule_states(&t, &m).await.map(drop),
