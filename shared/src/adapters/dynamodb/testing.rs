@@ -26,12 +26,22 @@ use aws_smithy_mocks::{Rule, mock};
 use chrono::{DateTime, Utc};
 
 use super::attr::Item;
+use crate::config::RollupRetention;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::testing::{model, tenant};
 
 /// The tenant `t` and its model `m`, which most adapter tests write under.
 pub fn ids() -> (TenantId, ModelId) {
     (tenant("t"), model("m"))
+}
+
+/// The rollup retention of the spec's defaults: minutes 8 days, hours 35, days 400.
+pub fn retention() -> RollupRetention {
+    RollupRetention {
+        minute: chrono::TimeDelta::days(8),
+        hour: chrono::TimeDelta::days(35),
+        day: chrono::TimeDelta::days(400),
+    }
 }
 
 /// Every request a mock saw.

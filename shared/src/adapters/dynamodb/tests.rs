@@ -10,12 +10,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use chrono::TimeDelta;
 
-use super::testing::{Seen, fast_retries, ids, query_rule, scan_rule, take};
+use super::testing::{Seen, fast_retries, ids, query_rule, retention, scan_rule, take};
 use super::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoPartialStore,
     DynamoRollupStore,
 };
-use crate::config::RollupRetention;
 use crate::domain::Granularity;
 use crate::error::StoreError;
 use crate::ports::{
@@ -39,15 +38,7 @@ fn stores(rules: &[&Rule]) -> Stores {
         partials: DynamoPartialStore::new(client.clone(), "partials", TimeDelta::days(8)),
         registry: DynamoModelRegistry::new(client.clone(), "models"),
         settings: DynamoModelSettings::new(client.clone(), "models"),
-        rollups: DynamoRollupStore::new(
-            client,
-            "rollups",
-            RollupRetention {
-                minute: TimeDelta::days(8),
-                hour: TimeDelta::days(35),
-                day: TimeDelta::days(400),
-            },
-        ),
+        rollups: DynamoRollupStore::new(client, "rollups", retention()),
     }
 }
 

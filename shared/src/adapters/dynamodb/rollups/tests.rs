@@ -5,8 +5,8 @@
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
 use super::super::testing::{
-    Seen, cancelled, fast_retries, first_write, ids, number, put_rule, seen, transact_rule,
-    update_rule, updated,
+    Seen, cancelled, fast_retries, first_write, ids, number, put_rule, retention, seen,
+    transact_rule, update_rule, updated,
 };
 use super::*;
 use crate::adapters::memory::MemoryRollupStore;
@@ -16,15 +16,7 @@ use crate::testing::{self, at};
 
 fn store(rules: &[&Rule]) -> DynamoRollupStore {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, fast_retries);
-    DynamoRollupStore::new(
-        client,
-        "rollups",
-        RollupRetention {
-            minute: TimeDelta::days(8),
-            hour: TimeDelta::days(35),
-            day: TimeDelta::days(400),
-        },
-    )
+    DynamoRollupStore::new(client, "rollups", retention())
 }
 
 fn minute_rollup() -> Rollup {
