@@ -1,5 +1,6 @@
-//! Reading typed values out of DynamoDB items, with errors naming the attribute, and
-//! turning the neutral [`Image`] of an item into the SDK's form.
+//! Reading typed values out of DynamoDB items, with errors naming the attribute;
+//! building keys and values; and turning the neutral [`Image`] of an item into the
+//! SDK's form.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,21 @@ use crate::error::StoreError;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
+
+/// A string attribute value.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute value (`value`'s decimal text).
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A table key: the partition key `pk` and the sort key `sk`.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
 
 /// The SDK's form of a value.
 pub fn value(value: Value<'_>) -> AttributeValue {
@@ -83,7 +99,7 @@ pub fn time_ms(item: &Item, name: &str) -> Result<DateTime<Utc>, AttrError> {
 
 /// A number attribute holding epoch milliseconds.
 pub fn time_ms_value(time: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::N(time.timestamp_millis().to_string())
+    n(time.timestamp_millis())
 }
 
 /// The error for an item that cannot be read back, naming its key.
@@ -98,6 +114,12 @@ pub fn corrupt(item: &Item, reason: impl Into<String>) -> StoreError {
         key: format!("{}/{}", key_part("pk"), key_part("sk")),
         reason: reason.into(),
     }
+}
+
+/// What `read` makes of `item`, or the error naming the item's key and why it could
+/// not be read.
+pub fn read<T>(item: &Item, read: impl FnOnce() -> Result<T, AttrError>) -> Result<T, StoreError> {
+    read().map_err(|reason| corrupt(item, reason))
 }
 
 /// A required integer number attribute.

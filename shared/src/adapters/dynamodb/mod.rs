@@ -3,15 +3,23 @@
 //! hold per item type is documented in docs/ARCHITECTURE.md and next to each type.
 //! [`DynamoAlertStore`] keeps rule states, the alert history and the firing index in
 //! the alerts table.
+//!
+//! Beside the adapters: `attr` (reading attributes, building keys and values), `doc`
+//! (values stored as JSON), `request` (queries read whole, transactions) and, here, the
+//! one mapping of SDK errors to [`StoreError`].
 
 mod alerts;
 mod attr;
+mod doc;
 mod partials;
 mod registry;
+mod request;
 mod rollups;
 mod settings;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use alerts::DynamoAlertStore;
 pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};

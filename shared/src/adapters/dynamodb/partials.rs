@@ -23,6 +23,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
+use super::request::{partition_query, query_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::WindowState;
@@ -94,10 +95,7 @@ fn pending_pk_sk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -
 /// The key of a (tenant, model, minute)'s pending mark.
 fn pending_key(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> Item {
     let [pk, sk] = pending_pk_sk(tenant, model_id, minute);
-    Item::from([
-        ("pk".into(), AttributeValue::S(pk)),
-        ("sk".into(), AttributeValue::S(sk)),
-    ])
+    attr::key(pk, sk)
 }
 
 /// The pending mark of a (tenant, model, minute) after `seq` marks.
@@ -139,11 +137,9 @@ fn batch_pk(batch: &BatchKey) -> String {
     )
 }
 
-fn receipt_key(batch: &BatchKey) -> [(String, AttributeValue); 2] {
-    [
-        ("pk".into(), AttributeValue::S(batch_pk(batch))),
-        ("sk".into(), AttributeValue::S(RECEIPT_SK.into())),
-    ]
+/// The key of a batch's claim and receipt.
+fn receipt_key(batch: &BatchKey) -> Item {
+    attr::key(batch_pk(batch), RECEIPT_SK)
 }
 
 /// The item of a batch claimed for `digest`, with its stored `receipt` once written,
@@ -172,17 +168,14 @@ impl PartialStore for DynamoPartialStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Item::from(receipt_key(batch))))
+            .set_key(Some(receipt_key(batch)))
             // A receipt stored before digests were kept takes this one: it is a retry.
             .update_expression(
                 "SET digest = if_not_exists(digest, :digest), \
                  expires_at = if_not_exists(expires_at, :expires)",
             )
-            .expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()))
-            .expression_attribute_values(
-                ":expires",
-                AttributeValue::N(expires.timestamp().to_string()),
-            )
+            .expression_attribute_values(":digest", attr::s(digest))
+            .expression_attribute_values(":expires", attr::n(expires.timestamp()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await
@@ -211,9 +204,9 @@ impl PartialStore for DynamoPartialStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Item::from(receipt_key(batch))))
+            .set_key(Some(receipt_key(batch)))
             .condition_expression("digest = :digest AND attribute_not_exists(receipt)")
-            .expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()))
+            .expression_attribute_values(":digest", attr::s(digest))
             .send()
             .await;
         // A failed condition: the claim is another content's, or the batch is stored.
@@ -225,13 +218,10 @@ impl PartialStore for DynamoPartialStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Item::from(receipt_key(batch))))
+            .set_key(Some(receipt_key(batch)))
             .update_expression("SET receipt = :receipt, expires_at = :expires")
             .expression_attribute_values(":receipt", AttributeValue::B(receipt.to_vec().into()))
-            .expression_attribute_values(
-                ":expires",
-                AttributeValue::N(expires.timestamp().to_string()),
-            )
+            .expression_attribute_values(":expires", attr::n(expires.timestamp()))
             .send()
             .await
             .map_err(|e| unavailable("store batch receipt", e))?;
@@ -274,13 +264,10 @@ impl PartialStore for DynamoPartialStore {
             )
             // MINUTE is a DynamoDB reserved word.
             .expression_attribute_names("#minute", "minute")
-            .expression_attribute_values(":tenant", AttributeValue::S(key.tenant.to_string()))
-            .expression_attribute_values(":model", AttributeValue::S(key.model_id.to_string()))
-            .expression_attribute_values(
-                ":minute",
-                AttributeValue::N(key.minute.timestamp().to_string()),
-            )
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":tenant", attr::s(key.tenant.as_str()))
+            .expression_attribute_values(":model", attr::s(key.model_id.as_str()))
+            .expression_attribute_values(":minute", attr::n(key.minute.timestamp()))
+            .expression_attribute_values(":one", attr::n(1))
             .send()
             .await
             .map_err(|e| unavailable("mark minute pending", e))?;
@@ -292,24 +279,15 @@ impl PendingWork for DynamoPartialStore {
     async fn pending_minutes(&self) -> Result<Vec<PendingMinute>, StoreError> {
         let shards: Vec<Vec<Item>> = stream::iter(0..PENDING_SHARDS)
             .map(|shard| {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(
-                        ":pk",
-                        AttributeValue::S(format!("PENDING#{shard:02}")),
-                    )
-                    .consistent_read(true)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .try_collect()
+                let pk = format!("PENDING#{shard:02}");
+                query_all(
+                    partition_query(&self.client, &self.table, pk),
+                    "read pending minutes",
+                )
             })
             .buffer_unordered(8)
             .try_collect()
-            .await
-            .map_err(|e| unavailable("read pending minutes", e))?;
+            .await?;
         shards.iter().flatten().map(pending_minute).collect()
     }
 
@@ -319,33 +297,22 @@ impl PendingWork for DynamoPartialStore {
         model_id: &ModelId,
         minute: DateTime<Utc>,
     ) -> Result<Vec<WindowState>, StoreError> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(partial_pk(tenant, model_id, minute)),
-            )
-            .projection_expression("pk, sk, #state")
-            .expression_attribute_names("#state", "state")
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("read partials", e))?;
+        let query = partition_query(
+            &self.client,
+            &self.table,
+            partial_pk(tenant, model_id, minute),
+        )
+        .projection_expression("pk, sk, #state")
+        .expression_attribute_names("#state", "state");
+        let items = query_all(query, "read partials").await?;
         items
-            .into_iter()
+            .iter()
             .map(|item| {
-                let state = match item.get("state") {
+                attr::read(item, || match item.get("state") {
                     Some(AttributeValue::B(state)) => WindowState::from_bytes(state.as_ref())
                         .map_err(|e| format!("attribute state: {e}")),
                     _ => Err("a partial has no binary state".to_owned()),
-                };
-                state.map_err(|reason| attr::corrupt(&item, reason))
+                })
             })
             .collect()
     }
@@ -361,7 +328,7 @@ impl PendingWork for DynamoPartialStore {
                 pending.minute,
             )))
             .condition_expression("seq = :seq")
-            .expression_attribute_values(":seq", AttributeValue::N(pending.seq.to_string()))
+            .expression_attribute_values(":seq", attr::n(pending.seq))
             .send()
             .await;
         conditional(result, "settle pending minute")
@@ -370,7 +337,7 @@ impl PendingWork for DynamoPartialStore {
 
 /// Reads a pending mark.
 fn pending_minute(item: &Item) -> Result<PendingMinute, StoreError> {
-    let read = || -> Result<PendingMinute, attr::AttrError> {
+    attr::read(item, || {
         let (tenant, model_id) = attr::ids(item)?;
         Ok(PendingMinute {
             tenant,
@@ -378,31 +345,27 @@ fn pending_minute(item: &Item) -> Result<PendingMinute, StoreError> {
             minute: attr::optional_time_s(item, "minute")?.ok_or("attribute minute is missing")?,
             seq: attr::count(item, "seq")?,
         })
-    };
-    read().map_err(|reason| attr::corrupt(item, reason))
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration as StdDuration;
-
-    use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use chrono::DateTime;
 
     use super::super::testing::{
-        Seen, condition_failed, delete_rule, epoch_s, put_rule, seen, update_rule, updated,
+        Seen, condition_failed, delete_rule, epoch_s, fast_retries, put_rule, seen, update_rule,
+        updated,
     };
     use super::*;
-    use crate::testing::{self, state_of_size};
+    use crate::testing::{at, model, state_of_size, tenant};
 
     fn batch() -> BatchKey {
         BatchKey {
-            tenant: testing::tenant("t1"),
-            model_id: testing::model("m1"),
+            tenant: tenant("t1"),
+            model_id: model("m1"),
             batch_id: "b-1".into(),
         }
     }
@@ -502,9 +465,9 @@ mod tests {
 
     fn partial_key() -> PartialKey {
         PartialKey {
-            tenant: testing::tenant("t1"),
-            model_id: testing::model("m1"),
-            minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
+            tenant: tenant("t1"),
+            model_id: model("m1"),
+            minute: at("2025-11-28T10:14:00Z"),
             batch_id: "b-1".into(),
         }
     }
@@ -548,11 +511,7 @@ mod tests {
             aws_sdk_dynamodb,
             RuleMode::MatchAny,
             [&throttled],
-            |builder: aws_sdk_dynamodb::config::Builder| builder.retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(2)
-                    .with_initial_backoff(StdDuration::from_millis(1))
-            )
+            fast_retries
         );
         let err = DynamoPartialStore::new(client, "partials", TimeDelta::days(8))
             .claim_batch(&batch(), "d-1")
@@ -600,12 +559,7 @@ mod tests {
 
     #[test]
     fn keys_spread_by_minute_and_shard_stably() {
-        let key = PartialKey {
-            tenant: testing::tenant("t1"),
-            model_id: testing::model("m1"),
-            minute: DateTime::from_timestamp(1_764_324_840, 0).expect("minute"),
-            batch_id: "b".into(),
-        };
+        let key = partial_key();
         assert_eq!(
             partial_pk(&key.tenant, &key.model_id, key.minute),
             "P#t1#m1#1764324840"

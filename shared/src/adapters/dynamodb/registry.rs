@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 
 use super::attr::{self, Item};
+use super::request::{query_all, scan_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
@@ -18,20 +19,14 @@ use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError}
 
 const MODEL_PREFIX: &str = "MODEL#";
 
-/// The partition key of a tenant's registry items.
-fn tenant_pk(tenant: &TenantId) -> String {
+/// The partition key of a tenant's registry items (and of its models' settings).
+pub(super) fn tenant_pk(tenant: &TenantId) -> String {
     format!("TENANT#{tenant}")
 }
 
 /// The key of a registry item.
 fn model_key(tenant: &TenantId, model_id: &ModelId) -> Item {
-    Item::from([
-        ("pk".into(), AttributeValue::S(tenant_pk(tenant))),
-        (
-            "sk".into(),
-            AttributeValue::S(format!("{MODEL_PREFIX}{model_id}")),
-        ),
-    ])
+    attr::key(tenant_pk(tenant), format!("{MODEL_PREFIX}{model_id}"))
 }
 
 /// The registry item of `model`.
@@ -115,9 +110,9 @@ impl ModelRegistry for DynamoModelRegistry {
                  last_seen = if_not_exists(last_seen, :last)",
             )
             .condition_expression("attribute_not_exists(task) OR task = :task")
-            .expression_attribute_values(":tenant", AttributeValue::S(sighting.tenant.to_string()))
-            .expression_attribute_values(":model", AttributeValue::S(sighting.model_id.to_string()))
-            .expression_attribute_values(":task", AttributeValue::S(sighting.task.as_str().into()))
+            .expression_attribute_values(":tenant", attr::s(sighting.tenant.as_str()))
+            .expression_attribute_values(":model", attr::s(sighting.model_id.as_str()))
+            .expression_attribute_values(":task", attr::s(sighting.task.as_str()))
             .expression_attribute_values(":first", first.clone())
             .expression_attribute_values(":last", last.clone())
             .return_values(ReturnValue::AllNew)
@@ -162,10 +157,7 @@ impl ModelRegistry for DynamoModelRegistry {
                         &key,
                         "SET last_seen = :last, latest_version = :version",
                         "last_seen <= :last",
-                        vec![
-                            (":last", last),
-                            (":version", AttributeValue::S(version.clone())),
-                        ],
+                        vec![(":last", last), (":version", attr::s(version.as_str()))],
                     )
                     .await?
                 }
@@ -184,19 +176,14 @@ impl ModelRegistry for DynamoModelRegistry {
     }
 
     async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {
-        let items: Vec<Item> = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :model)")
-            .expression_attribute_values(":pk", AttributeValue::S(tenant_pk(tenant)))
-            .expression_attribute_values(":model", AttributeValue::S(MODEL_PREFIX.into()))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("list models", e))?;
+            .expression_attribute_values(":pk", attr::s(tenant_pk(tenant)))
+            .expression_attribute_values(":model", attr::s(MODEL_PREFIX));
+        let items = query_all(query, "list models").await?;
         items.iter().map(registered_model).collect()
     }
 
@@ -221,19 +208,14 @@ impl ModelRegistry for DynamoModelRegistry {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<RegisteredModel>, StoreError> {
-        let items: Vec<Item> = self
+        let scan = self
             .client
             .scan()
             .table_name(&self.table)
             .filter_expression("begins_with(sk, :model) AND last_seen >= :since")
-            .expression_attribute_values(":model", AttributeValue::S(MODEL_PREFIX.into()))
-            .expression_attribute_values(":since", attr::time_ms_value(since))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("scan active models", e))?;
+            .expression_attribute_values(":model", attr::s(MODEL_PREFIX))
+            .expression_attribute_values(":since", attr::time_ms_value(since));
+        let items = scan_all(scan, "scan active models").await?;
         let mut models = items
             .iter()
             .map(registered_model)
@@ -245,7 +227,7 @@ impl ModelRegistry for DynamoModelRegistry {
 
 /// Reads a registry item.
 fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
-    let read = || -> Result<RegisteredModel, attr::AttrError> {
+    attr::read(item, || {
         let (tenant, model_id) = attr::ids(item)?;
         let task = attr::string(item, "task")?
             .parse::<Task>()
@@ -258,8 +240,7 @@ fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
             last_seen: attr::time_ms(item, "last_seen")?,
             latest_version: attr::optional_string(item, "latest_version")?,
         })
-    };
-    read().map_err(|reason| attr::corrupt(item, reason))
+    })
 }
 
 #[cfg(test)]
@@ -269,6 +250,7 @@ mod tests {
 
     use super::super::testing::{Seen, first_write, seen, updated};
     use super::*;
+    use crate::testing::{at, model, tenant};
 
     #[tokio::test]
     async fn a_registry_entry_is_the_item_the_memory_store_sizes() {
@@ -292,11 +274,11 @@ mod tests {
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
         let model = RegisteredModel {
-            tenant: TenantId::parse("t1").expect("tenant"),
-            model_id: ModelId::parse("m1").expect("model"),
+            tenant: tenant("t1"),
+            model_id: model("m1"),
             task: Task::Regression,
-            first_seen: DateTime::from_timestamp_millis(1_764_324_899_120).expect("time"),
-            last_seen: DateTime::from_timestamp_millis(1_764_324_999_123).expect("time"),
+            first_seen: at("2025-11-28T10:14:59.120Z"),
+            last_seen: at("2025-11-28T10:16:39.123Z"),
             latest_version: Some("v2.1".into()),
         };
         DynamoModelRegistry::new(client, "models")

@@ -8,13 +8,13 @@
 //! prefix keeps them out of the registry's `MODEL#` listings.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use super::attr::{self, Item};
-use super::{conditional, unavailable};
+use super::attr;
+use super::registry::tenant_pk;
+use super::request::query_all;
+use super::{conditional, doc};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
 use crate::domain::alerting::rules::CustomRules;
@@ -39,10 +39,7 @@ fn settings_prefix(model_id: &ModelId) -> String {
 
 /// A settings value as the JSON of its `doc`.
 pub(crate) fn settings_doc<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal {
-        operation: "encode model settings",
-        source: Box::new(e),
-    })
+    doc::encode(value, "encode model settings")
 }
 
 /// The settings item of `kind` holding `doc`, written at `updated_at`.
@@ -54,7 +51,7 @@ pub(crate) fn settings_image<'a>(
     updated_at: DateTime<Utc>,
 ) -> Image<'a> {
     Image::default()
-        .with("pk", Value::S(format!("TENANT#{tenant}").into()))
+        .with("pk", Value::S(tenant_pk(tenant).into()))
         .with(
             "sk",
             Value::S(format!("{}{kind}", settings_prefix(model_id)).into()),
@@ -110,12 +107,6 @@ impl DynamoModelSettings {
     }
 }
 
-/// The value of a settings item's `doc`.
-fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    let doc = attr::string(item, "doc").map_err(|e| attr::corrupt(item, e.to_string()))?;
-    serde_json::from_str(&doc).map_err(|e| attr::corrupt(item, format!("doc: {e}")))
-}
-
 impl ModelSettingsStore for DynamoModelSettings {
     async fn model_settings(
         &self,
@@ -123,28 +114,23 @@ impl ModelSettingsStore for DynamoModelSettings {
         model_id: &ModelId,
     ) -> Result<ModelSettings, StoreError> {
         let prefix = settings_prefix(model_id);
-        let items: Vec<Item> = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("TENANT#{tenant}")))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("read model settings", e))?;
+            .expression_attribute_values(":pk", attr::s(tenant_pk(tenant)))
+            .expression_attribute_values(":prefix", attr::s(prefix.as_str()))
+            .consistent_read(true);
+        let items = query_all(query, "read model settings").await?;
         let mut settings = ModelSettings::default();
         for item in &items {
-            let sk = attr::string(item, "sk").map_err(|e| attr::corrupt(item, e.to_string()))?;
+            let sk = attr::read(item, || attr::string(item, "sk"))?;
             match sk.strip_prefix(&prefix) {
-                Some(BASELINE) => settings.baselines.registered = Some(decode(item)?),
-                Some(CAPTURED) => settings.baselines.captured = Some(decode(item)?),
-                Some(RULES) => settings.rules = Some(decode(item)?),
-                Some(TRENDS) => settings.trends = Some(decode(item)?),
+                Some(BASELINE) => settings.baselines.registered = Some(doc::decode(item)?),
+                Some(CAPTURED) => settings.baselines.captured = Some(doc::decode(item)?),
+                Some(RULES) => settings.rules = Some(doc::decode(item)?),
+                Some(TRENDS) => settings.trends = Some(doc::decode(item)?),
                 _ => return Err(attr::corrupt(item, "unknown settings item")),
             }
         }
@@ -200,16 +186,14 @@ mod tests {
 
     use super::super::testing::{Seen, put_rule, seen};
     use super::*;
+    use crate::testing::{model, tenant};
 
     #[tokio::test]
     async fn a_settings_item_is_the_item_the_memory_store_sizes() {
         let requests = Seen::default();
         let rule = put_rule(&requests);
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
-        let (tenant, model_id) = (
-            TenantId::parse("t1").expect("tenant"),
-            ModelId::parse("m1").expect("model"),
-        );
+        let (tenant, model_id) = (tenant("t1"), model("m1"));
         let value = serde_json::json!({"use_default_rules": true, "rules": vec!["é"; 50]});
         DynamoModelSettings::new(client, "models")
             .put(&tenant, &model_id, RULES, &value, true)

@@ -1,6 +1,7 @@
 //! Test support for the DynamoDB adapters: mocked clients that record what they were
 //! sent, cancelled transactions, and the item an update expression makes of an absent
-//! item (to compare with the image the memory adapters size).
+//! item (to compare with the image the memory adapters size). Ids and times come from
+//! [`crate::testing`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,8 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::ErrorMetadata;
 use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
+use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+use aws_sdk_dynamodb::operation::scan::{ScanInput, ScanOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
 };
@@ -23,6 +26,23 @@ use aws_smithy_mocks::{Rule, mock};
 use chrono::{DateTime, Utc};
 
 use super::attr::Item;
+use crate::config::RollupRetention;
+use crate::domain::ids::{ModelId, TenantId};
+use crate::testing::{model, tenant};
+
+/// The tenant `t` and its model `m`, which most adapter tests write under.
+pub fn ids() -> (TenantId, ModelId) {
+    (tenant("t"), model("m"))
+}
+
+/// The rollup retention of the spec's defaults: minutes 8 days, hours 35, days 400.
+pub fn retention() -> RollupRetention {
+    RollupRetention {
+        minute: chrono::TimeDelta::days(8),
+        hour: chrono::TimeDelta::days(35),
+        day: chrono::TimeDelta::days(400),
+    }
+}
 
 /// Every request a mock saw.
 pub type Seen<T> = Arc<Mutex<Vec<T>>>;
@@ -73,6 +93,29 @@ pub fn delete_rule(seen: &Seen<DeleteItemInput>) -> Rule {
         record(&seen, req.clone());
         DeleteItemOutput::builder().build()
     })
+}
+
+/// A `Query` that finds nothing and records its request.
+pub fn query_rule(seen: &Seen<QueryInput>) -> Rule {
+    let seen = seen.clone();
+    mock!(Client::query).then_compute_output(move |req| {
+        record(&seen, req.clone());
+        QueryOutput::builder().build()
+    })
+}
+
+/// A `Scan` that finds nothing and records its request.
+pub fn scan_rule(seen: &Seen<ScanInput>) -> Rule {
+    let seen = seen.clone();
+    mock!(Client::scan).then_compute_output(move |req| {
+        record(&seen, req.clone());
+        ScanOutput::builder().build()
+    })
+}
+
+/// Takes what a mock saw, leaving it empty for the next request.
+pub fn take<T>(seen: &Seen<T>) -> Vec<T> {
+    std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The error of a write whose condition failed.

@@ -1,0 +1,77 @@
+//! Running requests the same way everywhere: a `Query` or `Scan` read whole through
+//! the SDK's paginator, and a `TransactWriteItems` whose failed condition is an
+//! answer; SDK errors mapped once, by [`unavailable`] and [`transacted`].
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
+use super::attr::{self, Item};
+use super::{transacted, unavailable};
+use crate::error::StoreError;
+
+/// A strongly consistent `Query` of the partition `pk` of `table` (key condition
+/// `pk = :pk`), to narrow further (filter, projection, order, limit) before sending.
+pub fn partition_query(client: &Client, table: &str, pk: impl Into<String>) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", attr::s(pk))
+        .consistent_read(true)
+}
+
+/// Every item `query` matches, over all its pages (one request per 1 MB page); the
+/// error mapped by [`unavailable`] for `operation`.
+pub async fn query_all(
+    query: QueryFluentBuilder,
+    operation: &'static str,
+) -> Result<Vec<Item>, StoreError> {
+    query
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| unavailable(operation, e))
+}
+
+/// Every item `scan` matches, over all its pages; the error mapped by
+/// [`unavailable`] for `operation`.
+pub async fn scan_all(
+    scan: ScanFluentBuilder,
+    operation: &'static str,
+) -> Result<Vec<Item>, StoreError> {
+    scan.into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| unavailable(operation, e))
+}
+
+/// Writes `items` in one `TransactWriteItems`: `Ok(false)` when a condition failed
+/// (see [`transacted`]).
+pub async fn transact(
+    client: &Client,
+    items: Vec<TransactWriteItem>,
+    operation: &'static str,
+) -> Result<bool, StoreError> {
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await;
+    transacted(result, operation)
+}
+
+/// The error for a transaction item the SDK refused to build for `operation` (a
+/// missing required field: a bug).
+pub fn build_error(operation: &'static str) -> impl Fn(BuildError) -> StoreError {
+    move |e| StoreError::Internal {
+        operation,
+        source: Box::new(e),
+    }
+}

@@ -1,0 +1,213 @@
+//! The reads of every DynamoDB adapter against a mocked client: the exact `Query` or
+//! `Scan` each one sends, and the error each one answers when DynamoDB throttles it
+//! (`Unavailable`) or refuses the request (`Internal`), named for its operation.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ErrorMetadata;
+use aws_sdk_dynamodb::operation::query::{QueryError, QueryInput};
+use aws_sdk_dynamodb::operation::scan::{ScanError, ScanInput};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use chrono::TimeDelta;
+
+use super::testing::{Seen, fast_retries, ids, query_rule, retention, scan_rule, take};
+use super::{
+    DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoPartialStore,
+    DynamoRollupStore,
+};
+use crate::domain::Granularity;
+use crate::error::StoreError;
+use crate::ports::{
+    AlertStore, ExportCursors, ModelRegistry, ModelSettingsStore, PendingWork, RollupStore,
+};
+use crate::testing::at;
+
+/// The adapters over one client, each on its own table.
+struct Stores {
+    alerts: DynamoAlertStore,
+    partials: DynamoPartialStore,
+    registry: DynamoModelRegistry,
+    settings: DynamoModelSettings,
+    rollups: DynamoRollupStore,
+}
+
+fn stores(rules: &[&Rule]) -> Stores {
+    let client: Client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, fast_retries);
+    Stores {
+        alerts: DynamoAlertStore::new(client.clone(), "alerts"),
+        partials: DynamoPartialStore::new(client.clone(), "partials", TimeDelta::days(8)),
+        registry: DynamoModelRegistry::new(client.clone(), "models"),
+        settings: DynamoModelSettings::new(client.clone(), "models"),
+        rollups: DynamoRollupStore::new(client, "rollups", retention()),
+    }
+}
+
+/// The operation each read names in its errors, in the order of [`read`].
+const READS: [&str; 9] = [
+    "read rule states",
+    "read firing alerts",
+    "read pending minutes",
+    "read partials",
+    "list models",
+    "scan active models",
+    "read model settings",
+    "read rollups",
+    "read export cursors",
+];
+
+/// Runs the `i`th read that goes through a paginated `Query` or `Scan` (see
+/// [`READS`]), the value dropped.
+async fn read(stores: &Stores, i: usize) -> Result<(), StoreError> {
+    let (t, m) = ids();
+    let minute = at("2026-11-28T10:15:00Z");
+    match i {
+        0 => stores.alerts.rule_states(&t, &m).await.map(drop),
+        1 => stores.alerts.firing_counts(&t).await.map(drop),
+        2 => stores.partials.pending_minutes().await.map(drop),
+        3 => stores.partials.partials_of(&t, &m, minute).await.map(drop),
+        4 => stores.registry.list_models(&t).await.map(drop),
+        5 => stores.registry.active_models(minute).await.map(drop),
+        6 => stores.settings.model_settings(&t, &m).await.map(drop),
+        7 => stores
+            .rollups
+            .rollups(
+                &t,
+                &m,
+                Granularity::Minute,
+                minute,
+                minute + TimeDelta::hours(1),
+            )
+            .await
+            .map(drop),
+        _ => stores.rollups.lagging_cursors("prometheus").await.map(drop),
+    }
+}
+
+/// A strongly consistent query of the partition `pk` of `table`.
+fn partition(
+    table: &str,
+    pk: &str,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryInputBuilder {
+    QueryInput::builder()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+        .consistent_read(true)
+}
+
+#[tokio::test]
+async fn every_read_sends_the_request_it_always_sent() {
+    let (queries, scans): (Seen<QueryInput>, Seen<ScanInput>) = Default::default();
+    let (query, scan) = (query_rule(&queries), scan_rule(&scans));
+    let stores = stores(&[&query, &scan]);
+    let minute = at("2026-11-28T10:15:00Z");
+    let expected: Vec<Vec<QueryInput>> = vec![
+        vec![partition("alerts", "STATE#t#m").build().expect("query")],
+        vec![partition("alerts", "FIRING#t").build().expect("query")],
+        (0..32)
+            .map(|shard| {
+                partition("partials", &format!("PENDING#{shard:02}"))
+                    .build()
+                    .expect("query")
+            })
+            .collect(),
+        vec![
+            partition("partials", &format!("P#t#m#{}", minute.timestamp()))
+                .projection_expression("pk, sk, #state")
+                .expression_attribute_names("#state", "state")
+                .build()
+                .expect("query"),
+        ],
+        vec![
+            QueryInput::builder()
+                .table_name("models")
+                .key_condition_expression("pk = :pk AND begins_with(sk, :model)")
+                .expression_attribute_values(":pk", AttributeValue::S("TENANT#t".into()))
+                .expression_attribute_values(":model", AttributeValue::S("MODEL#".into()))
+                .build()
+                .expect("query"),
+        ],
+        Vec::new(),
+        vec![
+            QueryInput::builder()
+                .table_name("models")
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S("TENANT#t".into()))
+                .expression_attribute_values(":prefix", AttributeValue::S("SETTINGS#m#".into()))
+                .consistent_read(true)
+                .build()
+                .expect("query"),
+        ],
+        vec![
+            QueryInput::builder()
+                .table_name("rollups")
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", AttributeValue::S("MIN#t#m#1795824000".into()))
+                .expression_attribute_values(":from", AttributeValue::S("1795860900".into()))
+                .expression_attribute_values(":to", AttributeValue::S("1795864499".into()))
+                .consistent_read(true)
+                .build()
+                .expect("query"),
+        ],
+        vec![
+            partition("rollups", "EXPORT#prometheus")
+                .filter_expression(
+                    "attribute_not_exists(through) OR through < rolled_through \
+                     OR (attribute_exists(rolled_seq) AND attribute_not_exists(exported_seq)) \
+                     OR exported_seq < rolled_seq",
+                )
+                .build()
+                .expect("query"),
+        ],
+    ];
+    let mut sent = Vec::new();
+    // One read at a time, so each one's requests are told apart.
+    for i in 0..READS.len() {
+        let result = read(&stores, i).await;
+        result.expect("an empty answer reads");
+        let mut queries = take(&queries);
+        queries.sort_by_key(|q| format!("{:?}", q.expression_attribute_values()));
+        sent.push(queries);
+    }
+    assert_eq!(sent, expected);
+    assert_eq!(
+        take(&scans),
+        [ScanInput::builder()
+            .table_name("models")
+            .filter_expression("begins_with(sk, :model) AND last_seen >= :since")
+            .expression_attribute_values(":model", AttributeValue::S("MODEL#".into()))
+            .expression_attribute_values(
+                ":since",
+                AttributeValue::N(minute.timestamp_millis().to_string()),
+            )
+            .build()
+            .expect("scan")]
+    );
+}
+
+/// The `Query` and `Scan` rules that fail every request with the service error `code`.
+fn failing(code: &'static str) -> [Rule; 2] {
+    let metadata = move || ErrorMetadata::builder().code(code).message(code).build();
+    [
+        mock!(Client::query).then_error(move || QueryError::generic(metadata())),
+        mock!(Client::scan).then_error(move || ScanError::generic(metadata())),
+    ]
+}
+
+#[tokio::test]
+async fn a_throttled_read_is_unavailable_and_a_refused_one_internal() {
+    let [query, scan] = failing("ThrottlingException");
+    let throttled = stores(&[&query, &scan]);
+    let [query, scan] = failing("ValidationException");
+    let refused = stores(&[&query, &scan]);
+    for (i, expected) in READS.into_iter().enumerate() {
+        match read(&throttled, i).await {
+            Err(StoreError::Unavailable { operation, .. }) => assert_eq!(operation, expected),
+            other => panic!("{expected} throttled: {other:?}"),
+        }
+        match read(&refused, i).await {
+            Err(StoreError::Internal { operation, .. }) => assert_eq!(operation, expected),
+            other => panic!("{expected} refused: {other:?}"),
+        }
+    }
+}
