@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"domain", "ports", "error", "config", "aws"},
     "aws": set(),
     "edge": {"domain", "error"},
+    "startup": {"config", "aws", "telemetry"},
     "testing": None,  # test fixtures: anything
 }
 

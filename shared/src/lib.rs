@@ -25,7 +25,8 @@
 //!   in-memory implementations; [`error`]: the store errors.
 //! - [`query`]: the query parameters of the HTTP routes (known names, each at most once).
 //! - [`summary`]: the performance summary of a model over a window, from the rollups.
-//! - [`telemetry`]: tracing set-up shared by every function.
+//! - [`telemetry`]: tracing set-up shared by every function; [`startup`]: the cold
+//!   start every `main` begins with (tracing, configuration, SDK configuration).
 //! - `testing` (tests and the `testing` feature only): fixtures for tests and benches.
 
 pub mod adapters;
@@ -41,6 +42,7 @@ pub mod ingest;
 pub mod ports;
 pub mod query;
 pub mod schedule;
+pub mod startup;
 pub mod summary;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

@@ -15,7 +15,7 @@ use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
-    CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task, WindowState,
+    CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task, TimeSpan, WindowState,
 };
 use crate::error::StoreError;
 
@@ -274,15 +274,14 @@ pub struct Rollup {
 
 /// Minute, hour and day rollups.
 pub trait RollupStore: Send + Sync {
-    /// The rollups of one model and granularity whose start lies in `[from, to)`,
-    /// ordered by start.
+    /// The rollups of one model and granularity whose start lies in `span`, ordered
+    /// by start.
     fn rollups(
         &self,
         tenant: &TenantId,
         model_id: &ModelId,
         granularity: Granularity,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        span: TimeSpan,
     ) -> impl Future<Output = Result<Vec<Rollup>, StoreError>> + Send;
 
     /// Stores a minute rollup replacing `previous` (the one read before, if any) and

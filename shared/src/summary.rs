@@ -353,7 +353,7 @@ impl<S: RollupStore> WindowReader<S> {
         for (granularity, span) in compose(start, to) {
             parts.extend(
                 self.rollups
-                    .rollups(tenant, model_id, granularity, span.start, span.end)
+                    .rollups(tenant, model_id, granularity, span)
                     .await?,
             );
         }
@@ -378,7 +378,7 @@ impl<S: RollupStore> WindowReader<S> {
         let series_start = g.floor(from);
         let rollups = self
             .rollups
-            .rollups(tenant, model_id, g, series_start, to)
+            .rollups(tenant, model_id, g, TimeSpan::new(series_start, to))
             .await?;
         let mut rollups = rollups.iter().peekable();
         let mut series = Vec::new();

@@ -1040,8 +1040,7 @@ async fn check_counted(world: &World, accepted: &Accepted) -> Result<u64, TestCa
                     &tenant,
                     &model,
                     granularity,
-                    start() - TimeDelta::days(30),
-                    start() + TimeDelta::days(30),
+                    TimeSpan::new(start() - TimeDelta::days(30), start() + TimeDelta::days(30)),
                 )
                 .await
                 .expect("read rollups");
@@ -1134,7 +1133,7 @@ async fn check_totals(
     }
     // The counters exported last are the totals.
     if !records.is_empty() {
-        let exported = world.exported.written();
+        let exported = world.exported.items();
         let last = exported
             .iter()
             .filter(|s| {

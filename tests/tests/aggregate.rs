@@ -80,7 +80,7 @@ async fn all_rollups(
         let (f, t) = (g.floor(from), g.floor(to) + g.length());
         all.extend(
             store
-                .rollups(tenant, model, g, f, t)
+                .rollups(tenant, model, g, TimeSpan::new(f, t))
                 .await
                 .expect("read rollups"),
         );

@@ -8,13 +8,12 @@ use lambda_runtime::{Error, run, service_fn};
 use modelwatch::adapters::cloudwatch::{CloudWatchExporter, CloudWatchMetricsExporter};
 use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
 use modelwatch::adapters::remote_write::PrometheusExporter;
-use modelwatch::{aws, config::Config, telemetry};
+use modelwatch::aws;
+use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env()?;
-    let sdk = aws::load_sdk_config().await;
+    let ColdStart { config, sdk } = cold_start().await?;
     let dynamodb = aws::dynamodb(&sdk);
     let prometheus = PrometheusExporter::from_config(&config, &sdk)?;
     let aggregate = handler::Aggregate {

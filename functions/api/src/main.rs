@@ -5,14 +5,13 @@ use lambda_http::{Error, run, service_fn};
 use modelwatch::adapters::dynamodb::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
 };
+use modelwatch::aws;
+use modelwatch::startup::{ColdStart, cold_start};
 use modelwatch::summary::{SummaryService, WindowReader};
-use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env()?;
-    let sdk = aws::load_sdk_config().await;
+    let ColdStart { config, sdk } = cold_start().await?;
     let client = aws::dynamodb(&sdk);
     let api = Api {
         registry: DynamoModelRegistry::new(client.clone(), &config.tables.models),

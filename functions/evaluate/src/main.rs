@@ -11,14 +11,13 @@ use modelwatch::adapters::dynamodb::{
 use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::adapters::sns::SnsAlertNotifier;
 use modelwatch::alerting::service::Evaluator;
+use modelwatch::aws;
+use modelwatch::startup::{ColdStart, cold_start};
 use modelwatch::summary::WindowReader;
-use modelwatch::{aws, config::Config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env()?;
-    let sdk = aws::load_sdk_config().await;
+    let ColdStart { config, sdk } = cold_start().await?;
     let dynamodb = aws::dynamodb(&sdk);
     let prometheus = PrometheusExporter::from_config(&config, &sdk)?;
     let evaluate = handler::Evaluate {

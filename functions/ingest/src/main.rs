@@ -5,14 +5,13 @@ mod handler;
 use lambda_http::{Error, run, service_fn};
 use modelwatch::adapters::dynamodb::{DynamoModelRegistry, DynamoPartialStore};
 use modelwatch::adapters::timestream::TimestreamArchive;
+use modelwatch::aws;
 use modelwatch::ingest::{BatchLimits, IngestService};
-use modelwatch::{aws, config::Config, telemetry};
+use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env()?;
-    let sdk = aws::load_sdk_config().await;
+    let ColdStart { config, sdk } = cold_start().await?;
     let dynamodb = aws::dynamodb(&sdk);
     let archive = match &config.timestream {
         Some(target) => Some(TimestreamArchive::new(

@@ -32,7 +32,7 @@ use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_a
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
-    CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, WindowState,
+    CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, TimeSpan, WindowState,
     cloudwatch_data, prometheus_series,
 };
 use crate::error::StoreError;
@@ -463,9 +463,12 @@ impl RollupStore for MemoryRollupStore {
         tenant: &TenantId,
         model_id: &ModelId,
         granularity: Granularity,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError> {
+        let TimeSpan {
+            start: from,
+            end: to,
+        } = span;
         if from >= to {
             return Ok(Vec::new());
         }
@@ -1006,12 +1009,21 @@ impl AlertStore for MemoryAlertStore {
     }
 }
 
-/// What an in-memory sink was given, and a switch that makes it fail.
+/// An in-memory sink: keeps what it was given, in order, and can be switched to fail.
+/// Its aliases are the memory twins of the alert topic, the Prometheus receiver and
+/// CloudWatch.
 #[derive(Debug)]
-struct Recording<T> {
+pub struct Recording<T> {
     items: Mutex<Vec<T>>,
     failing: std::sync::atomic::AtomicBool,
 }
+
+/// [`AlertNotifier`] that keeps every alert published.
+pub type MemoryNotifier = Recording<AlertRecord>;
+/// [`SeriesWriter`] and Prometheus [`MetricsExporter`] that keeps every series written.
+pub type MemorySeriesWriter = Recording<Series>;
+/// CloudWatch [`MetricsExporter`] that keeps every datum put.
+pub type MemoryMetricData = Recording<Datum>;
 
 impl<T> Default for Recording<T> {
     fn default() -> Self {
@@ -1023,68 +1035,34 @@ impl<T> Default for Recording<T> {
 }
 
 impl<T: Clone> Recording<T> {
-    fn items(&self) -> Vec<T> {
+    /// Everything kept so far, in order.
+    pub fn items(&self) -> Vec<T> {
         lock(&self.items).clone()
     }
 
-    fn set_failing(&self, failing: bool) {
+    /// Makes every following call fail as unavailable (`true`) or succeed (`false`).
+    pub fn set_failing(&self, failing: bool) {
         self.failing
             .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Keeps `items`, or answers `false` while switched to fail.
-    fn record(&self, items: &[T]) -> bool {
+    /// Keeps `items`, or answers why not while switched to fail.
+    fn record(&self, items: &[T], sink: &str) -> Result<(), String> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return false;
+            return Err(format!("the in-memory {sink} is switched to fail"));
         }
         lock(&self.items).extend_from_slice(items);
-        true
-    }
-}
-
-/// [`AlertNotifier`] that keeps what it was given, and can be switched to fail.
-#[derive(Debug, Default)]
-pub struct MemoryNotifier(Recording<AlertRecord>);
-
-impl MemoryNotifier {
-    /// Every alert published so far.
-    pub fn sent(&self) -> Vec<AlertRecord> {
-        self.0.items()
-    }
-
-    /// Makes every following publish fail (`true`) or succeed (`false`).
-    pub fn set_failing(&self, failing: bool) {
-        self.0.set_failing(failing);
+        Ok(())
     }
 }
 
 impl AlertNotifier for MemoryNotifier {
     async fn notify(&self, alert: &AlertRecord) -> Result<(), StoreError> {
-        if self.0.record(std::slice::from_ref(alert)) {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable {
+        self.record(std::slice::from_ref(alert), "topic")
+            .map_err(|why| StoreError::Unavailable {
                 operation: "Publish",
-                source: "the in-memory topic is switched to fail".into(),
+                source: why.into(),
             })
-        }
-    }
-}
-
-/// The memory twin of the CloudWatch exporter: keeps the metric data the exports
-/// become, and can be switched to fail.
-#[derive(Debug, Default)]
-pub struct MemoryMetricData(Recording<Datum>);
-
-impl MemoryMetricData {
-    /// Every datum put so far.
-    pub fn put(&self) -> Vec<Datum> {
-        self.0.items()
-    }
-
-    /// Makes every following put fail as unavailable (`true`) or succeed (`false`).
-    pub fn set_failing(&self, failing: bool) {
-        self.0.set_failing(failing);
     }
 }
 
@@ -1094,29 +1072,8 @@ impl MetricsExporter for MemoryMetricData {
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        if self.0.record(&cloudwatch_data(models)) {
-            Ok(())
-        } else {
-            Err(ExportFailure::Unavailable(
-                "the in-memory metric store is switched to fail".into(),
-            ))
-        }
-    }
-}
-
-/// [`SeriesWriter`] that keeps what it was given, and can be switched to fail.
-#[derive(Debug, Default)]
-pub struct MemorySeriesWriter(Recording<Series>);
-
-impl MemorySeriesWriter {
-    /// Every series written so far.
-    pub fn written(&self) -> Vec<Series> {
-        self.0.items()
-    }
-
-    /// Makes every following write fail as unavailable (`true`) or succeed (`false`).
-    pub fn set_failing(&self, failing: bool) {
-        self.0.set_failing(failing);
+        self.record(&cloudwatch_data(models), "metric store")
+            .map_err(|why| ExportFailure::Unavailable(why.into()))
     }
 }
 
@@ -1133,13 +1090,8 @@ impl MetricsExporter for MemorySeriesWriter {
 
 impl SeriesWriter for MemorySeriesWriter {
     async fn write_series(&self, series: &[Series]) -> Result<(), ExportFailure> {
-        if self.0.record(series) {
-            Ok(())
-        } else {
-            Err(ExportFailure::Unavailable(
-                "the in-memory receiver is switched to fail".into(),
-            ))
-        }
+        self.record(series, "receiver")
+            .map_err(|why| ExportFailure::Unavailable(why.into()))
     }
 }
 
@@ -1254,8 +1206,7 @@ mod tests {
                 &tenant,
                 &model_id,
                 Granularity::Minute,
-                minute(0),
-                minute(24 * 60),
+                TimeSpan::new(minute(0), minute(24 * 60)),
             )
             .await
             .expect("read");

@@ -102,8 +102,7 @@ async fn prepare<R: RollupStore>(
             &cursor.tenant,
             &cursor.model_id,
             Granularity::Minute,
-            from,
-            to,
+            TimeSpan::new(from, to),
         )
         .await?
         .into_iter()

@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
-    CounterTotals, Granularity, WindowState, cap_error_types, counter_delta, names_error_types,
+    CounterTotals, Granularity, TimeSpan, WindowState, cap_error_types, counter_delta,
+    names_error_types,
 };
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
@@ -188,7 +189,12 @@ async fn put_minute(
     let end = minute + Granularity::Minute.length();
     for _ in 0..MINUTE_ATTEMPTS {
         let previous = rollups
-            .rollups(tenant, model_id, Granularity::Minute, minute, end)
+            .rollups(
+                tenant,
+                model_id,
+                Granularity::Minute,
+                TimeSpan::new(minute, end),
+            )
             .await?
             .pop();
         if previous.as_ref().is_some_and(|p| p.rev >= rev) {
@@ -235,7 +241,12 @@ async fn rebuild(
     start: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let parts = rollups
-        .rollups(tenant, model_id, part, start, start + parent.length())
+        .rollups(
+            tenant,
+            model_id,
+            part,
+            TimeSpan::new(start, start + parent.length()),
+        )
         .await?;
     let state = WindowState::merged(parts.iter().map(|p| &p.state)).map_err(|e| {
         StoreError::inconsistent(

@@ -10,7 +10,7 @@ use crate::aggregate::roll_up;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, MAX_TOTAL_ERROR_TYPES, OVERFLOW_BUCKET, Outcome,
-    PredictionRecord, Status, WindowState,
+    PredictionRecord, Status, TimeSpan, WindowState,
 };
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, PartialKey, PartialStore, Rollup, RollupStore};
@@ -125,11 +125,10 @@ impl RollupStore for Contended {
         tenant: &TenantId,
         model_id: &ModelId,
         granularity: Granularity,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError> {
         self.inner
-            .rollups(tenant, model_id, granularity, from, to)
+            .rollups(tenant, model_id, granularity, span)
             .await
     }
 

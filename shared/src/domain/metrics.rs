@@ -23,6 +23,13 @@ pub struct TimeSpan {
     pub end: DateTime<Utc>,
 }
 
+impl TimeSpan {
+    /// The span `[start, end)`.
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        Self { start, end }
+    }
+}
+
 /// Every metric of one window, computed by [`MetricSet::compute`]. Field names are the
 /// JSON names (snake_case) used everywhere.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -46,7 +46,7 @@ use crate::config::RollupRetention;
 #[cfg(doc)]
 use crate::domain::MAX_TOTAL_ERROR_TYPES;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{CounterDelta, CounterTotals, Granularity, WindowState};
+use crate::domain::{CounterDelta, CounterTotals, Granularity, TimeSpan, WindowState};
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, Rollup, RollupStore};
 
@@ -412,9 +412,12 @@ impl RollupStore for DynamoRollupStore {
         tenant: &TenantId,
         model_id: &ModelId,
         granularity: Granularity,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError> {
+        let TimeSpan {
+            start: from,
+            end: to,
+        } = span;
         if from >= to {
             return Ok(Vec::new());
         }

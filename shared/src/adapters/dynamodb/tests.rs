@@ -15,7 +15,7 @@ use super::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoPartialStore,
     DynamoRollupStore,
 };
-use crate::domain::Granularity;
+use crate::domain::{Granularity, TimeSpan};
 use crate::error::StoreError;
 use crate::ports::{
     AlertStore, ExportCursors, ModelRegistry, ModelSettingsStore, PendingWork, RollupStore,
@@ -74,8 +74,7 @@ async fn read(stores: &Stores, i: usize) -> Result<(), StoreError> {
                 &t,
                 &m,
                 Granularity::Minute,
-                minute,
-                minute + TimeDelta::hours(1),
+                TimeSpan::new(minute, minute + TimeDelta::hours(1)),
             )
             .await
             .map(drop),

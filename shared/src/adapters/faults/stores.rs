@@ -12,7 +12,9 @@ use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{CounterDelta, CounterTotals, Granularity, ModelExport, Series, WindowState};
+use crate::domain::{
+    CounterDelta, CounterTotals, Granularity, ModelExport, Series, TimeSpan, WindowState,
+};
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
@@ -108,8 +110,7 @@ faulty_port!(RollupStore {
         tenant: &TenantId,
         model_id: &ModelId,
         granularity: Granularity,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError>;
     const PUT_MINUTE_ROLLUP = write put_minute_rollup(
         rollup: &Rollup,

@@ -11,7 +11,7 @@ use crate::adapters::memory::{
 use crate::aggregate::roll_up;
 use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{Granularity, Series, Task, WindowState};
+use crate::domain::{Granularity, Series, Task, TimeSpan, WindowState};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
 use crate::ports::SeriesWriter;
 use crate::ports::{
@@ -370,7 +370,7 @@ async fn every_port_answers_an_injected_failure_as_its_unavailable() {
     .expect("alert");
     let err = notifier.notify(&alert).await.expect_err("fails");
     assert!(injected(&err).is_some(), "{err:?}");
-    assert!(notifier.inner().sent().is_empty());
+    assert!(notifier.inner().items().is_empty());
 
     let series = [Series::new("up", [("job", "x")]).with_sample(1, 1.0)];
     let err = writer.write_series(&series).await.expect_err("fails");
@@ -382,13 +382,13 @@ async fn every_port_answers_an_injected_failure_as_its_unavailable() {
         Some(Op::WRITE_SERIES)
     );
     assert_eq!(
-        writer.inner().written().len(),
+        writer.inner().items().len(),
         1,
         "applied before the timeout"
     );
 
     notifier.notify(&alert).await.expect("passes");
-    assert_eq!(notifier.inner().sent().len(), 1);
+    assert_eq!(notifier.inner().items().len(), 1);
 }
 
 /// Seven predictions over the minutes 10:59, 11:00 and 11:01 (every third an error).
@@ -449,8 +449,7 @@ async fn assert_counted_once(partials: &impl PendingWork) {
                 &tenant(),
                 &model(),
                 granularity,
-                at("2026-11-28T00:00:00Z"),
-                at("2026-11-29T00:00:00Z"),
+                TimeSpan::new(at("2026-11-28T00:00:00Z"), at("2026-11-29T00:00:00Z")),
             )
             .await
             .expect("read");
@@ -567,7 +566,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         () = plan.crashed() => {}
         report = run => panic!("answered {report:?} though the process died"),
     }
-    assert!(writer.written().is_empty());
+    assert!(writer.items().is_empty());
     // The next run (a new process) has no pending minute of the model left, yet it
     // exports what the dead run rolled up.
     crate::aggregate::run_aggregation(
@@ -581,7 +580,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
     .await
     .expect("run");
     let counted: Vec<f64> = writer
-        .written()
+        .items()
         .iter()
         .filter(|s| s.name == "ml_model_predictions_total")
         .flat_map(|s| s.samples.iter().map(|(_, v)| *v))

@@ -47,7 +47,12 @@ async fn predictions_in(
     to: &str,
 ) -> u64 {
     let found = rollups
-        .rollups(&tenant(), &model(), granularity, at(from), at(to))
+        .rollups(
+            &tenant(),
+            &model(),
+            granularity,
+            TimeSpan::new(at(from), at(to)),
+        )
         .await
         .expect("read");
     WindowState::merged(found.iter().map(|r| &r.state))
@@ -330,8 +335,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
             &tenant(),
             &model(),
             Granularity::Day,
-            at("2026-11-28T00:00:00Z"),
-            at("2026-11-29T00:00:00Z"),
+            TimeSpan::new(at("2026-11-28T00:00:00Z"), at("2026-11-29T00:00:00Z")),
         )
         .await
         .expect("read");

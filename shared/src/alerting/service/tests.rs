@@ -192,7 +192,7 @@ impl World {
     fn sent_for(&self, rule: &str) -> Vec<AlertRecord> {
         self.evaluator
             .notifier
-            .sent()
+            .items()
             .into_iter()
             .filter(|a| a.rule.id == rule)
             .collect()
@@ -271,7 +271,7 @@ async fn accuracy_degrading_fires_once_and_resolves_once() {
     assert_eq!(history.alerts.len(), 1);
     assert_eq!(history.alerts[0].state, AlertState::Resolved);
     // Nothing else fired: latency and error rate stayed fine.
-    assert_eq!(world.evaluator.notifier.sent().len(), 2);
+    assert_eq!(world.evaluator.notifier.items().len(), 2);
 }
 
 /// The value of the series `name` with `labels` among the last run's, if written.
@@ -301,7 +301,7 @@ async fn each_run_writes_baselines_thresholds_and_firing_and_survives_a_failed_w
     let end = t0 + TimeDelta::minutes(60);
     let report = world.run(end + TimeDelta::seconds(20)).await;
     assert_eq!(report.firing, 1, "{report:?}");
-    let written = world.prometheus().written();
+    let written = world.prometheus().items();
     assert_eq!(
         report.prometheus,
         Some(GaugeWrite {
@@ -344,7 +344,7 @@ async fn each_run_writes_baselines_thresholds_and_firing_and_survives_a_failed_w
     world.run(later).await;
     assert_eq!(
         gauge(
-            &world.prometheus().written(),
+            &world.prometheus().items(),
             "ml_model_alert_firing",
             &accuracy
         ),
@@ -456,7 +456,7 @@ async fn the_latency_baseline_is_captured_after_24_hours_and_then_alerts() {
         .run(t0 + TimeDelta::hours(24) + TimeDelta::minutes(15))
         .await;
     let sent = world.sent_for("default-latency_p95-baseline");
-    assert_eq!(sent.len(), 1, "{:?}", world.evaluator.notifier.sent());
+    assert_eq!(sent.len(), 1, "{:?}", world.evaluator.notifier.items());
     assert_eq!(sent[0].baseline, Some(p95));
     assert!((sent[0].rule.threshold - 1.5 * p95).abs() < 1e-9);
     assert!(world.sent_for("default-latency_p95-max").is_empty());
@@ -492,7 +492,11 @@ async fn a_firing_rule_that_is_removed_resolves() {
     world.traffic(t0, 5, GOOD).await;
     world.run(t0 + TimeDelta::minutes(5)).await;
     assert_eq!(world.sent_for("p95-tight").len(), 1);
-    assert_eq!(world.evaluator.notifier.sent().len(), 1, "defaults are off");
+    assert_eq!(
+        world.evaluator.notifier.items().len(),
+        1,
+        "defaults are off"
+    );
 
     let none = CustomRules {
         alert_rules: Vec::new(),
