@@ -134,6 +134,13 @@ start_release_build() {
 
 wait_release_build() {
   local rc end
+  local -a pids
+  # Waited for now: what is left of it runs at normal priority (the compilers it
+  # starts from here on inherit cargo's).
+  if [[ ! -f $RELEASE_RC ]] && command -v renice >/dev/null 2>&1; then
+    mapfile -t pids < <(descendants "$RELEASE_PID")
+    ((${#pids[@]} == 0)) || renice -n 0 -p "${pids[@]}" >/dev/null 2>&1 || true
+  fi
   until [[ -f $RELEASE_RC ]]; do
     kill -0 "$RELEASE_PID" 2>/dev/null || die "the release build ended without a result"
     sleep 1
