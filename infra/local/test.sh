@@ -95,12 +95,15 @@ run_cargo_tests() {
 
 # The tests of what the LocalStack lane routes differently: alerting (SNS, SQS),
 # aggregation's exports (CloudWatch), the CloudWatch exporter and the SNS notifier.
+# Selected with --workspace and --test, not -p: with -p cargo resolves the features
+# of that package alone and compiles much of the dependency graph again (minutes);
+# with --workspace these are the test binaries the first lane ran.
 run_cargo_tests_localstack() {
   (
     export_stack_env
     {
-      cargo test --locked -p modelwatch-e2e --test alerting --test aggregate &&
-        cargo test --locked -p modelwatch --test cloudwatch_emulator --test alert_store_moto -- sns_notifier put_data
+      cargo test --workspace --locked --test alerting --test aggregate &&
+        cargo test --workspace --locked --test cloudwatch_emulator --test alert_store_moto -- sns_notifier put_data
     } 2>&1 | tee -a "$TEST_LOG"
   )
 }
