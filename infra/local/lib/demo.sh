@@ -1,0 +1,59 @@
+# shellcheck shell=bash
+# `demo`: the main job. Install, up, the traffic simulator with --check, down.
+
+on_demo_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  cmd_down || true
+  exit "$rc"
+}
+
+cmd_demo() {
+  local keep=false arg
+  for arg in "$@"; do
+    case $arg in
+      --keep) keep=true ;;
+      *) die "demo: unknown option $arg" ;;
+    esac
+  done
+  # A stack that was already up belongs to someone else's session (a shell,
+  # the e2e harness, the test runner): the demo uses it and leaves it running.
+  if all_running && answering; then
+    log "the stack is already up: the demo uses it and leaves it running"
+    keep=true
+  fi
+  if ! $keep; then
+    trap on_demo_exit EXIT
+    trap 'exit 130' INT TERM
+  fi
+  cmd_install
+  cmd_up
+  run_demo
+  if $keep; then
+    log "the stack stays up; stop it with: bash infra/local/stack.sh down"
+    print_urls
+  fi
+}
+
+# The demo proper: the traffic simulator (infra/simulator) as serving systems
+# pushing 6 simulated hours of traffic for three models, one drifting and then
+# failing; it drives aggregate and evaluate as the schedules would and prints the
+# summaries, trends, the alerts the SNS subscriber got and values from Prometheus.
+# DEMO_HOURS / DEMO_STEP_MINUTES change its length (DEMO_HOURS >= 3).
+run_demo() {
+  # The same build as `up`'s (a no-op after it): the simulator is one of its binaries.
+  build_binaries
+  local simulator
+  simulator="$(target_dir)/debug/modelwatch-simulator"
+  (
+    export_stack_env
+    "$simulator" \
+      --lambda-endpoint "$LAMBDA_ENDPOINT" \
+      --tenant "demo-$(date -u +%Y%m%d%H%M%S)" \
+      --hours "${DEMO_HOURS:-6}" \
+      --step-minutes "${DEMO_STEP_MINUTES:-10}" \
+      --alert-queue-url "$ALERT_QUEUE_URL" \
+      --prometheus-url "$PROMETHEUS_URL" \
+      --check
+  )
+}
