@@ -9,7 +9,8 @@
 #
 # Built once each: the debug build serves clippy's neighbours, the stack, the tests
 # and the demo (MODELWATCH_BUILD_TESTS=1: one feature resolution for all of them);
-# the four release artifacts come from one `cargo lambda build --release`, started
+# the four release artifacts come from `cargo lambda build --release --bin <name>`
+# (one invocation per function, each with its own features), started
 # at the lowest CPU priority right after fmt, so that it runs on whatever CPU the
 # builds, the I/O-bound tests, the demo and the LocalStack lane leave idle. It is
 # waited for before the steps that need it; `sam build` then finds it up to date.
@@ -110,17 +111,16 @@ run_cargo_tests_localstack() {
 
 # ------------------------------------------------------------------ release build
 
-# release_build <niceness>: the deployable binaries, all four in one cargo
-# invocation, exactly as `sam build` builds each (`cargo lambda build --release
-# --bin <name>` in the workspace, same target directory), so that its builds find
-# them up to date.
+# release_build <niceness>: the deployable binaries, each exactly as `sam build`
+# builds it (`cargo lambda build --release --bin <name>` in the workspace, same
+# target directory), so that its builds find them up to date. One cargo invocation
+# per function: each enables only its own modelwatch features (one invocation for
+# all four would unify them), while the dependencies are compiled once for all.
 release_build() {
-  local -a bins=()
   local f
   for f in "${FUNCTIONS[@]}"; do
-    bins+=(--bin "$f")
+    PATH="$VENV/bin:$PATH" nice -n "$1" "$(venv_bin cargo-lambda)" lambda build --release --locked --bin "$f"
   done
-  PATH="$VENV/bin:$PATH" nice -n "$1" "$(venv_bin cargo-lambda)" lambda build --release --locked "${bins[@]}"
 }
 
 start_release_build() {
@@ -228,6 +228,7 @@ main() {
   step "install" "${STACK[@]}" install
   step "install LocalStack" env MODELWATCH_LOCALSTACK=1 "${STACK[@]}" install
   step "cargo fmt --check" cargo fmt --all --check
+  step "layers (imports point inward)" python3 "$ROOT/infra/check/layers.py"
   start_release_build
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
   step "cargo build (binaries, tests)" cargo build --workspace --bins --tests --locked
