@@ -266,7 +266,7 @@ def main() -> None:
     ap.add_argument("--template", required=True, type=Path)
     ap.add_argument("--lambda-dir", required=True, type=Path, help="cargo lambda's output, e.g. target/lambda")
     ap.add_argument("--env-file", required=True, type=Path, help="the stack's functions.env")
-    ap.add_argument("--budget-mb", type=float, default=6.0, help="largest zipped size allowed, in MB")
+    ap.add_argument("--budget-mb", type=float, default=5.0, help="largest zipped size allowed, in MB (issue 15: 5 MB)")
     ap.add_argument("--runs", type=int, default=5, help="starts per function for the init time")
     args = ap.parse_args()
 
@@ -294,7 +294,7 @@ def main() -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    print(f"zipped budget: {megabytes(budget)} per function (MODELWATCH_ZIP_BUDGET_MB); the target is 5 MB")
+    print(f"zipped budget: {megabytes(budget)} per function (MODELWATCH_ZIP_BUDGET_MB)")
     if failures:
         for f in failures:
             print(f"artifacts: {f}", file=sys.stderr)

@@ -28,7 +28,7 @@
 #   LOCALSTACK_VENV      its venv                       (default infra/local/.venv-localstack)
 #   MODELWATCH_BUILD_TESTS 1: `up` and `demo` build the test targets with the binaries
 #                        (one feature resolution; the test command sets it)
-#   MODELWATCH_ZIP_BUDGET_MB  `test` fails when a zipped function exceeds it (default 6)
+#   MODELWATCH_ZIP_BUDGET_MB  `test` fails when a zipped function exceeds it (default 5)
 #
 # Lanes (stack.env's MODELWATCH_LANE): all-moto, the default, serves every AWS API
 # from moto; localstack routes SNS, SQS and CloudWatch to LocalStack's runtime with

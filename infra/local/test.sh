@@ -196,7 +196,7 @@ release_artifacts_report() {
     --template template.yaml \
     --lambda-dir "$(target_dir)/lambda" \
     --env-file "$RUN_DIR/functions.env" \
-    --budget-mb "${MODELWATCH_ZIP_BUDGET_MB:-6}"
+    --budget-mb "${MODELWATCH_ZIP_BUDGET_MB:-5}"
 }
 
 # ------------------------------------------------------------------ main
