@@ -25,7 +25,9 @@ use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::domain::{
     CounterDelta, Granularity, MetricName, Outcome, PredictionRecord, Status, Task, WindowState,
 };
-use modelwatch::ports::{ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore};
+use modelwatch::ports::{
+    ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore, SettingWrite,
+};
 use modelwatch::summary::WindowReader;
 
 mod support;
@@ -151,12 +153,16 @@ fn main() {
                 updated_at: now,
             };
             settings
-                .put_registered_baseline(&tenant, &model_id, &baseline)
+                .put_setting(
+                    &tenant,
+                    &model_id,
+                    SettingWrite::RegisteredBaseline(&baseline),
+                )
                 .await
                 .expect("baseline");
             let custom = parse_rule_set(&rules, "m", &alert_settings, now).expect("rules");
             settings
-                .put_rules(&tenant, &model_id, &custom)
+                .put_setting(&tenant, &model_id, SettingWrite::Rules(&custom))
                 .await
                 .expect("rules");
         }

@@ -374,6 +374,44 @@ pub struct ModelSettings {
     pub trends: Option<TrendReport>,
 }
 
+/// One of a model's settings, to store.
+#[derive(Debug, Clone, Copy)]
+pub enum SettingWrite<'a> {
+    /// Replaces the registered baseline.
+    RegisteredBaseline(&'a RegisteredBaseline),
+    /// Stores the captured baseline unless one is stored (it is captured once).
+    CapturedBaseline(&'a CapturedBaseline),
+    /// Replaces the custom rule set.
+    Rules(&'a CustomRules),
+    /// Replaces the trends.
+    Trends(&'a TrendReport),
+}
+
+impl SettingWrite<'_> {
+    /// Whether the write stores only where nothing is stored yet.
+    pub fn only_new(self) -> bool {
+        matches!(self, Self::CapturedBaseline(_))
+    }
+
+    /// Applies the write to `settings`; answers whether it changed them.
+    pub fn apply(self, settings: &mut ModelSettings) -> bool {
+        match self {
+            Self::RegisteredBaseline(baseline) => {
+                settings.baselines.registered = Some(baseline.clone());
+            }
+            Self::CapturedBaseline(baseline) => {
+                if settings.baselines.captured.is_some() {
+                    return false;
+                }
+                settings.baselines.captured = Some(baseline.clone());
+            }
+            Self::Rules(rules) => settings.rules = Some(rules.clone()),
+            Self::Trends(trends) => settings.trends = Some(trends.clone()),
+        }
+        true
+    }
+}
+
 /// Baselines, rules and trends of each model (the models table).
 pub trait ModelSettingsStore: Send + Sync {
     /// Everything stored for the tenant's model (defaults when nothing is).
@@ -383,38 +421,14 @@ pub trait ModelSettingsStore: Send + Sync {
         model_id: &ModelId,
     ) -> impl Future<Output = Result<ModelSettings, StoreError>> + Send;
 
-    /// Replaces the registered baseline.
-    fn put_registered_baseline(
+    /// Stores `write` for the tenant's model; answers whether it was stored (`false`
+    /// only for a captured baseline when one is stored already).
+    fn put_setting(
         &self,
         tenant: &TenantId,
         model_id: &ModelId,
-        baseline: &RegisteredBaseline,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Stores the captured baseline unless one is stored (it is captured once);
-    /// returns whether it was stored now.
-    fn put_captured_baseline(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        baseline: &CapturedBaseline,
+        write: SettingWrite<'_>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Replaces the custom rule set.
-    fn put_rules(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        rules: &CustomRules,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Replaces the trends.
-    fn put_trends(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        trends: &TrendReport,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A page request of the alert history.

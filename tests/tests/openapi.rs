@@ -21,7 +21,7 @@ use modelwatch::domain::alerting::rules::AlertRule;
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
 use modelwatch::domain::alerting::trends::{MetricTrend, TrendLabel, TrendReport};
 use modelwatch::domain::ids::{ModelId, TenantId};
-use modelwatch::ports::{AlertStore, ModelSettingsStore};
+use modelwatch::ports::{AlertStore, ModelSettingsStore, SettingWrite};
 use modelwatch_e2e::proxy::CuttableProxy;
 use modelwatch_e2e::runtime::LocalFunction;
 use modelwatch_e2e::{
@@ -585,7 +585,7 @@ async fn seed_evaluation(stack: &Stack, tenant: &str, now: DateTime<Utc>) {
         .into(),
     };
     settings
-        .put_trends(&tenant, &model, &report)
+        .put_setting(&tenant, &model, SettingWrite::Trends(&report))
         .await
         .expect("trends stored");
     let captured = CapturedBaseline {
@@ -598,7 +598,7 @@ async fn seed_evaluation(stack: &Stack, tenant: &str, now: DateTime<Utc>) {
     };
     assert!(
         settings
-            .put_captured_baseline(&tenant, &model, &captured)
+            .put_setting(&tenant, &model, SettingWrite::CapturedBaseline(&captured))
             .await
             .expect("captured baseline stored")
     );

@@ -14,6 +14,7 @@ use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
 use modelwatch::error::StoreError;
 use modelwatch::ports::{
     AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel, RollupStore,
+    SettingWrite,
 };
 use modelwatch::query::single_values;
 use modelwatch::summary::{SummaryQuery, SummaryService};
@@ -155,7 +156,10 @@ where
                     let rules = parse_rule_set(&body, model_id, &self.alert_settings, now)
                         .map_err(Refusal::Body)?;
                     let (tenant, id) = (&model.tenant, &model.model_id);
-                    self.summary.settings.put_rules(tenant, id, &rules).await?;
+                    self.summary
+                        .settings
+                        .put_setting(tenant, id, SettingWrite::Rules(&rules))
+                        .await?;
                 }
                 ok(
                     &alert_rules::view(&self.summary.settings, &self.alerts, &model, thresholds)
@@ -171,7 +175,7 @@ where
                     let (tenant, id) = (&model.tenant, &model.model_id);
                     self.summary
                         .settings
-                        .put_registered_baseline(tenant, id, &baseline)
+                        .put_setting(tenant, id, SettingWrite::RegisteredBaseline(&baseline))
                         .await?;
                 }
                 let stored = self.stored(&model).await?;

@@ -20,16 +20,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::adapters::dynamodb::{
     BASELINE, CAPTURED, FILTERED_PAGE_ITEMS, PENDING_SHARDS, RULES, TRENDS, batch_image,
     cursor_image, firing_image, history_image, model_image, partial_image, partition, partitions,
-    pending_image, pending_shard, rollup_image, settings_doc, settings_image, state_image,
+    pending_image, pending_shard, rollup_image, setting_item, settings_image, state_image,
     totals_image,
 };
 use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
-use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
-use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
-use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
     CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, TimeSpan, WindowState,
@@ -40,7 +37,7 @@ use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
     PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
-    RollupStore,
+    RollupStore, SettingWrite,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -657,29 +654,6 @@ impl MemoryModelSettings {
     pub fn query_pages(&self) -> u64 {
         self.pages.read()
     }
-
-    /// Applies `change` (which answers whether it changed anything) to the model's
-    /// settings if the item of `kind` holding `value` is one DynamoDB would store.
-    fn put<T: serde::Serialize>(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        kind: &'static str,
-        value: &T,
-        change: impl FnOnce(&mut ModelSettings) -> bool,
-    ) -> Result<bool, StoreError> {
-        let doc = settings_doc(value)?;
-        let size = checked(
-            &settings_image(tenant, model_id, kind, &doc, Utc::now()),
-            "put model settings",
-        )?;
-        let key = (tenant.clone(), model_id.clone());
-        let changed = change(lock(&self.settings).entry(key.clone()).or_default());
-        if changed {
-            lock(&self.sizes).insert((key, kind), size);
-        }
-        Ok(changed)
-    }
 }
 
 impl ModelSettingsStore for MemoryModelSettings {
@@ -697,58 +671,23 @@ impl ModelSettingsStore for MemoryModelSettings {
         Ok(lock(&self.settings).get(&key).cloned().unwrap_or_default())
     }
 
-    async fn put_registered_baseline(
+    async fn put_setting(
         &self,
         tenant: &TenantId,
         model_id: &ModelId,
-        baseline: &RegisteredBaseline,
-    ) -> Result<(), StoreError> {
-        self.put(tenant, model_id, BASELINE, baseline, |s| {
-            s.baselines.registered = Some(baseline.clone());
-            true
-        })
-        .map(drop)
-    }
-
-    async fn put_captured_baseline(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        baseline: &CapturedBaseline,
+        write: SettingWrite<'_>,
     ) -> Result<bool, StoreError> {
-        self.put(tenant, model_id, CAPTURED, baseline, |s| {
-            let new = s.baselines.captured.is_none();
-            if new {
-                s.baselines.captured = Some(baseline.clone());
-            }
-            new
-        })
-    }
-
-    async fn put_rules(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        rules: &CustomRules,
-    ) -> Result<(), StoreError> {
-        self.put(tenant, model_id, RULES, rules, |s| {
-            s.rules = Some(rules.clone());
-            true
-        })
-        .map(drop)
-    }
-
-    async fn put_trends(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        trends: &TrendReport,
-    ) -> Result<(), StoreError> {
-        self.put(tenant, model_id, TRENDS, trends, |s| {
-            s.trends = Some(trends.clone());
-            true
-        })
-        .map(drop)
+        let (kind, doc) = setting_item(write)?;
+        let size = checked(
+            &settings_image(tenant, model_id, kind, &doc, Utc::now()),
+            "put model settings",
+        )?;
+        let key = (tenant.clone(), model_id.clone());
+        let changed = write.apply(lock(&self.settings).entry(key.clone()).or_default());
+        if changed {
+            lock(&self.sizes).insert((key, kind), size);
+        }
+        Ok(changed)
     }
 }
 

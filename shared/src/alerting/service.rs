@@ -28,7 +28,7 @@ use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore,
 };
-use crate::ports::{ExportFailure, SeriesWriter};
+use crate::ports::{ExportFailure, SeriesWriter, SettingWrite};
 use crate::summary::WindowReader;
 
 /// Models evaluated at once.
@@ -205,7 +205,7 @@ where
             let captured = CapturedBaseline::from_metrics(&metrics, capture_from, end);
             outcome.baseline_captured = self
                 .settings
-                .put_captured_baseline(tenant, model_id, &captured)
+                .put_setting(tenant, model_id, SettingWrite::CapturedBaseline(&captured))
                 .await?;
             settings = self.settings.model_settings(tenant, model_id).await?;
         }
@@ -302,7 +302,9 @@ where
         let trend_end = Granularity::Hour.floor(end);
         if settings.trends.as_ref().is_none_or(|t| t.to < trend_end) {
             let trends = self.trends(model, &rules, trend_end, end).await?;
-            self.settings.put_trends(tenant, model_id, &trends).await?;
+            self.settings
+                .put_setting(tenant, model_id, SettingWrite::Trends(&trends))
+                .await?;
             outcome.trends_updated = true;
         }
         Ok(outcome)

@@ -33,7 +33,7 @@ pub(crate) use alerts::{FILTERED_PAGE_ITEMS, firing_image, history_image, state_
 pub(crate) use partials::{batch_image, partial_image, pending_image};
 pub(crate) use registry::model_image;
 pub(crate) use rollups::{cursor_image, partition, partitions, rollup_image, totals_image};
-pub(crate) use settings::{BASELINE, CAPTURED, RULES, TRENDS, settings_doc, settings_image};
+pub(crate) use settings::{BASELINE, CAPTURED, RULES, TRENDS, setting_item, settings_image};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::{

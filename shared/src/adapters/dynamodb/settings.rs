@@ -16,12 +16,9 @@ use super::registry::tenant_pk;
 use super::request::query_all;
 use super::{conditional, doc};
 use crate::adapters::limits::{Image, Value};
-use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
-use crate::domain::alerting::rules::CustomRules;
-use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::error::StoreError;
-use crate::ports::{ModelSettings, ModelSettingsStore};
+use crate::ports::{ModelSettings, ModelSettingsStore, SettingWrite};
 
 /// The kind of the registered baseline's item.
 pub(crate) const BASELINE: &str = "BASELINE";
@@ -37,8 +34,19 @@ fn settings_prefix(model_id: &ModelId) -> String {
     format!("SETTINGS#{model_id}#")
 }
 
+/// The kind and the `doc` (its JSON) of `write`'s item.
+pub(crate) fn setting_item(write: SettingWrite<'_>) -> Result<(&'static str, String), StoreError> {
+    let (kind, doc) = match write {
+        SettingWrite::RegisteredBaseline(value) => (BASELINE, settings_doc(value)),
+        SettingWrite::CapturedBaseline(value) => (CAPTURED, settings_doc(value)),
+        SettingWrite::Rules(value) => (RULES, settings_doc(value)),
+        SettingWrite::Trends(value) => (TRENDS, settings_doc(value)),
+    };
+    Ok((kind, doc?))
+}
+
 /// A settings value as the JSON of its `doc`.
-pub(crate) fn settings_doc<T: Serialize>(value: &T) -> Result<String, StoreError> {
+fn settings_doc<T: Serialize>(value: &T) -> Result<String, StoreError> {
     doc::encode(value, "encode model settings")
 }
 
@@ -77,34 +85,6 @@ impl DynamoModelSettings {
             table: table.into(),
         }
     }
-
-    /// Writes one settings item; with `only_new`, unless it exists (returns whether
-    /// it was written).
-    async fn put<T: Serialize>(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        kind: &str,
-        value: &T,
-        only_new: bool,
-    ) -> Result<bool, StoreError> {
-        let doc = settings_doc(value)?;
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attr::item(settings_image(
-                tenant,
-                model_id,
-                kind,
-                &doc,
-                Utc::now(),
-            ))));
-        if only_new {
-            request = request.condition_expression("attribute_not_exists(pk)");
-        }
-        conditional(request.send().await, "put model settings")
-    }
 }
 
 impl ModelSettingsStore for DynamoModelSettings {
@@ -137,46 +117,28 @@ impl ModelSettingsStore for DynamoModelSettings {
         Ok(settings)
     }
 
-    async fn put_registered_baseline(
+    async fn put_setting(
         &self,
         tenant: &TenantId,
         model_id: &ModelId,
-        baseline: &RegisteredBaseline,
-    ) -> Result<(), StoreError> {
-        self.put(tenant, model_id, BASELINE, baseline, false)
-            .await
-            .map(drop)
-    }
-
-    async fn put_captured_baseline(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        baseline: &CapturedBaseline,
+        write: SettingWrite<'_>,
     ) -> Result<bool, StoreError> {
-        self.put(tenant, model_id, CAPTURED, baseline, true).await
-    }
-
-    async fn put_rules(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        rules: &CustomRules,
-    ) -> Result<(), StoreError> {
-        self.put(tenant, model_id, RULES, rules, false)
-            .await
-            .map(drop)
-    }
-
-    async fn put_trends(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        trends: &TrendReport,
-    ) -> Result<(), StoreError> {
-        self.put(tenant, model_id, TRENDS, trends, false)
-            .await
-            .map(drop)
+        let (kind, doc) = setting_item(write)?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attr::item(settings_image(
+                tenant,
+                model_id,
+                kind,
+                &doc,
+                Utc::now(),
+            ))));
+        if write.only_new() {
+            request = request.condition_expression("attribute_not_exists(pk)");
+        }
+        conditional(request.send().await, "put model settings")
     }
 }
 
@@ -186,7 +148,8 @@ mod tests {
 
     use super::super::testing::{Seen, put_rule, seen};
     use super::*;
-    use crate::testing::{model, tenant};
+    use crate::domain::alerting::baseline::RegisteredBaseline;
+    use crate::testing::{at, model, tenant};
 
     #[tokio::test]
     async fn a_settings_item_is_the_item_the_memory_store_sizes() {
@@ -194,18 +157,24 @@ mod tests {
         let rule = put_rule(&requests);
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
         let (tenant, model_id) = (tenant("t1"), model("m1"));
-        let value = serde_json::json!({"use_default_rules": true, "rules": vec!["é"; 50]});
+        let baseline = RegisteredBaseline {
+            test_set: None,
+            throughput_forecast_rps: Some(12.5),
+            updated_at: at("2026-11-28T10:00:00Z"),
+        };
+        let write = SettingWrite::RegisteredBaseline(&baseline);
         DynamoModelSettings::new(client, "models")
-            .put(&tenant, &model_id, RULES, &value, true)
+            .put_setting(&tenant, &model_id, write)
             .await
             .expect("written");
         let requests = seen(&requests);
         let item = requests[0].item().expect("item");
-        let doc = settings_doc(&value).expect("doc");
+        let (kind, doc) = setting_item(write).expect("doc");
+        assert_eq!(kind, BASELINE);
         let updated_at = attr::time_ms(item, "updated_at").expect("updated_at");
         assert_eq!(
             attr::item_size(item),
-            settings_image(&tenant, &model_id, RULES, &doc, updated_at).checked_size()
+            settings_image(&tenant, &model_id, kind, &doc, updated_at).checked_size()
         );
     }
 }

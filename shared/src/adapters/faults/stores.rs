@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{Faulty, Op};
-use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
-use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
-use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, TimeSpan, WindowState,
@@ -20,7 +17,7 @@ use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
     PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
-    RollupStore,
+    RollupStore, SettingWrite,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -146,26 +143,11 @@ faulty_port!(ModelSettingsStore {
         tenant: &TenantId,
         model_id: &ModelId,
     ) -> Result<ModelSettings, StoreError>;
-    const PUT_REGISTERED_BASELINE = write put_registered_baseline(
+    const PUT_SETTING = write put_setting(
         tenant: &TenantId,
         model_id: &ModelId,
-        baseline: &RegisteredBaseline,
-    ) -> Result<(), StoreError>;
-    const PUT_CAPTURED_BASELINE = write put_captured_baseline(
-        tenant: &TenantId,
-        model_id: &ModelId,
-        baseline: &CapturedBaseline,
+        write: SettingWrite<'_>,
     ) -> Result<bool, StoreError>;
-    const PUT_RULES = write put_rules(
-        tenant: &TenantId,
-        model_id: &ModelId,
-        rules: &CustomRules,
-    ) -> Result<(), StoreError>;
-    const PUT_TRENDS = write put_trends(
-        tenant: &TenantId,
-        model_id: &ModelId,
-        trends: &TrendReport,
-    ) -> Result<(), StoreError>;
 });
 
 faulty_port!(AlertStore {

@@ -184,7 +184,11 @@ impl World {
         };
         self.evaluator
             .settings
-            .put_registered_baseline(&self.tenant, &self.model_id, &baseline)
+            .put_setting(
+                &self.tenant,
+                &self.model_id,
+                SettingWrite::RegisteredBaseline(&baseline),
+            )
             .await
             .expect("put");
     }
@@ -486,7 +490,7 @@ async fn a_firing_rule_that_is_removed_resolves() {
     world
         .evaluator
         .settings
-        .put_rules(&world.tenant, &world.model_id, &rules)
+        .put_setting(&world.tenant, &world.model_id, SettingWrite::Rules(&rules))
         .await
         .expect("put");
     world.traffic(t0, 5, GOOD).await;
@@ -505,7 +509,7 @@ async fn a_firing_rule_that_is_removed_resolves() {
     world
         .evaluator
         .settings
-        .put_rules(&world.tenant, &world.model_id, &none)
+        .put_setting(&world.tenant, &world.model_id, SettingWrite::Rules(&none))
         .await
         .expect("put");
     world.run(t0 + TimeDelta::minutes(6)).await;
