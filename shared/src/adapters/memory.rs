@@ -1117,6 +1117,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_captured_baseline_is_stored_once_and_other_settings_are_replaced() {
+        use crate::domain::alerting::baseline::{CapturedBaseline, RegisteredBaseline};
+        let (tenant, model_id) = ids();
+        let captured = |sample_count| CapturedBaseline {
+            latency_p95_ms: Some(20.0),
+            error_rate: Some(0.0),
+            from: minute(0),
+            to: minute(24 * 60),
+            sample_count,
+            captured_at: minute(24 * 60),
+        };
+        let registered = |rps| RegisteredBaseline {
+            test_set: None,
+            throughput_forecast_rps: Some(rps),
+            updated_at: minute(0),
+        };
+        let store = MemoryModelSettings::default();
+        let (first, second) = (captured(10), captured(99));
+        let (old, new) = (registered(1.0), registered(2.0));
+        for (write, stored) in [
+            (SettingWrite::CapturedBaseline(&first), true),
+            (SettingWrite::CapturedBaseline(&second), false),
+            (SettingWrite::RegisteredBaseline(&old), true),
+            (SettingWrite::RegisteredBaseline(&new), true),
+        ] {
+            let answer = store.put_setting(&tenant, &model_id, write).await;
+            assert_eq!(answer.expect("put"), stored, "{write:?}");
+        }
+        let stored = store
+            .model_settings(&tenant, &model_id)
+            .await
+            .expect("read");
+        assert_eq!(
+            stored.baselines.captured,
+            Some(first),
+            "the first one stays"
+        );
+        assert_eq!(stored.baselines.registered, Some(new), "replaced");
+    }
+
+    #[tokio::test]
     async fn reads_take_the_round_trips_dynamodb_would() {
         let partials = MemoryPartialStore::default();
         partials.pending_minutes().await.expect("pending");

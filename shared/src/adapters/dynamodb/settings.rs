@@ -171,10 +171,44 @@ mod tests {
         let item = requests[0].item().expect("item");
         let (kind, doc) = setting_item(write).expect("doc");
         assert_eq!(kind, BASELINE);
+        assert_eq!(
+            requests[0].condition_expression(),
+            None,
+            "a registered baseline replaces"
+        );
         let updated_at = attr::time_ms(item, "updated_at").expect("updated_at");
         assert_eq!(
             attr::item_size(item),
             settings_image(&tenant, &model_id, kind, &doc, updated_at).checked_size()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_captured_baseline_is_written_only_where_none_is() {
+        use crate::domain::alerting::baseline::CapturedBaseline;
+        let requests = Seen::default();
+        let rule = put_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let baseline = CapturedBaseline {
+            latency_p95_ms: Some(20.0),
+            error_rate: None,
+            from: at("2026-11-27T10:00:00Z"),
+            to: at("2026-11-28T10:00:00Z"),
+            sample_count: 3,
+            captured_at: at("2026-11-28T10:01:00Z"),
+        };
+        let written = DynamoModelSettings::new(client, "models")
+            .put_setting(
+                &tenant("t1"),
+                &model("m1"),
+                SettingWrite::CapturedBaseline(&baseline),
+            )
+            .await
+            .expect("written");
+        assert!(written);
+        assert_eq!(
+            seen(&requests)[0].condition_expression(),
+            Some("attribute_not_exists(pk)")
         );
     }
 }
