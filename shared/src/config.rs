@@ -160,13 +160,24 @@ impl Config {
             max_clock_skew: seconds("INGEST_MAX_CLOCK_SKEW_SECONDS", 300, 86_400)?,
             partial_retention: seconds("PARTIAL_RETENTION_SECONDS", 8 * 86_400, 400 * 86_400)?,
         };
-        if ingest.partial_retention <= ingest.max_event_age {
-            return Err(ConfigError::Invalid {
-                name: "PARTIAL_RETENTION_SECONDS",
-                value: ingest.partial_retention.num_seconds().to_string(),
-                reason: "must exceed INGEST_MAX_EVENT_AGE_SECONDS, or late batches would outlive their partials".into(),
-            });
-        }
+        // What a late batch needs must outlive the oldest event ingest accepts.
+        let outlive_event_age = |name: &'static str, kept: TimeDelta, shown: i64, or: &str| {
+            if kept > ingest.max_event_age {
+                return Ok(());
+            }
+            Err(ConfigError::Invalid {
+                name,
+                value: shown.to_string(),
+                reason: format!("must outlive INGEST_MAX_EVENT_AGE_SECONDS, or {or}"),
+            })
+        };
+        let partials = ingest.partial_retention;
+        outlive_event_age(
+            "PARTIAL_RETENTION_SECONDS",
+            partials,
+            partials.num_seconds(),
+            "late batches would outlive their partials",
+        )?;
         let days = |name: &'static str, default: i64| {
             env.parse_or(
                 name,
@@ -181,13 +192,18 @@ impl Config {
             hour: days("HOUR_ROLLUP_RETENTION_DAYS", 35)?,
             day: days("DAY_ROLLUP_RETENTION_DAYS", 400)?,
         };
-        if rollups.minute <= ingest.max_event_age || rollups.hour <= ingest.max_event_age {
-            return Err(ConfigError::Invalid {
-                name: "MINUTE_ROLLUP_RETENTION_DAYS",
-                value: rollups.minute.num_days().to_string(),
-                reason: "minute and hour rollups must outlive INGEST_MAX_EVENT_AGE_SECONDS, or a late batch would re-roll an hour from missing minutes".into(),
-            });
-        }
+        outlive_event_age(
+            "MINUTE_ROLLUP_RETENTION_DAYS",
+            rollups.minute,
+            rollups.minute.num_days(),
+            "a late batch would re-roll an hour from missing minutes",
+        )?;
+        outlive_event_age(
+            "HOUR_ROLLUP_RETENTION_DAYS",
+            rollups.hour,
+            rollups.hour.num_days(),
+            "a late batch would re-roll a day from missing hours",
+        )?;
         let count = |name: &'static str, default: u64| {
             env.parse_or(
                 name,
@@ -404,6 +420,7 @@ mod tests {
             ("INGEST_MAX_CLOCK_SKEW_SECONDS", "x"),
             ("PARTIAL_RETENTION_SECONDS", "3600"),
             ("MINUTE_ROLLUP_RETENTION_DAYS", "2"),
+            ("HOUR_ROLLUP_RETENTION_DAYS", "7"),
             ("DAY_ROLLUP_RETENTION_DAYS", "0"),
         ] {
             let mut vars = base();

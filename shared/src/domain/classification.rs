@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::bounds::OVERFLOW_BUCKET;
-use super::codec::{DecodeError, Reader, Writer};
+use super::codec::{DecodeError, Reader, Writer, add_bucket_count};
 use super::error::FoldError;
 
 /// Number of equal-width score bins on `[0, 1]` per class; bin `b` holds scores in
@@ -319,15 +319,8 @@ fn decode_bins(bins: &mut [u64; SCORE_BINS], input: &mut Reader<'_>) -> Result<u
         let slot = bins.get_mut(index).ok_or(DecodeError::Invalid {
             what: "score bin index",
         })?;
-        if c == 0 {
-            return Err(DecodeError::Invalid {
-                what: "empty score bin",
-            });
-        }
+        total = add_bucket_count(total, c, "empty score bin", "score count overflow")?;
         *slot = c;
-        total = total.checked_add(c).ok_or(DecodeError::Invalid {
-            what: "score count overflow",
-        })?;
         next = index + 1;
     }
     Ok(total)

@@ -92,6 +92,22 @@ impl Writer {
     }
 }
 
+/// `total` plus the count `c` of a stored sparse bucket, which is never empty (`empty`
+/// names that error); the sum must fit (`overflow` names that one).
+pub(crate) fn add_bucket_count(
+    total: u64,
+    c: u64,
+    empty: &'static str,
+    overflow: &'static str,
+) -> Result<u64, DecodeError> {
+    if c == 0 {
+        return Err(DecodeError::Invalid { what: empty });
+    }
+    total
+        .checked_add(c)
+        .ok_or(DecodeError::Invalid { what: overflow })
+}
+
 /// Reads primitive values back from a byte slice, front to back.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
@@ -123,6 +139,14 @@ impl<'a> Reader<'a> {
                 Some((a, b))
             }
             _ => None,
+        }
+    }
+
+    /// The leading format version, which must be `supported`.
+    pub(crate) fn version(&mut self, supported: u8, what: &'static str) -> Result<(), DecodeError> {
+        match self.u8(what)? {
+            found if found == supported => Ok(()),
+            found => Err(DecodeError::UnsupportedVersion { found, supported }),
         }
     }
 

@@ -21,7 +21,7 @@
 //! numpy's `method="inverted_cdf"`. The estimate is clamped to the observed `[min, max]`,
 //! which keeps the 1% bound and makes a single-value window exact.
 
-use super::codec::{DecodeError, Reader, Writer};
+use super::codec::{DecodeError, Reader, Writer, add_bucket_count};
 
 /// Relative accuracy `α` of every quantile estimate (1%).
 pub const LATENCY_RELATIVE_ACCURACY: f64 = 0.01;
@@ -306,14 +306,7 @@ impl LatencySketch {
                 });
             }
             let c = input.varint("latency bucket count")?;
-            if c == 0 {
-                return Err(DecodeError::Invalid {
-                    what: "empty latency bucket",
-                });
-            }
-            total = total.checked_add(c).ok_or(DecodeError::Invalid {
-                what: "latency count overflow",
-            })?;
+            total = add_bucket_count(total, c, "empty latency bucket", "latency count overflow")?;
             let index = index as i32;
             if sketch.counts.is_empty() {
                 sketch.offset = index;

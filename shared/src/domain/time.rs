@@ -52,6 +52,19 @@ impl Granularity {
         time.duration_trunc(self.length()).unwrap_or(time)
     }
 
+    /// The number of the span `time` falls in, counted from the Unix epoch.
+    pub fn ordinal(self, time: DateTime<Utc>) -> i64 {
+        time.timestamp().div_euclid(self.length().num_seconds())
+    }
+
+    /// The start of the span numbered `ordinal` (see [`ordinal`](Self::ordinal));
+    /// `None` beyond the representable times.
+    pub fn from_ordinal(self, ordinal: i64) -> Option<DateTime<Utc>> {
+        ordinal
+            .checked_mul(self.length().num_seconds())
+            .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+    }
+
     /// The granularity one level up, whose spans are made of this one's; `None` for a day.
     pub fn parent(self) -> Option<Self> {
         match self {
@@ -77,6 +90,10 @@ mod tests {
             );
             let start = g.floor(t);
             assert!(start <= t && t < start + g.length());
+            assert_eq!(g.from_ordinal(g.ordinal(t)), Some(start));
+            let before_epoch = DateTime::<Utc>::UNIX_EPOCH - TimeDelta::seconds(1);
+            assert_eq!(g.ordinal(before_epoch), -1);
+            assert_eq!(g.from_ordinal(i64::MAX), None);
             if let Some(parent) = g.parent() {
                 assert_eq!(parent.floor(start), parent.floor(t));
                 assert!(parent.length() > g.length());

@@ -478,13 +478,7 @@ impl WindowState {
     /// a supported version. Never panics, whatever the input.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut input = Reader::new(bytes);
-        let version = input.u8("version")?;
-        if version != FORMAT_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        input.version(FORMAT_VERSION, "version")?;
         let mut state = Self::new();
         state.predictions = input.varint("predictions")?;
         state.errors = input.varint("errors")?;

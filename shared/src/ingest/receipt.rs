@@ -27,8 +27,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::DecodeError;
 use crate::domain::codec::{Reader, Writer};
+use crate::domain::{DecodeError, Granularity};
 use crate::ports::{ArchiveRejection, ArchiveReport};
 
 /// Most archive rejections an answer lists (the first by record index).
@@ -39,9 +39,6 @@ pub const MAX_REJECTION_REASON_BYTES: usize = 256;
 
 /// The first byte of the stored form.
 const STORED_VERSION: u8 = 1;
-
-/// Seconds per minute.
-const MINUTE_SECONDS: i64 = 60;
 
 /// What happened to the archive copy of a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +128,7 @@ impl IngestReceipt {
         out.varint(self.minutes.len() as u64);
         let mut previous: Option<i64> = None;
         for minute in &self.minutes {
-            let epoch_minute = minute.timestamp().div_euclid(MINUTE_SECONDS);
+            let epoch_minute = Granularity::Minute.ordinal(*minute);
             match previous {
                 None => out.signed_varint(epoch_minute),
                 // Ascending, so every gap is at least 1.
@@ -172,13 +169,7 @@ fn decode(batch_id: &str, stored: &[u8]) -> Result<IngestReceipt, DecodeError> {
     let invalid = |what| DecodeError::Invalid { what };
     let count = |value: u64, what| usize::try_from(value).map_err(|_| invalid(what));
     let mut input = Reader::new(stored);
-    let version = input.u8("receipt version")?;
-    if version != STORED_VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            found: version,
-            supported: STORED_VERSION,
-        });
-    }
+    input.version(STORED_VERSION, "receipt version")?;
     let accepted = count(input.varint("accepted")?, "accepted")?;
     let minute_count = input.varint("minute count")?;
     // Every minute takes at least one byte, so this loop ends with the input.
@@ -195,9 +186,8 @@ fn decode(batch_id: &str, stored: &[u8]) -> Result<IngestReceipt, DecodeError> {
                 .and_then(|gap| epoch_minute.checked_add(gap))
                 .ok_or(invalid("minutes are not ascending"))?
         };
-        let minute = epoch_minute
-            .checked_mul(MINUTE_SECONDS)
-            .and_then(|s| DateTime::from_timestamp(s, 0))
+        let minute = Granularity::Minute
+            .from_ordinal(epoch_minute)
             .ok_or(invalid("minute out of range"))?;
         minutes.push(minute);
     }

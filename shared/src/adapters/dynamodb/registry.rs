@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 
 use super::attr::{self, Item};
-use super::request::{query_all, scan_all};
+use super::request::{prefix_query, query_all, scan_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
@@ -176,13 +176,7 @@ impl ModelRegistry for DynamoModelRegistry {
     }
 
     async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :model)")
-            .expression_attribute_values(":pk", attr::s(tenant_pk(tenant)))
-            .expression_attribute_values(":model", attr::s(MODEL_PREFIX));
+        let query = prefix_query(&self.client, &self.table, tenant_pk(tenant), MODEL_PREFIX);
         let items = query_all(query, "list models").await?;
         items.iter().map(registered_model).collect()
     }

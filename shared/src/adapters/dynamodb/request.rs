@@ -23,6 +23,18 @@ pub fn partition_query(client: &Client, table: &str, pk: impl Into<String>) -> Q
         .consistent_read(true)
 }
 
+/// A [`partition_query`] of the sort keys that begin with `prefix`.
+pub fn prefix_query(
+    client: &Client,
+    table: &str,
+    pk: impl Into<String>,
+    prefix: impl Into<String>,
+) -> QueryFluentBuilder {
+    partition_query(client, table, pk)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+        .expression_attribute_values(":prefix", attr::s(prefix))
+}
+
 /// Every item `query` matches, over all its pages (one request per 1 MB page); the
 /// error mapped by [`unavailable`] for `operation`.
 pub async fn query_all(

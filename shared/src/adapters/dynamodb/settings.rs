@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::attr;
 use super::registry::tenant_pk;
-use super::request::query_all;
+use super::request::{prefix_query, query_all};
 use super::{conditional, doc};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::ids::{ModelId, TenantId};
@@ -94,14 +94,12 @@ impl ModelSettingsStore for DynamoModelSettings {
         model_id: &ModelId,
     ) -> Result<ModelSettings, StoreError> {
         let prefix = settings_prefix(model_id);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", attr::s(tenant_pk(tenant)))
-            .expression_attribute_values(":prefix", attr::s(prefix.as_str()))
-            .consistent_read(true);
+        let query = prefix_query(
+            &self.client,
+            &self.table,
+            tenant_pk(tenant),
+            prefix.as_str(),
+        );
         let items = query_all(query, "read model settings").await?;
         let mut settings = ModelSettings::default();
         for item in &items {

@@ -94,6 +94,15 @@ fn partition(
         .consistent_read(true)
 }
 
+/// A strongly consistent query of the sort keys of `pk` that begin with `prefix`.
+fn prefixed(table: &str, pk: &str, prefix: &str) -> QueryInput {
+    partition(table, pk)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+        .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
+        .build()
+        .expect("query")
+}
+
 #[tokio::test]
 async fn every_read_sends_the_request_it_always_sent() {
     let (queries, scans): (Seen<QueryInput>, Seen<ScanInput>) = Default::default();
@@ -117,26 +126,9 @@ async fn every_read_sends_the_request_it_always_sent() {
                 .build()
                 .expect("query"),
         ],
-        vec![
-            QueryInput::builder()
-                .table_name("models")
-                .key_condition_expression("pk = :pk AND begins_with(sk, :model)")
-                .expression_attribute_values(":pk", AttributeValue::S("TENANT#t".into()))
-                .expression_attribute_values(":model", AttributeValue::S("MODEL#".into()))
-                .build()
-                .expect("query"),
-        ],
+        vec![prefixed("models", "TENANT#t", "MODEL#")],
         Vec::new(),
-        vec![
-            QueryInput::builder()
-                .table_name("models")
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S("TENANT#t".into()))
-                .expression_attribute_values(":prefix", AttributeValue::S("SETTINGS#m#".into()))
-                .consistent_read(true)
-                .build()
-                .expect("query"),
-        ],
+        vec![prefixed("models", "TENANT#t", "SETTINGS#m#")],
         vec![
             QueryInput::builder()
                 .table_name("rollups")

@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Problems;
 use super::rules::quality_metrics;
+use super::{Problems, request_object};
 use crate::domain::{MetricName, MetricSet, Task};
 
 /// How much production traffic the captured baseline covers, from the first prediction.
@@ -114,31 +114,15 @@ pub fn parse_baseline(
     task: Task,
     now: DateTime<Utc>,
 ) -> Result<RegisteredBaseline, Problems> {
-    let mut problems = Problems::default();
-    let Some(object) = body.as_object() else {
-        problems.push("", "must be a JSON object");
-        return Err(problems);
-    };
-    for key in object.keys() {
-        if !["test_set", "throughput_forecast_rps"].contains(&key.as_str()) {
-            problems.push(
-                key,
-                "is not a field of a baseline (test_set, throughput_forecast_rps)",
-            );
-        }
-    }
+    let (object, mut problems) =
+        request_object(body, &["test_set", "throughput_forecast_rps"], "a baseline")?;
     let allowed = quality_metrics(task);
     let test_set = match object.get("test_set") {
         None | Some(Value::Null) => None,
         Some(Value::Object(test_set)) => {
-            for key in test_set.keys() {
-                if !["evaluated_at", "metrics"].contains(&key.as_str()) {
-                    problems.push(
-                        &format!("test_set.{key}"),
-                        "is not a field of test_set (evaluated_at, metrics)",
-                    );
-                }
-            }
+            problems.unknown_fields(test_set, &["evaluated_at", "metrics"], "test_set", |key| {
+                format!("test_set.{key}")
+            });
             let evaluated_at = match test_set.get("evaluated_at") {
                 Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
                     Ok(time) if time.with_timezone(&Utc) <= now + TimeDelta::minutes(5) => {

@@ -17,6 +17,7 @@ pub mod trends;
 pub use settings::{AlertSettings, PerfSettings};
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// A problem with one field of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,4 +56,54 @@ impl Problems {
     pub fn as_slice(&self) -> &[FieldProblem] {
         &self.0
     }
+
+    /// Records every key of `object` that is not one of `fields`, at `path(key)`:
+    /// "is not a field of {what} (the fields)".
+    pub fn unknown_fields(
+        &mut self,
+        object: &Map<String, Value>,
+        fields: &[&str],
+        what: &str,
+        path: impl Fn(&str) -> String,
+    ) {
+        for key in object.keys().filter(|key| !fields.contains(&key.as_str())) {
+            let reason = format!("is not a field of {what} ({})", fields.join(", "));
+            self.push(&path(key), &reason);
+        }
+    }
+
+    /// The value `text` names among `choices`; otherwise records at `field` that it
+    /// must be one of them.
+    pub fn one_of<T: Copy>(&mut self, field: &str, text: &str, choices: &[(&str, T)]) -> Option<T> {
+        if let Some((_, value)) = choices.iter().find(|(name, _)| *name == text) {
+            return Some(*value);
+        }
+        let names: Vec<String> = choices
+            .iter()
+            .map(|(name, _)| format!("`{name}`"))
+            .collect();
+        let listed = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.concat(),
+        };
+        self.push(field, &format!("must be {listed}"));
+        None
+    }
+}
+
+/// A request body that must be a JSON object of `fields` (`what` names it in the
+/// problems): the object and the problems found so far, or the problem that it is
+/// not an object.
+pub fn request_object<'a>(
+    body: &'a Value,
+    fields: &[&str],
+    what: &str,
+) -> Result<(&'a Map<String, Value>, Problems), Problems> {
+    let mut problems = Problems::default();
+    let Some(object) = body.as_object() else {
+        problems.push("", "must be a JSON object");
+        return Err(problems);
+    };
+    problems.unknown_fields(object, fields, what, str::to_owned);
+    Ok((object, problems))
 }

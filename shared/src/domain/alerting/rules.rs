@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::Problems;
 use super::baseline::Baselines;
+use super::{Problems, request_object};
 use crate::domain::alerting::AlertSettings;
 use crate::domain::alerting::PerfSettings;
 use crate::domain::ids::check_id;
@@ -362,19 +362,11 @@ pub fn parse_rule_set(
     settings: &AlertSettings,
     now: DateTime<Utc>,
 ) -> Result<CustomRules, Problems> {
-    let mut problems = Problems::default();
-    let Some(object) = body.as_object() else {
-        problems.push("", "must be a JSON object");
-        return Err(problems);
-    };
-    for key in object.keys() {
-        if !["model_id", "alert_rules", "use_default_rules"].contains(&key.as_str()) {
-            problems.push(
-                key,
-                "is not a field of a rule set (model_id, alert_rules, use_default_rules)",
-            );
-        }
-    }
+    let (object, mut problems) = request_object(
+        body,
+        &["model_id", "alert_rules", "use_default_rules"],
+        "a rule set",
+    )?;
     match object.get("model_id") {
         None => {}
         Some(Value::String(given)) if given == model_id => {}
@@ -454,14 +446,7 @@ fn parse_rule(
         "severity",
         "min_samples",
     ];
-    for key in object.keys() {
-        if !FIELDS.contains(&key.as_str()) {
-            problems.push(
-                &at(key),
-                "is not a rule field (id, metric, condition, threshold, window, severity, min_samples)",
-            );
-        }
-    }
+    problems.unknown_fields(object, &FIELDS, "a rule", at);
     let before = problems.len();
     let metric = required_str(object, "metric", &at, problems).and_then(|name| {
         name.parse::<MetricName>()
@@ -474,13 +459,9 @@ fn parse_rule(
             })
             .ok()
     });
-    let condition = required_str(object, "condition", &at, problems).and_then(|text| match text {
-        "above" => Some(Condition::Above),
-        "below" => Some(Condition::Below),
-        _ => {
-            problems.push(&at("condition"), "must be `above` or `below`");
-            None
-        }
+    let condition = required_str(object, "condition", &at, problems).and_then(|text| {
+        let choices = [("above", Condition::Above), ("below", Condition::Below)];
+        problems.one_of(&at("condition"), text, &choices)
     });
     let threshold = match object.get("threshold") {
         None => {
@@ -500,14 +481,13 @@ fn parse_rule(
             .map_err(|e| problems.push(&at("window"), &e.to_string()))
             .ok()
     });
-    let severity = required_str(object, "severity", &at, problems).and_then(|text| match text {
-        "info" => Some(Severity::Info),
-        "warning" => Some(Severity::Warning),
-        "critical" => Some(Severity::Critical),
-        _ => {
-            problems.push(&at("severity"), "must be `info`, `warning` or `critical`");
-            None
-        }
+    let severity = required_str(object, "severity", &at, problems).and_then(|text| {
+        let choices = [
+            ("info", Severity::Info),
+            ("warning", Severity::Warning),
+            ("critical", Severity::Critical),
+        ];
+        problems.one_of(&at("severity"), text, &choices)
     });
     let min_samples = match object.get("min_samples") {
         None => None,
