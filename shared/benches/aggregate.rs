@@ -14,6 +14,7 @@ use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::ModelExport;
 use modelwatch::domain::ids::TenantId;
 use modelwatch::ports::{ExportFailure, MetricsExporter};
+use modelwatch::testing::no_deadline;
 
 mod support;
 
@@ -90,6 +91,7 @@ fn main() {
             Some(&prometheus),
             now,
             now,
+            no_deadline(),
         ))
         .expect("run");
     let elapsed = started.elapsed();

@@ -1,7 +1,89 @@
-//! The scheduled trigger of `aggregate` and `evaluate`.
+//! What the scheduled runs of `aggregate` and `evaluate` share: their trigger, the
+//! deadline every run works against, and the fair order in which they take work.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+
+/// Time kept back from a Lambda invocation's own deadline: the run commits what it
+/// finished and returns its report before the platform would stop it.
+pub const INVOCATION_MARGIN: Duration = Duration::from_secs(3);
+
+/// When a run must be done. Work is started only while time remains; what is not
+/// started is left, intact, for the next run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: Instant,
+}
+
+impl Deadline {
+    /// A deadline `budget` from now.
+    pub fn after(budget: Duration) -> Self {
+        Self {
+            at: Instant::now() + budget,
+        }
+    }
+
+    /// The deadline of a scheduled run: the Lambda context's deadline (milliseconds
+    /// since the Unix epoch) less [`INVOCATION_MARGIN`], and no later than `interval`
+    /// (the schedule's) less the margin from now, so a run ends before the next one is
+    /// due. A context deadline already past when the run starts is not a real one
+    /// (an emulator's placeholder: cargo lambda's runtime sends a constant): then the
+    /// interval alone bounds the run.
+    pub fn of_invocation(deadline_epoch_ms: u64, interval: Duration) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        let left = u128::from(deadline_epoch_ms).saturating_sub(now_ms);
+        let left = Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX));
+        let budget = if left.is_zero() {
+            interval
+        } else {
+            left.min(interval)
+        };
+        Self::after(budget.saturating_sub(INVOCATION_MARGIN))
+    }
+
+    /// The time left.
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether the deadline has come.
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// An earlier deadline that leaves `parts` of `whole` of the time remaining now
+    /// (e.g. 3 of 4) to the first stage of a run, the rest to what must follow it.
+    pub fn share(&self, parts: u32, whole: u32) -> Self {
+        let remaining = self.remaining();
+        let share = remaining.mul_f64(f64::from(parts.min(whole)) / f64::from(whole.max(1)));
+        Self {
+            at: self.at - (remaining - share),
+        }
+    }
+}
+
+/// `items` in a fair order across their keys (tenants): the first item of every key,
+/// then the second of every key, and so on; keys in order, items in their given order
+/// within a key. So no key's many items delay another key's first.
+pub fn round_robin<K: Ord, T>(items: impl IntoIterator<Item = (K, T)>) -> Vec<T> {
+    let mut queues: BTreeMap<K, std::collections::VecDeque<T>> = BTreeMap::new();
+    for (key, item) in items {
+        queues.entry(key).or_default().push_back(item);
+    }
+    let mut fair = Vec::new();
+    while !queues.is_empty() {
+        queues.retain(|_, queue| {
+            fair.extend(queue.pop_front());
+            !queue.is_empty()
+        });
+    }
+    fair
+}
 
 /// What a schedule invocation carries that the functions use: the scheduled time.
 ///
@@ -39,6 +121,47 @@ mod tests {
             .expect("time")
             .with_timezone(&Utc);
         assert_eq!(trigger.run_time(Utc::now()), expected);
+    }
+
+    #[test]
+    fn round_robin_takes_one_of_every_key_per_turn() {
+        let items = [("b", 1), ("a", 2), ("b", 3), ("b", 4), ("c", 5), ("a", 6)];
+        assert_eq!(round_robin(items), vec![2, 1, 5, 6, 3, 4]);
+        assert_eq!(round_robin(Vec::<(u8, u8)>::new()), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn deadlines_count_down_and_share() {
+        let deadline = Deadline::after(Duration::from_secs(100));
+        assert!(!deadline.passed());
+        let first = deadline.share(3, 4);
+        let left = first.remaining().as_secs_f64();
+        assert!((74.0..=75.0).contains(&left), "{left}");
+        assert!(first.remaining() < deadline.remaining());
+        assert!(Deadline::after(Duration::ZERO).passed());
+        let minute = Duration::from_secs(60);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        let within = |d: Deadline, low: u64, high: u64| {
+            let left = d.remaining();
+            left > Duration::from_secs(low) && left <= Duration::from_secs(high)
+        };
+        // The invocation's deadline, when it comes first.
+        assert!(within(
+            Deadline::of_invocation(now_ms + 30_000, minute),
+            25,
+            27
+        ));
+        // The interval, when it does.
+        assert!(within(
+            Deadline::of_invocation(now_ms + 900_000, minute),
+            55,
+            57
+        ));
+        // cargo lambda's constant 600000 (1970): the interval alone.
+        assert!(within(Deadline::of_invocation(600_000, minute), 55, 57));
     }
 
     #[test]

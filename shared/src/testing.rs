@@ -22,6 +22,11 @@ pub fn model(name: &str) -> ModelId {
     ModelId::parse(name).expect("a valid model id")
 }
 
+/// A deadline no test run reaches (an hour).
+pub fn no_deadline() -> crate::schedule::Deadline {
+    crate::schedule::Deadline::after(std::time::Duration::from_secs(3600))
+}
+
 /// The instant of an RFC 3339 literal (panics on a bad literal).
 pub fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an RFC 3339 time")

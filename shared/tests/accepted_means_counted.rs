@@ -726,7 +726,7 @@ use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, RollupStore};
-use modelwatch::testing::NoArchive;
+use modelwatch::testing::{NoArchive, no_deadline};
 
 /// What outlives a process: the stores' contents and the receiver's.
 #[derive(Default)]
@@ -848,6 +848,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
     };
     let mut process = world.process(next_seed(), scenario.fault_rate);
     let mut now = start();
+    let mut export_clock = ExportClock::default();
     let mut sent_at: Vec<Option<DateTime<Utc>>> = vec![None; scenario.pool.len()];
     let mut accepted = Accepted::default();
     // The task of each model's first accepted batch: the model keeps it.
@@ -866,7 +867,8 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
                     &cloudwatch,
                     Some(&process.exporter),
                     now,
-                    now,
+                    export_clock.tick(now),
+                    no_deadline(),
                 );
                 if let Attempt::Crashed = attempt(&process.plan, run).await {
                     local.crashes += 1;
@@ -978,7 +980,8 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
             &cloudwatch,
             Some(&process.exporter),
             settle_at,
-            settle_at,
+            export_clock.tick(settle_at),
+            no_deadline(),
         )
         .await
         .map_err(|e| TestCaseError::fail(format!("settling run failed: {e}")))?;
@@ -1152,6 +1155,26 @@ async fn check_totals(
         prop_assert_eq!(last, Some(totals.ok as f64), "exported ok counter");
     }
     Ok(())
+}
+
+/// The clock of the runs' exports: as in production, where each run reads the clock
+/// when it starts, a run's export time is later than every stamp of the runs before
+/// it (which stamp up to a millisecond past their own), however little the scenario's
+/// time moved between them.
+#[derive(Default)]
+struct ExportClock {
+    last: Option<DateTime<Utc>>,
+}
+
+impl ExportClock {
+    /// The export time of a run at `now`.
+    fn tick(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let next = self
+            .last
+            .map_or(now, |last| now.max(last + TimeDelta::seconds(1)));
+        self.last = Some(next);
+        next
+    }
 }
 
 /// The number of cases: `MODELWATCH_FUZZ_CASES`, else [`DEFAULT_CASES`].

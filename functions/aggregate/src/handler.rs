@@ -1,10 +1,12 @@
 //! One scheduled run: event → roll-up and exports → report.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use modelwatch::aggregate::{AggregationReport, run_aggregation};
 use modelwatch::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
-use modelwatch::schedule::ScheduledTrigger;
+use modelwatch::schedule::{Deadline, ScheduledTrigger};
 
 /// The aggregate function's dependencies, built once at cold start.
 pub struct Aggregate<W, R, C, P> {
@@ -16,6 +18,8 @@ pub struct Aggregate<W, R, C, P> {
     pub cloudwatch: C,
     /// The Prometheus exporter, when a remote-write URL is configured.
     pub prometheus: Option<P>,
+    /// The schedule's interval: a run ends before the next is due.
+    pub interval: Duration,
 }
 
 impl<W, R, C, P> Aggregate<W, R, C, P>
@@ -25,9 +29,10 @@ where
     C: MetricsExporter,
     P: MetricsExporter,
 {
-    /// Handles one schedule invocation. Fails (so the schedule retries) only when the
-    /// stores cannot be read; a model or an exporter that fails is reported and
-    /// retried on the next run.
+    /// Handles one schedule invocation, bounded by the invocation's deadline (what it
+    /// leaves is the next run's). Fails (so the schedule retries) only when the stores
+    /// cannot be read; a model or an exporter that fails is reported and retried on
+    /// the next run.
     pub async fn handle(
         &self,
         event: LambdaEvent<ScheduledTrigger>,
@@ -40,6 +45,7 @@ where
             self.prometheus.as_ref(),
             run_time,
             Utc::now().max(run_time),
+            Deadline::of_invocation(event.context.deadline, self.interval),
         )
         .await?;
         tracing::info!(
@@ -48,6 +54,9 @@ where
             hours = report.rollups.rolled.hours,
             days = report.rollups.rolled.days,
             failures = report.rollups.failures.len(),
+            left_models = report.rollups.left.models,
+            left_minutes = report.rollups.left.minutes,
+            deadline_reached = report.deadline_reached,
             exports = ?report.exports,
             "aggregate run"
         );

@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
             &config.cloudwatch_namespace,
         )?),
         prometheus,
+        interval: config.perf.monitoring_interval,
     };
     run(service_fn(|event| aggregate.handle(event))).await
 }

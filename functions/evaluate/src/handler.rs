@@ -6,7 +6,7 @@ use modelwatch::alerting::service::{EvaluationReport, Evaluator};
 use modelwatch::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RollupStore, SeriesWriter,
 };
-use modelwatch::schedule::ScheduledTrigger;
+use modelwatch::schedule::{Deadline, ScheduledTrigger};
 
 /// The evaluate function's dependencies, built once at cold start.
 pub struct Evaluate<R, S, M, A, N, P> {
@@ -23,7 +23,7 @@ where
     N: AlertNotifier,
     P: SeriesWriter,
 {
-    /// Handles one schedule invocation. Fails (so the schedule retries) only when the
+    /// Handles one schedule invocation, bounded by the invocation's deadline. Fails (so the schedule retries) only when the
     /// registry cannot be read; a model or a notification that fails is reported and
     /// retried on the next run, its state unchanged.
     pub async fn handle(
@@ -32,10 +32,17 @@ where
     ) -> Result<EvaluationReport, Error> {
         let report = self
             .evaluator
-            .run(event.payload.run_time(Utc::now()))
+            .run(
+                event.payload.run_time(Utc::now()),
+                Deadline::of_invocation(
+                    event.context.deadline,
+                    self.evaluator.perf.monitoring_interval,
+                ),
+            )
             .await?;
         tracing::info!(
             models = report.models,
+            left = report.left,
             rules = report.rules,
             firing = report.firing,
             insufficient_data = report.insufficient_data,

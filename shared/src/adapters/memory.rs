@@ -368,9 +368,11 @@ impl PendingWork for MemoryPartialStore {
         minute: DateTime<Utc>,
     ) -> Result<Vec<WindowState>, StoreError> {
         let partials = lock(&self.partials);
+        // The keys of this minute: batch ids from the empty string up to the next minute.
+        let key = |at| (tenant.clone(), model_id.clone(), at, String::new());
+        let next = minute + Granularity::Minute.length();
         let found: Vec<&Stored<WindowState>> = partials
-            .iter()
-            .filter(|((t, m, at, _), _)| t == tenant && m == model_id && *at == minute)
+            .range(key(minute)..key(next))
             .map(|(_, state)| state)
             .collect();
         self.pages.charge(found.iter().map(|state| state.size));

@@ -14,12 +14,13 @@
 //! go forward in time and value, also across late data and retried runs).
 
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt, future, stream};
 use serde::Serialize;
 
 use crate::domain::{Granularity, MetricSet, ModelExport, TimeSpan};
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, ExportFailure, MetricsExporter, RollupStore};
+use crate::schedule::{Deadline, round_robin};
 
 /// At most this much backlog is exported for one model in one run (a model whose
 /// exports failed for longer catches up with its latest hour).
@@ -32,32 +33,47 @@ const CONCURRENT_MODELS: usize = 8;
 pub struct ExportReport {
     /// The exporter.
     pub exporter: &'static str,
-    /// Models whose cursors lagged.
+    /// Models whose cursors lagged and were exported (or tried).
     pub models: usize,
     /// Minutes exported (summed over models).
     pub minutes: usize,
     /// `delivered`, `retry_next_run` or `rejected`.
     pub outcome: &'static str,
+    /// Lagging models not prepared before the deadline (exported next run).
+    pub left: usize,
 }
 
-/// Exports every lagging model of `exporter` with counters stamped `as_of`, and
-/// advances the cursors it delivered.
+/// Exports the lagging models of `exporter` with counters stamped `as_of`, taken
+/// round-robin across tenants while `deadline` allows reading them, and advances the
+/// cursors it delivered; the rest stay lagging for the next run.
 pub async fn export_lagging<R, E>(
     rollups: &R,
     exporter: &E,
     as_of: DateTime<Utc>,
+    deadline: Deadline,
 ) -> Result<ExportReport, StoreError>
 where
     R: RollupStore + ExportCursors,
     E: MetricsExporter,
 {
-    let cursors = rollups.lagging_cursors(exporter.name()).await?;
-    let exports: Vec<ModelExport> = stream::iter(&cursors)
-        .map(|cursor| prepare(rollups, cursor, as_of))
+    let lagging = rollups.lagging_cursors(exporter.name()).await?;
+    let lagging = round_robin(lagging.into_iter().map(|c| (c.tenant.clone(), c)));
+    let prepared: Vec<(&ExportCursor, ModelExport)> = stream::iter(&lagging)
+        .take_while(|_| future::ready(!deadline.passed()))
+        .map(|cursor| async move {
+            Ok::<_, StoreError>((cursor, prepare(rollups, cursor, as_of).await?))
+        })
         .buffered(CONCURRENT_MODELS)
         .try_collect()
         .await?;
-    let minutes = exports.iter().map(|e| e.minutes.len()).sum();
+    let (cursors, exports): (Vec<&ExportCursor>, Vec<ModelExport>) = prepared.into_iter().unzip();
+    let report = |outcome| ExportReport {
+        exporter: exporter.name(),
+        models: exports.len(),
+        minutes: exports.iter().map(|e| e.minutes.len()).sum(),
+        outcome,
+        left: lagging.len() - exports.len(),
+    };
     let outcome = match exporter.export(&exports).await {
         Ok(()) => "delivered",
         Err(ExportFailure::Rejected(err)) => {
@@ -66,12 +82,7 @@ where
         }
         Err(ExportFailure::Unavailable(err)) => {
             tracing::warn!(exporter = exporter.name(), error = %err, "export failed; retrying next run");
-            return Ok(ExportReport {
-                exporter: exporter.name(),
-                models: cursors.len(),
-                minutes,
-                outcome: "retry_next_run",
-            });
+            return Ok(report("retry_next_run"));
         }
     };
     for (cursor, export) in cursors.iter().zip(&exports) {
@@ -79,12 +90,25 @@ where
             .advance_cursor(exporter.name(), cursor, export.through)
             .await?;
     }
-    Ok(ExportReport {
-        exporter: exporter.name(),
-        models: cursors.len(),
-        minutes,
-        outcome,
-    })
+    Ok(report(outcome))
+}
+
+impl ExportReport {
+    /// Adds a later export of the same exporter in the same run: the counts add up, and
+    /// the outcome is the worse of the two (a retry over a refusal over a delivery).
+    pub fn merge(&mut self, later: Self) {
+        let rank = |outcome| match outcome {
+            "retry_next_run" => 2,
+            "rejected" => 1,
+            _ => 0,
+        };
+        if rank(later.outcome) > rank(self.outcome) {
+            self.outcome = later.outcome;
+        }
+        self.models += later.models;
+        self.minutes += later.minutes;
+        self.left = later.left;
+    }
 }
 
 /// Reads one lagging model's closed minutes and counters.
@@ -135,7 +159,7 @@ mod tests {
     use crate::adapters::memory::MemoryRollupStore;
     use crate::domain::{CounterDelta, CounterTotals, WindowState};
     use crate::ports::{ExportCursors, Rollup};
-    use crate::testing::{at, model, tenant};
+    use crate::testing::{at, model, no_deadline, tenant};
 
     /// Records what it is given; fails while `down` is set.
     #[derive(Default)]
@@ -185,18 +209,18 @@ mod tests {
             .expect("note");
         let exporter = RecordingExporter::default();
         exporter.down.store(true, Ordering::SeqCst);
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"))
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
             .await
             .expect("run");
         assert_eq!(report.outcome, "retry_next_run");
         assert_eq!(report.minutes, 2);
 
         exporter.down.store(false, Ordering::SeqCst);
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"))
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"), no_deadline())
             .await
             .expect("run");
         assert_eq!((report.outcome, report.minutes), ("delivered", 2));
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:18:30Z"))
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:18:30Z"), no_deadline())
             .await
             .expect("run");
         assert_eq!(
@@ -237,7 +261,7 @@ mod tests {
             .await
             .expect("note");
         let exporter = RecordingExporter::default();
-        export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"))
+        export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
             .await
             .expect("run");
         // Late data for an earlier minute: rolled up, noted behind the cursor.
@@ -249,7 +273,7 @@ mod tests {
             .note_rolled(&["recording"], &tenant, &model, at("2026-11-28T10:06:00Z"))
             .await
             .expect("note");
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"))
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"), no_deadline())
             .await
             .expect("run");
         assert_eq!(
@@ -264,7 +288,7 @@ mod tests {
             delivered[1].minutes.is_empty(),
             "exported minutes are not re-sent"
         );
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:18:30Z"))
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:18:30Z"), no_deadline())
             .await
             .expect("run");
         assert_eq!(report.models, 0, "nothing lags any more");

@@ -8,32 +8,45 @@ mod rollup;
 #[cfg(test)]
 mod totals_tests;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 pub use export::{ExportReport, export_lagging};
-pub use rollup::{ModelRollupReport, RollupFailure, RollupReport, roll_up};
+pub use rollup::{Backlog, LeftWork, ModelRollupReport, RollupFailure, RollupReport, roll_up};
 
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
+use crate::schedule::Deadline;
 
 /// What one aggregation run did: its answer, and what it logs.
 #[derive(Debug, Clone, Serialize)]
 pub struct AggregationReport {
     /// The time the run was for.
     pub run_time: DateTime<Utc>,
-    /// The roll-up.
+    /// The roll-up, both stages; `left` is what the deadline left for the next run.
     pub rollups: RollupReport,
-    /// One entry per configured exporter.
+    /// One entry per configured exporter, both stages.
     pub exports: Vec<ExportReport>,
+    /// Whether the run stopped starting work because its deadline came.
+    pub deadline_reached: bool,
 }
 
-/// One aggregation run at `run_time`: roll up every closed pending minute, then let
-/// each exporter deliver what it has not yet. An exporter that fails is retried next
-/// run and does not stop the others. `export_time` stamps the cumulative counters:
-/// the clock when the export happens (never before `run_time`), so a retried
-/// invocation of the same scheduled event never sends a second counter value at the
-/// same timestamp.
+/// One aggregation run at `run_time`, bounded by `deadline`, in four stages that
+/// each start work only until their share of the time is used (a share left unused
+/// passes to the next stage):
+/// 1. the freshest slice (newest hour) of every model with closed pending minutes,
+///    models round-robin across tenants (until 40 % of the time);
+/// 2. every exporter delivers what lags (until 60 %);
+/// 3. the backlogs, read again, slice by slice, round after round (until 80 %);
+/// 4. the exporters again, if stage 3 rolled anything.
+///
+/// So every model's fresh minutes are rolled and exported before any backlog is
+/// worked down, and what the deadline leaves stays pending or lagging for the next
+/// run. An exporter that fails is retried next run and does not stop the others.
+/// `export_time` stamps the cumulative counters: the clock when the run starts (never
+/// before `run_time`, so a retried invocation of the same scheduled event never sends
+/// a second counter value at the same timestamp); stage 4 stamps them a millisecond
+/// later.
 pub async fn run_aggregation<W, R, C, P>(
     pending: &W,
     rollups: &R,
@@ -41,6 +54,7 @@ pub async fn run_aggregation<W, R, C, P>(
     prometheus: Option<&P>,
     run_time: DateTime<Utc>,
     export_time: DateTime<Utc>,
+    deadline: Deadline,
 ) -> Result<AggregationReport, StoreError>
 where
     W: PendingWork,
@@ -48,16 +62,55 @@ where
     C: MetricsExporter,
     P: MetricsExporter,
 {
+    let stage = |fifths| deadline.share(fifths, 5);
+    let (fresh_until, export_until, backlog_until) = (stage(2), stage(3), stage(4));
     let mut names = vec![cloudwatch.name()];
     names.extend(prometheus.map(MetricsExporter::name));
-    let report = roll_up(pending, rollups, run_time, &names).await?;
-    let mut exports = vec![export_lagging(rollups, cloudwatch, export_time).await?];
-    if let Some(exporter) = prometheus {
-        exports.push(export_lagging(rollups, exporter, export_time).await?);
+
+    let mut backlog = Backlog::read(pending, run_time).await?;
+    let mut report = backlog.roll(pending, rollups, &names, 1, fresh_until).await;
+    let mut exports =
+        export_all(rollups, cloudwatch, prometheus, export_time, export_until).await?;
+
+    let mut backlog = Backlog::read(pending, run_time).await?;
+    let rest = backlog
+        .roll(pending, rollups, &names, usize::MAX, backlog_until)
+        .await;
+    let rolled_more = rest.rolled.minutes > 0 || rest.rolled.left_pending > 0;
+    report.merge(rest);
+    if rolled_more {
+        // Later than stage 2's stamp, so no counter repeats a timestamp.
+        let later = export_time + TimeDelta::milliseconds(1);
+        let again = export_all(rollups, cloudwatch, prometheus, later, deadline).await?;
+        for (first, second) in exports.iter_mut().zip(again) {
+            first.merge(second);
+        }
     }
+    let deadline_reached = report.left.minutes > 0 || exports.iter().any(|e| e.left > 0);
     Ok(AggregationReport {
         run_time,
         rollups: report,
         exports,
+        deadline_reached,
     })
+}
+
+/// Every exporter's export of what lags (CloudWatch first, then Prometheus).
+async fn export_all<R, C, P>(
+    rollups: &R,
+    cloudwatch: &C,
+    prometheus: Option<&P>,
+    as_of: DateTime<Utc>,
+    deadline: Deadline,
+) -> Result<Vec<ExportReport>, StoreError>
+where
+    R: RollupStore + ExportCursors,
+    C: MetricsExporter,
+    P: MetricsExporter,
+{
+    let mut exports = vec![export_lagging(rollups, cloudwatch, as_of, deadline).await?];
+    if let Some(exporter) = prometheus {
+        exports.push(export_lagging(rollups, exporter, as_of, deadline).await?);
+    }
+    Ok(exports)
 }

@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, stream};
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt, TryStreamExt, future, stream};
 use serde::Serialize;
 
 use crate::domain::ids::{ModelId, TenantId};
@@ -25,11 +25,17 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
+use crate::schedule::{Deadline, round_robin};
 
 /// Models rolled up at once.
 const CONCURRENT_MODELS: usize = 8;
+/// Minutes of one model rolled up at once.
+const CONCURRENT_MINUTES: usize = 4;
 /// Attempts at a minute rollup whose stored revision moved under us.
 const MINUTE_ATTEMPTS: usize = 5;
+/// The span of one slice of a model's backlog: its newest pending minute and the
+/// pending minutes up to this much before it.
+const SLICE_SPAN: TimeDelta = TimeDelta::hours(1);
 
 /// What one model's roll-up did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -44,6 +50,15 @@ pub struct ModelRollupReport {
     pub left_pending: usize,
 }
 
+impl ModelRollupReport {
+    fn add(&mut self, other: &Self) {
+        self.minutes += other.minutes;
+        self.hours += other.hours;
+        self.days += other.days;
+        self.left_pending += other.left_pending;
+    }
+}
+
 /// A model whose roll-up failed this run; its marks stay for the next run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RollupFailure {
@@ -55,6 +70,15 @@ pub struct RollupFailure {
     pub reason: String,
 }
 
+/// Work a run left for the next one because its deadline came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LeftWork {
+    /// Models with work left.
+    pub models: usize,
+    /// Pending minutes left (roll-up) or lagging models not exported (exports).
+    pub minutes: usize,
+}
+
 /// What a roll-up run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RollupReport {
@@ -64,90 +88,219 @@ pub struct RollupReport {
     pub rolled: ModelRollupReport,
     /// Models that failed (retried next run).
     pub failures: Vec<RollupFailure>,
+    /// Closed pending minutes not rolled up when the deadline came (next run's work).
+    pub left: LeftWork,
 }
 
-/// Rolls up every pending minute that is closed at `now` (its end ≤ `now`), and notes
-/// in each of `exporters`' cursors how far each rolled model is rolled.
+impl RollupReport {
+    /// Adds a later stage's report of the same run.
+    pub fn merge(&mut self, later: Self) {
+        self.rolled.add(&later.rolled);
+        self.failures.extend(later.failures);
+        self.left = later.left;
+    }
+}
+
+/// One model's closed pending minutes, newest first.
+#[derive(Debug)]
+struct ModelBacklog {
+    tenant: TenantId,
+    model_id: ModelId,
+    minutes: Vec<PendingMinute>,
+}
+
+impl ModelBacklog {
+    /// Takes the next slice: the newest pending minute and those within [`SLICE_SPAN`]
+    /// before it (newest first), so a slice rebuilds at most two hours.
+    fn take_slice(&mut self) -> Vec<PendingMinute> {
+        let Some(newest) = self.minutes.first().map(|m| m.minute) else {
+            return Vec::new();
+        };
+        let len = self
+            .minutes
+            .iter()
+            .take_while(|m| m.minute > newest - SLICE_SPAN)
+            .count();
+        self.minutes.drain(..len).collect()
+    }
+}
+
+/// Every model's closed pending minutes, as read at the start of a stage, in the order
+/// they are rolled up: round by round, each round one slice (the newest hour left) of
+/// every model with work, models ordered round-robin across tenants. The first round
+/// is every model's freshest data; later rounds work the backlogs down.
+#[derive(Debug)]
+pub struct Backlog {
+    models: Vec<ModelBacklog>,
+}
+
+impl Backlog {
+    /// Reads the minutes pending and closed at `now` (their end ≤ `now`).
+    pub async fn read(work: &impl PendingWork, now: DateTime<Utc>) -> Result<Self, StoreError> {
+        let mut by_model: BTreeMap<(TenantId, ModelId), Vec<PendingMinute>> = BTreeMap::new();
+        for pending in work.pending_minutes().await? {
+            if pending.minute + Granularity::Minute.length() <= now {
+                by_model
+                    .entry((pending.tenant.clone(), pending.model_id.clone()))
+                    .or_default()
+                    .push(pending);
+            }
+        }
+        let models = round_robin(
+            by_model
+                .into_iter()
+                .map(|((tenant, model_id), mut minutes)| {
+                    minutes.sort_by(|a, b| b.cmp(a));
+                    let backlog = ModelBacklog {
+                        tenant: tenant.clone(),
+                        model_id,
+                        minutes,
+                    };
+                    (tenant, backlog)
+                }),
+        );
+        Ok(Self { models })
+    }
+
+    /// What is left.
+    pub fn left(&self) -> LeftWork {
+        LeftWork {
+            models: self.models.len(),
+            minutes: self.models.iter().map(|m| m.minutes.len()).sum(),
+        }
+    }
+
+    /// Rolls up `rounds` rounds (or until the backlog is empty) while `deadline` allows
+    /// starting a slice, and notes in each of `exporters`' cursors how far each rolled
+    /// model is rolled. A model that fails leaves the rest of its minutes to the next
+    /// run.
+    pub async fn roll(
+        &mut self,
+        work: &impl PendingWork,
+        rollups: &(impl RollupStore + ExportCursors),
+        exporters: &[&str],
+        rounds: usize,
+        deadline: Deadline,
+    ) -> RollupReport {
+        let mut report = RollupReport {
+            models: self.models.len(),
+            ..RollupReport::default()
+        };
+        for _ in 0..rounds {
+            if self.models.is_empty() || deadline.passed() {
+                break;
+            }
+            let slices: Vec<Vec<PendingMinute>> = self
+                .models
+                .iter_mut()
+                .map(ModelBacklog::take_slice)
+                .collect();
+            let (models, slices_ref) = (&self.models, &slices);
+            let results: Vec<_> = stream::iter(0..slices.len())
+                .take_while(|_| future::ready(!deadline.passed()))
+                .map(|index| async move {
+                    let model = &models[index];
+                    let result = roll_up_model(
+                        work,
+                        rollups,
+                        &model.tenant,
+                        &model.model_id,
+                        &slices_ref[index],
+                        exporters,
+                    )
+                    .await;
+                    (index, result)
+                })
+                .buffer_unordered(CONCURRENT_MODELS)
+                .collect()
+                .await;
+            let mut started = vec![false; slices.len()];
+            let mut failed = vec![false; slices.len()];
+            for (index, result) in results {
+                started[index] = true;
+                let model = &self.models[index];
+                match result {
+                    Ok(rolled) => report.rolled.add(&rolled),
+                    Err(err) => {
+                        tracing::error!(tenant = %model.tenant, model_id = %model.model_id, error = %err, source = ?std::error::Error::source(&err), "roll-up failed; marks kept for the next run");
+                        failed[index] = true;
+                        report.failures.push(RollupFailure {
+                            tenant_id: model.tenant.to_string(),
+                            model_id: model.model_id.to_string(),
+                            reason: err.to_string(),
+                        });
+                    }
+                }
+            }
+            // A slice not started goes back in front of its model's backlog.
+            for ((model, slice), started) in self.models.iter_mut().zip(slices).zip(&started) {
+                if !started {
+                    model.minutes.splice(0..0, slice);
+                }
+            }
+            let mut index = 0;
+            self.models.retain(|model| {
+                let keep = !failed[index] && !model.minutes.is_empty();
+                index += 1;
+                keep
+            });
+        }
+        report.left = self.left();
+        report
+    }
+}
+
+/// Rolls up every minute pending and closed at `now`, freshest first, while
+/// `deadline` allows (see [`Backlog`]); notes each rolled model in `exporters`'
+/// cursors.
 pub async fn roll_up(
     work: &impl PendingWork,
     rollups: &(impl RollupStore + ExportCursors),
     now: DateTime<Utc>,
     exporters: &[&str],
+    deadline: Deadline,
 ) -> Result<RollupReport, StoreError> {
-    let mut by_model: BTreeMap<(TenantId, ModelId), Vec<PendingMinute>> = BTreeMap::new();
-    for pending in work.pending_minutes().await? {
-        if pending.minute + Granularity::Minute.length() <= now {
-            by_model
-                .entry((pending.tenant.clone(), pending.model_id.clone()))
-                .or_default()
-                .push(pending);
-        }
-    }
-    let results: Vec<_> = stream::iter(by_model)
-        .map(|((tenant, model_id), pending)| async move {
-            let result = roll_up_model(work, rollups, &tenant, &model_id, pending, exporters).await;
-            (tenant, model_id, result)
-        })
-        .buffer_unordered(CONCURRENT_MODELS)
-        .collect()
-        .await;
-    let mut report = RollupReport {
-        models: results.len(),
-        ..RollupReport::default()
-    };
-    for (tenant, model_id, result) in results {
-        match result {
-            Ok(model) => {
-                report.rolled.minutes += model.minutes;
-                report.rolled.hours += model.hours;
-                report.rolled.days += model.days;
-                report.rolled.left_pending += model.left_pending;
-            }
-            Err(err) => {
-                tracing::error!(%tenant, %model_id, error = %err, source = ?std::error::Error::source(&err), "roll-up failed; marks kept for the next run");
-                report.failures.push(RollupFailure {
-                    tenant_id: tenant.to_string(),
-                    model_id: model_id.to_string(),
-                    reason: err.to_string(),
-                });
-            }
-        }
-    }
-    Ok(report)
+    let mut backlog = Backlog::read(work, now).await?;
+    Ok(backlog
+        .roll(work, rollups, exporters, usize::MAX, deadline)
+        .await)
 }
 
-/// Rolls up one model's pending minutes, then the hours and days they fall in, notes
-/// the end of the latest minute rolled in the exporters' cursors, and only then
-/// settles the marks: a run that dies after settling has already told the exporters.
+/// Rolls up one slice of a model's pending minutes, then the hours and days they fall
+/// in, notes the end of the latest minute rolled in the exporters' cursors, and only
+/// then settles the marks: a run that dies after settling has already told the
+/// exporters.
 async fn roll_up_model(
     work: &impl PendingWork,
     rollups: &(impl RollupStore + ExportCursors),
     tenant: &TenantId,
     model_id: &ModelId,
-    mut pending: Vec<PendingMinute>,
+    slice: &[PendingMinute],
     exporters: &[&str],
 ) -> Result<ModelRollupReport, StoreError> {
-    pending.sort();
-    let through = pending
+    let through = slice
         .iter()
         .map(|p| p.minute + Granularity::Minute.length())
         .max()
         .unwrap_or_default();
     let mut report = ModelRollupReport::default();
-    for minute in &pending {
-        let partials = work.partials_of(tenant, model_id, minute.minute).await?;
-        let state = WindowState::merged(&partials).map_err(|e| {
-            StoreError::inconsistent(
-                format!("partials of {tenant}/{model_id} at {}", minute.minute),
-                e,
-            )
-        })?;
-        let rev = partials.len() as u64;
-        if put_minute(rollups, tenant, model_id, minute.minute, rev, &state).await? {
-            report.minutes += 1;
-        }
-    }
-    let mut changed: BTreeSet<DateTime<Utc>> = pending.iter().map(|p| p.minute).collect();
+    let written: Vec<bool> = stream::iter(slice)
+        .map(|minute| async move {
+            let partials = work.partials_of(tenant, model_id, minute.minute).await?;
+            let state = WindowState::merged(&partials).map_err(|e| {
+                StoreError::inconsistent(
+                    format!("partials of {tenant}/{model_id} at {}", minute.minute),
+                    e,
+                )
+            })?;
+            let rev = partials.len() as u64;
+            put_minute(rollups, tenant, model_id, minute.minute, rev, &state).await
+        })
+        .buffer_unordered(CONCURRENT_MINUTES)
+        .try_collect()
+        .await?;
+    report.minutes = written.iter().filter(|w| **w).count();
+    let mut changed: BTreeSet<DateTime<Utc>> = slice.iter().map(|p| p.minute).collect();
     let mut granularity = Granularity::Minute;
     while let Some(parent) = granularity.parent() {
         let starts: BTreeSet<DateTime<Utc>> = changed.iter().map(|t| parent.floor(*t)).collect();
@@ -167,11 +320,12 @@ async fn roll_up_model(
             .note_rolled(exporters, tenant, model_id, through)
             .await?;
     }
-    for minute in &pending {
-        if !work.settle(minute).await? {
-            report.left_pending += 1;
-        }
-    }
+    let settled: Vec<bool> = stream::iter(slice)
+        .map(|minute| work.settle(minute))
+        .buffer_unordered(CONCURRENT_MINUTES)
+        .try_collect()
+        .await?;
+    report.left_pending = settled.iter().filter(|s| !**s).count();
     Ok(report)
 }
 

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt, future};
 use serde::Serialize;
 
 use super::gauges::alert_series;
@@ -29,10 +29,41 @@ use crate::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore,
 };
 use crate::ports::{ExportFailure, SeriesWriter, SettingWrite};
+use crate::schedule::{Deadline, round_robin};
 use crate::summary::WindowReader;
 
 /// Models evaluated at once.
 const CONCURRENT_MODELS: usize = 8;
+/// A model with predictions this recent is evaluated before the others.
+const FRESH: TimeDelta = TimeDelta::minutes(10);
+/// (√5 − 1) / 2: the step by which a run's starting point moves.
+const GOLDEN_RATIO_FRACTION: f64 = 0.618_033_988_749_895;
+
+/// The order a run evaluates `models` in, so that a deadline delays no model for
+/// long: first the models with fresh predictions (seen within [`FRESH`] of
+/// `run_time`), then the rest, each group round-robin across tenants and rotated to
+/// start at a point that moves with the run's minute by the golden ratio of the
+/// group's length: successive runs start spread evenly around the group, so a model
+/// one deadline leaves comes early in the runs after.
+pub fn evaluation_order(
+    models: Vec<RegisteredModel>,
+    run_time: DateTime<Utc>,
+) -> Vec<RegisteredModel> {
+    let (fresh, quiet): (Vec<_>, Vec<_>) = models
+        .into_iter()
+        .partition(|m| m.last_seen >= run_time - FRESH);
+    let rotation = Granularity::Minute.ordinal(run_time).unsigned_abs();
+    let fair = |group: Vec<RegisteredModel>| {
+        let mut order = round_robin(group.into_iter().map(|m| (m.tenant.clone(), m)));
+        let turn = (rotation as f64 * GOLDEN_RATIO_FRACTION).fract();
+        let by = ((turn * order.len() as f64) as usize).min(order.len());
+        order.rotate_left(by);
+        order
+    };
+    let mut order = fair(fresh);
+    order.extend(fair(quiet));
+    order
+}
 
 /// What an evaluation run did (the invocation's answer, also logged).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -43,6 +74,9 @@ pub struct EvaluationReport {
     pub evaluated_until: DateTime<Utc>,
     /// Active models evaluated.
     pub models: usize,
+    /// Active models not evaluated before the deadline (the next run starts with them,
+    /// see [`evaluation_order`]).
+    pub left: usize,
     /// Rules evaluated.
     pub rules: usize,
     /// Rules firing after the run.
@@ -132,23 +166,31 @@ where
 {
     /// Evaluates every model active at `run_time`. Fails only when the registry cannot
     /// be read; a model that fails is reported and retried by the next run.
-    pub async fn run(&self, run_time: DateTime<Utc>) -> Result<EvaluationReport, StoreError> {
-        let models = self
+    pub async fn run(
+        &self,
+        run_time: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<EvaluationReport, StoreError> {
+        let active = self
             .registry
             .active_models(run_time - ACTIVE_RETENTION)
             .await?;
+        let models = evaluation_order(active, run_time);
         let end = Granularity::Minute.floor(run_time);
+        // The last tenth of the time is the Prometheus write's.
+        let evaluate_until = deadline.share(9, 10);
         let mut report = EvaluationReport {
             run_time,
             evaluated_until: end,
-            models: models.len(),
             ..EvaluationReport::default()
         };
         let mut series = Vec::new();
         let mut outcomes = futures_util::stream::iter(&models)
+            .take_while(|_| future::ready(!evaluate_until.passed()))
             .map(|model| async move { (model, self.evaluate_model(model, end).await) })
             .buffer_unordered(CONCURRENT_MODELS);
         while let Some((model, outcome)) = outcomes.next().await {
+            report.models += 1;
             let failure = |error: String| EvaluationFailure {
                 tenant_id: model.tenant.clone(),
                 model_id: model.model_id.clone(),
@@ -174,6 +216,8 @@ where
                 }
             }
         }
+        drop(outcomes);
+        report.left = models.len() - report.models;
         if let Some(prometheus) = &self.prometheus {
             report.prometheus = Some(write_gauges(prometheus, &series).await);
         }

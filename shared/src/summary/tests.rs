@@ -6,7 +6,7 @@ use crate::ingest::{BatchLimits, IngestService, parse_batch};
 use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
 
-use crate::testing::{MemoryIngest as Ingest, at, memory_ingest, model, tenant};
+use crate::testing::{MemoryIngest as Ingest, at, memory_ingest, model, no_deadline, tenant};
 
 /// Ingest accepting 40-day-old events, so the 30-day window has old data.
 fn limits() -> BatchLimits {
@@ -136,7 +136,7 @@ async fn fixture() -> Fixture {
             .expect("accepted");
     }
     let rollups = MemoryRollupStore::default();
-    roll_up(&ingest.partials, &rollups, now, &[])
+    roll_up(&ingest.partials, &rollups, now, &[], no_deadline())
         .await
         .expect("roll up");
     Fixture {
@@ -322,9 +322,15 @@ async fn absent_metrics_are_null_and_keys_follow_the_task() {
         .ingest(&tenant("t1"), body.as_bytes(), f.now)
         .await
         .expect("accepted");
-    roll_up(&f.ingest.partials, &f.service.window.rollups, f.now, &[])
-        .await
-        .expect("roll up");
+    roll_up(
+        &f.ingest.partials,
+        &f.service.window.rollups,
+        f.now,
+        &[],
+        no_deadline(),
+    )
+    .await
+    .expect("roll up");
     let summary = f.summary("m2", query).await;
     let json = serde_json::to_value(&summary).expect("json");
     assert_eq!(

@@ -18,7 +18,7 @@ use crate::ports::{
     AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome,
     RollupStore,
 };
-use crate::testing::{self, NoArchive, at, regression_state};
+use crate::testing::{self, NoArchive, at, no_deadline, regression_state};
 
 fn tenant() -> TenantId {
     testing::tenant("t1")
@@ -441,7 +441,9 @@ fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
 /// each count every prediction of [`batch`] once.
 async fn assert_counted_once(partials: &impl PendingWork) {
     let rollups = MemoryRollupStore::default();
-    let report = roll_up(partials, &rollups, now(), &[]).await.expect("run");
+    let report = roll_up(partials, &rollups, now(), &[], no_deadline())
+        .await
+        .expect("run");
     assert!(report.failures.is_empty(), "{report:?}");
     for granularity in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
         let found = rollups
@@ -560,6 +562,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         Some(writer.as_ref()),
         now(),
         now(),
+        no_deadline(),
     );
     tokio::select! {
         biased;
@@ -576,6 +579,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         Some(writer.as_ref()),
         now(),
         now(),
+        no_deadline(),
     )
     .await
     .expect("run");

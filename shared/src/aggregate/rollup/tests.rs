@@ -1,6 +1,6 @@
 use super::*;
 use crate::adapters::memory::{MemoryPartialStore, MemoryRollupStore};
-use crate::testing::{MemoryIngest, at, memory_ingest};
+use crate::testing::{MemoryIngest, at, memory_ingest, no_deadline};
 
 type Service = MemoryIngest;
 
@@ -84,7 +84,7 @@ async fn partials_roll_up_into_minutes_hours_and_days_with_counters() {
     )
     .await;
 
-    let report = roll_up(&service.partials, &rollups, now, &[])
+    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
         .await
         .expect("run");
     assert_eq!(report.models, 1);
@@ -161,7 +161,7 @@ async fn running_twice_or_concurrently_gives_the_same_rollups() {
     )
     .await;
     let once = MemoryRollupStore::default();
-    roll_up(&service.partials, &once, now, &[])
+    roll_up(&service.partials, &once, now, &[], no_deadline())
         .await
         .expect("run");
 
@@ -179,12 +179,12 @@ async fn running_twice_or_concurrently_gives_the_same_rollups() {
     .await;
     let twice = MemoryRollupStore::default();
     let (a, b) = tokio::join!(
-        roll_up(&service2.partials, &twice, now, &[]),
-        roll_up(&service2.partials, &twice, now, &[])
+        roll_up(&service2.partials, &twice, now, &[], no_deadline()),
+        roll_up(&service2.partials, &twice, now, &[], no_deadline())
     );
     a.expect("first run");
     b.expect("second run");
-    let again = roll_up(&service2.partials, &twice, now, &[])
+    let again = roll_up(&service2.partials, &twice, now, &[], no_deadline())
         .await
         .expect("third run");
     assert_eq!(
@@ -216,7 +216,7 @@ async fn a_late_batch_re_rolls_its_minute_hour_and_day_and_counters_only_grow() 
         now,
     )
     .await;
-    roll_up(&service.partials, &rollups, now, &[])
+    roll_up(&service.partials, &rollups, now, &[], no_deadline())
         .await
         .expect("run");
     let before = rollups
@@ -225,7 +225,7 @@ async fn a_late_batch_re_rolls_its_minute_hour_and_day_and_counters_only_grow() 
         .expect("totals");
 
     ingest(&service, "late", &["2026-11-28T10:15:40Z"], now).await;
-    let report = roll_up(&service.partials, &rollups, now, &[])
+    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
         .await
         .expect("run");
     assert_eq!(
@@ -315,7 +315,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
             .await
             .expect("each batch is within the caps alone");
     }
-    let report = roll_up(&service.partials, &rollups, now, &[])
+    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
         .await
         .expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -324,7 +324,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
         .ingest(&tenant(), later.as_bytes(), now)
         .await
         .expect("normal batch");
-    let report = roll_up(&service.partials, &rollups, now, &[])
+    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
         .await
         .expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -398,7 +398,9 @@ async fn a_mark_set_during_the_run_is_kept_for_the_next() {
     ingest(&service, "b1", &["2026-11-28T10:15:10Z"], now).await;
     let busy = BusyPartials(service.partials);
     let rollups = MemoryRollupStore::default();
-    let report = roll_up(&busy, &rollups, now, &[]).await.expect("run");
+    let report = roll_up(&busy, &rollups, now, &[], no_deadline())
+        .await
+        .expect("run");
     assert_eq!(report.rolled.left_pending, 1);
     assert_eq!(busy.0.pending_minutes().await.expect("pending").len(), 1);
 }
