@@ -11,8 +11,8 @@ use std::time::Instant;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::memory::MemoryRollupStore;
 use modelwatch::aggregate::run_aggregation;
-use modelwatch::domain::ModelExport;
 use modelwatch::domain::ids::TenantId;
+use modelwatch::domain::{CloudWatchMetrics, ModelExport};
 use modelwatch::ports::{ExportFailure, MetricsExporter};
 use modelwatch::testing::no_deadline;
 
@@ -30,7 +30,7 @@ impl MetricsExporter for CountingExporter {
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
         let series = modelwatch::domain::prometheus_series(models);
-        let data = modelwatch::domain::cloudwatch_data(models);
+        let data = modelwatch::domain::cloudwatch_data(models, CloudWatchMetrics::All);
         std::hint::black_box((series.len(), data.len()));
         Ok(())
     }
@@ -87,7 +87,7 @@ fn main() {
         .block_on(run_aggregation(
             &ingest.partials,
             &rollups,
-            &cloudwatch,
+            Some(&cloudwatch),
             Some(&prometheus),
             now,
             now,

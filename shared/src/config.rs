@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use thiserror::Error;
 
+use crate::domain::CloudWatchMetrics;
 use crate::domain::alerting::{AlertSettings, PerfSettings};
 
 /// A configuration value that is missing or cannot be used.
@@ -106,6 +107,9 @@ pub struct Config {
     pub remote_write_auth: Option<Secret>,
     /// `CLOUDWATCH_NAMESPACE` (default `ModelWatch`).
     pub cloudwatch_namespace: String,
+    /// `CLOUDWATCH_METRICS`: which metrics go to CloudWatch, `off`, `core` or `all`
+    /// (the default).
+    pub cloudwatch_metrics: CloudWatchMetrics,
     /// `TENANT_CLAIM`: the JWT claim that names the tenant (default `tenant_id`).
     pub tenant_claim: String,
 }
@@ -267,6 +271,12 @@ impl Config {
             cloudwatch_namespace: env
                 .optional("CLOUDWATCH_NAMESPACE")
                 .unwrap_or_else(|| "ModelWatch".into()),
+            cloudwatch_metrics: env.parse_or(
+                "CLOUDWATCH_METRICS",
+                CloudWatchMetrics::All,
+                |_| true,
+                "must be off, core or all",
+            )?,
             tenant_claim: env
                 .optional("TENANT_CLAIM")
                 .unwrap_or_else(|| "tenant_id".into()),
@@ -367,6 +377,7 @@ mod tests {
         assert_eq!(cfg.rollups.day, TimeDelta::days(400));
         assert_eq!(cfg.tenant_claim, "tenant_id");
         assert_eq!(cfg.cloudwatch_namespace, "ModelWatch");
+        assert_eq!(cfg.cloudwatch_metrics, CloudWatchMetrics::All);
         assert_eq!(cfg.remote_write_url, None);
         assert_eq!(cfg.remote_write_auth, None);
         assert_eq!(
@@ -391,6 +402,7 @@ mod tests {
             "http://127.0.0.1:9090/api/v1/write",
         );
         vars.insert("TIMESTREAM_ENABLED", "false");
+        vars.insert("CLOUDWATCH_METRICS", "core");
         vars.remove("TIMESTREAM_DATABASE");
         let cfg = load(&vars).expect("valid config");
         assert_eq!(cfg.perf.monitoring_interval, Duration::from_secs(30));
@@ -399,6 +411,7 @@ mod tests {
         assert_eq!(cfg.perf.error_rate_max, 0.02);
         assert_eq!(cfg.tenant_claim, "custom:tenant");
         assert_eq!(cfg.timestream, None);
+        assert_eq!(cfg.cloudwatch_metrics, CloudWatchMetrics::Core);
         assert_eq!(
             cfg.remote_write_url.as_deref(),
             Some("http://127.0.0.1:9090/api/v1/write")
@@ -415,6 +428,7 @@ mod tests {
             ("PERF_LATENCY_P95_MAX_MS", "-1"),
             ("PERF_ERROR_RATE_MAX", "inf"),
             ("TIMESTREAM_ENABLED", "yes"),
+            ("CLOUDWATCH_METRICS", "some"),
             ("PROMETHEUS_REMOTE_WRITE_URL", "ftp://x"),
             ("INGEST_MAX_EVENT_AGE_SECONDS", "0"),
             ("INGEST_MAX_CLOCK_SKEW_SECONDS", "x"),

@@ -864,7 +864,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
                 let run = run_aggregation(
                     &process.pending,
                     &process.rollups,
-                    &cloudwatch,
+                    Some(&cloudwatch),
                     Some(&process.exporter),
                     now,
                     export_clock.tick(now),
@@ -977,7 +977,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
         let report = run_aggregation(
             &process.pending,
             &process.rollups,
-            &cloudwatch,
+            Some(&cloudwatch),
             Some(&process.exporter),
             settle_at,
             export_clock.tick(settle_at),

@@ -130,7 +130,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
         let report = run_aggregation(
             &pending,
             &rolled,
-            &cloudwatch,
+            Some(&cloudwatch),
             Some(&prometheus),
             run_time,
             run_time,

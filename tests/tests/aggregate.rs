@@ -469,3 +469,35 @@ async fn closed_minutes_reach_prometheus_and_cloudwatch_with_the_engines_values(
     assert_eq!(values.len(), 1, "{data:?}");
     assert!(close(values[0], expected.accuracy.expect("accuracy")));
 }
+
+#[tokio::test]
+async fn cloudwatch_metrics_off_runs_no_cloudwatch_export() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tenant = unique_tenant("cw-off");
+    let now = Utc::now();
+    let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(2);
+    let answer = stack
+        .invoke(
+            "ingest",
+            &ingest_event(&tenant, &binary_batch("b-cw-off", minute)),
+        )
+        .await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let mut without =
+        LocalFunction::start(stack, "aggregate", &[("CLOUDWATCH_METRICS", Some("off"))]).await;
+    let mut trigger = event("aggregate-scheduled.json");
+    trigger["time"] = now.to_rfc3339().into();
+    let report = without.invoke(&trigger).await.expect("the run succeeds");
+    let exporters: Vec<&Value> = report["exports"]
+        .as_array()
+        .expect("exports")
+        .iter()
+        .map(|e| &e["exporter"])
+        .collect();
+    assert_eq!(exporters, [&Value::from("prometheus")], "{report}");
+    assert!(
+        report["rollups"]["rolled"]["minutes"].as_u64() >= Some(1),
+        "{report}"
+    );
+}

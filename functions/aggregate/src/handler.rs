@@ -14,8 +14,8 @@ pub struct Aggregate<W, R, C, P> {
     pub pending: W,
     /// Rollups, counters and export cursors.
     pub rollups: R,
-    /// The CloudWatch exporter.
-    pub cloudwatch: C,
+    /// The CloudWatch exporter, unless `CLOUDWATCH_METRICS` is `off`.
+    pub cloudwatch: Option<C>,
     /// The Prometheus exporter, when a remote-write URL is configured.
     pub prometheus: Option<P>,
     /// The schedule's interval: a run ends before the next is due.
@@ -41,7 +41,7 @@ where
         let report = run_aggregation(
             &self.pending,
             &self.rollups,
-            &self.cloudwatch,
+            self.cloudwatch.as_ref(),
             self.prometheus.as_ref(),
             run_time,
             Utc::now().max(run_time),

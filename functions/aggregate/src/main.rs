@@ -9,6 +9,7 @@ use modelwatch::adapters::cloudwatch::{CloudWatchExporter, CloudWatchMetricsExpo
 use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
 use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::aws;
+use modelwatch::domain::CloudWatchMetrics;
 use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
@@ -23,10 +24,16 @@ async fn main() -> Result<(), Error> {
             config.ingest.partial_retention,
         ),
         rollups: DynamoRollupStore::new(dynamodb, &config.tables.rollups, config.rollups),
-        cloudwatch: CloudWatchMetricsExporter(CloudWatchExporter::new(
-            aws::cloudwatch(&sdk),
-            &config.cloudwatch_namespace,
-        )?),
+        cloudwatch: match config.cloudwatch_metrics {
+            CloudWatchMetrics::Off => None,
+            metrics => Some(CloudWatchMetricsExporter {
+                exporter: CloudWatchExporter::new(
+                    aws::cloudwatch(&sdk),
+                    &config.cloudwatch_namespace,
+                )?,
+                metrics,
+            }),
+        },
         prometheus,
         interval: config.perf.monitoring_interval,
     };

@@ -33,7 +33,7 @@ use futures_util::{StreamExt, stream};
 use thiserror::Error;
 use tracing::warn;
 
-use crate::domain::{Datum, ModelExport, Unit, cloudwatch_data};
+use crate::domain::{CloudWatchMetrics, Datum, ModelExport, Unit, cloudwatch_data};
 use crate::error::StoreError;
 use crate::ports::{ExportFailure, MetricsExporter};
 
@@ -463,8 +463,13 @@ fn is_retryable(error: &SdkError<PutMetricDataError>) -> bool {
     }
 }
 
-/// The CloudWatch exporter.
-pub struct CloudWatchMetricsExporter(pub CloudWatchExporter);
+/// The CloudWatch exporter: the selected metrics of every minute, through `exporter`.
+pub struct CloudWatchMetricsExporter {
+    /// Where they go.
+    pub exporter: CloudWatchExporter,
+    /// Which metrics go (never [`CloudWatchMetrics::Off`]: then there is no exporter).
+    pub metrics: CloudWatchMetrics,
+}
 
 impl MetricsExporter for CloudWatchMetricsExporter {
     fn name(&self) -> &'static str {
@@ -472,11 +477,11 @@ impl MetricsExporter for CloudWatchMetricsExporter {
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        let data = cloudwatch_data(models);
+        let data = cloudwatch_data(models, self.metrics);
         if data.is_empty() {
             return Ok(());
         }
-        match self.0.put(&data).await {
+        match self.exporter.put(&data).await {
             Ok(_) => Ok(()),
             Err(err) if err.is_retryable() => Err(ExportFailure::Unavailable(Box::new(err))),
             Err(err) => Err(ExportFailure::Rejected(Box::new(err))),

@@ -29,8 +29,8 @@ use crate::adapters::limits::{
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
-    CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, TimeSpan, WindowState,
-    cloudwatch_data, prometheus_series,
+    CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series,
+    TimeSpan, WindowState, cloudwatch_data, prometheus_series,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -1013,8 +1013,11 @@ impl MetricsExporter for MemoryMetricData {
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        self.record(&cloudwatch_data(models), "metric store")
-            .map_err(|why| ExportFailure::Unavailable(why.into()))
+        self.record(
+            &cloudwatch_data(models, CloudWatchMetrics::All),
+            "metric store",
+        )
+        .map_err(|why| ExportFailure::Unavailable(why.into()))
     }
 }
 

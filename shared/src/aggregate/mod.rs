@@ -36,7 +36,7 @@ pub struct AggregationReport {
 /// passes to the next stage):
 /// 1. the freshest slice (newest hour) of every model with closed pending minutes,
 ///    models round-robin across tenants (until 40 % of the time);
-/// 2. every exporter delivers what lags (until 60 %);
+/// 2. every configured exporter delivers what lags (until 60 %);
 /// 3. the backlogs, read again, slice by slice, round after round (until 80 %);
 /// 4. the exporters again, if stage 3 rolled anything.
 ///
@@ -50,7 +50,7 @@ pub struct AggregationReport {
 pub async fn run_aggregation<W, R, C, P>(
     pending: &W,
     rollups: &R,
-    cloudwatch: &C,
+    cloudwatch: Option<&C>,
     prometheus: Option<&P>,
     run_time: DateTime<Utc>,
     export_time: DateTime<Utc>,
@@ -64,8 +64,13 @@ where
 {
     let stage = |fifths| deadline.share(fifths, 5);
     let (fresh_until, export_until, backlog_until) = (stage(2), stage(3), stage(4));
-    let mut names = vec![cloudwatch.name()];
-    names.extend(prometheus.map(MetricsExporter::name));
+    let names: Vec<&str> = [
+        cloudwatch.map(MetricsExporter::name),
+        prometheus.map(MetricsExporter::name),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
 
     let mut backlog = Backlog::read(pending, run_time).await?;
     let mut report = backlog.roll(pending, rollups, &names, 1, fresh_until).await;
@@ -95,10 +100,11 @@ where
     })
 }
 
-/// Every exporter's export of what lags (CloudWatch first, then Prometheus).
+/// Every configured exporter's export of what lags (CloudWatch first, then
+/// Prometheus).
 async fn export_all<R, C, P>(
     rollups: &R,
-    cloudwatch: &C,
+    cloudwatch: Option<&C>,
     prometheus: Option<&P>,
     as_of: DateTime<Utc>,
     deadline: Deadline,
@@ -108,7 +114,10 @@ where
     C: MetricsExporter,
     P: MetricsExporter,
 {
-    let mut exports = vec![export_lagging(rollups, cloudwatch, as_of, deadline).await?];
+    let mut exports = Vec::new();
+    if let Some(exporter) = cloudwatch {
+        exports.push(export_lagging(rollups, exporter, as_of, deadline).await?);
+    }
     if let Some(exporter) = prometheus {
         exports.push(export_lagging(rollups, exporter, as_of, deadline).await?);
     }

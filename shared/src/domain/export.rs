@@ -175,10 +175,10 @@ pub struct ModelExport {
 }
 
 /// Every gauge of `metrics` that has a value, with how it is exported.
-fn gauges(metrics: &MetricSet) -> impl Iterator<Item = (MetricExport, f64)> + '_ {
+fn gauges(metrics: &MetricSet) -> impl Iterator<Item = (MetricName, MetricExport, f64)> + '_ {
     MetricName::ALL
         .into_iter()
-        .filter_map(|metric| Some((metric.export(), metrics.get(metric)?)))
+        .filter_map(|metric| Some((metric, metric.export(), metrics.get(metric)?)))
 }
 
 /// The spec's Prometheus series for the exports: each minute's gauges at the minute's
@@ -200,7 +200,7 @@ pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
         };
         for (start, metrics) in &export.minutes {
             let at = (*start + Granularity::Minute.length()).timestamp_millis();
-            for (gauge, value) in gauges(metrics) {
+            for (_, gauge, value) in gauges(metrics) {
                 let quantile: Vec<(&str, &str)> = gauge
                     .quantile
                     .map(|q| ("quantile", q))
@@ -238,10 +238,62 @@ pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
     out
 }
 
-/// The CloudWatch data for the exports: every gauge per minute, plus the minute's
-/// prediction and error counts; dimensions `model_id` and `tenant_id`; stamped with
-/// the minute's start.
-pub fn cloudwatch_data(exports: &[ModelExport]) -> Vec<Datum> {
+/// Which metrics go to CloudWatch. Each (metric, model) is a custom metric, billed per
+/// month, so this is the lever on CloudWatch's cost (ARCHITECTURE, "What it costs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CloudWatchMetrics {
+    /// None: the CloudWatch exporter is not run.
+    Off,
+    /// The specification's baselined metrics: the quality metric (accuracy, or RMSE
+    /// for a regressor), latency p95, error rate and throughput — four per model.
+    Core,
+    /// Every gauge and the minute's prediction and error counts (up to 15 per model).
+    #[default]
+    All,
+}
+
+impl std::str::FromStr for CloudWatchMetrics {
+    type Err = UnknownSelection;
+
+    /// The selection named `off`, `core` or `all`.
+    fn from_str(name: &str) -> Result<Self, UnknownSelection> {
+        match name {
+            "off" => Ok(Self::Off),
+            "core" => Ok(Self::Core),
+            "all" => Ok(Self::All),
+            _ => Err(UnknownSelection),
+        }
+    }
+}
+
+/// A CloudWatch selection other than `off`, `core` or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be off, core or all")]
+pub struct UnknownSelection;
+
+impl CloudWatchMetrics {
+    /// The metrics of [`Core`](Self::Core).
+    pub const CORE: [MetricName; 5] = [
+        MetricName::Accuracy,
+        MetricName::Rmse,
+        MetricName::LatencyP95,
+        MetricName::ErrorRate,
+        MetricName::Throughput,
+    ];
+
+    fn includes(self, metric: MetricName) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Core => Self::CORE.contains(&metric),
+            Self::All => true,
+        }
+    }
+}
+
+/// The CloudWatch data of `selection` for the exports: the selected gauges per minute,
+/// and with [`CloudWatchMetrics::All`] the minute's prediction and error counts;
+/// dimensions `model_id` and `tenant_id`; stamped with the minute's start.
+pub fn cloudwatch_data(exports: &[ModelExport], selection: CloudWatchMetrics) -> Vec<Datum> {
     let mut out = Vec::new();
     for export in exports {
         let dimensions = vec![
@@ -254,8 +306,12 @@ pub fn cloudwatch_data(exports: &[ModelExport]) -> Vec<Datum> {
                 ("errors", metrics.errors),
             ]
             .map(|(name, n)| (name, n as f64, Unit::Count));
+            let counts = counts
+                .into_iter()
+                .filter(|_| selection == CloudWatchMetrics::All);
             let values = gauges(metrics)
-                .map(|(gauge, value)| (gauge.name, value, gauge.unit))
+                .filter(|(metric, _, _)| selection.includes(*metric))
+                .map(|(_, gauge, value)| (gauge.name, value, gauge.unit))
                 .chain(counts);
             for (name, value, unit) in values {
                 out.push(Datum {
@@ -304,7 +360,7 @@ mod tests {
         let p95 = MetricName::LatencyP95.export();
         assert_eq!(p95.prometheus_value(250.0), 0.25);
         assert_eq!((p95.quantile, p95.unit), (Some("0.95"), Unit::Milliseconds));
-        let exported: Vec<(&str, f64)> = gauges(&metrics).map(|(g, v)| (g.name, v)).collect();
+        let exported: Vec<(&str, f64)> = gauges(&metrics).map(|(_, g, v)| (g.name, v)).collect();
         assert_eq!(
             exported,
             [
@@ -408,7 +464,7 @@ mod tests {
 
     #[test]
     fn cloudwatch_data_carry_units_dimensions_and_minute_timestamps() {
-        let data = cloudwatch_data(&[export()]);
+        let data = cloudwatch_data(&[export()], CloudWatchMetrics::All);
         let accuracy = data
             .iter()
             .find(|d| d.name == "accuracy")
@@ -432,5 +488,38 @@ mod tests {
             .expect("predictions");
         assert_eq!((count.value, count.unit), (10.0, Unit::Count));
         assert!(!data.iter().any(|d| d.name == "rmse"));
+    }
+
+    #[test]
+    fn cloudwatch_selections_send_what_they_name() {
+        let names = |selection| {
+            let data = cloudwatch_data(&[export()], selection);
+            data.into_iter().map(|d| d.name).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(CloudWatchMetrics::All),
+            [
+                "accuracy",
+                "latency_p50_ms",
+                "latency_p95_ms",
+                "latency_p99_ms",
+                "predictions",
+                "errors"
+            ]
+        );
+        // The example has accuracy and latencies only: of the core, accuracy and p95.
+        assert_eq!(
+            names(CloudWatchMetrics::Core),
+            ["accuracy", "latency_p95_ms"]
+        );
+        assert!(names(CloudWatchMetrics::Off).is_empty());
+        for (name, selection) in [
+            ("off", CloudWatchMetrics::Off),
+            ("core", CloudWatchMetrics::Core),
+            ("all", CloudWatchMetrics::All),
+        ] {
+            assert_eq!(name.parse(), Ok(selection));
+        }
+        assert_eq!("some".parse::<CloudWatchMetrics>(), Err(UnknownSelection));
     }
 }

@@ -43,7 +43,8 @@ pub use classification::{
 pub use codec::DecodeError;
 pub use error::{FoldError, MergeError};
 pub use export::{
-    Datum, MetricExport, ModelExport, Series, Unit, cloudwatch_data, prometheus_series,
+    CloudWatchMetrics, Datum, MetricExport, ModelExport, Series, Unit, UnknownSelection,
+    cloudwatch_data, prometheus_series,
 };
 pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
 pub use record::{

@@ -558,7 +558,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
     let run = crate::aggregate::run_aggregation(
         &dying_partials,
         &dying_rollups,
-        &cloudwatch,
+        Some(&cloudwatch),
         Some(writer.as_ref()),
         now(),
         now(),
@@ -575,7 +575,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
     crate::aggregate::run_aggregation(
         partials.as_ref(),
         rollups.as_ref(),
-        &cloudwatch,
+        Some(&cloudwatch),
         Some(writer.as_ref()),
         now(),
         now(),
