@@ -28,6 +28,10 @@ impl MetricsExporter for CountingExporter {
         self.0
     }
 
+    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
+        vec![models.len()]
+    }
+
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
         let series = modelwatch::domain::prometheus_series(models);
         let data = modelwatch::domain::cloudwatch_data(models, CloudWatchMetrics::All);

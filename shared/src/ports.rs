@@ -522,7 +522,14 @@ pub trait MetricsExporter: Send + Sync {
     /// Its name, which keys its cursors (`cloudwatch`, `prometheus`).
     fn name(&self) -> &'static str;
 
-    /// Delivers the exports.
+    /// How `models` go out: the sizes of consecutive groups of whole models, one
+    /// request each, so a request that fails or is refused concerns only its group's
+    /// models (their cursors alone stay or move).
+    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize>;
+
+    /// Delivers the exports, in one request (a group of [`request_groups`]).
+    ///
+    /// [`request_groups`]: Self::request_groups
     fn export(
         &self,
         models: &[ModelExport],

@@ -33,12 +33,15 @@ use futures_util::{StreamExt, stream};
 use thiserror::Error;
 use tracing::warn;
 
-use crate::domain::{CloudWatchMetrics, Datum, ModelExport, Unit, cloudwatch_data};
+use crate::domain::{
+    CLOUDWATCH_DATA_PER_REQUEST, CloudWatchMetrics, Datum, ModelExport, Unit, cloudwatch_data,
+    cloudwatch_requests,
+};
 use crate::error::StoreError;
 use crate::ports::{ExportFailure, MetricsExporter};
 
 /// `PutMetricData`'s limit of metric data per request.
-pub const MAX_DATA_PER_REQUEST: usize = 1_000;
+pub const MAX_DATA_PER_REQUEST: usize = CLOUDWATCH_DATA_PER_REQUEST;
 /// Budget for the estimated size of one request (the API's limit is 1 MB).
 pub const MAX_REQUEST_BYTES: usize = 1_000_000;
 /// `PutMetricData`'s limit of dimensions per datum.
@@ -474,6 +477,13 @@ pub struct CloudWatchMetricsExporter {
 impl MetricsExporter for CloudWatchMetricsExporter {
     fn name(&self) -> &'static str {
         "cloudwatch"
+    }
+
+    /// Whole models up to [`MAX_DATA_PER_REQUEST`] data a request, so a request that
+    /// fails after others succeeded concerns only its own models: none is sent twice.
+    /// (A model's export is at most an hour of minutes, 61 × 15 data, so it fits one.)
+    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
+        cloudwatch_requests(models, self.metrics)
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {

@@ -30,7 +30,7 @@ use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_a
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
     CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series,
-    TimeSpan, WindowState, cloudwatch_data, prometheus_series,
+    TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests, prometheus_series,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -1012,6 +1012,11 @@ impl MetricsExporter for MemoryMetricData {
         "cloudwatch"
     }
 
+    /// As the CloudWatch exporter groups them.
+    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
+        cloudwatch_requests(models, CloudWatchMetrics::All)
+    }
+
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
         self.record(
             &cloudwatch_data(models, CloudWatchMetrics::All),
@@ -1025,6 +1030,11 @@ impl MetricsExporter for MemoryMetricData {
 impl MetricsExporter for MemorySeriesWriter {
     fn name(&self) -> &'static str {
         "prometheus"
+    }
+
+    /// As the Prometheus exporter: every model in one request.
+    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
+        vec![models.len()]
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {

@@ -13,6 +13,8 @@
 //! counter totals stored with the rollups, stamped with the export time (so they only
 //! go forward in time and value, also across late data and retried runs).
 
+use std::ops::Range;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, future, stream};
 use serde::Serialize;
@@ -37,15 +39,25 @@ pub struct ExportReport {
     pub models: usize,
     /// Minutes exported (summed over models).
     pub minutes: usize,
-    /// `delivered`, `retry_next_run` or `rejected`.
+    /// `delivered` (every request), `rejected` (some model's data refused as invalid,
+    /// the rest delivered) or `retry_next_run` (some request failed: its models are
+    /// tried again next run).
     pub outcome: &'static str,
+    /// Models whose data the receiver refused as invalid (skipped, logged).
+    pub rejected: usize,
+    /// Models whose request failed (their cursors stay: the next run retries them).
+    pub retrying: usize,
     /// Lagging models not prepared before the deadline (exported next run).
     pub left: usize,
 }
 
 /// Exports the lagging models of `exporter` with counters stamped `as_of`, taken
-/// round-robin across tenants while `deadline` allows reading them, and advances the
-/// cursors it delivered; the rest stay lagging for the next run.
+/// round-robin across tenants while `deadline` allows reading them, in the requests the
+/// exporter groups them into, and advances the cursors of each request delivered. A
+/// request that fails leaves only its own models for the next run; one refused as
+/// invalid is split in halves and sent again until the refused model is alone, whose
+/// data is then skipped (resending would fail again) — no other model's data is moved,
+/// blocked or dropped by it.
 pub async fn export_lagging<R, E>(
     rollups: &R,
     exporter: &E,
@@ -67,30 +79,65 @@ where
         .try_collect()
         .await?;
     let (cursors, exports): (Vec<&ExportCursor>, Vec<ModelExport>) = prepared.into_iter().unzip();
-    let report = |outcome| ExportReport {
+    let mut report = ExportReport {
         exporter: exporter.name(),
         models: exports.len(),
         minutes: exports.iter().map(|e| e.minutes.len()).sum(),
-        outcome,
+        outcome: "delivered",
+        rejected: 0,
+        retrying: 0,
         left: lagging.len() - exports.len(),
     };
-    let outcome = match exporter.export(&exports).await {
-        Ok(()) => "delivered",
-        Err(ExportFailure::Rejected(err)) => {
-            tracing::error!(exporter = exporter.name(), error = %err, "export refused; skipping these minutes");
-            "rejected"
-        }
-        Err(ExportFailure::Unavailable(err)) => {
-            tracing::warn!(exporter = exporter.name(), error = %err, "export failed; retrying next run");
-            return Ok(report("retry_next_run"));
-        }
-    };
-    for (cursor, export) in cursors.iter().zip(&exports) {
-        rollups
-            .advance_cursor(exporter.name(), cursor, export.through)
-            .await?;
+    // The requests still to send, as ranges of `exports`; the first on top.
+    let mut requests: Vec<Range<usize>> = Vec::new();
+    let mut start = 0;
+    for size in exporter.request_groups(&exports) {
+        requests.push(start..start + size);
+        start += size;
     }
-    Ok(report(outcome))
+    requests.retain(|range| !range.is_empty());
+    requests.reverse();
+    while let Some(range) = requests.pop() {
+        let delivered = match exporter.export(&exports[range.clone()]).await {
+            Ok(()) => true,
+            Err(ExportFailure::Unavailable(err)) => {
+                // The receiver is down: what is not sent yet waits for the next run too.
+                let waiting =
+                    range.len() + requests.iter().map(ExactSizeIterator::len).sum::<usize>();
+                tracing::warn!(exporter = exporter.name(), models = waiting, error = %err, "export failed; retrying these models next run");
+                report.retrying += waiting;
+                requests.clear();
+                false
+            }
+            Err(ExportFailure::Rejected(_)) if range.len() > 1 => {
+                let middle = range.start + range.len() / 2;
+                requests.push(middle..range.end);
+                requests.push(range.start..middle);
+                false
+            }
+            Err(ExportFailure::Rejected(err)) => {
+                let model = &exports[range.start];
+                tracing::error!(exporter = exporter.name(), tenant = %model.tenant, model_id = %model.model_id, error = %err, "export refused; skipping this model's minutes");
+                report.rejected += 1;
+                true
+            }
+        };
+        if delivered {
+            for (cursor, export) in cursors[range.clone()].iter().zip(&exports[range]) {
+                rollups
+                    .advance_cursor(exporter.name(), cursor, export.through)
+                    .await?;
+            }
+        }
+    }
+    report.outcome = if report.retrying > 0 {
+        "retry_next_run"
+    } else if report.rejected > 0 {
+        "rejected"
+    } else {
+        "delivered"
+    };
+    Ok(report)
 }
 
 impl ExportReport {
@@ -107,6 +154,8 @@ impl ExportReport {
         }
         self.models += later.models;
         self.minutes += later.minutes;
+        self.rejected += later.rejected;
+        self.retrying += later.retrying;
         self.left = later.left;
     }
 }
@@ -161,10 +210,16 @@ mod tests {
     use crate::ports::{ExportCursors, Rollup};
     use crate::testing::{at, model, no_deadline, tenant};
 
-    /// Records what it is given; fails while `down` is set.
+    /// Records what it is given, `per_request` models a request (all when 0); fails
+    /// while `down` is set, and from its `fail_from`-th request on (counted from 0);
+    /// refuses every request that holds the model `refused`.
     #[derive(Default)]
     struct RecordingExporter {
         down: AtomicBool,
+        per_request: usize,
+        fail_from: Option<usize>,
+        refused: Option<&'static str>,
+        requests: Mutex<Vec<Vec<String>>>,
         delivered: Mutex<Vec<ModelExport>>,
     }
 
@@ -172,9 +227,31 @@ mod tests {
         fn name(&self) -> &'static str {
             "recording"
         }
+
+        fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
+            let per = if self.per_request == 0 {
+                models.len().max(1)
+            } else {
+                self.per_request
+            };
+            models.chunks(per).map(<[ModelExport]>::len).collect()
+        }
+
         async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-            if self.down.load(Ordering::SeqCst) {
+            let names: Vec<String> = models.iter().map(|m| m.model_id.to_string()).collect();
+            let request = {
+                let mut requests = self.requests.lock().expect("lock");
+                requests.push(names.clone());
+                requests.len() - 1
+            };
+            if self.down.load(Ordering::SeqCst) || self.fail_from.is_some_and(|k| request >= k) {
                 return Err(ExportFailure::Unavailable("receiver down".into()));
+            }
+            if self
+                .refused
+                .is_some_and(|bad| names.iter().any(|n| n == bad))
+            {
+                return Err(ExportFailure::Rejected("a sample is out of bounds".into()));
             }
             self.delivered
                 .lock()
@@ -182,6 +259,108 @@ mod tests {
                 .extend_from_slice(models);
             Ok(())
         }
+    }
+
+    /// A store where each of `models` (tenant t1) has one rolled minute, noted for the
+    /// `recording` exporter.
+    async fn rolled(models: &[&str]) -> MemoryRollupStore {
+        let store = MemoryRollupStore::default();
+        for name in models {
+            let rollup = Rollup {
+                tenant: tenant("t1"),
+                model_id: model(name),
+                granularity: Granularity::Minute,
+                start: at("2026-11-28T10:15:00Z"),
+                rev: 1,
+                state: WindowState::default(),
+            };
+            store
+                .put_minute_rollup(&rollup, None, &CounterDelta::default())
+                .await
+                .expect("put");
+            store
+                .note_rolled(
+                    &["recording"],
+                    &tenant("t1"),
+                    &model(name),
+                    at("2026-11-28T10:16:00Z"),
+                )
+                .await
+                .expect("note");
+        }
+        store
+    }
+
+    fn delivered_models(exporter: &RecordingExporter) -> Vec<String> {
+        let delivered = exporter.delivered.lock().expect("lock");
+        let mut names: Vec<String> = delivered.iter().map(|m| m.model_id.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_split_until_the_refused_model_is_alone() {
+        let models = ["a", "b", "c", "d", "e"];
+        let store = rolled(&models).await;
+        let exporter = RecordingExporter {
+            refused: Some("c"),
+            ..RecordingExporter::default()
+        };
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
+            .await
+            .expect("run");
+        assert_eq!(
+            (report.outcome, report.rejected, report.retrying),
+            ("rejected", 1, 0)
+        );
+        assert_eq!(delivered_models(&exporter), ["a", "b", "d", "e"]);
+        // Every cursor moved (c's data is skipped: resending would be refused again).
+        let again = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"), no_deadline())
+            .await
+            .expect("run");
+        assert_eq!(again.models, 0, "{again:?}");
+        // No model was in more than ⌈log₂ 5⌉ + 1 requests.
+        let requests = exporter.requests.lock().expect("lock").clone();
+        for name in models {
+            let sent = requests
+                .iter()
+                .filter(|r| r.iter().any(|n| n == name))
+                .count();
+            assert!(sent <= 4, "{name} sent {sent} times: {requests:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_sends_nothing_twice_and_keeps_only_its_models() {
+        let models = ["a", "b", "c", "d", "e"];
+        let store = rolled(&models).await;
+        // Two models a request; the second request fails (CloudWatch throttled
+        // half-way): the first request's models are delivered and never sent again.
+        let exporter = RecordingExporter {
+            per_request: 2,
+            fail_from: Some(1),
+            ..RecordingExporter::default()
+        };
+        let report = export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
+            .await
+            .expect("run");
+        assert_eq!((report.outcome, report.retrying), ("retry_next_run", 3));
+        let first = delivered_models(&exporter);
+        assert_eq!(first.len(), 2);
+        let sent = exporter.requests.lock().expect("lock").len();
+        assert_eq!(sent, 2, "after a failure the rest waits for the next run");
+
+        let healthy = RecordingExporter {
+            per_request: 2,
+            ..RecordingExporter::default()
+        };
+        let report = export_lagging(&store, &healthy, at("2026-11-28T10:17:30Z"), no_deadline())
+            .await
+            .expect("run");
+        assert_eq!((report.outcome, report.models), ("delivered", 3));
+        let mut all = [first, delivered_models(&healthy)].concat();
+        all.sort();
+        assert_eq!(all, models, "every model delivered exactly once");
     }
 
     #[tokio::test]

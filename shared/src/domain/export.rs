@@ -238,6 +238,42 @@ pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
     out
 }
 
+/// Groups `models`, in order, into requests of at most `capacity` data each, where a
+/// model brings `data_of(model)` data: the sizes of the groups. A model with more than
+/// `capacity` goes alone.
+pub fn group_requests(
+    models: &[ModelExport],
+    capacity: usize,
+    data_of: impl Fn(&ModelExport) -> usize,
+) -> Vec<usize> {
+    let mut groups = Vec::new();
+    let (mut models_in, mut data_in) = (0, 0);
+    for model in models {
+        let data = data_of(model);
+        if models_in > 0 && data_in + data > capacity {
+            groups.push(models_in);
+            (models_in, data_in) = (0, 0);
+        }
+        models_in += 1;
+        data_in += data;
+    }
+    if models_in > 0 {
+        groups.push(models_in);
+    }
+    groups
+}
+
+/// The most data CloudWatch takes in one `PutMetricData` request.
+pub const CLOUDWATCH_DATA_PER_REQUEST: usize = 1_000;
+
+/// How `models` go to CloudWatch with `selection`: groups of whole models of at most
+/// [`CLOUDWATCH_DATA_PER_REQUEST`] data, one request each (see [`group_requests`]).
+pub fn cloudwatch_requests(models: &[ModelExport], selection: CloudWatchMetrics) -> Vec<usize> {
+    group_requests(models, CLOUDWATCH_DATA_PER_REQUEST, |model| {
+        cloudwatch_data(std::slice::from_ref(model), selection).len()
+    })
+}
+
 /// Which metrics go to CloudWatch. Each (metric, model) is a custom metric, billed per
 /// month, so this is the lever on CloudWatch's cost (ARCHITECTURE, "What it costs").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

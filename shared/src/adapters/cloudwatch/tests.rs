@@ -307,3 +307,66 @@ async fn invalid_parameter_is_surfaced_without_retry() {
     ));
     assert!(matches!(StoreError::from(err), StoreError::Internal { .. }));
 }
+
+#[test]
+fn requests_hold_whole_models_within_the_data_limit() {
+    use crate::domain::{CounterTotals, MetricSet};
+    use crate::testing::{model, tenant};
+    let start = Utc::now() - chrono::TimeDelta::hours(2);
+    // A classifier with every gauge it can have: 11 gauges and 2 counts a minute.
+    let metrics = MetricSet {
+        accuracy: Some(0.9),
+        f1_score: Some(0.8),
+        auc_roc: Some(0.7),
+        latency_p50_ms: Some(5.0),
+        latency_p95_ms: Some(9.0),
+        latency_p99_ms: Some(12.0),
+        throughput_rps: Some(2.0),
+        error_rate: Some(0.01),
+        cpu_utilization: Some(0.5),
+        memory_utilization: Some(0.5),
+        queue_depth: Some(3.0),
+        predictions: 120,
+        errors: 1,
+        ..MetricSet::default()
+    };
+    // Models with 1 to 61 minutes each (an hour of backlog is the most exported).
+    let models: Vec<ModelExport> = (0..40)
+        .map(|i| ModelExport {
+            tenant: tenant("t1"),
+            model_id: model(&format!("m{i}")),
+            minutes: (0..1 + (i * 7) % 61)
+                .map(|k| {
+                    (
+                        start + chrono::TimeDelta::minutes(k as i64),
+                        metrics.clone(),
+                    )
+                })
+                .collect(),
+            totals: CounterTotals::default(),
+            as_of: start,
+            through: start,
+        })
+        .collect();
+    let client = mock_client!(aws_sdk_cloudwatch, []);
+    for selection in [CloudWatchMetrics::All, CloudWatchMetrics::Core] {
+        let exporter = CloudWatchMetricsExporter {
+            exporter: CloudWatchExporter::new(client.clone(), "ModelWatch").expect("namespace"),
+            metrics: selection,
+        };
+        let groups = exporter.request_groups(&models);
+        assert_eq!(groups.iter().sum::<usize>(), models.len());
+        let mut at = 0;
+        for size in groups {
+            let data = cloudwatch_data(&models[at..at + size], selection);
+            assert!(
+                size > 0 && data.len() <= MAX_DATA_PER_REQUEST,
+                "{selection:?}: {} data",
+                data.len()
+            );
+            // Each group is one request: the adapter plans it as one batch.
+            assert_eq!(plan(&data, Utc::now()).0.len(), 1);
+            at += size;
+        }
+    }
+}

@@ -26,7 +26,7 @@ use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 /// [`Op`] of a method, `read` or `write`, whose calls go through [`Faulty::call`].
 macro_rules! faulty_port {
     ($port:ident {
-        $(pass $pass:ident() -> $pass_ret:ty;)*
+        $(pass $pass:ident($($parg:ident: $pty:ty),* $(,)?) -> $pass_ret:ty;)*
         $(const $op:ident = $access:ident $method:ident(
             $($arg:ident: $ty:ty),* $(,)?
         ) -> $ret:ty;)*
@@ -43,8 +43,8 @@ macro_rules! faulty_port {
 
         impl<S: $port> $port for Faulty<S> {
             $(
-                fn $pass(&self) -> $pass_ret {
-                    self.inner.$pass()
+                fn $pass(&self, $($parg: $pty),*) -> $pass_ret {
+                    self.inner.$pass($($parg),*)
                 }
             )*
             $(
@@ -188,5 +188,6 @@ faulty_port!(SeriesWriter {
 
 faulty_port!(MetricsExporter {
     pass name() -> &'static str;
+    pass request_groups(models: &[ModelExport]) -> Vec<usize>;
     const EXPORT = write export(models: &[ModelExport]) -> Result<(), ExportFailure>;
 });

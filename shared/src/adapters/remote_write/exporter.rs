@@ -62,6 +62,13 @@ impl MetricsExporter for PrometheusExporter {
         "prometheus"
     }
 
+    /// Every model in one request: a model's series are its own (they carry
+    /// `model_id` and `tenant_id`), so a refused request is split to find the model
+    /// refused without touching the others' order.
+    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
+        vec![models.len()]
+    }
+
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
         self.write_series(&prometheus_series(models)).await
     }
