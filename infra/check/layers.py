@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "error": {"domain"},
     "query": set(),
     "telemetry": set(),
-    "schedule": set(),
+    "schedule": {"domain"},
     "ports": {"domain", "error"},
     "config": {"domain"},
     "ingest": {"domain", "ports", "error"},

@@ -14,7 +14,7 @@ use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::ids::TenantId;
 use modelwatch::domain::{CloudWatchMetrics, ModelExport};
 use modelwatch::ports::{ExportFailure, MetricsExporter};
-use modelwatch::testing::no_deadline;
+use modelwatch::testing::run_at;
 
 mod support;
 
@@ -93,9 +93,8 @@ fn main() {
             &rollups,
             Some(&cloudwatch),
             Some(&prometheus),
+            &run_at(now),
             now,
-            now,
-            no_deadline(),
         ))
         .expect("run");
     let elapsed = started.elapsed();

@@ -29,7 +29,7 @@ use modelwatch::ports::{
     ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore, SettingWrite,
 };
 use modelwatch::summary::WindowReader;
-use modelwatch::testing::no_deadline;
+use modelwatch::testing::run_at;
 
 mod support;
 
@@ -190,9 +190,7 @@ fn main() {
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let started = Instant::now();
-    let report = runtime
-        .block_on(evaluator.run(now, no_deadline()))
-        .expect("run");
+    let report = runtime.block_on(evaluator.run(&run_at(now))).expect("run");
     let elapsed = started.elapsed();
     let peak = PEAK.load(Ordering::Relaxed) - before;
     assert!(report.failures.is_empty(), "{:?}", report.failures);

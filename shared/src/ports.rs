@@ -4,6 +4,7 @@
 //! wrapped with injected faults and latency by [`crate::adapters::faults`].
 
 use std::future::Future;
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -93,10 +94,12 @@ pub trait ModelRegistry: Send + Sync {
         model_id: &ModelId,
     ) -> impl Future<Output = Result<Option<RegisteredModel>, StoreError>> + Send;
 
-    /// Every tenant's models seen at or after `since`.
+    /// The models of `shards` (`domain::shard`), every tenant's, seen at or after
+    /// `since`. May miss a sighting of the last seconds (an index read).
     fn active_models(
         &self,
         since: DateTime<Utc>,
+        shards: Range<u32>,
     ) -> impl Future<Output = Result<Vec<RegisteredModel>, StoreError>> + Send;
 }
 
@@ -232,9 +235,10 @@ pub struct PendingMinute {
 
 /// What aggregation reads of the partials and how it settles its work.
 pub trait PendingWork: Send + Sync {
-    /// Every pending minute, all tenants and models.
+    /// Every pending minute of the models in `shards` (`domain::shard`).
     fn pending_minutes(
         &self,
+        shards: Range<u32>,
     ) -> impl Future<Output = Result<Vec<PendingMinute>, StoreError>> + Send;
 
     /// The partial states of a (tenant, model, minute).
@@ -347,10 +351,12 @@ pub trait ExportCursors: Send + Sync {
         rolled_through: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The cursors of `exporter` that lag behind what is rolled up.
+    /// The cursors of `exporter` that lag behind what is rolled up, of the models in
+    /// `shards`.
     fn lagging_cursors(
         &self,
         exporter: &str,
+        shards: Range<u32>,
     ) -> impl Future<Output = Result<Vec<ExportCursor>, StoreError>> + Send;
 
     /// Records the delivery of `cursor` (as read): `through` and `exported_seq` (to

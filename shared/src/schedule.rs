@@ -2,10 +2,13 @@
 //! deadline every run works against, and the fair order in which they take work.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+
+use crate::domain::shard::{SHARDS, all_shards};
 
 /// Time kept back from a Lambda invocation's own deadline: the run commits what it
 /// finished and returns its report before the platform would stop it.
@@ -67,6 +70,28 @@ impl Deadline {
     }
 }
 
+/// One scheduled run: the time it is for, when it must be done, and the shards
+/// (`domain::shard`) whose models it owns — all of them, or one a worker was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRun {
+    /// The time the run is for (the schedule's).
+    pub run_time: DateTime<Utc>,
+    /// When it must be done.
+    pub deadline: Deadline,
+    /// The shards it owns.
+    pub shards: Range<u32>,
+}
+
+impl ScheduledRun {
+    /// The same run with an earlier `deadline`, for one of its stages.
+    pub fn until(&self, deadline: Deadline) -> Self {
+        Self {
+            deadline,
+            ..self.clone()
+        }
+    }
+}
+
 /// `items` in a fair order across their keys (tenants): the first item of every key,
 /// then the second of every key, and so on; keys in order, items in their given order
 /// within a key. So no key's many items delay another key's first.
@@ -85,7 +110,8 @@ pub fn round_robin<K: Ord, T>(items: impl IntoIterator<Item = (K, T)>) -> Vec<T>
     fair
 }
 
-/// What a schedule invocation carries that the functions use: the scheduled time.
+/// What a schedule invocation carries that the functions use: the scheduled time, and
+/// the one shard to work on when a run is given one.
 ///
 /// Accepts the EventBridge "Scheduled Event" envelope (`time` field) and an EventBridge
 /// Scheduler payload without one (then `time` is `None` and the caller uses the
@@ -95,12 +121,39 @@ pub struct ScheduledTrigger {
     /// When the schedule fired, if the event says.
     #[serde(default)]
     pub time: Option<DateTime<Utc>>,
+    /// The shard (`domain::shard`, 0 to 31) the run owns; every shard when absent.
+    #[serde(default)]
+    pub shard: Option<u32>,
 }
+
+/// A trigger naming a shard that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("shard {0} does not exist: shards are 0 to {max}", max = SHARDS - 1)]
+pub struct UnknownShard(pub u32);
 
 impl ScheduledTrigger {
     /// The time to run for: the event's own time, else `now`.
     pub fn run_time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         self.time.unwrap_or(now)
+    }
+
+    /// The run this trigger asks for, invoked with the Lambda context's deadline
+    /// (epoch ms) on a schedule of `interval` (see [`Deadline::of_invocation`]).
+    pub fn run(
+        &self,
+        deadline_epoch_ms: u64,
+        interval: Duration,
+    ) -> Result<ScheduledRun, UnknownShard> {
+        let shards = match self.shard {
+            None => all_shards(),
+            Some(shard) if shard < SHARDS => shard..shard + 1,
+            Some(shard) => return Err(UnknownShard(shard)),
+        };
+        Ok(ScheduledRun {
+            run_time: self.run_time(Utc::now()),
+            deadline: Deadline::of_invocation(deadline_epoch_ms, interval),
+            shards,
+        })
     }
 }
 
@@ -162,6 +215,17 @@ mod tests {
         ));
         // cargo lambda's constant 600000 (1970): the interval alone.
         assert!(within(Deadline::of_invocation(600_000, minute), 55, 57));
+    }
+
+    #[test]
+    fn a_trigger_may_name_one_shard() {
+        let minute = Duration::from_secs(60);
+        let every: ScheduledTrigger = serde_json::from_str("{}").expect("event");
+        assert_eq!(every.run(0, minute).expect("run").shards, all_shards());
+        let one: ScheduledTrigger = serde_json::from_str(r#"{"shard": 7}"#).expect("event");
+        assert_eq!(one.run(0, minute).expect("run").shards, 7..8);
+        let none: ScheduledTrigger = serde_json::from_str(r#"{"shard": 32}"#).expect("event");
+        assert_eq!(none.run(0, minute), Err(UnknownShard(32)));
     }
 
     #[test]

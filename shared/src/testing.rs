@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 
 use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::shard::all_shards;
 use crate::domain::{Outcome, PredictionRecord, Status, ValidBatch, WindowState};
 use crate::error::StoreError;
 use crate::ingest::{BatchLimits, IngestService};
 use crate::ports::{ArchiveReport, PredictionArchive};
+use crate::schedule::{Deadline, ScheduledRun};
 
 /// The tenant `name` (a valid id literal; panics otherwise).
 pub fn tenant(name: &str) -> TenantId {
@@ -22,9 +24,13 @@ pub fn model(name: &str) -> ModelId {
     ModelId::parse(name).expect("a valid model id")
 }
 
-/// A deadline no test run reaches (an hour).
-pub fn no_deadline() -> crate::schedule::Deadline {
-    crate::schedule::Deadline::after(std::time::Duration::from_secs(3600))
+/// A run at `run_time` of every shard, with a deadline no test reaches (an hour).
+pub fn run_at(run_time: DateTime<Utc>) -> ScheduledRun {
+    ScheduledRun {
+        run_time,
+        deadline: Deadline::after(std::time::Duration::from_secs(3600)),
+        shards: all_shards(),
+    }
 }
 
 /// The instant of an RFC 3339 literal (panics on a bad literal).

@@ -20,6 +20,7 @@
 //! accepted_means_counted -- --nocapture` (prints its figures); `MODELWATCH_FUZZ_SEED`
 //! replays a failing run's seed.
 
+use modelwatch::domain::shard::all_shards;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -726,7 +727,7 @@ use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, RollupStore};
-use modelwatch::testing::{NoArchive, no_deadline};
+use modelwatch::testing::{NoArchive, run_at};
 
 /// What outlives a process: the stores' contents and the receiver's.
 #[derive(Default)]
@@ -782,7 +783,10 @@ impl World {
         format!(
             "{:?}\n{:?}\n{:?}\n{:?}",
             self.partials.partials(),
-            self.partials.pending_minutes().await.expect("pending"),
+            self.partials
+                .pending_minutes(all_shards())
+                .await
+                .expect("pending"),
             models,
             self.partials.claims(),
         )
@@ -861,14 +865,14 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
             Action::Wait { seconds } => now += TimeDelta::seconds(*seconds),
             Action::Aggregate => {
                 local.aggregation_runs += 1;
+                let scheduled = run_at(now);
                 let run = run_aggregation(
                     &process.pending,
                     &process.rollups,
                     Some(&cloudwatch),
                     Some(&process.exporter),
-                    now,
+                    &scheduled,
                     export_clock.tick(now),
-                    no_deadline(),
                 );
                 if let Attempt::Crashed = attempt(&process.plan, run).await {
                     local.crashes += 1;
@@ -979,9 +983,8 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
             &process.rollups,
             Some(&cloudwatch),
             Some(&process.exporter),
-            settle_at,
+            &run_at(settle_at),
             export_clock.tick(settle_at),
-            no_deadline(),
         )
         .await
         .map_err(|e| TestCaseError::fail(format!("settling run failed: {e}")))?;
@@ -992,7 +995,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
         );
         if world
             .partials
-            .pending_minutes()
+            .pending_minutes(all_shards())
             .await
             .expect("pending")
             .is_empty()

@@ -4,6 +4,7 @@
 //! run over run until it is done; no run overruns its deadline by more than the one
 //! slice of work it had started; and in the end every prediction is counted once.
 
+use modelwatch::domain::shard::all_shards;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::{Granularity, Series, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, IngestService};
 use modelwatch::ports::{PendingWork, RollupStore};
-use modelwatch::schedule::Deadline;
+use modelwatch::schedule::{Deadline, ScheduledRun};
 use modelwatch::summary::WindowReader;
 use modelwatch::testing::{NoArchive, at, model, tenant};
 
@@ -97,7 +98,11 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
         .ingest(&tenant("t-small"), body.as_bytes(), now)
         .await
         .expect("fresh batch accepted");
-    let backlog = partials.pending_minutes().await.expect("pending").len();
+    let backlog = partials
+        .pending_minutes(all_shards())
+        .await
+        .expect("pending")
+        .len();
     assert_eq!(backlog, backfill.len() + 1);
 
     // The scheduled runs, over stores that charge a round trip per call.
@@ -127,14 +132,18 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
     loop {
         let run_time = now + TimeDelta::minutes(runs);
         let started = Instant::now();
+        let run = ScheduledRun {
+            run_time,
+            deadline: Deadline::after(BUDGET),
+            shards: all_shards(),
+        };
         let report = run_aggregation(
             &pending,
             &rolled,
             Some(&cloudwatch),
             Some(&prometheus),
+            &run,
             run_time,
-            run_time,
-            Deadline::after(BUDGET),
         )
         .await
         .expect("aggregation run");
@@ -167,10 +176,12 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
             assert!(report.deadline_reached, "{report:?}");
             assert!(now_left > backlog / 2, "left {now_left} of {backlog}");
             let started = Instant::now();
-            let evaluated = evaluator
-                .run(run_time + TimeDelta::seconds(5), Deadline::after(BUDGET))
-                .await
-                .expect("evaluation run");
+            let evaluation = ScheduledRun {
+                run_time: run_time + TimeDelta::seconds(5),
+                deadline: Deadline::after(BUDGET),
+                shards: all_shards(),
+            };
+            let evaluated = evaluator.run(&evaluation).await.expect("evaluation run");
             assert!(started.elapsed() <= BUDGET + OVERRUN);
             assert_eq!((evaluated.models, evaluated.left), (2, 0), "{evaluated:?}");
             assert!(
@@ -193,7 +204,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
     assert!(runs > 1, "one run did everything: the test proves nothing");
     assert!(
         partials
-            .pending_minutes()
+            .pending_minutes(all_shards())
             .await
             .expect("pending")
             .is_empty()

@@ -501,3 +501,92 @@ async fn cloudwatch_metrics_off_runs_no_cloudwatch_export() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn a_run_given_one_shard_rolls_up_and_evaluates_only_that_shards_models() {
+    use modelwatch::domain::shard::shard_of;
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tenant = unique_tenant("shard");
+    let tenant_id = TenantId::parse(&tenant).expect("tenant");
+    // Two models of the tenant in different shards.
+    let mut names = (0..).map(|i| format!("m-shard-{i}"));
+    let first = names.next().expect("name");
+    let first_shard = shard_of(&tenant_id, &ModelId::parse(&first).expect("model"));
+    let second = names
+        .find(|n| shard_of(&tenant_id, &ModelId::parse(n).expect("model")) != first_shard)
+        .expect("a model in another shard");
+    let second_shard = shard_of(&tenant_id, &ModelId::parse(&second).expect("model"));
+    let now = Utc::now();
+    let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("minute") - TimeDelta::minutes(2);
+    for model in [&first, &second] {
+        let body = json!({"model_id": model, "batch_id": "b-shard", "task": "regression",
+            "predictions": [{"timestamp": (minute + TimeDelta::seconds(5)).to_rfc3339(),
+                             "latency_ms": 4.0, "status": "ok", "predicted": 1.0, "actual": 1.5}]});
+        let answer = stack
+            .invoke(
+                "ingest",
+                &ingest_event(&tenant, body.to_string().as_bytes()),
+            )
+            .await;
+        assert_eq!(answer["statusCode"], 202, "{answer}");
+    }
+    let rollups = store(stack).await;
+    let rolled = |model: String| {
+        let rollups = &rollups;
+        let tenant_id = tenant_id.clone();
+        async move {
+            let span = TimeSpan::new(minute, minute + TimeDelta::minutes(1));
+            let model = ModelId::parse(&model).expect("model");
+            let found = rollups
+                .rollups(&tenant_id, &model, Granularity::Minute, span)
+                .await
+                .expect("read");
+            found.len()
+        }
+    };
+    let mut trigger = event("aggregate-shard.json");
+    trigger["time"] = now.to_rfc3339().into();
+    trigger["shard"] = first_shard.into();
+    let report = stack.invoke("aggregate", &trigger).await;
+    assert!(
+        report["rollups"]["rolled"]["minutes"].as_u64() >= Some(1),
+        "{report}"
+    );
+    assert_eq!(
+        rolled(first.clone()).await,
+        1,
+        "the shard's model is rolled: {report}"
+    );
+    assert_eq!(
+        rolled(second.clone()).await,
+        0,
+        "another shard's model waits: {report}"
+    );
+    trigger["shard"] = second_shard.into();
+    let report = stack.invoke("aggregate", &trigger).await;
+    assert_eq!(
+        rolled(second.clone()).await,
+        1,
+        "its own shard's run rolls it: {report}"
+    );
+
+    // evaluate, given the first model's shard, evaluates the models of that shard.
+    let mut evaluation = event("aggregate-shard.json");
+    evaluation["time"] = now.to_rfc3339().into();
+    evaluation["shard"] = first_shard.into();
+    let report = stack.invoke("evaluate", &evaluation).await;
+    assert!(report["models"].as_u64() >= Some(1), "{report}");
+    assert_eq!(report["left"], 0, "{report}");
+    // A shard that does not exist is refused, naming it.
+    evaluation["shard"] = 32.into();
+    let mut evaluate = LocalFunction::start(stack, "evaluate", &[]).await;
+    let refused = evaluate
+        .invoke(&evaluation)
+        .await
+        .expect_err("shard 32 is refused");
+    assert!(
+        refused.to_string().contains("shard 32 does not exist"),
+        "{refused}"
+    );
+}

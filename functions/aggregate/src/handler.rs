@@ -6,7 +6,7 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use modelwatch::aggregate::{AggregationReport, run_aggregation};
 use modelwatch::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
-use modelwatch::schedule::{Deadline, ScheduledTrigger};
+use modelwatch::schedule::ScheduledTrigger;
 
 /// The aggregate function's dependencies, built once at cold start.
 pub struct Aggregate<W, R, C, P> {
@@ -37,15 +37,14 @@ where
         &self,
         event: LambdaEvent<ScheduledTrigger>,
     ) -> Result<AggregationReport, Error> {
-        let run_time = event.payload.run_time(Utc::now());
+        let run = event.payload.run(event.context.deadline, self.interval)?;
         let report = run_aggregation(
             &self.pending,
             &self.rollups,
             self.cloudwatch.as_ref(),
             self.prometheus.as_ref(),
-            run_time,
-            Utc::now().max(run_time),
-            Deadline::of_invocation(event.context.deadline, self.interval),
+            &run,
+            Utc::now().max(run.run_time),
         )
         .await?;
         tracing::info!(

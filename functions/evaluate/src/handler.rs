@@ -1,12 +1,11 @@
 //! One scheduled run: event → evaluation of every active model → report.
 
-use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use modelwatch::alerting::service::{EvaluationReport, Evaluator};
 use modelwatch::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RollupStore, SeriesWriter,
 };
-use modelwatch::schedule::{Deadline, ScheduledTrigger};
+use modelwatch::schedule::ScheduledTrigger;
 
 /// The evaluate function's dependencies, built once at cold start.
 pub struct Evaluate<R, S, M, A, N, P> {
@@ -30,16 +29,11 @@ where
         &self,
         event: LambdaEvent<ScheduledTrigger>,
     ) -> Result<EvaluationReport, Error> {
-        let report = self
-            .evaluator
-            .run(
-                event.payload.run_time(Utc::now()),
-                Deadline::of_invocation(
-                    event.context.deadline,
-                    self.evaluator.perf.monitoring_interval,
-                ),
-            )
-            .await?;
+        let run = event.payload.run(
+            event.context.deadline,
+            self.evaluator.perf.monitoring_interval,
+        )?;
+        let report = self.evaluator.run(&run).await?;
         tracing::info!(
             models = report.models,
             left = report.left,

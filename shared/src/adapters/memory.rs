@@ -12,22 +12,23 @@
 //! write no `BatchWriteItem`s.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::adapters::dynamodb::{
-    BASELINE, CAPTURED, FILTERED_PAGE_ITEMS, PENDING_SHARDS, RULES, TRENDS, batch_image,
-    cursor_image, firing_image, history_image, model_image, partial_image, partition, partitions,
-    pending_image, pending_shard, rollup_image, setting_item, settings_image, state_image,
-    totals_image,
+    BASELINE, CAPTURED, FILTERED_PAGE_ITEMS, RULES, TRENDS, batch_image, cursor_image,
+    firing_image, history_image, model_image, partial_image, partition, partitions, pending_image,
+    rollup_image, setting_item, settings_image, state_image, totals_image,
 };
 use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::shard::shard_of;
 use crate::domain::{
     CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series,
     TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests, prometheus_series,
@@ -181,15 +182,23 @@ impl ModelRegistry for MemoryModelRegistry {
     async fn active_models(
         &self,
         since: DateTime<Utc>,
+        shards: Range<u32>,
     ) -> Result<Vec<RegisteredModel>, StoreError> {
         let models = self.lock();
-        self.pages
-            .charge(models.values().map(|m| size_of(&model_image(m))));
-        Ok(models
-            .values()
-            .filter(|m| m.last_seen >= since)
-            .cloned()
-            .collect())
+        // One index query per shard, reading the shard's models seen since.
+        let mut by_shard: BTreeMap<u32, Vec<&RegisteredModel>> =
+            shards.clone().map(|shard| (shard, Vec::new())).collect();
+        for model in models.values().filter(|m| m.last_seen >= since) {
+            let shard = shard_of(&model.tenant, &model.model_id);
+            if shards.contains(&shard) {
+                by_shard.entry(shard).or_default().push(model);
+            }
+        }
+        for of_shard in by_shard.values() {
+            self.pages
+                .charge(of_shard.iter().map(|m| size_of(&model_image(m))));
+        }
+        Ok(by_shard.into_values().flatten().cloned().collect())
     }
 }
 
@@ -334,24 +343,26 @@ impl PartialStore for MemoryPartialStore {
 }
 
 impl PendingWork for MemoryPartialStore {
-    async fn pending_minutes(&self) -> Result<Vec<PendingMinute>, StoreError> {
+    async fn pending_minutes(&self, shards: Range<u32>) -> Result<Vec<PendingMinute>, StoreError> {
         let marks = lock(&self.pending);
-        // One query per shard, as the DynamoDB adapter reads them.
-        let mut shards: BTreeMap<u32, Vec<usize>> = (0..PENDING_SHARDS)
-            .map(|shard| (shard, Vec::new()))
+        let in_shards: Vec<(&MinuteKey, &u64)> = marks
+            .iter()
+            .filter(|((tenant, model_id, _), _)| shards.contains(&shard_of(tenant, model_id)))
             .collect();
-        for ((tenant, model_id, minute), seq) in marks.iter() {
-            let shard = pending_shard(tenant.as_str(), model_id.as_str());
-            shards
-                .entry(shard)
+        // One query per shard, as the DynamoDB adapter reads them.
+        let mut by_shard: BTreeMap<u32, Vec<usize>> =
+            shards.clone().map(|shard| (shard, Vec::new())).collect();
+        for ((tenant, model_id, minute), seq) in &in_shards {
+            by_shard
+                .entry(shard_of(tenant, model_id))
                 .or_default()
-                .push(size_of(&pending_image(tenant, model_id, *minute, *seq)));
+                .push(size_of(&pending_image(tenant, model_id, *minute, **seq)));
         }
-        for sizes in shards.into_values() {
+        for sizes in by_shard.into_values() {
             self.pages.charge(sizes);
         }
-        Ok(marks
-            .iter()
+        Ok(in_shards
+            .into_iter()
             .map(|((tenant, model_id, minute), seq)| PendingMinute {
                 tenant: tenant.clone(),
                 model_id: model_id.clone(),
@@ -598,21 +609,29 @@ impl ExportCursors for MemoryRollupStore {
         Ok(())
     }
 
-    async fn lagging_cursors(&self, exporter: &str) -> Result<Vec<ExportCursor>, StoreError> {
+    async fn lagging_cursors(
+        &self,
+        exporter: &str,
+        shards: Range<u32>,
+    ) -> Result<Vec<ExportCursor>, StoreError> {
         let cursors = lock(&self.cursors);
-        let of_exporter: Vec<&ExportCursor> = cursors
-            .iter()
-            .filter(|((e, _, _), _)| e == exporter)
-            .map(|(_, c)| c)
-            .collect();
-        // The filter applies after the read: every cursor of the exporter is read.
-        self.pages.charge(
-            of_exporter
-                .iter()
-                .map(|c| size_of(&cursor_image(exporter, c))),
-        );
-        Ok(of_exporter
-            .into_iter()
+        let mut by_shard: BTreeMap<u32, Vec<&ExportCursor>> =
+            shards.clone().map(|shard| (shard, Vec::new())).collect();
+        for ((e, tenant, model_id), cursor) in cursors.iter() {
+            let shard = shard_of(tenant, model_id);
+            if e == exporter && shards.contains(&shard) {
+                by_shard.entry(shard).or_default().push(cursor);
+            }
+        }
+        // One query per shard; the filter applies after the read: every cursor of the
+        // shard is read.
+        for of_shard in by_shard.values() {
+            self.pages
+                .charge(of_shard.iter().map(|c| size_of(&cursor_image(exporter, c))));
+        }
+        Ok(by_shard
+            .into_values()
+            .flatten()
             .filter(|c| c.lags())
             .cloned()
             .collect())
@@ -1052,6 +1071,7 @@ impl SeriesWriter for MemorySeriesWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::shard::all_shards;
     use crate::testing;
 
     fn ids() -> (TenantId, ModelId) {
@@ -1175,7 +1195,10 @@ mod tests {
     #[tokio::test]
     async fn reads_take_the_round_trips_dynamodb_would() {
         let partials = MemoryPartialStore::default();
-        partials.pending_minutes().await.expect("pending");
+        partials
+            .pending_minutes(all_shards())
+            .await
+            .expect("pending");
         assert_eq!(partials.query_pages(), 32, "one query per shard");
 
         // Ten partials of 120–140 KB: more than one 1 MB page, less than two.

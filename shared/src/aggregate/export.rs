@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::domain::{Granularity, MetricSet, ModelExport, TimeSpan};
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, ExportFailure, MetricsExporter, RollupStore};
-use crate::schedule::{Deadline, round_robin};
+use crate::schedule::{ScheduledRun, round_robin};
 
 /// At most this much backlog is exported for one model in one run (a model whose
 /// exports failed for longer catches up with its latest hour).
@@ -51,8 +51,9 @@ pub struct ExportReport {
     pub left: usize,
 }
 
-/// Exports the lagging models of `exporter` with counters stamped `as_of`, taken
-/// round-robin across tenants while `deadline` allows reading them, in the requests the
+/// Exports the lagging models of `run`'s shards to `exporter` with counters stamped
+/// `as_of`, taken round-robin across tenants while the run's deadline allows reading
+/// them, in the requests the
 /// exporter groups them into, and advances the cursors of each request delivered. A
 /// request that fails leaves only its own models for the next run; one refused as
 /// invalid is split in halves and sent again until the refused model is alone, whose
@@ -62,16 +63,18 @@ pub async fn export_lagging<R, E>(
     rollups: &R,
     exporter: &E,
     as_of: DateTime<Utc>,
-    deadline: Deadline,
+    run: &ScheduledRun,
 ) -> Result<ExportReport, StoreError>
 where
     R: RollupStore + ExportCursors,
     E: MetricsExporter,
 {
-    let lagging = rollups.lagging_cursors(exporter.name()).await?;
+    let lagging = rollups
+        .lagging_cursors(exporter.name(), run.shards.clone())
+        .await?;
     let lagging = round_robin(lagging.into_iter().map(|c| (c.tenant.clone(), c)));
     let prepared: Vec<(&ExportCursor, ModelExport)> = stream::iter(&lagging)
-        .take_while(|_| future::ready(!deadline.passed()))
+        .take_while(|_| future::ready(!run.deadline.passed()))
         .map(|cursor| async move {
             Ok::<_, StoreError>((cursor, prepare(rollups, cursor, as_of).await?))
         })
@@ -208,7 +211,7 @@ mod tests {
     use crate::adapters::memory::MemoryRollupStore;
     use crate::domain::{CounterDelta, CounterTotals, WindowState};
     use crate::ports::{ExportCursors, Rollup};
-    use crate::testing::{at, model, no_deadline, tenant};
+    use crate::testing::{at, model, run_at, tenant};
 
     /// Records what it is given, `per_request` models a request (all when 0); fails
     /// while `down` is set, and from its `fail_from`-th request on (counted from 0);
@@ -306,18 +309,28 @@ mod tests {
             refused: Some("c"),
             ..RecordingExporter::default()
         };
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:16:30Z"),
+            &run_at(at("2026-11-28T10:16:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!(
             (report.outcome, report.rejected, report.retrying),
             ("rejected", 1, 0)
         );
         assert_eq!(delivered_models(&exporter), ["a", "b", "d", "e"]);
         // Every cursor moved (c's data is skipped: resending would be refused again).
-        let again = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let again = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:17:30Z"),
+            &run_at(at("2026-11-28T10:17:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!(again.models, 0, "{again:?}");
         // No model was in more than ⌈log₂ 5⌉ + 1 requests.
         let requests = exporter.requests.lock().expect("lock").clone();
@@ -341,9 +354,14 @@ mod tests {
             fail_from: Some(1),
             ..RecordingExporter::default()
         };
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:16:30Z"),
+            &run_at(at("2026-11-28T10:16:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!((report.outcome, report.retrying), ("retry_next_run", 3));
         let first = delivered_models(&exporter);
         assert_eq!(first.len(), 2);
@@ -354,9 +372,14 @@ mod tests {
             per_request: 2,
             ..RecordingExporter::default()
         };
-        let report = export_lagging(&store, &healthy, at("2026-11-28T10:17:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &healthy,
+            at("2026-11-28T10:17:30Z"),
+            &run_at(at("2026-11-28T10:17:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!((report.outcome, report.models), ("delivered", 3));
         let mut all = [first, delivered_models(&healthy)].concat();
         all.sort();
@@ -388,20 +411,35 @@ mod tests {
             .expect("note");
         let exporter = RecordingExporter::default();
         exporter.down.store(true, Ordering::SeqCst);
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:16:30Z"),
+            &run_at(at("2026-11-28T10:16:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!(report.outcome, "retry_next_run");
         assert_eq!(report.minutes, 2);
 
         exporter.down.store(false, Ordering::SeqCst);
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:17:30Z"),
+            &run_at(at("2026-11-28T10:17:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!((report.outcome, report.minutes), ("delivered", 2));
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:18:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:18:30Z"),
+            &run_at(at("2026-11-28T10:18:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!(
             (report.models, report.minutes),
             (0, 0),
@@ -440,9 +478,14 @@ mod tests {
             .await
             .expect("note");
         let exporter = RecordingExporter::default();
-        export_lagging(&store, &exporter, at("2026-11-28T10:16:30Z"), no_deadline())
-            .await
-            .expect("run");
+        export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:16:30Z"),
+            &run_at(at("2026-11-28T10:16:30Z")),
+        )
+        .await
+        .expect("run");
         // Late data for an earlier minute: rolled up, noted behind the cursor.
         store
             .put_minute_rollup(&rollup("2026-11-28T10:05:00Z", 1), None, &delta(600))
@@ -452,9 +495,14 @@ mod tests {
             .note_rolled(&["recording"], &tenant, &model, at("2026-11-28T10:06:00Z"))
             .await
             .expect("note");
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:17:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:17:30Z"),
+            &run_at(at("2026-11-28T10:17:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!(
             (report.models, report.minutes),
             (1, 0),
@@ -467,9 +515,14 @@ mod tests {
             delivered[1].minutes.is_empty(),
             "exported minutes are not re-sent"
         );
-        let report = export_lagging(&store, &exporter, at("2026-11-28T10:18:30Z"), no_deadline())
-            .await
-            .expect("run");
+        let report = export_lagging(
+            &store,
+            &exporter,
+            at("2026-11-28T10:18:30Z"),
+            &run_at(at("2026-11-28T10:18:30Z")),
+        )
+        .await
+        .expect("run");
         assert_eq!(report.models, 0, "nothing lags any more");
     }
 }

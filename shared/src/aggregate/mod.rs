@@ -16,7 +16,7 @@ pub use rollup::{Backlog, LeftWork, ModelRollupReport, RollupFailure, RollupRepo
 
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
-use crate::schedule::Deadline;
+use crate::schedule::ScheduledRun;
 
 /// What one aggregation run did: its answer, and what it logs.
 #[derive(Debug, Clone, Serialize)]
@@ -31,7 +31,7 @@ pub struct AggregationReport {
     pub deadline_reached: bool,
 }
 
-/// One aggregation run at `run_time`, bounded by `deadline`, in four stages that
+/// One aggregation run of `run`'s shards, bounded by its deadline, in four stages that
 /// each start work only until their share of the time is used (a share left unused
 /// passes to the next stage):
 /// 1. the freshest slice (newest hour) of every model with closed pending minutes,
@@ -44,17 +44,16 @@ pub struct AggregationReport {
 /// worked down, and what the deadline leaves stays pending or lagging for the next
 /// run. An exporter that fails is retried next run and does not stop the others.
 /// `export_time` stamps the cumulative counters: the clock when the run starts (never
-/// before `run_time`, so a retried invocation of the same scheduled event never sends
-/// a second counter value at the same timestamp); stage 4 stamps them a millisecond
-/// later.
+/// before the run time, so a retried invocation of the same scheduled event never
+/// sends a second counter value at the same timestamp); stage 4 stamps them a
+/// millisecond later.
 pub async fn run_aggregation<W, R, C, P>(
     pending: &W,
     rollups: &R,
     cloudwatch: Option<&C>,
     prometheus: Option<&P>,
-    run_time: DateTime<Utc>,
+    run: &ScheduledRun,
     export_time: DateTime<Utc>,
-    deadline: Deadline,
 ) -> Result<AggregationReport, StoreError>
 where
     W: PendingWork,
@@ -62,7 +61,7 @@ where
     C: MetricsExporter,
     P: MetricsExporter,
 {
-    let stage = |fifths| deadline.share(fifths, 5);
+    let stage = |fifths| run.deadline.share(fifths, 5);
     let (fresh_until, export_until, backlog_until) = (stage(2), stage(3), stage(4));
     let names: Vec<&str> = [
         cloudwatch.map(MetricsExporter::name),
@@ -72,12 +71,12 @@ where
     .flatten()
     .collect();
 
-    let mut backlog = Backlog::read(pending, run_time).await?;
+    let mut backlog = Backlog::read(pending, run).await?;
     let mut report = backlog.roll(pending, rollups, &names, 1, fresh_until).await;
-    let mut exports =
-        export_all(rollups, cloudwatch, prometheus, export_time, export_until).await?;
+    let first = run.until(export_until);
+    let mut exports = export_all(rollups, cloudwatch, prometheus, export_time, &first).await?;
 
-    let mut backlog = Backlog::read(pending, run_time).await?;
+    let mut backlog = Backlog::read(pending, run).await?;
     let rest = backlog
         .roll(pending, rollups, &names, usize::MAX, backlog_until)
         .await;
@@ -86,28 +85,28 @@ where
     if rolled_more {
         // Later than stage 2's stamp, so no counter repeats a timestamp.
         let later = export_time + TimeDelta::milliseconds(1);
-        let again = export_all(rollups, cloudwatch, prometheus, later, deadline).await?;
+        let again = export_all(rollups, cloudwatch, prometheus, later, run).await?;
         for (first, second) in exports.iter_mut().zip(again) {
             first.merge(second);
         }
     }
     let deadline_reached = report.left.minutes > 0 || exports.iter().any(|e| e.left > 0);
     Ok(AggregationReport {
-        run_time,
+        run_time: run.run_time,
         rollups: report,
         exports,
         deadline_reached,
     })
 }
 
-/// Every configured exporter's export of what lags (CloudWatch first, then
-/// Prometheus).
+/// Every configured exporter's export of what lags in `run`'s shards (CloudWatch
+/// first, then Prometheus).
 async fn export_all<R, C, P>(
     rollups: &R,
     cloudwatch: Option<&C>,
     prometheus: Option<&P>,
     as_of: DateTime<Utc>,
-    deadline: Deadline,
+    run: &ScheduledRun,
 ) -> Result<Vec<ExportReport>, StoreError>
 where
     R: RollupStore + ExportCursors,
@@ -116,10 +115,10 @@ where
 {
     let mut exports = Vec::new();
     if let Some(exporter) = cloudwatch {
-        exports.push(export_lagging(rollups, exporter, as_of, deadline).await?);
+        exports.push(export_lagging(rollups, exporter, as_of, run).await?);
     }
     if let Some(exporter) = prometheus {
-        exports.push(export_lagging(rollups, exporter, as_of, deadline).await?);
+        exports.push(export_lagging(rollups, exporter, as_of, run).await?);
     }
     Ok(exports)
 }

@@ -25,7 +25,7 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
-use crate::schedule::{Deadline, round_robin};
+use crate::schedule::{Deadline, ScheduledRun, round_robin};
 
 /// Models rolled up at once.
 const CONCURRENT_MODELS: usize = 8;
@@ -135,11 +135,12 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    /// Reads the minutes pending and closed at `now` (their end ≤ `now`).
-    pub async fn read(work: &impl PendingWork, now: DateTime<Utc>) -> Result<Self, StoreError> {
+    /// Reads the minutes of `run`'s shards that are pending and closed at its time
+    /// (their end ≤ the run time).
+    pub async fn read(work: &impl PendingWork, run: &ScheduledRun) -> Result<Self, StoreError> {
         let mut by_model: BTreeMap<(TenantId, ModelId), Vec<PendingMinute>> = BTreeMap::new();
-        for pending in work.pending_minutes().await? {
-            if pending.minute + Granularity::Minute.length() <= now {
+        for pending in work.pending_minutes(run.shards.clone()).await? {
+            if pending.minute + Granularity::Minute.length() <= run.run_time {
                 by_model
                     .entry((pending.tenant.clone(), pending.model_id.clone()))
                     .or_default()
@@ -250,19 +251,18 @@ impl Backlog {
     }
 }
 
-/// Rolls up every minute pending and closed at `now`, freshest first, while
-/// `deadline` allows (see [`Backlog`]); notes each rolled model in `exporters`'
-/// cursors.
+/// Rolls up every minute of `run`'s shards pending and closed at its time, freshest
+/// first, while its deadline allows (see [`Backlog`]); notes each rolled model in
+/// `exporters`' cursors.
 pub async fn roll_up(
     work: &impl PendingWork,
     rollups: &(impl RollupStore + ExportCursors),
-    now: DateTime<Utc>,
+    run: &ScheduledRun,
     exporters: &[&str],
-    deadline: Deadline,
 ) -> Result<RollupReport, StoreError> {
-    let mut backlog = Backlog::read(work, now).await?;
+    let mut backlog = Backlog::read(work, run).await?;
     Ok(backlog
-        .roll(work, rollups, exporters, usize::MAX, deadline)
+        .roll(work, rollups, exporters, usize::MAX, run.deadline)
         .await)
 }
 

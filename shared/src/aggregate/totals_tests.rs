@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, PartialKey, PartialStore, Rollup, RollupStore};
-use crate::testing::no_deadline;
+use crate::testing::run_at;
 
 /// The start of the `n`th minute after 2025-11-28T10:00Z.
 fn minute(n: i64) -> DateTime<Utc> {
@@ -72,7 +72,7 @@ async fn rolled_up_totals_name_at_most_the_cap_and_count_every_error() {
     let rollups = MemoryRollupStore::default();
     errors_in(&partials, 0, &names("a", 40)).await;
     errors_in(&partials, 1, &names("b", 40)).await;
-    let report = roll_up(&partials, &rollups, minute(5), &[], no_deadline())
+    let report = roll_up(&partials, &rollups, &run_at(minute(5)), &[])
         .await
         .expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -116,8 +116,12 @@ impl ExportCursors for Contended {
             .await
     }
 
-    async fn lagging_cursors(&self, exporter: &str) -> Result<Vec<ExportCursor>, StoreError> {
-        self.inner.lagging_cursors(exporter).await
+    async fn lagging_cursors(
+        &self,
+        exporter: &str,
+        shards: std::ops::Range<u32>,
+    ) -> Result<Vec<ExportCursor>, StoreError> {
+        self.inner.lagging_cursors(exporter, shards).await
     }
 
     async fn advance_cursor(
@@ -193,12 +197,12 @@ async fn a_writer_that_lost_the_last_slot_re_reads_and_overflows() {
     };
     // 63 named types: one slot left.
     errors_in(&partials, 0, &names("a", 63)).await;
-    roll_up(&partials, &store, minute(5), &[], no_deadline())
+    roll_up(&partials, &store, &run_at(minute(5)), &[])
         .await
         .expect("run");
     store.raced.store(false, Ordering::SeqCst);
     errors_in(&partials, 2, &["late".to_owned()]).await;
-    let report = roll_up(&partials, &store, minute(5), &[], no_deadline())
+    let report = roll_up(&partials, &store, &run_at(minute(5)), &[])
         .await
         .expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);

@@ -29,7 +29,7 @@ use crate::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore,
 };
 use crate::ports::{ExportFailure, SeriesWriter, SettingWrite};
-use crate::schedule::{Deadline, round_robin};
+use crate::schedule::{ScheduledRun, round_robin};
 use crate::summary::WindowReader;
 
 /// Models evaluated at once.
@@ -164,21 +164,19 @@ where
     N: AlertNotifier,
     P: SeriesWriter,
 {
-    /// Evaluates every model active at `run_time`. Fails only when the registry cannot
-    /// be read; a model that fails is reported and retried by the next run.
-    pub async fn run(
-        &self,
-        run_time: DateTime<Utc>,
-        deadline: Deadline,
-    ) -> Result<EvaluationReport, StoreError> {
+    /// Evaluates every model of `run`'s shards active at its time, while its deadline
+    /// allows. Fails only when the registry cannot be read; a model that fails is
+    /// reported and retried by the next run.
+    pub async fn run(&self, run: &ScheduledRun) -> Result<EvaluationReport, StoreError> {
+        let run_time = run.run_time;
         let active = self
             .registry
-            .active_models(run_time - ACTIVE_RETENTION)
+            .active_models(run_time - ACTIVE_RETENTION, run.shards.clone())
             .await?;
         let models = evaluation_order(active, run_time);
         let end = Granularity::Minute.floor(run_time);
         // The last tenth of the time is the Prometheus write's.
-        let evaluate_until = deadline.share(9, 10);
+        let evaluate_until = run.deadline.share(9, 10);
         let mut report = EvaluationReport {
             run_time,
             evaluated_until: end,

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod record;
 pub mod regression;
 pub mod resources;
+pub mod shard;
 pub mod sketch;
 pub mod time;
 pub mod totals;

@@ -6,7 +6,7 @@ use crate::ingest::{BatchLimits, IngestService, parse_batch};
 use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
 
-use crate::testing::{MemoryIngest as Ingest, at, memory_ingest, model, no_deadline, tenant};
+use crate::testing::{MemoryIngest as Ingest, at, memory_ingest, model, run_at, tenant};
 
 /// Ingest accepting 40-day-old events, so the 30-day window has old data.
 fn limits() -> BatchLimits {
@@ -136,7 +136,7 @@ async fn fixture() -> Fixture {
             .expect("accepted");
     }
     let rollups = MemoryRollupStore::default();
-    roll_up(&ingest.partials, &rollups, now, &[], no_deadline())
+    roll_up(&ingest.partials, &rollups, &run_at(now), &[])
         .await
         .expect("roll up");
     Fixture {
@@ -325,9 +325,8 @@ async fn absent_metrics_are_null_and_keys_follow_the_task() {
     roll_up(
         &f.ingest.partials,
         &f.service.window.rollups,
-        f.now,
+        &run_at(f.now),
         &[],
-        no_deadline(),
     )
     .await
     .expect("roll up");

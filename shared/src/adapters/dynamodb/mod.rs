@@ -22,7 +22,7 @@ mod testing;
 mod tests;
 
 pub use alerts::DynamoAlertStore;
-pub use partials::{DynamoPartialStore, PENDING_SHARDS, partial_pk, pending_shard};
+pub use partials::{DynamoPartialStore, partial_pk};
 pub use registry::DynamoModelRegistry;
 pub use rollups::DynamoRollupStore;
 pub use settings::DynamoModelSettings;

@@ -12,10 +12,11 @@
 //! partials. A batch refused after its claim (a task conflict) deletes the
 //! claim on condition that the digest is its own and no receipt is stored.
 //!
-//! Pending mark: `pk = "PENDING#<shard>"` (shard = a stable hash of tenant and model,
-//! [`PENDING_SHARDS`] of them), `sk = "<tenant>#<model>#<minute epoch s>"`; `seq` (N)
+//! Pending mark: `pk = "PENDING#<shard>"` (the model's shard, `domain::shard`), `sk = "<tenant>#<model>#<minute epoch s>"`; `seq` (N)
 //! is incremented on every mark, so aggregation can delete a mark only if no partial
 //! arrived while it was rolling that minute.
+
+use std::ops::Range;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -28,13 +29,11 @@ use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::WindowState;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::shard::shard_of;
 use crate::error::StoreError;
 use crate::ports::{
     BatchClaim, BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
 };
-
-/// Number of partitions pending marks are spread over.
-pub const PENDING_SHARDS: u32 = 32;
 
 /// [`PartialStore`] on DynamoDB.
 #[derive(Debug, Clone)]
@@ -85,11 +84,15 @@ pub(crate) fn partial_image<'a>(
 
 /// The partition and sort key of a (tenant, model, minute)'s pending mark.
 fn pending_pk_sk(tenant: &TenantId, model_id: &ModelId, minute: DateTime<Utc>) -> [String; 2] {
-    let shard = pending_shard(tenant.as_str(), model_id.as_str());
     [
-        format!("PENDING#{shard:02}"),
+        pending_pk(shard_of(tenant, model_id)),
         format!("{tenant}#{model_id}#{}", minute.timestamp()),
     ]
+}
+
+/// The partition of a shard's pending marks.
+fn pending_pk(shard: u32) -> String {
+    format!("PENDING#{shard:02}")
 }
 
 /// The key of a (tenant, model, minute)'s pending mark.
@@ -113,17 +116,6 @@ pub(crate) fn pending_image<'a>(
         .with("model_id", Value::S(model_id.as_str().into()))
         .with("minute", Value::number(minute.timestamp()))
         .with("seq", Value::number(seq))
-}
-
-/// The shard of a model's pending marks: FNV-1a of `tenant#model`, stable across
-/// builds and processes.
-pub fn pending_shard(tenant: &str, model: &str) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in tenant.bytes().chain([b'#']).chain(model.bytes()) {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % PENDING_SHARDS
 }
 
 /// The sort key of a batch claim and receipt.
@@ -276,12 +268,11 @@ impl PartialStore for DynamoPartialStore {
 }
 
 impl PendingWork for DynamoPartialStore {
-    async fn pending_minutes(&self) -> Result<Vec<PendingMinute>, StoreError> {
-        let shards: Vec<Vec<Item>> = stream::iter(0..PENDING_SHARDS)
+    async fn pending_minutes(&self, shards: Range<u32>) -> Result<Vec<PendingMinute>, StoreError> {
+        let shards: Vec<Vec<Item>> = stream::iter(shards)
             .map(|shard| {
-                let pk = format!("PENDING#{shard:02}");
                 query_all(
-                    partition_query(&self.client, &self.table, pk),
+                    partition_query(&self.client, &self.table, pending_pk(shard)),
                     "read pending minutes",
                 )
             })
@@ -564,12 +555,10 @@ mod tests {
             partial_pk(&key.tenant, &key.model_id, key.minute),
             "P#t1#m1#1764324840"
         );
-        // FNV-1a is fixed: a change here would orphan existing pending marks.
-        assert_eq!(pending_shard("t1", "m1"), pending_shard("t1", "m1"));
-        assert!(pending_shard("t1", "m1") < PENDING_SHARDS);
-        let shards: std::collections::BTreeSet<u32> = (0..200)
-            .map(|i| pending_shard("t", &format!("m{i}")))
-            .collect();
-        assert!(shards.len() > PENDING_SHARDS as usize / 2, "{shards:?}");
+        // The shard's hash is fixed (domain::shard): a change would orphan the marks.
+        assert_eq!(
+            pending_pk_sk(&key.tenant, &key.model_id, key.minute)[0],
+            format!("PENDING#{:02}", 0x9b2d_b8f5_u32 % 32)
+        );
     }
 }

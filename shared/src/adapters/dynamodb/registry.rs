@@ -1,23 +1,38 @@
 //! The model registry in the models table.
 //!
 //! Item: `pk = "TENANT#<tenant>"`, `sk = "MODEL#<model>"`; attributes `tenant_id`,
-//! `model_id`, `task`, `first_seen`/`last_seen` (epoch ms), `latest_version`.
+//! `model_id`, `task`, `first_seen`/`last_seen` (epoch ms), `latest_version`, and
+//! `active_shard` (`ACTIVE#<shard>`), the partition key of the table's index
+//! [`ACTIVE_INDEX`] (sort key `last_seen`): the active models of a shard are one
+//! `Query` of the index, not a `Scan` of the table.
+
+use std::ops::Range;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{prefix_query, query_all, scan_all};
+use super::request::{prefix_query, query_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::shard::shard_of;
 use crate::error::StoreError;
 use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
 
 const MODEL_PREFIX: &str = "MODEL#";
+
+/// The models table's global secondary index of models by shard and `last_seen`.
+pub const ACTIVE_INDEX: &str = "active-models";
+
+/// The index partition of a shard's models.
+fn active_shard(shard: u32) -> String {
+    format!("ACTIVE#{shard:02}")
+}
 
 /// The partition key of a tenant's registry items (and of its models' settings).
 pub(super) fn tenant_pk(tenant: &TenantId) -> String {
@@ -39,6 +54,10 @@ pub(crate) fn model_image(model: &RegisteredModel) -> Image<'_> {
         )
         .with("tenant_id", Value::S(model.tenant.as_str().into()))
         .with("model_id", Value::S(model.model_id.as_str().into()))
+        .with(
+            "active_shard",
+            Value::S(active_shard(shard_of(&model.tenant, &model.model_id)).into()),
+        )
         .with("task", Value::S(model.task.as_str().into()))
         .with(
             "first_seen",
@@ -105,13 +124,18 @@ impl ModelRegistry for DynamoModelRegistry {
             .table_name(&self.table)
             .set_key(Some(key.clone()))
             .update_expression(
-                "SET tenant_id = :tenant, model_id = :model, task = if_not_exists(task, :task), \
+                "SET tenant_id = :tenant, model_id = :model, active_shard = :shard, \
+                 task = if_not_exists(task, :task), \
                  first_seen = if_not_exists(first_seen, :first), \
                  last_seen = if_not_exists(last_seen, :last)",
             )
             .condition_expression("attribute_not_exists(task) OR task = :task")
             .expression_attribute_values(":tenant", attr::s(sighting.tenant.as_str()))
             .expression_attribute_values(":model", attr::s(sighting.model_id.as_str()))
+            .expression_attribute_values(
+                ":shard",
+                attr::s(active_shard(shard_of(&sighting.tenant, &sighting.model_id))),
+            )
             .expression_attribute_values(":task", attr::s(sighting.task.as_str()))
             .expression_attribute_values(":first", first.clone())
             .expression_attribute_values(":last", last.clone())
@@ -201,17 +225,26 @@ impl ModelRegistry for DynamoModelRegistry {
     async fn active_models(
         &self,
         since: DateTime<Utc>,
+        shards: Range<u32>,
     ) -> Result<Vec<RegisteredModel>, StoreError> {
-        let scan = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(sk, :model) AND last_seen >= :since")
-            .expression_attribute_values(":model", attr::s(MODEL_PREFIX))
-            .expression_attribute_values(":since", attr::time_ms_value(since));
-        let items = scan_all(scan, "scan active models").await?;
-        let mut models = items
+        let shards: Vec<Vec<Item>> = stream::iter(shards)
+            .map(|shard| {
+                let query = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(ACTIVE_INDEX)
+                    .key_condition_expression("active_shard = :shard AND last_seen >= :since")
+                    .expression_attribute_values(":shard", attr::s(active_shard(shard)))
+                    .expression_attribute_values(":since", attr::time_ms_value(since));
+                query_all(query, "read active models")
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        let mut models = shards
             .iter()
+            .flatten()
             .map(registered_model)
             .collect::<Result<Vec<_>, _>>()?;
         models.sort_by(|a, b| (&a.tenant, &a.model_id).cmp(&(&b.tenant, &b.model_id)));

@@ -1,11 +1,10 @@
-//! Running requests the same way everywhere: a `Query` or `Scan` read whole through
+//! Running requests the same way everywhere: a `Query` read whole through
 //! the SDK's paginator, and a `TransactWriteItems` whose failed condition is an
 //! answer; SDK errors mapped once, by [`unavailable`] and [`transacted`].
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::attr::{self, Item};
@@ -43,20 +42,6 @@ pub async fn query_all(
 ) -> Result<Vec<Item>, StoreError> {
     query
         .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| unavailable(operation, e))
-}
-
-/// Every item `scan` matches, over all its pages; the error mapped by
-/// [`unavailable`] for `operation`.
-pub async fn scan_all(
-    scan: ScanFluentBuilder,
-    operation: &'static str,
-) -> Result<Vec<Item>, StoreError> {
-    scan.into_paginator()
         .items()
         .send()
         .try_collect()

@@ -32,6 +32,7 @@
 //! are recorded with the next new type.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -46,6 +47,7 @@ use crate::config::RollupRetention;
 #[cfg(doc)]
 use crate::domain::MAX_TOTAL_ERROR_TYPES;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::shard::shard_of;
 use crate::domain::{CounterDelta, CounterTotals, Granularity, TimeSpan, WindowState};
 use crate::error::StoreError;
 use crate::ports::{ExportCursor, ExportCursors, Rollup, RollupStore};
@@ -496,12 +498,15 @@ impl RollupStore for DynamoRollupStore {
 
 /// The partition and sort key of an exporter's cursor of a model.
 fn cursor_pk_sk(exporter: &str, tenant: &TenantId, model_id: &ModelId) -> [String; 2] {
-    [cursors_pk(exporter), format!("{tenant}#{model_id}")]
+    [
+        cursors_pk(exporter, shard_of(tenant, model_id)),
+        format!("{tenant}#{model_id}"),
+    ]
 }
 
-/// The partition of an exporter's cursors.
-fn cursors_pk(exporter: &str) -> String {
-    format!("EXPORT#{exporter}")
+/// The partition of an exporter's cursors of a shard's models.
+fn cursors_pk(exporter: &str, shard: u32) -> String {
+    format!("EXPORT#{exporter}#{shard:02}")
 }
 
 /// The key of an exporter's cursor of a model.
@@ -587,15 +592,25 @@ impl ExportCursors for DynamoRollupStore {
         Ok(())
     }
 
-    async fn lagging_cursors(&self, exporter: &str) -> Result<Vec<ExportCursor>, StoreError> {
-        let pk = cursors_pk(exporter);
-        let query = partition_query(&self.client, &self.table, pk).filter_expression(
-            "attribute_not_exists(through) OR through < rolled_through \
-             OR (attribute_exists(rolled_seq) AND attribute_not_exists(exported_seq)) \
-             OR exported_seq < rolled_seq",
-        );
-        let items = query_all(query, "read export cursors").await?;
-        items.iter().map(export_cursor).collect()
+    async fn lagging_cursors(
+        &self,
+        exporter: &str,
+        shards: Range<u32>,
+    ) -> Result<Vec<ExportCursor>, StoreError> {
+        let shards: Vec<Vec<Item>> = stream::iter(shards)
+            .map(|shard| {
+                let query = partition_query(&self.client, &self.table, cursors_pk(exporter, shard))
+                    .filter_expression(
+                        "attribute_not_exists(through) OR through < rolled_through \
+                         OR (attribute_exists(rolled_seq) AND attribute_not_exists(exported_seq)) \
+                         OR exported_seq < rolled_seq",
+                    );
+                query_all(query, "read export cursors")
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        shards.iter().flatten().map(export_cursor).collect()
     }
 
     async fn advance_cursor(

@@ -3,6 +3,7 @@
 //! added to a port is one entry added.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 
@@ -69,6 +70,7 @@ faulty_port!(ModelRegistry {
     ) -> Result<Option<RegisteredModel>, StoreError>;
     const ACTIVE_MODELS = read active_models(
         since: DateTime<Utc>,
+        shards: Range<u32>,
     ) -> Result<Vec<RegisteredModel>, StoreError>;
 });
 
@@ -93,7 +95,9 @@ faulty_port!(PartialStore {
 });
 
 faulty_port!(PendingWork {
-    const PENDING_MINUTES = read pending_minutes() -> Result<Vec<PendingMinute>, StoreError>;
+    const PENDING_MINUTES = read pending_minutes(
+        shards: Range<u32>,
+    ) -> Result<Vec<PendingMinute>, StoreError>;
     const PARTIALS_OF = read partials_of(
         tenant: &TenantId,
         model_id: &ModelId,
@@ -130,6 +134,7 @@ faulty_port!(ExportCursors {
     ) -> Result<(), StoreError>;
     const LAGGING_CURSORS = read lagging_cursors(
         exporter: &str,
+        shards: Range<u32>,
     ) -> Result<Vec<ExportCursor>, StoreError>;
     const ADVANCE_CURSOR = write advance_cursor(
         exporter: &str,

@@ -1,3 +1,4 @@
+use crate::domain::shard::all_shards;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,7 +19,7 @@ use crate::ports::{
     AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome,
     RollupStore,
 };
-use crate::testing::{self, NoArchive, at, no_deadline, regression_state};
+use crate::testing::{self, NoArchive, at, regression_state, run_at};
 
 fn tenant() -> TenantId {
     testing::tenant("t1")
@@ -135,7 +136,10 @@ async fn only_writes_fail_after_and_reads_fail_before() {
         .with_fault(Trigger::Read(1), Fault::FailAfter)
         .shared();
     let store = faulty_partials(&plan);
-    let err = store.pending_minutes().await.expect_err("fails");
+    let err = store
+        .pending_minutes(all_shards())
+        .await
+        .expect_err("fails");
     assert_eq!(
         injected(&err),
         Some(InjectedFault {
@@ -171,7 +175,7 @@ async fn a_crash_never_returns_nor_does_any_later_call_of_any_store_under_the_pl
         "the crashed write was not applied"
     );
 
-    assert!(never_completes(partials.pending_minutes()).await);
+    assert!(never_completes(partials.pending_minutes(all_shards())).await);
     assert!(never_completes(rollups.counter_totals(&tenant(), &model())).await);
     assert_eq!(plan.counts().calls, 2, "calls after the crash never start");
 
@@ -319,7 +323,7 @@ async fn latency_is_charged_per_round_trip_and_per_started_megabyte_of_a_query()
     let plan = FaultPlan::new(6).with_dynamodb_latency().shared();
     let store = faulty_partials(&plan);
     let started = Instant::now();
-    store.pending_minutes().await.expect("passes");
+    store.pending_minutes(all_shards()).await.expect("passes");
     assert!(started.elapsed() >= DYNAMODB_ROUND_TRIP);
 }
 
@@ -441,7 +445,7 @@ fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
 /// each count every prediction of [`batch`] once.
 async fn assert_counted_once(partials: &impl PendingWork) {
     let rollups = MemoryRollupStore::default();
-    let report = roll_up(partials, &rollups, now(), &[], no_deadline())
+    let report = roll_up(partials, &rollups, &run_at(now()), &[])
         .await
         .expect("run");
     assert!(report.failures.is_empty(), "{report:?}");
@@ -555,14 +559,14 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         Faulty::shared(Arc::clone(&partials), Arc::clone(&plan)),
         Faulty::shared(Arc::clone(&rollups), Arc::clone(&plan)),
     );
+    let scheduled = run_at(now());
     let run = crate::aggregate::run_aggregation(
         &dying_partials,
         &dying_rollups,
         Some(&cloudwatch),
         Some(writer.as_ref()),
+        &scheduled,
         now(),
-        now(),
-        no_deadline(),
     );
     tokio::select! {
         biased;
@@ -577,9 +581,8 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         rollups.as_ref(),
         Some(&cloudwatch),
         Some(writer.as_ref()),
+        &run_at(now()),
         now(),
-        now(),
-        no_deadline(),
     )
     .await
     .expect("run");

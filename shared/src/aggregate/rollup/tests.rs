@@ -1,6 +1,7 @@
 use super::*;
 use crate::adapters::memory::{MemoryPartialStore, MemoryRollupStore};
-use crate::testing::{MemoryIngest, at, memory_ingest, no_deadline};
+use crate::domain::shard::all_shards;
+use crate::testing::{MemoryIngest, at, memory_ingest, run_at};
 
 type Service = MemoryIngest;
 
@@ -84,7 +85,7 @@ async fn partials_roll_up_into_minutes_hours_and_days_with_counters() {
     )
     .await;
 
-    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
+    let report = roll_up(&service.partials, &rollups, &run_at(now), &[])
         .await
         .expect("run");
     assert_eq!(report.models, 1);
@@ -133,7 +134,11 @@ async fn partials_roll_up_into_minutes_hours_and_days_with_counters() {
         .await,
         4
     );
-    let pending = service.partials.pending_minutes().await.expect("pending");
+    let pending = service
+        .partials
+        .pending_minutes(all_shards())
+        .await
+        .expect("pending");
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].minute, at("2026-11-28T12:00:00Z"));
     let totals = rollups
@@ -161,7 +166,7 @@ async fn running_twice_or_concurrently_gives_the_same_rollups() {
     )
     .await;
     let once = MemoryRollupStore::default();
-    roll_up(&service.partials, &once, now, &[], no_deadline())
+    roll_up(&service.partials, &once, &run_at(now), &[])
         .await
         .expect("run");
 
@@ -178,13 +183,14 @@ async fn running_twice_or_concurrently_gives_the_same_rollups() {
     )
     .await;
     let twice = MemoryRollupStore::default();
+    let run = run_at(now);
     let (a, b) = tokio::join!(
-        roll_up(&service2.partials, &twice, now, &[], no_deadline()),
-        roll_up(&service2.partials, &twice, now, &[], no_deadline())
+        roll_up(&service2.partials, &twice, &run, &[]),
+        roll_up(&service2.partials, &twice, &run, &[])
     );
     a.expect("first run");
     b.expect("second run");
-    let again = roll_up(&service2.partials, &twice, now, &[], no_deadline())
+    let again = roll_up(&service2.partials, &twice, &run_at(now), &[])
         .await
         .expect("third run");
     assert_eq!(
@@ -216,7 +222,7 @@ async fn a_late_batch_re_rolls_its_minute_hour_and_day_and_counters_only_grow() 
         now,
     )
     .await;
-    roll_up(&service.partials, &rollups, now, &[], no_deadline())
+    roll_up(&service.partials, &rollups, &run_at(now), &[])
         .await
         .expect("run");
     let before = rollups
@@ -225,7 +231,7 @@ async fn a_late_batch_re_rolls_its_minute_hour_and_day_and_counters_only_grow() 
         .expect("totals");
 
     ingest(&service, "late", &["2026-11-28T10:15:40Z"], now).await;
-    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
+    let report = roll_up(&service.partials, &rollups, &run_at(now), &[])
         .await
         .expect("run");
     assert_eq!(
@@ -315,7 +321,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
             .await
             .expect("each batch is within the caps alone");
     }
-    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
+    let report = roll_up(&service.partials, &rollups, &run_at(now), &[])
         .await
         .expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -324,7 +330,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
         .ingest(&tenant(), later.as_bytes(), now)
         .await
         .expect("normal batch");
-    let report = roll_up(&service.partials, &rollups, now, &[], no_deadline())
+    let report = roll_up(&service.partials, &rollups, &run_at(now), &[])
         .await
         .expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -367,8 +373,11 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
 struct BusyPartials(MemoryPartialStore);
 
 impl PendingWork for BusyPartials {
-    async fn pending_minutes(&self) -> Result<Vec<PendingMinute>, StoreError> {
-        self.0.pending_minutes().await
+    async fn pending_minutes(
+        &self,
+        shards: std::ops::Range<u32>,
+    ) -> Result<Vec<PendingMinute>, StoreError> {
+        self.0.pending_minutes(shards).await
     }
     async fn partials_of(
         &self,
@@ -398,9 +407,16 @@ async fn a_mark_set_during_the_run_is_kept_for_the_next() {
     ingest(&service, "b1", &["2026-11-28T10:15:10Z"], now).await;
     let busy = BusyPartials(service.partials);
     let rollups = MemoryRollupStore::default();
-    let report = roll_up(&busy, &rollups, now, &[], no_deadline())
+    let report = roll_up(&busy, &rollups, &run_at(now), &[])
         .await
         .expect("run");
     assert_eq!(report.rolled.left_pending, 1);
-    assert_eq!(busy.0.pending_minutes().await.expect("pending").len(), 1);
+    assert_eq!(
+        busy.0
+            .pending_minutes(all_shards())
+            .await
+            .expect("pending")
+            .len(),
+        1
+    );
 }

@@ -13,7 +13,7 @@ use crate::domain::alerting::state::AlertState;
 use crate::domain::alerting::trends::TrendLabel;
 use crate::domain::{CounterDelta, Outcome, PredictionRecord, Status, Task, WindowState};
 use crate::ports::{AlertQuery, Rollup};
-use crate::testing::no_deadline;
+use crate::testing::run_at;
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -171,7 +171,7 @@ impl World {
     }
 
     async fn run(&self, at: DateTime<Utc>) -> EvaluationReport {
-        self.evaluator.run(at, no_deadline()).await.expect("run")
+        self.evaluator.run(&run_at(at)).await.expect("run")
     }
 
     async fn register_accuracy(&self, accuracy: f64) {
