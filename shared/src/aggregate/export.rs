@@ -27,8 +27,8 @@ use crate::schedule::{ScheduledRun, round_robin};
 /// At most this much backlog is exported for one model in one run (a model whose
 /// exports failed for longer catches up with its latest hour).
 const MAX_BACKLOG: TimeDelta = TimeDelta::hours(1);
-/// Models read at once while preparing an export.
-const CONCURRENT_MODELS: usize = 8;
+/// Models read at once while preparing an export, and cursors advanced at once.
+const CONCURRENT_MODELS: usize = 32;
 
 /// What one exporter did in a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,11 +126,13 @@ where
             }
         };
         if delivered {
-            for (cursor, export) in cursors[range.clone()].iter().zip(&exports[range]) {
-                rollups
-                    .advance_cursor(exporter.name(), cursor, export.through)
-                    .await?;
-            }
+            stream::iter(cursors[range.clone()].iter().zip(&exports[range]))
+                .map(|(cursor, export)| {
+                    rollups.advance_cursor(exporter.name(), cursor, export.through)
+                })
+                .buffer_unordered(CONCURRENT_MODELS)
+                .try_collect::<()>()
+                .await?;
         }
     }
     report.outcome = if report.retrying > 0 {

@@ -38,7 +38,7 @@ pub struct AggregationReport {
 ///    models round-robin across tenants (until 40 % of the time);
 /// 2. every configured exporter delivers what lags (until 60 %);
 /// 3. the backlogs, read again, slice by slice, round after round (until 80 %);
-/// 4. the exporters again, if stage 3 rolled anything.
+/// 4. the exporters again, if stage 3 rolled anything or stage 2 left models lagging.
 ///
 /// So every model's fresh minutes are rolled and exported before any backlog is
 /// worked down, and what the deadline leaves stays pending or lagging for the next
@@ -81,8 +81,9 @@ where
         .roll(pending, rollups, &names, usize::MAX, backlog_until)
         .await;
     let rolled_more = rest.rolled.minutes > 0 || rest.rolled.left_pending > 0;
+    let export_left = exports.iter().any(|e| e.left > 0);
     report.merge(rest);
-    if rolled_more {
+    if rolled_more || export_left {
         // Later than stage 2's stamp, so no counter repeats a timestamp.
         let later = export_time + TimeDelta::milliseconds(1);
         let again = export_all(rollups, cloudwatch, prometheus, later, run).await?;

@@ -28,7 +28,7 @@ use crate::ports::{ExportCursors, PendingMinute, PendingWork, Rollup, RollupStor
 use crate::schedule::{Deadline, ScheduledRun, round_robin};
 
 /// Models rolled up at once.
-const CONCURRENT_MODELS: usize = 8;
+const CONCURRENT_MODELS: usize = 16;
 /// Minutes of one model rolled up at once.
 const CONCURRENT_MINUTES: usize = 4;
 /// Attempts at a minute rollup whose stored revision moved under us.

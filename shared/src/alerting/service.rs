@@ -33,7 +33,7 @@ use crate::schedule::{ScheduledRun, round_robin};
 use crate::summary::WindowReader;
 
 /// Models evaluated at once.
-const CONCURRENT_MODELS: usize = 8;
+const CONCURRENT_MODELS: usize = 16;
 /// A model with predictions this recent is evaluated before the others.
 const FRESH: TimeDelta = TimeDelta::minutes(10);
 /// (√5 − 1) / 2: the step by which a run's starting point moves.
