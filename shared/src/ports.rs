@@ -17,6 +17,7 @@ use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task, TimeSpan, WindowState,
+    prometheus_series,
 };
 use crate::error::StoreError;
 
@@ -540,6 +541,28 @@ pub trait MetricsExporter: Send + Sync {
         &self,
         models: &[ModelExport],
     ) -> impl Future<Output = Result<(), ExportFailure>> + Send;
+}
+
+/// The Prometheus exporter over any [`SeriesWriter`] (the remote-write client, its
+/// memory twin): every model's series (`domain::prometheus_series`), all models in one
+/// request — a model's series are its own (they carry `model_id` and `tenant_id`), so
+/// a refused request can be split to find the model refused without touching the
+/// others' order.
+#[derive(Debug, Default)]
+pub struct PrometheusSeries<W>(pub W);
+
+impl<W: SeriesWriter> MetricsExporter for PrometheusSeries<W> {
+    fn name(&self) -> &'static str {
+        "prometheus"
+    }
+
+    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
+        vec![models.len()]
+    }
+
+    async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
+        self.0.write_series(&prometheus_series(models)).await
+    }
 }
 
 /// A receiver of ready-made Prometheus series.

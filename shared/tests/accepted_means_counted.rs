@@ -726,7 +726,7 @@ use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
-use modelwatch::ports::{ModelRegistry, PendingWork, RollupStore};
+use modelwatch::ports::{ModelRegistry, PendingWork, PrometheusSeries, RollupStore};
 use modelwatch::testing::{NoArchive, run_at};
 
 /// What outlives a process: the stores' contents and the receiver's.
@@ -744,7 +744,7 @@ struct Process {
     ingest: IngestService<Faulty<MemoryModelRegistry>, Faulty<MemoryPartialStore>, NoArchive>,
     pending: Faulty<MemoryPartialStore>,
     rollups: Faulty<MemoryRollupStore>,
-    exporter: Faulty<MemorySeriesWriter>,
+    exporter: PrometheusSeries<Faulty<MemorySeriesWriter>>,
 }
 
 impl World {
@@ -768,7 +768,10 @@ impl World {
             },
             pending: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
             rollups: Faulty::shared(Arc::clone(&self.rollups), Arc::clone(&plan)),
-            exporter: Faulty::shared(Arc::clone(&self.exported), Arc::clone(&plan)),
+            exporter: PrometheusSeries(Faulty::shared(
+                Arc::clone(&self.exported),
+                Arc::clone(&plan),
+            )),
             plan,
         }
     }

@@ -19,7 +19,7 @@ use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::{Granularity, Series, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, IngestService};
-use modelwatch::ports::{PendingWork, RollupStore};
+use modelwatch::ports::{PendingWork, PrometheusSeries, RollupStore};
 use modelwatch::schedule::{Deadline, ScheduledRun};
 use modelwatch::summary::WindowReader;
 use modelwatch::testing::{NoArchive, at, model, tenant};
@@ -111,7 +111,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
         Faulty::shared(Arc::clone(&partials), Arc::clone(&plan)),
         Faulty::shared(Arc::clone(&rollups), Arc::clone(&plan)),
     );
-    let prometheus = Faulty::shared(Arc::clone(&exported), Arc::clone(&plan));
+    let prometheus = PrometheusSeries(Faulty::shared(Arc::clone(&exported), Arc::clone(&plan)));
     let cloudwatch = MemoryMetricData::default();
     let evaluator = Evaluator {
         registry: Faulty::shared(Arc::clone(&registry), Arc::clone(&plan)),

@@ -10,6 +10,7 @@ use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
 use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::aws;
 use modelwatch::domain::CloudWatchMetrics;
+use modelwatch::ports::PrometheusSeries;
 use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
@@ -34,7 +35,7 @@ async fn main() -> Result<(), Error> {
                 metrics,
             }),
         },
-        prometheus,
+        prometheus: prometheus.map(PrometheusSeries),
         interval: config.perf.monitoring_interval,
     };
     run(service_fn(|event| aggregate.handle(event))).await

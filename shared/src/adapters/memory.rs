@@ -31,7 +31,7 @@ use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::shard::shard_of;
 use crate::domain::{
     CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series,
-    TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests, prometheus_series,
+    TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -980,7 +980,8 @@ pub struct Recording<T> {
 
 /// [`AlertNotifier`] that keeps every alert published.
 pub type MemoryNotifier = Recording<AlertRecord>;
-/// [`SeriesWriter`] and Prometheus [`MetricsExporter`] that keeps every series written.
+/// [`SeriesWriter`] that keeps every series written (the Prometheus exporter as
+/// [`crate::ports::PrometheusSeries`] over it).
 pub type MemorySeriesWriter = Recording<Series>;
 /// CloudWatch [`MetricsExporter`] that keeps every datum put.
 pub type MemoryMetricData = Recording<Datum>;
@@ -1042,22 +1043,6 @@ impl MetricsExporter for MemoryMetricData {
             "metric store",
         )
         .map_err(|why| ExportFailure::Unavailable(why.into()))
-    }
-}
-
-/// The memory twin of the Prometheus exporter: keeps the series the exports become.
-impl MetricsExporter for MemorySeriesWriter {
-    fn name(&self) -> &'static str {
-        "prometheus"
-    }
-
-    /// As the Prometheus exporter: every model in one request.
-    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
-        vec![models.len()]
-    }
-
-    async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        self.write_series(&prometheus_series(models)).await
     }
 }
 

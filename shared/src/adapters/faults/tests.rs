@@ -14,11 +14,11 @@ use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{Granularity, Series, Task, TimeSpan, WindowState};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
-use crate::ports::SeriesWriter;
 use crate::ports::{
     AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome,
     RollupStore,
 };
+use crate::ports::{PrometheusSeries, SeriesWriter};
 use crate::testing::{self, NoArchive, at, regression_state, run_at};
 
 fn tenant() -> TenantId {
@@ -548,7 +548,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         .await
         .expect("accepted");
     let rollups = Arc::new(MemoryRollupStore::default());
-    let writer = Arc::new(MemorySeriesWriter::default());
+    let writer = PrometheusSeries(MemorySeriesWriter::default());
     let cloudwatch = MemoryMetricData::default();
     // The first run dies right after it settled the first pending mark: the rollups
     // are written and the mark is gone, so no later run rolls that model again.
@@ -564,7 +564,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         &dying_partials,
         &dying_rollups,
         Some(&cloudwatch),
-        Some(writer.as_ref()),
+        Some(&writer),
         &scheduled,
         now(),
     );
@@ -573,20 +573,21 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         () = plan.crashed() => {}
         report = run => panic!("answered {report:?} though the process died"),
     }
-    assert!(writer.items().is_empty());
+    assert!(writer.0.items().is_empty());
     // The next run (a new process) has no pending minute of the model left, yet it
     // exports what the dead run rolled up.
     crate::aggregate::run_aggregation(
         partials.as_ref(),
         rollups.as_ref(),
         Some(&cloudwatch),
-        Some(writer.as_ref()),
+        Some(&writer),
         &run_at(now()),
         now(),
     )
     .await
     .expect("run");
     let counted: Vec<f64> = writer
+        .0
         .items()
         .iter()
         .filter(|s| s.name == "ml_model_predictions_total")

@@ -9,8 +9,8 @@ use super::{
     AuthParseError, RemoteWriteAuth, RemoteWriteClient, RemoteWriteSetupError, RetryPolicy,
 };
 use crate::config::Config;
-use crate::domain::{ModelExport, Series, prometheus_series};
-use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
+use crate::domain::Series;
+use crate::ports::{ExportFailure, SeriesWriter};
 
 /// The Prometheus remote-write exporter.
 pub struct PrometheusExporter(pub RemoteWriteClient);
@@ -54,23 +54,6 @@ impl SeriesWriter for PrometheusExporter {
             Err(err) if err.is_retryable() => Err(ExportFailure::Unavailable(Box::new(err))),
             Err(err) => Err(ExportFailure::Rejected(Box::new(err))),
         }
-    }
-}
-
-impl MetricsExporter for PrometheusExporter {
-    fn name(&self) -> &'static str {
-        "prometheus"
-    }
-
-    /// Every model in one request: a model's series are its own (they carry
-    /// `model_id` and `tenant_id`), so a refused request is split to find the model
-    /// refused without touching the others' order.
-    fn request_groups(&self, models: &[ModelExport]) -> Vec<usize> {
-        vec![models.len()]
-    }
-
-    async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        self.write_series(&prometheus_series(models)).await
     }
 }
 
