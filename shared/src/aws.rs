@@ -33,6 +33,12 @@ pub fn sns(sdk: &SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(sdk)
 }
 
+/// An SQS client.
+#[cfg(feature = "sqs")]
+pub fn sqs(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(sdk)
+}
+
 /// A CloudWatch client. It speaks rpc-v2-cbor: locally, LocalStack serves it (moto
 /// does not understand that protocol).
 #[cfg(feature = "cloudwatch")]

@@ -513,6 +513,32 @@ pub trait AlertNotifier: Send + Sync {
     fn notify(&self, alert: &AlertRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// One message for a work queue: its body, the group it is ordered within (one message
+/// of a group is handled at a time) and the id that makes a resend within the queue's
+/// deduplication window a no-op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// Handled one at a time, in order, with the other messages of its group.
+    pub group: String,
+    /// A second message with this id within the deduplication window is dropped.
+    pub deduplication_id: String,
+    /// What the worker reads.
+    pub body: String,
+}
+
+/// Where the scheduled runs' coordinator puts the work of its shard workers.
+pub trait ShardQueue: Send + Sync {
+    /// Where the messages go (the queue's URL), for reports.
+    fn address(&self) -> &str;
+
+    /// Enqueues every message, or fails: `StoreError::Unavailable` when some could not
+    /// be enqueued (sending all again is safe: the deduplication ids drop the copies).
+    fn enqueue(
+        &self,
+        messages: &[QueueMessage],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Why an export did not deliver.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportFailure {

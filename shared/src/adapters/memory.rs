@@ -40,7 +40,7 @@ use crate::ports::{
     PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
     RollupStore, SettingWrite,
 };
-use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
+use crate::ports::{ExportFailure, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue};
 
 /// The TTL the memory stores size `expires_at` with: any retention the configuration
 /// allows gives an epoch-seconds number of the same 10 digits.
@@ -985,6 +985,9 @@ pub type MemoryNotifier = Recording<AlertRecord>;
 pub type MemorySeriesWriter = Recording<Series>;
 /// CloudWatch [`MetricsExporter`] that keeps every datum put.
 pub type MemoryMetricData = Recording<Datum>;
+/// [`ShardQueue`] that keeps every message enqueued, dropping one whose deduplication
+/// id it has kept already (as a FIFO queue does within its window).
+pub type MemoryShardQueue = Recording<QueueMessage>;
 
 impl<T> Default for Recording<T> {
     fn default() -> Self {
@@ -1022,6 +1025,30 @@ impl AlertNotifier for MemoryNotifier {
         self.record(std::slice::from_ref(alert), "topic")
             .map_err(|why| StoreError::Unavailable {
                 operation: "Publish",
+                source: why.into(),
+            })
+    }
+}
+
+impl ShardQueue for MemoryShardQueue {
+    fn address(&self) -> &str {
+        "memory"
+    }
+
+    async fn enqueue(&self, messages: &[QueueMessage]) -> Result<(), StoreError> {
+        let kept = self.items();
+        let new: Vec<QueueMessage> = messages
+            .iter()
+            .filter(|m| {
+                !kept
+                    .iter()
+                    .any(|k| k.deduplication_id == m.deduplication_id)
+            })
+            .cloned()
+            .collect();
+        self.record(&new, "queue")
+            .map_err(|why| StoreError::Unavailable {
+                operation: "SendMessageBatch",
                 source: why.into(),
             })
     }

@@ -21,5 +21,7 @@ pub mod memory;
 pub mod remote_write;
 #[cfg(feature = "sns")]
 pub mod sns;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 #[cfg(feature = "timestream")]
 pub mod timestream;

@@ -1,0 +1,176 @@
+//! The shard work queue on SQS: [`SqsShardQueue`] sends the coordinator's messages to
+//! a FIFO queue, ten to a `SendMessageBatch`, each with its message group and
+//! deduplication id.
+//!
+//! The SDK retries throttling and 5xx itself. An entry SQS did not take (the batch's
+//! `Failed` list) or a request that failed after the retries is
+//! [`StoreError::Unavailable`]: the scheduled run fails, the scheduler invokes it
+//! again, and the deduplication ids drop what the first attempt had enqueued.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+use crate::error::StoreError;
+use crate::ports::{QueueMessage, ShardQueue};
+
+/// What a failed enqueue is reported as.
+const OPERATION: &str = "enqueue shard work";
+
+/// The most entries SQS takes in one `SendMessageBatch`.
+const BATCH: usize = 10;
+
+/// [`ShardQueue`] on an SQS FIFO queue.
+#[derive(Debug, Clone)]
+pub struct SqsShardQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsShardQueue {
+    /// Sends to the queue at `url`.
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+}
+
+fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Unavailable {
+        operation: OPERATION,
+        source: source.into(),
+    }
+}
+
+impl ShardQueue for SqsShardQueue {
+    fn address(&self) -> &str {
+        &self.url
+    }
+
+    async fn enqueue(&self, messages: &[QueueMessage]) -> Result<(), StoreError> {
+        for batch in messages.chunks(BATCH) {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(i, message)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&message.body)
+                        .message_group_id(&message.group)
+                        .message_deduplication_id(&message.deduplication_id)
+                        .build()
+                        .map_err(unavailable)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            if let Some(first) = sent.failed.first() {
+                return Err(unavailable(format!(
+                    "{} of {} messages not enqueued; the first: {} {}",
+                    sent.failed.len(),
+                    batch.len(),
+                    first.code,
+                    first.message.as_deref().unwrap_or(""),
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::operation::send_message_batch::{
+        SendMessageBatchError, SendMessageBatchOutput,
+    };
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn messages(n: usize) -> Vec<QueueMessage> {
+        (0..n)
+            .map(|i| QueueMessage {
+                group: format!("g{i}"),
+                deduplication_id: format!("d{i}"),
+                body: format!("{{\"shard\":{i}}}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sends_ten_to_a_batch_with_group_and_deduplication_ids() {
+        let ok = mock!(Client::send_message_batch)
+            .match_requests(|r| {
+                let entries = r.entries();
+                entries.len() <= BATCH
+                    && entries.iter().all(|e| {
+                        e.message_group_id().is_some_and(|g| g.starts_with('g'))
+                            && e.message_deduplication_id()
+                                .is_some_and(|d| d.starts_with('d'))
+                    })
+                    && r.queue_url() == Some("https://sqs/q.fifo")
+            })
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .set_successful(Some(vec![]))
+                    .set_failed(Some(vec![]))
+                    .build()
+                    .expect("output")
+            });
+        let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&ok]);
+        let queue = SqsShardQueue::new(client, "https://sqs/q.fifo");
+        queue.enqueue(&messages(32)).await.expect("enqueued");
+        assert_eq!(ok.num_calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_entry_sqs_did_not_take_fails_the_enqueue_as_unavailable() {
+        let partial = mock!(Client::send_message_batch).then_output(|| {
+            SendMessageBatchOutput::builder()
+                .successful(
+                    SendMessageBatchResultEntry::builder()
+                        .id("0")
+                        .message_id("m0")
+                        .md5_of_message_body("x")
+                        .build()
+                        .expect("entry"),
+                )
+                .failed(
+                    BatchResultErrorEntry::builder()
+                        .id("1")
+                        .code("InternalError")
+                        .sender_fault(false)
+                        .build()
+                        .expect("entry"),
+                )
+                .build()
+                .expect("output")
+        });
+        let client = mock_client!(aws_sdk_sqs, [&partial]);
+        let queue = SqsShardQueue::new(client, "q");
+        let err = queue
+            .enqueue(&messages(2))
+            .await
+            .expect_err("partial failure");
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        assert!(format!("{:?}", err).contains("1 of 2"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_is_unavailable() {
+        let throttled = mock!(Client::send_message_batch)
+            .then_error(|| SendMessageBatchError::unhandled("throttled"));
+        let client = mock_client!(aws_sdk_sqs, [&throttled]);
+        let queue = SqsShardQueue::new(client, "q");
+        let err = queue.enqueue(&messages(1)).await.expect_err("failure");
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    }
+}
