@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "error": {"domain"},
     "query": set(),
     "telemetry": set(),
-    "schedule": {"domain"},
+    "schedule": {"domain", "ports", "error"},
     "ports": {"domain", "error"},
     "config": {"domain"},
     "ingest": {"domain", "ports", "error"},

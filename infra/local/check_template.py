@@ -16,6 +16,14 @@ resource holds `*` or `?` (`dynamodb:*`, `"*"`, `table/X/index/*`, ...), or when
 uses NotAction / NotResource, unless one of EXCEPTIONS below allows it - each says
 why AWS requires it. Exits 1 naming every offending statement.
 
+It also checks the scheduled functions' shard fan-out (`fan_out_problems`): every
+SQS event source is a FIFO queue with a FIFO dead-letter queue, a visibility timeout
+of at least six times the function's timeout for every interval the template
+allows, partial batch responses, a concurrency within the function's reserved
+concurrency; the function sends to that queue (its coordinator), its role may send,
+receive and delete there, its schedule asks to fan out; and alarms watch the
+dead-letter queue's depth and each queue's oldest message.
+
 Run with the local venv's python (it has samtranslator and cfn-lint):
     infra/local/.venv/bin/python infra/local/check_template.py --template template.yaml
 """
@@ -277,6 +285,157 @@ def check(tpl: dict[str, Any]) -> tuple[list[str], dict[str, int], int]:
     return failures, used, count
 
 
+# --------------------------------------------------------------------- fan-out
+
+
+def resolve_all(node: Any, tpl: dict[str, Any]) -> list[Any]:
+    """Every value `node` can take: a Fn::FindInMap over a parameter's mapping gives
+    one value per top-level key of the map; a plain value gives itself."""
+    if isinstance(node, dict) and "Fn::FindInMap" in node:
+        name, top, second = node["Fn::FindInMap"]
+        rows = tpl.get("Mappings", {}).get(name, {})
+        if isinstance(top, dict):
+            return [row[second] for row in rows.values()]
+        return [rows[top][second]]
+    return [node]
+
+
+def ref_name(node: Any) -> str | None:
+    """The logical id a Ref or Fn::GetAtt names."""
+    if isinstance(node, dict):
+        if "Ref" in node:
+            return node["Ref"]
+        if "Fn::GetAtt" in node:
+            arg = node["Fn::GetAtt"]
+            return (arg.split(".")[0] if isinstance(arg, str) else arg[0])
+    return None
+
+
+def role_grants(tpl: dict[str, Any], role: str, action: str, resource: str) -> bool:
+    """Whether the role's inline policies allow `action` on the resource `resource` names."""
+    props = tpl["Resources"].get(role, {}).get("Properties", {})
+    for policy in props.get("Policies", []):
+        for st in as_list(policy.get("PolicyDocument", {}).get("Statement", [])):
+            if not isinstance(st, dict) or st.get("Effect") != "Allow":
+                continue
+            if action in as_list(st.get("Action")) and any(
+                ref_name(r) == resource for r in as_list(st.get("Resource"))
+            ):
+                return True
+    return False
+
+
+def alarmed(tpl: dict[str, Any], queue: str, metric: str) -> bool:
+    for res in tpl["Resources"].values():
+        props = res.get("Properties", {})
+        if res.get("Type") == "AWS::CloudWatch::Alarm" and props.get("MetricName") == metric:
+            if any(ref_name(d.get("Value")) == queue for d in props.get("Dimensions", [])):
+                return True
+    return False
+
+
+def fan_out_problems(tpl: dict[str, Any]) -> tuple[list[str], int]:
+    """What is wrong with the shard queues and their functions; and how many there are."""
+    resources = tpl["Resources"]
+    problems_: list[str] = []
+    mappings = 0
+    for logical, res in resources.items():
+        if res.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = res["Properties"]
+        queue = ref_name(props.get("EventSourceArn"))
+        if resources.get(queue, {}).get("Type") != "AWS::SQS::Queue":
+            continue
+        mappings += 1
+        fn = ref_name(props.get("FunctionName"))
+        fprops = resources.get(fn, {}).get("Properties", {})
+        qprops = resources[queue].get("Properties", {})
+        where = f"{logical} ({queue} -> {fn})"
+        if qprops.get("FifoQueue") is not True:
+            problems_.append(f"{where}: the queue is not FIFO (one message in flight per shard range)")
+        redrive = qprops.get("RedrivePolicy", {})
+        dlq = ref_name(redrive.get("deadLetterTargetArn"))
+        if dlq is None or resources.get(dlq, {}).get("Properties", {}).get("FifoQueue") is not True:
+            problems_.append(f"{where}: no FIFO dead-letter queue in the RedrivePolicy")
+        elif not alarmed(tpl, dlq, "ApproximateNumberOfMessagesVisible"):
+            problems_.append(f"{where}: no alarm on the depth of the dead-letter queue {dlq}")
+        if not isinstance(redrive.get("maxReceiveCount"), int) or redrive["maxReceiveCount"] < 1:
+            problems_.append(f"{where}: the RedrivePolicy has no maxReceiveCount")
+        timeouts = resolve_all(fprops.get("Timeout", 3), tpl)
+        visibilities = resolve_all(qprops.get("VisibilityTimeout", 30), tpl)
+        if len(timeouts) != len(visibilities) or any(
+            int(v) < 6 * int(t) for v, t in zip(visibilities, timeouts)
+        ):
+            problems_.append(f"{where}: visibility timeouts {visibilities} are not 6 x the function's timeouts {timeouts}")
+        if "ReportBatchItemFailures" not in as_list(props.get("FunctionResponseTypes")):
+            problems_.append(f"{where}: no partial batch responses (one failed message would redo the others)")
+        reserved = fprops.get("ReservedConcurrentExecutions")
+        concurrency = props.get("ScalingConfig", {}).get("MaximumConcurrency")
+        if not isinstance(reserved, int) or not isinstance(concurrency, int) or concurrency >= reserved:
+            problems_.append(f"{where}: MaximumConcurrency {concurrency} must stay below the reserved concurrency {reserved} (the coordinator needs one)")
+        variables = fprops.get("Environment", {}).get("Variables", {})
+        if not any(ref_name(v) == queue for k, v in variables.items() if k.endswith("_SHARD_QUEUE_URL")):
+            problems_.append(f"{where}: the function is not given the queue's URL (*_SHARD_QUEUE_URL)")
+        role = ref_name(fprops.get("Role"))
+        for action in ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+            if not role_grants(tpl, role, action, queue):
+                problems_.append(f"{where}: the role {role} may not {action} on the queue")
+        if not alarmed(tpl, queue, "ApproximateAgeOfOldestMessage"):
+            problems_.append(f"{where}: no alarm on the age of the queue's oldest message")
+        schedules = [
+            r for r in resources.values()
+            if r.get("Type") == "AWS::Scheduler::Schedule"
+            and ref_name(r.get("Properties", {}).get("Target", {}).get("Arn")) == fn
+        ]
+        if not schedules or not all(
+            '"fan_out":true' in render(r["Properties"]["Target"].get("Input", "")).replace(" ", "")
+            for r in schedules
+        ):
+            problems_.append(f"{where}: the function's schedule does not ask to fan out")
+    return problems_, mappings
+
+
+def fan_out_self_test(tpl: dict[str, Any]) -> None:
+    """Each thing fan_out_problems is for, broken in a copy of the template, is caught."""
+    import copy
+
+    esm = next(
+        r["Properties"] for r in tpl["Resources"].values()
+        if r.get("Type") == "AWS::Lambda::EventSourceMapping"
+        and ref_name(r["Properties"].get("EventSourceArn")) in tpl["Resources"]
+    )
+    queue, fn = ref_name(esm["EventSourceArn"]), ref_name(esm["FunctionName"])
+
+    def no_fifo(t):
+        t["Resources"][queue]["Properties"]["FifoQueue"] = False
+
+    def short_visibility(t):
+        t["Resources"][queue]["Properties"]["VisibilityTimeout"] = 60
+
+    def no_partial_batches(t):
+        for r in t["Resources"].values():
+            if r.get("Type") == "AWS::Lambda::EventSourceMapping":
+                r["Properties"].pop("FunctionResponseTypes", None)
+
+    def no_alarms(t):
+        for name in [n for n, r in t["Resources"].items() if r.get("Type") == "AWS::CloudWatch::Alarm"]:
+            del t["Resources"][name]
+
+    def no_fan_out(t):
+        for r in t["Resources"].values():
+            if r.get("Type") == "AWS::Scheduler::Schedule":
+                r["Properties"]["Target"]["Input"] = "{}"
+
+    def no_queue_url(t):
+        t["Resources"][fn]["Properties"]["Environment"]["Variables"] = {}
+
+    for broken in (no_fifo, short_visibility, no_partial_batches, no_alarms, no_fan_out, no_queue_url):
+        copied = copy.deepcopy(tpl)
+        broken(copied)
+        if not fan_out_problems(copied)[0]:
+            raise SystemExit(f"check_template: self-test failed: {broken.__name__} was not caught")
+
+
 def self_test() -> None:
     """The checker must catch what it is for: a few statements it has to refuse."""
     def role(statement: dict[str, Any]) -> dict[str, Any]:
@@ -323,6 +482,14 @@ def main() -> None:
         for f in failures:
             print(f"  {f}", file=sys.stderr)
         sys.exit(1)
+    fan_out_self_test(tpl)
+    fan_out, mappings = fan_out_problems(tpl)
+    if fan_out or not mappings:
+        print("check_template: the shard fan-out is not as it must be:", file=sys.stderr)
+        for f in fan_out or ["no function has a shard queue"]:
+            print(f"  {f}", file=sys.stderr)
+        sys.exit(1)
+    print(f"check_template: {mappings} shard queues, each FIFO with a dead-letter queue, alarms, its coordinator's and poller's permissions")
     print(f"check_template: {count} policy statements, no wildcard beyond these exceptions:")
     for e in EXCEPTIONS:
         print(f"  {used.get(e.name, 0):3d} x {e.name}: {e.why}")

@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use crate::domain::CloudWatchMetrics;
 use crate::domain::alerting::{AlertSettings, PerfSettings};
+use crate::domain::shard::SHARDS;
 
 /// A configuration value that is missing or cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -112,6 +113,20 @@ pub struct Config {
     pub cloudwatch_metrics: CloudWatchMetrics,
     /// `TENANT_CLAIM`: the JWT claim that names the tenant (default `tenant_id`).
     pub tenant_claim: String,
+    /// Where the scheduled functions' coordinators send the shard work.
+    pub shard_queues: ShardQueues,
+    /// `SHARD_WORKERS` (default 32, 1 to 32): how many shard workers a fanned-out run
+    /// is split among, each given a range of the 32 shards.
+    pub shard_workers: u32,
+}
+
+/// The shard work queues (SQS FIFO queue URLs); `None` when unset or empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardQueues {
+    /// `AGGREGATE_SHARD_QUEUE_URL`.
+    pub aggregate: Option<String>,
+    /// `EVALUATE_SHARD_QUEUE_URL`.
+    pub evaluate: Option<String>,
 }
 
 impl Config {
@@ -280,6 +295,16 @@ impl Config {
             tenant_claim: env
                 .optional("TENANT_CLAIM")
                 .unwrap_or_else(|| "tenant_id".into()),
+            shard_queues: ShardQueues {
+                aggregate: env.optional("AGGREGATE_SHARD_QUEUE_URL"),
+                evaluate: env.optional("EVALUATE_SHARD_QUEUE_URL"),
+            },
+            shard_workers: env.parse_or(
+                "SHARD_WORKERS",
+                SHARDS,
+                |w| (1..=SHARDS).contains(w),
+                "must be a whole number from 1 to 32",
+            )?,
         })
     }
 }
@@ -380,6 +405,8 @@ mod tests {
         assert_eq!(cfg.cloudwatch_metrics, CloudWatchMetrics::All);
         assert_eq!(cfg.remote_write_url, None);
         assert_eq!(cfg.remote_write_auth, None);
+        assert_eq!(cfg.shard_queues, ShardQueues::default());
+        assert_eq!(cfg.shard_workers, 32);
         assert_eq!(
             cfg.timestream,
             Some(TimestreamTarget {
@@ -403,6 +430,8 @@ mod tests {
         );
         vars.insert("TIMESTREAM_ENABLED", "false");
         vars.insert("CLOUDWATCH_METRICS", "core");
+        vars.insert("SHARD_WORKERS", "4");
+        vars.insert("AGGREGATE_SHARD_QUEUE_URL", "http://sqs/aggregate.fifo");
         vars.remove("TIMESTREAM_DATABASE");
         let cfg = load(&vars).expect("valid config");
         assert_eq!(cfg.perf.monitoring_interval, Duration::from_secs(30));
@@ -412,6 +441,12 @@ mod tests {
         assert_eq!(cfg.tenant_claim, "custom:tenant");
         assert_eq!(cfg.timestream, None);
         assert_eq!(cfg.cloudwatch_metrics, CloudWatchMetrics::Core);
+        assert_eq!(cfg.shard_workers, 4);
+        assert_eq!(
+            cfg.shard_queues.aggregate.as_deref(),
+            Some("http://sqs/aggregate.fifo")
+        );
+        assert_eq!(cfg.shard_queues.evaluate, None);
         assert_eq!(
             cfg.remote_write_url.as_deref(),
             Some("http://127.0.0.1:9090/api/v1/write")
@@ -429,6 +464,8 @@ mod tests {
             ("PERF_ERROR_RATE_MAX", "inf"),
             ("TIMESTREAM_ENABLED", "yes"),
             ("CLOUDWATCH_METRICS", "some"),
+            ("SHARD_WORKERS", "0"),
+            ("SHARD_WORKERS", "33"),
             ("PROMETHEUS_REMOTE_WRITE_URL", "ftp://x"),
             ("INGEST_MAX_EVENT_AGE_SECONDS", "0"),
             ("INGEST_MAX_CLOCK_SKEW_SECONDS", "x"),

@@ -2,13 +2,16 @@
 //! deadline every run works against, and the fair order in which they take work.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::shard::{SHARDS, all_shards};
+use crate::error::StoreError;
+use crate::ports::{QueueMessage, ShardQueue};
 
 /// Time kept back from a Lambda invocation's own deadline: the run commits what it
 /// finished and returns its report before the platform would stop it.
@@ -110,31 +113,66 @@ pub fn round_robin<K: Ord, T>(items: impl IntoIterator<Item = (K, T)>) -> Vec<T>
     fair
 }
 
-/// What a schedule invocation carries that the functions use: the scheduled time, and
-/// the one shard to work on when a run is given one.
+/// What a schedule invocation carries that the functions use: the scheduled time, the
+/// shards to work on when a run is given some, and whether to fan the work out.
 ///
 /// Accepts the EventBridge "Scheduled Event" envelope (`time` field) and an EventBridge
 /// Scheduler payload without one (then `time` is `None` and the caller uses the
-/// clock). Other fields are ignored.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// clock). Other fields are ignored. It is also the body of a shard worker's queued
+/// message (`time` and `shards`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub struct ScheduledTrigger {
     /// When the schedule fired, if the event says.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<DateTime<Utc>>,
-    /// The shard (`domain::shard`, 0 to 31) the run owns; every shard when absent.
-    #[serde(default)]
+    /// The one shard (`domain::shard`, 0 to 31) the run owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<u32>,
+    /// The range of shards the run owns (`{"start": 8, "end": 16}`); every shard when
+    /// neither this nor `shard` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Range<u32>>,
+    /// Whether to enqueue the run's shards for the shard workers (the template's
+    /// schedules ask for it) instead of working them in this invocation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fan_out: bool,
 }
 
-/// A trigger naming a shard that does not exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("shard {0} does not exist: shards are 0 to {max}", max = SHARDS - 1)]
-pub struct UnknownShard(pub u32);
+/// A trigger that asks for shards that do not exist, or in two ways at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    /// `shard` is not a shard.
+    #[error("shard {0} does not exist: shards are 0 to {max}", max = SHARDS - 1)]
+    UnknownShard(u32),
+    /// `shards` is empty or goes past the last shard.
+    #[error("shards {start}..{end} is not a range of shards: start < end <= {SHARDS}", start = .0.start, end = .0.end)]
+    ShardRange(Range<u32>),
+    /// Both `shard` and `shards`.
+    #[error("give shard or shards, not both")]
+    ShardAndShards,
+    /// A run that names its shards cannot also fan out.
+    #[error("fan_out is for a run of every shard; this one names its shards")]
+    FanOutOfShards,
+}
 
 impl ScheduledTrigger {
     /// The time to run for: the event's own time, else `now`.
     pub fn run_time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         self.time.unwrap_or(now)
+    }
+
+    /// The shards this trigger names, if it names any.
+    pub fn named_shards(&self) -> Result<Option<Range<u32>>, TriggerError> {
+        match (self.shard, &self.shards) {
+            (Some(_), Some(_)) => Err(TriggerError::ShardAndShards),
+            (Some(shard), None) if shard < SHARDS => Ok(Some(shard..shard + 1)),
+            (Some(shard), None) => Err(TriggerError::UnknownShard(shard)),
+            (None, Some(range)) if range.start < range.end && range.end <= SHARDS => {
+                Ok(Some(range.clone()))
+            }
+            (None, Some(range)) => Err(TriggerError::ShardRange(range.clone())),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The run this trigger asks for, invoked with the Lambda context's deadline
@@ -143,23 +181,273 @@ impl ScheduledTrigger {
         &self,
         deadline_epoch_ms: u64,
         interval: Duration,
-    ) -> Result<ScheduledRun, UnknownShard> {
-        let shards = match self.shard {
-            None => all_shards(),
-            Some(shard) if shard < SHARDS => shard..shard + 1,
-            Some(shard) => return Err(UnknownShard(shard)),
-        };
+    ) -> Result<ScheduledRun, TriggerError> {
         Ok(ScheduledRun {
             run_time: self.run_time(Utc::now()),
             deadline: Deadline::of_invocation(deadline_epoch_ms, interval),
-            shards,
+            shards: self.named_shards()?.unwrap_or_else(all_shards),
         })
+    }
+}
+
+/// The shards of each of `workers` shard workers: contiguous ranges, as even as they
+/// can be, covering every shard once. `workers` is taken within 1 to [`SHARDS`].
+pub fn worker_shards(workers: u32) -> Vec<Range<u32>> {
+    let workers = workers.clamp(1, SHARDS);
+    (0..workers)
+        .map(|w| w * SHARDS / workers..(w + 1) * SHARDS / workers)
+        .collect()
+}
+
+/// How a function's scheduled work is spread: the shard workers' queue (none: every
+/// run works all its shards itself), how many workers, and the schedule's interval.
+#[derive(Debug, Clone)]
+pub struct ShardWork<Q> {
+    /// Where a fanned-out run's work goes.
+    pub queue: Option<Q>,
+    /// How many messages (shard ranges) a fanned-out run enqueues.
+    pub workers: u32,
+    /// The schedule's interval: runs end before the next is due, and a message that
+    /// waited in the queue longer than two intervals is superseded by newer ones.
+    pub interval: Duration,
+}
+
+/// An invocation of a scheduled function: a schedule's (or an operator's) trigger, or
+/// shard work from the queue (Lambda's SQS event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// Work items from the shard queue.
+    Queue(QueueEvent),
+    /// A trigger.
+    Trigger(ScheduledTrigger),
+}
+
+impl<'de> Deserialize<'de> for Invocation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("Records").is_some() {
+            QueueEvent::deserialize(value)
+                .map(Self::Queue)
+                .map_err(D::Error::custom)
+        } else {
+            ScheduledTrigger::deserialize(value)
+                .map(Self::Trigger)
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+/// Lambda's SQS event, what this product reads of it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct QueueEvent {
+    /// The messages.
+    #[serde(rename = "Records")]
+    pub records: Vec<QueueRecord>,
+}
+
+/// One message of an SQS event.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct QueueRecord {
+    /// SQS's id of the message: what a failure names.
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// The message: a [`ScheduledTrigger`] naming its shards.
+    pub body: String,
+    /// SQS's attributes of the message.
+    #[serde(default)]
+    pub attributes: QueueRecordAttributes,
+}
+
+/// The attributes of an SQS message the workers read.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct QueueRecordAttributes {
+    /// When the message was sent, milliseconds since the Unix epoch (as a string).
+    #[serde(rename = "SentTimestamp", default)]
+    pub sent_timestamp: Option<String>,
+}
+
+impl QueueRecord {
+    /// How long the message waited in the queue before `now`, if SQS says when it
+    /// was sent.
+    fn waited(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let sent: i64 = self.attributes.sent_timestamp.as_deref()?.parse().ok()?;
+        (now - DateTime::from_timestamp_millis(sent)?).to_std().ok()
+    }
+}
+
+/// What a scheduled function answers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Answer<R> {
+    /// A run's report.
+    Run(R),
+    /// A coordinator's: where the work went.
+    FanOut(FanOutReport),
+    /// To Lambda's SQS event source: the messages to deliver again (an empty list:
+    /// all done, delete them).
+    Queue(QueueAnswer),
+}
+
+/// What a coordinator enqueued.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FanOutReport {
+    /// The time the run is for.
+    pub run_time: DateTime<Utc>,
+    /// Where the work went.
+    pub fan_out: FanOutDetail,
+}
+
+/// The queue and the messages of a fanned-out run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FanOutDetail {
+    /// The queue's address.
+    pub queue: String,
+    /// One message per worker, each with its range of shards.
+    pub workers: Vec<Range<u32>>,
+}
+
+/// The answer to an SQS event with partial batch responses on
+/// (`ReportBatchItemFailures`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct QueueAnswer {
+    /// The messages that failed, delivered again after their visibility timeout.
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+/// One failed message.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ItemFailure {
+    /// Its `messageId`.
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// Why an invocation failed as a whole (a queued message that fails is answered as
+/// an [`ItemFailure`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The trigger is not valid.
+    #[error(transparent)]
+    Trigger(#[from] TriggerError),
+    /// The trigger asks to fan out and the function has no queue.
+    #[error("the trigger asks to fan out, and no shard queue is configured")]
+    NoQueue,
+    /// A queued message is not a trigger.
+    #[error("the shard work message is not a trigger: {0}")]
+    Message(#[source] serde_json::Error),
+    /// A store or the queue failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<Q: ShardQueue> ShardWork<Q> {
+    /// Handles one invocation with `run` doing one run's work: a trigger that fans out
+    /// enqueues one message per worker; another trigger is run here; queued messages
+    /// are run one after the other, each answered on its own.
+    pub async fn handle<R, F, Fut>(
+        &self,
+        invocation: Invocation,
+        deadline_epoch_ms: u64,
+        run: F,
+    ) -> Result<Answer<R>, ScheduleError>
+    where
+        F: Fn(ScheduledRun) -> Fut,
+        Fut: Future<Output = Result<R, StoreError>>,
+    {
+        match invocation {
+            Invocation::Trigger(trigger) if trigger.fan_out => {
+                if trigger.named_shards()?.is_some() {
+                    return Err(TriggerError::FanOutOfShards.into());
+                }
+                let queue = self.queue.as_ref().ok_or(ScheduleError::NoQueue)?;
+                let report = self.fan_out(queue, trigger.run_time(Utc::now())).await?;
+                Ok(Answer::FanOut(report))
+            }
+            Invocation::Trigger(trigger) => {
+                let report = run(trigger.run(deadline_epoch_ms, self.interval)?).await?;
+                Ok(Answer::Run(report))
+            }
+            Invocation::Queue(event) => {
+                let mut answer = QueueAnswer::default();
+                for record in event.records {
+                    if let Err(why) = self.work(&record, deadline_epoch_ms, &run).await {
+                        tracing::warn!(message = %record.message_id, error = %why, "shard work failed: it is delivered again");
+                        answer.batch_item_failures.push(ItemFailure {
+                            item_identifier: record.message_id,
+                        });
+                    }
+                }
+                Ok(Answer::Queue(answer))
+            }
+        }
+    }
+
+    /// Enqueues one message per worker for the run at `run_time`.
+    async fn fan_out(
+        &self,
+        queue: &Q,
+        run_time: DateTime<Utc>,
+    ) -> Result<FanOutReport, StoreError> {
+        let workers = worker_shards(self.workers);
+        let messages: Vec<QueueMessage> = workers
+            .iter()
+            .map(|shards| QueueMessage {
+                group: format!("shards-{}-{}", shards.start, shards.end),
+                deduplication_id: format!(
+                    "{}-{}-{}",
+                    shards.start,
+                    shards.end,
+                    run_time.timestamp_millis()
+                ),
+                body: serde_json::json!({"time": run_time, "shards": shards}).to_string(),
+            })
+            .collect();
+        queue.enqueue(&messages).await?;
+        Ok(FanOutReport {
+            run_time,
+            fan_out: FanOutDetail {
+                queue: queue.address().to_owned(),
+                workers,
+            },
+        })
+    }
+
+    /// Runs one queued message's shards, unless it waited so long in the queue that
+    /// newer runs of its shards are behind it (they do its work: what is pending is
+    /// in the stores, not in the message).
+    async fn work<R, F, Fut>(
+        &self,
+        record: &QueueRecord,
+        deadline_epoch_ms: u64,
+        run: &F,
+    ) -> Result<(), ScheduleError>
+    where
+        F: Fn(ScheduledRun) -> Fut,
+        Fut: Future<Output = Result<R, StoreError>>,
+    {
+        let trigger: ScheduledTrigger =
+            serde_json::from_str(&record.body).map_err(ScheduleError::Message)?;
+        if trigger.fan_out || trigger.named_shards()?.is_none() {
+            return Err(TriggerError::FanOutOfShards.into());
+        }
+        let scheduled = trigger.run(deadline_epoch_ms, self.interval)?;
+        if let Some(waited) = record.waited(Utc::now())
+            && waited > self.interval * 2
+        {
+            tracing::info!(message = %record.message_id, run_time = %scheduled.run_time, waited_s = waited.as_secs(), "shard work superseded by newer runs: skipped");
+            return Ok(());
+        }
+        run(scheduled).await?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::memory::MemoryShardQueue;
 
     #[test]
     fn reads_the_scheduled_event_time() {
@@ -225,7 +513,202 @@ mod tests {
         let one: ScheduledTrigger = serde_json::from_str(r#"{"shard": 7}"#).expect("event");
         assert_eq!(one.run(0, minute).expect("run").shards, 7..8);
         let none: ScheduledTrigger = serde_json::from_str(r#"{"shard": 32}"#).expect("event");
-        assert_eq!(none.run(0, minute), Err(UnknownShard(32)));
+        assert_eq!(none.run(0, minute), Err(TriggerError::UnknownShard(32)));
+    }
+
+    fn queue_work(queue: Option<MemoryShardQueue>, workers: u32) -> ShardWork<MemoryShardQueue> {
+        ShardWork {
+            queue,
+            workers,
+            interval: Duration::from_secs(60),
+        }
+    }
+
+    /// A run that records the shards it was given and fails for shard 31.
+    fn recording_run(
+        seen: &std::sync::Mutex<Vec<Range<u32>>>,
+    ) -> impl Fn(ScheduledRun) -> std::future::Ready<Result<u32, StoreError>> + '_ {
+        move |run| {
+            let fails = run.shards.contains(&31);
+            seen.lock().expect("lock").push(run.shards.clone());
+            std::future::ready(if fails {
+                Err(StoreError::Unavailable {
+                    operation: "test",
+                    source: "shard 31 is down".into(),
+                })
+            } else {
+                Ok(run.shards.len() as u32)
+            })
+        }
+    }
+
+    fn invocation(value: serde_json::Value) -> Invocation {
+        serde_json::from_value(value).expect("invocation")
+    }
+
+    #[test]
+    fn workers_split_the_shards_into_contiguous_ranges() {
+        assert_eq!(worker_shards(4), vec![0..8, 8..16, 16..24, 24..32]);
+        assert_eq!(worker_shards(0), vec![0..32]);
+        assert_eq!(worker_shards(99).len(), 32);
+        for workers in 1..=32 {
+            let ranges = worker_shards(workers);
+            assert_eq!(ranges.len(), workers as usize);
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[ranges.len() - 1].end, SHARDS);
+            assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(ranges.iter().all(|r| r.start < r.end));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fanned_out_trigger_enqueues_one_message_per_worker_once() {
+        let work = queue_work(Some(MemoryShardQueue::default()), 4);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let trigger = invocation(serde_json::json!({
+            "detail-type": "Scheduled Event", "time": "2026-11-30T10:15:00Z", "fan_out": true
+        }));
+        let answer = work
+            .handle(trigger.clone(), 0, recording_run(&seen))
+            .await
+            .expect("fan-out");
+        let Answer::FanOut(report) = answer else {
+            panic!("not a fan-out: {answer:?}");
+        };
+        assert_eq!(report.fan_out.workers, worker_shards(4));
+        assert_eq!(report.fan_out.queue, "memory");
+        assert!(
+            seen.lock().expect("lock").is_empty(),
+            "the coordinator runs nothing"
+        );
+        // The scheduler's retry of the same run: the deduplication ids drop the copies.
+        work.handle(trigger, 0, recording_run(&seen))
+            .await
+            .expect("again");
+        let queue = work.queue.as_ref().expect("queue");
+        let messages = queue.items();
+        assert_eq!(messages.len(), 4);
+        let groups: std::collections::BTreeSet<_> = messages.iter().map(|m| &m.group).collect();
+        assert_eq!(
+            groups.len(),
+            4,
+            "one group per range: one worker at a time each"
+        );
+        for (message, range) in messages.iter().zip(worker_shards(4)) {
+            let body: ScheduledTrigger = serde_json::from_str(&message.body).expect("body");
+            assert_eq!(body.named_shards(), Ok(Some(range)));
+            assert_eq!(body.time, Some(report.run_time));
+            assert!(!body.fan_out);
+        }
+        // The next run's messages are new.
+        let next = invocation(serde_json::json!({"time": "2026-11-30T10:16:00Z", "fan_out": true}));
+        work.handle(next, 0, recording_run(&seen))
+            .await
+            .expect("next");
+        assert_eq!(queue.items().len(), 8);
+    }
+
+    #[tokio::test]
+    async fn fanning_out_needs_a_queue_and_every_shard() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let no_queue = queue_work(None, 4);
+        let trigger = invocation(serde_json::json!({"fan_out": true}));
+        let err = no_queue
+            .handle(trigger, 0, recording_run(&seen))
+            .await
+            .expect_err("no queue");
+        assert!(matches!(err, ScheduleError::NoQueue), "{err}");
+        let work = queue_work(Some(MemoryShardQueue::default()), 4);
+        let one = invocation(serde_json::json!({"fan_out": true, "shard": 3}));
+        let err = work
+            .handle(one, 0, recording_run(&seen))
+            .await
+            .expect_err("named shards");
+        assert!(
+            matches!(err, ScheduleError::Trigger(TriggerError::FanOutOfShards)),
+            "{err}"
+        );
+        // Without fan_out the trigger runs here, over every shard.
+        let answer = work
+            .handle(invocation(serde_json::json!({})), 0, recording_run(&seen))
+            .await;
+        assert!(answer.is_err(), "shard 31 fails the whole run");
+        assert_eq!(*seen.lock().expect("lock"), vec![all_shards()]);
+    }
+
+    #[tokio::test]
+    async fn queued_work_is_answered_message_by_message() {
+        let work = queue_work(Some(MemoryShardQueue::default()), 4);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let now = Utc::now();
+        let sent = |ago: i64| {
+            let at = now - chrono::TimeDelta::seconds(ago);
+            serde_json::json!({"SentTimestamp": at.timestamp_millis().to_string()})
+        };
+        // A run for an earlier time (a replay) is work like any other; a message that
+        // waited three minutes (two intervals are two) has newer ones behind it.
+        let earlier = now - chrono::TimeDelta::hours(5);
+        let body = |time: DateTime<Utc>, shards: Range<u32>| {
+            serde_json::json!({"time": time, "shards": shards}).to_string()
+        };
+        let event = invocation(serde_json::json!({"Records": [
+            {"messageId": "ok", "body": body(earlier, 8..16), "eventSource": "aws:sqs", "attributes": sent(1)},
+            {"messageId": "down", "body": body(now, 24..32)},
+            {"messageId": "garbled", "body": "{"},
+            {"messageId": "unsharded", "body": serde_json::json!({"time": now}).to_string()},
+            {"messageId": "looping", "body": serde_json::json!({"time": now, "fan_out": true}).to_string()},
+            {"messageId": "past", "body": body(now, 40..48)},
+            {"messageId": "superseded", "body": body(now, 0..8), "attributes": sent(180)},
+        ]}));
+        let answer = work
+            .handle(event, 0, recording_run(&seen))
+            .await
+            .expect("answered");
+        let failed: Vec<&str> = match &answer {
+            Answer::Queue(q) => q
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.as_str())
+                .collect(),
+            other => panic!("not a queue answer: {other:?}"),
+        };
+        assert_eq!(failed, ["down", "garbled", "unsharded", "looping", "past"]);
+        assert_eq!(*seen.lock().expect("lock"), vec![8..16, 24..32]);
+        assert_eq!(
+            serde_json::to_value(&answer).expect("json")["batchItemFailures"][0],
+            serde_json::json!({"itemIdentifier": "down"})
+        );
+        let all_done = work
+            .handle(
+                invocation(serde_json::json!({"Records": []})),
+                0,
+                recording_run(&seen),
+            )
+            .await
+            .expect("empty");
+        assert_eq!(
+            serde_json::to_value(&all_done).expect("json"),
+            serde_json::json!({"batchItemFailures": []})
+        );
+    }
+
+    #[test]
+    fn a_bad_trigger_says_what_is_wrong() {
+        let err = serde_json::from_value::<Invocation>(serde_json::json!({"shard": "seven"}))
+            .expect_err("bad shard");
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        let both: ScheduledTrigger = serde_json::from_value(
+            serde_json::json!({"shard": 1, "shards": {"start": 0, "end": 2}}),
+        )
+        .expect("parses");
+        assert_eq!(both.named_shards(), Err(TriggerError::ShardAndShards));
+        let empty: ScheduledTrigger =
+            serde_json::from_value(serde_json::json!({"shards": {"start": 4, "end": 4}}))
+                .expect("parses");
+        assert_eq!(
+            empty.named_shards().map_err(|e| e.to_string()),
+            Err("shards 4..4 is not a range of shards: start < end <= 32".to_owned())
+        );
     }
 
     #[test]

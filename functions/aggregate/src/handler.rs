@@ -1,15 +1,15 @@
-//! One scheduled run: event → roll-up and exports → report.
-
-use std::time::Duration;
+//! One invocation: a schedule's trigger (fanned out to the shard workers, or run
+//! here), or shard work from the queue → roll-up and exports → report.
 
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use modelwatch::aggregate::{AggregationReport, run_aggregation};
-use modelwatch::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
-use modelwatch::schedule::ScheduledTrigger;
+use modelwatch::error::StoreError;
+use modelwatch::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore, ShardQueue};
+use modelwatch::schedule::{Answer, Invocation, ScheduledRun, ShardWork};
 
 /// The aggregate function's dependencies, built once at cold start.
-pub struct Aggregate<W, R, C, P> {
+pub struct Aggregate<W, R, C, P, Q> {
     /// Pending minutes and their partials.
     pub pending: W,
     /// Rollups, counters and export cursors.
@@ -18,26 +18,35 @@ pub struct Aggregate<W, R, C, P> {
     pub cloudwatch: Option<C>,
     /// The Prometheus exporter, when a remote-write URL is configured.
     pub prometheus: Option<P>,
-    /// The schedule's interval: a run ends before the next is due.
-    pub interval: Duration,
+    /// The shard workers' queue and the schedule's interval.
+    pub work: ShardWork<Q>,
 }
 
-impl<W, R, C, P> Aggregate<W, R, C, P>
+impl<W, R, C, P, Q> Aggregate<W, R, C, P, Q>
 where
     W: PendingWork,
     R: RollupStore + ExportCursors,
     C: MetricsExporter,
     P: MetricsExporter,
+    Q: ShardQueue,
 {
-    /// Handles one schedule invocation, bounded by the invocation's deadline (what it
+    /// Handles one invocation, each run bounded by the invocation's deadline (what it
     /// leaves is the next run's). Fails (so the schedule retries) only when the stores
-    /// cannot be read; a model or an exporter that fails is reported and retried on
-    /// the next run.
+    /// or the queue cannot be reached; a model or an exporter that fails is reported
+    /// and retried on the next run, a queued message that fails is delivered again.
     pub async fn handle(
         &self,
-        event: LambdaEvent<ScheduledTrigger>,
-    ) -> Result<AggregationReport, Error> {
-        let run = event.payload.run(event.context.deadline, self.interval)?;
+        event: LambdaEvent<Invocation>,
+    ) -> Result<Answer<AggregationReport>, Error> {
+        let deadline = event.context.deadline;
+        Ok(self
+            .work
+            .handle(event.payload, deadline, |run| self.run(run))
+            .await?)
+    }
+
+    /// One run over its shards.
+    async fn run(&self, run: ScheduledRun) -> Result<AggregationReport, StoreError> {
         let report = run_aggregation(
             &self.pending,
             &self.rollups,
@@ -55,6 +64,7 @@ where
             failures = report.rollups.failures.len(),
             left_models = report.rollups.left.models,
             left_minutes = report.rollups.left.minutes,
+            shards = ?run.shards,
             deadline_reached = report.deadline_reached,
             exports = ?report.exports,
             "aggregate run"

@@ -1,6 +1,8 @@
 //! The `aggregate` function: scheduled aggregation, driven by EventBridge every
-//! `PERF_MONITORING_INTERVAL` seconds (reserved concurrency 1: the one writer of the
-//! Prometheus series).
+//! `PERF_MONITORING_INTERVAL` seconds. The schedule's invocation fans the run out to
+//! the shard workers through a FIFO queue (one message group per range of shards, so
+//! one worker at a time writes a model's Prometheus series); the queue invokes the
+//! same function with each range.
 
 mod handler;
 
@@ -8,9 +10,11 @@ use lambda_runtime::{Error, run, service_fn};
 use modelwatch::adapters::cloudwatch::{CloudWatchExporter, CloudWatchMetricsExporter};
 use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
 use modelwatch::adapters::remote_write::PrometheusExporter;
+use modelwatch::adapters::sqs::SqsShardQueue;
 use modelwatch::aws;
 use modelwatch::domain::CloudWatchMetrics;
 use modelwatch::ports::PrometheusSeries;
+use modelwatch::schedule::ShardWork;
 use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
@@ -36,7 +40,14 @@ async fn main() -> Result<(), Error> {
             }),
         },
         prometheus: prometheus.map(PrometheusSeries),
-        interval: config.perf.monitoring_interval,
+        work: ShardWork {
+            queue: config
+                .shard_queues
+                .aggregate
+                .map(|url| SqsShardQueue::new(aws::sqs(&sdk), url)),
+            workers: config.shard_workers,
+            interval: config.perf.monitoring_interval,
+        },
     };
     run(service_fn(|event| aggregate.handle(event))).await
 }

@@ -1,19 +1,24 @@
-//! One scheduled run: event → evaluation of every active model → report.
+//! One invocation: a schedule's trigger (fanned out to the shard workers, or run
+//! here), or shard work from the queue → evaluation of the active models → report.
 
 use lambda_runtime::{Error, LambdaEvent};
 use modelwatch::alerting::service::{EvaluationReport, Evaluator};
+use modelwatch::error::StoreError;
 use modelwatch::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RollupStore, SeriesWriter,
+    ShardQueue,
 };
-use modelwatch::schedule::ScheduledTrigger;
+use modelwatch::schedule::{Answer, Invocation, ScheduledRun, ShardWork};
 
 /// The evaluate function's dependencies, built once at cold start.
-pub struct Evaluate<R, S, M, A, N, P> {
+pub struct Evaluate<R, S, M, A, N, P, Q> {
     /// The evaluation service over the stores, the alert topic and Prometheus.
     pub evaluator: Evaluator<R, S, M, A, N, P>,
+    /// The shard workers' queue and the schedule's interval.
+    pub work: ShardWork<Q>,
 }
 
-impl<R, S, M, A, N, P> Evaluate<R, S, M, A, N, P>
+impl<R, S, M, A, N, P, Q> Evaluate<R, S, M, A, N, P, Q>
 where
     R: ModelRegistry,
     S: RollupStore,
@@ -21,18 +26,25 @@ where
     A: AlertStore,
     N: AlertNotifier,
     P: SeriesWriter,
+    Q: ShardQueue,
 {
-    /// Handles one schedule invocation, bounded by the invocation's deadline. Fails (so the schedule retries) only when the
-    /// registry cannot be read; a model or a notification that fails is reported and
-    /// retried on the next run, its state unchanged.
+    /// Handles one invocation, each run bounded by the invocation's deadline. Fails
+    /// (so the schedule retries) only when the registry or the queue cannot be
+    /// reached; a model or a notification that fails is reported and retried on the
+    /// next run, its state unchanged; a queued message that fails is delivered again.
     pub async fn handle(
         &self,
-        event: LambdaEvent<ScheduledTrigger>,
-    ) -> Result<EvaluationReport, Error> {
-        let run = event.payload.run(
-            event.context.deadline,
-            self.evaluator.perf.monitoring_interval,
-        )?;
+        event: LambdaEvent<Invocation>,
+    ) -> Result<Answer<EvaluationReport>, Error> {
+        let deadline = event.context.deadline;
+        Ok(self
+            .work
+            .handle(event.payload, deadline, |run| self.run(run))
+            .await?)
+    }
+
+    /// One run over its shards.
+    async fn run(&self, run: ScheduledRun) -> Result<EvaluationReport, StoreError> {
         let report = self.evaluator.run(&run).await?;
         tracing::info!(
             models = report.models,
@@ -45,6 +57,7 @@ where
             trends_updated = report.trends_updated,
             prometheus = ?report.prometheus,
             failures = report.failures.len(),
+            shards = ?run.shards,
             "evaluate run"
         );
         Ok(report)
