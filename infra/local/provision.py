@@ -51,10 +51,13 @@ API_TYPES = {"AWS::Timestream::Database", "AWS::Timestream::Table"}
 SERVICE_OF_TYPE = {"AWS::SNS::Topic": "sns", "AWS::SQS::Queue": "sqs"}
 # SQS queue properties that are queue attributes of the same name (as strings).
 SQS_ATTRIBUTE_PROPERTIES = {
+    "ContentBasedDeduplication",
     "DelaySeconds",
+    "FifoQueue",
     "MaximumMessageSize",
     "MessageRetentionPeriod",
     "ReceiveMessageWaitTimeSeconds",
+    "RedrivePolicy",
     "SqsManagedSseEnabled",
     "VisibilityTimeout",
 }
@@ -351,7 +354,9 @@ def create_routed(
     created = {logical for logical, r in tpl["Resources"].items() if r["Type"] in CFN_TYPES}
     known = created | set(tpl.get("Parameters", {})) | {"AWS::NoValue"}
     dropped: list[str] = []
-    for logical, res in tpl["Resources"].items():
+    # Dead-letter queues before the queues whose RedrivePolicy names them.
+    ordered = sorted(tpl["Resources"].items(), key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}))
+    for logical, res in ordered:
         service = SERVICE_OF_TYPE.get(res["Type"])
         if service not in clients or not wanted(res, resolver):
             continue
@@ -367,11 +372,15 @@ def create_routed(
             attributes = {}
             for key in sorted(SQS_ATTRIBUTE_PROPERTIES & set(props)):
                 value = props.pop(key)
-                attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
+                if isinstance(value, dict):
+                    attributes[key] = json.dumps(value)
+                else:
+                    attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
             url = clients["sqs"].create_queue(
                 QueueName=name, Attributes=attributes, tags={t["Key"]: t["Value"] for t in tags}
             )["QueueUrl"]
             resolver.physical[logical] = url
+            record_sns_sqs_attrs(tpl, resolver)
         dropped.extend(f"{logical}.{key} (not applied at the {service} endpoint)" for key in sorted(props))
     return dropped
 

@@ -103,7 +103,7 @@ run_cargo_tests_localstack() {
   (
     export_stack_env
     {
-      cargo test --workspace --locked --test alerting --test aggregate &&
+      cargo test --workspace --locked --test alerting --test aggregate --test fan_out &&
         cargo test --workspace --locked --test cloudwatch_emulator --test alert_store_moto -- sns_notifier put_data
     } 2>&1 | tee -a "$TEST_LOG"
   )

@@ -73,6 +73,7 @@ cmd_up() {
   build_binaries
   start_lambda
   start_functions
+  start_shard_poller
   # stack.env appears only once everything answers (it doubles as "stack is up").
   mv "$RUN_DIR/stack.env.partial" "$RUN_DIR/stack.env"
   log "up"
@@ -157,6 +158,10 @@ provision() {
     --param "JwtIssuer=http://$HOST/"
     --param "JwtAudience=modelwatch"
     --param "PrometheusRemoteWriteUrl=$PROMETHEUS_URL/api/v1/write"
+    # Four shard workers, not the template's 32: here one process per function
+    # takes the workers' messages one after another, so more workers only add
+    # invocations (the same shards, split finer). MODELWATCH_PARAMS overrides it.
+    --param "ShardWorkers=4"
   )
   local kv
   # shellcheck disable=SC2046 # word splitting of "Key=Value Key=Value" intended
@@ -241,6 +246,21 @@ start_functions() {
   log "${FUNCTIONS[*]} wait for events (logs: $RUN_DIR/<function>.log)"
 }
 
+# Lambda's SQS event source mappings of the shard queues, which moto does not run:
+# shard_poller.py feeds each queue's messages to its function (the workers).
+start_shard_poller() {
+  log "starting the shard queues' poller (the workers' event source mappings)"
+  start_bg shards "$RUN_DIR/shards.log" "$(venv_bin python)" "$LOCAL_DIR/shard_poller.py" \
+    --env-file "$RUN_DIR/stack.env.partial"
+  wait_for "the shard poller" 30 polling_queues 2
+}
+
+# Whether the poller polls $1 queues (or has exited: then say why at once).
+polling_queues() {
+  running_pid shards >/dev/null || die "the shard poller exited: $(tail -n 5 "$RUN_DIR/shards.log")"
+  (($(grep -c '"event": "polling"' "$RUN_DIR/shards.log") >= $1))
+}
+
 # Until the function is past its init: connected to the Runtime API, waiting for
 # an event. One that fails its configuration exits instead: say so at once, not
 # as a test timing out on its first invocation.
@@ -265,6 +285,7 @@ EOF
   cat >&2 <<EOF
 [stack]   Prometheus        $PROMETHEUS_URL
 [stack]   Lambda emulator   $LAMBDA_URL/2015-03-31/functions/<ingest|aggregate|evaluate|api>/invocations
+[stack]   shard workers     fed from the shard queues by shard_poller.py (log: $RUN_DIR/shards.log)
 [stack]   environment       $RUN_DIR/stack.env
 EOF
 }
@@ -283,6 +304,7 @@ component_url() {
     localstack) echo "$LOCALSTACK_URL" ;;
     prometheus) echo "$PROMETHEUS_URL" ;;
     lambda) echo "$LAMBDA_URL" ;;
+    shards) echo "$RUN_DIR/shards.log" ;;
     *) echo "$LAMBDA_URL/2015-03-31/functions/$1/invocations" ;;
   esac
 }

@@ -5,8 +5,9 @@
 #               SDK's AWS_ENDPOINT_URL_<SERVICE>; DynamoDB and Timestream on moto
 
 # Every component `up` may start, in start order (down stops them in reverse):
-# the emulators, then the Lambda emulator, then one process per function.
-ALL_COMPONENTS=(moto localstack prometheus lambda "${FUNCTIONS[@]}")
+# the emulators, then the Lambda emulator, then one process per function, then the
+# shard queues' poller (Lambda's SQS event source mappings).
+ALL_COMPONENTS=(moto localstack prometheus lambda "${FUNCTIONS[@]}" shards)
 
 # set_lane <lane>: LANE and COMPONENTS, the components that lane runs.
 set_lane() {
@@ -14,7 +15,7 @@ set_lane() {
   if [[ $LANE == localstack ]]; then
     COMPONENTS=("${ALL_COMPONENTS[@]}")
   else
-    COMPONENTS=(moto prometheus lambda "${FUNCTIONS[@]}")
+    COMPONENTS=(moto prometheus lambda "${FUNCTIONS[@]}" shards)
   fi
 }
 
