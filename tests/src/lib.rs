@@ -25,6 +25,8 @@ pub mod runtime;
 pub mod subscriber;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use modelwatch::adapters::dynamodb::DynamoRollupStore;
+use modelwatch::config::RollupRetention;
 use serde_json::Value;
 
 /// The running local stack, as described by its `stack.env`.
@@ -151,6 +153,20 @@ impl Stack {
     /// Timestream); for SNS, SQS and CloudWatch see [`Stack::sdk_config_for`].
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         self.sdk_config_for("DYNAMODB").await
+    }
+
+    /// The stack's rollups table, with the template's retention, as the functions
+    /// read it.
+    pub async fn rollup_store(&self) -> DynamoRollupStore {
+        DynamoRollupStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk_config().await),
+            self.var("ROLLUPS_TABLE"),
+            RollupRetention {
+                minute: TimeDelta::days(8),
+                hour: TimeDelta::days(35),
+                day: TimeDelta::days(400),
+            },
+        )
     }
 
     /// An AWS SDK configuration for `service`'s endpoint in the stack

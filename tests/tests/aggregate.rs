@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::DynamoRollupStore;
-use modelwatch::config::RollupRetention;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::domain::{Granularity, MetricSet, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, parse_batch};
@@ -16,18 +15,6 @@ use modelwatch::ports::{Rollup, RollupStore};
 use modelwatch_e2e::runtime::LocalFunction;
 use modelwatch_e2e::{Lane, Stack, event, ingest_event, unique_tenant};
 use serde_json::{Value, json};
-
-async fn store(stack: &Stack) -> DynamoRollupStore {
-    DynamoRollupStore::new(
-        aws_sdk_dynamodb::Client::new(&stack.sdk_config().await),
-        stack.var("ROLLUPS_TABLE"),
-        RollupRetention {
-            minute: TimeDelta::days(8),
-            hour: TimeDelta::days(35),
-            day: TimeDelta::days(400),
-        },
-    )
-}
 
 /// A multiclass batch: one prediction per given time, every fourth a timeout.
 fn batch(batch_id: &str, times: &[DateTime<Utc>]) -> Vec<u8> {
@@ -117,7 +104,7 @@ async fn batches_roll_up_idempotently_and_late_data_is_re_rolled() {
     assert_eq!(answer["statusCode"], 202, "{answer}");
 
     run_aggregate(stack, now).await;
-    let store = store(stack).await;
+    let store = stack.rollup_store().await;
     let first = all_rollups(&store, &tenant, &model, base, now).await;
     assert_eq!(predictions(&first, Granularity::Minute), 8);
     assert_eq!(predictions(&first, Granularity::Hour), 8);
@@ -531,7 +518,7 @@ async fn a_run_given_one_shard_rolls_up_and_evaluates_only_that_shards_models() 
             .await;
         assert_eq!(answer["statusCode"], 202, "{answer}");
     }
-    let rollups = store(stack).await;
+    let rollups = stack.rollup_store().await;
     let rolled = |model: String| {
         let rollups = &rollups;
         let tenant_id = tenant_id.clone();

@@ -42,11 +42,14 @@ async fn the_demo_scenario_alerts_on_the_degraded_model_only_and_matches_its_gro
         step: TimeDelta::minutes(5),
         evaluate_every: TimeDelta::minutes(15),
         register_baselines: true,
+        alert_queue_url: None,
     };
     let client = Client::new(Target::Lambda {
         endpoint: stack.var("LAMBDA_ENDPOINT").to_owned(),
         tenant: tenant.clone(),
-    });
+    })
+    .with_sqs()
+    .await;
     let outcome = run(&client, &config, |_| {})
         .await
         .expect("the simulation runs");

@@ -6,8 +6,6 @@
 //! and a body of millions of empty objects is refused without taking the function down.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use modelwatch::adapters::dynamodb::DynamoRollupStore;
-use modelwatch::config::RollupRetention;
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::ports::RollupStore;
 use modelwatch_e2e::{Stack, api_request, event, http_answer, ingest_event, unique_tenant};
@@ -172,15 +170,7 @@ async fn numbers_beyond_the_bounds_are_refused_and_the_largest_allowed_are_count
         .as_f64()
         .expect("p99");
     assert!((p99 - 1e9).abs() <= 1e7, "p99 {p99} within 1% of 1e9");
-    let rollups = DynamoRollupStore::new(
-        aws_sdk_dynamodb::Client::new(&stack.sdk_config().await),
-        stack.var("ROLLUPS_TABLE"),
-        RollupRetention {
-            minute: TimeDelta::days(8),
-            hour: TimeDelta::days(35),
-            day: TimeDelta::days(400),
-        },
-    );
+    let rollups = stack.rollup_store().await;
     let totals = rollups
         .counter_totals(
             &TenantId::parse(&tenant).expect("tenant"),

@@ -32,6 +32,9 @@ pub struct RunConfig {
     pub evaluate_every: TimeDelta,
     /// Register each model's test-set baseline and throughput forecast first.
     pub register_baselines: bool,
+    /// The SNS subscriber queue to read the alerts from after each evaluation (local
+    /// stack only; needs [`Client::with_sqs`]).
+    pub alert_queue_url: Option<String>,
 }
 
 /// What a run did.
@@ -45,8 +48,11 @@ pub struct RunOutcome {
     pub predictions: u64,
     /// Evaluation runs driven.
     pub evaluations: usize,
-    /// Alert transitions the evaluations published.
+    /// Alert transitions the evaluations published, as the subscriber queue received
+    /// them (0 without one).
     pub notifications: u64,
+    /// Those alert messages (the alert JSON of each), oldest first.
+    pub alerts: Vec<Value>,
 }
 
 /// Where a run stands, for progress output.
@@ -58,7 +64,7 @@ pub struct Progress {
     pub done: f64,
     /// Batches so far.
     pub batches: usize,
-    /// Firing rules after the latest evaluation.
+    /// Firing rules after the latest evaluation (counted from the alert messages).
     pub firing: u64,
     /// Whether the degraded model is inside its incident.
     pub incident: bool,
@@ -76,7 +82,7 @@ pub async fn run(
         .map(|i| Rng::new(scenario.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9)))
         .collect();
     let mut counters = vec![0_u64; scenario.models.len()];
-    let mut firing = 0;
+    let mut firing: u64 = 0;
     let mut since_evaluation = TimeDelta::zero();
     let mut t = scenario.start;
     while t < scenario.end() {
@@ -127,15 +133,25 @@ pub async fn run(
                 expect_report(
                     client.run_schedule("aggregate", Utc::now()).await?,
                     "aggregate",
-                    "rollups",
+                    "fan_out",
                 )?;
-                let report = expect_report(
+                expect_report(
                     client.run_schedule("evaluate", step_end).await?,
                     "evaluate",
-                    "models",
+                    "fan_out",
                 )?;
-                firing = report["firing"].as_u64().unwrap_or_default();
-                outcome.notifications += report["notifications"].as_u64().unwrap_or_default();
+                if let Some(queue) = &config.alert_queue_url {
+                    let alerts = client.drain_alerts(queue).await?;
+                    for alert in &alerts {
+                        match alert["state"].as_str() {
+                            Some("firing") => firing += 1,
+                            Some("resolved") => firing = firing.saturating_sub(1),
+                            _ => {}
+                        }
+                    }
+                    outcome.notifications += alerts.len() as u64;
+                    outcome.alerts.extend(alerts);
+                }
                 outcome.evaluations += 1;
                 since_evaluation = TimeDelta::zero();
             }

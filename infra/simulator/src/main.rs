@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use chrono::{TimeDelta, Utc};
-use modelwatch_simulator::observe::{drain_alerts, prometheus_query};
+use modelwatch_simulator::observe::prometheus_query;
 use modelwatch_simulator::scenario::{MIN_DURATION, ModelKind, ModelSpec, Scenario};
 use modelwatch_simulator::target::{Client, Target};
 use modelwatch_simulator::{Progress, RunConfig, check, minute, run};
@@ -40,7 +40,6 @@ Read back:
 struct Args {
     target: Target,
     config: RunConfig,
-    alert_queue_url: Option<String>,
     prometheus_url: Option<String>,
     check: bool,
     quiet: bool,
@@ -145,8 +144,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             step: TimeDelta::minutes(step),
             evaluate_every: TimeDelta::minutes(evaluate_every),
             register_baselines: !flags.contains("--no-baselines"),
+            alert_queue_url,
         },
-        alert_queue_url,
         prometheus_url,
         check: flags.contains("--check"),
         quiet: flags.contains("--quiet"),
@@ -178,7 +177,10 @@ async fn main() -> ExitCode {
 
 /// Runs, reports, checks; `Ok(false)` when the check found problems.
 async fn simulate(args: &Args) -> Result<bool, String> {
-    let client = Client::new(args.target.clone());
+    let mut client = Client::new(args.target.clone());
+    if client.drives_schedules() {
+        client = client.with_sqs().await;
+    }
     let scenario = &args.config.scenario;
     println!(
         "simulating {} h of traffic ({} → {}) for {} models, {} predictions a minute each{}",
@@ -227,12 +229,14 @@ async fn simulate(args: &Args) -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let mut alerts = Vec::new();
-    if let (Some(queue), Target::Lambda { tenant, .. }) = (&args.alert_queue_url, &args.target) {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        alerts = drain_alerts(&aws_sdk_sqs::Client::new(&sdk), queue, tenant)
-            .await
-            .map_err(|e| e.to_string())?;
+    let mut alerts = outcome.alerts.clone();
+    if let Some(queue) = &args.config.alert_queue_url {
+        alerts.extend(
+            client
+                .drain_alerts(queue)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         println!(
             "\nalerts received by the SNS subscriber ({}):",
             alerts.len()

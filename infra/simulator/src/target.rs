@@ -59,11 +59,15 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// How long a fanned-out scheduled run may take to be worked off by the shard workers.
+const WORKERS_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Talks to a [`Target`].
 #[derive(Debug, Clone)]
 pub struct Client {
     target: Target,
     http: reqwest::Client,
+    sqs: Option<aws_sdk_sqs::Client>,
 }
 
 impl Client {
@@ -73,7 +77,25 @@ impl Client {
             .timeout(Duration::from_secs(300))
             .build()
             .unwrap_or_default();
-        Self { target, http }
+        Self {
+            target,
+            http,
+            sqs: None,
+        }
+    }
+
+    /// The same client, watching the shard queues (and reading the alert subscriber
+    /// queue) with an SQS client configured from the environment (the local stack's
+    /// `stack.env`).
+    pub async fn with_sqs(mut self) -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        self.sqs = Some(aws_sdk_sqs::Client::new(&sdk));
+        self
+    }
+
+    /// The SQS client, when [`Client::with_sqs`] made one.
+    pub fn sqs(&self) -> Option<&aws_sdk_sqs::Client> {
+        self.sqs.as_ref()
     }
 
     /// Whether the scheduled functions can be invoked (local stack only).
@@ -134,7 +156,9 @@ impl Client {
     }
 
     /// Runs a scheduled function (`aggregate` or `evaluate`) for `time`, as its schedule
-    /// would; returns its report.
+    /// does: the coordinator fans the run out to the shard queue, and this waits until
+    /// the shard workers (fed by the local stack's poller) have taken every message.
+    /// Returns the coordinator's report.
     pub async fn run_schedule(
         &self,
         function: &str,
@@ -148,9 +172,81 @@ impl Client {
             "detail-type": "Scheduled Event", "source": "aws.scheduler",
             "account": "123456789012", "time": time.to_rfc3339(), "region": "us-east-1",
             "resources": [format!("arn:aws:scheduler:us-east-1:123456789012:schedule/default/modelwatch-{function}")],
-            "detail": {}
+            "detail": {}, "fan_out": true
         });
-        self.invoke(function, &event).await
+        let answer = self.invoke(function, &event).await?;
+        let queue = answer["fan_out"]["queue"]
+            .as_str()
+            .ok_or_else(|| TargetError::Answer {
+                what: format!("{function}'s coordinator"),
+                detail: format!("no fan_out.queue in {answer}"),
+            })?;
+        self.wait_for_workers(function, queue).await?;
+        Ok(answer)
+    }
+
+    /// The alert messages about this client's tenant that the SNS subscriber queue
+    /// `queue` holds, removed from it (see [`crate::observe::drain_alerts`]).
+    pub async fn drain_alerts(&self, queue: &str) -> Result<Vec<Value>, TargetError> {
+        let what = "reading the alert subscriber queue".to_owned();
+        let (Some(sqs), Target::Lambda { tenant, .. }) = (&self.sqs, &self.target) else {
+            return Err(TargetError::Answer {
+                what,
+                detail: "needs the local stack and an SQS client (Client::with_sqs)".into(),
+            });
+        };
+        crate::observe::drain_alerts(sqs, queue, tenant)
+            .await
+            .map_err(|e| TargetError::Answer {
+                what,
+                detail: e.to_string(),
+            })
+    }
+
+    /// Until the shard queue `queue` has no message left, visible or in flight.
+    pub async fn wait_for_workers(&self, function: &str, queue: &str) -> Result<(), TargetError> {
+        use aws_sdk_sqs::types::QueueAttributeName::{
+            ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+        };
+        let what = format!("waiting for {function}'s shard workers");
+        let sqs = self.sqs.as_ref().ok_or_else(|| TargetError::Answer {
+            what: what.clone(),
+            detail: "no SQS client to watch the shard queue (Client::with_sqs)".into(),
+        })?;
+        let started = std::time::Instant::now();
+        loop {
+            let attributes = sqs
+                .get_queue_attributes()
+                .queue_url(queue)
+                .attribute_names(ApproximateNumberOfMessages)
+                .attribute_names(ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .map_err(|e| TargetError::Answer {
+                    what: what.clone(),
+                    detail: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+                })?;
+            let left: u64 = [
+                ApproximateNumberOfMessages,
+                ApproximateNumberOfMessagesNotVisible,
+            ]
+            .iter()
+            .filter_map(|name| attributes.attributes()?.get(name)?.parse::<u64>().ok())
+            .sum();
+            if left == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > WORKERS_TIMEOUT {
+                return Err(TargetError::Answer {
+                    what,
+                    detail: format!(
+                        "{left} message(s) left on {queue} after {} s (the poller's log: infra/local/.run/shards.log)",
+                        WORKERS_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Invokes a function through the runtime emulator.
