@@ -21,6 +21,11 @@ fn error(what: &str, detail: impl std::fmt::Display) -> ObserveError {
     }
 }
 
+/// What an SQS call that failed while `what` becomes, with the SDK's whole context.
+fn sqs_failed<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> ObserveError {
+    move |e| error(what, aws_sdk_sqs::error::DisplayErrorContext(e))
+}
+
 /// Drains the SQS queue `queue_url` (an SNS subscription, not raw delivery) and returns
 /// the alert JSON of every message about `tenant`, oldest first; other tenants'
 /// messages are left in the queue.
@@ -38,12 +43,7 @@ pub async fn drain_alerts(
             .wait_time_seconds(0)
             .send()
             .await
-            .map_err(|e| {
-                error(
-                    "receiving alerts",
-                    aws_sdk_sqs::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(sqs_failed("receiving alerts"))?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             break;
@@ -65,12 +65,7 @@ pub async fn drain_alerts(
                     .receipt_handle(handle)
                     .send()
                     .await
-                    .map_err(|e| {
-                        error(
-                            "deleting an alert message",
-                            aws_sdk_sqs::error::DisplayErrorContext(e),
-                        )
-                    })?;
+                    .map_err(sqs_failed("deleting an alert message"))?;
             }
         }
     }
@@ -88,6 +83,11 @@ pub async fn drain_alerts(
     Ok(alerts)
 }
 
+/// `time` as Prometheus's API takes it to the millisecond.
+fn rfc3339_millis(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// The instant-query result of `query` at `time` on the Prometheus at `url`: each
 /// series' labels and value.
 pub async fn prometheus_query(
@@ -101,7 +101,9 @@ pub async fn prometheus_query(
         .map_err(|e| error("HTTP client", e))?;
     let endpoint = url::Url::parse_with_params(
         &format!("{}/api/v1/query", url.trim_end_matches('/')),
-        [("query", query), ("time", &time.timestamp().to_string())],
+        // Milliseconds, as samples are stamped: whole seconds would put a sample
+        // written in the current second after the query's time, and out of its answer.
+        [("query", query), ("time", &rfc3339_millis(time))],
     )
     .map_err(|e| error(url, e))?;
     let response = http
