@@ -4,7 +4,6 @@
 //! run over run until it is done; no run overruns its deadline by more than the one
 //! slice of work it had started; and in the end every prediction is counted once.
 
-use modelwatch::domain::shard::all_shards;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use modelwatch::adapters::memory::{
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
+use modelwatch::domain::shard::all_shards;
 use modelwatch::domain::{Granularity, Series, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, IngestService};
 use modelwatch::ports::{PendingWork, PrometheusSeries, RollupStore};
