@@ -377,7 +377,13 @@ def fan_out_problems(tpl: dict[str, Any]) -> tuple[list[str], int]:
         if not any(ref_name(v) == queue for k, v in variables.items() if k.endswith("_SHARD_QUEUE_URL")):
             problems_.append(f"{where}: the function is not given the queue's URL (*_SHARD_QUEUE_URL)")
         role = ref_name(fprops.get("Role"))
-        for action in ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        for action in (
+            "sqs:SendMessage",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
+        ):
             if not role_grants(tpl, role, action, queue):
                 problems_.append(f"{where}: the role {role} may not {action} on the queue")
         if not alarmed(tpl, queue, "ApproximateAgeOfOldestMessage"):

@@ -537,6 +537,14 @@ pub trait ShardQueue: Send + Sync {
         &self,
         messages: &[QueueMessage],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes a received message (by its receipt handle) visible again after `delay`
+    /// instead of after the queue's visibility timeout.
+    fn redeliver_after(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Why an export did not deliver.

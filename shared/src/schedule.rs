@@ -254,6 +254,9 @@ pub struct QueueRecord {
     pub message_id: String,
     /// The message: a [`ScheduledTrigger`] naming its shards.
     pub body: String,
+    /// What a redelivery of the message names it by.
+    #[serde(rename = "receiptHandle", default)]
+    pub receipt_handle: Option<String>,
     /// SQS's attributes of the message.
     #[serde(default)]
     pub attributes: QueueRecordAttributes,
@@ -374,6 +377,7 @@ impl<Q: ShardQueue> ShardWork<Q> {
                 for record in event.records {
                     if let Err(why) = self.work(&record, deadline_epoch_ms, &run).await {
                         tracing::warn!(message = %record.message_id, error = %why, "shard work failed: it is delivered again");
+                        self.redeliver_soon(&record).await;
                         answer.batch_item_failures.push(ItemFailure {
                             item_identifier: record.message_id,
                         });
@@ -381,6 +385,21 @@ impl<Q: ShardQueue> ShardWork<Q> {
                 }
                 Ok(Answer::Queue(answer))
             }
+        }
+    }
+
+    /// Asks for a failed message again after one interval — about when the next
+    /// run's message for its shards would come, which the FIFO group holds behind it
+    /// — not after the queue's visibility timeout (six run timeouts, so that a run in
+    /// flight is never delivered twice). Three failures in a row then reach the
+    /// dead-letter queue in minutes. Best effort: when SQS cannot be asked, the
+    /// visibility timeout applies.
+    async fn redeliver_soon(&self, record: &QueueRecord) {
+        let (Some(queue), Some(handle)) = (&self.queue, record.receipt_handle.as_deref()) else {
+            return;
+        };
+        if let Err(why) = queue.redeliver_after(handle, self.interval).await {
+            tracing::warn!(message = %record.message_id, error = %why, "could not bring the failed shard work back early: it returns after the queue's visibility timeout");
         }
     }
 
@@ -586,7 +605,7 @@ mod tests {
             .await
             .expect("again");
         let queue = work.queue.as_ref().expect("queue");
-        let messages = queue.items();
+        let messages = queue.messages.items();
         assert_eq!(messages.len(), 4);
         let groups: std::collections::BTreeSet<_> = messages.iter().map(|m| &m.group).collect();
         assert_eq!(
@@ -605,7 +624,7 @@ mod tests {
         work.handle(next, 0, recording_run(&seen))
             .await
             .expect("next");
-        assert_eq!(queue.items().len(), 8);
+        assert_eq!(queue.messages.items().len(), 8);
     }
 
     #[tokio::test]
@@ -653,8 +672,8 @@ mod tests {
         };
         let event = invocation(serde_json::json!({"Records": [
             {"messageId": "ok", "body": body(earlier, 8..16), "eventSource": "aws:sqs", "attributes": sent(1)},
-            {"messageId": "down", "body": body(now, 24..32)},
-            {"messageId": "garbled", "body": "{"},
+            {"messageId": "down", "body": body(now, 24..32), "receiptHandle": "handle-of-down"},
+            {"messageId": "garbled", "body": "{", "receiptHandle": "handle-of-garbled"},
             {"messageId": "unsharded", "body": serde_json::json!({"time": now}).to_string()},
             {"messageId": "looping", "body": serde_json::json!({"time": now, "fan_out": true}).to_string()},
             {"messageId": "past", "body": body(now, 40..48)},
@@ -674,6 +693,33 @@ mod tests {
         };
         assert_eq!(failed, ["down", "garbled", "unsharded", "looping", "past"]);
         assert_eq!(*seen.lock().expect("lock"), vec![8..16, 24..32]);
+        // The failed messages that name their receipt come back after one interval,
+        // not after the queue's visibility timeout.
+        let queue = work.queue.as_ref().expect("queue");
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            queue.redeliveries.items(),
+            [
+                ("handle-of-down".to_owned(), minute),
+                ("handle-of-garbled".to_owned(), minute)
+            ]
+        );
+        // When SQS cannot be asked, the message is still answered as failed.
+        queue.redeliveries.set_failing(true);
+        let again = work
+            .handle(
+                invocation(serde_json::json!({"Records": [
+                    {"messageId": "down", "body": body(now, 24..32), "receiptHandle": "handle-of-down"},
+                ]})),
+                0,
+                recording_run(&seen),
+            )
+            .await
+            .expect("answered");
+        assert_eq!(
+            serde_json::to_value(&again).expect("json"),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "down"}]})
+        );
         assert_eq!(
             serde_json::to_value(&answer).expect("json")["batchItemFailures"][0],
             serde_json::json!({"itemIdentifier": "down"})

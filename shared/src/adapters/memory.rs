@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -986,8 +987,15 @@ pub type MemorySeriesWriter = Recording<Series>;
 /// CloudWatch [`MetricsExporter`] that keeps every datum put.
 pub type MemoryMetricData = Recording<Datum>;
 /// [`ShardQueue`] that keeps every message enqueued, dropping one whose deduplication
-/// id it has kept already (as a FIFO queue does within its window).
-pub type MemoryShardQueue = Recording<QueueMessage>;
+/// id it has kept already (as a FIFO queue does within its window), and every early
+/// redelivery asked for.
+#[derive(Default)]
+pub struct MemoryShardQueue {
+    /// The messages enqueued, in order.
+    pub messages: Recording<QueueMessage>,
+    /// The redeliveries asked for: receipt handle and delay.
+    pub redeliveries: Recording<(String, Duration)>,
+}
 
 impl<T> Default for Recording<T> {
     fn default() -> Self {
@@ -1036,7 +1044,7 @@ impl ShardQueue for MemoryShardQueue {
     }
 
     async fn enqueue(&self, messages: &[QueueMessage]) -> Result<(), StoreError> {
-        let kept = self.items();
+        let kept = self.messages.items();
         let new: Vec<QueueMessage> = messages
             .iter()
             .filter(|m| {
@@ -1046,9 +1054,23 @@ impl ShardQueue for MemoryShardQueue {
             })
             .cloned()
             .collect();
-        self.record(&new, "queue")
+        self.messages
+            .record(&new, "queue")
             .map_err(|why| StoreError::Unavailable {
                 operation: "SendMessageBatch",
+                source: why.into(),
+            })
+    }
+
+    async fn redeliver_after(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        self.redeliveries
+            .record(&[(receipt_handle.to_owned(), delay)], "queue")
+            .map_err(|why| StoreError::Unavailable {
+                operation: "ChangeMessageVisibility",
                 source: why.into(),
             })
     }

@@ -1,11 +1,14 @@
 //! The shard work queue on SQS: [`SqsShardQueue`] sends the coordinator's messages to
 //! a FIFO queue, ten to a `SendMessageBatch`, each with its message group and
-//! deduplication id.
+//! deduplication id, and brings a failed worker's message back early
+//! (`ChangeMessageVisibility`).
 //!
 //! The SDK retries throttling and 5xx itself. An entry SQS did not take (the batch's
 //! `Failed` list) or a request that failed after the retries is
 //! [`StoreError::Unavailable`]: the scheduled run fails, the scheduler invokes it
 //! again, and the deduplication ids drop what the first attempt had enqueued.
+
+use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -14,7 +17,10 @@ use crate::error::StoreError;
 use crate::ports::{QueueMessage, ShardQueue};
 
 /// What a failed enqueue is reported as.
-const OPERATION: &str = "enqueue shard work";
+const ENQUEUE: &str = "enqueue shard work";
+
+/// What a failed early redelivery is reported as.
+const REDELIVER: &str = "redeliver shard work";
 
 /// The most entries SQS takes in one `SendMessageBatch`.
 const BATCH: usize = 10;
@@ -36,11 +42,19 @@ impl SqsShardQueue {
     }
 }
 
-fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
-    StoreError::Unavailable {
-        operation: OPERATION,
-        source: source.into(),
-    }
+fn unavailable(
+    operation: &'static str,
+) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    move |source| StoreError::Unavailable { operation, source }
+}
+
+/// The SDK's error with its whole context, as an error source.
+fn sdk_error(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    aws_sdk_sqs::error::DisplayErrorContext(e)
+        .to_string()
+        .into()
 }
 
 impl ShardQueue for SqsShardQueue {
@@ -60,7 +74,7 @@ impl ShardQueue for SqsShardQueue {
                         .message_group_id(&message.group)
                         .message_deduplication_id(&message.deduplication_id)
                         .build()
-                        .map_err(unavailable)
+                        .map_err(|e| unavailable(ENQUEUE)(e.into()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let sent = self
@@ -70,23 +84,47 @@ impl ShardQueue for SqsShardQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+                .map_err(|e| unavailable(ENQUEUE)(sdk_error(e)))?;
             if let Some(first) = sent.failed.first() {
-                return Err(unavailable(format!(
-                    "{} of {} messages not enqueued; the first: {} {}",
-                    sent.failed.len(),
-                    batch.len(),
-                    first.code,
-                    first.message.as_deref().unwrap_or(""),
-                )));
+                return Err(unavailable(ENQUEUE)(
+                    format!(
+                        "{} of {} messages not enqueued; the first: {} {}",
+                        sent.failed.len(),
+                        batch.len(),
+                        first.code,
+                        first.message.as_deref().unwrap_or(""),
+                    )
+                    .into(),
+                ));
             }
         }
         Ok(())
+    }
+
+    async fn redeliver_after(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        // SQS takes 0 to 43,200 seconds.
+        let seconds = i32::try_from(delay.as_secs().min(43_200)).unwrap_or(43_200);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(REDELIVER)(sdk_error(e)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_sqs::operation::change_message_visibility::{
+        ChangeMessageVisibilityError, ChangeMessageVisibilityOutput,
+    };
     use aws_sdk_sqs::operation::send_message_batch::{
         SendMessageBatchError, SendMessageBatchOutput,
     };
@@ -172,5 +210,39 @@ mod tests {
         let queue = SqsShardQueue::new(client, "q");
         let err = queue.enqueue(&messages(1)).await.expect_err("failure");
         assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_sets_the_message_visibility_in_whole_seconds() {
+        let changed = mock!(Client::change_message_visibility)
+            .match_requests(|r| {
+                r.queue_url() == Some("q")
+                    && r.receipt_handle() == Some("handle")
+                    && r.visibility_timeout() == Some(60)
+            })
+            .then_output(|| ChangeMessageVisibilityOutput::builder().build());
+        let gone = mock!(Client::change_message_visibility)
+            .then_error(|| ChangeMessageVisibilityError::unhandled("receipt handle expired"));
+        let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&changed, &gone]);
+        let queue = SqsShardQueue::new(client, "q");
+        queue
+            .redeliver_after("handle", Duration::from_millis(60_900))
+            .await
+            .expect("changed");
+        let err = queue
+            .redeliver_after("handle", Duration::from_secs(60))
+            .await
+            .expect_err("expired");
+        assert!(
+            matches!(
+                err,
+                StoreError::Unavailable {
+                    operation: REDELIVER,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!((changed.num_calls(), gone.num_calls()), (1, 1));
     }
 }
