@@ -4,17 +4,16 @@
 //! one worker at a time writes a model's Prometheus series); the queue invokes the
 //! same function with each range.
 
-mod handler;
-
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use modelwatch::adapters::cloudwatch::{CloudWatchExporter, CloudWatchMetricsExporter};
 use modelwatch::adapters::dynamodb::{DynamoPartialStore, DynamoRollupStore};
 use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::adapters::sqs::SqsShardQueue;
+use modelwatch::aggregate::Aggregator;
 use modelwatch::aws;
 use modelwatch::domain::CloudWatchMetrics;
 use modelwatch::ports::PrometheusSeries;
-use modelwatch::schedule::ShardWork;
+use modelwatch::schedule::{Invocation, ShardWork};
 use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
@@ -22,7 +21,7 @@ async fn main() -> Result<(), Error> {
     let ColdStart { config, sdk } = cold_start().await?;
     let dynamodb = aws::dynamodb(&sdk);
     let prometheus = PrometheusExporter::from_config(&config, &sdk)?;
-    let aggregate = handler::Aggregate {
+    let aggregator = Aggregator {
         pending: DynamoPartialStore::new(
             dynamodb.clone(),
             &config.tables.partials,
@@ -40,14 +39,24 @@ async fn main() -> Result<(), Error> {
             }),
         },
         prometheus: prometheus.map(PrometheusSeries),
-        work: ShardWork {
-            queue: config
-                .shard_queues
-                .aggregate
-                .map(|url| SqsShardQueue::new(aws::sqs(&sdk), url)),
-            workers: config.shard_workers,
-            interval: config.perf.monitoring_interval,
-        },
     };
-    run(service_fn(|event| aggregate.handle(event))).await
+    let queue = config.shard_queues.aggregate;
+    let work = ShardWork {
+        queue: queue.map(|url| SqsShardQueue::new(aws::sqs(&sdk), url)),
+        workers: config.shard_workers,
+        interval: config.perf.monitoring_interval,
+    };
+    // Each run is bounded by the invocation's deadline (what it leaves is the next
+    // run's). The invocation fails (so the schedule retries) only when the stores or
+    // the queue cannot be reached; a model or an exporter that fails is reported and
+    // retried on the next run, a queued message that fails is delivered again.
+    let (work, aggregator) = (&work, &aggregator);
+    run(service_fn(|event: LambdaEvent<Invocation>| async move {
+        let deadline = event.context.deadline;
+        let answer = work
+            .handle(event.payload, deadline, |run| aggregator.run(run))
+            .await?;
+        Ok::<_, Error>(answer)
+    }))
+    .await
 }

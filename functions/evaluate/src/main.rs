@@ -3,9 +3,7 @@
 //! `aggregate`, to shard workers through a FIFO queue; alerts go to SNS, baselines,
 //! thresholds and firing rules to Prometheus.
 
-mod handler;
-
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use modelwatch::adapters::dynamodb::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
 };
@@ -14,7 +12,7 @@ use modelwatch::adapters::sns::SnsAlertNotifier;
 use modelwatch::adapters::sqs::SqsShardQueue;
 use modelwatch::alerting::service::Evaluator;
 use modelwatch::aws;
-use modelwatch::schedule::ShardWork;
+use modelwatch::schedule::{Invocation, ShardWork};
 use modelwatch::startup::{ColdStart, cold_start};
 use modelwatch::summary::WindowReader;
 
@@ -24,32 +22,42 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws::dynamodb(&sdk);
     let prometheus = PrometheusExporter::from_config(&config, &sdk)?;
     let interval = config.perf.monitoring_interval;
-    let evaluate = handler::Evaluate {
-        evaluator: Evaluator {
-            registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
-            settings: DynamoModelSettings::new(dynamodb.clone(), &config.tables.models),
-            alerts: DynamoAlertStore::new(dynamodb.clone(), &config.tables.alerts),
-            window: WindowReader {
-                rollups: DynamoRollupStore::new(
-                    dynamodb,
-                    &config.tables.rollups,
-                    config.rollups.clone(),
-                ),
-                minute_retention: config.rollups.minute,
-            },
-            notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
-            prometheus,
-            perf: config.perf,
-            alerting: config.alerts,
+    let evaluator = Evaluator {
+        registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
+        settings: DynamoModelSettings::new(dynamodb.clone(), &config.tables.models),
+        alerts: DynamoAlertStore::new(dynamodb.clone(), &config.tables.alerts),
+        window: WindowReader {
+            rollups: DynamoRollupStore::new(
+                dynamodb,
+                &config.tables.rollups,
+                config.rollups.clone(),
+            ),
+            minute_retention: config.rollups.minute,
         },
-        work: ShardWork {
-            queue: config
-                .shard_queues
-                .evaluate
-                .map(|url| SqsShardQueue::new(aws::sqs(&sdk), url)),
-            workers: config.shard_workers,
-            interval,
-        },
+        notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
+        prometheus,
+        perf: config.perf,
+        alerting: config.alerts,
     };
-    run(service_fn(|event| evaluate.handle(event))).await
+    let queue = config.shard_queues.evaluate;
+    let work = ShardWork {
+        queue: queue.map(|url| SqsShardQueue::new(aws::sqs(&sdk), url)),
+        workers: config.shard_workers,
+        interval,
+    };
+    // Each run is bounded by the invocation's deadline. The invocation fails (so the
+    // schedule retries) only when the registry or the queue cannot be reached; a model
+    // or a notification that fails is reported and retried on the next run, its state
+    // unchanged; a queued message that fails is delivered again.
+    let (work, evaluator) = (&work, &evaluator);
+    run(service_fn(|event: LambdaEvent<Invocation>| async move {
+        let deadline = event.context.deadline;
+        let answer = work
+            .handle(event.payload, deadline, |run| async move {
+                evaluator.run(&run).await
+            })
+            .await?;
+        Ok::<_, Error>(answer)
+    }))
+    .await
 }

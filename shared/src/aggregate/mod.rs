@@ -31,6 +31,52 @@ pub struct AggregationReport {
     pub deadline_reached: bool,
 }
 
+/// The aggregation service: the stores and exporters of the `aggregate` function,
+/// built once at cold start.
+#[derive(Debug)]
+pub struct Aggregator<W, R, C, P> {
+    /// Pending minutes and their partials.
+    pub pending: W,
+    /// Rollups, counters and export cursors.
+    pub rollups: R,
+    /// The CloudWatch exporter, unless `CLOUDWATCH_METRICS` is `off`.
+    pub cloudwatch: Option<C>,
+    /// The Prometheus exporter, when a remote-write URL is configured.
+    pub prometheus: Option<P>,
+}
+
+impl<W: PendingWork, R: RollupStore + ExportCursors, C: MetricsExporter, P: MetricsExporter>
+    Aggregator<W, R, C, P>
+{
+    /// One run of [`run_aggregation`], its counters stamped with the clock (never
+    /// before the run time), logged.
+    pub async fn run(&self, run: ScheduledRun) -> Result<AggregationReport, StoreError> {
+        let report = run_aggregation(
+            &self.pending,
+            &self.rollups,
+            self.cloudwatch.as_ref(),
+            self.prometheus.as_ref(),
+            &run,
+            Utc::now().max(run.run_time),
+        )
+        .await?;
+        tracing::info!(
+            models = report.rollups.models,
+            minutes = report.rollups.rolled.minutes,
+            hours = report.rollups.rolled.hours,
+            days = report.rollups.rolled.days,
+            failures = report.rollups.failures.len(),
+            left_models = report.rollups.left.models,
+            left_minutes = report.rollups.left.minutes,
+            shards = ?run.shards,
+            deadline_reached = report.deadline_reached,
+            exports = ?report.exports,
+            "aggregate run"
+        );
+        Ok(report)
+    }
+}
+
 /// One aggregation run of `run`'s shards, bounded by its deadline, in four stages that
 /// each start work only until their share of the time is used (a share left unused
 /// passes to the next stage):

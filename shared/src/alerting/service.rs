@@ -219,6 +219,20 @@ where
         if let Some(prometheus) = &self.prometheus {
             report.prometheus = Some(write_gauges(prometheus, &series).await);
         }
+        tracing::info!(
+            models = report.models,
+            left = report.left,
+            rules = report.rules,
+            firing = report.firing,
+            insufficient_data = report.insufficient_data,
+            notifications = report.notifications,
+            baselines_captured = report.baselines_captured,
+            trends_updated = report.trends_updated,
+            prometheus = ?report.prometheus,
+            failures = report.failures.len(),
+            shards = ?run.shards,
+            "evaluate run"
+        );
         Ok(report)
     }
 
