@@ -241,6 +241,27 @@ pub struct ResourceMetrics {
     pub model_cache_hit_rate: Option<f64>,
 }
 
+/// How much of the traffic has its truth, and how late labels come.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelMetrics {
+    /// Labeled / predictions, a fraction (late labels joined included).
+    pub label_coverage: Option<f64>,
+    /// Median label delay (label time − prediction time) of the late labels, seconds.
+    pub label_delay_p50_s: Option<f64>,
+    /// 95th percentile label delay, seconds.
+    pub label_delay_p95_s: Option<f64>,
+}
+
+impl LabelMetrics {
+    fn of(m: &MetricSet) -> Self {
+        Self {
+            label_coverage: m.label_coverage,
+            label_delay_p50_s: m.label_delay_p50_s,
+            label_delay_p95_s: m.label_delay_p95_s,
+        }
+    }
+}
+
 impl ServingMetrics {
     fn of(m: &MetricSet) -> Self {
         Self {
@@ -279,6 +300,9 @@ pub struct SeriesPoint {
     /// Resource metrics.
     #[serde(flatten)]
     pub resources: ResourceMetrics,
+    /// Label coverage and delay.
+    #[serde(flatten)]
+    pub labels: LabelMetrics,
     /// Predictions in the span.
     pub sample_count: u64,
     /// Labeled predictions in the span.
@@ -300,6 +324,8 @@ pub struct PerformanceSummary {
     pub serving_metrics: ServingMetrics,
     /// Resource metrics of the window.
     pub resource_metrics: ResourceMetrics,
+    /// Label coverage and delay of the window's predictions.
+    pub label_metrics: LabelMetrics,
     /// Predictions in the window.
     pub sample_count: u64,
     /// Labeled predictions in the window.
@@ -447,6 +473,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
                 quality: QualityMetrics::of(model.task, |name| m.get(name)),
                 serving: ServingMetrics::of(&m),
                 resources: ResourceMetrics::of(&m),
+                labels: LabelMetrics::of(&m),
                 sample_count: m.predictions,
                 labeled_count: m.labeled,
             })
@@ -463,6 +490,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
             quality_metrics,
             serving_metrics: ServingMetrics::of(&current),
             resource_metrics: ResourceMetrics::of(&current),
+            label_metrics: LabelMetrics::of(&current),
             sample_count: current.predictions,
             labeled_count: current.labeled,
             overflow: current.overflow,

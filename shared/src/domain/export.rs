@@ -69,6 +69,13 @@ impl MetricName {
             quantile: Some(quantile),
             prometheus_scale: 1e-3,
         };
+        let label_delay = |name, quantile| MetricExport {
+            name,
+            unit: Unit::Seconds,
+            prometheus_name: "ml_model_label_delay_seconds",
+            quantile: Some(quantile),
+            prometheus_scale: 1.0,
+        };
         match self {
             Self::Accuracy => gauge("accuracy", "ml_model_accuracy", Unit::None),
             Self::F1Score => gauge("f1_score", "ml_model_f1_score", Unit::None),
@@ -102,6 +109,9 @@ impl MetricName {
                 "ml_model_model_cache_hit_rate",
                 Unit::None,
             ),
+            Self::LabelCoverage => gauge("label_coverage", "ml_model_labeled_ratio", Unit::None),
+            Self::LabelDelayP50 => label_delay("label_delay_p50_s", "0.5"),
+            Self::LabelDelayP95 => label_delay("label_delay_p95_s", "0.95"),
         }
     }
 }

@@ -87,8 +87,18 @@ pub struct MetricSet {
     pub predictions: u64,
     /// Prediction records with status error.
     pub errors: u64,
-    /// Labeled predictions (status ok, both predicted and actual).
+    /// Labeled predictions (status ok, both predicted and actual), late labels joined
+    /// to the window's predictions included.
     pub labeled: u64,
+    /// Labeled / predictions, a fraction: how much of the window's traffic has its
+    /// truth yet. `None` without predictions.
+    pub label_coverage: Option<f64>,
+    /// Median delay of the late labels joined to the window's predictions (label time
+    /// − prediction time), seconds, within 1%. `None` when no late label was joined.
+    pub label_delay_p50_s: Option<f64>,
+    /// 95th percentile of that delay, seconds, within 1%. `None` when no late label was
+    /// joined.
+    pub label_delay_p95_s: Option<f64>,
     /// What the window counts in the overflow bucket (labels and error types beyond
     /// their caps); all zero when the bucket is not in use.
     pub overflow: OverflowCounts,
@@ -165,6 +175,9 @@ impl MetricSet {
         metrics.latency_p99_ms = latency.quantile(0.99);
         metrics.latency_sum_ms = finite((latency.count() > 0).then(|| latency.sum_ms()));
         metrics.error_rate = ratio(state.errors(), state.predictions());
+        metrics.label_coverage = ratio(metrics.labeled, state.predictions());
+        metrics.label_delay_p50_s = state.label_delay().quantile(0.50);
+        metrics.label_delay_p95_s = state.label_delay().quantile(0.95);
         metrics.throughput_rps = throughput(state, span, model_first_seen);
 
         let resources = state.resources();
@@ -201,6 +214,9 @@ impl MetricSet {
             MetricName::MemoryUtilization => self.memory_utilization,
             MetricName::GpuUtilization => self.gpu_utilization,
             MetricName::ModelCacheHitRate => self.model_cache_hit_rate,
+            MetricName::LabelCoverage => self.label_coverage,
+            MetricName::LabelDelayP50 => self.label_delay_p50_s,
+            MetricName::LabelDelayP95 => self.label_delay_p95_s,
         }
     }
 }
@@ -255,11 +271,17 @@ pub enum MetricName {
     GpuUtilization,
     /// [`MetricSet::model_cache_hit_rate`].
     ModelCacheHitRate,
+    /// [`MetricSet::label_coverage`].
+    LabelCoverage,
+    /// [`MetricSet::label_delay_p50_s`].
+    LabelDelayP50,
+    /// [`MetricSet::label_delay_p95_s`].
+    LabelDelayP95,
 }
 
 impl MetricName {
     /// Every metric name, in declaration order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 19] = [
         Self::Accuracy,
         Self::F1Score,
         Self::AucRoc,
@@ -276,6 +298,9 @@ impl MetricName {
         Self::MemoryUtilization,
         Self::GpuUtilization,
         Self::ModelCacheHitRate,
+        Self::LabelCoverage,
+        Self::LabelDelayP50,
+        Self::LabelDelayP95,
     ];
 
     /// The name as alert rules write it (`latency_p95`, `throughput`, …). [`FromStr`] also
@@ -298,6 +323,9 @@ impl MetricName {
             Self::MemoryUtilization => "memory_utilization",
             Self::GpuUtilization => "gpu_utilization",
             Self::ModelCacheHitRate => "model_cache_hit_rate",
+            Self::LabelCoverage => "label_coverage",
+            Self::LabelDelayP50 => "label_delay_p50",
+            Self::LabelDelayP95 => "label_delay_p95",
         }
     }
 }
@@ -322,6 +350,8 @@ impl FromStr for MetricName {
             "latency_p95_ms" => Some(Self::LatencyP95),
             "latency_p99_ms" => Some(Self::LatencyP99),
             "throughput_rps" => Some(Self::Throughput),
+            "label_delay_p50_s" => Some(Self::LabelDelayP50),
+            "label_delay_p95_s" => Some(Self::LabelDelayP95),
             _ => None,
         };
         alias

@@ -5,6 +5,7 @@
 //! - [`export`]: the one table of export names and units, and the neutral series and
 //!   data the exporters send.
 //! - [`ids`]: validated tenant and model ids (safe to embed in storage keys).
+//! - [`labels`]: late labels joined to their predictions by `prediction_id`.
 //! - [`alerting`]: baselines, alert rules, the alert lifecycle and trends.
 //! - [`record`]: the typed input records ([`PredictionRecord`], [`ResourceSample`]).
 //! - [`bounds`]: the range of every number a record may carry, and the reserved names.
@@ -23,6 +24,7 @@ pub mod codec;
 pub mod error;
 pub mod export;
 pub mod ids;
+pub mod labels;
 pub mod metrics;
 pub mod record;
 pub mod regression;

@@ -4,7 +4,7 @@
 //! `merge(state(A), state(B)) == state(A ∪ B)`: counts and sketch buckets are exact,
 //! floating-point sums agree up to rounding, and merging is associative and commutative.
 //!
-//! # Serialized format (version 1)
+//! # Serialized format (versions 1 and 2)
 //!
 //! All integers are unsigned LEB128 varints unless marked *zigzag* (signed varint);
 //! `f64` is 8 bytes little-endian; strings are a varint byte length and UTF-8 bytes.
@@ -24,7 +24,11 @@
 //! resources: u8 presence bits (cpu, memory, gpu, queue depth); per present gauge:
 //!            count, sum, min, max (f64), last time ms (zigzag), last value (f64);
 //!            cache hits, cache misses
+//! version 2 only: label delay sketch (seconds), same layout as the latency sketch
 //! ```
+//!
+//! Version 1 is written while no late label was joined (so states without one keep
+//! their bytes); version 2, with a non-empty label delay sketch, otherwise.
 //!
 //! The encoding is canonical (sorted keys, no empty entries), so equal states have equal
 //! bytes, and [`WindowState::from_bytes`] rejects anything else — truncation, trailing
@@ -45,8 +49,12 @@ use super::regression::{RegressionStats, RegressionTerms, validate_value};
 use super::resources::ResourceStats;
 use super::sketch::LatencySketch;
 
-/// The serialized format version written by [`WindowState::to_bytes`].
+/// The serialized format version written by [`WindowState::to_bytes`] for a state
+/// without joined labels.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The version written for a state that holds joined labels (their delay sketch).
+pub const FORMAT_VERSION_WITH_LABELS: u8 = 2;
 
 /// Most error types one window keeps by name: the alphabetically (bytewise) first; the
 /// errors of every other type are counted under [`OVERFLOW_BUCKET`] (see
@@ -180,6 +188,9 @@ pub struct WindowState {
     quality: Option<QualityStats>,
     /// Resource gauges and cache counters.
     resources: ResourceStats,
+    /// Delay of every late label joined here (label time − prediction time, seconds);
+    /// its count is the number of joins.
+    label_delay: LatencySketch,
 }
 
 impl Default for WindowState {
@@ -200,6 +211,7 @@ impl WindowState {
             latency: LatencySketch::new(),
             quality: None,
             resources: ResourceStats::default(),
+            label_delay: LatencySketch::new(),
         }
     }
 
@@ -254,6 +266,33 @@ impl WindowState {
         self.first_prediction_ms = self.first_prediction_ms.min(time_ms);
         self.last_prediction_ms = self.last_prediction_ms.max(time_ms);
         self.latency.add(latency_ms);
+        Ok(())
+    }
+
+    /// Folds one late label joined to its prediction: `outcome` is the prediction's
+    /// with the label's actual (a labeled, ok record), `delay_seconds` how long after
+    /// the prediction the label became known (clamped at 0). Only the quality
+    /// statistics and the delay sketch change: the prediction itself was counted when
+    /// it arrived. On error the state is unchanged.
+    ///
+    /// # Errors
+    /// [`FoldError`] as for [`fold_prediction`](Self::fold_prediction)'s outcome, and
+    /// a non-finite delay.
+    pub fn fold_label(&mut self, outcome: &Outcome, delay_seconds: f64) -> Result<(), FoldError> {
+        if !delay_seconds.is_finite() {
+            return Err(FoldError::NonFinite {
+                field: "label delay",
+            });
+        }
+        match &mut self.quality {
+            Some(quality) => quality.add(outcome, true)?,
+            None => {
+                let mut quality = QualityStats::empty(outcome.task());
+                quality.add(outcome, true)?;
+                self.quality = Some(quality);
+            }
+        }
+        self.label_delay.add(delay_seconds.max(0.0));
         Ok(())
     }
 
@@ -352,6 +391,7 @@ impl WindowState {
             (_, None) => {}
         }
         self.resources.merge(&other.resources);
+        self.label_delay.merge(&other.label_delay);
         Ok(())
     }
 
@@ -432,11 +472,22 @@ impl WindowState {
         &self.resources
     }
 
+    /// Delays of the late labels joined here, in seconds; its count is the number of
+    /// joins (labels that arrived with their prediction are not in it).
+    pub fn label_delay(&self) -> &LatencySketch {
+        &self.label_delay
+    }
+
     /// The compact, canonical binary form (format in the module docs), for a DynamoDB
     /// Binary attribute.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Writer::with_capacity(1024);
-        out.u8(FORMAT_VERSION);
+        let with_labels = self.label_delay.count() > 0;
+        out.u8(if with_labels {
+            FORMAT_VERSION_WITH_LABELS
+        } else {
+            FORMAT_VERSION
+        });
         out.varint(self.predictions);
         out.varint(self.errors);
         if self.predictions > 0 {
@@ -468,6 +519,9 @@ impl WindowState {
             }
         }
         self.resources.encode(&mut out);
+        if with_labels {
+            self.label_delay.encode(&mut out);
+        }
         out.into_bytes()
     }
 
@@ -478,7 +532,16 @@ impl WindowState {
     /// a supported version. Never panics, whatever the input.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut input = Reader::new(bytes);
-        input.version(FORMAT_VERSION, "version")?;
+        let with_labels = match input.u8("version")? {
+            FORMAT_VERSION => false,
+            FORMAT_VERSION_WITH_LABELS => true,
+            found => {
+                return Err(DecodeError::UnsupportedVersion {
+                    found,
+                    supported: FORMAT_VERSION_WITH_LABELS,
+                });
+            }
+        };
         let mut state = Self::new();
         state.predictions = input.varint("predictions")?;
         state.errors = input.varint("errors")?;
@@ -546,9 +609,21 @@ impl WindowState {
                 });
             }
         };
+        state.resources = ResourceStats::decode(&mut input)?;
+        if with_labels {
+            state.label_delay = LatencySketch::decode(&mut input)?;
+            if state.label_delay.count() == 0 {
+                return Err(DecodeError::Invalid {
+                    what: "empty label delay sketch in version 2",
+                });
+            }
+        }
+        // A joined label adds a labeled record to a window whose prediction may be in
+        // another state (the partial of the label batch holds labels only).
+        let joins = state.label_delay.count();
+        let labelable = (state.predictions - state.errors).saturating_add(joins);
         let labeled = state.quality.as_ref().map_or(0, QualityStats::labeled);
-        if state.quality.is_some() != (state.predictions > 0)
-            || labeled > state.predictions - state.errors
+        if state.quality.is_some() != (state.predictions > 0 || joins > 0) || labeled > labelable
         {
             return Err(DecodeError::Invalid {
                 what: "quality counts",
@@ -556,13 +631,12 @@ impl WindowState {
         }
         if let Some(QualityStats::Binary(stats)) = &state.quality {
             let (positives, negatives) = stats.scored();
-            if positives.saturating_add(negatives) > state.predictions - state.errors {
+            if positives.saturating_add(negatives) > labelable {
                 return Err(DecodeError::Invalid {
                     what: "score counts",
                 });
             }
         }
-        state.resources = ResourceStats::decode(&mut input)?;
         input.finish()?;
         Ok(state)
     }
@@ -796,6 +870,64 @@ mod tests {
             WindowState::from_bytes(&trailing),
             Err(DecodeError::TrailingBytes { count: 1 })
         );
+    }
+
+    #[test]
+    fn a_joined_label_adds_quality_and_delay_but_no_prediction() {
+        let unlabeled = Outcome::Binary {
+            predicted: Some(true),
+            actual: None,
+            score: Some(0.9),
+        };
+        let mut prediction = WindowState::new();
+        prediction
+            .fold_prediction(&PredictionRecord {
+                timestamp: at(1_000),
+                latency_ms: 5.0,
+                status: Status::Ok,
+                error_type: None,
+                outcome: unlabeled,
+            })
+            .expect("valid");
+        let v1 = prediction.to_bytes();
+        assert_eq!(v1[0], FORMAT_VERSION);
+
+        let mut label = WindowState::new();
+        let labeled = Outcome::Binary {
+            predicted: Some(true),
+            actual: Some(true),
+            score: Some(0.9),
+        };
+        label.fold_label(&labeled, 3_600.0).expect("valid");
+        assert_eq!(label.predictions(), 0);
+        assert_eq!(label.label_delay().count(), 1);
+        // A label-only state (the label batch's partial) round-trips as version 2.
+        let v2 = label.to_bytes();
+        assert_eq!(v2[0], FORMAT_VERSION_WITH_LABELS);
+        assert_eq!(WindowState::from_bytes(&v2), Ok(label.clone()));
+        for len in 0..v2.len() {
+            assert!(WindowState::from_bytes(&v2[..len]).is_err(), "prefix {len}");
+        }
+
+        prediction.merge(&label).expect("same task");
+        assert_eq!(prediction.predictions(), 1);
+        assert_eq!(prediction.quality().map(QualityStats::labeled), Some(1));
+        assert_eq!(prediction.label_delay().quantile(0.5), Some(3_600.0));
+        assert_eq!(
+            WindowState::from_bytes(&prediction.to_bytes()),
+            Ok(prediction.clone())
+        );
+        // A negative delay (clock skew) counts as 0; a non-finite one is refused.
+        label.fold_label(&labeled, -5.0).expect("valid");
+        assert_eq!(label.label_delay().min_ms(), Some(0.0));
+        assert!(label.fold_label(&labeled, f64::NAN).is_err());
+        // A version-2 state must hold a label delay.
+        let mut empty_v2 = WindowState::new().to_bytes();
+        empty_v2[0] = FORMAT_VERSION_WITH_LABELS;
+        let mut sketch = Writer::with_capacity(8);
+        LatencySketch::new().encode(&mut sketch);
+        empty_v2.extend(sketch.into_bytes());
+        assert!(WindowState::from_bytes(&empty_v2).is_err());
     }
 
     #[test]

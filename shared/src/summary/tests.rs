@@ -235,7 +235,7 @@ async fn current_values_and_series_equal_the_engine_for_every_window_and_granula
                 for key in ["timestamp", "sample_count", "labeled_count"] {
                     metrics.as_object_mut().expect("object").remove(key);
                 }
-                assert_eq!(metrics.as_object().expect("object").len(), 13, "{what}");
+                assert_eq!(metrics.as_object().expect("object").len(), 16, "{what}");
                 assert_same_metrics(&metrics, &engine, &format!("{what} point {i}"));
             }
         }

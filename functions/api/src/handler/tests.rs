@@ -260,6 +260,7 @@ async fn a_summary_has_the_spec_shape() {
             "quality_metrics",
             "serving_metrics",
             "resource_metrics",
+            "label_metrics",
             "sample_count",
             "labeled_count",
             "overflow",
@@ -301,6 +302,10 @@ async fn a_summary_has_the_spec_shape() {
             "model_cache_hit_rate"
         ])
     );
+    assert_eq!(
+        keys(&body["label_metrics"]),
+        sorted(&["label_coverage", "label_delay_p50_s", "label_delay_p95_s"])
+    );
     assert_eq!(body["sample_count"], 0);
     let series = body["series"].as_array().expect("series");
     assert!((360..=361).contains(&series.len()), "{}", series.len());
@@ -313,7 +318,7 @@ async fn a_summary_has_the_spec_shape() {
     );
     assert_eq!(point["rmse"], serde_json::Value::Null);
     assert_eq!(point["sample_count"], 0);
-    assert_eq!(keys(point).len(), 16, "{point}");
+    assert_eq!(keys(point).len(), 19, "{point}");
 }
 
 const M1: &str = "/api/v1/monitoring/performance/m1";
