@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures_util::future::join_all;
 use modelwatch::adapters::faults::{FaultPlan, Faulty};
+use modelwatch::adapters::memory::MemoryLabelStore;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier, MemoryPartialStore,
     MemoryRollupStore,
@@ -29,6 +30,7 @@ use modelwatch::aggregate::run_aggregation;
 use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::TenantId;
+use modelwatch::domain::labels::LabelLookback;
 use modelwatch::domain::shard::SHARDS;
 use modelwatch::domain::{CloudWatchMetrics, ModelExport, Series};
 use modelwatch::ingest::{BatchLimits, IngestService};
@@ -120,6 +122,8 @@ async fn world(models: usize, minute: DateTime<Utc>, now: DateTime<Utc>) -> Worl
         partials: Faulty::shared(Arc::clone(&world.partials), free),
         archive: None::<NoArchive>,
         limits: BatchLimits::default(),
+        labels: MemoryLabelStore::default(),
+        lookback: LabelLookback::DEFAULT,
     };
     for model in 0..models {
         let tenant = TenantId::parse(&format!("tenant-{}", model % 100)).expect("tenant");

@@ -15,6 +15,7 @@ use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::labels::{AwaitingPrediction, LateLabel};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task, TimeSpan, WindowState,
     prometheus_series,
@@ -219,6 +220,73 @@ pub trait PartialStore: Send + Sync {
     /// Idempotent; safe to repeat after a partial was found already present.
     fn mark_pending(&self, key: &PartialKey)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The item of one prediction id in the label store, as stored after a write: the
+/// prediction side, the label side and who claimed their join (each written once).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LabelItem {
+    /// The prediction awaiting its label and the prediction batch that sent it.
+    pub prediction: Option<(AwaitingPrediction, String)>,
+    /// The first label sent for it and the label batch that sent it.
+    pub label: Option<(LateLabel, String)>,
+    /// The claimant that counts the join ([`JoinClaimant`]'s form), once claimed.
+    pub claimed_by: Option<String>,
+}
+
+/// Who counts a join: the batch whose first write completed it, named with its kind so
+/// a prediction batch and a label batch of the same id stay two claimants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinClaimant<'a> {
+    /// A prediction batch that found its label waiting.
+    Predictions(&'a str),
+    /// A label batch that found its prediction waiting.
+    Actuals(&'a str),
+}
+
+impl JoinClaimant<'_> {
+    /// The stored form, `predictions:<batch_id>` or `actuals:<batch_id>`.
+    pub fn stored(&self) -> String {
+        match self {
+            Self::Predictions(batch) => format!("predictions:{batch}"),
+            Self::Actuals(batch) => format!("actuals:{batch}"),
+        }
+    }
+}
+
+/// Predictions awaiting their labels and labels awaiting their predictions, one item
+/// per (tenant, model, prediction id), each kept until its `expires`.
+///
+/// A join is claimed by the side whose *first* write finds the other side there, in
+/// that same atomic write, so of two sides arriving at once exactly one claims it, and
+/// a retried write changes nothing: it reads back what the first one stored.
+pub trait LabelStore: Send + Sync {
+    /// Stores the prediction side of `prediction.prediction_id` for `batch_id` —
+    /// claiming the join for [`JoinClaimant::Predictions`] when a label is there —
+    /// unless a prediction is stored for the id already (then nothing changes: a retry
+    /// of the same batch, or another batch reusing the id). Returns the item as stored.
+    fn put_awaiting(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        prediction: &AwaitingPrediction,
+        batch_id: &str,
+        expires: DateTime<Utc>,
+    ) -> impl Future<Output = Result<LabelItem, StoreError>> + Send;
+
+    /// Stores the label side of `label.prediction_id` for `batch_id` — claiming the
+    /// join for [`JoinClaimant::Actuals`] when a prediction made at or after
+    /// `joinable_since` is there — unless a label is stored for the id already (the
+    /// first label wins; then nothing changes). Returns the item as stored.
+    fn put_label(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        label: &LateLabel,
+        batch_id: &str,
+        expires: DateTime<Utc>,
+        joinable_since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<LabelItem, StoreError>> + Send;
 }
 
 /// A (tenant, model, minute) with partials not yet rolled up, as last marked.

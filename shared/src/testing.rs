@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
+use crate::adapters::memory::{MemoryLabelStore, MemoryModelRegistry, MemoryPartialStore};
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::labels::LabelLookback;
 use crate::domain::shard::all_shards;
 use crate::domain::{Outcome, PredictionRecord, Status, ValidBatch, WindowState};
 use crate::error::StoreError;
@@ -54,7 +55,8 @@ impl PredictionArchive for NoArchive {
 }
 
 /// The ingest service over in-memory stores, without an archive.
-pub type MemoryIngest = IngestService<MemoryModelRegistry, MemoryPartialStore, NoArchive>;
+pub type MemoryIngest =
+    IngestService<MemoryModelRegistry, MemoryPartialStore, NoArchive, MemoryLabelStore>;
 
 /// A fresh [`MemoryIngest`] with the default limits.
 pub fn memory_ingest() -> MemoryIngest {
@@ -63,6 +65,8 @@ pub fn memory_ingest() -> MemoryIngest {
         partials: MemoryPartialStore::default(),
         archive: None,
         limits: BatchLimits::default(),
+        labels: MemoryLabelStore::default(),
+        lookback: LabelLookback::DEFAULT,
     }
 }
 

@@ -719,12 +719,13 @@ use std::sync::{Arc, Mutex};
 
 use modelwatch::adapters::faults::{FaultPlan, FaultRates, Faulty};
 use modelwatch::adapters::memory::{
-    MemoryMetricData, MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore,
+    MemoryLabelStore, MemoryMetricData, MemoryModelRegistry, MemoryPartialStore, MemoryRollupStore,
     MemorySeriesWriter,
 };
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::labels::LabelLookback;
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, PrometheusSeries, RollupStore};
 use modelwatch::testing::{NoArchive, run_at};
@@ -734,6 +735,7 @@ use modelwatch::testing::{NoArchive, run_at};
 struct World {
     registry: Arc<MemoryModelRegistry>,
     partials: Arc<MemoryPartialStore>,
+    labels: Arc<MemoryLabelStore>,
     rollups: Arc<MemoryRollupStore>,
     exported: Arc<MemorySeriesWriter>,
 }
@@ -741,7 +743,12 @@ struct World {
 /// One process: the stores as it sees them, through one fault plan.
 struct Process {
     plan: Arc<FaultPlan>,
-    ingest: IngestService<Faulty<MemoryModelRegistry>, Faulty<MemoryPartialStore>, NoArchive>,
+    ingest: IngestService<
+        Faulty<MemoryModelRegistry>,
+        Faulty<MemoryPartialStore>,
+        NoArchive,
+        Faulty<MemoryLabelStore>,
+    >,
     pending: Faulty<MemoryPartialStore>,
     rollups: Faulty<MemoryRollupStore>,
     exporter: PrometheusSeries<Faulty<MemorySeriesWriter>>,
@@ -765,6 +772,8 @@ impl World {
                 partials: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
                 archive: None,
                 limits: BatchLimits::default(),
+                labels: Faulty::shared(Arc::clone(&self.labels), Arc::clone(&plan)),
+                lookback: LabelLookback::DEFAULT,
             },
             pending: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
             rollups: Faulty::shared(Arc::clone(&self.rollups), Arc::clone(&plan)),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use modelwatch::adapters::faults::{FaultPlan, Faulty};
+use modelwatch::adapters::memory::MemoryLabelStore;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryMetricData, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
     MemoryPartialStore, MemoryRollupStore, MemorySeriesWriter,
@@ -16,6 +17,7 @@ use modelwatch::adapters::memory::{
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
+use modelwatch::domain::labels::LabelLookback;
 use modelwatch::domain::shard::all_shards;
 use modelwatch::domain::{Granularity, Series, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, IngestService};
@@ -79,6 +81,8 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
         partials: Faulty::shared(Arc::clone(&partials), FaultPlan::new(1).shared()),
         archive: None::<NoArchive>,
         limits: BatchLimits::default(),
+        labels: MemoryLabelStore::default(),
+        lookback: LabelLookback::DEFAULT,
     };
     let first = Granularity::Minute.floor(now - TimeDelta::days(7)) + TimeDelta::minutes(2);
     let backfill: Vec<DateTime<Utc>> = (0..)

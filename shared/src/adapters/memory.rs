@@ -11,6 +11,10 @@
 //! read (`query_pages`), so a wrapper can charge a round trip per page. The adapters
 //! write no `BatchWriteItem`s.
 
+mod labels;
+
+pub use labels::MemoryLabelStore;
+
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Mutex;

@@ -143,10 +143,18 @@ impl<'a> Reader<'a> {
     }
 
     /// The leading format version, which must be `supported`.
-    pub(crate) fn version(&mut self, supported: u8, what: &'static str) -> Result<(), DecodeError> {
+    /// The format version, one of `supported` (oldest first; an error names the newest).
+    pub(crate) fn version(
+        &mut self,
+        supported: &[u8],
+        what: &'static str,
+    ) -> Result<u8, DecodeError> {
         match self.u8(what)? {
-            found if found == supported => Ok(()),
-            found => Err(DecodeError::UnsupportedVersion { found, supported }),
+            found if supported.contains(&found) => Ok(found),
+            found => Err(DecodeError::UnsupportedVersion {
+                found,
+                supported: supported.last().copied().unwrap_or_default(),
+            }),
         }
     }
 

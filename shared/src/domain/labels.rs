@@ -192,15 +192,19 @@ pub enum LabelFate {
     AlreadyLabeled,
     /// The label or its prediction is older than the lookback; not counted.
     Expired,
+    /// The prediction it met is of a task the label does not fit (the model was not
+    /// known when the label was checked); not counted.
+    Refused,
 }
 
 impl LabelFate {
     /// Every fate, in the order answers list them.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Joined,
         Self::Pending,
         Self::AlreadyLabeled,
         Self::Expired,
+        Self::Refused,
     ];
 }
 
@@ -210,6 +214,9 @@ impl LabelFate {
 pub struct LabelLookback(pub TimeDelta);
 
 impl LabelLookback {
+    /// The default, `LABEL_LOOKBACK_DAYS` = 30.
+    pub const DEFAULT: Self = Self(TimeDelta::days(30));
+
     /// Whether `time` is still within the lookback at `now`.
     pub fn covers(self, time: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         time >= now - self.0
@@ -232,7 +239,10 @@ mod tests {
     fn actuals_read_as_the_prediction_side_reads_them() {
         let binary = Task::BinaryClassification;
         assert_eq!(Actual::Integer(1).for_task(binary), Ok(Truth::Binary(true)));
-        assert_eq!(Actual::Bool(false).for_task(binary), Ok(Truth::Binary(false)));
+        assert_eq!(
+            Actual::Bool(false).for_task(binary),
+            Ok(Truth::Binary(false))
+        );
         assert!(Actual::Integer(2).for_task(binary).is_err());
         assert!(Actual::Text("yes".into()).for_task(binary).is_err());
         let multi = Task::MulticlassClassification;
@@ -240,7 +250,11 @@ mod tests {
             Actual::Integer(7).for_task(multi),
             Ok(Truth::Class("7".into()))
         );
-        assert!(Actual::Text(OVERFLOW_BUCKET.into()).for_task(multi).is_err());
+        assert!(
+            Actual::Text(OVERFLOW_BUCKET.into())
+                .for_task(multi)
+                .is_err()
+        );
         assert!(Actual::Bool(true).for_task(multi).is_err());
         assert_eq!(
             Actual::Number(2.5).for_task(Task::Regression),

@@ -532,16 +532,9 @@ impl WindowState {
     /// a supported version. Never panics, whatever the input.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut input = Reader::new(bytes);
-        let with_labels = match input.u8("version")? {
-            FORMAT_VERSION => false,
-            FORMAT_VERSION_WITH_LABELS => true,
-            found => {
-                return Err(DecodeError::UnsupportedVersion {
-                    found,
-                    supported: FORMAT_VERSION_WITH_LABELS,
-                });
-            }
-        };
+        let with_labels = input
+            .version(&[FORMAT_VERSION, FORMAT_VERSION_WITH_LABELS], "version")?
+            == FORMAT_VERSION_WITH_LABELS;
         let mut state = Self::new();
         state.predictions = input.varint("predictions")?;
         state.errors = input.varint("errors")?;
@@ -623,8 +616,7 @@ impl WindowState {
         let joins = state.label_delay.count();
         let labelable = (state.predictions - state.errors).saturating_add(joins);
         let labeled = state.quality.as_ref().map_or(0, QualityStats::labeled);
-        if state.quality.is_some() != (state.predictions > 0 || joins > 0) || labeled > labelable
-        {
+        if state.quality.is_some() != (state.predictions > 0 || joins > 0) || labeled > labelable {
             return Err(DecodeError::Invalid {
                 what: "quality counts",
             });

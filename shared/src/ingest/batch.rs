@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::json::{
-    Body, Fields, List, PREDICTION_FIELDS, RESOURCE_FIELDS, ReadError, Record, Stray, Value,
-    read_body,
+    Body, Fields, List, PREDICTION_FIELDS, PredictionBody, RESOURCE_FIELDS, ReadError, Record,
+    Stray, Value, read_body,
 };
 use crate::domain::ids::{ModelId, check_id};
 use crate::domain::{
@@ -86,6 +86,16 @@ pub fn parse_batch(
     now: DateTime<Utc>,
     limits: &BatchLimits,
 ) -> Result<ValidBatch, BatchRejection> {
+    check_body_size(body, limits)?;
+    let body =
+        read_body(body, limits.max_predictions, limits.max_resources).map_err(read_refusal)?;
+    let mut v = Validator::new(now, limits);
+    let batch = v.batch(&body);
+    v.finish(batch)
+}
+
+/// Refuses (413) a body over the size limit before it is read.
+pub(super) fn check_body_size(body: &[u8], limits: &BatchLimits) -> Result<(), BatchRejection> {
     if body.len() > limits.max_body_bytes {
         return Err(BatchRejection::TooLarge(Problem {
             index: None,
@@ -97,54 +107,45 @@ pub fn parse_batch(
             ),
         }));
     }
-    let body =
-        read_body(body, limits.max_predictions, limits.max_resources).map_err(|err| match err {
-            ReadError::TooLarge { list, limit } => BatchRejection::TooLarge(Problem {
-                index: None,
-                field: list.to_owned(),
-                reason: format!("holds more than {limit} records; the limit is {limit}"),
-            }),
-            ReadError::Json(err) => BatchRejection::Invalid {
-                problems: vec![Problem {
-                    index: None,
-                    field: "body".into(),
-                    reason: format!("is not valid JSON: {err}"),
-                }],
-                truncated: false,
-            },
-        })?;
-    let mut v = Validator {
-        problems: Vec::new(),
-        found: 0,
-        now,
-        limits,
-    };
-    match v.batch(&body) {
-        Some(batch) if v.found == 0 => Ok(batch),
-        _ => Err(BatchRejection::Invalid {
-            truncated: v.found > v.problems.len(),
-            problems: v.problems,
+    Ok(())
+}
+
+/// The refusal of a body that could not be read.
+pub(super) fn read_refusal(err: ReadError) -> BatchRejection {
+    match err {
+        ReadError::TooLarge { list, limit } => BatchRejection::TooLarge(Problem {
+            index: None,
+            field: list.to_owned(),
+            reason: format!("holds more than {limit} records; the limit is {limit}"),
         }),
+        ReadError::Json(err) => BatchRejection::Invalid {
+            problems: vec![Problem {
+                index: None,
+                field: "body".into(),
+                reason: format!("is not valid JSON: {err}"),
+            }],
+            truncated: false,
+        },
     }
 }
 
 /// Walks the body as read, collecting problems.
-struct Validator<'l> {
+pub(super) struct Validator<'l> {
     problems: Vec<Problem>,
     found: usize,
-    now: DateTime<Utc>,
-    limits: &'l BatchLimits,
+    pub(super) now: DateTime<Utc>,
+    pub(super) limits: &'l BatchLimits,
 }
 
 /// Where a value sits: a batch field or a record's field.
 #[derive(Clone, Copy)]
-struct At<'p> {
-    list: &'p str,
-    index: Option<usize>,
+pub(super) struct At<'p> {
+    pub(super) list: &'p str,
+    pub(super) index: Option<usize>,
 }
 
 impl At<'_> {
-    const BATCH: At<'static> = At {
+    pub(super) const BATCH: At<'static> = At {
         list: "",
         index: None,
     };
@@ -165,8 +166,33 @@ impl At<'_> {
     }
 }
 
-impl Validator<'_> {
-    fn problem(&mut self, at: At, field: &str, reason: impl Into<String>) {
+impl<'l> Validator<'l> {
+    pub(super) fn new(now: DateTime<Utc>, limits: &'l BatchLimits) -> Self {
+        Self {
+            problems: Vec::new(),
+            found: 0,
+            now,
+            limits,
+        }
+    }
+
+    /// `out` when nothing was found wrong, else the problems.
+    pub(super) fn finish<T>(self, out: Option<T>) -> Result<T, BatchRejection> {
+        match out {
+            Some(out) if self.found == 0 => Ok(out),
+            _ => Err(BatchRejection::Invalid {
+                truncated: self.found > self.problems.len(),
+                problems: self.problems,
+            }),
+        }
+    }
+
+    /// Problems found so far.
+    pub(super) fn found(&self) -> usize {
+        self.found
+    }
+
+    pub(super) fn problem(&mut self, at: At, field: &str, reason: impl Into<String>) {
         self.listed(at.index, || at.path(field), reason);
     }
 
@@ -189,7 +215,7 @@ impl Validator<'_> {
 
     /// The `count` unknown or repeated fields of one object, the next ones of `kept`
     /// (all of them counted, as many listed as were kept).
-    fn strays(&mut self, at: At, count: usize, kept: &mut std::slice::Iter<Stray>) {
+    pub(super) fn strays(&mut self, at: At, count: usize, kept: &mut std::slice::Iter<Stray>) {
         let mut listed = 0;
         for stray in kept.by_ref().take(count) {
             let reason = if stray.repeated {
@@ -205,7 +231,7 @@ impl Validator<'_> {
 
     /// The fields of a record, reporting it when it is not an object and its unknown
     /// and repeated fields.
-    fn record<'r, 'a, const N: usize>(
+    pub(super) fn record<'r, 'a, const N: usize>(
         &mut self,
         at: At,
         record: &'r Record<'a, N>,
@@ -224,7 +250,7 @@ impl Validator<'_> {
         }
     }
 
-    fn batch(&mut self, body: &Body) -> Option<ValidBatch> {
+    fn batch(&mut self, body: &PredictionBody) -> Option<ValidBatch> {
         let at = At::BATCH;
         let raw = match body {
             Body::NotObject(kind) => {
@@ -266,9 +292,9 @@ impl Validator<'_> {
             }
         };
         let (predictions, mut prediction_strays) =
-            self.list(raw.predictions.as_ref(), "predictions", true);
+            self.list(raw.lists.predictions.as_ref(), "predictions", true);
         let (resources, mut resource_strays) =
-            self.list(raw.resources.as_ref(), "resources", false);
+            self.list(raw.lists.resources.as_ref(), "resources", false);
 
         let mut valid_predictions = Vec::with_capacity(predictions.len());
         for (index, record) in predictions.iter().enumerate() {
@@ -305,7 +331,7 @@ impl Validator<'_> {
 
     /// The records of a list and its records' kept strays (the limit was enforced
     /// while reading).
-    fn list<'r, 'a, const N: usize>(
+    pub(super) fn list<'r, 'a, const N: usize>(
         &mut self,
         list: Option<&'r List<'a, N>>,
         name: &str,
@@ -562,7 +588,13 @@ impl Validator<'_> {
     }
 
     /// An id-like string (1–128 characters of `[A-Za-z0-9._:@-]`).
-    fn id(&mut self, at: At, field: &str, node: Option<&Value>, required: bool) -> Option<String> {
+    pub(super) fn id(
+        &mut self,
+        at: At,
+        field: &str,
+        node: Option<&Value>,
+        required: bool,
+    ) -> Option<String> {
         match node {
             None => {
                 if required {
@@ -590,13 +622,46 @@ impl Validator<'_> {
 
     /// A required RFC 3339 timestamp within the accepted span around `now`.
     fn timestamp(&mut self, at: At, node: Option<&Value>) -> Option<DateTime<Utc>> {
+        let Some(node) = node else {
+            self.problem(at, "timestamp", "is required");
+            return None;
+        };
+        let time = self.rfc3339(at, node)?;
+        if time < self.now - self.limits.max_age {
+            self.problem(
+                at,
+                "timestamp",
+                format!(
+                    "is more than {} hours in the past",
+                    self.limits.max_age.num_hours()
+                ),
+            );
+            return None;
+        }
+        self.not_future(at, time)
+    }
+
+    /// `time`, unless it is further in the future than the clock skew allowed.
+    pub(super) fn not_future(&mut self, at: At, time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if time > self.now + self.limits.max_future {
+            self.problem(
+                at,
+                "timestamp",
+                format!(
+                    "is more than {} seconds in the future",
+                    self.limits.max_future.num_seconds()
+                ),
+            );
+            return None;
+        }
+        Some(time)
+    }
+
+    /// An RFC 3339 `timestamp`.
+    pub(super) fn rfc3339(&mut self, at: At, node: &Value) -> Option<DateTime<Utc>> {
         let text: &Cow<str> = match node {
-            None => {
-                self.problem(at, "timestamp", "is required");
-                return None;
-            }
-            Some(Value::Str(s)) => s,
-            Some(other) => {
+            Value::Str(s) => s,
+            other => {
                 self.problem(
                     at,
                     "timestamp",
@@ -610,33 +675,10 @@ impl Validator<'_> {
                 .ok()
                 .map(|t| t.with_timezone(&Utc))
         });
-        let Some(time) = parsed else {
+        if parsed.is_none() {
             self.problem(at, "timestamp", "must be an RFC 3339 timestamp");
-            return None;
-        };
-        if time < self.now - self.limits.max_age {
-            self.problem(
-                at,
-                "timestamp",
-                format!(
-                    "is more than {} hours in the past",
-                    self.limits.max_age.num_hours()
-                ),
-            );
-            return None;
         }
-        if time > self.now + self.limits.max_future {
-            self.problem(
-                at,
-                "timestamp",
-                format!(
-                    "is more than {} seconds in the future",
-                    self.limits.max_future.num_seconds()
-                ),
-            );
-            return None;
-        }
-        Some(time)
+        parsed
     }
 
     fn resource(

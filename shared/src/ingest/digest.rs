@@ -38,6 +38,8 @@
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
+use super::actuals::ActualsBatch;
+use crate::domain::labels::Actual;
 use crate::domain::{Outcome, ResourceSample, Status, Task, ValidBatch, ValidPrediction};
 
 /// The digest a batch id is claimed for: `c3-` and the 32 hex digits of the XXH3-128
@@ -48,6 +50,39 @@ pub fn content_digest(batch: &ValidBatch) -> String {
     let mut canon = Canonical(Xxh3::new());
     canon.batch(batch);
     format!("c3-{:032x}", canon.0.digest128())
+}
+
+/// The digest a label batch's id is claimed for: `a3-` and the XXH3-128 of its
+/// canonical encoding (model, batch id, then per label its prediction id, actual and
+/// stated timestamp: a label without one is the same label when sent again later).
+pub fn actuals_digest(batch: &ActualsBatch) -> String {
+    let mut canon = Canonical(Xxh3::new());
+    canon.str(batch.model_id.as_str());
+    canon.str(&batch.batch_id);
+    canon.len(batch.actuals.len());
+    for sent in &batch.actuals {
+        canon.str(&sent.label.prediction_id);
+        match &sent.label.actual {
+            Actual::Bool(b) => {
+                canon.tag(0);
+                canon.bool(*b);
+            }
+            Actual::Integer(i) => {
+                canon.tag(1);
+                canon.bytes(&i.to_le_bytes());
+            }
+            Actual::Number(v) => {
+                canon.tag(2);
+                canon.f64(*v);
+            }
+            Actual::Text(text) => {
+                canon.tag(3);
+                canon.str(text);
+            }
+        }
+        canon.opt(sent.stated_time.then_some(sent.label.time), Canonical::time);
+    }
+    format!("a3-{:032x}", canon.0.digest128())
 }
 
 /// The digest the previous release claimed batch ids for: `x3-` and the 32 hex digits

@@ -39,6 +39,10 @@ pub(super) const PREDICTION_FIELDS: [&str; 8] = [
     "actual",
     "score",
 ];
+/// The fields of a label batch (`POST /api/v1/monitoring/actuals`).
+pub(super) const ACTUALS_BATCH_FIELDS: [&str; 3] = ["model_id", "batch_id", "actuals"];
+/// The fields of a label.
+pub(super) const ACTUAL_FIELDS: [&str; 3] = ["prediction_id", "actual", "timestamp"];
 /// The fields of a resource sample.
 pub(super) const RESOURCE_FIELDS: [&str; 7] = [
     "timestamp",
@@ -181,29 +185,130 @@ pub(super) enum List<'a, const N: usize> {
     Other(&'static str),
 }
 
-/// A body that is a JSON object, read as a batch.
+/// A body that is a JSON object, read as a batch of some kind: its `F` fields, the
+/// record lists among them read into `L`.
 #[derive(Debug)]
-pub(super) struct RawBatch<'a> {
-    /// `model_id`, `batch_id`, `model_version`, `task` (the slots of the lists stay
-    /// empty: they are read apart, below).
-    pub(super) fields: Fields<'a, { BATCH_FIELDS.len() }>,
+pub(super) struct RawBatch<'a, const F: usize, L> {
+    /// The batch's scalar fields (the slots of the lists stay empty: they are read
+    /// into `lists`).
+    pub(super) fields: Fields<'a, F>,
     /// The batch's own unknown and repeated fields.
     pub(super) strays: Strays<'a>,
     /// How many there were.
     pub(super) stray_count: usize,
+    /// The record lists.
+    pub(super) lists: L,
+}
+
+/// A body as read.
+#[derive(Debug)]
+pub(super) enum Body<'a, const F: usize, L> {
+    /// Valid JSON, but not an object: the JSON type's name.
+    NotObject(&'static str),
+    /// An object.
+    Batch(Box<RawBatch<'a, F, L>>),
+}
+
+/// The record lists of one kind of batch, each read as it comes with its limit.
+pub(super) trait BatchLists<'de, const F: usize> {
+    /// The batch's fields, lists included, in the order their problems are listed.
+    const FIELDS: &'static [&'static str; F];
+
+    /// Reads the value of field `name` when it is one of the lists: `Some(true)` when
+    /// read, `Some(false)` when the list was read before (the value is left for the
+    /// caller to skip); `None` when `name` is not a list.
+    fn read<A: MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+        over: &mut Option<ReadError>,
+    ) -> Result<Option<bool>, A::Error>;
+}
+
+/// Reads the list `name` into `slot` (unless read before), refusing past `limit`.
+fn read_list<'de, A: MapAccess<'de>, const N: usize>(
+    slot: &mut Option<List<'de, N>>,
+    spec: (&'static str, &'static [&'static str; N], usize),
+    map: &mut A,
+    over: &mut Option<ReadError>,
+) -> Result<bool, A::Error> {
+    if slot.is_some() {
+        return Ok(false);
+    }
+    let (name, known, limit) = spec;
+    *slot = Some(map.next_value_seed(Shaped(ListRead {
+        name,
+        known,
+        limit,
+        over,
+    }))?);
+    Ok(true)
+}
+
+/// The lists of a prediction batch.
+#[derive(Debug, Default)]
+pub(super) struct PredictionLists<'a> {
+    /// Most predictions.
+    max_predictions: usize,
+    /// Most resource samples.
+    max_resources: usize,
     /// `predictions`, if present.
     pub(super) predictions: Option<List<'a, { PREDICTION_FIELDS.len() }>>,
     /// `resources`, if present.
     pub(super) resources: Option<List<'a, { RESOURCE_FIELDS.len() }>>,
 }
 
-/// A body as read.
-#[derive(Debug)]
-pub(super) enum Body<'a> {
-    /// Valid JSON, but not an object: the JSON type's name.
-    NotObject(&'static str),
-    /// An object.
-    Batch(Box<RawBatch<'a>>),
+impl<'de> BatchLists<'de, { BATCH_FIELDS.len() }> for PredictionLists<'de> {
+    const FIELDS: &'static [&'static str; BATCH_FIELDS.len()] = &BATCH_FIELDS;
+
+    fn read<A: MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+        over: &mut Option<ReadError>,
+    ) -> Result<Option<bool>, A::Error> {
+        Ok(Some(match name {
+            "predictions" => read_list(
+                &mut self.predictions,
+                ("predictions", &PREDICTION_FIELDS, self.max_predictions),
+                map,
+                over,
+            )?,
+            "resources" => read_list(
+                &mut self.resources,
+                ("resources", &RESOURCE_FIELDS, self.max_resources),
+                map,
+                over,
+            )?,
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// The list of a label batch.
+#[derive(Debug, Default)]
+pub(super) struct ActualLists<'a> {
+    /// Most labels.
+    max_actuals: usize,
+    /// `actuals`, if present.
+    pub(super) actuals: Option<List<'a, { ACTUAL_FIELDS.len() }>>,
+}
+
+impl<'de> BatchLists<'de, { ACTUALS_BATCH_FIELDS.len() }> for ActualLists<'de> {
+    const FIELDS: &'static [&'static str; ACTUALS_BATCH_FIELDS.len()] = &ACTUALS_BATCH_FIELDS;
+
+    fn read<A: MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+        over: &mut Option<ReadError>,
+    ) -> Result<Option<bool>, A::Error> {
+        if name != "actuals" {
+            return Ok(None);
+        }
+        let spec = ("actuals", &ACTUAL_FIELDS, self.max_actuals);
+        read_list(&mut self.actuals, spec, map, over).map(Some)
+    }
 }
 
 /// Why a body could not be read.
@@ -221,18 +326,52 @@ pub(super) enum ReadError {
     Json(serde_json::Error),
 }
 
-/// Reads `body`, refusing more than `max_predictions` predictions or `max_resources`
-/// resource samples at the first record past the limit.
+/// A prediction batch's body as read.
+pub(super) type PredictionBody<'a> = Body<'a, { BATCH_FIELDS.len() }, PredictionLists<'a>>;
+
+/// A label batch's body as read.
+pub(super) type ActualsBody<'a> = Body<'a, { ACTUALS_BATCH_FIELDS.len() }, ActualLists<'a>>;
+
+/// Reads a prediction batch's `body`, refusing more than `max_predictions`
+/// predictions or `max_resources` resource samples at the first record past the limit.
 pub(super) fn read_body(
     body: &[u8],
     max_predictions: usize,
     max_resources: usize,
-) -> Result<Body<'_>, ReadError> {
+) -> Result<PredictionBody<'_>, ReadError> {
+    read_batch(
+        body,
+        PredictionLists {
+            max_predictions,
+            max_resources,
+            ..PredictionLists::default()
+        },
+    )
+}
+
+/// Reads a label batch's `body`, refusing more than `max_actuals` labels at the first
+/// record past the limit.
+pub(super) fn read_actuals_body(
+    body: &[u8],
+    max_actuals: usize,
+) -> Result<ActualsBody<'_>, ReadError> {
+    read_batch(
+        body,
+        ActualLists {
+            max_actuals,
+            ..ActualLists::default()
+        },
+    )
+}
+
+fn read_batch<'de, const F: usize, L: BatchLists<'de, F>>(
+    body: &'de [u8],
+    lists: L,
+) -> Result<Body<'de, F, L>, ReadError> {
     let mut over = None;
     let mut de = serde_json::Deserializer::from_slice(body);
-    let read = Shaped(BodyRead {
-        max_predictions,
-        max_resources,
+    let read = Shaped(BodyRead::<F, L> {
+        lists,
         over: &mut over,
     })
     .deserialize(&mut de)
@@ -513,60 +652,34 @@ fn read_value<'de, A: MapAccess<'de>>(
     }
 }
 
-/// Reads the whole body.
-struct BodyRead<'o> {
-    max_predictions: usize,
-    max_resources: usize,
+/// Reads the whole body of a batch with the lists `L`.
+struct BodyRead<'o, const F: usize, L> {
+    lists: L,
     over: &'o mut Option<ReadError>,
 }
 
-impl<'de> Want<'de> for BodyRead<'_> {
-    type Out = Body<'de>;
+impl<'de, const F: usize, L: BatchLists<'de, F>> Want<'de> for BodyRead<'_, F, L> {
+    type Out = Body<'de, F, L>;
 
-    fn other(self, kind: &'static str) -> Body<'de> {
+    fn other(self, kind: &'static str) -> Body<'de, F, L> {
         Body::NotObject(kind)
     }
 
-    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Body<'de>, A::Error> {
-        let mut fields = Fields::new(&BATCH_FIELDS);
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Body<'de, F, L>, A::Error> {
+        let mut fields = Fields::new(L::FIELDS);
         let mut strays = Strays::default();
-        let mut predictions = None;
-        let mut resources = None;
-        let over = self.over;
-        let stray_count =
-            read_members(
-                &mut map,
-                &BATCH_FIELDS,
-                &mut strays,
-                |i, map| match BATCH_FIELDS[i] {
-                    "predictions" if predictions.is_none() => {
-                        predictions = Some(map.next_value_seed(Shaped(ListRead {
-                            name: "predictions",
-                            known: &PREDICTION_FIELDS,
-                            limit: self.max_predictions,
-                            over: &mut *over,
-                        }))?);
-                        Ok(true)
-                    }
-                    "resources" if resources.is_none() => {
-                        resources = Some(map.next_value_seed(Shaped(ListRead {
-                            name: "resources",
-                            known: &RESOURCE_FIELDS,
-                            limit: self.max_resources,
-                            over: &mut *over,
-                        }))?);
-                        Ok(true)
-                    }
-                    "predictions" | "resources" => Ok(false),
-                    _ => read_value(fields.values.get_mut(i), map),
-                },
-            )?;
+        let Self { mut lists, over } = self;
+        let stray_count = read_members(&mut map, L::FIELDS, &mut strays, |i, map| {
+            match lists.read(L::FIELDS[i], map, over)? {
+                Some(read) => Ok(read),
+                None => read_value(fields.values.get_mut(i), map),
+            }
+        })?;
         Ok(Body::Batch(Box::new(RawBatch {
             fields,
             strays,
             stray_count,
-            predictions,
-            resources,
+            lists,
         })))
     }
 }
@@ -656,11 +769,11 @@ impl<'de, const N: usize> Want<'de> for RecordRead<'_, 'de, N> {
 mod tests {
     use super::*;
 
-    fn read(body: &str) -> Result<Body<'_>, ReadError> {
+    fn read(body: &str) -> Result<PredictionBody<'_>, ReadError> {
         read_body(body.as_bytes(), 3, 3)
     }
 
-    fn batch(body: &str) -> Box<RawBatch<'_>> {
+    fn batch(body: &str) -> Box<RawBatch<'_, { BATCH_FIELDS.len() }, PredictionLists<'_>>> {
         match read(body) {
             Ok(Body::Batch(batch)) => batch,
             other => panic!("expected a batch, got {other:?}"),
@@ -674,7 +787,7 @@ mod tests {
                 "latency_ms": 18446744073709551615, "status": 1.5, "error_type": "x\"y",
                 "predicted": "z", "actual": null, "score": [1, {"a": []}]}, {"status": {}}]}"#,
         );
-        let Some(List::Records { records, .. }) = &raw.predictions else {
+        let Some(List::Records { records, .. }) = &raw.lists.predictions else {
             panic!("records expected")
         };
         let Record::Object { fields, strays: 0 } = &records[0] else {
@@ -721,7 +834,7 @@ mod tests {
             [("x", false), ("task", true), ("predictions", true)]
         );
         assert_eq!(raw.stray_count, 3);
-        let Some(List::Records { records, strays }) = &raw.predictions else {
+        let Some(List::Records { records, strays }) = &raw.lists.predictions else {
             panic!("records expected")
         };
         assert!(matches!(records[0], Record::Object { strays: 2, .. }));

@@ -8,15 +8,16 @@
 //! first by index), each reason cut to [`MAX_REJECTION_REASON_BYTES`] on a character
 //! boundary, and counts them all in `rejected_count`.
 //!
-//! Stored form, version 1 (varints are unsigned LEB128, as in the window state):
+//! Stored form, version 2 (varints are unsigned LEB128, as in the window state):
 //!
 //! ```text
-//! u8 version = 1
+//! u8 version = 2 (1: written before late labels, without the last line)
 //! accepted
 //! minutes: count; if any: the first as epoch minutes (zigzag), then the gaps (≥ 1)
 //! u8 archive enabled (0/1), written, rejected_count
 //! listed rejections: count, then per rejection ascending: index gap (the first: its
 //!                    index), reason (length-prefixed UTF-8)
+//! late labels: awaiting, joined, duplicate ids, refused
 //! ```
 //!
 //! The batch id is the item's key, and `duplicate` is the reader's to set. At the
@@ -27,6 +28,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::join::PredictionLabels;
 use crate::domain::codec::{Reader, Writer};
 use crate::domain::{DecodeError, Granularity};
 use crate::ports::{ArchiveRejection, ArchiveReport};
@@ -38,7 +40,10 @@ pub const MAX_LISTED_REJECTIONS: usize = 100;
 pub const MAX_REJECTION_REASON_BYTES: usize = 256;
 
 /// The first byte of the stored form.
-const STORED_VERSION: u8 = 1;
+const STORED_VERSION: u8 = 2;
+
+/// The stored form written before late labels (no label counts).
+const STORED_VERSION_WITHOUT_LABELS: u8 = 1;
 
 /// What happened to the archive copy of a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +110,9 @@ pub struct IngestReceipt {
     pub minutes: Vec<DateTime<Utc>>,
     /// The archive's part.
     pub timestream: ArchiveReceipt,
+    /// What became of the predictions that can take a late label.
+    #[serde(default)]
+    pub labels: PredictionLabels,
 }
 
 /// Why a stored receipt cannot be read back.
@@ -147,6 +155,15 @@ impl IngestReceipt {
             out.str(&rejection.reason);
             previous = rejection.index;
         }
+        let labels = &self.labels;
+        for count in [
+            labels.awaiting,
+            labels.joined,
+            labels.duplicate_ids,
+            labels.refused,
+        ] {
+            out.varint(count as u64);
+        }
         out.into_bytes()
     }
 
@@ -169,7 +186,10 @@ fn decode(batch_id: &str, stored: &[u8]) -> Result<IngestReceipt, DecodeError> {
     let invalid = |what| DecodeError::Invalid { what };
     let count = |value: u64, what| usize::try_from(value).map_err(|_| invalid(what));
     let mut input = Reader::new(stored);
-    input.version(STORED_VERSION, "receipt version")?;
+    let with_labels = input.version(
+        &[STORED_VERSION_WITHOUT_LABELS, STORED_VERSION],
+        "receipt version",
+    )? == STORED_VERSION;
     let accepted = count(input.varint("accepted")?, "accepted")?;
     let minute_count = input.varint("minute count")?;
     // Every minute takes at least one byte, so this loop ends with the input.
@@ -216,6 +236,13 @@ fn decode(batch_id: &str, stored: &[u8]) -> Result<IngestReceipt, DecodeError> {
             reason: reason.to_owned(),
         });
     }
+    let mut labels = PredictionLabels::default();
+    if with_labels {
+        labels.awaiting = count(input.varint("awaiting")?, "awaiting")?;
+        labels.joined = count(input.varint("joined")?, "joined")?;
+        labels.duplicate_ids = count(input.varint("duplicate ids")?, "duplicate ids")?;
+        labels.refused = count(input.varint("refused")?, "refused")?;
+    }
     input.finish()?;
     Ok(IngestReceipt {
         batch_id: batch_id.to_owned(),
@@ -228,6 +255,7 @@ fn decode(batch_id: &str, stored: &[u8]) -> Result<IngestReceipt, DecodeError> {
             rejected,
             rejected_count,
         },
+        labels,
     })
 }
 
@@ -253,6 +281,12 @@ mod tests {
             duplicate: false,
             minutes: vec![at(-3), at(0), at(1), at(2_000)],
             timestream: archive,
+            labels: PredictionLabels {
+                awaiting: 1,
+                joined: 2,
+                duplicate_ids: 3,
+                refused: 4,
+            },
         }
     }
 
@@ -304,6 +338,18 @@ mod tests {
             IngestReceipt::from_stored("b-1", &empty.to_stored()).expect("reads"),
             empty
         );
+    }
+
+    #[test]
+    fn receipts_stored_before_late_labels_still_read() {
+        let answer = receipt(ArchiveReceipt::disabled());
+        let mut stored = answer.to_stored();
+        // Version 1 ends before the four label counts (one byte each here).
+        stored.truncate(stored.len() - 4);
+        stored[0] = STORED_VERSION_WITHOUT_LABELS;
+        let read = IngestReceipt::from_stored("b-1", &stored).expect("reads");
+        assert_eq!(read.labels, PredictionLabels::default());
+        assert_eq!(read.minutes, answer.minutes);
     }
 
     #[test]

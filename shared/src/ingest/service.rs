@@ -21,25 +21,26 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::batch::{BatchLimits, BatchRejection, Problem, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
+use super::join::fold_joins;
 use super::receipt::{ArchiveReceipt, IngestReceipt};
 use crate::domain::ids::TenantId;
+use crate::domain::labels::LabelLookback;
 use crate::domain::{Granularity, ValidBatch, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
-    BatchClaim, BatchKey, ModelRegistry, ModelSighting, PartialKey, PartialStore,
+    BatchClaim, BatchKey, LabelStore, ModelRegistry, ModelSighting, PartialStore,
     PredictionArchive, RegistryError,
 };
 
 /// Partial writes in flight at once for one batch.
-const CONCURRENT_PARTIAL_WRITES: usize = 8;
+pub(super) const CONCURRENT_PARTIAL_WRITES: usize = 8;
 
 /// The ingest service: what the `ingest` function runs per request.
 #[derive(Debug)]
-pub struct IngestService<R, P, A> {
+pub struct IngestService<R, P, A, L> {
     /// The model registry.
     pub registry: R,
     /// Where partial aggregates go.
@@ -48,6 +49,10 @@ pub struct IngestService<R, P, A> {
     pub archive: Option<A>,
     /// Size and time limits of a batch.
     pub limits: BatchLimits,
+    /// Predictions awaiting late labels, and labels awaiting their predictions.
+    pub labels: L,
+    /// How far back a late label may reach (`LABEL_LOOKBACK_DAYS`).
+    pub lookback: LabelLookback,
 }
 
 /// Why a batch was not accepted.
@@ -81,11 +86,12 @@ impl From<RegistryError> for IngestError {
     }
 }
 
-impl<R, P, A> IngestService<R, P, A>
+impl<R, P, A, L> IngestService<R, P, A, L>
 where
     R: ModelRegistry,
     P: PartialStore,
     A: PredictionArchive,
+    L: LabelStore,
 {
     /// Validates `body` (received at `now`) and stores it for `tenant`.
     pub async fn ingest(
@@ -143,31 +149,18 @@ where
             Some(archive) => ArchiveReceipt::archived(archive.archive(tenant, &batch).await?),
             None => ArchiveReceipt::disabled(),
         };
-        let writes = minutes.into_iter().map(|(minute, state)| {
-            let key = PartialKey {
-                tenant: tenant.clone(),
-                model_id: batch.model_id.clone(),
-                minute,
-                batch_id: batch.batch_id.clone(),
-            };
-            async move {
-                // AlreadyPresent: written by an earlier attempt of this batch.
-                self.partials.put_partial(&key, &state).await?;
-                self.partials.mark_pending(&key).await?;
-                Ok::<_, StoreError>(minute)
-            }
-        });
-        let mut minutes: Vec<DateTime<Utc>> = stream::iter(writes)
-            .buffer_unordered(CONCURRENT_PARTIAL_WRITES)
-            .try_collect()
+        let side = self.await_labels(tenant, &batch, now).await?;
+        let states = fold_joins(minutes, &side.claimed)?;
+        let minutes = self
+            .write_partials(tenant, &batch.model_id, &batch.batch_id, states)
             .await?;
-        minutes.sort();
         let receipt = IngestReceipt {
             batch_id: batch.batch_id,
             accepted: batch.predictions.len(),
             duplicate: false,
             minutes,
             timestream,
+            labels: side.labels,
         };
         self.partials
             .put_batch_receipt(&batch_key, &receipt.to_stored())

@@ -6,6 +6,8 @@ use crate::ingest::{BatchLimits, IngestService, parse_batch};
 use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
 
+use crate::adapters::memory::MemoryLabelStore;
+use crate::domain::labels::LabelLookback;
 use crate::testing::{MemoryIngest as Ingest, at, memory_ingest, model, run_at, tenant};
 
 /// Ingest accepting 40-day-old events, so the 30-day window has old data.
@@ -19,6 +21,8 @@ fn limits() -> BatchLimits {
 fn ingest_service() -> Ingest {
     IngestService {
         limits: limits(),
+        labels: MemoryLabelStore::default(),
+        lookback: LabelLookback::DEFAULT,
         ..memory_ingest()
     }
 }

@@ -10,8 +10,8 @@ use crate::domain::alerting::state::RuleState;
 use crate::domain::ids::ModelId;
 use crate::domain::{CounterTotals, WindowState};
 use crate::ports::{
-    AlertPage, BatchClaim, ExportCursor, ModelSettings, PendingMinute, PutOutcome, RegisteredModel,
-    Rollup,
+    AlertPage, BatchClaim, ExportCursor, LabelItem, ModelSettings, PendingMinute, PutOutcome,
+    RegisteredModel, Rollup,
 };
 
 /// The most a DynamoDB `Query` or `Scan` returns per request.
@@ -52,6 +52,8 @@ one_item!(
     Option<RegisteredModel>,
     CounterTotals,
     ModelSettings,
+    LabelItem,
+    String,
 );
 
 /// An item of a query's answer.

@@ -10,15 +10,16 @@ use chrono::{DateTime, Utc};
 use super::{Faulty, Op};
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::labels::{AwaitingPrediction, LateLabel};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, TimeSpan, WindowState,
 };
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
-    ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
-    PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
-    RollupStore, SettingWrite,
+    ExportCursors, LabelItem, LabelStore, ModelRegistry, ModelSettings, ModelSettingsStore,
+    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
+    RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -92,6 +93,24 @@ faulty_port!(PartialStore {
         state: &WindowState,
     ) -> Result<PutOutcome, StoreError>;
     const MARK_PENDING = write mark_pending(key: &PartialKey) -> Result<(), StoreError>;
+});
+
+faulty_port!(LabelStore {
+    const PUT_AWAITING = write put_awaiting(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        prediction: &AwaitingPrediction,
+        batch_id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<LabelItem, StoreError>;
+    const PUT_LABEL = write put_label(
+        tenant: &TenantId,
+        model_id: &ModelId,
+        label: &LateLabel,
+        batch_id: &str,
+        expires: DateTime<Utc>,
+        joinable_since: DateTime<Utc>,
+    ) -> Result<LabelItem, StoreError>;
 });
 
 faulty_port!(PendingWork {

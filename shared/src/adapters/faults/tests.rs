@@ -6,12 +6,13 @@ use serde_json::json;
 
 use super::*;
 use crate::adapters::memory::{
-    MemoryMetricData, MemoryModelRegistry, MemoryNotifier, MemoryPartialStore, MemoryRollupStore,
-    MemorySeriesWriter,
+    MemoryLabelStore, MemoryMetricData, MemoryModelRegistry, MemoryNotifier, MemoryPartialStore,
+    MemoryRollupStore, MemorySeriesWriter,
 };
 use crate::aggregate::roll_up;
 use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::labels::LabelLookback;
 use crate::domain::{Granularity, Series, Task, TimeSpan, WindowState};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
 use crate::ports::{
@@ -430,7 +431,7 @@ fn now() -> DateTime<Utc> {
     at("2026-11-28T12:00:30Z")
 }
 
-type Service<R> = IngestService<R, Faulty<MemoryPartialStore>, NoArchive>;
+type Service<R> = IngestService<R, Faulty<MemoryPartialStore>, NoArchive, MemoryLabelStore>;
 
 fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
     IngestService {
@@ -438,6 +439,8 @@ fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
         partials,
         archive: None,
         limits: BatchLimits::default(),
+        labels: MemoryLabelStore::default(),
+        lookback: LabelLookback::DEFAULT,
     }
 }
 

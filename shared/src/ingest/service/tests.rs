@@ -1,9 +1,11 @@
 use chrono::TimeDelta;
 
 use super::*;
+use crate::adapters::memory::MemoryLabelStore;
 use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
 use crate::domain::ids::ModelId;
-use crate::ports::{ArchiveRejection, ArchiveReport, PutOutcome};
+use crate::domain::labels::LabelLookback;
+use crate::ports::{ArchiveRejection, ArchiveReport, PartialKey, PutOutcome};
 use crate::testing::{MemoryIngest, NoArchive, memory_ingest};
 
 fn service() -> MemoryIngest {
@@ -173,6 +175,8 @@ async fn a_claim_that_cannot_be_released_answers_unavailable() {
         partials: Unreleasable(MemoryPartialStore::default()),
         archive: None::<NoArchive>,
         limits: BatchLimits::default(),
+        labels: MemoryLabelStore::default(),
+        lookback: LabelLookback::DEFAULT,
     };
     service
         .ingest(&tenant(), &body(&[5.0]), now())
@@ -230,6 +234,8 @@ async fn the_largest_receipt_is_stored_small_and_answers_a_retry_exactly() {
         partials: MemoryPartialStore::default(),
         archive: Some(Refusing),
         limits: BatchLimits::default(),
+        labels: MemoryLabelStore::default(),
+        lookback: LabelLookback::DEFAULT,
     };
     let first = service
         .ingest(&tenant(), body.as_bytes(), now())

@@ -1,0 +1,305 @@
+//! Joining late labels to their predictions (BRIEF decision 10), from both sides.
+//!
+//! A prediction batch stores each prediction that can take a late label (`ok`, with a
+//! `prediction_id` and a prediction but no `actual`) in the [`LabelStore`]; a label
+//! batch stores each label there. Whichever side's first write finds the other claims
+//! the join in that write (see [`LabelStore`]) and counts it: a prediction batch in
+//! its own minute partials, a label batch in partials of its own
+//! (`actuals#<batch_id>`) in the predictions' minutes, which `aggregate` re-rolls like
+//! late data. Every write of a side happens before its partials are written, and a
+//! retried write reads back what the first one stored, so a retry after a failure
+//! between any two writes counts the same joins again and the conditional partial
+//! writes count them once.
+//!
+//! Order of a label batch: validation (and, for a registered model, every actual
+//! against its task), the claim of `actuals#<batch_id>` for the content digest, the
+//! label writes, the partials with their pending marks, the receipt. A duplicate is
+//! answered from the stored receipt.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+
+use super::actuals::{ActualsReceipt, check_task, parse_actuals};
+use super::digest::actuals_digest;
+use super::service::{IngestError, IngestService};
+use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::labels::{AwaitingPrediction, Join, LabelFate};
+use crate::domain::{Granularity, Status, ValidBatch, WindowState};
+use crate::error::StoreError;
+use crate::ports::{
+    BatchClaim, BatchKey, JoinClaimant, LabelItem, LabelStore, ModelRegistry, PartialKey,
+    PartialStore, PredictionArchive,
+};
+
+/// Label-store writes in flight at once for one batch (one item each: a batch of
+/// 10,000 takes about 300 round trips of a few milliseconds in sequence).
+const CONCURRENT_LABEL_WRITES: usize = 32;
+
+/// The batch id under which a label batch is claimed and its partials stored: the
+/// `#` keeps it apart from every prediction batch id (ids never hold one).
+pub fn actuals_batch_key(batch_id: &str) -> String {
+    format!("actuals#{batch_id}")
+}
+
+/// What a prediction batch did with its predictions that can take a late label.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictionLabels {
+    /// Kept until their label arrives (within the lookback).
+    pub awaiting: usize,
+    /// Joined to a label that had arrived first.
+    pub joined: usize,
+    /// Their `prediction_id` was already used by an earlier prediction of the model:
+    /// counted as predictions, not joinable (the earlier one keeps the id).
+    pub duplicate_ids: usize,
+    /// Joined to a waiting label that does not fit the model's task: not counted.
+    pub refused: usize,
+}
+
+/// What the prediction side found: its counts and the joins it claimed.
+#[derive(Debug, Default)]
+pub(super) struct PredictionSide {
+    /// The counts for the receipt.
+    pub(super) labels: PredictionLabels,
+    /// The joins this batch counts.
+    pub(super) claimed: Vec<Join>,
+}
+
+/// The fate of one label from the item its write left, and the join to count if this
+/// batch claimed it (`Err` when the store broke its contract).
+fn label_fate(item: &LabelItem, batch_id: &str) -> Result<(LabelFate, Option<Join>), &'static str> {
+    let Some((label, label_batch)) = &item.label else {
+        return Err("the label was not stored");
+    };
+    if label_batch != batch_id {
+        return Ok((LabelFate::AlreadyLabeled, None));
+    }
+    let Some((prediction, _)) = &item.prediction else {
+        return Ok((LabelFate::Pending, None));
+    };
+    Ok(match &item.claimed_by {
+        Some(claimant) if *claimant == JoinClaimant::Actuals(batch_id).stored() => {
+            let join = Join {
+                prediction: prediction.clone(),
+                actual: label.actual.clone(),
+                label_time: label.time,
+            };
+            match join.labeled() {
+                Ok(_) => (LabelFate::Joined, Some(join)),
+                Err(_) => (LabelFate::Refused, None),
+            }
+        }
+        // Counted by the prediction's batch, which found this label waiting.
+        Some(_) => (LabelFate::Joined, None),
+        // The prediction was there but older than the lookback.
+        None => (LabelFate::Expired, None),
+    })
+}
+
+impl<R, P, A, L> IngestService<R, P, A, L>
+where
+    R: ModelRegistry,
+    P: PartialStore,
+    A: PredictionArchive,
+    L: LabelStore,
+{
+    /// Validates the label batch `body` (received at `now`) and joins its labels for
+    /// `tenant`; see the module documentation.
+    pub async fn ingest_actuals(
+        &self,
+        tenant: &TenantId,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<ActualsReceipt, IngestError> {
+        let batch = parse_actuals(body, now, &self.limits).map_err(IngestError::Rejected)?;
+        if let Some(model) = self.registry.model(tenant, &batch.model_id).await? {
+            check_task(&batch, model.task).map_err(IngestError::Rejected)?;
+        }
+        let stored_id = actuals_batch_key(&batch.batch_id);
+        let batch_key = BatchKey {
+            tenant: tenant.clone(),
+            model_id: batch.model_id.clone(),
+            batch_id: stored_id.clone(),
+        };
+        match self
+            .partials
+            .claim_batch(&batch_key, &actuals_digest(&batch))
+            .await?
+        {
+            BatchClaim::Proceed => {}
+            BatchClaim::Stored(stored) => {
+                let mut receipt: ActualsReceipt =
+                    serde_json::from_slice(&stored).map_err(|e| StoreError::Corrupt {
+                        key: format!("receipt of label batch {}", batch.batch_id),
+                        reason: e.to_string(),
+                    })?;
+                receipt.duplicate = true;
+                return Ok(receipt);
+            }
+            BatchClaim::Conflict => {
+                return Err(IngestError::BatchConflict {
+                    batch_id: batch.batch_id,
+                });
+            }
+        }
+        let joinable_since = now - self.lookback.0;
+        let expires = now + self.lookback.0;
+        let (model_id, batch_id) = (&batch.model_id, stored_id.as_str());
+        let writes = batch.actuals.iter().map(|sent| async move {
+            let label = &sent.label;
+            if !self.lookback.covers(label.time, now) {
+                return Ok((LabelFate::Expired, None));
+            }
+            let item = self
+                .labels
+                .put_label(tenant, model_id, label, batch_id, expires, joinable_since)
+                .await?;
+            label_fate(&item, batch_id).map_err(|reason| StoreError::Corrupt {
+                key: format!("label of {}", label.prediction_id),
+                reason: reason.to_owned(),
+            })
+        });
+        let fates: Vec<(LabelFate, Option<Join>)> = stream::iter(writes)
+            .buffered(CONCURRENT_LABEL_WRITES)
+            .try_collect()
+            .await?;
+        let mut receipt = ActualsReceipt {
+            batch_id: batch.batch_id.clone(),
+            ..ActualsReceipt::default()
+        };
+        let mut claimed = Vec::new();
+        for (sent, (fate, join)) in batch.actuals.iter().zip(fates) {
+            receipt.note(fate, &sent.label.prediction_id);
+            claimed.extend(join);
+        }
+        let states = fold_joins(BTreeMap::new(), &claimed)?;
+        receipt.minutes = states.len();
+        self.write_partials(tenant, &batch.model_id, &stored_id, states)
+            .await?;
+        let stored = serde_json::to_vec(&receipt).map_err(|e| StoreError::Corrupt {
+            key: format!("receipt of label batch {}", batch.batch_id),
+            reason: e.to_string(),
+        })?;
+        self.partials.put_batch_receipt(&batch_key, &stored).await?;
+        Ok(receipt)
+    }
+
+    /// Stores the predictions of `batch` that can take a late label (those within the
+    /// lookback at `now`), and collects the joins this batch claims.
+    pub(super) async fn await_labels(
+        &self,
+        tenant: &TenantId,
+        batch: &ValidBatch,
+        now: DateTime<Utc>,
+    ) -> Result<PredictionSide, StoreError> {
+        let awaiting = batch.predictions.iter().filter_map(|p| {
+            let joinable = p.record.status == Status::Ok
+                && p.record.outcome.awaits_label()
+                && self.lookback.covers(p.record.timestamp, now);
+            Some(AwaitingPrediction {
+                prediction_id: p.prediction_id.clone().filter(|_| joinable)?,
+                time: p.record.timestamp,
+                outcome: p.record.outcome.clone(),
+            })
+        });
+        let me = JoinClaimant::Predictions(&batch.batch_id).stored();
+        let writes = awaiting.map(|prediction| async move {
+            let expires = prediction.time + self.lookback.0;
+            let item = self
+                .labels
+                .put_awaiting(
+                    tenant,
+                    &batch.model_id,
+                    &prediction,
+                    &batch.batch_id,
+                    expires,
+                )
+                .await?;
+            Ok::<_, StoreError>((prediction, item))
+        });
+        let items: Vec<(AwaitingPrediction, LabelItem)> = stream::iter(writes)
+            .buffered(CONCURRENT_LABEL_WRITES)
+            .try_collect()
+            .await?;
+        let mut side = PredictionSide::default();
+        for (prediction, item) in items {
+            let ours = matches!(&item.prediction, Some((_, b)) if *b == batch.batch_id);
+            match (ours, &item.label, &item.claimed_by) {
+                (false, _, _) => side.labels.duplicate_ids += 1,
+                (true, Some((label, _)), Some(claimant)) if *claimant == me => {
+                    let join = Join {
+                        prediction,
+                        actual: label.actual.clone(),
+                        label_time: label.time,
+                    };
+                    if join.labeled().is_ok() {
+                        side.labels.joined += 1;
+                        side.claimed.push(join);
+                    } else {
+                        side.labels.refused += 1;
+                    }
+                }
+                (true, Some(_), Some(_)) => side.labels.joined += 1,
+                (true, _, _) => side.labels.awaiting += 1,
+            }
+        }
+        Ok(side)
+    }
+
+    /// Writes one partial per minute of `states` under `batch_id`, each with its
+    /// pending mark (also when the partial was there: a retry after a failure between
+    /// the two still gets its minute rolled up).
+    pub(super) async fn write_partials(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        batch_id: &str,
+        states: BTreeMap<DateTime<Utc>, WindowState>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let writes = states.into_iter().map(|(minute, state)| {
+            let key = PartialKey {
+                tenant: tenant.clone(),
+                model_id: model_id.clone(),
+                minute,
+                batch_id: batch_id.to_owned(),
+            };
+            async move {
+                self.partials.put_partial(&key, &state).await?;
+                self.partials.mark_pending(&key).await?;
+                Ok::<_, StoreError>(minute)
+            }
+        });
+        let mut minutes: Vec<DateTime<Utc>> = stream::iter(writes)
+            .buffer_unordered(super::service::CONCURRENT_PARTIAL_WRITES)
+            .try_collect()
+            .await?;
+        minutes.sort();
+        Ok(minutes)
+    }
+}
+
+/// `states` with every join of `joins` folded into its prediction's minute.
+pub(super) fn fold_joins(
+    mut states: BTreeMap<DateTime<Utc>, WindowState>,
+    joins: &[Join],
+) -> Result<BTreeMap<DateTime<Utc>, WindowState>, StoreError> {
+    for join in joins {
+        let prediction_id = &join.prediction.prediction_id;
+        let inconsistent = |reason: String| StoreError::Corrupt {
+            key: format!("join of prediction {prediction_id}"),
+            reason,
+        };
+        let (outcome, delay) = join.labeled().map_err(inconsistent)?;
+        states
+            .entry(Granularity::Minute.floor(join.prediction.time))
+            .or_default()
+            .fold_label(&outcome, delay)
+            .map_err(|e| inconsistent(e.to_string()))?;
+    }
+    Ok(states)
+}
+
+#[cfg(test)]
+mod tests;
