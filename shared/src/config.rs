@@ -43,16 +43,21 @@ pub struct IngestSettings {
     pub max_event_age: TimeDelta,
     /// `INGEST_MAX_CLOCK_SKEW_SECONDS`: latest accepted event after arrival (default 5 min).
     pub max_clock_skew: TimeDelta,
-    /// `PARTIAL_RETENTION_SECONDS`: TTL of a partial after its minute (default 8 days,
-    /// beyond the oldest accepted event, so no late batch outlives its partials).
+    /// `PARTIAL_RETENTION_SECONDS`: TTL of a partial after its minute (default 31 days,
+    /// beyond the oldest accepted event and the label lookback, so neither a late
+    /// batch nor a late label outlives the partials its minute is re-rolled from).
     pub partial_retention: TimeDelta,
+    /// `LABEL_LOOKBACK_DAYS` (default 30): how far back a late label joins its
+    /// prediction; predictions awaiting labels are kept that long.
+    pub label_lookback: TimeDelta,
 }
 
 /// How long rollups are kept after their start (DynamoDB TTL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupRetention {
-    /// `MINUTE_ROLLUP_RETENTION_DAYS` (default 8): beyond the oldest accepted event, so
-    /// an hour re-rolled for a late batch still finds all of its minutes.
+    /// `MINUTE_ROLLUP_RETENTION_DAYS` (default 31): beyond the oldest accepted event and
+    /// the label lookback, so an hour re-rolled for a late batch or a late label still
+    /// finds all of its minutes.
     pub minute: TimeDelta,
     /// `HOUR_ROLLUP_RETENTION_DAYS` (default 35): the 30-day window at hour granularity.
     pub hour: TimeDelta,
@@ -177,17 +182,30 @@ impl Config {
         let ingest = IngestSettings {
             max_event_age: seconds("INGEST_MAX_EVENT_AGE_SECONDS", 7 * 86_400, 366 * 86_400)?,
             max_clock_skew: seconds("INGEST_MAX_CLOCK_SKEW_SECONDS", 300, 86_400)?,
-            partial_retention: seconds("PARTIAL_RETENTION_SECONDS", 8 * 86_400, 400 * 86_400)?,
+            partial_retention: seconds("PARTIAL_RETENTION_SECONDS", 31 * 86_400, 400 * 86_400)?,
+            label_lookback: env
+                .parse_or(
+                    "LABEL_LOOKBACK_DAYS",
+                    30,
+                    |v: &i64| (1..=366).contains(v),
+                    "must be a whole number of days between 1 and 366",
+                )
+                .map(TimeDelta::days)?,
         };
-        // What a late batch needs must outlive the oldest event ingest accepts.
+        // What a late batch or a late label needs must outlive the oldest event ingest
+        // accepts and the oldest prediction a label may join.
+        let late_data = ingest.max_event_age.max(ingest.label_lookback);
         let outlive_event_age = |name: &'static str, kept: TimeDelta, shown: i64, or: &str| {
-            if kept > ingest.max_event_age {
+            if kept > late_data {
                 return Ok(());
             }
             Err(ConfigError::Invalid {
                 name,
                 value: shown.to_string(),
-                reason: format!("must outlive INGEST_MAX_EVENT_AGE_SECONDS, or {or}"),
+                reason: format!(
+                    "must outlive INGEST_MAX_EVENT_AGE_SECONDS and LABEL_LOOKBACK_DAYS ({} days), or {or}",
+                    late_data.num_days()
+                ),
             })
         };
         let partials = ingest.partial_retention;
@@ -195,7 +213,7 @@ impl Config {
             "PARTIAL_RETENTION_SECONDS",
             partials,
             partials.num_seconds(),
-            "late batches would outlive their partials",
+            "late batches and labels would outlive their partials",
         )?;
         let days = |name: &'static str, default: i64| {
             env.parse_or(
@@ -207,7 +225,7 @@ impl Config {
             .map(TimeDelta::days)
         };
         let rollups = RollupRetention {
-            minute: days("MINUTE_ROLLUP_RETENTION_DAYS", 8)?,
+            minute: days("MINUTE_ROLLUP_RETENTION_DAYS", 31)?,
             hour: days("HOUR_ROLLUP_RETENTION_DAYS", 35)?,
             day: days("DAY_ROLLUP_RETENTION_DAYS", 400)?,
         };
@@ -215,13 +233,13 @@ impl Config {
             "MINUTE_ROLLUP_RETENTION_DAYS",
             rollups.minute,
             rollups.minute.num_days(),
-            "a late batch would re-roll an hour from missing minutes",
+            "a late batch or label would re-roll an hour from missing minutes",
         )?;
         outlive_event_age(
             "HOUR_ROLLUP_RETENTION_DAYS",
             rollups.hour,
             rollups.hour.num_days(),
-            "a late batch would re-roll a day from missing hours",
+            "a late batch or label would re-roll a day from missing hours",
         )?;
         let count = |name: &'static str, default: u64| {
             env.parse_or(
@@ -396,8 +414,9 @@ mod tests {
         assert_eq!(cfg.perf.error_rate_max, 0.01);
         assert_eq!(cfg.ingest.max_event_age, TimeDelta::days(7));
         assert_eq!(cfg.ingest.max_clock_skew, TimeDelta::minutes(5));
-        assert_eq!(cfg.ingest.partial_retention, TimeDelta::days(8));
-        assert_eq!(cfg.rollups.minute, TimeDelta::days(8));
+        assert_eq!(cfg.ingest.partial_retention, TimeDelta::days(31));
+        assert_eq!(cfg.ingest.label_lookback, TimeDelta::days(30));
+        assert_eq!(cfg.rollups.minute, TimeDelta::days(31));
         assert_eq!(cfg.rollups.hour, TimeDelta::days(35));
         assert_eq!(cfg.rollups.day, TimeDelta::days(400));
         assert_eq!(cfg.tenant_claim, "tenant_id");
@@ -473,6 +492,8 @@ mod tests {
             ("MINUTE_ROLLUP_RETENTION_DAYS", "2"),
             ("HOUR_ROLLUP_RETENTION_DAYS", "7"),
             ("DAY_ROLLUP_RETENTION_DAYS", "0"),
+            ("LABEL_LOOKBACK_DAYS", "0"),
+            ("LABEL_LOOKBACK_DAYS", "367"),
         ] {
             let mut vars = base();
             vars.insert(name, value);
@@ -483,6 +504,45 @@ mod tests {
             );
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn every_retention_a_late_label_needs_must_outlive_the_lookback() {
+        let mut vars = base();
+        vars.insert("LABEL_LOOKBACK_DAYS", "60");
+        let err = load(&vars).expect_err("partials kept 31 days");
+        assert!(
+            matches!(
+                &err,
+                ConfigError::Invalid {
+                    name: "PARTIAL_RETENTION_SECONDS",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("LABEL_LOOKBACK_DAYS (60 days)"),
+            "{err}"
+        );
+        vars.insert("PARTIAL_RETENTION_SECONDS", "6000000");
+        let err = load(&vars).expect_err("minute rollups kept 31 days");
+        assert!(
+            matches!(
+                &err,
+                ConfigError::Invalid {
+                    name: "MINUTE_ROLLUP_RETENTION_DAYS",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        vars.insert("MINUTE_ROLLUP_RETENTION_DAYS", "61");
+        vars.insert("HOUR_ROLLUP_RETENTION_DAYS", "61");
+        assert_eq!(
+            load(&vars).map(|c| c.ingest.label_lookback),
+            Ok(TimeDelta::days(60))
+        );
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn rule(id: &str) -> AlertRule {
         severity: Severity::Critical,
         min_samples: 10,
         basis: None,
+        label_delay: None,
     }
 }
 

@@ -327,7 +327,18 @@ fn start_stack() {
 
 /// An ingest route event (`events/ingest-batch.json`) for `tenant` carrying `body`.
 pub fn ingest_event(tenant: &str, body: &[u8]) -> Value {
-    let mut event = api_event_for_tenant("ingest-batch.json", tenant);
+    event_with_body("ingest-batch.json", tenant, body)
+}
+
+/// The label batch `body` as API Gateway gives it to `ingest` for `tenant`
+/// (`POST /api/v1/monitoring/actuals`, `events/ingest-actuals.json`).
+pub fn actuals_event(tenant: &str, body: &[u8]) -> Value {
+    event_with_body("ingest-actuals.json", tenant, body)
+}
+
+/// The route event `file` for `tenant`, carrying `body` (no `content-length`).
+fn event_with_body(file: &str, tenant: &str, body: &[u8]) -> Value {
+    let mut event = api_event_for_tenant(file, tenant);
     event["body"] = String::from_utf8_lossy(body).into_owned().into();
     if let Some(headers) = event["headers"].as_object_mut() {
         headers.remove("content-length");

@@ -3,7 +3,8 @@
 //! the stack's Prometheus.
 //!
 //! A few minutes of traffic for a fresh tenant — a binary classifier with labels,
-//! scores, typed errors and resource samples, and a regression model — go through
+//! scores, typed errors and resource samples, and a regression model whose labels
+//! come late (sent to the actuals route before each run) — go through
 //! the real `ingest`, a few minutes in the past; `aggregate` runs after each minute,
 //! as its schedule would, so the cumulative counters get one sample per run (a
 //! `rate()` needs two). Gauges are stamped at their minute's end, the counters at the
@@ -17,7 +18,7 @@
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use modelwatch_e2e::dashboard::{self, PanelCheck, prometheus, run_panel_queries};
 use modelwatch_e2e::{
-    Stack, api_request, event, http_answer, ingest_event, unique_tenant, with_body,
+    Stack, actuals_event, api_request, event, http_answer, ingest_event, unique_tenant, with_body,
 };
 use serde_json::{Value, json};
 
@@ -62,18 +63,34 @@ fn binary_batch(minute: DateTime<Utc>, k: i64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A regression model's minute.
+/// A regression model's minute: predictions with ids and no actuals, whose labels
+/// come late (`regression_labels`).
 fn regression_batch(minute: DateTime<Utc>, k: i64) -> Vec<u8> {
     let predictions: Vec<Value> = (0..12)
         .map(|i| {
-            json!({"timestamp": stamp(minute + TimeDelta::seconds(i * 4)), "latency_ms": 3.0 + i as f64,
-                   "status": "ok", "predicted": 10.0 + i as f64 * 0.5, "actual": 10.0 + i as f64})
+            json!({"prediction_id": format!("r-{k}-{i}"),
+                   "timestamp": stamp(minute + TimeDelta::seconds(i * 4)), "latency_ms": 3.0 + i as f64,
+                   "status": "ok", "predicted": 10.0 + i as f64 * 0.5})
         })
         .collect();
     json!({"model_id": "m-dash-reg", "batch_id": format!("reg-{k}"), "task": "regression",
            "predictions": predictions})
     .to_string()
     .into_bytes()
+}
+
+/// The late labels of `regression_batch(minute, k)`, known 50 s to a few minutes
+/// after their predictions.
+fn regression_labels(minute: DateTime<Utc>, k: i64) -> Vec<u8> {
+    let actuals: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({"prediction_id": format!("r-{k}-{i}"), "actual": 10.0 + i as f64,
+                   "timestamp": stamp(minute + TimeDelta::seconds(50 + i * 15))})
+        })
+        .collect();
+    json!({"model_id": "m-dash-reg", "batch_id": format!("reg-labels-{k}"), "actuals": actuals})
+        .to_string()
+        .into_bytes()
 }
 
 #[tokio::test]
@@ -89,8 +106,12 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
         - TimeDelta::minutes(MINUTES + 1);
     for k in 0..MINUTES {
         let minute = first + TimeDelta::minutes(k);
-        for body in [binary_batch(minute, k), regression_batch(minute, k)] {
-            let answer = stack.invoke("ingest", &ingest_event(&tenant, &body)).await;
+        for event in [
+            ingest_event(&tenant, &binary_batch(minute, k)),
+            ingest_event(&tenant, &regression_batch(minute, k)),
+            actuals_event(&tenant, &regression_labels(minute, k)),
+        ] {
+            let answer = stack.invoke("ingest", &event).await;
             assert_eq!(answer["statusCode"], 202, "{answer}");
         }
         let mut trigger = event("aggregate-scheduled.json");

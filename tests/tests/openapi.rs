@@ -25,7 +25,8 @@ use modelwatch::ports::{AlertStore, ModelSettingsStore, SettingWrite};
 use modelwatch_e2e::proxy::CuttableProxy;
 use modelwatch_e2e::runtime::LocalFunction;
 use modelwatch_e2e::{
-    Stack, api_request, event, ingest_event, repo_root, sample_batch, unique_tenant, with_body,
+    Stack, actuals_event, api_request, event, ingest_event, repo_root, sample_batch, unique_tenant,
+    with_body,
 };
 use serde_json::{Value, json};
 
@@ -380,7 +381,16 @@ fn answers_the_document_does_not_describe_are_refused() {
         "gpu_utilization",
         "model_cache_hit_rate",
     ];
-    let mut point = metrics(&[&serving[..], &resources[..], &["rmse", "mae", "mape"]].concat());
+    let labels = ["label_coverage", "label_delay_p50_s", "label_delay_p95_s"];
+    let mut point = metrics(
+        &[
+            &serving[..],
+            &resources[..],
+            &labels[..],
+            &["rmse", "mae", "mape"],
+        ]
+        .concat(),
+    );
     point["timestamp"] = "2026-11-28T10:00:00Z".into();
     point["sample_count"] = 0.into();
     point["labeled_count"] = 0.into();
@@ -388,7 +398,7 @@ fn answers_the_document_does_not_describe_are_refused() {
     let summary = json!({"model_id": "m", "window": "1h", "granularity": "minute",
         "quality_metrics": {"rmse": quality, "mae": quality, "mape": quality},
         "serving_metrics": metrics(&serving), "resource_metrics": metrics(&resources),
-        "sample_count": 0, "labeled_count": 0,
+        "label_metrics": metrics(&labels), "sample_count": 0, "labeled_count": 0,
         "overflow": {"actual_labels": 0, "predicted_labels": 0, "error_types": 0},
         "series": [point]});
     let summary_path = "/api/v1/monitoring/performance/m";
@@ -477,6 +487,7 @@ impl Checker {
 }
 
 const PREDICTIONS: &str = "/api/v1/monitoring/predictions";
+const ACTUALS: &str = "/api/v1/monitoring/actuals";
 const MODEL: &str = "model-xyz789";
 
 fn model_path(model: &str, resource: &str) -> String {
@@ -722,6 +733,56 @@ async fn every_route_and_status_answers_as_documented() {
     )
     .await;
 
+    // ---- ingest, labels: 202 (new, then the same batch again), 400, 401, 409, 413, 415.
+    let labels = json!({"model_id": MODEL, "batch_id": "l-openapi", "actuals": [
+        {"prediction_id": "p-1", "actual": 1},
+        {"prediction_id": "p-unknown", "actual": 0, "timestamp": now.to_rfc3339()}]});
+    c.contract.check_request("POST", ACTUALS, &labels);
+    let sent_labels = actuals_event(&tenant, labels.to_string().as_bytes());
+    let receipt = c.call(Target::Stack("ingest"), &sent_labels, 202).await;
+    assert_eq!(receipt["accepted"], 2, "{receipt}");
+    let again = c.call(Target::Stack("ingest"), &sent_labels, 202).await;
+    assert_eq!(again["duplicate"], true);
+    let mut wrong_task = labels.clone();
+    wrong_task["batch_id"] = "l-wrong".into();
+    wrong_task["actuals"][0]["actual"] = "yes".into();
+    let refused = c
+        .call(
+            Target::Stack("ingest"),
+            &actuals_event(&tenant, wrong_task.to_string().as_bytes()),
+            400,
+        )
+        .await;
+    assert_eq!(
+        refused["error"]["details"]["problems"][0]["field"],
+        "actuals[0].actual"
+    );
+    c.call(
+        Target::Stack("ingest"),
+        &without_tenant(sent_labels.clone()),
+        401,
+    )
+    .await;
+    let mut reused = labels.clone();
+    reused["actuals"][0]["actual"] = 0.into();
+    c.call(
+        Target::Stack("ingest"),
+        &actuals_event(&tenant, reused.to_string().as_bytes()),
+        409,
+    )
+    .await;
+    let mut large = labels.clone();
+    large["actuals"] = Value::Array(vec![labels["actuals"][0].clone(); 10_001]);
+    c.call(
+        Target::Stack("ingest"),
+        &actuals_event(&tenant, large.to_string().as_bytes()),
+        413,
+    )
+    .await;
+    let mut csv = sent_labels.clone();
+    csv["headers"]["content-type"] = "text/csv".into();
+    c.call(Target::Stack("ingest"), &csv, 415).await;
+
     // Roll the batches up, and store what an evaluation would, so the answers below
     // carry values (series points, trends, captured baseline, alerts).
     let mut trigger = event("aggregate-scheduled.json");
@@ -908,6 +969,7 @@ async fn every_route_and_status_answers_as_documented() {
         500,
     )
     .await;
+    c.call(Target::Local(&mut ingest), &sent_labels, 500).await;
 
     // ---- 503: processes whose path to the AWS emulator is cut.
     let proxy = CuttableProxy::start(stack.aws_endpoint_addr()).await;
@@ -930,6 +992,7 @@ async fn every_route_and_status_answers_as_documented() {
         503,
     )
     .await;
+    c.call(Target::Local(&mut ingest), &sent_labels, 503).await;
 
     let missed: Vec<String> = c
         .contract

@@ -1,4 +1,6 @@
-//! Maps an API Gateway request to the ingest service and its answer to HTTP.
+//! Maps an API Gateway request to the ingest service and its answer to HTTP:
+//! `POST /api/v1/monitoring/actuals` takes a label batch, any other route this
+//! function is given (`POST /api/v1/monitoring/predictions`) a prediction batch.
 
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
@@ -8,22 +10,26 @@ use modelwatch::edge::{
     unsupported_media_type,
 };
 use modelwatch::ingest::{BatchRejection, IngestError, IngestService};
-use modelwatch::ports::{ModelRegistry, PartialStore, PredictionArchive};
+use modelwatch::ports::{LabelStore, ModelRegistry, PartialStore, PredictionArchive};
 use serde_json::json;
 
 /// The ingest function's dependencies, built once at cold start.
-pub struct Ingest<R, P, A> {
+pub struct Ingest<R, P, A, L> {
     /// The ingest service.
-    pub service: IngestService<R, P, A>,
+    pub service: IngestService<R, P, A, L>,
     /// The JWT claim naming the tenant.
     pub tenant_claim: String,
 }
 
-impl<R, P, A> Ingest<R, P, A>
+/// The path of the label route.
+const ACTUALS_PATH: &str = "/api/v1/monitoring/actuals";
+
+impl<R, P, A, L> Ingest<R, P, A, L>
 where
     R: ModelRegistry,
     P: PartialStore,
     A: PredictionArchive,
+    L: LabelStore,
 {
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Error> {
@@ -41,24 +47,15 @@ where
         if let Some(content_type) = non_json_content_type(&request) {
             return Ok(unsupported_media_type(&content_type));
         }
-        let answer = match self
-            .service
-            .ingest(&tenant, request.body().as_ref(), Utc::now())
-            .await
-        {
-            Ok(receipt) => {
-                tracing::info!(
-                    %tenant,
-                    batch_id = %receipt.batch_id,
-                    accepted = receipt.accepted,
-                    duplicate = receipt.duplicate,
-                    archive_rejected = receipt.timestream.rejected_count,
-                    "batch accepted"
-                );
-                json_response(StatusCode::ACCEPTED, &receipt)
-            }
-            Err(err) => refusal(err),
-        };
+        let (body, now) = (request.body().as_ref(), Utc::now());
+        let answer = if request.uri().path().ends_with(ACTUALS_PATH) {
+            let answered = self.service.ingest_actuals(&tenant, body, now).await;
+            answered.map(|receipt| json_response(StatusCode::ACCEPTED, &receipt))
+        } else {
+            let answered = self.service.ingest(&tenant, body, now).await;
+            answered.map(|receipt| json_response(StatusCode::ACCEPTED, &receipt))
+        }
+        .unwrap_or_else(refusal);
         Ok(answer)
     }
 }
@@ -104,7 +101,7 @@ fn refusal(err: IngestError) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelwatch::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
+    use modelwatch::adapters::memory::{MemoryLabelStore, MemoryModelRegistry, MemoryPartialStore};
     use modelwatch::testing::{NoArchive, memory_ingest};
     use serde_json::Value;
 
@@ -116,7 +113,7 @@ mod tests {
         lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
     }
 
-    fn ingest() -> Ingest<MemoryModelRegistry, MemoryPartialStore, NoArchive> {
+    fn ingest() -> Ingest<MemoryModelRegistry, MemoryPartialStore, NoArchive, MemoryLabelStore> {
         Ingest {
             service: memory_ingest(),
             tenant_claim: "tenant_id".into(),
@@ -163,6 +160,37 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert_eq!(body["error"]["details"]["content_type"], "text/csv");
+    }
+
+    #[tokio::test]
+    async fn the_actuals_route_takes_a_label_batch() {
+        let service = ingest();
+        let labels = |e: &mut Value| {
+            e["rawPath"] = "/api/v1/monitoring/actuals".into();
+            e["requestContext"]["http"]["path"] = "/api/v1/monitoring/actuals".into();
+            e["body"] = serde_json::json!({"model_id": "fraud-v1", "batch_id": "labels-1",
+                "actuals": [{"prediction_id": "p-1", "actual": 1}]})
+            .to_string()
+            .into();
+        };
+        let response = service.handle(request(labels)).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let Body::Text(text) = response.body() else {
+            panic!("text body")
+        };
+        let body: Value = serde_json::from_str(text).expect("JSON");
+        assert_eq!(body["pending"]["sample"][0], "p-1");
+        assert_eq!(body["accepted"], 1);
+        let (status, body) = call(request(|e| {
+            labels(e);
+            e["body"] = r#"{"model_id": "m", "batch_id": "b", "actuals": [{"actual": 1}]}"#.into();
+        }))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body["error"]["details"]["problems"][0]["field"],
+            "actuals[0].prediction_id"
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,13 @@
-//! The `ingest` function: serving systems POST prediction batches here.
+//! The `ingest` function: serving systems POST prediction batches here, and label
+//! batches (late ground truth, joined to the predictions by `prediction_id`).
 
 mod handler;
 
 use lambda_http::{Error, run, service_fn};
-use modelwatch::adapters::dynamodb::{DynamoModelRegistry, DynamoPartialStore};
+use modelwatch::adapters::dynamodb::{DynamoLabelStore, DynamoModelRegistry, DynamoPartialStore};
 use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aws;
+use modelwatch::domain::labels::LabelLookback;
 use modelwatch::ingest::{BatchLimits, IngestService};
 use modelwatch::startup::{ColdStart, cold_start};
 
@@ -25,7 +27,7 @@ async fn main() -> Result<(), Error> {
         service: IngestService {
             registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
             partials: DynamoPartialStore::new(
-                dynamodb,
+                dynamodb.clone(),
                 &config.tables.partials,
                 config.ingest.partial_retention,
             ),
@@ -35,6 +37,8 @@ async fn main() -> Result<(), Error> {
                 max_future: config.ingest.max_clock_skew,
                 ..BatchLimits::default()
             },
+            labels: DynamoLabelStore::new(dynamodb, &config.tables.partials),
+            lookback: LabelLookback(config.ingest.label_lookback),
         },
         tenant_claim: config.tenant_claim,
     };

@@ -138,6 +138,7 @@ mod tests {
                 severity: Severity::Warning,
                 min_samples: 50,
                 basis: None,
+                label_delay: None,
             },
             state: AlertState::Firing,
             observed_value: Some(312.5),

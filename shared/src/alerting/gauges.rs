@@ -94,6 +94,7 @@ mod tests {
             severity,
             min_samples: 30,
             basis: None,
+            label_delay: None,
         }
     }
 

@@ -274,15 +274,15 @@ where
             &self.perf,
             &self.alerting,
         );
-        let windows: std::collections::BTreeSet<_> = rules.iter().map(|r| r.window).collect();
+        // One read per distinct span (a rule with a label delay judges an earlier one).
+        let spans: std::collections::BTreeSet<_> = rules.iter().map(|r| r.span(end)).collect();
         let mut by_window = BTreeMap::new();
-        for window in windows {
-            let from = end - window.length();
+        for (from, to) in spans {
             let metrics = self
                 .window
-                .metrics(tenant, model_id, from, end, Some(model.first_seen))
+                .metrics(tenant, model_id, from, to, Some(model.first_seen))
                 .await?;
-            by_window.insert(window, metrics);
+            by_window.insert((from, to), metrics);
         }
         let mut states: BTreeMap<String, _> = self
             .alerts
@@ -299,7 +299,7 @@ where
         };
         let mut statuses = Vec::with_capacity(rules.len());
         for rule in &rules {
-            let Some((metrics, span)) = by_window.get(&rule.window) else {
+            let Some((metrics, span)) = by_window.get(&rule.span(end)) else {
                 continue;
             };
             let eval = RuleEvaluation::judge(

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::MAX_PROBLEMS;
 use super::batch::{
-    At, BatchLimits, BatchRejection, Problem, Validator, check_body_size, read_refusal,
+    At, BatchHead, BatchLimits, BatchRejection, Problem, Validator, check_body_size, read_refusal,
 };
-use super::json::{ActualsBody, Body, Value, read_actuals_body};
+use super::json::{ActualsBody, Value, read_actuals_body};
 use crate::domain::Task;
 use crate::domain::ids::ModelId;
 use crate::domain::labels::{Actual, LabelFate, LateLabel};
@@ -87,20 +87,11 @@ pub fn check_task(batch: &ActualsBatch, task: Task) -> Result<(), BatchRejection
 
 impl Validator<'_> {
     fn actuals_batch(&mut self, body: &ActualsBody) -> Option<ActualsBatch> {
-        let at = At::BATCH;
-        let raw = match body {
-            Body::NotObject(kind) => {
-                self.problem(at, "body", format!("must be an object, found {kind}"));
-                return None;
-            }
-            Body::Batch(raw) => raw,
-        };
-        self.strays(at, raw.stray_count, &mut raw.strays.iter());
-        let get = |name: &str| raw.fields.get(name);
-        let model_id = self
-            .id(at, "model_id", get("model_id"), true)
-            .and_then(|id| ModelId::parse(&id).ok());
-        let batch_id = self.id(at, "batch_id", get("batch_id"), true);
+        let BatchHead {
+            raw,
+            model_id,
+            batch_id,
+        } = self.batch_head(body)?;
         let (records, mut strays) = self.list(raw.lists.actuals.as_ref(), "actuals", true);
         let mut first_index: HashMap<String, usize> = HashMap::new();
         let mut actuals = Vec::with_capacity(records.len());

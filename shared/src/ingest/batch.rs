@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::json::{
-    Body, Fields, List, PREDICTION_FIELDS, PredictionBody, RESOURCE_FIELDS, ReadError, Record,
-    Stray, Value, read_body,
+    Body, Fields, List, PREDICTION_FIELDS, PredictionBody, RESOURCE_FIELDS, RawBatch, ReadError,
+    Record, Stray, Value, read_body,
 };
 use crate::domain::ids::{ModelId, check_id};
 use crate::domain::{
@@ -127,6 +127,16 @@ pub(super) fn read_refusal(err: ReadError) -> BatchRejection {
             truncated: false,
         },
     }
+}
+
+/// A batch object as read, with its ids checked.
+pub(super) struct BatchHead<'b, 'a, const F: usize, L> {
+    /// The object.
+    pub(super) raw: &'b RawBatch<'a, F, L>,
+    /// `model_id`, when valid.
+    pub(super) model_id: Option<ModelId>,
+    /// `batch_id`, when valid.
+    pub(super) batch_id: Option<String>,
 }
 
 /// Walks the body as read, collecting problems.
@@ -250,7 +260,12 @@ impl<'l> Validator<'l> {
         }
     }
 
-    fn batch(&mut self, body: &PredictionBody) -> Option<ValidBatch> {
+    /// The batch object of `body` with its own unknown and repeated fields reported,
+    /// and its `model_id` and `batch_id` (`None` where a problem was reported).
+    pub(super) fn batch_head<'b, 'a, const F: usize, L>(
+        &mut self,
+        body: &'b Body<'a, F, L>,
+    ) -> Option<BatchHead<'b, 'a, F, L>> {
         let at = At::BATCH;
         let raw = match body {
             Body::NotObject(kind) => {
@@ -265,6 +280,21 @@ impl<'l> Validator<'l> {
             .id(at, "model_id", get("model_id"), true)
             .and_then(|id| ModelId::parse(&id).ok());
         let batch_id = self.id(at, "batch_id", get("batch_id"), true);
+        Some(BatchHead {
+            raw,
+            model_id,
+            batch_id,
+        })
+    }
+
+    fn batch(&mut self, body: &PredictionBody) -> Option<ValidBatch> {
+        let at = At::BATCH;
+        let BatchHead {
+            raw,
+            model_id,
+            batch_id,
+        } = self.batch_head(body)?;
+        let get = |name: &str| raw.fields.get(name);
         let model_version = self.id(at, "model_version", get("model_version"), false);
         let task = match get("task") {
             None => {

@@ -24,14 +24,14 @@ use serde::{Deserialize, Serialize};
 
 use super::actuals::{ActualsReceipt, check_task, parse_actuals};
 use super::digest::actuals_digest;
-use super::service::{IngestError, IngestService};
+use super::service::{IngestError, IngestService, answered_before};
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::labels::{AwaitingPrediction, Join, LabelFate};
-use crate::domain::{Granularity, Status, ValidBatch, WindowState};
+use crate::domain::labels::{AwaitingPrediction, Join, LabelFate, LabelLookback, LateLabel};
+use crate::domain::{Granularity, Status, ValidBatch, ValidPrediction, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
-    BatchClaim, BatchKey, JoinClaimant, LabelItem, LabelStore, ModelRegistry, PartialKey,
-    PartialStore, PredictionArchive,
+    BatchKey, JoinClaimant, LabelItem, LabelStore, ModelRegistry, PartialKey, PartialStore,
+    PredictionArchive,
 };
 
 /// Label-store writes in flight at once for one batch (one item each: a batch of
@@ -123,32 +123,27 @@ where
             model_id: batch.model_id.clone(),
             batch_id: stored_id.clone(),
         };
-        match self
+        let claim = self
             .partials
             .claim_batch(&batch_key, &actuals_digest(&batch))
-            .await?
-        {
-            BatchClaim::Proceed => {}
-            BatchClaim::Stored(stored) => {
-                let mut receipt: ActualsReceipt =
-                    serde_json::from_slice(&stored).map_err(|e| StoreError::Corrupt {
-                        key: format!("receipt of label batch {}", batch.batch_id),
-                        reason: e.to_string(),
-                    })?;
-                receipt.duplicate = true;
-                return Ok(receipt);
-            }
-            BatchClaim::Conflict => {
-                return Err(IngestError::BatchConflict {
-                    batch_id: batch.batch_id,
-                });
-            }
+            .await?;
+        let stored = |bytes: &[u8]| {
+            serde_json::from_slice(bytes).map(|receipt: ActualsReceipt| ActualsReceipt {
+                duplicate: true,
+                ..receipt
+            })
+        };
+        if let Some(answered) = answered_before(claim, &batch.batch_id, stored)? {
+            return Ok(answered);
         }
         let joinable_since = now - self.lookback.0;
         let expires = now + self.lookback.0;
         let (model_id, batch_id) = (&batch.model_id, stored_id.as_str());
-        let writes = batch.actuals.iter().map(|sent| async move {
-            let label = &sent.label;
+        // Owned labels: a closure over borrowed items would make the future not `Send`
+        // for every lifetime (the Lambda runtime needs it to be).
+        let labels: Vec<LateLabel> = batch.actuals.iter().map(|s| s.label.clone()).collect();
+        let writes = labels.into_iter().map(|label| async move {
+            let label = &label;
             if !self.lookback.covers(label.time, now) {
                 return Ok((LabelFate::Expired, None));
             }
@@ -183,6 +178,16 @@ where
             reason: e.to_string(),
         })?;
         self.partials.put_batch_receipt(&batch_key, &stored).await?;
+        tracing::info!(
+            %tenant,
+            batch_id = %receipt.batch_id,
+            joined = receipt.joined.count,
+            pending = receipt.pending.count,
+            already_labeled = receipt.already_labeled.count,
+            expired = receipt.expired.count,
+            refused = receipt.refused.count,
+            "label batch accepted"
+        );
         Ok(receipt)
     }
 
@@ -194,18 +199,13 @@ where
         batch: &ValidBatch,
         now: DateTime<Utc>,
     ) -> Result<PredictionSide, StoreError> {
-        let awaiting = batch.predictions.iter().filter_map(|p| {
-            let joinable = p.record.status == Status::Ok
-                && p.record.outcome.awaits_label()
-                && self.lookback.covers(p.record.timestamp, now);
-            Some(AwaitingPrediction {
-                prediction_id: p.prediction_id.clone().filter(|_| joinable)?,
-                time: p.record.timestamp,
-                outcome: p.record.outcome.clone(),
-            })
-        });
+        let awaiting: Vec<AwaitingPrediction> = batch
+            .predictions
+            .iter()
+            .filter_map(|p| awaiting(p, self.lookback, now))
+            .collect();
         let me = JoinClaimant::Predictions(&batch.batch_id).stored();
-        let writes = awaiting.map(|prediction| async move {
+        let writes = awaiting.into_iter().map(|prediction| async move {
             let expires = prediction.time + self.lookback.0;
             let item = self
                 .labels
@@ -278,6 +278,24 @@ where
         minutes.sort();
         Ok(minutes)
     }
+}
+
+/// `prediction` as it awaits its label, if it can take one: `ok`, with an id and a
+/// prediction but no actual, made within the lookback at `now`.
+fn awaiting(
+    prediction: &ValidPrediction,
+    lookback: LabelLookback,
+    now: DateTime<Utc>,
+) -> Option<AwaitingPrediction> {
+    let record = &prediction.record;
+    let joinable = record.status == Status::Ok
+        && record.outcome.awaits_label()
+        && lookback.covers(record.timestamp, now);
+    Some(AwaitingPrediction {
+        prediction_id: prediction.prediction_id.clone().filter(|_| joinable)?,
+        time: record.timestamp,
+        outcome: record.outcome.clone(),
+    })
 }
 
 /// `states` with every join of `joins` folded into its prediction's minute.

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use super::batch::{BatchLimits, BatchRejection, Problem, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
 use super::join::fold_joins;
-use super::receipt::{ArchiveReceipt, IngestReceipt};
+use super::receipt::{ArchiveReceipt, IngestReceipt, ReceiptError};
 use crate::domain::ids::TenantId;
 use crate::domain::labels::LabelLookback;
 use crate::domain::{Granularity, ValidBatch, WindowState};
@@ -108,24 +108,13 @@ where
             batch_id: batch.batch_id.clone(),
         };
         let (claim, digest) = self.claim(&batch_key, &batch, body).await?;
-        match claim {
-            BatchClaim::Proceed => {}
-            BatchClaim::Stored(stored) => {
-                let mut receipt =
-                    IngestReceipt::from_stored(&batch.batch_id, &stored).map_err(|e| {
-                        StoreError::Corrupt {
-                            key: format!("receipt of batch {}", batch.batch_id),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                receipt.duplicate = true;
-                return Ok(receipt);
-            }
-            BatchClaim::Conflict => {
-                return Err(IngestError::BatchConflict {
-                    batch_id: batch.batch_id,
-                });
-            }
+        let stored = |bytes: &[u8]| {
+            let mut receipt = IngestReceipt::from_stored(&batch.batch_id, bytes)?;
+            receipt.duplicate = true;
+            Ok::<_, ReceiptError>(receipt)
+        };
+        if let Some(answered) = answered_before(claim, &batch.batch_id, stored)? {
+            return Ok(answered);
         }
         let (first, last) = event_span(&batch);
         let sighting = self
@@ -165,6 +154,15 @@ where
         self.partials
             .put_batch_receipt(&batch_key, &receipt.to_stored())
             .await?;
+        tracing::info!(
+            %tenant,
+            batch_id = %receipt.batch_id,
+            accepted = receipt.accepted,
+            archive_rejected = receipt.timestream.rejected_count,
+            awaiting_labels = receipt.labels.awaiting,
+            labels_joined = receipt.labels.joined,
+            "batch accepted"
+        );
         Ok(receipt)
     }
 
@@ -186,6 +184,28 @@ where
             }
             claim => Ok((claim, canonical)),
         }
+    }
+}
+
+/// What a batch id's claim means for a request: `None`, go on and store the batch; the
+/// answer given before (read by `stored`, marked a duplicate) when the batch was stored
+/// completely; a conflict when the id was claimed for other content.
+pub(super) fn answered_before<T, E: std::fmt::Display>(
+    claim: BatchClaim,
+    batch_id: &str,
+    stored: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<Option<T>, IngestError> {
+    match claim {
+        BatchClaim::Proceed => Ok(None),
+        BatchClaim::Stored(bytes) => stored(&bytes).map(Some).map_err(|e| {
+            IngestError::Store(StoreError::Corrupt {
+                key: format!("receipt of batch {batch_id}"),
+                reason: e.to_string(),
+            })
+        }),
+        BatchClaim::Conflict => Err(IngestError::BatchConflict {
+            batch_id: batch_id.to_owned(),
+        }),
     }
 }
 

@@ -11,6 +11,7 @@
 mod alerts;
 mod attr;
 mod doc;
+mod labels;
 mod partials;
 mod registry;
 mod request;
@@ -22,6 +23,7 @@ mod testing;
 mod tests;
 
 pub use alerts::DynamoAlertStore;
+pub use labels::DynamoLabelStore;
 pub use partials::{DynamoPartialStore, partial_pk};
 pub use registry::DynamoModelRegistry;
 pub use rollups::DynamoRollupStore;

@@ -484,6 +484,7 @@ async fn a_firing_rule_that_is_removed_resolves() {
             severity: Severity::Info,
             min_samples: 1,
             basis: None,
+            label_delay: None,
         }],
         use_default_rules: false,
         updated_at: t0,
@@ -572,4 +573,47 @@ async fn trends_are_refreshed_hourly_and_label_a_decline() {
     // Within the same hour nothing is recomputed.
     let report = world.run(end + TimeDelta::minutes(30)).await;
     assert_eq!(report.trends_updated, 0);
+}
+
+#[tokio::test]
+async fn a_rule_with_a_label_delay_judges_the_window_that_ended_that_long_ago() {
+    let t0 = at("2026-11-20T00:00:00Z");
+    let world = World::new(t0);
+    let rule = |id: &str, label_delay: Option<&str>| AlertRule {
+        id: id.into(),
+        metric: MetricName::LatencyP95,
+        condition: Condition::Above,
+        threshold: 30.0,
+        window: "5m".parse().expect("window"),
+        severity: Severity::Warning,
+        min_samples: 1,
+        basis: None,
+        label_delay: label_delay.map(|d| d.parse().expect("delay")),
+    };
+    let rules = CustomRules {
+        alert_rules: vec![rule("now", None), rule("delayed", Some("5m"))],
+        use_default_rules: false,
+        updated_at: t0,
+    };
+    world
+        .evaluator
+        .settings
+        .put_setting(&world.tenant, &world.model_id, SettingWrite::Rules(&rules))
+        .await
+        .expect("put");
+    let slow = Shape {
+        latency_ms: 50.0,
+        ..GOOD
+    };
+    world.traffic(t0, 5, GOOD).await;
+    world.traffic(t0 + TimeDelta::minutes(5), 5, slow).await;
+    // At +10 min the last five minutes are slow; the delayed rule judges the five
+    // before them.
+    world.run(t0 + TimeDelta::minutes(10)).await;
+    assert_eq!(world.sent_for("now").len(), 1);
+    assert!(world.sent_for("delayed").is_empty());
+    world.run(t0 + TimeDelta::minutes(15)).await;
+    let sent = world.sent_for("delayed");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].window_start, t0 + TimeDelta::minutes(5));
 }

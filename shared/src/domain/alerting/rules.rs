@@ -165,6 +165,23 @@ pub struct AlertRule {
     /// For a default rule: how its threshold was derived. `None` for custom rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basis: Option<String>,
+    /// How long labels take to arrive: the rule judges the window that ended this
+    /// long before the evaluation, so it neither fires nor resolves on minutes whose
+    /// labels are still coming. `None` (the default): the window ends at the
+    /// evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_delay: Option<RuleWindow>,
+}
+
+impl AlertRule {
+    /// The span the rule judges when evaluated with windows ending at `end`.
+    pub fn span(&self, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let to = end
+            - self
+                .label_delay
+                .map_or(TimeDelta::zero(), RuleWindow::length);
+        (to - self.window.length(), to)
+    }
 }
 
 /// Higher values are better for these metrics; for the rest (errors, latencies,
@@ -177,6 +194,7 @@ pub fn higher_is_better(metric: MetricName) -> bool {
             | MetricName::AucRoc
             | MetricName::Throughput
             | MetricName::ModelCacheHitRate
+            | MetricName::LabelCoverage
     )
 }
 
@@ -270,6 +288,7 @@ pub fn default_rules(
             severity,
             min_samples: default_min_samples(metric, settings),
             basis: Some(basis),
+            label_delay: None,
         };
     let mut rules = Vec::new();
     let margin = perf.accuracy_threshold;
@@ -437,7 +456,7 @@ fn parse_rule(
         problems.push(&format!("alert_rules[{index}]"), "must be a JSON object");
         return None;
     };
-    const FIELDS: [&str; 7] = [
+    const FIELDS: [&str; 8] = [
         "id",
         "metric",
         "condition",
@@ -445,6 +464,7 @@ fn parse_rule(
         "window",
         "severity",
         "min_samples",
+        "label_delay",
     ];
     problems.unknown_fields(object, &FIELDS, "a rule", at);
     let before = problems.len();
@@ -481,6 +501,17 @@ fn parse_rule(
             .map_err(|e| problems.push(&at("window"), &e.to_string()))
             .ok()
     });
+    let label_delay = match object.get("label_delay") {
+        None => None,
+        Some(Value::String(text)) => text
+            .parse::<RuleWindow>()
+            .map_err(|e| problems.push(&at("label_delay"), &e.to_string()))
+            .ok(),
+        Some(_) => {
+            problems.push(&at("label_delay"), "must be a string such as 2h");
+            None
+        }
+    };
     let severity = required_str(object, "severity", &at, problems).and_then(|text| {
         let choices = [
             ("info", Severity::Info),
@@ -519,8 +550,11 @@ fn parse_rule(
     let (metric, condition, threshold, window, severity) =
         (metric?, condition?, threshold?, window?, severity?);
     let id = id.unwrap_or_else(|| {
+        let delayed = label_delay
+            .map(|d| format!("-after-{d}"))
+            .unwrap_or_default();
         format!(
-            "{}-{}-{}-{}",
+            "{}-{}-{}-{}{delayed}",
             metric.as_str(),
             condition.as_str(),
             threshold,
@@ -543,6 +577,7 @@ fn parse_rule(
         severity,
         min_samples: min_samples.unwrap_or_else(|| default_min_samples(metric, settings)),
         basis: None,
+        label_delay,
     })
 }
 
@@ -648,6 +683,47 @@ mod tests {
             json!({"id": "latency_p95-above-100-15m", "metric": "latency_p95", "condition": "above",
                    "threshold": 100.0, "window": "15m", "severity": "warning", "min_samples": 30})
         );
+    }
+
+    #[test]
+    fn a_label_delay_moves_the_judged_window_back_and_names_the_derived_id() {
+        let body = json!({"alert_rules": [
+            {"metric": "accuracy", "condition": "below", "threshold": 0.9, "window": "1h",
+             "severity": "critical", "label_delay": "2h"},
+            {"metric": "accuracy", "condition": "below", "threshold": 0.9, "window": "1h",
+             "severity": "critical"},
+            {"metric": "label_coverage", "condition": "below", "threshold": 0.5, "window": "1h",
+             "severity": "info", "label_delay": "soon"},
+            {"metric": "accuracy", "condition": "below", "threshold": 0.9, "window": "1h",
+             "severity": "info", "label_delay": 7200}
+        ]});
+        let problems =
+            parse_rule_set(&body, "m1", &AlertSettings::default(), now()).expect_err("invalid");
+        assert_eq!(
+            fields(&problems),
+            ["alert_rules[2].label_delay", "alert_rules[3].label_delay"]
+        );
+        let body = json!({"alert_rules": &body["alert_rules"].as_array().expect("rules")[..2]});
+        let rules = parse_rule_set(&body, "m1", &AlertSettings::default(), now()).expect("valid");
+        let delayed = &rules.alert_rules[0];
+        assert_eq!(delayed.id, "accuracy-below-0.9-1h-after-2h");
+        let end = now();
+        assert_eq!(
+            delayed.span(end),
+            (end - TimeDelta::hours(3), end - TimeDelta::hours(2))
+        );
+        assert_eq!(
+            rules.alert_rules[1].span(end),
+            (end - TimeDelta::hours(1), end)
+        );
+        // Stored and read back; a rule stored before the field existed reads as none.
+        let json = serde_json::to_value(delayed).expect("json");
+        assert_eq!(json["label_delay"], "2h");
+        let back: AlertRule = serde_json::from_value(json).expect("read");
+        assert_eq!(&back, delayed);
+        let old = serde_json::to_value(&rules.alert_rules[1]).expect("json");
+        assert!(old.get("label_delay").is_none());
+        assert!(higher_is_better(MetricName::LabelCoverage));
     }
 
     #[test]

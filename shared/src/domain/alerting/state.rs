@@ -393,6 +393,7 @@ mod tests {
             severity: Severity::Critical,
             min_samples: 30,
             basis: None,
+            label_delay: None,
         }
     }
 

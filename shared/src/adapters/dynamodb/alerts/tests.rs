@@ -43,6 +43,7 @@ fn alert(rule_id: &str, started_ms: i64, state: AlertState) -> AlertRecord {
             severity: Severity::Critical,
             min_samples: 10,
             basis: None,
+            label_delay: None,
         },
         state,
         observed_value: Some(0.8),
