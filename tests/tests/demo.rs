@@ -1,11 +1,13 @@
 //! The README's main job in its short mode: the traffic simulator (the library behind
-//! `modelwatch-simulator`) pushes three hours of traffic for three models through the
-//! real `ingest` binary, drives `aggregate` and `evaluate` as the schedules would, and
-//! the outcome is checked: alerts fired and resolved for the degraded model only, each
-//! rule exactly once each way, and every model's summary equal to the simulator's own
-//! ground truth (counts, accuracy or RMSE and error rate exactly, p95 within the
-//! sketch's 1 %). Then every query of the Grafana dashboard runs over the demo's
-//! time range for its models and must return data.
+//! `modelwatch-simulator`) pushes three hours of traffic for four models through the
+//! real `ingest` binary — one of them a classifier whose labels arrive 1–3 hours late,
+//! through the actuals route — drives `aggregate` and `evaluate` as the schedules
+//! would, and the outcome is checked: alerts fired and resolved for the degraded model
+//! only, each rule exactly once each way, every late label joined, and every model's
+//! summary equal to the simulator's own ground truth as of the last label sent (counts,
+//! accuracy or RMSE, label coverage and error rate exactly, p95s within the sketch's
+//! 1 %). Then every query of the Grafana dashboard runs over the demo's time range for
+//! its models and must return data.
 
 use chrono::{TimeDelta, Utc};
 use modelwatch_e2e::dashboard::{self, run_panel_queries};
@@ -35,6 +37,7 @@ async fn the_demo_scenario_alerts_on_the_degraded_model_only_and_matches_its_gro
                 model("fraud-detector", ModelKind::Binary),
                 model("intent-router", ModelKind::Multiclass),
                 model("eta-regressor", ModelKind::Regression),
+                model("chargeback-scorer", ModelKind::LateBinary),
             ],
             degraded: Some("fraud-detector".to_owned()),
             seed: 11,
@@ -53,7 +56,12 @@ async fn the_demo_scenario_alerts_on_the_degraded_model_only_and_matches_its_gro
     let outcome = run(&client, &config, |_| {})
         .await
         .expect("the simulation runs");
-    assert_eq!(outcome.predictions, 3 * 180 * 30);
+    assert_eq!(outcome.predictions, 4 * 180 * 30);
+    let late = &outcome.labels["chargeback-scorer"];
+    assert!(
+        late.joined > 0 && late.joined == late.sent,
+        "every late label sent is joined: {late:?}"
+    );
 
     let alerts: Vec<Value> = subscriber.drain().await.iter().map(alert_of).collect();
     let rules: Vec<&str> = alerts
@@ -80,7 +88,7 @@ async fn the_demo_scenario_alerts_on_the_degraded_model_only_and_matches_its_gro
         stack,
         &dashboard::load(),
         &tenant,
-        "fraud-detector|intent-router|eta-regressor",
+        "fraud-detector|intent-router|eta-regressor|chargeback-scorer",
         config.scenario.start,
         Utc::now() + TimeDelta::seconds(1),
     )

@@ -594,6 +594,7 @@ async fn seed_evaluation(stack: &Stack, tenant: &str, now: DateTime<Utc>) {
             ),
         ]
         .into(),
+        labels: None,
     };
     settings
         .put_setting(&tenant, &model, SettingWrite::Trends(&report))

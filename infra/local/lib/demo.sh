@@ -36,8 +36,8 @@ cmd_demo() {
 }
 
 # The demo proper: the traffic simulator (infra/simulator) as serving systems
-# pushing 6 simulated hours of traffic for three models, one drifting and then
-# failing; it drives aggregate and evaluate as the schedules would and prints the
+# pushing 6 simulated hours of traffic for four models, one drifting and then
+# failing, one whose labels arrive 1-3 hours late; it drives aggregate and evaluate as the schedules would and prints the
 # summaries, trends, the alerts the SNS subscriber got and values from Prometheus.
 # DEMO_HOURS / DEMO_STEP_MINUTES change its length (DEMO_HOURS >= 3).
 run_demo() {

@@ -1,24 +1,35 @@
 //! The traffic simulator: serving systems pushing prediction batches through the ingest
 //! route for several models — a binary classifier, a multiclass classifier, a
 //! regressor — over simulated hours compressed in time, one model drifting and then
-//! failing (see [`scenario`]). On the local stack it also drives `aggregate` and
-//! `evaluate` the way their schedules would; against a deployment it only pushes.
+//! failing (see [`scenario`]), and a model whose labels arrive hours after its
+//! predictions, sent by the label route when they arrive ([`labels`]). On the local
+//! stack it also drives `aggregate` and `evaluate` the way their schedules would;
+//! against a deployment it only pushes.
+//!
+//! Simulated time never runs ahead of the real clock: a scenario ends at the minute it
+//! was made (see `main`), and a late label is sent only once both the simulated time
+//! and the real clock have reached its arrival — so its `timestamp` is never in the
+//! future.
 //!
 //! It keeps its own ground truth ([`truth`]) so the product's answers can be checked
 //! ([`check`]).
 
+pub mod labels;
 pub mod observe;
 pub mod rng;
 pub mod scenario;
 pub mod target;
 pub mod truth;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+use labels::{ACTUALS_PATH, LabelSchedule, LabelTally};
 use rng::Rng;
 use scenario::Scenario;
-use target::{Client, TargetError};
+use target::{Answer, Client, TargetError};
 use truth::GroundTruth;
 
 /// How a run proceeds.
@@ -53,6 +64,12 @@ pub struct RunOutcome {
     pub notifications: u64,
     /// Those alert messages (the alert JSON of each), oldest first.
     pub alerts: Vec<Value>,
+    /// The label batches of each model whose labels come late, and their answers.
+    pub labels: BTreeMap<String, LabelTally>,
+    /// The time through which every late label was sent: each one arrived by then,
+    /// and none other (`None` before the first step). The ground truth as of this
+    /// time is what the product was told.
+    pub labels_as_of: Option<DateTime<Utc>>,
 }
 
 /// Where a run stands, for progress output.
@@ -68,6 +85,8 @@ pub struct Progress {
     pub firing: u64,
     /// Whether the degraded model is inside its incident.
     pub incident: bool,
+    /// The late labels sent so far, every model's together.
+    pub labels: LabelTally,
 }
 
 /// Runs the scenario against `client`, calling `progress` after every step.
@@ -82,6 +101,7 @@ pub async fn run(
         .map(|i| Rng::new(scenario.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9)))
         .collect();
     let mut counters = vec![0_u64; scenario.models.len()];
+    let mut late_labels = LabelSchedule::new(scenario.start);
     let mut firing: u64 = 0;
     let mut since_evaluation = TimeDelta::zero();
     let mut t = scenario.start;
@@ -96,18 +116,16 @@ pub async fn run(
                 &mut counters[i],
                 &mut outcome.truth,
             );
-            let sent = batch["predictions"].as_array().map_or(0, Vec::len) as u64;
+            let sent = batch.body["predictions"].as_array().map_or(0, Vec::len) as u64;
             let answer = client
-                .request("POST", "/api/v1/monitoring/predictions", Some(&batch))
+                .request("POST", "/api/v1/monitoring/predictions", Some(&batch.body))
                 .await?;
-            if answer.status != 202 {
-                return Err(TargetError::Answer {
-                    what: format!("ingest of {} at {t}", model.id),
-                    detail: format!("HTTP {}: {}", answer.status, answer.body),
-                });
-            }
+            expect_status(answer, 202, || format!("ingest of {} at {t}", model.id))?;
             outcome.batches += 1;
             outcome.predictions += sent;
+            for label in batch.late_labels {
+                late_labels.hold(&model.id, label);
+            }
         }
         if t == scenario.start && config.register_baselines {
             for model in &scenario.models {
@@ -118,14 +136,11 @@ pub async fn run(
                 });
                 let path = format!("/api/v1/monitoring/performance/{}/baseline", model.id);
                 let answer = client.request("PUT", &path, Some(&baseline)).await?;
-                if answer.status != 200 {
-                    return Err(TargetError::Answer {
-                        what: format!("PUT {path}"),
-                        detail: format!("HTTP {}: {}", answer.status, answer.body),
-                    });
-                }
+                expect_status(answer, 200, || format!("PUT {path}"))?;
             }
         }
+        // Before the schedules run, so the last aggregation holds the last labels.
+        send_due_labels(client, &mut late_labels, step_end, &mut outcome).await?;
         since_evaluation += step_end - t;
         if client.drives_schedules() {
             let last = step_end >= scenario.end();
@@ -164,10 +179,79 @@ pub async fn run(
             batches: outcome.batches,
             firing,
             incident: scenario.degraded.is_some() && t >= incident_start && t < incident_end,
+            labels: outcome
+                .labels
+                .values()
+                .fold(LabelTally::default(), |mut total, tally| {
+                    total.add(tally);
+                    total
+                }),
         });
         t = step_end;
     }
+    for model in &scenario.models {
+        if model.kind.label_delay().is_some() {
+            let tally = outcome.labels.entry(model.id.clone()).or_default();
+            tally.never_sent = late_labels.held(&model.id) as u64;
+        }
+    }
     Ok(outcome)
+}
+
+/// Sends every held label that has arrived by `simulated_now`, and by the real clock
+/// (a label's `timestamp` may not lie in the future; a scenario ending now keeps
+/// simulated time behind the clock anyway, so this only holds back labels of a
+/// scenario set in the future), counting what the answers report in `outcome`. Any
+/// answer but 202 is an error naming the batch.
+async fn send_due_labels(
+    client: &Client,
+    schedule: &mut LabelSchedule,
+    simulated_now: DateTime<Utc>,
+    outcome: &mut RunOutcome,
+) -> Result<(), TargetError> {
+    let cutoff = simulated_now.min(Utc::now());
+    for batch in schedule.due(cutoff) {
+        let what = || {
+            format!(
+                "label batch {} of {} ({} labels)",
+                batch.batch_id,
+                batch.model_id,
+                batch.labels.len()
+            )
+        };
+        let answer = client
+            .request("POST", ACTUALS_PATH, Some(&batch.body()))
+            .await?;
+        let body = expect_status(answer, 202, what)?;
+        outcome
+            .labels
+            .entry(batch.model_id.clone())
+            .or_default()
+            .count(batch.labels.len(), &body)
+            .map_err(|detail| TargetError::Answer {
+                what: what(),
+                detail: format!("{detail}: {body}"),
+            })?;
+    }
+    outcome.labels_as_of = Some(cutoff);
+    Ok(())
+}
+
+/// The body of `answer` when its status is `expected`, else an error saying `what`
+/// was being done and what came back.
+fn expect_status(
+    answer: Answer,
+    expected: u16,
+    what: impl FnOnce() -> String,
+) -> Result<Value, TargetError> {
+    if answer.status == expected {
+        Ok(answer.body)
+    } else {
+        Err(TargetError::Answer {
+            what: what(),
+            detail: format!("HTTP {}: {}", answer.status, answer.body),
+        })
+    }
 }
 
 /// The report of a scheduled run, which must carry `key` and no failures.
@@ -186,9 +270,17 @@ fn expect_report(report: Value, function: &str, key: &str) -> Result<Value, Targ
     Ok(report)
 }
 
+/// The relative error the metric engine's sketches (latency, label delay) are within:
+/// 1 %, and a little for rounding.
+const SKETCH_TOLERANCE: f64 = 0.0101;
+
 /// Checks the product against the ground truth after a local run: every problem found
 /// (empty when all is well). `alerts` are the alert messages the SNS subscriber
 /// received for this tenant (the alert JSON of each).
+///
+/// Labels count as of [`RunOutcome::labels_as_of`]: a model whose labels come late
+/// is compared with the labels sent, and each of its label batches must have joined
+/// every label.
 pub async fn check(
     client: &Client,
     config: &RunConfig,
@@ -197,6 +289,7 @@ pub async fn check(
 ) -> Result<Vec<String>, TargetError> {
     let now = Utc::now();
     let scenario = &config.scenario;
+    let labels_as_of = outcome.labels_as_of.unwrap_or(DateTime::<Utc>::MAX_UTC);
     let mut problems = Vec::new();
     for model in &scenario.models {
         let degraded = scenario.degraded.as_deref() == Some(model.id.as_str());
@@ -218,7 +311,9 @@ pub async fn check(
             problems.push(format!("{path}: HTTP {} {}", summary.status, summary.body));
             continue;
         }
-        let truth = outcome.truth.metrics(&model.id, from, now.max(Utc::now()));
+        let truth = outcome
+            .truth
+            .metrics_as_of(&model.id, from, now.max(Utc::now()), labels_as_of);
         let s = &summary.body;
         let mut compare =
             |what: &str, shown: Option<f64>, exact: Option<f64>, tolerance: f64| match (
@@ -250,7 +345,19 @@ pub async fn check(
             "latency_p95_ms",
             s["serving_metrics"]["latency_p95_ms"].as_f64(),
             truth.latency_p95_ms,
-            0.0101,
+            SKETCH_TOLERANCE,
+        );
+        compare(
+            "label_coverage",
+            s["label_metrics"]["label_coverage"].as_f64(),
+            truth.label_coverage,
+            1e-9,
+        );
+        compare(
+            "label_delay_p95_s",
+            s["label_metrics"]["label_delay_p95_s"].as_f64(),
+            truth.label_delay_p95_s,
+            SKETCH_TOLERANCE,
         );
         match model.kind {
             scenario::ModelKind::Regression => {
@@ -267,6 +374,23 @@ pub async fn check(
                 truth.accuracy,
                 1e-9,
             ),
+        }
+        if model.kind.label_delay().is_some() {
+            let tally = outcome.labels.get(&model.id).copied().unwrap_or_default();
+            if !tally.all_joined() {
+                problems.push(format!(
+                    "{}: {} late labels sent in {} batches ({} answered as duplicates): {} joined, {} pending, {} already labeled, {} expired, {} refused; expected every one joined",
+                    model.id,
+                    tally.sent,
+                    tally.batches,
+                    tally.duplicate_batches,
+                    tally.joined,
+                    tally.pending,
+                    tally.already_labeled,
+                    tally.expired,
+                    tally.refused
+                ));
+            }
         }
         // Alerts: the degraded model's rules each fired once and resolved once; the
         // healthy models raised nothing.
@@ -313,4 +437,201 @@ pub async fn check(
 /// `time` floored to its minute.
 pub fn minute(time: DateTime<Utc>) -> DateTime<Utc> {
     modelwatch::domain::Granularity::Minute.floor(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use modelwatch::domain::labels::{AwaitingPrediction, Join};
+    use modelwatch::domain::{MetricSet, TimeSpan, WindowState};
+    use modelwatch::ingest::{BatchLimits, parse_actuals, parse_batch};
+
+    use super::*;
+    use scenario::{ModelKind, ModelSpec};
+
+    /// What the product's metric engine makes of a window of one model: its
+    /// predictions folded, and the late labels sent joined to them.
+    struct Engine {
+        window: TimeSpan,
+        state: WindowState,
+        awaiting: HashMap<String, AwaitingPrediction>,
+    }
+
+    impl Engine {
+        fn new(window: TimeSpan) -> Self {
+            Self {
+                window,
+                state: WindowState::new(),
+                awaiting: HashMap::new(),
+            }
+        }
+
+        fn inside(&self, time: DateTime<Utc>) -> bool {
+            time >= self.window.start && time < self.window.end
+        }
+    }
+
+    /// Four simulated hours ending now of an inline-labeled and a late-labeled model,
+    /// every batch read by the product's own parsers (label timestamps allowed no
+    /// clock skew at all) and folded by its metric engine as the join would: the
+    /// engine's metrics of a window equal the ground truth as of the last labels sent.
+    #[test]
+    fn the_product_engine_agrees_with_the_ground_truth_as_of_the_labels_sent() {
+        let duration = TimeDelta::hours(4);
+        let spec = |id: &str, kind| ModelSpec {
+            id: id.to_owned(),
+            kind,
+        };
+        let scenario = Scenario {
+            start: minute(Utc::now()) - duration,
+            duration,
+            per_minute: 12,
+            models: vec![
+                spec("fraud-detector", ModelKind::Binary),
+                spec("chargeback-scorer", ModelKind::LateBinary),
+            ],
+            degraded: None,
+            seed: 5,
+        };
+        let (start, end) = (scenario.start, scenario.end());
+        // A window that starts after the first predictions and ends with the run.
+        let window = TimeSpan::new(start + TimeDelta::minutes(37), end);
+        let mut engines: Vec<Engine> = scenario
+            .models
+            .iter()
+            .map(|_| Engine::new(window))
+            .collect();
+        let mut truth = GroundTruth::default();
+        let mut schedule = LabelSchedule::new(start);
+        let mut rngs = [Rng::new(1), Rng::new(2)];
+        let mut counters = [0; 2];
+        let strict = BatchLimits {
+            max_future: TimeDelta::zero(),
+            ..BatchLimits::default()
+        };
+        let mut as_of = start;
+        let mut t = start;
+        while t < end {
+            let step_end = (t + TimeDelta::minutes(10)).min(end);
+            for (i, model) in scenario.models.iter().enumerate() {
+                let batch = scenario.batch(
+                    model,
+                    t,
+                    step_end,
+                    &mut rngs[i],
+                    &mut counters[i],
+                    &mut truth,
+                );
+                let body = serde_json::to_vec(&batch.body).expect("serializes");
+                let valid = parse_batch(&body, Utc::now(), &BatchLimits::default())
+                    .expect("the product takes the prediction batch");
+                let engine = &mut engines[i];
+                let mut awaiting = 0;
+                for prediction in valid.predictions {
+                    let record = prediction.record;
+                    if record.outcome.awaits_label() {
+                        awaiting += 1;
+                        let id = prediction.prediction_id.expect("an id");
+                        engine.awaiting.insert(
+                            id.clone(),
+                            AwaitingPrediction {
+                                prediction_id: id,
+                                time: record.timestamp,
+                                outcome: record.outcome.clone(),
+                            },
+                        );
+                    }
+                    if engine.inside(record.timestamp) {
+                        engine.state.fold_prediction(&record).expect("folds");
+                    }
+                }
+                if model.kind.label_delay().is_some() {
+                    assert_eq!(
+                        awaiting,
+                        batch.late_labels.len(),
+                        "each awaiting prediction gets a label"
+                    );
+                }
+                for label in batch.late_labels {
+                    assert!(schedule.hold(&model.id, label));
+                }
+            }
+            as_of = step_end.min(Utc::now());
+            for batch in schedule.due(as_of) {
+                let i = scenario
+                    .models
+                    .iter()
+                    .position(|m| m.id == batch.model_id)
+                    .expect("a model");
+                let body = serde_json::to_vec(&batch.body()).expect("serializes");
+                let valid = parse_actuals(&body, Utc::now(), &strict)
+                    .expect("the product takes the label batch, no timestamp in the future");
+                assert_eq!(valid.actuals.len(), batch.labels.len());
+                let engine = &mut engines[i];
+                for sent in valid.actuals {
+                    let prediction = engine
+                        .awaiting
+                        .remove(&sent.label.prediction_id)
+                        .expect("a label joins a prediction awaiting it, once");
+                    let join = Join {
+                        prediction,
+                        actual: sent.label.actual,
+                        label_time: sent.label.time,
+                    };
+                    let (outcome, delay) = join.labeled().expect("fits the task");
+                    assert!((3600.0..=10_800.0).contains(&delay), "{delay}");
+                    if engine.inside(join.prediction.time) {
+                        engine.state.fold_label(&outcome, delay).expect("folds");
+                    }
+                }
+            }
+            t = step_end;
+        }
+        for (model, engine) in scenario.models.iter().zip(&engines) {
+            let shown = MetricSet::compute(&engine.state, window, None);
+            let exact = truth.metrics_as_of(&model.id, window.start, window.end, as_of);
+            let id = &model.id;
+            assert_eq!(
+                (shown.predictions, shown.labeled),
+                (exact.predictions, exact.labeled),
+                "{id}"
+            );
+            assert_eq!(shown.error_rate, exact.error_rate, "{id}");
+            assert_eq!(shown.label_coverage, exact.label_coverage, "{id}");
+            let close = |a: Option<f64>, b: Option<f64>, tolerance: f64| match (a, b) {
+                (Some(a), Some(b)) => (a - b).abs() <= tolerance * b.abs(),
+                (a, b) => a == b,
+            };
+            assert!(
+                close(shown.accuracy, exact.accuracy, 1e-12),
+                "{id}: {shown:?} {exact:?}"
+            );
+            assert!(
+                close(shown.latency_p95_ms, exact.latency_p95_ms, SKETCH_TOLERANCE),
+                "{id}"
+            );
+            assert!(
+                close(
+                    shown.label_delay_p95_s,
+                    exact.label_delay_p95_s,
+                    SKETCH_TOLERANCE
+                ),
+                "{id}: {:?} {:?}",
+                shown.label_delay_p95_s,
+                exact.label_delay_p95_s
+            );
+        }
+        // The late model's labels fill in: its first hours fully labeled (every
+        // successful prediction), its last hour not at all.
+        let late = "chargeback-scorer";
+        let first = truth.metrics_as_of(late, start, start + TimeDelta::hours(1), as_of);
+        assert_eq!(first.labeled, first.predictions - first.errors);
+        let last = truth.metrics_as_of(late, end - TimeDelta::hours(1), end, as_of);
+        assert_eq!((last.labeled, last.label_coverage), (0, Some(0.0)));
+        let exact = truth.metrics_as_of(late, window.start, window.end, as_of);
+        let coverage = exact.label_coverage.unwrap_or_default();
+        assert!(coverage > 0.3 && coverage < 0.9, "{coverage}");
+        assert!(exact.label_delay_p95_s.is_some());
+    }
 }

@@ -5,9 +5,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use chrono::{TimeDelta, Utc};
+use modelwatch_simulator::labels::LabelTally;
 use modelwatch_simulator::observe::prometheus_query;
 use modelwatch_simulator::scenario::{MIN_DURATION, ModelKind, ModelSpec, Scenario};
-use modelwatch_simulator::target::{Client, Target};
+use modelwatch_simulator::target::{Client, Target, TargetError};
 use modelwatch_simulator::{Progress, RunConfig, check, minute, run};
 use serde_json::Value;
 
@@ -23,8 +24,11 @@ Traffic:
   --step-minutes N          simulated minutes per batch (default 5)
   --evaluate-every-minutes N  simulated minutes between evaluations (default: the step)
   --per-minute N            predictions per model per minute (default 30)
-  --models ID:KIND,...      KIND binary|multiclass|regression (default
-                            fraud-detector:binary,intent-router:multiclass,eta-regressor:regression)
+  --models ID:KIND,...      KIND binary|multiclass|regression, or binary-late: a binary
+                            classifier whose labels arrive 1-3 simulated hours after its
+                            predictions, by the label route (default fraud-detector:binary,
+                            intent-router:multiclass,eta-regressor:regression,
+                            chargeback-scorer:binary-late)
   --degrade ID | --no-degrade   the model that drifts and fails (default: the first)
   --seed N                  random seed (default 7)
   --no-baselines            do not register test-set baselines and forecasts
@@ -33,7 +37,8 @@ Read back:
   --prometheus-url URL      Prometheus to query for the mirrored metrics
   --check                   exit 1 when summaries disagree with the ground truth or the
                             alerts are not: each degraded-model rule fired once and resolved
-                            once, nothing from the healthy models
+                            once, nothing from the healthy models; a late-label model is
+                            compared with the labels sent by the end, each one joined
   --quiet                   no progress line
 ";
 
@@ -94,7 +99,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let per_minute = number(take("--per-minute"), "--per-minute", 30)?;
     let seed = number(take("--seed"), "--seed", 7)?;
     let models_arg = take("--models").unwrap_or_else(|| {
-        "fraud-detector:binary,intent-router:multiclass,eta-regressor:regression".into()
+        "fraud-detector:binary,intent-router:multiclass,eta-regressor:regression,chargeback-scorer:binary-late".into()
     });
     let mut models = Vec::new();
     for spec in models_arg.split(',') {
@@ -199,11 +204,26 @@ async fn simulate(args: &Args) -> Result<bool, String> {
             ))
             .unwrap_or_default()
     );
+    for model in &scenario.models {
+        if let Some((shortest, longest)) = model.kind.label_delay() {
+            println!(
+                "  {}'s labels arrive {}–{} h after its predictions, sent as they arrive",
+                model.id,
+                shortest.num_hours(),
+                longest.num_hours()
+            );
+        }
+    }
     let quiet = args.quiet;
     let outcome = run(&client, &args.config, |p: &Progress| {
         if !quiet {
+            let labels = if p.labels.sent > 0 {
+                format!("  labels {} joined of {}", p.labels.joined, p.labels.sent)
+            } else {
+                String::new()
+            };
             print!(
-                "\r  [{:<30}] {:>3.0}%  simulated {}  batches {:>5}  firing {}{}   ",
+                "\r  [{:<30}] {:>3.0}%  simulated {}  batches {:>5}  firing {}{labels}{}   ",
                 "#".repeat((p.done * 30.0) as usize),
                 p.done * 100.0,
                 p.simulated.format("%m-%d %H:%M"),
@@ -223,11 +243,19 @@ async fn simulate(args: &Args) -> Result<bool, String> {
         "sent {} predictions in {} batches; {} evaluation runs published {} alert transitions",
         outcome.predictions, outcome.batches, outcome.evaluations, outcome.notifications
     );
+    for (model, tally) in &outcome.labels {
+        print_label_tally(model, tally, outcome.labels_as_of);
+    }
 
     for model in &scenario.models {
         print_model(&client, &model.id)
             .await
             .map_err(|e| e.to_string())?;
+        if model.kind.label_delay().is_some() {
+            print_label_fill(&client, &model.id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
     }
     let mut alerts = outcome.alerts.clone();
     if let Some(queue) = &args.config.alert_queue_url {
@@ -315,8 +343,13 @@ async fn simulate(args: &Args) -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
         if problems.is_empty() {
+            let late = if outcome.labels.is_empty() {
+                ""
+            } else {
+                " (late labels as of the last ones sent, every one joined)"
+            };
             println!(
-                "\ncheck: the summaries match the ground truth; alerts fired and resolved for the degraded model only"
+                "\ncheck: the summaries match the ground truth{late}; alerts fired and resolved for the degraded model only"
             );
         } else {
             println!("\ncheck FAILED:");
@@ -329,11 +362,62 @@ async fn simulate(args: &Args) -> Result<bool, String> {
     Ok(true)
 }
 
+/// Prints what became of a model's late labels.
+fn print_label_tally(model: &str, tally: &LabelTally, as_of: Option<chrono::DateTime<Utc>>) {
+    println!(
+        "{model}: {} late labels sent in {} batches (those arrived by {}): {} joined, {} pending, {} already labeled, {} expired, {} refused; {} still in the future, never sent",
+        tally.sent,
+        tally.batches,
+        as_of.map_or_else(|| "—".to_owned(), |t| t.format("%m-%d %H:%M").to_string()),
+        tally.joined,
+        tally.pending,
+        tally.already_labeled,
+        tally.expired,
+        tally.refused,
+        tally.never_sent
+    );
+}
+
+/// Prints a late-label model's last 6 hours by the hour, as the summary's series has
+/// them: the older hours fully labeled, the latest ones filling in.
+async fn print_label_fill(client: &Client, model: &str) -> Result<(), TargetError> {
+    let summary = client
+        .request(
+            "GET",
+            &format!("/api/v1/monitoring/performance/{model}?window=6h&granularity=hour"),
+            None,
+        )
+        .await?;
+    let s = &summary.body;
+    println!(
+        "  labels filling in, last 6 h by hour (coverage {}, delay p50 {} s, p95 {} s over the window):",
+        number(&s["label_metrics"]["label_coverage"]),
+        number(&s["label_metrics"]["label_delay_p50_s"]),
+        number(&s["label_metrics"]["label_delay_p95_s"])
+    );
+    println!(
+        "    {:<12} {:>11} {:>8} {:>10} {:>10} {:>12}",
+        "hour", "predictions", "labeled", "coverage", "accuracy", "delay p95 s"
+    );
+    for point in s["series"].as_array().into_iter().flatten() {
+        let hour = point["timestamp"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(|| "?".to_owned(), |t| t.format("%m-%d %H:%M").to_string());
+        println!(
+            "    {hour:<12} {:>11} {:>8} {:>10} {:>10} {:>12}",
+            count(&point["sample_count"]),
+            count(&point["labeled_count"]),
+            number(&point["label_coverage"]),
+            number(&point["accuracy"]),
+            number(&point["label_delay_p95_s"])
+        );
+    }
+    Ok(())
+}
+
 /// Prints one model's 24-hour summary and its trends.
-async fn print_model(
-    client: &Client,
-    model: &str,
-) -> Result<(), modelwatch_simulator::target::TargetError> {
+async fn print_model(client: &Client, model: &str) -> Result<(), TargetError> {
     let summary = client
         .request(
             "GET",
@@ -386,8 +470,72 @@ async fn print_model(
     Ok(())
 }
 
+/// A whole number, or `—`.
+fn count(value: &Value) -> String {
+    value
+        .as_u64()
+        .map_or_else(|| "—".to_owned(), |v| v.to_string())
+}
+
+/// A number to four decimals, or `—`.
 fn number(value: &Value) -> String {
     value
         .as_f64()
         .map_or_else(|| "—".to_owned(), |v| format!("{v:.4}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use modelwatch_simulator::scenario::LATE_LABEL_DELAY;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn the_default_scenario_has_a_late_label_model_after_the_others() {
+        let args = parse(&[
+            "--lambda-endpoint",
+            "http://127.0.0.1:9000",
+            "--tenant",
+            "t",
+        ])
+        .expect("parses");
+        let models: Vec<(&str, ModelKind)> = args
+            .config
+            .scenario
+            .models
+            .iter()
+            .map(|m| (m.id.as_str(), m.kind))
+            .collect();
+        assert_eq!(
+            models,
+            [
+                ("fraud-detector", ModelKind::Binary),
+                ("intent-router", ModelKind::Multiclass),
+                ("eta-regressor", ModelKind::Regression),
+                ("chargeback-scorer", ModelKind::LateBinary),
+            ]
+        );
+        assert_eq!(
+            args.config.scenario.degraded.as_deref(),
+            Some("fraud-detector")
+        );
+        let args = parse(&[
+            "--api-url",
+            "https://x",
+            "--token",
+            "j",
+            "--models",
+            "late:binary-late",
+            "--no-degrade",
+        ])
+        .expect("parses");
+        assert_eq!(
+            args.config.scenario.models[0].kind.label_delay(),
+            Some(LATE_LABEL_DELAY)
+        );
+    }
 }

@@ -7,10 +7,16 @@
 //! evaluations every few minutes its three default rules (accuracy, p95 latency ceiling,
 //! error rate) fire once during the incident and resolve once afterwards; the healthy
 //! models stay inside every default threshold.
+//!
+//! A [`ModelKind::LateBinary`] model is healthy and learns its truth late: its
+//! predictions go out without `actual`, and every label arrives 1–3 simulated hours
+//! later, sent by the label route ([`crate::labels`]). Its default quality rules see
+//! too few labels in their 1-hour window to judge (`insufficient_data`), never an alert.
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+use crate::labels::LateLabel;
 use crate::rng::Rng;
 use crate::truth::{GroundTruth, TruthRecord};
 
@@ -23,22 +29,32 @@ pub enum ModelKind {
     Multiclass,
     /// Regressor.
     Regression,
+    /// Binary classifier whose labels arrive [`LATE_LABEL_DELAY`] after its
+    /// predictions, by the label route.
+    LateBinary,
 }
+
+/// How late a [`ModelKind::LateBinary`] label arrives: uniform in this range of
+/// simulated time, per prediction.
+pub const LATE_LABEL_DELAY: (TimeDelta, TimeDelta) = (TimeDelta::hours(1), TimeDelta::hours(3));
+/// The share of an inline-labeled model's successful predictions sent with `actual`.
+const INLINE_LABELED: f64 = 0.8;
 
 impl ModelKind {
     /// The batch `task`.
     pub fn task(self) -> &'static str {
         match self {
-            Self::Binary => "binary_classification",
+            Self::Binary | Self::LateBinary => "binary_classification",
             Self::Multiclass => "multiclass_classification",
             Self::Regression => "regression",
         }
     }
 
-    /// Parses `binary`, `multiclass` or `regression`.
+    /// Parses `binary`, `multiclass`, `regression` or `binary-late`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "binary" => Some(Self::Binary),
+            "binary-late" => Some(Self::LateBinary),
             "multiclass" => Some(Self::Multiclass),
             "regression" => Some(Self::Regression),
             _ => None,
@@ -48,7 +64,7 @@ impl ModelKind {
     /// Median latency when healthy, ms.
     fn median_latency_ms(self) -> f64 {
         match self {
-            Self::Binary => 18.0,
+            Self::Binary | Self::LateBinary => 18.0,
             Self::Multiclass => 25.0,
             Self::Regression => 12.0,
         }
@@ -57,7 +73,9 @@ impl ModelKind {
     /// The test-set baseline registered for the model: quality metrics by name.
     pub fn test_set_metrics(self) -> Value {
         match self {
-            Self::Binary => json!({"accuracy": 0.92, "f1_score": 0.92, "auc_roc": 0.92}),
+            Self::Binary | Self::LateBinary => {
+                json!({"accuracy": 0.92, "f1_score": 0.92, "auc_roc": 0.92})
+            }
             Self::Multiclass => json!({"accuracy": 0.86, "f1_score": 0.86}),
             Self::Regression => json!({"rmse": 4.2, "mae": 3.3}),
         }
@@ -67,9 +85,18 @@ impl ModelKind {
     /// standard deviation (regressor).
     fn healthy_quality(self) -> f64 {
         match self {
-            Self::Binary => 0.93,
+            Self::Binary | Self::LateBinary => 0.93,
             Self::Multiclass => 0.88,
             Self::Regression => 4.0,
+        }
+    }
+
+    /// The range a label's delay is drawn from, for a model whose labels come late;
+    /// `None` when labels go with their predictions.
+    pub fn label_delay(self) -> Option<(TimeDelta, TimeDelta)> {
+        match self {
+            Self::LateBinary => Some(LATE_LABEL_DELAY),
+            Self::Binary | Self::Multiclass | Self::Regression => None,
         }
     }
 }
@@ -108,6 +135,16 @@ pub struct Scenario {
     pub degraded: Option<String>,
     /// The random seed.
     pub seed: u64,
+}
+
+/// A prediction batch and the late labels of its predictions, to be sent when they
+/// arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The request body.
+    pub body: Value,
+    /// The labels of a late-label model's predictions (empty for the others).
+    pub late_labels: Vec<LateLabel>,
 }
 
 /// How a model behaves in one minute.
@@ -180,6 +217,11 @@ impl Scenario {
 
     /// The batch of `model` for the minutes `[from, to)`, recording every prediction in
     /// `truth`. `rng` and `counter` carry the model's random state and prediction count.
+    ///
+    /// Prediction ids are `<model>-<first minute, Unix seconds>-<count>`: late labels
+    /// join by id, so they must not repeat in another run for the same tenant. A
+    /// late-label model's successful predictions all get a label, each arriving after
+    /// a delay drawn from [`ModelKind::label_delay`] with `rng`.
     pub fn batch(
         &self,
         model: &ModelSpec,
@@ -188,8 +230,9 @@ impl Scenario {
         rng: &mut Rng,
         counter: &mut u64,
         truth: &mut GroundTruth,
-    ) -> Value {
+    ) -> Batch {
         let mut predictions = Vec::new();
+        let mut late_labels = Vec::new();
         let mut resources = Vec::new();
         let mut minute = from;
         while minute < to {
@@ -210,8 +253,9 @@ impl Scenario {
                     * 1000.0)
                     .round()
                     / 1000.0;
+                let prediction_id = format!("{}-{}-{}", model.id, self.start.timestamp(), counter);
                 let mut record = json!({
-                    "prediction_id": format!("{}-{}", model.id, counter),
+                    "prediction_id": prediction_id,
                     "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
                     "latency_ms": latency,
                 });
@@ -221,21 +265,31 @@ impl Scenario {
                     failed,
                     correct: None,
                     squared_error: None,
+                    label_at: None,
                 };
                 if failed {
                     record["status"] = "error".into();
                     record["error_type"] = if rng.chance(0.7) { "timeout" } else { "oom" }.into();
                 } else {
                     record["status"] = "ok".into();
-                    let labeled = rng.chance(0.8);
-                    outcome(
-                        model.kind,
-                        health.quality,
-                        labeled,
-                        rng,
-                        &mut record,
-                        &mut truth_record,
-                    );
+                    let delay_range = model.kind.label_delay();
+                    let labeled_inline = delay_range.is_none() && rng.chance(INLINE_LABELED);
+                    let label = outcome(model.kind, health.quality, rng, &mut record);
+                    if labeled_inline || delay_range.is_some() {
+                        truth_record.correct = label.correct;
+                        truth_record.squared_error = label.squared_error;
+                    }
+                    if labeled_inline {
+                        record["actual"] = label.actual;
+                    } else if let Some(range) = delay_range {
+                        let arrives_at = at + draw_delay(range, rng);
+                        truth_record.label_at = Some(arrives_at);
+                        late_labels.push(LateLabel {
+                            prediction_id,
+                            actual: label.actual,
+                            arrives_at,
+                        });
+                    }
                 }
                 truth.record(&model.id, truth_record);
                 predictions.push(record);
@@ -249,21 +303,22 @@ impl Scenario {
                 "cache_hits": 95 + (rng.uniform() * 10.0) as u64,
                 "cache_misses": 3 + (rng.uniform() * 4.0) as u64 + 30 * busy as u64,
             });
-            if model.kind == ModelKind::Binary {
+            if matches!(model.kind, ModelKind::Binary | ModelKind::LateBinary) {
                 sample["gpu_utilization"] =
                     round3((0.3 + 0.05 * rng.normal()).clamp(0.0, 1.0)).into();
             }
             resources.push(sample);
             minute += TimeDelta::minutes(1);
         }
-        json!({
+        let body = json!({
             "model_id": model.id,
             "batch_id": format!("{}-{}", model.id, from.timestamp()),
             "model_version": "v1",
             "task": model.kind.task(),
             "predictions": predictions,
             "resources": resources,
-        })
+        });
+        Batch { body, late_labels }
     }
 }
 
@@ -271,26 +326,37 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
-/// Fills the prediction (and, when `labeled`, the actual) of one successful request.
-fn outcome(
-    kind: ModelKind,
-    quality: f64,
-    labeled: bool,
-    rng: &mut Rng,
-    record: &mut Value,
-    truth: &mut TruthRecord,
-) {
+/// A delay uniform in `[shortest, longest]`, to the millisecond.
+fn draw_delay((shortest, longest): (TimeDelta, TimeDelta), rng: &mut Rng) -> TimeDelta {
+    let spread_ms = (longest - shortest).num_milliseconds() as f64;
+    shortest + TimeDelta::milliseconds((rng.uniform() * spread_ms).round() as i64)
+}
+
+/// The truth of one successful request: its `actual` and how the prediction compares.
+struct Outcome {
+    /// The `actual`, as the task takes it.
+    actual: Value,
+    /// Classifiers: whether the prediction was right.
+    correct: Option<bool>,
+    /// Regressor: the squared error.
+    squared_error: Option<f64>,
+}
+
+/// Fills the prediction (and score) of one successful request into `record` and
+/// returns its truth.
+fn outcome(kind: ModelKind, quality: f64, rng: &mut Rng, record: &mut Value) -> Outcome {
     match kind {
-        ModelKind::Binary => {
+        ModelKind::Binary | ModelKind::LateBinary => {
             let actual = rng.chance(0.4);
             let correct = rng.chance(quality);
             let predicted = if correct { actual } else { !actual };
             let score = (if predicted { 0.72 } else { 0.28 } + 0.15 * rng.normal()).clamp(0.0, 1.0);
             record["predicted"] = u8::from(predicted).into();
             record["score"] = round3(score).into();
-            if labeled {
-                record["actual"] = u8::from(actual).into();
-                truth.correct = Some(correct);
+            Outcome {
+                actual: u8::from(actual).into(),
+                correct: Some(correct),
+                squared_error: None,
             }
         }
         ModelKind::Multiclass => {
@@ -305,19 +371,138 @@ fn outcome(
                 LABELS[(index + shift) % 5]
             };
             record["predicted"] = predicted.into();
-            if labeled {
-                record["actual"] = actual.into();
-                truth.correct = Some(correct);
+            Outcome {
+                actual: actual.into(),
+                correct: Some(correct),
+                squared_error: None,
             }
         }
         ModelKind::Regression => {
             let actual = round3(30.0 + 10.0 * rng.normal());
             let predicted = round3(actual + quality * rng.normal());
             record["predicted"] = predicted.into();
-            if labeled {
-                record["actual"] = actual.into();
-                truth.squared_error = Some((predicted - actual).powi(2));
+            Outcome {
+                actual: actual.into(),
+                correct: None,
+                squared_error: Some((predicted - actual).powi(2)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn scenario(models: Vec<ModelSpec>) -> Scenario {
+        Scenario {
+            start: DateTime::from_timestamp(1_764_500_040, 0).expect("in range"),
+            duration: TimeDelta::hours(3),
+            per_minute: 30,
+            models,
+            degraded: None,
+            seed: 7,
+        }
+    }
+
+    fn spec(id: &str, kind: ModelKind) -> ModelSpec {
+        ModelSpec {
+            id: id.to_owned(),
+            kind,
+        }
+    }
+
+    /// Ten minutes of `model`'s traffic from a fresh random state.
+    fn ten_minutes(scenario: &Scenario, model: &ModelSpec) -> (Batch, GroundTruth) {
+        let mut truth = GroundTruth::default();
+        let batch = scenario.batch(
+            model,
+            scenario.start,
+            scenario.start + TimeDelta::minutes(10),
+            &mut Rng::new(scenario.seed),
+            &mut 0,
+            &mut truth,
+        );
+        (batch, truth)
+    }
+
+    #[test]
+    fn a_late_label_model_sends_no_actual_and_holds_one_label_per_successful_prediction() {
+        let model = spec("chargeback-scorer", ModelKind::LateBinary);
+        let scenario = scenario(vec![model.clone()]);
+        let (batch, truth) = ten_minutes(&scenario, &model);
+        let predictions = batch.body["predictions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(predictions.len(), 300);
+        assert_eq!(batch.body["task"], "binary_classification");
+        let ok: Vec<&Value> = predictions.iter().filter(|p| p["status"] == "ok").collect();
+        assert!(
+            ok.iter()
+                .all(|p| p.get("actual").is_none() && p.get("predicted").is_some())
+        );
+        assert_eq!(batch.late_labels.len(), ok.len());
+        let times: std::collections::HashMap<&str, DateTime<Utc>> = predictions
+            .iter()
+            .filter_map(|p| {
+                let time = DateTime::parse_from_rfc3339(p["timestamp"].as_str()?).ok()?;
+                Some((p["prediction_id"].as_str()?, time.with_timezone(&Utc)))
+            })
+            .collect();
+        assert_eq!(times.len(), 300, "unique prediction ids");
+        let ids: HashSet<&str> = batch
+            .late_labels
+            .iter()
+            .map(|l| l.prediction_id.as_str())
+            .collect();
+        assert_eq!(ids.len(), batch.late_labels.len());
+        for label in &batch.late_labels {
+            let delay = label.arrives_at - times[label.prediction_id.as_str()];
+            assert!(
+                delay >= LATE_LABEL_DELAY.0 && delay <= LATE_LABEL_DELAY.1,
+                "{delay}"
+            );
+            assert!(label.actual == 0 || label.actual == 1);
+        }
+        // The ground truth knows each label and when it arrives.
+        let end = scenario.start + TimeDelta::minutes(10);
+        let before = truth.metrics_as_of(&model.id, scenario.start, end, scenario.start);
+        assert_eq!((before.predictions, before.labeled), (300, 0));
+        let all = truth.metrics(&model.id, scenario.start, end);
+        assert_eq!(all.labeled, ok.len() as u64);
+        let last = batch
+            .late_labels
+            .iter()
+            .map(|l| l.arrives_at)
+            .max()
+            .unwrap_or(end);
+        assert_eq!(
+            truth.metrics_as_of(&model.id, scenario.start, end, last),
+            all
+        );
+        // Deterministic from the seed.
+        assert_eq!(ten_minutes(&scenario, &model).0, batch);
+    }
+
+    #[test]
+    fn an_inline_model_still_sends_its_labels_with_its_predictions() {
+        let model = spec("fraud-detector", ModelKind::Binary);
+        let scenario = scenario(vec![model.clone()]);
+        let (batch, truth) = ten_minutes(&scenario, &model);
+        assert!(batch.late_labels.is_empty());
+        let labeled = batch.body["predictions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p.get("actual").is_some())
+            .count();
+        let end = scenario.start + TimeDelta::minutes(10);
+        let m = truth.metrics_as_of(&model.id, scenario.start, end, scenario.start);
+        assert!(labeled > 200 && labeled < 300, "{labeled}");
+        assert_eq!(m.labeled, labeled as u64);
+        assert_eq!(m.label_delay_p95_s, None);
     }
 }

@@ -131,13 +131,8 @@ impl Client {
                 })
             }
             Target::Lambda { tenant, .. } => {
-                let function = if path.starts_with("/api/v1/monitoring/predictions") {
-                    "ingest"
-                } else {
-                    "api"
-                };
                 let answer = self
-                    .invoke(function, &api_event(tenant, method, path, body))
+                    .invoke(function_for(path), &api_event(tenant, method, path, body))
                     .await?;
                 let status = answer["statusCode"]
                     .as_u64()
@@ -288,6 +283,17 @@ async fn send(
     Ok((status, text))
 }
 
+/// The function serving the API route of `path`, as the template routes it: the batch
+/// routes (predictions, late labels) go to `ingest`, the others to `api`.
+fn function_for(path: &str) -> &'static str {
+    let route = path.split_once('?').map_or(path, |(route, _)| route);
+    if route == "/api/v1/monitoring/predictions" || route == crate::labels::ACTUALS_PATH {
+        "ingest"
+    } else {
+        "api"
+    }
+}
+
 /// An API Gateway HTTP API (payload 2.0) event as the JWT authorizer passes it on.
 fn api_event(tenant: &str, method: &str, path: &str, body: Option<&Value>) -> Value {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -323,4 +329,24 @@ fn api_event(tenant: &str, method: &str, path: &str, body: Option<&Value>) -> Va
         "body": body.map(Value::to_string),
         "isBase64Encoded": false
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_routes_go_to_ingest_and_the_others_to_api() {
+        assert_eq!(function_for("/api/v1/monitoring/predictions"), "ingest");
+        assert_eq!(function_for("/api/v1/monitoring/actuals"), "ingest");
+        assert_eq!(
+            function_for("/api/v1/monitoring/performance/m?window=6h&granularity=hour"),
+            "api"
+        );
+        assert_eq!(
+            function_for("/api/v1/monitoring/performance/m/baseline"),
+            "api"
+        );
+        assert_eq!(function_for("/api/v1/monitoring/models"), "api");
+    }
 }

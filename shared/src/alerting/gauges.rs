@@ -9,6 +9,11 @@
 //!   evaluated rule's threshold.
 //! - `ml_model_alert_firing{…same labels}`: 1 while the rule fires, else 0 (also while
 //!   its window has too little data).
+//! - `ml_model_labeled_ratio{tenant_id, model_id, window="24h"}` and
+//!   `ml_model_label_delay_seconds{…, quantile="0.5"|"0.95", window="24h"}`: label
+//!   coverage and delay of the day before the last trend refresh (hourly), which move
+//!   as late labels arrive — `aggregate`'s per-minute series of the same names (without
+//!   `window`) say what was known when each minute closed.
 //!
 //! Values are in the unit of the metric's own series — seconds for latencies, like
 //! `ml_model_latency_seconds` — so they plot on the same axis. Samples are stamped
@@ -20,15 +25,18 @@ use chrono::{DateTime, Utc};
 use crate::domain::alerting::baseline::Baselines;
 use crate::domain::alerting::rules::AlertRule;
 use crate::domain::alerting::state::RuleStatus;
+use crate::domain::alerting::trends::LabelSnapshot;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{MetricName, Series};
 
-/// One model's baseline, threshold and firing series at `at`; `rules` pairs each
-/// evaluated rule with its status after the run (`None` when it has none yet).
+/// One model's baseline, threshold, firing and day-long label series at `at`;
+/// `rules` pairs each evaluated rule with its status after the run (`None` when it has
+/// none yet).
 pub fn alert_series(
     tenant: &TenantId,
     model_id: &ModelId,
     baselines: &Baselines,
+    labels: Option<&LabelSnapshot>,
     rules: &[(&AlertRule, Option<RuleStatus>)],
     at: DateTime<Utc>,
 ) -> Vec<Series> {
@@ -48,6 +56,23 @@ pub fn alert_series(
                     .with_sample(at, metric.export().prometheus_value(value)),
             );
         }
+    }
+    let day = [("window", "24h")];
+    for (metric, value) in labels.iter().flat_map(|l| {
+        [
+            (MetricName::LabelCoverage, l.coverage),
+            (MetricName::LabelDelayP50, l.delay_p50_s),
+            (MetricName::LabelDelayP95, l.delay_p95_s),
+        ]
+    }) {
+        let (Some(value), export) = (value, metric.export()) else {
+            continue;
+        };
+        let quantile = export.quantile.map(|q| ("quantile", q));
+        let extra: Vec<(&str, &str)> = quantile.into_iter().chain(day).collect();
+        out.push(
+            series(export.prometheus_name, &extra).with_sample(at, export.prometheus_value(value)),
+        );
     }
     for (rule, status) in rules {
         let labels = [
@@ -130,6 +155,11 @@ mod tests {
             &TenantId::parse("t1").expect("id"),
             &ModelId::parse("m1").expect("id"),
             &baselines,
+            Some(&LabelSnapshot {
+                coverage: Some(0.25),
+                delay_p50_s: Some(3_600.0),
+                delay_p95_s: None,
+            }),
             &[
                 (&accuracy, Some(RuleStatus::Firing)),
                 (&latency, Some(RuleStatus::InsufficientData)),
@@ -152,6 +182,17 @@ mod tests {
         let rule_labels =
             |id, metric, severity| [("rule_id", id), ("metric", metric), ("severity", severity)];
         let expected = BTreeMap::from([
+            (
+                key("ml_model_labeled_ratio", &[("window", "24h")]),
+                vec![(ms, 0.25)],
+            ),
+            (
+                key(
+                    "ml_model_label_delay_seconds",
+                    &[("quantile", "0.5"), ("window", "24h")],
+                ),
+                vec![(ms, 3_600.0)],
+            ),
             (
                 key("ml_model_baseline", &[("metric", "accuracy")]),
                 vec![(ms, 0.92)],

@@ -19,7 +19,8 @@ use crate::domain::alerting::state::{
     RuleEvaluation, RuleStatus, Step, StepContext, resolved, step,
 };
 use crate::domain::alerting::trends::{
-    TREND_SPAN, TrendReport, alert_threshold, metric_trend, trend_metrics,
+    LABEL_SNAPSHOT_SPAN, LabelSnapshot, TREND_SPAN, TrendReport, alert_threshold, metric_trend,
+    trend_metrics,
 };
 use crate::domain::alerting::{AlertSettings, PerfSettings};
 use crate::domain::ids::{ModelId, TenantId};
@@ -331,7 +332,6 @@ where
                 _ => {}
             }
         }
-        outcome.series = alert_series(tenant, model_id, &settings.baselines, &statuses, end);
         // States of rules no longer in the set: resolve an open alert, then forget it.
         for state in states.into_values() {
             let alert = state.alert.as_ref().map(|a| resolved(a, None, end));
@@ -361,8 +361,18 @@ where
             self.settings
                 .put_setting(tenant, model_id, SettingWrite::Trends(&trends))
                 .await?;
+            settings.trends = Some(trends);
             outcome.trends_updated = true;
         }
+        let labels = settings.trends.as_ref().and_then(|t| t.labels.as_ref());
+        outcome.series = alert_series(
+            tenant,
+            model_id,
+            &settings.baselines,
+            labels,
+            &statuses,
+            end,
+        );
         Ok(outcome)
     }
 
@@ -428,11 +438,26 @@ where
                 (metric, metric_trend(metric, &hours, threshold, now))
             })
             .collect();
+        let (day, _) = self
+            .window
+            .metrics(
+                &model.tenant,
+                &model.model_id,
+                now - LABEL_SNAPSHOT_SPAN,
+                now,
+                Some(model.first_seen),
+            )
+            .await?;
         Ok(TrendReport {
             computed_at: now,
             from,
             to,
             trends,
+            labels: Some(LabelSnapshot {
+                coverage: day.label_coverage,
+                delay_p50_s: day.label_delay_p50_s,
+                delay_p95_s: day.label_delay_p95_s,
+            }),
         })
     }
 }

@@ -104,6 +104,7 @@ mod tests {
             from: at("2026-11-21T12:00:00Z"),
             to: at("2026-11-28T12:00:00Z"),
             trends: BTreeMap::from([(MetricName::Accuracy, trend)]),
+            labels: None,
         };
         let view = TrendsView::of(&model("m", Task::BinaryClassification), Some(report));
         let json = serde_json::to_value(&view).expect("json");

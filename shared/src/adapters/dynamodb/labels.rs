@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 
 use super::attr::{self, Item};
+use super::request;
 use super::unavailable;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::labels::{Actual, AwaitingPrediction, LateLabel};
@@ -73,12 +74,7 @@ impl DynamoLabelStore {
         values: &[(&str, AttributeValue)],
         operation: &'static str,
     ) -> Result<Update, StoreError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key.clone()))
-            .update_expression(update)
+        let mut request = request::update(&self.client, &self.table, key.clone(), update)
             .condition_expression(condition)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);

@@ -24,7 +24,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{partition_query, query_all};
+use super::request::{self, partition_query, query_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::WindowState;
@@ -156,16 +156,10 @@ pub(crate) fn batch_image<'a>(
 impl PartialStore for DynamoPartialStore {
     async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
         let expires = Utc::now() + self.retention;
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(receipt_key(batch)))
-            // A receipt stored before digests were kept takes this one: it is a retry.
-            .update_expression(
-                "SET digest = if_not_exists(digest, :digest), \
-                 expires_at = if_not_exists(expires_at, :expires)",
-            )
+        // A receipt stored before digests were kept takes this one: it is a retry.
+        let claim = "SET digest = if_not_exists(digest, :digest), \
+                     expires_at = if_not_exists(expires_at, :expires)";
+        let output = request::update(&self.client, &self.table, receipt_key(batch), claim)
             .expression_attribute_values(":digest", attr::s(digest))
             .expression_attribute_values(":expires", attr::n(expires.timestamp()))
             .return_values(ReturnValue::AllNew)
@@ -207,16 +201,17 @@ impl PartialStore for DynamoPartialStore {
 
     async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
         let expires = Utc::now() + self.retention;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(receipt_key(batch)))
-            .update_expression("SET receipt = :receipt, expires_at = :expires")
-            .expression_attribute_values(":receipt", AttributeValue::B(receipt.to_vec().into()))
-            .expression_attribute_values(":expires", attr::n(expires.timestamp()))
-            .send()
-            .await
-            .map_err(|e| unavailable("store batch receipt", e))?;
+        request::update(
+            &self.client,
+            &self.table,
+            receipt_key(batch),
+            "SET receipt = :receipt, expires_at = :expires",
+        )
+        .expression_attribute_values(":receipt", AttributeValue::B(receipt.to_vec().into()))
+        .expression_attribute_values(":expires", attr::n(expires.timestamp()))
+        .send()
+        .await
+        .map_err(|e| unavailable("store batch receipt", e))?;
         Ok(())
     }
 
@@ -247,22 +242,21 @@ impl PartialStore for DynamoPartialStore {
     }
 
     async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(pending_key(&key.tenant, &key.model_id, key.minute)))
-            .update_expression(
-                "SET tenant_id = :tenant, model_id = :model, #minute = :minute ADD seq :one",
-            )
-            // MINUTE is a DynamoDB reserved word.
-            .expression_attribute_names("#minute", "minute")
-            .expression_attribute_values(":tenant", attr::s(key.tenant.as_str()))
-            .expression_attribute_values(":model", attr::s(key.model_id.as_str()))
-            .expression_attribute_values(":minute", attr::n(key.minute.timestamp()))
-            .expression_attribute_values(":one", attr::n(1))
-            .send()
-            .await
-            .map_err(|e| unavailable("mark minute pending", e))?;
+        request::update(
+            &self.client,
+            &self.table,
+            pending_key(&key.tenant, &key.model_id, key.minute),
+            "SET tenant_id = :tenant, model_id = :model, #minute = :minute ADD seq :one",
+        )
+        // MINUTE is a DynamoDB reserved word.
+        .expression_attribute_names("#minute", "minute")
+        .expression_attribute_values(":tenant", attr::s(key.tenant.as_str()))
+        .expression_attribute_values(":model", attr::s(key.model_id.as_str()))
+        .expression_attribute_values(":minute", attr::n(key.minute.timestamp()))
+        .expression_attribute_values(":one", attr::n(1))
+        .send()
+        .await
+        .map_err(|e| unavailable("mark minute pending", e))?;
         Ok(())
     }
 }

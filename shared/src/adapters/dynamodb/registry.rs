@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{prefix_query, query_all};
+use super::request::{self, prefix_query, query_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
@@ -99,12 +99,7 @@ impl DynamoModelRegistry {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<(), StoreError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key.clone()))
-            .update_expression(update)
+        let mut request = request::update(&self.client, &self.table, key.clone(), update)
             .condition_expression(condition);
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
@@ -118,17 +113,11 @@ impl ModelRegistry for DynamoModelRegistry {
         let key = model_key(&sighting.tenant, &sighting.model_id);
         let first = attr::time_ms_value(sighting.first);
         let last = attr::time_ms_value(sighting.last);
-        let registered = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key.clone()))
-            .update_expression(
-                "SET tenant_id = :tenant, model_id = :model, active_shard = :shard, \
-                 task = if_not_exists(task, :task), \
-                 first_seen = if_not_exists(first_seen, :first), \
-                 last_seen = if_not_exists(last_seen, :last)",
-            )
+        let register = "SET tenant_id = :tenant, model_id = :model, active_shard = :shard, \
+                        task = if_not_exists(task, :task), \
+                        first_seen = if_not_exists(first_seen, :first), \
+                        last_seen = if_not_exists(last_seen, :last)";
+        let registered = request::update(&self.client, &self.table, key.clone(), register)
             .condition_expression("attribute_not_exists(task) OR task = :task")
             .expression_attribute_values(":tenant", attr::s(sighting.tenant.as_str()))
             .expression_attribute_values(":model", attr::s(sighting.model_id.as_str()))

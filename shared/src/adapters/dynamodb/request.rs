@@ -1,10 +1,12 @@
 //! Running requests the same way everywhere: a `Query` read whole through
-//! the SDK's paginator, and a `TransactWriteItems` whose failed condition is an
-//! answer; SDK errors mapped once, by [`unavailable`] and [`transacted`].
+//! the SDK's paginator, an `UpdateItem` of one key, and a `TransactWriteItems` whose
+//! failed condition is an answer; SDK errors mapped once, by [`unavailable`] and
+//! [`transacted`].
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::attr::{self, Item};
@@ -20,6 +22,21 @@ pub fn partition_query(client: &Client, table: &str, pk: impl Into<String>) -> Q
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(":pk", attr::s(pk))
         .consistent_read(true)
+}
+
+/// An `UpdateItem` of the item `key` of `table` applying `expression`, to complete
+/// (condition, values, return values) before sending.
+pub fn update(
+    client: &Client,
+    table: &str,
+    key: Item,
+    expression: impl Into<String>,
+) -> UpdateItemFluentBuilder {
+    client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression(expression)
 }
 
 /// A [`partition_query`] of the sort keys that begin with `prefix`.

@@ -40,7 +40,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{build_error, partition_query, query_all, transact};
+use super::request::{self, build_error, partition_query, query_all, transact};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::config::RollupRetention;
@@ -579,15 +579,16 @@ impl ExportCursors for DynamoRollupStore {
             )
             .await?;
             // After the move: a run that dies in between still lags on `through`.
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(cursor_key(exporter, tenant, model_id)))
-                .update_expression("ADD rolled_seq :one")
-                .expression_attribute_values(":one", attr::n(1))
-                .send()
-                .await
-                .map_err(|e| unavailable("note roll-up", e))?;
+            request::update(
+                &self.client,
+                &self.table,
+                cursor_key(exporter, tenant, model_id),
+                "ADD rolled_seq :one",
+            )
+            .expression_attribute_values(":one", attr::n(1))
+            .send()
+            .await
+            .map_err(|e| unavailable("note roll-up", e))?;
         }
         Ok(())
     }
@@ -619,20 +620,20 @@ impl ExportCursors for DynamoRollupStore {
         cursor: &ExportCursor,
         through: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(exporter, &cursor.tenant, &cursor.model_id)))
-            .update_expression("SET through = :to, exported_seq = :seq")
-            .condition_expression(
-                "(attribute_not_exists(through) OR through <= :to) \
+        let result = request::update(
+            &self.client,
+            &self.table,
+            cursor_key(exporter, &cursor.tenant, &cursor.model_id),
+            "SET through = :to, exported_seq = :seq",
+        )
+        .condition_expression(
+            "(attribute_not_exists(through) OR through <= :to) \
                  AND (attribute_not_exists(exported_seq) OR exported_seq <= :seq)",
-            )
-            .expression_attribute_values(":to", attr::n(through.timestamp()))
-            .expression_attribute_values(":seq", attr::n(cursor.rolled_seq))
-            .send()
-            .await;
+        )
+        .expression_attribute_values(":to", attr::n(through.timestamp()))
+        .expression_attribute_values(":seq", attr::n(cursor.rolled_seq))
+        .send()
+        .await;
         // A failed condition: a delivery further on was recorded already.
         conditional(result, "advance export cursor").map(|_| ())
     }

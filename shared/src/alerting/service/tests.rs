@@ -617,3 +617,31 @@ async fn a_rule_with_a_label_delay_judges_the_window_that_ended_that_long_ago() 
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].window_start, t0 + TimeDelta::minutes(5));
 }
+
+#[tokio::test]
+async fn the_days_label_coverage_is_written_from_the_first_run_on() {
+    let t0 = at("2026-11-20T00:00:00Z");
+    let world = World::new(t0);
+    world.traffic(t0, 30, GOOD).await;
+    world.run(t0 + TimeDelta::minutes(30)).await;
+    let day: Vec<(String, f64)> = world
+        .prometheus()
+        .items()
+        .into_iter()
+        .filter(|s| s.labels.iter().any(|(k, v)| k == "window" && v == "24h"))
+        .flat_map(|s| s.samples.into_iter().map(move |(_, v)| (s.name.clone(), v)))
+        .collect();
+    // Every prediction of the traffic is labeled; no label came late.
+    assert_eq!(day, [("ml_model_labeled_ratio".to_owned(), 1.0)]);
+    let stored = world
+        .evaluator
+        .settings
+        .model_settings(&world.tenant, &world.model_id)
+        .await
+        .expect("settings");
+    let labels = stored
+        .trends
+        .and_then(|t| t.labels)
+        .expect("stored with the trends");
+    assert_eq!(labels.coverage, Some(1.0));
+}

@@ -99,7 +99,28 @@ pub struct TrendReport {
     pub to: DateTime<Utc>,
     /// By metric name.
     pub trends: BTreeMap<MetricName, MetricTrend>,
+    /// Label coverage and delay of the day before `computed_at`, refreshed with the
+    /// trends (absent in reports stored before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelSnapshot>,
 }
+
+/// How much of the last day's traffic has its truth by now, and how late it came:
+/// what `evaluate` writes to Prometheus between two refreshes. Per-minute gauges are
+/// exported when their minute closes, before late labels arrive; these move as the
+/// labels come in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LabelSnapshot {
+    /// Labeled / predictions over the day.
+    pub coverage: Option<f64>,
+    /// Median label delay of the day's late labels, seconds.
+    pub delay_p50_s: Option<f64>,
+    /// 95th percentile label delay, seconds.
+    pub delay_p95_s: Option<f64>,
+}
+
+/// The span of a [`LabelSnapshot`]: the day before its computation.
+pub const LABEL_SNAPSHOT_SPAN: TimeDelta = TimeDelta::days(1);
 
 impl TrendReport {
     /// The label of `metric`'s trend, if computed.
