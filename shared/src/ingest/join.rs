@@ -40,7 +40,7 @@ const CONCURRENT_LABEL_WRITES: usize = 32;
 
 /// The batch id under which a label batch is claimed and its partials stored: the
 /// `#` keeps it apart from every prediction batch id (ids never hold one).
-pub fn actuals_batch_key(batch_id: &str) -> String {
+fn actuals_batch_key(batch_id: &str) -> String {
     format!("actuals#{batch_id}")
 }
 
