@@ -530,9 +530,10 @@ mod tests {
                 let mut awaiting = 0;
                 for prediction in valid.predictions {
                     let record = prediction.record;
-                    if record.outcome.awaits_label() {
+                    if let (true, Some(id)) =
+                        (record.outcome.awaits_label(), prediction.prediction_id)
+                    {
                         awaiting += 1;
-                        let id = prediction.prediction_id.expect("an id");
                         engine.awaiting.insert(
                             id.clone(),
                             AwaitingPrediction {

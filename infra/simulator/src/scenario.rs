@@ -255,10 +255,14 @@ impl Scenario {
                     / 1000.0;
                 let prediction_id = format!("{}-{}-{}", model.id, self.start.timestamp(), counter);
                 let mut record = json!({
-                    "prediction_id": prediction_id,
                     "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
                     "latency_ms": latency,
                 });
+                // Only predictions whose labels follow later carry an id: an id on a
+                // prediction that will never be labeled costs a label-store write.
+                if model.kind.label_delay().is_some() {
+                    record["prediction_id"] = prediction_id.clone().into();
+                }
                 let mut truth_record = TruthRecord {
                     time: at,
                     latency_ms: latency,
