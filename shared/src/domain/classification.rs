@@ -30,11 +30,12 @@ pub struct AucEstimate {
     pub error_bound: f64,
 }
 
-/// Per-class score histograms (dense, allocated on the first score only).
+/// Score histograms of the two classes (dense, allocated on the first score only): by
+/// actual class for the labeled records, by predicted class in [`ScoreDistribution`].
 #[derive(Debug, Clone, PartialEq)]
-struct ScoreHistograms {
-    positives: [u64; SCORE_BINS],
-    negatives: [u64; SCORE_BINS],
+pub(crate) struct ScoreHistograms {
+    pub(crate) positives: [u64; SCORE_BINS],
+    pub(crate) negatives: [u64; SCORE_BINS],
 }
 
 impl ScoreHistograms {
@@ -48,7 +49,7 @@ impl ScoreHistograms {
 
 /// Index of the bin holding `score` (which the caller checked to be in `[0, 1]`).
 #[inline]
-fn score_bin(score: f64) -> usize {
+pub(crate) fn score_bin(score: f64) -> usize {
     ((score * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1)
 }
 
@@ -60,6 +61,40 @@ pub struct BinaryStats {
     true_negatives: u64,
     false_negatives: u64,
     scores: Option<Box<ScoreHistograms>>,
+    distribution: Option<ScoreDistribution>,
+}
+
+/// The scores of *every* ok prediction that carried a predicted label and a score,
+/// labeled or not, in [`SCORE_BINS`] bins split by the predicted label: what
+/// confidence-based estimation and prediction drift read (`domain::estimation`). Late
+/// labels never change it: a prediction is counted once, when it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreDistribution(Box<ScoreHistograms>);
+
+impl ScoreDistribution {
+    /// Predictions of the positive class, per score bin.
+    pub fn predicted_positive(&self) -> &[u64; SCORE_BINS] {
+        &self.0.positives
+    }
+
+    /// Predictions of the negative class, per score bin.
+    pub fn predicted_negative(&self) -> &[u64; SCORE_BINS] {
+        &self.0.negatives
+    }
+
+    /// Predictions per score bin, both predicted classes.
+    pub fn all(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0
+            .positives
+            .iter()
+            .zip(&self.0.negatives)
+            .map(|(&p, &n)| p.saturating_add(n))
+    }
+
+    /// Predictions counted.
+    pub fn count(&self) -> u64 {
+        saturating_sum(self.all())
+    }
 }
 
 /// Checks a binary score: finite and in `[0, 1]`.
@@ -105,20 +140,45 @@ impl BinaryStats {
         }
     }
 
+    /// Counts one `ok` prediction in the [`ScoreDistribution`] (once, on arrival; never
+    /// for a late label); `score` must have passed [`validate_score`].
+    #[inline]
+    pub(crate) fn add_prediction(&mut self, predicted: Option<bool>, score: Option<f64>) {
+        if let (Some(predicted), Some(score)) = (predicted, score) {
+            let histograms = &mut self
+                .distribution
+                .get_or_insert_with(|| ScoreDistribution(ScoreHistograms::empty()))
+                .0;
+            let bins = if predicted {
+                &mut histograms.positives
+            } else {
+                &mut histograms.negatives
+            };
+            let bin = &mut bins[score_bin(score)];
+            *bin = bin.saturating_add(1);
+        }
+    }
+
     pub(crate) fn merge(&mut self, other: &Self) {
         self.true_positives = self.true_positives.saturating_add(other.true_positives);
         self.false_positives = self.false_positives.saturating_add(other.false_positives);
         self.true_negatives = self.true_negatives.saturating_add(other.true_negatives);
         self.false_negatives = self.false_negatives.saturating_add(other.false_negatives);
-        if let Some(theirs) = &other.scores {
-            match &mut self.scores {
-                None => self.scores = Some(theirs.clone()),
-                Some(ours) => {
-                    add_bins(&mut ours.positives, &theirs.positives);
-                    add_bins(&mut ours.negatives, &theirs.negatives);
-                }
-            }
-        }
+        merge_histograms(&mut self.scores, other.scores.as_deref());
+        let mut ours = self.distribution.take().map(|d| d.0);
+        merge_histograms(&mut ours, other.distribution.as_ref().map(|d| &*d.0));
+        self.distribution = ours.map(ScoreDistribution);
+    }
+
+    /// The scores of every scored prediction, by predicted class; `None` before the first.
+    pub fn distribution(&self) -> Option<&ScoreDistribution> {
+        self.distribution.as_ref()
+    }
+
+    /// The labeled records' score histograms by actual class, `(positives, negatives)`;
+    /// `None` before the first labeled score.
+    pub fn labeled_scores(&self) -> Option<(&[u64; SCORE_BINS], &[u64; SCORE_BINS])> {
+        self.scores.as_ref().map(|h| (&h.positives, &h.negatives))
     }
 
     /// Labeled predictions: the four confusion-matrix cells added up.
@@ -219,6 +279,7 @@ impl BinaryStats {
             false_negatives: input.varint("false negatives")?,
             true_positives: input.varint("true positives")?,
             scores: None,
+            distribution: None,
         };
         let cells = [
             stats.true_negatives,
@@ -257,8 +318,50 @@ impl BinaryStats {
     }
 }
 
-/// Adds bin counts. Wrapping rather than saturating so the loop vectorizes (this is most of
-/// the time spent merging 720 hourly states); a bin would need 2^64 records to wrap.
+impl BinaryStats {
+    /// Writes the [`ScoreDistribution`] (the section of state format version 3).
+    pub(crate) fn encode_distribution(&self, out: &mut Writer) {
+        if let Some(distribution) = &self.distribution {
+            encode_bins(&distribution.0.positives, out);
+            encode_bins(&distribution.0.negatives, out);
+        }
+    }
+
+    /// Reads [`encode_distribution`](Self::encode_distribution)'s output: a non-empty
+    /// distribution.
+    pub(crate) fn decode_distribution(
+        &mut self,
+        input: &mut Reader<'_>,
+    ) -> Result<(), DecodeError> {
+        let mut histograms = ScoreHistograms::empty();
+        let positives = decode_bins(&mut histograms.positives, input)?;
+        let negatives = decode_bins(&mut histograms.negatives, input)?;
+        if positives
+            .checked_add(negatives)
+            .is_none_or(|total| total == 0)
+        {
+            return Err(DecodeError::Invalid {
+                what: "score distribution totals",
+            });
+        }
+        self.distribution = Some(ScoreDistribution(histograms));
+        Ok(())
+    }
+}
+
+/// Adds `theirs` into `ours` (allocating it when absent).
+fn merge_histograms(ours: &mut Option<Box<ScoreHistograms>>, theirs: Option<&ScoreHistograms>) {
+    if let Some(theirs) = theirs {
+        match ours {
+            None => *ours = Some(Box::new(theirs.clone())),
+            Some(ours) => {
+                add_bins(&mut ours.positives, &theirs.positives);
+                add_bins(&mut ours.negatives, &theirs.negatives);
+            }
+        }
+    }
+}
+
 /// Twice the trapezoid area and twice its error bound, in pair counts, when 2·P·N fits
 /// in u64 (so no partial sum can overflow).
 fn doubled_area_u64(histograms: &ScoreHistograms) -> (u128, u128) {
@@ -284,6 +387,8 @@ fn doubled_area_saturating(histograms: &ScoreHistograms) -> (u128, u128) {
     (area, bound)
 }
 
+/// Adds bin counts. Wrapping rather than saturating so the loop vectorizes (this is most of
+/// the time spent merging 720 hourly states); a bin would need 2^64 records to wrap.
 fn add_bins(ours: &mut [u64; SCORE_BINS], theirs: &[u64; SCORE_BINS]) {
     for (a, &b) in ours.iter_mut().zip(theirs) {
         *a = a.wrapping_add(b);

@@ -12,6 +12,8 @@
 //! - [`window`]: [`WindowState`], folded record by record, merged, stored as bytes.
 //! - [`sketch`], [`classification`], [`regression`], [`resources`]: the parts of a state.
 //! - [`metrics`]: [`MetricSet`], the one definition of every metric, and [`MetricName`].
+//! - [`estimation`] and [`drift`]: performance estimated without labels (CBPE) and
+//!   prediction drift (PSI, Jensen–Shannon) against a reference window.
 //! - [`time`]: [`Granularity`], the spans rollups cover.
 //! - [`totals`]: a model's cumulative counters and what a minute rollup adds to them.
 //! - [`trend`]: least-squares trends, their p-value and threshold projections.
@@ -21,7 +23,9 @@ pub mod alerting;
 pub mod bounds;
 pub mod classification;
 pub mod codec;
+pub mod drift;
 pub mod error;
+pub mod estimation;
 pub mod export;
 pub mod ids;
 pub mod labels;
@@ -41,7 +45,8 @@ pub use bounds::{
     MIN_REGRESSION_MAGNITUDE, OVERFLOW_BUCKET, regression_value_problem,
 };
 pub use classification::{
-    AucEstimate, BinaryStats, LabelCounts, MAX_LABEL_BYTES, MAX_LABELS, MulticlassStats, SCORE_BINS,
+    AucEstimate, BinaryStats, LabelCounts, MAX_LABEL_BYTES, MAX_LABELS, MulticlassStats,
+    SCORE_BINS, ScoreDistribution,
 };
 pub use codec::DecodeError;
 pub use error::{FoldError, MergeError};
@@ -66,5 +71,6 @@ pub use totals::{
 };
 pub use trend::{LinearTrend, TrendError, fit_trend, student_t_two_sided_p};
 pub use window::{
-    FORMAT_VERSION, MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, QualityStats, WindowState,
+    FORMAT_VERSION, FORMAT_VERSION_WITH_DISTRIBUTION, MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES,
+    QualityStats, WindowState,
 };

@@ -4,7 +4,7 @@
 //! `merge(state(A), state(B)) == state(A ∪ B)`: counts and sketch buckets are exact,
 //! floating-point sums agree up to rounding, and merging is associative and commutative.
 //!
-//! # Serialized format (versions 1 and 2)
+//! # Serialized format (versions 1, 2 and 3)
 //!
 //! All integers are unsigned LEB128 varints unless marked *zigzag* (signed varint);
 //! `f64` is 8 bytes little-endian; strings are a varint byte length and UTF-8 bytes.
@@ -24,16 +24,20 @@
 //! resources: u8 presence bits (cpu, memory, gpu, queue depth); per present gauge:
 //!            count, sum, min, max (f64), last time ms (zigzag), last value (f64);
 //!            cache hits, cache misses
-//! version 2 only: label delay sketch (seconds), same layout as the latency sketch
+//! versions 2 and 3: label delay sketch (seconds), same layout as the latency sketch
+//! version 3 only: the binary score distribution of every prediction, predicted
+//!            positives then predicted negatives histogram, each as above
 //! ```
 //!
-//! Version 1 is written while no late label was joined (so states without one keep
-//! their bytes); version 2, with a non-empty label delay sketch, otherwise.
+//! Version 1 is written while no late label was joined and no scored binary
+//! prediction was counted (so older states keep their bytes); version 2 with a
+//! non-empty label delay sketch; version 3 whenever a binary state holds a score
+//! distribution (its label delay sketch may then be empty).
 //!
 //! The encoding is canonical (sorted keys, no empty entries), so equal states have equal
 //! bytes, and [`WindowState::from_bytes`] rejects anything else — truncation, trailing
 //! bytes, unknown tags, values over the caps, inconsistent totals — with a
-//! [`DecodeError`], never a panic. A binary classifier's state stays near 10 KB however
+//! [`DecodeError`], never a panic. A binary classifier's state stays under 16 KB however
 //! many records it holds; the worst case allowed by the caps stays under 200 KB.
 
 use std::collections::BTreeMap;
@@ -41,7 +45,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::bounds::{MAX_LATENCY_MS, OVERFLOW_BUCKET};
-use super::classification::{BinaryStats, MulticlassStats, validate_label, validate_score};
+use super::classification::{
+    BinaryStats, MulticlassStats, ScoreDistribution, validate_label, validate_score,
+};
 use super::codec::{DecodeError, Reader, Writer};
 use super::error::{FoldError, MergeError};
 use super::record::{Outcome, PredictionRecord, ResourceSample, Status, Task};
@@ -55,6 +61,10 @@ pub const FORMAT_VERSION: u8 = 1;
 
 /// The version written for a state that holds joined labels (their delay sketch).
 pub const FORMAT_VERSION_WITH_LABELS: u8 = 2;
+
+/// The version written for a binary classifier's state that holds the score
+/// distribution of its predictions (and the label delay sketch, empty or not).
+pub const FORMAT_VERSION_WITH_DISTRIBUTION: u8 = 3;
 
 /// Most error types one window keeps by name: the alphabetically (bytewise) first; the
 /// errors of every other type are counted under [`OVERFLOW_BUCKET`] (see
@@ -144,6 +154,28 @@ impl QualityStats {
             }
         }
         Ok(())
+    }
+
+    /// Counts an ok prediction, which [`add`](Self::add) has validated, in the
+    /// distribution of every prediction (binary: [`ScoreDistribution`]).
+    fn add_prediction(&mut self, outcome: &Outcome) {
+        if let (
+            Self::Binary(stats),
+            &Outcome::Binary {
+                predicted, score, ..
+            },
+        ) = (self, outcome)
+        {
+            stats.add_prediction(predicted, score);
+        }
+    }
+
+    /// The binary statistics, `None` for another task.
+    fn binary(&self) -> Option<&BinaryStats> {
+        match self {
+            Self::Binary(stats) => Some(stats),
+            _ => None,
+        }
     }
 
     fn check_merge(&self, other: &Self) -> Result<(), MergeError> {
@@ -249,6 +281,9 @@ impl WindowState {
             }
         }
         // Everything validated: update the counters.
+        if let (true, Some(quality)) = (is_ok, &mut self.quality) {
+            quality.add_prediction(&record.outcome);
+        }
         self.predictions = self.predictions.saturating_add(1);
         if !is_ok {
             self.errors = self.errors.saturating_add(1);
@@ -482,8 +517,12 @@ impl WindowState {
     /// Binary attribute.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Writer::with_capacity(1024);
-        let with_labels = self.label_delay.count() > 0;
-        out.u8(if with_labels {
+        let binary = self.quality.as_ref().and_then(QualityStats::binary);
+        let with_distribution = binary.is_some_and(|stats| stats.distribution().is_some());
+        let with_labels = with_distribution || self.label_delay.count() > 0;
+        out.u8(if with_distribution {
+            FORMAT_VERSION_WITH_DISTRIBUTION
+        } else if with_labels {
             FORMAT_VERSION_WITH_LABELS
         } else {
             FORMAT_VERSION
@@ -522,6 +561,9 @@ impl WindowState {
         if with_labels {
             self.label_delay.encode(&mut out);
         }
+        if let (true, Some(stats)) = (with_distribution, binary) {
+            stats.encode_distribution(&mut out);
+        }
         out.into_bytes()
     }
 
@@ -532,9 +574,16 @@ impl WindowState {
     /// a supported version. Never panics, whatever the input.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut input = Reader::new(bytes);
-        let with_labels = input
-            .version(&[FORMAT_VERSION, FORMAT_VERSION_WITH_LABELS], "version")?
-            == FORMAT_VERSION_WITH_LABELS;
+        let version = input.version(
+            &[
+                FORMAT_VERSION,
+                FORMAT_VERSION_WITH_LABELS,
+                FORMAT_VERSION_WITH_DISTRIBUTION,
+            ],
+            "version",
+        )?;
+        let with_distribution = version == FORMAT_VERSION_WITH_DISTRIBUTION;
+        let with_labels = version != FORMAT_VERSION;
         let mut state = Self::new();
         state.predictions = input.varint("predictions")?;
         state.errors = input.varint("errors")?;
@@ -605,7 +654,7 @@ impl WindowState {
         state.resources = ResourceStats::decode(&mut input)?;
         if with_labels {
             state.label_delay = LatencySketch::decode(&mut input)?;
-            if state.label_delay.count() == 0 {
+            if !with_distribution && state.label_delay.count() == 0 {
                 return Err(DecodeError::Invalid {
                     what: "empty label delay sketch in version 2",
                 });
@@ -621,9 +670,22 @@ impl WindowState {
                 what: "quality counts",
             });
         }
+        if with_distribution {
+            match &mut state.quality {
+                Some(QualityStats::Binary(stats)) => stats.decode_distribution(&mut input)?,
+                _ => {
+                    return Err(DecodeError::Invalid {
+                        what: "score distribution of a state that is not binary",
+                    });
+                }
+            }
+        }
         if let Some(QualityStats::Binary(stats)) = &state.quality {
             let (positives, negatives) = stats.scored();
-            if positives.saturating_add(negatives) > labelable {
+            let distributed = stats.distribution().map_or(0, ScoreDistribution::count);
+            if positives.saturating_add(negatives) > labelable
+                || distributed > state.predictions - state.errors
+            {
                 return Err(DecodeError::Invalid {
                     what: "score counts",
                 });
@@ -881,8 +943,29 @@ mod tests {
                 outcome: unlabeled,
             })
             .expect("valid");
-        let v1 = prediction.to_bytes();
-        assert_eq!(v1[0], FORMAT_VERSION);
+        // A scored binary prediction is in the score distribution: version 3.
+        let v3 = prediction.to_bytes();
+        assert_eq!(v3[0], FORMAT_VERSION_WITH_DISTRIBUTION);
+        assert_eq!(WindowState::from_bytes(&v3), Ok(prediction.clone()));
+        for len in 0..v3.len() {
+            assert!(WindowState::from_bytes(&v3[..len]).is_err(), "prefix {len}");
+        }
+        // Without a score (nor a joined label) the state keeps version 1.
+        let mut unscored = WindowState::new();
+        unscored
+            .fold_prediction(&PredictionRecord {
+                timestamp: at(1_000),
+                latency_ms: 5.0,
+                status: Status::Ok,
+                error_type: None,
+                outcome: Outcome::Binary {
+                    predicted: Some(true),
+                    actual: None,
+                    score: None,
+                },
+            })
+            .expect("valid");
+        assert_eq!(unscored.to_bytes()[0], FORMAT_VERSION);
 
         let mut label = WindowState::new();
         let labeled = Outcome::Binary {
