@@ -151,6 +151,7 @@ fn main() {
             let baseline = RegisteredBaseline {
                 test_set: Some(test_set),
                 throughput_forecast_rps: Some(0.2),
+                reference: None,
                 updated_at: now,
             };
             settings

@@ -14,7 +14,12 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use crate::domain::alerting::baseline::Reference;
 use crate::domain::alerting::trends::TrendLabel;
+use crate::domain::drift::PredictionDrift;
+use crate::domain::estimation::{
+    BinaryEstimate, Estimate, NoEstimate, estimate_window, window_drift,
+};
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
     Granularity, MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState,
@@ -167,6 +172,101 @@ pub struct QualityValue {
     pub baseline: Option<f64>,
     /// The seven-day trend label, once `evaluate` has computed one.
     pub trend: Option<TrendLabel>,
+    /// The value estimated without labels (CBPE), where there is an estimate.
+    pub estimated: Option<f64>,
+    /// Its 95 % confidence interval `[low, high]`.
+    pub estimated_ci: Option<[f64; 2]>,
+}
+
+/// An estimated metric and its 95 % confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EstimatedValue {
+    /// The estimate.
+    pub estimated: f64,
+    /// `[low, high]`.
+    pub estimated_ci: [f64; 2],
+}
+
+impl From<Estimate> for EstimatedValue {
+    fn from(e: Estimate) -> Self {
+        Self {
+            estimated: e.value,
+            estimated_ci: [e.low, e.high],
+        }
+    }
+}
+
+/// Performance estimated without labels (binary classifiers), and why not when absent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EstimationSummary {
+    /// The window estimates are calibrated on; `null` while the model has none.
+    pub reference: Option<Reference>,
+    /// Why there is no estimate; `null` when there is one.
+    pub unavailable: Option<String>,
+    /// Scored predictions the estimate covers.
+    pub predictions: u64,
+    /// Estimated precision (accuracy, F1 and AUC-ROC are in `quality_metrics`).
+    pub precision: Option<EstimatedValue>,
+    /// Estimated recall.
+    pub recall: Option<EstimatedValue>,
+}
+
+/// How far the window's predictions moved from the reference's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftSummary {
+    /// The window compared against; `null` while the model has none.
+    pub reference: Option<Reference>,
+    /// What is compared: `score` (a binary classifier's scores).
+    pub distribution: Option<&'static str>,
+    /// Population stability index over the reference's deciles.
+    pub psi: Option<f64>,
+    /// Jensen–Shannon distance (base 2) over the same bins.
+    pub js: Option<f64>,
+    /// Drift bins compared.
+    pub bins: Option<usize>,
+    /// Predictions of the window compared.
+    pub predictions: u64,
+}
+
+/// The estimate and drift of a window against the model's reference, if it has one.
+struct Comparison {
+    reference: Option<Reference>,
+    estimate: Result<BinaryEstimate, String>,
+    drift: Option<PredictionDrift>,
+}
+
+impl Comparison {
+    fn estimated(&self, name: MetricName) -> Option<Estimate> {
+        let estimate = self.estimate.as_ref().ok()?;
+        match name {
+            MetricName::Accuracy => Some(estimate.accuracy),
+            MetricName::F1Score => Some(estimate.f1_score),
+            MetricName::AucRoc => estimate.auc_roc,
+            _ => None,
+        }
+    }
+
+    fn estimation(&self) -> EstimationSummary {
+        let estimate = self.estimate.as_ref().ok();
+        EstimationSummary {
+            reference: self.reference,
+            unavailable: self.estimate.as_ref().err().cloned(),
+            predictions: estimate.map_or(0, |e| e.predictions),
+            precision: estimate.and_then(|e| e.precision).map(Into::into),
+            recall: estimate.and_then(|e| e.recall).map(Into::into),
+        }
+    }
+
+    fn drift(&self) -> DriftSummary {
+        DriftSummary {
+            reference: self.reference,
+            distribution: self.drift.map(|_| "score"),
+            psi: self.drift.map(|d| d.psi),
+            js: self.drift.map(|d| d.js),
+            bins: self.drift.map(|d| d.bins),
+            predictions: self.drift.map_or(0, |d| d.predictions),
+        }
+    }
 }
 
 /// The quality metrics of the model's task: classification or regression.
@@ -326,6 +426,10 @@ pub struct PerformanceSummary {
     pub resource_metrics: ResourceMetrics,
     /// Label coverage and delay of the window's predictions.
     pub label_metrics: LabelMetrics,
+    /// Performance estimated without labels against the reference window.
+    pub estimation: EstimationSummary,
+    /// Prediction drift against the reference window.
+    pub drift: DriftSummary,
     /// Predictions in the window.
     pub sample_count: u64,
     /// Labeled predictions in the window.
@@ -374,6 +478,24 @@ impl<S: RollupStore> WindowReader<S> {
         to: DateTime<Utc>,
         first_seen: Option<DateTime<Utc>>,
     ) -> Result<(MetricSet, TimeSpan), StoreError> {
+        let (state, covered) = self
+            .state(tenant, model_id, TimeSpan::new(from, to))
+            .await?;
+        Ok((MetricSet::compute(&state, covered, first_seen), covered))
+    }
+
+    /// The merged state of the model over `span`, its start widened to
+    /// [`readable_start`](Self::readable_start), with the span covered.
+    pub async fn state(
+        &self,
+        tenant: &TenantId,
+        model_id: &ModelId,
+        span: TimeSpan,
+    ) -> Result<(WindowState, TimeSpan), StoreError> {
+        let TimeSpan {
+            start: from,
+            end: to,
+        } = span;
         let start = self.readable_start(from, to);
         let mut parts = Vec::new();
         for (granularity, span) in compose(start, to) {
@@ -385,8 +507,7 @@ impl<S: RollupStore> WindowReader<S> {
         }
         let state = WindowState::merged(parts.iter().map(|r| &r.state))
             .map_err(|e| StoreError::inconsistent(format!("rollups of {tenant}/{model_id}"), e))?;
-        let covered = TimeSpan { start, end: to };
-        Ok((MetricSet::compute(&state, covered, first_seen), covered))
+        Ok((state, TimeSpan { start, end: to }))
     }
 
     /// One metric set per `granularity` span from the span holding `from` to the one
@@ -452,9 +573,13 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         let settings = self.settings.model_settings(tenant, model_id).await?;
         let first_seen = Some(model.first_seen);
         let from = now - query.window.length();
-        let (current, covered) = self
+        let (state, covered) = self
             .window
-            .metrics(tenant, model_id, from, now, first_seen)
+            .state(tenant, model_id, TimeSpan::new(from, now))
+            .await?;
+        let current = MetricSet::compute(&state, covered, first_seen);
+        let comparison = self
+            .compare(model, settings.baselines.reference(), &state)
             .await?;
         let series = self
             .window
@@ -478,10 +603,15 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
                 labeled_count: m.labeled,
             })
             .collect();
-        let quality_metrics = QualityMetrics::of(model.task, |name| QualityValue {
-            current: current.get(name),
-            baseline: settings.baselines.registered_quality(name),
-            trend: settings.trends.as_ref().and_then(|t| t.label(name)),
+        let quality_metrics = QualityMetrics::of(model.task, |name| {
+            let estimated = comparison.estimated(name);
+            QualityValue {
+                current: current.get(name),
+                baseline: settings.baselines.registered_quality(name),
+                trend: settings.trends.as_ref().and_then(|t| t.label(name)),
+                estimated: estimated.map(|e| e.value),
+                estimated_ci: estimated.map(|e| [e.low, e.high]),
+            }
         });
         Ok(PerformanceSummary {
             model_id: model.model_id.clone(),
@@ -491,11 +621,54 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
             serving_metrics: ServingMetrics::of(&current),
             resource_metrics: ResourceMetrics::of(&current),
             label_metrics: LabelMetrics::of(&current),
+            estimation: comparison.estimation(),
+            drift: comparison.drift(),
             sample_count: current.predictions,
             labeled_count: current.labeled,
             overflow: current.overflow,
             series,
             covered,
+        })
+    }
+
+    /// `state` (the window's) against the model's reference window, read from the
+    /// rollups like any window.
+    async fn compare(
+        &self,
+        model: &RegisteredModel,
+        reference: Option<Reference>,
+        state: &WindowState,
+    ) -> Result<Comparison, StoreError> {
+        let Some(window) = reference else {
+            return Ok(Comparison {
+                reference,
+                estimate: Err(
+                    "no reference window yet: register one (PUT …/baseline \"reference\") \
+                               or wait for the first 24 hours to be captured"
+                        .to_owned(),
+                ),
+                drift: None,
+            });
+        };
+        if model.task != Task::BinaryClassification {
+            return Ok(Comparison {
+                reference,
+                estimate: Err(NoEstimate::NotBinary.to_string()),
+                drift: None,
+            });
+        }
+        let (reference_state, _) = self
+            .window
+            .state(
+                &model.tenant,
+                &model.model_id,
+                TimeSpan::new(window.from, window.to),
+            )
+            .await?;
+        Ok(Comparison {
+            reference,
+            estimate: estimate_window(&reference_state, state).map_err(|e| e.to_string()),
+            drift: window_drift(&reference_state, state),
         })
     }
 }

@@ -4,7 +4,9 @@
 //! and 60 resource samples an hour for 31 days, stored as the aggregate function
 //! stores them: hour and day rollups, and minute rollups for the current hour. One
 //! request reads ~30 day, ~48 hour and ~60 minute rollups for the current values and
-//! 721 hour rollups for the series, decodes and merges them and serializes 721 points.
+//! 721 hour rollups for the series, decodes and merges them and serializes 721 points;
+//! with the model's registered reference window (its first day: one day rollup) it
+//! also fits the calibration, estimates the window's performance and measures drift.
 //! Single-threaded runtime, so wall time is one core's CPU time while the cores are
 //! otherwise idle; on shared cores the thread's own CPU time (printed after criterion's
 //! figures, from `/proc/thread-self/stat`) is the figure to compare. Goal: ≤ 5 ms.
@@ -21,12 +23,15 @@ use lambda_http::Body;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
+use modelwatch::domain::alerting::baseline::{ReferenceWindow, RegisteredBaseline};
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::domain::{
     CounterDelta, Granularity, Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState,
 };
-use modelwatch::ports::{ModelRegistry, ModelSighting, Rollup, RollupStore};
+use modelwatch::ports::{
+    ModelRegistry, ModelSettingsStore, ModelSighting, Rollup, RollupStore, SettingWrite,
+};
 use modelwatch::summary::{SummaryService, WindowReader};
 
 /// Deterministic values in [0, 1): splitmix64 of a counter.
@@ -95,6 +100,7 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
     let first = Granularity::Day.floor(now - TimeDelta::days(31));
     let current_hour = Granularity::Hour.floor(now);
     let mut random = Values(0);
+    let settings = MemoryModelSettings::default();
     let rollup = |granularity, start, state: &WindowState| Rollup {
         tenant: tenant.clone(),
         model_id: model_id.clone(),
@@ -115,6 +121,23 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
             })
             .await
             .expect("registered");
+        let reference = RegisteredBaseline {
+            test_set: None,
+            throughput_forecast_rps: None,
+            reference: Some(ReferenceWindow {
+                from: first,
+                to: first + TimeDelta::days(1),
+            }),
+            updated_at: now,
+        };
+        settings
+            .put_setting(
+                tenant,
+                model_id,
+                SettingWrite::RegisteredBaseline(&reference),
+            )
+            .await
+            .expect("reference registered");
         let mut day = WindowState::new();
         let mut hour = first;
         while hour <= current_hour {
@@ -160,7 +183,7 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
                 rollups,
                 minute_retention: TimeDelta::days(8),
             },
-            settings: MemoryModelSettings::default(),
+            settings,
         },
         alerts: MemoryAlertStore::default(),
         perf: PerfSettings::default(),
@@ -236,10 +259,19 @@ fn bench_summary(c: &mut Criterion) {
         "{}",
         summary["sample_count"]
     );
+    assert!(
+        summary["quality_metrics"]["accuracy"]["estimated"].is_f64()
+            && summary["drift"]["psi"].is_f64(),
+        "estimates and drift: {} {}",
+        summary["estimation"],
+        summary["drift"]
+    );
     println!(
-        "response: {} bytes, {points} series points, {} predictions",
+        "response: {} bytes, {points} series points, {} predictions, estimated accuracy {}, psi {}",
         text.len(),
-        summary["sample_count"]
+        summary["sample_count"],
+        summary["quality_metrics"]["accuracy"]["estimated"],
+        summary["drift"]["psi"]
     );
 
     let mut group = c.benchmark_group("api_summary");

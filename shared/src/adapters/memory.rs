@@ -1204,6 +1204,7 @@ mod tests {
         let registered = |rps| RegisteredBaseline {
             test_set: None,
             throughput_forecast_rps: Some(rps),
+            reference: None,
             updated_at: minute(0),
         };
         let store = MemoryModelSettings::default();

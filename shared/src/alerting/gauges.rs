@@ -133,6 +133,7 @@ mod tests {
                     metrics: BTreeMap::from([(MetricName::Accuracy, 0.92)]),
                 }),
                 throughput_forecast_rps: Some(40.0),
+                reference: None,
                 updated_at: at("2026-11-01T00:00:00Z"),
             }),
             captured: Some(CapturedBaseline {

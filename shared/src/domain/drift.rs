@@ -46,6 +46,8 @@ pub struct PredictionDrift {
     pub js: f64,
     /// Predictions of the window compared.
     pub predictions: u64,
+    /// Drift bins compared (at most [`DRIFT_BINS`]).
+    pub bins: usize,
 }
 
 impl DriftReference {
@@ -88,6 +90,7 @@ impl DriftReference {
                 psi: psi(&self.shares, &observed),
                 js: js_distance(&self.shares, &observed),
                 predictions: n,
+                bins: self.bins(),
             }
         })
     }

@@ -39,6 +39,8 @@
 //! prediction.
 
 use super::classification::{BinaryStats, SCORE_BINS, ScoreDistribution};
+use super::drift::{DriftReference, PredictionDrift};
+use super::window::{QualityStats, WindowState};
 
 /// Fewest labeled, scored reference records a [`Calibration`] is fitted from.
 pub const MIN_REFERENCE_LABELS: u64 = 100;
@@ -60,6 +62,52 @@ pub enum NotEstimable {
     /// Every labeled reference record has the same actual class: nothing to calibrate.
     #[error("the reference's labeled records are all of one class; scores cannot be calibrated")]
     SingleClassReference,
+}
+
+/// Why a window has no estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoEstimate {
+    /// Estimates cover binary classifiers for now.
+    #[error("estimates cover binary classifiers for now")]
+    NotBinary,
+    /// The reference gives no calibration.
+    #[error(transparent)]
+    Reference(#[from] NotEstimable),
+    /// The window holds no prediction with a predicted class and a score.
+    #[error("the window holds no prediction with a predicted class and a score")]
+    NoScoredPredictions,
+}
+
+/// The binary statistics of a state, if it is a binary classifier's.
+fn binary(state: &WindowState) -> Option<&BinaryStats> {
+    match state.quality()? {
+        QualityStats::Binary(stats) => Some(stats),
+        _ => None,
+    }
+}
+
+/// `window`'s estimated performance, calibrated on `reference` (both of one model).
+///
+/// # Errors
+/// [`NoEstimate`] saying why there is none.
+pub fn estimate_window(
+    reference: &WindowState,
+    window: &WindowState,
+) -> Result<BinaryEstimate, NoEstimate> {
+    let stats = binary(window).ok_or(NoEstimate::NotBinary)?;
+    let reference = binary(reference).ok_or(NotEstimable::TooFewReferenceLabels { labeled: 0 })?;
+    let calibration = Calibration::fit(reference)?;
+    stats
+        .distribution()
+        .and_then(|distribution| calibration.estimate(distribution))
+        .ok_or(NoEstimate::NoScoredPredictions)
+}
+
+/// The drift of `window`'s predictions from `reference`'s; `None` unless both hold
+/// scored binary predictions.
+pub fn window_drift(reference: &WindowState, window: &WindowState) -> Option<PredictionDrift> {
+    let reference = DriftReference::of_scores(binary(reference)?.distribution()?)?;
+    reference.drift_of_scores(binary(window)?.distribution()?)
 }
 
 /// The map score bin → `P(actual = 1)` fitted on a reference (see the module docs).

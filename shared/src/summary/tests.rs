@@ -7,7 +7,9 @@ use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
 
 use crate::adapters::memory::MemoryLabelStore;
+use crate::domain::alerting::baseline::{ReferenceWindow, RegisteredBaseline};
 use crate::domain::labels::LabelLookback;
+use crate::ports::SettingWrite;
 use crate::testing::{MemoryIngest as Ingest, at, memory_ingest, model, run_at, tenant};
 
 /// Ingest accepting 40-day-old events, so the 30-day window has old data.
@@ -379,4 +381,141 @@ fn query_parameters_are_checked() {
     assert_eq!(err.parameter, "limit");
     let err = SummaryQuery::parse([("window", "1h"), ("window", "6h")]).expect_err("twice");
     assert_eq!(err.parameter, "window");
+}
+
+/// A binary batch of `n` predictions from `start`, one a second: score `i / n` spread
+/// over `[0, 1)` shifted by `shift`, predicted at 0.5, labeled when `labeled` (the
+/// actual true exactly when `i % 10` is below ten times the score).
+fn binary_body(
+    batch_id: &str,
+    start: DateTime<Utc>,
+    n: usize,
+    shift: f64,
+    labeled: bool,
+) -> Vec<u8> {
+    let predictions: Vec<Value> = (0..n)
+        .map(|i| {
+            let score = ((i as f64 + 0.5) / n as f64 + shift).clamp(0.0, 1.0);
+            let mut p = json!({"timestamp": (start + TimeDelta::seconds(i as i64)).to_rfc3339(),
+                               "latency_ms": 5, "status": "ok", "predicted": score >= 0.5, "score": score});
+            if labeled {
+                p["actual"] = ((i % 10) as f64 <= 10.0 * score).into();
+            }
+            p
+        })
+        .collect();
+    json!({"model_id": "m3", "batch_id": batch_id, "task": "binary_classification",
+           "predictions": predictions})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn binary_summaries_estimate_and_measure_drift_against_the_reference_window() {
+    let f = fixture().await;
+    let reference_start = f.now - TimeDelta::days(3);
+    let current_start = f.now - TimeDelta::minutes(50);
+    let mut records = Vec::new();
+    for (id, start, shift, labeled) in [
+        ("r", reference_start, 0.0, true),
+        ("w", current_start, 0.15, false),
+    ] {
+        let body = binary_body(id, start, 2_000, shift, labeled);
+        let batch = parse_batch(&body, f.now, &limits()).expect("valid batch");
+        records.extend(batch.predictions.into_iter().map(|p| p.record));
+        f.ingest
+            .ingest(&tenant("t1"), &body, f.now)
+            .await
+            .expect("accepted");
+    }
+    let state_in = |span: TimeSpan| {
+        let mut state = WindowState::default();
+        for record in records
+            .iter()
+            .filter(|r| span.start <= r.timestamp && r.timestamp < span.end)
+        {
+            state.fold_prediction(record).expect("fold");
+        }
+        state
+    };
+    roll_up(
+        &f.ingest.partials,
+        &f.service.window.rollups,
+        &run_at(f.now),
+        &[],
+    )
+    .await
+    .expect("roll up");
+    let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
+
+    // No reference yet: nothing estimated, and the summary says why.
+    let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
+    assert_eq!(
+        json["quality_metrics"]["accuracy"]["estimated"],
+        Value::Null
+    );
+    assert!(
+        json["estimation"]["unavailable"]
+            .as_str()
+            .is_some_and(|why| why.contains("no reference window")),
+        "{}",
+        json["estimation"]
+    );
+    assert_eq!(json["drift"]["psi"], Value::Null);
+
+    let reference = TimeSpan::new(reference_start, reference_start + TimeDelta::hours(1));
+    let baseline = RegisteredBaseline {
+        test_set: None,
+        throughput_forecast_rps: None,
+        reference: Some(ReferenceWindow {
+            from: reference.start,
+            to: reference.end,
+        }),
+        updated_at: f.now,
+    };
+    f.service
+        .settings
+        .put_setting(
+            &tenant("t1"),
+            &model("m3"),
+            SettingWrite::RegisteredBaseline(&baseline),
+        )
+        .await
+        .expect("stored");
+    let summary = f.summary("m3", query).await;
+    let json = serde_json::to_value(&summary).expect("json");
+    // Exactly the domain's estimate and drift over the engine's states of both windows.
+    let (reference_state, window_state) = (state_in(reference), state_in(summary.covered));
+    let estimate = estimate_window(&reference_state, &window_state).expect("an estimate");
+    let drift = window_drift(&reference_state, &window_state).expect("drift");
+    let accuracy = &json["quality_metrics"]["accuracy"];
+    assert_eq!(accuracy["current"], Value::Null, "the window is unlabeled");
+    assert_eq!(accuracy["estimated"], estimate.accuracy.value);
+    assert_eq!(
+        accuracy["estimated_ci"],
+        json!([estimate.accuracy.low, estimate.accuracy.high])
+    );
+    assert_eq!(
+        json["quality_metrics"]["auc_roc"]["estimated"],
+        estimate.auc_roc.expect("both classes").value
+    );
+    assert_eq!(
+        json["estimation"]["precision"]["estimated"],
+        estimate.precision.expect("positives").value
+    );
+    assert_eq!(json["estimation"]["predictions"], 2_000);
+    assert_eq!(json["estimation"]["unavailable"], Value::Null);
+    assert_eq!(json["estimation"]["reference"]["source"], "registered");
+    assert_eq!(json["drift"]["psi"], drift.psi);
+    assert_eq!(json["drift"]["js"], drift.js);
+    assert_eq!(json["drift"]["distribution"], "score");
+    assert!(
+        drift.psi > 0.2,
+        "a 0.15 shift of every score drifts: {drift:?}"
+    );
+
+    // A regression model says estimates are for binary classifiers.
+    let json = serde_json::to_value(f.summary("m1", query).await).expect("json");
+    assert_eq!(json["estimation"]["reference"], Value::Null);
+    assert_eq!(json["quality_metrics"]["rmse"]["estimated"], Value::Null);
 }

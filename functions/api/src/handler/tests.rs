@@ -261,6 +261,8 @@ async fn a_summary_has_the_spec_shape() {
             "serving_metrics",
             "resource_metrics",
             "label_metrics",
+            "estimation",
+            "drift",
             "sample_count",
             "labeled_count",
             "overflow",
@@ -280,7 +282,20 @@ async fn a_summary_has_the_spec_shape() {
     );
     assert_eq!(
         body["quality_metrics"]["rmse"],
-        serde_json::json!({"current": null, "baseline": null, "trend": null})
+        serde_json::json!({"current": null, "baseline": null, "trend": null,
+                           "estimated": null, "estimated_ci": null})
+    );
+    assert_eq!(body["estimation"]["reference"], serde_json::Value::Null);
+    assert_eq!(
+        keys(&body["drift"]),
+        sorted(&[
+            "reference",
+            "distribution",
+            "psi",
+            "js",
+            "bins",
+            "predictions"
+        ])
     );
     assert_eq!(
         keys(&body["serving_metrics"]),

@@ -134,6 +134,7 @@ mod tests {
                 metrics: BTreeMap::from([(MetricName::Accuracy, accuracy)]),
             }),
             throughput_forecast_rps: None,
+            reference: None,
             updated_at: at("2026-11-02T00:00:00Z"),
         });
         settings

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use modelwatch::domain::alerting::baseline::{
-    Baselines, CAPTURE_SPAN, CapturedBaseline, TestSetBaseline,
+    Baselines, CAPTURE_SPAN, CapturedBaseline, Reference, TestSetBaseline,
 };
 use modelwatch::domain::ids::ModelId;
 use modelwatch::ports::RegisteredModel;
@@ -26,11 +26,14 @@ pub struct BaselineView {
     pub captured: Option<CapturedBaseline>,
     /// When the capture is due (first prediction + 24 h) while not captured; else `null`.
     pub capture_due_at: Option<DateTime<Utc>>,
+    /// The window estimates and drift compare against; `null` while there is none.
+    pub reference: Option<Reference>,
 }
 
 impl BaselineView {
     /// The view of `model`'s `baselines`.
     pub fn of(model: &RegisteredModel, baselines: Baselines) -> Self {
+        let reference = baselines.reference();
         let (test_set, throughput_forecast_rps, updated_at) = match baselines.registered {
             Some(r) => (r.test_set, r.throughput_forecast_rps, Some(r.updated_at)),
             None => (None, None, None),
@@ -45,6 +48,7 @@ impl BaselineView {
                 .is_none()
                 .then(|| model.first_seen + CAPTURE_SPAN),
             captured: baselines.captured,
+            reference,
         }
     }
 }
@@ -64,7 +68,7 @@ mod tests {
         assert_eq!(
             json,
             json!({"model_id": "m", "test_set": null, "throughput_forecast_rps": null,
-                "updated_at": null, "captured": null,
+                "updated_at": null, "captured": null, "reference": null,
                 "capture_due_at": (m.first_seen + CAPTURE_SPAN).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)})
         );
     }
@@ -98,5 +102,9 @@ mod tests {
         assert_eq!(json["captured"]["latency_p95_ms"], 22.5);
         assert_eq!(json["captured"]["sample_count"], 5000);
         assert_eq!(json["capture_due_at"], Value::Null);
+        assert_eq!(
+            json["reference"],
+            json!({"from": "2026-11-27T00:00:00Z", "to": "2026-11-28T00:00:00Z", "source": "captured"})
+        );
     }
 }

@@ -158,6 +158,7 @@ mod tests {
         let baseline = RegisteredBaseline {
             test_set: None,
             throughput_forecast_rps: Some(12.5),
+            reference: None,
             updated_at: at("2026-11-28T10:00:00Z"),
         };
         let write = SettingWrite::RegisteredBaseline(&baseline);

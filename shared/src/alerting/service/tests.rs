@@ -181,6 +181,7 @@ impl World {
                 metrics: BTreeMap::from([(MetricName::Accuracy, accuracy)]),
             }),
             throughput_forecast_rps: None,
+            reference: None,
             updated_at: at("2026-11-01T00:00:00Z"),
         };
         self.evaluator

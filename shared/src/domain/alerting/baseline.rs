@@ -24,6 +24,40 @@ pub struct TestSetBaseline {
     pub metrics: BTreeMap<MetricName, f64>,
 }
 
+/// Longest reference window a user may register.
+pub const MAX_REFERENCE_SPAN: TimeDelta = TimeDelta::days(31);
+
+/// A window of production traffic that performance estimates and prediction drift
+/// compare against (`[from, to)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceWindow {
+    /// Start, inclusive.
+    pub from: DateTime<Utc>,
+    /// End, exclusive.
+    pub to: DateTime<Utc>,
+}
+
+/// A model's reference window and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reference {
+    /// Start, inclusive.
+    pub from: DateTime<Utc>,
+    /// End, exclusive.
+    pub to: DateTime<Utc>,
+    /// `registered` (through `PUT …/baseline`) or `captured` (the first 24 hours).
+    pub source: ReferenceSource,
+}
+
+/// Where a model's reference window comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceSource {
+    /// Registered through `PUT …/baseline`.
+    Registered,
+    /// The captured first 24 hours of traffic.
+    Captured,
+}
+
 /// What a user registered for a model (`PUT …/baseline`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisteredBaseline {
@@ -31,6 +65,10 @@ pub struct RegisteredBaseline {
     pub test_set: Option<TestSetBaseline>,
     /// The expected traffic, predictions per second, if registered.
     pub throughput_forecast_rps: Option<f64>,
+    /// The reference window for estimates and drift, if registered (else the captured
+    /// 24 hours serve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceWindow>,
     /// When this was registered.
     pub updated_at: DateTime<Utc>,
 }
@@ -92,6 +130,25 @@ impl Baselines {
         self.registered.as_ref()?.throughput_forecast_rps
     }
 
+    /// The reference window of estimates and drift: the registered one, else the
+    /// captured first 24 hours.
+    pub fn reference(&self) -> Option<Reference> {
+        let registered = self.registered.as_ref().and_then(|r| r.reference);
+        match (registered, &self.captured) {
+            (Some(ReferenceWindow { from, to }), _) => Some(Reference {
+                from,
+                to,
+                source: ReferenceSource::Registered,
+            }),
+            (None, Some(captured)) => Some(Reference {
+                from: captured.from,
+                to: captured.to,
+                source: ReferenceSource::Captured,
+            }),
+            (None, None) => None,
+        }
+    }
+
     /// The baseline a metric is compared against, if it has one: test set for quality
     /// metrics, the captured span for latency p95 and error rate, the forecast for
     /// throughput.
@@ -106,16 +163,20 @@ impl Baselines {
 }
 
 /// Reads and validates a baseline sent to `PUT …/baseline`:
-/// `{"test_set": {"evaluated_at", "metrics": {name: value}}, "throughput_forecast_rps"}`,
-/// at least one of the two. Quality metrics must be the task's; accuracy, F1 and AUC
-/// lie in [0, 1], the regression errors are ≥ 0.
+/// `{"test_set": {"evaluated_at", "metrics": {name: value}}, "throughput_forecast_rps",
+/// "reference": {"from", "to"}}`, at least one of the three. Quality metrics must be the
+/// task's; accuracy, F1 and AUC lie in [0, 1], the regression errors are ≥ 0; a
+/// reference window is past, non-empty and at most [`MAX_REFERENCE_SPAN`] long.
 pub fn parse_baseline(
     body: &Value,
     task: Task,
     now: DateTime<Utc>,
 ) -> Result<RegisteredBaseline, Problems> {
-    let (object, mut problems) =
-        request_object(body, &["test_set", "throughput_forecast_rps"], "a baseline")?;
+    let (object, mut problems) = request_object(
+        body,
+        &["test_set", "throughput_forecast_rps", "reference"],
+        "a baseline",
+    )?;
     let allowed = quality_metrics(task);
     let test_set = match object.get("test_set") {
         None | Some(Value::Null) => None,
@@ -123,32 +184,12 @@ pub fn parse_baseline(
             problems.unknown_fields(test_set, &["evaluated_at", "metrics"], "test_set", |key| {
                 format!("test_set.{key}")
             });
-            let evaluated_at = match test_set.get("evaluated_at") {
-                Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
-                    Ok(time) if time.with_timezone(&Utc) <= now + TimeDelta::minutes(5) => {
-                        Some(time.with_timezone(&Utc))
-                    }
-                    Ok(_) => {
-                        problems.push("test_set.evaluated_at", "must not lie in the future");
-                        None
-                    }
-                    Err(_) => {
-                        problems.push(
-                            "test_set.evaluated_at",
-                            "must be an RFC 3339 time, e.g. 2026-11-01T12:00:00Z",
-                        );
-                        None
-                    }
-                },
-                None => {
-                    problems.push("test_set.evaluated_at", "is required");
-                    None
-                }
-                Some(_) => {
-                    problems.push("test_set.evaluated_at", "must be an RFC 3339 time string");
-                    None
-                }
-            };
+            let evaluated_at = past_time(
+                test_set.get("evaluated_at"),
+                "test_set.evaluated_at",
+                now,
+                &mut problems,
+            );
             let mut metrics = BTreeMap::new();
             match test_set.get("metrics") {
                 Some(Value::Object(given)) if !given.is_empty() => {
@@ -211,18 +252,80 @@ pub fn parse_baseline(
             }
         },
     };
-    if problems.is_empty() && test_set.is_none() && throughput_forecast_rps.is_none() {
-        problems.push("", "must give test_set, throughput_forecast_rps or both");
+    let reference = parse_reference(object.get("reference"), now, &mut problems);
+    if problems.is_empty()
+        && test_set.is_none()
+        && throughput_forecast_rps.is_none()
+        && reference.is_none()
+    {
+        problems.push(
+            "",
+            "must give at least one of test_set, throughput_forecast_rps and reference",
+        );
     }
     if problems.is_empty() {
         Ok(RegisteredBaseline {
             test_set,
             throughput_forecast_rps,
+            reference,
             updated_at: now,
         })
     } else {
         Err(problems)
     }
+}
+
+/// An RFC 3339 time at most five minutes after `now` (clock skew), or a problem with
+/// `field`.
+fn past_time(
+    value: Option<&Value>,
+    field: &str,
+    now: DateTime<Utc>,
+    problems: &mut Problems,
+) -> Option<DateTime<Utc>> {
+    let reason = match value {
+        Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
+            Ok(time) if time.with_timezone(&Utc) <= now + TimeDelta::minutes(5) => {
+                return Some(time.with_timezone(&Utc));
+            }
+            Ok(_) => "must not lie in the future",
+            Err(_) => "must be an RFC 3339 time, e.g. 2026-11-01T12:00:00Z",
+        },
+        None => "is required",
+        Some(_) => "must be an RFC 3339 time string",
+    };
+    problems.push(field, reason);
+    None
+}
+
+/// The optional `reference` window of a baseline.
+fn parse_reference(
+    value: Option<&Value>,
+    now: DateTime<Utc>,
+    problems: &mut Problems,
+) -> Option<ReferenceWindow> {
+    let reference = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(reference)) => reference,
+        Some(_) => {
+            problems.push("reference", "must be an object {\"from\", \"to\"} or null");
+            return None;
+        }
+    };
+    problems.unknown_fields(reference, &["from", "to"], "reference", |key| {
+        format!("reference.{key}")
+    });
+    let from = past_time(reference.get("from"), "reference.from", now, problems);
+    let to = past_time(reference.get("to"), "reference.to", now, problems);
+    let (from, to) = (from?, to?);
+    if to <= from {
+        problems.push("reference.to", "must lie after reference.from");
+    } else if to - from > MAX_REFERENCE_SPAN {
+        problems.push("reference", "must span at most 31 days");
+    } else {
+        return Some(ReferenceWindow { from, to });
+    }
+    None
 }
 
 #[cfg(test)]
@@ -250,6 +353,42 @@ mod tests {
         assert_eq!(baselines.baseline_of(MetricName::LatencyP95), None);
         let only_forecast = json!({"throughput_forecast_rps": 2.5});
         assert!(parse_baseline(&only_forecast, Task::Regression, now()).is_ok());
+    }
+
+    #[test]
+    fn a_registered_reference_window_wins_over_the_captured_one() {
+        let body =
+            json!({"reference": {"from": "2025-11-18T00:00:00Z", "to": "2025-11-19T00:00:00Z"}});
+        let registered = parse_baseline(&body, Task::BinaryClassification, now()).expect("valid");
+        let window = registered.reference.expect("a reference");
+        assert_eq!(window.to - window.from, TimeDelta::days(1));
+        let captured = CapturedBaseline::from_metrics(&MetricSet::default(), now(), now());
+        let mut baselines = Baselines {
+            registered: None,
+            captured: Some(captured),
+        };
+        assert_eq!(
+            baselines.reference(),
+            Some(Reference {
+                from: now(),
+                to: now() + CAPTURE_SPAN,
+                source: ReferenceSource::Captured
+            })
+        );
+        baselines.registered = Some(registered);
+        assert_eq!(
+            baselines.reference(),
+            Some(Reference {
+                from: window.from,
+                to: window.to,
+                source: ReferenceSource::Registered
+            })
+        );
+        // Stored baselines from before the field read without a reference.
+        let stored = json!({"test_set": null, "throughput_forecast_rps": 3.0,
+                            "updated_at": "2025-11-20T10:00:00Z"});
+        let old: RegisteredBaseline = serde_json::from_value(stored).expect("reads");
+        assert_eq!(old.reference, None);
     }
 
     #[test]
@@ -281,6 +420,19 @@ mod tests {
             (
                 json!({"throughput_forecast_rps": -3}),
                 vec!["throughput_forecast_rps"],
+            ),
+            (json!({"reference": 3}), vec!["reference"]),
+            (
+                json!({"reference": {"from": "2025-11-20T00:00:00Z", "to": "2025-11-19T00:00:00Z"}}),
+                vec!["reference.to"],
+            ),
+            (
+                json!({"reference": {"from": "2025-09-01T00:00:00Z", "to": "2025-11-19T00:00:00Z"}}),
+                vec!["reference"],
+            ),
+            (
+                json!({"reference": {"to": "2099-01-01T00:00:00Z", "at": 1}}),
+                vec!["reference.at", "reference.from", "reference.to"],
             ),
         ];
         for (body, expected) in cases {

@@ -809,6 +809,7 @@ mod tests {
                     metrics: [(MetricName::Accuracy, 0.9), (MetricName::AucRoc, 0.8)].into(),
                 }),
                 throughput_forecast_rps: Some(150.0),
+                reference: None,
                 updated_at: now(),
             }),
             captured: Some(CapturedBaseline {
@@ -842,6 +843,7 @@ mod tests {
                     metrics: [(MetricName::Rmse, 2.0)].into(),
                 }),
                 throughput_forecast_rps: None,
+                reference: None,
                 updated_at: now(),
             }),
             captured: None,
