@@ -70,6 +70,30 @@ pub fn memory_ingest() -> MemoryIngest {
     }
 }
 
+/// An ok binary prediction at 2026-12-01T00:00Z (latency 10 ms) with its predicted
+/// class, its truth if known, and its score.
+pub fn binary_record(predicted: bool, actual: Option<bool>, score: f64) -> PredictionRecord {
+    PredictionRecord {
+        timestamp: at("2026-12-01T00:00:00Z"),
+        latency_ms: 10.0,
+        status: Status::Ok,
+        error_type: None,
+        outcome: Outcome::Binary {
+            predicted: Some(predicted),
+            actual,
+            score: Some(score),
+        },
+    }
+}
+
+/// The binary statistics of `state` (panics for another task).
+pub fn binary_stats(state: &WindowState) -> &crate::domain::BinaryStats {
+    match state.quality() {
+        Some(crate::domain::QualityStats::Binary(stats)) => stats,
+        other => panic!("not a binary state: {other:?}"),
+    }
+}
+
 /// A regression state of `predictions` labeled records at `time` (latency 10 ms,
 /// predicted 1.5, actual 1.0).
 pub fn regression_state(predictions: usize, time: DateTime<Utc>) -> WindowState {

@@ -7,12 +7,10 @@
 //! 1e-9) and on the exact scores ("raw": the 1,000-bin histogram may cost at most
 //! [`HISTOGRAM_BOUND`]).
 
-use chrono::{TimeZone, Utc};
+use modelwatch::domain::WindowState;
 use modelwatch::domain::drift::DriftReference;
 use modelwatch::domain::estimation::{BinaryEstimate, Calibration, bin_centre};
-use modelwatch::domain::{
-    BinaryStats, Outcome, PredictionRecord, QualityStats, Status, WindowState,
-};
+use modelwatch::testing::{binary_record as record, binary_stats};
 use serde::Deserialize;
 
 /// The most the 1/1000 score bins may move an estimate or a drift statistic from its
@@ -56,27 +54,6 @@ struct Drift {
     psi: f64,
     js: f64,
     bins: usize,
-}
-
-fn record(predicted: bool, actual: Option<bool>, score: f64) -> PredictionRecord {
-    PredictionRecord {
-        timestamp: Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
-        latency_ms: 10.0,
-        status: Status::Ok,
-        error_type: None,
-        outcome: Outcome::Binary {
-            predicted: Some(predicted),
-            actual,
-            score: Some(score),
-        },
-    }
-}
-
-fn binary(state: &WindowState) -> &BinaryStats {
-    match state.quality() {
-        Some(QualityStats::Binary(stats)) => stats,
-        other => panic!("not a binary state: {other:?}"),
-    }
 }
 
 fn estimated(estimate: &BinaryEstimate) -> [f64; 5] {
@@ -125,7 +102,7 @@ fn estimates_and_drift_equal_nannyml_and_scipy_on_the_fixtures() {
         // Through the stored bytes, as the summary reads them.
         let reference = WindowState::from_bytes(&reference.to_bytes()).unwrap();
         let window = WindowState::from_bytes(&window.to_bytes()).unwrap();
-        let (reference, window) = (binary(&reference), binary(&window));
+        let (reference, window) = (binary_stats(&reference), binary_stats(&window));
         let distribution = window.distribution().expect("scored predictions");
 
         let calibration = Calibration::fit(reference).expect("a calibratable reference");
@@ -222,9 +199,9 @@ fn the_estimate_lies_within_its_interval_of_the_realized_value_in_most_trials() 
             };
             *cell += 1.0;
         }
-        let calibration = Calibration::fit(binary(&reference)).unwrap();
+        let calibration = Calibration::fit(binary_stats(&reference)).unwrap();
         let estimate = calibration
-            .estimate(binary(&window).distribution().unwrap())
+            .estimate(binary_stats(&window).distribution().unwrap())
             .unwrap();
         let Realized { tp, fp, fn_, tn } = realized;
         let values = [

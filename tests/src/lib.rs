@@ -253,6 +253,30 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs the reference script `script` (a path from the repository root) with the local
+/// stack's Python (scikit-learn, numpy, scipy; installed by stack.sh), `input` as JSON
+/// on its stdin; its stdout parsed as JSON. Panics, naming the script, on any failure.
+pub fn python_reference(script: &str, input: &Value) -> Value {
+    use std::io::Write;
+    let python = repo_root().join("infra/local/.venv/bin/python");
+    let script = repo_root().join(script);
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} (installed by stack.sh): {e}", python.display()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("reference");
+    assert!(output.status.success(), "{}", script.display());
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
 fn stack_env_path() -> PathBuf {
     if let Ok(path) = std::env::var("MODELWATCH_STACK_ENV") {
         return PathBuf::from(path);

@@ -5,13 +5,10 @@
 //! the joined records, its coverage is labeled / predictions, and its label-delay
 //! quantiles are numpy's within the sketch's 1%.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::domain::LATENCY_RELATIVE_ACCURACY;
 use modelwatch_e2e::{
-    Stack, actuals_event, api_request, event, ingest_event, repo_root, unique_tenant,
+    Stack, actuals_event, api_request, event, ingest_event, python_reference, unique_tenant,
 };
 use serde_json::{Value, json};
 
@@ -59,29 +56,13 @@ fn sample(receipt: &Value, fate: &str) -> Vec<String> {
 
 /// scikit-learn and numpy on the joined records, through the local stack's Python.
 fn reference(joined: &[(bool, bool, f64, f64)]) -> Value {
-    let python = repo_root().join("infra/local/.venv/bin/python");
-    let script = repo_root().join("tests/reference/joined_metrics.py");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} (installed by stack.sh): {e}", python.display()));
     let input = json!({
         "predicted": joined.iter().map(|j| j.0).collect::<Vec<_>>(),
         "actual": joined.iter().map(|j| j.1).collect::<Vec<_>>(),
         "score": joined.iter().map(|j| j.2).collect::<Vec<_>>(),
         "delay_s": joined.iter().map(|j| j.3).collect::<Vec<_>>(),
     });
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("reference");
-    assert!(output.status.success(), "{}", script.display());
-    serde_json::from_slice(&output.stdout).expect("JSON")
+    python_reference("tests/reference/joined_metrics.py", &input)
 }
 
 #[tokio::test]

@@ -394,11 +394,17 @@ fn answers_the_document_does_not_describe_are_refused() {
     point["timestamp"] = "2026-11-28T10:00:00Z".into();
     point["sample_count"] = 0.into();
     point["labeled_count"] = 0.into();
-    let quality = json!({"current": null, "baseline": null, "trend": null});
+    let quality = json!({"current": null, "baseline": null, "trend": null,
+                         "estimated": null, "estimated_ci": null});
     let summary = json!({"model_id": "m", "window": "1h", "granularity": "minute",
         "quality_metrics": {"rmse": quality, "mae": quality, "mape": quality},
         "serving_metrics": metrics(&serving), "resource_metrics": metrics(&resources),
-        "label_metrics": metrics(&labels), "sample_count": 0, "labeled_count": 0,
+        "label_metrics": metrics(&labels),
+        "estimation": {"reference": null, "unavailable": "no reference window yet",
+                       "predictions": 0, "precision": null, "recall": null},
+        "drift": {"reference": null, "distribution": null, "psi": null, "js": null,
+                  "bins": null, "predictions": 0},
+        "sample_count": 0, "labeled_count": 0,
         "overflow": {"actual_labels": 0, "predicted_labels": 0, "error_types": 0},
         "series": [point]});
     let summary_path = "/api/v1/monitoring/performance/m";
@@ -407,11 +413,41 @@ fn answers_the_document_does_not_describe_are_refused() {
             .check_answer("GET", summary_path, &answer(200, &summary))
             .is_ok()
     );
+    // Estimates and drift as a binary classifier's summary shows them.
+    let mut estimated = summary.clone();
+    let value = json!({"current": null, "baseline": 0.9, "trend": null,
+                       "estimated": 0.81, "estimated_ci": [0.79, 0.83]});
+    estimated["quality_metrics"] = json!({"accuracy": value, "f1_score": value, "auc_roc": value});
+    let reference = json!({"from": "2026-11-27T00:00:00Z", "to": "2026-11-28T00:00:00Z",
+                           "source": "captured"});
+    estimated["estimation"] = json!({"reference": reference, "unavailable": null,
+        "predictions": 1700, "precision": {"estimated": 0.7, "estimated_ci": [0.68, 0.72]},
+        "recall": {"estimated": 0.9, "estimated_ci": [0.88, 0.92]}});
+    estimated["drift"] = json!({"reference": reference, "distribution": "score", "psi": 0.31,
+                                "js": 0.22, "bins": 10, "predictions": 1700});
+    let mut series = summary["series"][0].clone();
+    for name in ["rmse", "mae", "mape"] {
+        series.as_object_mut().expect("point").remove(name);
+    }
+    for name in ["accuracy", "f1_score", "auc_roc"] {
+        series[name] = Value::Null;
+    }
+    estimated["series"] = json!([series]);
+    assert!(
+        contract
+            .check_answer("GET", summary_path, &answer(200, &estimated))
+            .is_ok(),
+        "{estimated}"
+    );
     let mut mixed = summary.clone();
     mixed["series"][0]["accuracy"] = Value::Null;
     let mut extra = summary.clone();
     extra["serving_metrics"]["p42"] = 1.into();
-    for refused in [mixed, extra] {
+    let mut three_ends = estimated.clone();
+    three_ends["estimation"]["recall"]["estimated_ci"] = json!([0.1, 0.2, 0.3]);
+    let mut unknown_distribution = estimated.clone();
+    unknown_distribution["drift"]["distribution"] = "labels".into();
+    for refused in [mixed, extra, three_ends, unknown_distribution] {
         assert!(
             contract
                 .check_answer("GET", summary_path, &answer(200, &refused))

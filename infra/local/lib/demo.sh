@@ -40,17 +40,23 @@ cmd_demo() {
 # failing, one whose labels arrive 1-3 hours late; it drives aggregate and evaluate as the schedules would and prints the
 # summaries, trends, the alerts the SNS subscriber got and values from Prometheus.
 # DEMO_HOURS / DEMO_STEP_MINUTES change its length (DEMO_HOURS >= 3).
+# Its tenant and the start of its traffic go to $RUN_DIR/demo.env, for checks that
+# run on what it left (test.sh's dashboard queries).
 run_demo() {
   # The same build as `up`'s (a no-op after it): the simulator is one of its binaries.
   build_binaries
-  local simulator
+  local simulator tenant hours
   simulator="$(target_dir)/debug/modelwatch-simulator"
+  tenant="demo-$(date -u +%Y%m%d%H%M%S)"
+  hours="${DEMO_HOURS:-6}"
+  printf 'DEMO_TENANT=%s\nDEMO_FROM=%s\n' "$tenant" \
+    "$(date -u -d "-${hours} hours -2 minutes" +%Y-%m-%dT%H:%M:%SZ)" >"$RUN_DIR/demo.env"
   (
     export_stack_env
     "$simulator" \
       --lambda-endpoint "$LAMBDA_ENDPOINT" \
-      --tenant "demo-$(date -u +%Y%m%d%H%M%S)" \
-      --hours "${DEMO_HOURS:-6}" \
+      --tenant "$tenant" \
+      --hours "$hours" \
       --step-minutes "${DEMO_STEP_MINUTES:-10}" \
       --alert-queue-url "$ALERT_QUEUE_URL" \
       --prometheus-url "$PROMETHEUS_URL" \

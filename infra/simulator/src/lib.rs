@@ -405,8 +405,13 @@ pub async fn check(
                 .collect();
             rules.sort_unstable();
             rules.dedup();
-            if rules.is_empty() {
-                problems.push(format!("{}: the degraded model raised no alert", model.id));
+            for expected in model.kind.incident_rules(config.register_baselines) {
+                if !rules.contains(expected) {
+                    problems.push(format!(
+                        "{}: the incident did not fire {expected} (fired: {rules:?})",
+                        model.id
+                    ));
+                }
             }
             for rule in rules {
                 let count = |state: &str| {

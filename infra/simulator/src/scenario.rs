@@ -41,6 +41,20 @@ pub const LATE_LABEL_DELAY: (TimeDelta, TimeDelta) = (TimeDelta::hours(1), TimeD
 const INLINE_LABELED: f64 = 0.8;
 
 impl ModelKind {
+    /// The default rules the degraded model's incident must fire: its failures and its
+    /// slowness, and — with a registered test-set baseline to fall below — a
+    /// classifier's accuracy drop.
+    pub fn incident_rules(self, with_baselines: bool) -> &'static [&'static str] {
+        match self {
+            Self::Binary | Self::LateBinary | Self::Multiclass if with_baselines => &[
+                "default-error_rate",
+                "default-latency_p95-max",
+                "default-accuracy",
+            ],
+            _ => &["default-error_rate", "default-latency_p95-max"],
+        }
+    }
+
     /// The batch `task`.
     pub fn task(self) -> &'static str {
         match self {

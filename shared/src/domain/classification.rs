@@ -266,8 +266,7 @@ impl BinaryStats {
             None => out.u8(0),
             Some(histograms) => {
                 out.u8(1);
-                encode_bins(&histograms.positives, out);
-                encode_bins(&histograms.negatives, out);
+                encode_histograms(histograms, out);
             }
         }
     }
@@ -294,20 +293,7 @@ impl BinaryStats {
             })?;
         match input.u8("score histogram flag")? {
             0 => {}
-            1 => {
-                let mut histograms = ScoreHistograms::empty();
-                let positives = decode_bins(&mut histograms.positives, input)?;
-                let negatives = decode_bins(&mut histograms.negatives, input)?;
-                if positives
-                    .checked_add(negatives)
-                    .is_none_or(|total| total == 0)
-                {
-                    return Err(DecodeError::Invalid {
-                        what: "score histogram totals",
-                    });
-                }
-                stats.scores = Some(histograms);
-            }
+            1 => stats.scores = Some(decode_histograms(input, "score histogram totals")?),
             _ => {
                 return Err(DecodeError::Invalid {
                     what: "score histogram flag",
@@ -322,8 +308,7 @@ impl BinaryStats {
     /// Writes the [`ScoreDistribution`] (the section of state format version 3).
     pub(crate) fn encode_distribution(&self, out: &mut Writer) {
         if let Some(distribution) = &self.distribution {
-            encode_bins(&distribution.0.positives, out);
-            encode_bins(&distribution.0.negatives, out);
+            encode_histograms(&distribution.0, out);
         }
     }
 
@@ -333,20 +318,34 @@ impl BinaryStats {
         &mut self,
         input: &mut Reader<'_>,
     ) -> Result<(), DecodeError> {
-        let mut histograms = ScoreHistograms::empty();
-        let positives = decode_bins(&mut histograms.positives, input)?;
-        let negatives = decode_bins(&mut histograms.negatives, input)?;
-        if positives
-            .checked_add(negatives)
-            .is_none_or(|total| total == 0)
-        {
-            return Err(DecodeError::Invalid {
-                what: "score distribution totals",
-            });
-        }
+        let histograms = decode_histograms(input, "score distribution totals")?;
         self.distribution = Some(ScoreDistribution(histograms));
         Ok(())
     }
+}
+
+/// Both histograms, positives first.
+fn encode_histograms(histograms: &ScoreHistograms, out: &mut Writer) {
+    encode_bins(&histograms.positives, out);
+    encode_bins(&histograms.negatives, out);
+}
+
+/// Reads [`encode_histograms`]' output; `empty` names the error of two empty histograms
+/// (never written).
+fn decode_histograms(
+    input: &mut Reader<'_>,
+    empty: &'static str,
+) -> Result<Box<ScoreHistograms>, DecodeError> {
+    let mut histograms = ScoreHistograms::empty();
+    let positives = decode_bins(&mut histograms.positives, input)?;
+    let negatives = decode_bins(&mut histograms.negatives, input)?;
+    if positives
+        .checked_add(negatives)
+        .is_none_or(|total| total == 0)
+    {
+        return Err(DecodeError::Invalid { what: empty });
+    }
+    Ok(histograms)
 }
 
 /// Adds `theirs` into `ours` (allocating it when absent).

@@ -1,32 +1,18 @@
-use chrono::{TimeZone, Utc};
-
 use super::*;
-use crate::domain::record::{Outcome, PredictionRecord, Status};
-use crate::domain::{QualityStats, WindowState};
+use crate::domain::WindowState;
+use crate::domain::record::Outcome;
+use crate::testing::{binary_record, binary_stats};
 
 /// A binary state of `(predicted, actual, score, copies)` records.
 fn binary_state(records: &[(bool, Option<bool>, f64, usize)]) -> BinaryStats {
     let mut state = WindowState::new();
     for &(predicted, actual, score, copies) in records {
-        let record = PredictionRecord {
-            timestamp: Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
-            latency_ms: 1.0,
-            status: Status::Ok,
-            error_type: None,
-            outcome: Outcome::Binary {
-                predicted: Some(predicted),
-                actual,
-                score: Some(score),
-            },
-        };
+        let record = binary_record(predicted, actual, score);
         for _ in 0..copies {
             state.fold_prediction(&record).unwrap();
         }
     }
-    match state.quality() {
-        Some(QualityStats::Binary(stats)) => stats.clone(),
-        other => panic!("not binary: {other:?}"),
-    }
+    binary_stats(&state).clone()
 }
 
 #[test]
@@ -120,9 +106,7 @@ fn an_empty_window_has_no_estimate_and_late_labels_leave_the_distribution() {
         score: Some(0.7),
     };
     state.fold_label(&outcome, 60.0).unwrap();
-    let Some(QualityStats::Binary(stats)) = state.quality() else {
-        panic!("binary");
-    };
+    let stats = binary_stats(&state);
     assert_eq!(stats.labeled(), 1);
     assert!(
         stats.distribution().is_none(),

@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""CBPE estimates and prediction drift of a window against a reference, for
+tests/tests/estimation.rs: NannyML's method (scikit-learn's isotonic calibrator) and
+scipy's Jensen-Shannon distance, as shared/tests/reference/generate_estimation.py
+defines them, on scores moved to their 1/1000 bin's centre as the engine keeps them.
+
+Reads {"reference": [[score, predicted, actual]], "window": [[score, predicted]]} on
+stdin and writes {"accuracy", "precision", "recall", "f1_score", "auc_roc", "psi", "js"}.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+root = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location(
+    "generate_estimation", root / "shared/tests/reference/generate_estimation.py"
+)
+method = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(method)
+
+records = json.load(sys.stdin)
+reference = np.array(records["reference"], dtype=float)
+window = np.array(records["window"], dtype=float)
+ref_score, ref_actual = reference[:, 0], reference[:, 2].astype(bool)
+score, predicted = window[:, 0], window[:, 1].astype(bool)
+answer = {
+    k: float(v)
+    for k, v in method.cbpe(
+        method.centre(ref_score), ref_actual, method.centre(score), predicted
+    ).items()
+}
+drift = method.drift(method.bin_of(ref_score), method.bin_of(score))
+answer.update({"psi": drift["psi"], "js": drift["js"]})
+json.dump(answer, sys.stdout)
