@@ -231,7 +231,7 @@ pub struct DriftSummary {
 /// The estimate and drift of a window against the model's reference, if it has one.
 struct Comparison {
     reference: Option<Reference>,
-    estimate: Result<BinaryEstimate, String>,
+    estimate: Result<BinaryEstimate, NoEstimate>,
     drift: Option<PredictionDrift>,
 }
 
@@ -250,7 +250,7 @@ impl Comparison {
         let estimate = self.estimate.as_ref().ok();
         EstimationSummary {
             reference: self.reference,
-            unavailable: self.estimate.as_ref().err().cloned(),
+            unavailable: self.estimate.as_ref().err().map(ToString::to_string),
             predictions: estimate.map_or(0, |e| e.predictions),
             precision: estimate.and_then(|e| e.precision).map(Into::into),
             recall: estimate.and_then(|e| e.recall).map(Into::into),
@@ -642,18 +642,14 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         let Some(window) = reference else {
             return Ok(Comparison {
                 reference,
-                estimate: Err(
-                    "no reference window yet: register one (PUT …/baseline \"reference\") \
-                               or wait for the first 24 hours to be captured"
-                        .to_owned(),
-                ),
+                estimate: Err(NoEstimate::NoReference),
                 drift: None,
             });
         };
         if model.task != Task::BinaryClassification {
             return Ok(Comparison {
                 reference,
-                estimate: Err(NoEstimate::NotBinary.to_string()),
+                estimate: Err(NoEstimate::NotBinary),
                 drift: None,
             });
         }
@@ -667,7 +663,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
             .await?;
         Ok(Comparison {
             reference,
-            estimate: estimate_window(&reference_state, state).map_err(|e| e.to_string()),
+            estimate: estimate_window(&reference_state, state),
             drift: window_drift(&reference_state, state),
         })
     }

@@ -67,6 +67,11 @@ pub enum NotEstimable {
 /// Why a window has no estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NoEstimate {
+    /// The model has no reference window yet.
+    #[error(
+        "no reference window yet: register one (PUT …/baseline \"reference\") or wait for the first 24 hours to be captured"
+    )]
+    NoReference,
     /// Estimates cover binary classifiers for now.
     #[error("estimates cover binary classifiers for now")]
     NotBinary,
