@@ -505,7 +505,7 @@ impl<S: RollupStore> WindowReader<S> {
                     .await?,
             );
         }
-        let state = WindowState::merged(parts.iter().map(|r| &r.state))
+        let state = WindowState::merged(parts.into_iter().map(|r| r.state))
             .map_err(|e| StoreError::inconsistent(format!("rollups of {tenant}/{model_id}"), e))?;
         Ok((state, TimeSpan { start, end: to }))
     }
@@ -527,14 +527,14 @@ impl<S: RollupStore> WindowReader<S> {
             .rollups
             .rollups(tenant, model_id, g, TimeSpan::new(series_start, to))
             .await?;
-        let mut rollups = rollups.iter().peekable();
+        let mut rollups = rollups.into_iter().peekable();
         let mut series = Vec::new();
         let mut point_start = series_start;
         while point_start < to {
             let point_end = (point_start + g.length()).min(to);
             let mut parts = Vec::new();
             while let Some(rollup) = rollups.next_if(|r| r.start < point_end) {
-                parts.push(&rollup.state);
+                parts.push(rollup.state);
             }
             let state = WindowState::merged(parts).map_err(|e| {
                 StoreError::inconsistent(format!("rollups of {tenant}/{model_id}"), e)

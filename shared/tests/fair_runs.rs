@@ -224,7 +224,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
         )
         .await
         .expect("days");
-    let merged = WindowState::merged(days.iter().map(|d| &d.state)).expect("merge");
+    let merged = WindowState::merged(days.iter().map(|d| d.state.clone())).expect("merge");
     assert_eq!(merged.predictions(), backfill.len() as u64);
     let totals = rollups
         .counter_totals(&tenant("t-big"), &model("backfill"))

@@ -489,7 +489,7 @@ async fn run_case(scenario: Scenario) -> Result<(), TestCaseError> {
             .rollups(&tenant("t1"), &model("m1"), granularity, day)
             .await
             .expect("read");
-        let merged = WindowState::merged(stored.iter().map(|r| &r.state)).expect("merge");
+        let merged = WindowState::merged(stored.iter().map(|r| r.state.clone())).expect("merge");
         prop_assert_eq!(
             merged.predictions(),
             want.predictions(),

@@ -77,7 +77,7 @@ async fn all_rollups(
 
 fn predictions(rollups: &[Rollup], granularity: Granularity) -> u64 {
     let states = rollups.iter().filter(|r| r.granularity == granularity);
-    WindowState::merged(states.map(|r| &r.state))
+    WindowState::merged(states.map(|r| r.state.clone()))
         .expect("merge")
         .predictions()
 }

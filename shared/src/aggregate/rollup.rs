@@ -287,13 +287,13 @@ async fn roll_up_model(
     let written: Vec<bool> = stream::iter(slice)
         .map(|minute| async move {
             let partials = work.partials_of(tenant, model_id, minute.minute).await?;
-            let state = WindowState::merged(&partials).map_err(|e| {
+            let rev = partials.len() as u64;
+            let state = WindowState::merged(partials).map_err(|e| {
                 StoreError::inconsistent(
                     format!("partials of {tenant}/{model_id} at {}", minute.minute),
                     e,
                 )
             })?;
-            let rev = partials.len() as u64;
             put_minute(rollups, tenant, model_id, minute.minute, rev, &state).await
         })
         .buffer_unordered(CONCURRENT_MINUTES)
@@ -402,7 +402,8 @@ async fn rebuild(
             TimeSpan::new(start, start + parent.length()),
         )
         .await?;
-    let state = WindowState::merged(parts.iter().map(|p| &p.state)).map_err(|e| {
+    let rev = parts.iter().map(|p| p.rev).sum();
+    let state = WindowState::merged(parts.into_iter().map(|p| p.state)).map_err(|e| {
         StoreError::inconsistent(
             format!("{part:?} rollups of {tenant}/{model_id} from {start}"),
             e,
@@ -414,7 +415,7 @@ async fn rebuild(
             model_id: model_id.clone(),
             granularity: parent,
             start,
-            rev: parts.iter().map(|p| p.rev).sum(),
+            rev,
             state,
         })
         .await

@@ -435,14 +435,14 @@ impl WindowState {
     ///
     /// # Errors
     /// [`MergeError::TaskMismatch`] when the states hold different tasks.
-    pub fn merged<'a>(states: impl IntoIterator<Item = &'a Self>) -> Result<Self, MergeError> {
+    pub fn merged(states: impl IntoIterator<Item = Self>) -> Result<Self, MergeError> {
         let mut states = states.into_iter();
-        let Some(first) = states.next() else {
+        // Owned: the first state becomes the result (no copy of its histograms).
+        let Some(mut merged) = states.next() else {
             return Ok(Self::new());
         };
-        let mut merged = first.clone();
         for state in states {
-            merged.merge(state)?;
+            merged.merge(&state)?;
         }
         Ok(merged)
     }

@@ -462,7 +462,7 @@ async fn assert_counted_once(partials: &impl PendingWork) {
             )
             .await
             .expect("read");
-        let merged = WindowState::merged(found.iter().map(|r| &r.state)).expect("merge");
+        let merged = WindowState::merged(found.iter().map(|r| r.state.clone())).expect("merge");
         assert_eq!(merged.predictions(), PREDICTIONS, "{granularity:?}");
     }
     let totals = rollups

@@ -56,7 +56,7 @@ async fn predictions_in(
         )
         .await
         .expect("read");
-    WindowState::merged(found.iter().map(|r| &r.state))
+    WindowState::merged(found.into_iter().map(|r| r.state))
         .expect("merge")
         .predictions()
 }
@@ -345,7 +345,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
         )
         .await
         .expect("read");
-    let state = WindowState::merged(day.iter().map(|r| &r.state)).expect("merge");
+    let state = WindowState::merged(day.iter().map(|r| r.state.clone())).expect("merge");
     assert_eq!(state.predictions(), 1_600 + 4);
     let metrics = crate::domain::MetricSet::compute(
         &state,

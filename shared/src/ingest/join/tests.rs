@@ -61,7 +61,7 @@ async fn day(service: &MemoryIngest) -> WindowState {
         .rollups(&tenant("t1"), &model("m1"), Granularity::Day, span)
         .await
         .expect("read");
-    WindowState::merged(found.iter().map(|r| &r.state)).expect("merge")
+    WindowState::merged(found.into_iter().map(|r| r.state)).expect("merge")
 }
 
 fn labeled(state: &WindowState) -> u64 {
