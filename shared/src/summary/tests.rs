@@ -104,6 +104,18 @@ impl Fixture {
         state
     }
 
+    /// Rolls up every pending partial at the fixture's `now`.
+    async fn roll_up(&self) {
+        roll_up(
+            &self.ingest.partials,
+            &self.service.window.rollups,
+            &run_at(self.now),
+            &[],
+        )
+        .await
+        .expect("roll up");
+    }
+
     async fn first_seen(&self) -> Option<DateTime<Utc>> {
         let m = self
             .ingest
@@ -328,14 +340,7 @@ async fn absent_metrics_are_null_and_keys_follow_the_task() {
         .ingest(&tenant("t1"), body.as_bytes(), f.now)
         .await
         .expect("accepted");
-    roll_up(
-        &f.ingest.partials,
-        &f.service.window.rollups,
-        &run_at(f.now),
-        &[],
-    )
-    .await
-    .expect("roll up");
+    f.roll_up().await;
     let summary = f.summary("m2", query).await;
     let json = serde_json::to_value(&summary).expect("json");
     assert_eq!(
@@ -438,14 +443,7 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
         }
         state
     };
-    roll_up(
-        &f.ingest.partials,
-        &f.service.window.rollups,
-        &run_at(f.now),
-        &[],
-    )
-    .await
-    .expect("roll up");
+    f.roll_up().await;
     let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
 
     // No reference yet: nothing estimated, and the summary says why.
