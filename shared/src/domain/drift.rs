@@ -54,18 +54,19 @@ impl DriftReference {
     /// Cuts `reference`'s scores at their deciles; `None` without predictions.
     pub fn of_scores(reference: &ScoreDistribution) -> Option<Self> {
         let counts: Vec<u64> = reference.all().collect();
-        let n: u64 = counts.iter().sum();
+        let n = reference.count();
         if n == 0 {
             return None;
         }
         let mut cuts: Vec<usize> = Vec::with_capacity(DRIFT_BINS - 1);
         let (mut bin, mut cumulative) = (0, counts[0]);
-        for k in 1..DRIFT_BINS as u64 {
-            // Rank ⌈k·n/10⌉ (1-based), at least 1.
-            let rank = (k * n).div_ceil(DRIFT_BINS as u64).max(1);
+        for k in 1..DRIFT_BINS as u128 {
+            // Rank ⌈k·n/10⌉ (1-based), at least 1; cumulative reaches n (saturated
+            // like it) by the last bin, so the walk stays within the bins.
+            let rank = (k * u128::from(n)).div_ceil(DRIFT_BINS as u128).max(1) as u64;
             while cumulative < rank {
                 bin += 1;
-                cumulative += counts[bin];
+                cumulative = cumulative.saturating_add(counts[bin]);
             }
             if cuts.last() != Some(&bin) {
                 cuts.push(bin);
@@ -83,7 +84,7 @@ impl DriftReference {
     /// The window's drift from the reference; `None` without predictions.
     pub fn drift_of_scores(&self, window: &ScoreDistribution) -> Option<PredictionDrift> {
         let counts: Vec<u64> = window.all().collect();
-        let n: u64 = counts.iter().sum();
+        let n = window.count();
         (n > 0).then(|| {
             let observed = shares(&self.cuts, &counts, n);
             PredictionDrift {
@@ -104,7 +105,7 @@ fn shares(cuts: &[usize], counts: &[u64], n: u64) -> Vec<f64> {
         while drift_bin < cuts.len() && bin > cuts[drift_bin] {
             drift_bin += 1;
         }
-        totals[drift_bin] += count;
+        totals[drift_bin] = totals[drift_bin].saturating_add(count);
     }
     totals.iter().map(|&c| c as f64 / n as f64).collect()
 }

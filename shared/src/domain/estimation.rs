@@ -141,7 +141,8 @@ impl Calibration {
         let Some((positives, negatives)) = reference.labeled_scores() else {
             return Err(NotEstimable::TooFewReferenceLabels { labeled: 0 });
         };
-        let (p_total, n_total): (u64, u64) = (positives.iter().sum(), negatives.iter().sum());
+        let total = |bins: &[u64; SCORE_BINS]| bins.iter().fold(0_u64, |a, &c| a.saturating_add(c));
+        let (p_total, n_total) = (total(positives), total(negatives));
         let labeled = p_total.saturating_add(n_total);
         if labeled < MIN_REFERENCE_LABELS {
             return Err(NotEstimable::TooFewReferenceLabels { labeled });
