@@ -33,9 +33,9 @@ pub struct AucEstimate {
 /// Score histograms of the two classes (dense, allocated on the first score only): by
 /// actual class for the labeled records, by predicted class in [`ScoreDistribution`].
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ScoreHistograms {
-    pub(crate) positives: [u64; SCORE_BINS],
-    pub(crate) negatives: [u64; SCORE_BINS],
+struct ScoreHistograms {
+    positives: [u64; SCORE_BINS],
+    negatives: [u64; SCORE_BINS],
 }
 
 impl ScoreHistograms {
@@ -45,11 +45,23 @@ impl ScoreHistograms {
             negatives: [0; SCORE_BINS],
         })
     }
+
+    /// Counts one score of class `positive` (checked to be in `[0, 1]`).
+    #[inline]
+    fn add(&mut self, positive: bool, score: f64) {
+        let bins = if positive {
+            &mut self.positives
+        } else {
+            &mut self.negatives
+        };
+        let bin = &mut bins[score_bin(score)];
+        *bin = bin.saturating_add(1);
+    }
 }
 
 /// Index of the bin holding `score` (which the caller checked to be in `[0, 1]`).
 #[inline]
-pub(crate) fn score_bin(score: f64) -> usize {
+fn score_bin(score: f64) -> usize {
     ((score * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1)
 }
 
@@ -129,14 +141,9 @@ impl BinaryStats {
             *cell = cell.saturating_add(1);
         }
         if let (Some(actual), Some(score)) = (actual, score) {
-            let histograms = self.scores.get_or_insert_with(ScoreHistograms::empty);
-            let bins = if actual {
-                &mut histograms.positives
-            } else {
-                &mut histograms.negatives
-            };
-            let bin = &mut bins[score_bin(score)];
-            *bin = bin.saturating_add(1);
+            self.scores
+                .get_or_insert_with(ScoreHistograms::empty)
+                .add(actual, score);
         }
     }
 
@@ -145,17 +152,10 @@ impl BinaryStats {
     #[inline]
     pub(crate) fn add_prediction(&mut self, predicted: Option<bool>, score: Option<f64>) {
         if let (Some(predicted), Some(score)) = (predicted, score) {
-            let histograms = &mut self
-                .distribution
+            self.distribution
                 .get_or_insert_with(|| ScoreDistribution(ScoreHistograms::empty()))
-                .0;
-            let bins = if predicted {
-                &mut histograms.positives
-            } else {
-                &mut histograms.negatives
-            };
-            let bin = &mut bins[score_bin(score)];
-            *bin = bin.saturating_add(1);
+                .0
+                .add(predicted, score);
         }
     }
 
