@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use modelwatch::adapters::memory::{
-    MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier, MemoryRollupStore,
-    MemorySeriesWriter,
+    MemoryAlertStore, MemoryMetricData, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
+    MemoryRollupStore, MemorySeriesWriter,
 };
 use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
@@ -185,6 +185,7 @@ fn main() {
         alerts,
         notifier,
         prometheus: Some(prometheus),
+        cloudwatch: Some(MemoryMetricData::default()),
         perf,
         alerting: alert_settings,
     };

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures_util::future::join_all;
 use modelwatch::adapters::faults::{FaultPlan, Faulty};
-use modelwatch::adapters::memory::MemoryLabelStore;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier, MemoryPartialStore,
     MemoryRollupStore,
 };
+use modelwatch::adapters::memory::{MemoryLabelStore, MemoryMetricData};
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
@@ -272,6 +272,7 @@ fn main() {
                     alerts: Faulty::shared(Arc::clone(&world.alerts), Arc::clone(&plan)),
                     notifier: Faulty::new(MemoryNotifier::default(), Arc::clone(&plan)),
                     prometheus: Some(Faulty::new(DroppingReceiver("prometheus"), plan)),
+                    cloudwatch: None::<MemoryMetricData>,
                     perf: PerfSettings::default(),
                     alerting: AlertSettings::default(),
                 };

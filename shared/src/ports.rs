@@ -10,15 +10,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ValidBatch;
-use crate::domain::alerting::baseline::{Baselines, CapturedBaseline, RegisteredBaseline};
+use crate::domain::alerting::baseline::{
+    Baselines, CapturedBaseline, ReferenceSnapshot, RegisteredBaseline,
+};
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
 use crate::domain::{
-    CounterDelta, CounterTotals, Granularity, ModelExport, Series, Task, TimeSpan, WindowState,
-    prometheus_series,
+    CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, Task, TimeSpan,
+    WindowState, prometheus_series,
 };
 use crate::error::StoreError;
 
@@ -447,6 +449,8 @@ pub struct ModelSettings {
     pub rules: Option<CustomRules>,
     /// The latest trends, if computed.
     pub trends: Option<TrendReport>,
+    /// The reference window's state as `evaluate` last read it, if taken.
+    pub reference: Option<ReferenceSnapshot>,
 }
 
 /// One of a model's settings, to store.
@@ -460,6 +464,8 @@ pub enum SettingWrite<'a> {
     Rules(&'a CustomRules),
     /// Replaces the trends.
     Trends(&'a TrendReport),
+    /// Replaces the reference window's snapshot.
+    Reference(&'a ReferenceSnapshot),
 }
 
 impl SettingWrite<'_> {
@@ -482,6 +488,7 @@ impl SettingWrite<'_> {
             }
             Self::Rules(rules) => settings.rules = Some(rules.clone()),
             Self::Trends(trends) => settings.trends = Some(trends.clone()),
+            Self::Reference(snapshot) => settings.reference = Some(snapshot.clone()),
         }
         true
     }
@@ -665,6 +672,12 @@ impl<W: SeriesWriter> MetricsExporter for PrometheusSeries<W> {
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
         self.0.write_series(&prometheus_series(models)).await
     }
+}
+
+/// A receiver of ready-made CloudWatch data.
+pub trait MetricDataWriter: Send + Sync {
+    /// Puts the data (nothing when there are none).
+    fn write_data(&self, data: &[Datum]) -> impl Future<Output = Result<(), ExportFailure>> + Send;
 }
 
 /// A receiver of ready-made Prometheus series.

@@ -14,12 +14,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::domain::alerting::baseline::Reference;
+use crate::domain::alerting::baseline::{Reference, ReferenceSnapshot};
 use crate::domain::alerting::trends::TrendLabel;
-use crate::domain::drift::PredictionDrift;
-use crate::domain::estimation::{
-    BinaryEstimate, Estimate, NoEstimate, estimate_window, window_drift,
-};
+use crate::domain::estimation::{Comparison, Estimate, ReferenceFit};
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
     Granularity, MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState,
@@ -228,16 +225,15 @@ pub struct DriftSummary {
     pub predictions: u64,
 }
 
-/// The estimate and drift of a window against the model's reference, if it has one.
-struct Comparison {
+/// The window against the model's reference, and which reference that is.
+struct Compared {
     reference: Option<Reference>,
-    estimate: Result<BinaryEstimate, NoEstimate>,
-    drift: Option<PredictionDrift>,
+    comparison: Comparison,
 }
 
-impl Comparison {
+impl Compared {
     fn estimated(&self, name: MetricName) -> Option<Estimate> {
-        let estimate = self.estimate.as_ref().ok()?;
+        let estimate = self.comparison.estimate.as_ref().ok()?;
         match name {
             MetricName::Accuracy => Some(estimate.accuracy),
             MetricName::F1Score => Some(estimate.f1_score),
@@ -247,24 +243,25 @@ impl Comparison {
     }
 
     fn estimation(&self) -> EstimationSummary {
-        let estimate = self.estimate.as_ref().ok();
+        let estimate = self.comparison.estimate.as_ref();
         EstimationSummary {
             reference: self.reference,
-            unavailable: self.estimate.as_ref().err().map(ToString::to_string),
+            unavailable: estimate.err().map(ToString::to_string),
             predictions: estimate.map_or(0, |e| e.predictions),
-            precision: estimate.and_then(|e| e.precision).map(Into::into),
-            recall: estimate.and_then(|e| e.recall).map(Into::into),
+            precision: estimate.ok().and_then(|e| e.precision).map(Into::into),
+            recall: estimate.ok().and_then(|e| e.recall).map(Into::into),
         }
     }
 
     fn drift(&self) -> DriftSummary {
+        let drift = self.comparison.drift;
         DriftSummary {
             reference: self.reference,
-            distribution: self.drift.map(|_| "score"),
-            psi: self.drift.map(|d| d.psi),
-            js: self.drift.map(|d| d.js),
-            bins: self.drift.map(|d| d.bins),
-            predictions: self.drift.map_or(0, |d| d.predictions),
+            distribution: drift.map(|_| "score"),
+            psi: drift.map(|d| d.psi),
+            js: drift.map(|d| d.js),
+            bins: drift.map(|d| d.bins),
+            predictions: drift.map_or(0, |d| d.predictions),
         }
     }
 }
@@ -510,17 +507,39 @@ impl<S: RollupStore> WindowReader<S> {
         Ok((state, TimeSpan { start, end: to }))
     }
 
-    /// One metric set per `granularity` span from the span holding `from` to the one
-    /// holding `to` (the last one ends at `to`), with each span's start.
+    /// `model`'s reference window prepared for comparisons: from `snapshot` (kept with
+    /// the model's settings by `evaluate`) when it covers `reference`, else merged from
+    /// the rollups.
+    pub async fn reference_fit(
+        &self,
+        model: &RegisteredModel,
+        reference: Option<Reference>,
+        snapshot: Option<&ReferenceSnapshot>,
+    ) -> Result<ReferenceFit, StoreError> {
+        let Some(reference) = reference.filter(|_| ReferenceFit::applies(model.task)) else {
+            return Ok(ReferenceFit::of(model.task, None));
+        };
+        if let Some(snapshot) = snapshot.filter(|s| s.covers(&reference)) {
+            return Ok(ReferenceFit::of(model.task, Some(&snapshot.state)));
+        }
+        let (state, _) = self
+            .state(&model.tenant, &model.model_id, reference.span())
+            .await?;
+        Ok(ReferenceFit::of(model.task, Some(&state)))
+    }
+
+    /// `model`'s metrics per `granularity` span from the span holding `span.start` to
+    /// the one holding `span.end` (the last one ends there), with each span's start;
+    /// compared with `reference` when given.
     pub async fn series(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: &RegisteredModel,
         granularity: Granularity,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        first_seen: Option<DateTime<Utc>>,
+        span: TimeSpan,
+        reference: Option<&ReferenceFit>,
     ) -> Result<Vec<(DateTime<Utc>, MetricSet)>, StoreError> {
+        let (tenant, model_id) = (&model.tenant, &model.model_id);
+        let (from, to, first_seen) = (span.start, span.end, Some(model.first_seen));
         let g = granularity;
         let series_start = g.floor(from);
         let rollups = self
@@ -543,7 +562,11 @@ impl<S: RollupStore> WindowReader<S> {
                 start: point_start,
                 end: point_end,
             };
-            series.push((point_start, MetricSet::compute(&state, span, first_seen)));
+            let mut metrics = MetricSet::compute(&state, span, first_seen);
+            if let Some(reference) = reference {
+                metrics = metrics.with_comparison(&reference.compare(&state));
+            }
+            series.push((point_start, metrics));
             point_start += g.length();
         }
         Ok(series)
@@ -578,18 +601,22 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
             .state(tenant, model_id, TimeSpan::new(from, now))
             .await?;
         let current = MetricSet::compute(&state, covered, first_seen);
-        let comparison = self
-            .compare(model, settings.baselines.reference(), &state)
+        let reference = settings.baselines.reference();
+        let fit = self
+            .window
+            .reference_fit(model, reference, settings.reference.as_ref())
             .await?;
+        let compared = Compared {
+            reference,
+            comparison: fit.compare(&state),
+        };
         let series = self
             .window
             .series(
-                tenant,
-                model_id,
+                model,
                 query.granularity,
-                covered.start,
-                now,
-                first_seen,
+                TimeSpan::new(covered.start, now),
+                None,
             )
             .await?
             .into_iter()
@@ -604,7 +631,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
             })
             .collect();
         let quality_metrics = QualityMetrics::of(model.task, |name| {
-            let estimated = comparison.estimated(name);
+            let estimated = compared.estimated(name);
             QualityValue {
                 current: current.get(name),
                 baseline: settings.baselines.registered_quality(name),
@@ -621,50 +648,13 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
             serving_metrics: ServingMetrics::of(&current),
             resource_metrics: ResourceMetrics::of(&current),
             label_metrics: LabelMetrics::of(&current),
-            estimation: comparison.estimation(),
-            drift: comparison.drift(),
+            estimation: compared.estimation(),
+            drift: compared.drift(),
             sample_count: current.predictions,
             labeled_count: current.labeled,
             overflow: current.overflow,
             series,
             covered,
-        })
-    }
-
-    /// `state` (the window's) against the model's reference window, read from the
-    /// rollups like any window.
-    async fn compare(
-        &self,
-        model: &RegisteredModel,
-        reference: Option<Reference>,
-        state: &WindowState,
-    ) -> Result<Comparison, StoreError> {
-        let Some(window) = reference else {
-            return Ok(Comparison {
-                reference,
-                estimate: Err(NoEstimate::NoReference),
-                drift: None,
-            });
-        };
-        if model.task != Task::BinaryClassification {
-            return Ok(Comparison {
-                reference,
-                estimate: Err(NoEstimate::NotBinary),
-                drift: None,
-            });
-        }
-        let (reference_state, _) = self
-            .window
-            .state(
-                &model.tenant,
-                &model.model_id,
-                TimeSpan::new(window.from, window.to),
-            )
-            .await?;
-        Ok(Comparison {
-            reference,
-            estimate: estimate_window(&reference_state, state),
-            drift: window_drift(&reference_state, state),
         })
     }
 }

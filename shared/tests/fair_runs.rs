@@ -127,6 +127,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
         alerts: Faulty::new(MemoryAlertStore::default(), Arc::clone(&plan)),
         notifier: Faulty::new(MemoryNotifier::default(), Arc::clone(&plan)),
         prometheus: Some(Faulty::shared(Arc::clone(&gauges), Arc::clone(&plan))),
+        cloudwatch: None::<MemoryMetricData>,
         perf: PerfSettings::default(),
         alerting: AlertSettings::default(),
     };

@@ -418,7 +418,8 @@ async fn trends_before_the_first_evaluation_and_the_model_list() {
     let (status, body) = get(stack, &tenant, &model_path("trends"), &[]).await;
     assert_eq!(status, 200, "{body}");
     let empty = json!({"7_day_trend": "insufficient_data", "slope": null,
-        "projected_baseline_breach": null, "confidence": null, "threshold": null, "points": 0});
+        "projected_baseline_breach": null, "confidence": null, "threshold": null, "points": 0,
+        "estimated_points": 0});
     assert_eq!(
         body,
         json!({"model_id": MODEL, "computed_at": null, "from": null, "to": null, "trends": {

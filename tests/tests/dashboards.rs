@@ -9,9 +9,10 @@
 //! as its schedule would, so the cumulative counters get one sample per run (a
 //! `rate()` needs two). Gauges are stamped at their minute's end, the counters at the
 //! run's clock time. The binary model's test-set baseline and traffic forecast are
-//! registered through the real `api`, and `evaluate` runs once after the last minute,
-//! writing the baselines, alert thresholds and firing rules (their values are
-//! checked). Then each panel target, with the dashboard's variables substituted as
+//! registered through the real `api` with its first minutes as its reference window,
+//! and `evaluate` runs once after the last minute, writing the baselines, alert
+//! thresholds, firing rules and the last hour's estimates and drift (their values
+//! are checked). Then each panel target, with the dashboard's variables substituted as
 //! Grafana would, runs as a range query over the traffic's minutes; a query that
 //! errors or returns no series fails the test naming its panel.
 
@@ -126,10 +127,12 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
         );
     }
     // evaluate's series: baselines registered for the binary model, whose accuracy
-    // (about one half) is far below 0.99 x (1 - 0.05).
+    // (about one half) is far below 0.99 x (1 - 0.05), and its first four minutes (112
+    // labeled scores) as the reference window of its estimates and drift.
     let path = "/api/v1/monitoring/performance/m-dash-bin/baseline";
     let baseline = json!({"test_set": {"evaluated_at": stamp(first - TimeDelta::days(1)),
-                          "metrics": {"accuracy": 0.99}}, "throughput_forecast_rps": 0.5});
+                          "metrics": {"accuracy": 0.99}}, "throughput_forecast_rps": 0.5,
+                          "reference": {"from": stamp(first), "to": stamp(first + TimeDelta::minutes(4))}});
     let request = with_body(
         api_request(Some(&tenant), "PUT", path, &[]),
         Some("application/json"),
@@ -237,6 +240,24 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
         [("default-latency_p95-max".to_owned(), 0.1)],
         "the default ceiling, in seconds"
     );
+    assert_eq!(
+        value(format!(
+            "ml_model_alert_threshold{{{bin}, rule_id=\"default-prediction_psi\"}}"
+        ))
+        .await,
+        [("default-prediction_psi".to_owned(), 0.2)],
+        "the reference brings the drift rule"
+    );
+    for estimated in [
+        format!("ml_model_prediction_drift{{{bin}, statistic=\"psi\", window=\"1h\"}}"),
+        format!("ml_model_estimated_accuracy{{{bin}, window=\"1h\"}}"),
+    ] {
+        let found = value(estimated.clone()).await;
+        assert!(
+            matches!(found.as_slice(), [(_, v)] if (0.0..=10.0).contains(v)),
+            "{estimated}: {found:?}"
+        );
+    }
     let stamped = prometheus(
         stack,
         "/api/v1/query",

@@ -31,7 +31,7 @@ async fn every_dashboard_query_returns_data_after_the_demo() {
         stack,
         &dashboard::load(),
         &tenant,
-        "fraud-detector|intent-router|eta-regressor|chargeback-scorer",
+        "fraud-detector|intent-router|eta-regressor|chargeback-scorer|lead-scorer",
         from,
         Utc::now() + TimeDelta::seconds(1),
     )

@@ -5,9 +5,14 @@
 //! then the summary from `api`. Its estimates and drift equal NannyML's method and
 //! scipy's on the same records (`tests/reference/estimation_metrics.py`), and the
 //! realized accuracy of the window — computed here from the actuals the product never
-//! saw — lies within the estimate's interval.
+//! saw — lies within the estimate's interval. Then `evaluate`: an hour of drifted
+//! scores fires the default prediction-drift rule once, with the same PSI, and writes
+//! the estimate and drift gauges to Prometheus; an hour like the reference resolves it
+//! once.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use modelwatch_e2e::dashboard::prometheus;
+use modelwatch_e2e::subscriber::{Subscriber, alert_of};
 use modelwatch_e2e::{
     Stack, api_request, event, http_answer, ingest_event, python_reference, unique_tenant,
     with_body,
@@ -49,7 +54,7 @@ fn predictions(
         .collect()
 }
 
-fn batch(batch_id: &str, records: &[Prediction], labeled: bool) -> Vec<u8> {
+fn batch(model: &str, batch_id: &str, records: &[Prediction], labeled: bool) -> Vec<u8> {
     let predictions: Vec<Value> = records
         .iter()
         .map(|p| {
@@ -61,7 +66,7 @@ fn batch(batch_id: &str, records: &[Prediction], labeled: bool) -> Vec<u8> {
             record
         })
         .collect();
-    json!({"model_id": MODEL, "batch_id": batch_id, "task": "binary_classification",
+    json!({"model_id": model, "batch_id": batch_id, "task": "binary_classification",
            "predictions": predictions})
     .to_string()
     .into_bytes()
@@ -80,6 +85,59 @@ async fn call(stack: &Stack, event: &Value) -> (u16, Value) {
     http_answer(&stack.invoke("api", event).await)
 }
 
+/// Sends `records` of `model` as one batch, labeled or not.
+async fn send(
+    stack: &Stack,
+    tenant: &str,
+    model: &str,
+    id: &str,
+    records: &[Prediction],
+    labeled: bool,
+) {
+    let answer = stack
+        .invoke(
+            "ingest",
+            &ingest_event(tenant, &batch(model, id, records, labeled)),
+        )
+        .await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+}
+
+/// Rolls up what was sent (the schedule's event at the current time).
+async fn aggregate(stack: &Stack) {
+    let mut trigger = event("aggregate-scheduled.json");
+    trigger["time"] = Utc::now().to_rfc3339().into();
+    let report = stack.invoke("aggregate", &trigger).await;
+    assert!(report["rollups"].is_object(), "{report}");
+}
+
+/// Runs `evaluate` for `at`; it must report no failure.
+async fn evaluate(stack: &Stack, at: DateTime<Utc>) {
+    let mut trigger = event("evaluate-scheduled.json");
+    trigger["time"] = at.to_rfc3339().into();
+    let report = stack.invoke("evaluate", &trigger).await;
+    assert_eq!(report["failures"], json!([]), "{report}");
+}
+
+/// `PUT …/baseline` of `model` with the reference window `[from, to)`.
+async fn register_reference(
+    stack: &Stack,
+    tenant: &str,
+    model: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
+    let path = format!("/api/v1/monitoring/performance/{model}/baseline");
+    let put = with_body(
+        api_request(Some(tenant), "PUT", &path, &[]),
+        Some("application/json"),
+        &json!({"reference": {"from": from.to_rfc3339(), "to": to.to_rfc3339()}}).to_string(),
+    );
+    let (status, baseline) = call(stack, &put).await;
+    assert_eq!(status, 200, "{baseline}");
+    assert_eq!(baseline["reference"]["source"], "registered");
+}
+
 #[tokio::test]
 async fn an_unlabeled_window_is_estimated_from_the_reference_and_its_drift_measured() {
     let stack = Stack::get();
@@ -94,19 +152,9 @@ async fn an_unlabeled_window_is_estimated_from_the_reference_and_its_drift_measu
     // Covariate shift: more positives, the concept unchanged; closed minutes only.
     let window_start = minute - TimeDelta::minutes(45);
     let window = predictions(&mut draws, window_start, TimeDelta::minutes(42), 1_700, 0.8);
-    for (id, records, labeled) in [("ref", &reference, true), ("win", &window, false)] {
-        let answer = stack
-            .invoke(
-                "ingest",
-                &ingest_event(&tenant, &batch(id, records, labeled)),
-            )
-            .await;
-        assert_eq!(answer["statusCode"], 202, "{answer}");
-    }
-    let mut trigger = event("aggregate-scheduled.json");
-    trigger["time"] = now.to_rfc3339().into();
-    let report = stack.invoke("aggregate", &trigger).await;
-    assert!(report["rollups"].is_object(), "{report}");
+    send(stack, &tenant, MODEL, "ref", &reference, true).await;
+    send(stack, &tenant, MODEL, "win", &window, false).await;
+    aggregate(stack).await;
 
     let summary_path = format!("/api/v1/monitoring/performance/{MODEL}");
     let summary_request = api_request(Some(&tenant), "GET", &summary_path, &[("window", "1h")]);
@@ -121,15 +169,7 @@ async fn an_unlabeled_window_is_estimated_from_the_reference_and_its_drift_measu
     );
 
     let reference_end = reference_start + TimeDelta::hours(1);
-    let put = with_body(
-        api_request(Some(&tenant), "PUT", &format!("{summary_path}/baseline"), &[]),
-        Some("application/json"),
-        &json!({"reference": {"from": reference_start.to_rfc3339(), "to": reference_end.to_rfc3339()}})
-            .to_string(),
-    );
-    let (status, baseline) = call(stack, &put).await;
-    assert_eq!(status, 200, "{baseline}");
-    assert_eq!(baseline["reference"]["source"], "registered");
+    register_reference(stack, &tenant, MODEL, reference_start, reference_end).await;
 
     let (status, body) = call(stack, &summary_request).await;
     assert_eq!(status, 200, "{body}");
@@ -179,4 +219,119 @@ async fn an_unlabeled_window_is_estimated_from_the_reference_and_its_drift_measu
         low <= realized && realized <= high,
         "realized accuracy {realized} outside the estimate's interval [{low}, {high}]"
     );
+}
+
+/// The latest value of the Prometheus series `selector` at `at`, if any.
+async fn gauge_at(stack: &Stack, selector: &str, at: DateTime<Utc>) -> Option<f64> {
+    let answer = prometheus(
+        stack,
+        "/api/v1/query",
+        &[
+            ("query", selector.to_owned()),
+            ("time", at.timestamp().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(answer["status"], "success", "{answer}");
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn score_drift_fires_the_drift_rule_once_and_resolves_it_once() {
+    let stack = Stack::get();
+    let tenant = unique_tenant("drift");
+    let model = "m-drifting";
+    let alerts = Subscriber::new(stack, &tenant, None).await;
+    let hour = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("hour");
+    let base = hour - TimeDelta::hours(5);
+    let mut draws = Rng::new(2);
+    let reference = predictions(&mut draws, base, TimeDelta::hours(1), 3_000, 0.0);
+    // Scores drift up (an input shift) for an hour, then come back.
+    let drifted = predictions(
+        &mut draws,
+        base + TimeDelta::hours(2),
+        TimeDelta::hours(1),
+        1_200,
+        1.0,
+    );
+    let back = predictions(
+        &mut draws,
+        base + TimeDelta::hours(3),
+        TimeDelta::hours(1),
+        1_200,
+        0.0,
+    );
+    send(stack, &tenant, model, "reference", &reference, true).await;
+    send(stack, &tenant, model, "drifted", &drifted, false).await;
+    aggregate(stack).await;
+    register_reference(stack, &tenant, model, base, base + TimeDelta::hours(1)).await;
+
+    let fired_at = base + TimeDelta::hours(3);
+    evaluate(stack, fired_at).await;
+    evaluate(stack, fired_at + TimeDelta::seconds(30)).await;
+    let firing: Vec<Value> = alerts.drain().await.iter().map(alert_of).collect();
+    assert_eq!(firing.len(), 1, "{firing:#?}");
+    let alert = &firing[0];
+    assert_eq!(
+        (
+            &alert["rule"]["id"],
+            &alert["state"],
+            &alert["rule"]["severity"]
+        ),
+        (
+            &json!("default-prediction_psi"),
+            &json!("firing"),
+            &json!("warning")
+        )
+    );
+    assert_eq!(alert["rule"]["threshold"], 0.2);
+    assert_eq!(alert["sample_count"], drifted.len());
+    // The PSI of the drifted hour against the reference, as scipy's side computes it.
+    let want = reference_values(&reference, &drifted);
+    let psi = alert["observed_value"].as_f64().expect("psi");
+    let expected = want["psi"].as_f64().expect("psi");
+    assert!((psi - expected).abs() <= 1e-9, "PSI {psi} vs {expected}");
+    assert!(psi > 0.2, "{psi}");
+    // Written to Prometheus for the dashboards, over the last hour.
+    let ids = format!("tenant_id=\"{tenant}\",model_id=\"{model}\",window=\"1h\"");
+    let drift = gauge_at(
+        stack,
+        &format!("ml_model_prediction_drift{{{ids},statistic=\"psi\"}}"),
+        fired_at + TimeDelta::seconds(30),
+    )
+    .await;
+    assert_eq!(drift, Some(psi));
+    let estimated = gauge_at(
+        stack,
+        &format!("ml_model_estimated_accuracy{{{ids}}}"),
+        fired_at + TimeDelta::seconds(30),
+    )
+    .await;
+    let expected = want["accuracy"].as_f64().expect("accuracy");
+    assert!(
+        estimated.is_some_and(|e| (e - expected).abs() <= 1e-9),
+        "estimated accuracy {estimated:?} vs NannyML's method {expected}"
+    );
+
+    send(stack, &tenant, model, "back", &back, false).await;
+    aggregate(stack).await;
+    let resolved_at = fired_at + TimeDelta::hours(1);
+    evaluate(stack, resolved_at).await;
+    evaluate(stack, resolved_at + TimeDelta::minutes(1)).await;
+    let resolved: Vec<Value> = alerts.drain().await.iter().map(alert_of).collect();
+    assert_eq!(resolved.len(), 1, "{resolved:#?}");
+    assert_eq!(
+        (&resolved[0]["state"], &resolved[0]["alert_id"]),
+        (&json!("resolved"), &alert["alert_id"])
+    );
+    assert!(
+        resolved[0]["observed_value"].as_f64() < Some(0.2),
+        "{}",
+        resolved[0]
+    );
+    alerts.remove().await;
 }

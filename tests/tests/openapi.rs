@@ -605,6 +605,7 @@ async fn seed_evaluation(stack: &Stack, tenant: &str, now: DateTime<Utc>) {
         confidence: slope.map(|_| 0.97),
         threshold: Some(0.855),
         points: if slope.is_some() { 150 } else { 3 },
+        estimated_points: if slope.is_some() { 20 } else { 0 },
     };
     let report = TrendReport {
         computed_at: now,

@@ -5,8 +5,9 @@
 //! stores them: hour and day rollups, and minute rollups for the current hour. One
 //! request reads ~30 day, ~48 hour and ~60 minute rollups for the current values and
 //! 721 hour rollups for the series, decodes and merges them and serializes 721 points;
-//! with the model's registered reference window (its first day: one day rollup) it
-//! also fits the calibration, estimates the window's performance and measures drift.
+//! with the model's registered reference window (its first day, whose snapshot
+//! `evaluate` keeps with the settings) it also fits the calibration, estimates the
+//! window's performance and measures drift.
 //! Single-threaded runtime, so wall time is one core's CPU time while the cores are
 //! otherwise idle; on shared cores the thread's own CPU time (printed after criterion's
 //! figures, from `/proc/thread-self/stat`) is the figure to compare. Goal: ≤ 5 ms.
@@ -26,7 +27,9 @@ use lambda_http::Body;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
-use modelwatch::domain::alerting::baseline::{ReferenceWindow, RegisteredBaseline};
+use modelwatch::domain::alerting::baseline::{
+    ReferenceSnapshot, ReferenceWindow, RegisteredBaseline,
+};
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, TenantId};
 use modelwatch::domain::{
@@ -170,6 +173,19 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
             let next = hour + TimeDelta::hours(1);
             if Granularity::Day.floor(next) != Granularity::Day.floor(hour) || next > current_hour {
                 let start = Granularity::Day.floor(hour);
+                if start == first {
+                    // The reference's snapshot, as `evaluate` keeps it.
+                    let snapshot = ReferenceSnapshot {
+                        from: first,
+                        to: first + TimeDelta::days(1),
+                        taken_at: now,
+                        state: day.clone(),
+                    };
+                    settings
+                        .put_setting(tenant, model_id, SettingWrite::Reference(&snapshot))
+                        .await
+                        .expect("snapshot stored");
+                }
                 rollups
                     .put_rollup(&rollup(Granularity::Day, start, &day))
                     .await

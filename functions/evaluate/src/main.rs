@@ -1,9 +1,11 @@
 //! The `evaluate` function: scheduled evaluation of baselines, alert rules and trends,
 //! driven by EventBridge every `PERF_MONITORING_INTERVAL` seconds and fanned out, like
 //! `aggregate`, to shard workers through a FIFO queue; alerts go to SNS, baselines,
-//! thresholds and firing rules to Prometheus.
+//! thresholds and firing rules to Prometheus, the last hour's estimates and drift to
+//! Prometheus and (with `CLOUDWATCH_METRICS=all`) CloudWatch.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use modelwatch::adapters::cloudwatch::CloudWatchExporter;
 use modelwatch::adapters::dynamodb::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoRollupStore,
 };
@@ -12,6 +14,7 @@ use modelwatch::adapters::sns::SnsAlertNotifier;
 use modelwatch::adapters::sqs::SqsShardQueue;
 use modelwatch::alerting::service::Evaluator;
 use modelwatch::aws;
+use modelwatch::domain::CloudWatchMetrics;
 use modelwatch::schedule::{Invocation, ShardWork};
 use modelwatch::startup::{ColdStart, cold_start};
 use modelwatch::summary::WindowReader;
@@ -36,6 +39,14 @@ async fn main() -> Result<(), Error> {
         },
         notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
         prometheus,
+        // Five more custom metrics per binary model: only with every metric selected.
+        cloudwatch: match config.cloudwatch_metrics {
+            CloudWatchMetrics::All => Some(CloudWatchExporter::new(
+                aws::cloudwatch(&sdk),
+                &config.cloudwatch_namespace,
+            )?),
+            CloudWatchMetrics::Off | CloudWatchMetrics::Core => None,
+        },
         perf: config.perf,
         alerting: config.alerts,
     };

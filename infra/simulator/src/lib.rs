@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use labels::{ACTUALS_PATH, LabelSchedule, LabelTally};
 use rng::Rng;
-use scenario::Scenario;
+use scenario::{ModelKind, REFERENCE_SPAN, SILENT_SHIFT, SILENT_SHIFT_RULES, Scenario};
 use target::{Answer, Client, TargetError};
 use truth::GroundTruth;
 
@@ -129,11 +129,16 @@ pub async fn run(
         }
         if t == scenario.start && config.register_baselines {
             for model in &scenario.models {
-                let baseline = json!({
+                let mut baseline = json!({
                     "test_set": {"evaluated_at": (scenario.start - TimeDelta::days(1)).to_rfc3339(),
                                  "metrics": model.kind.test_set_metrics()},
                     "throughput_forecast_rps": f64::from(scenario.per_minute) / 60.0,
                 });
+                if model.kind == ModelKind::SilentBinary {
+                    let (from, to) = (scenario.start, scenario.start + REFERENCE_SPAN);
+                    baseline["reference"] =
+                        json!({"from": from.to_rfc3339(), "to": to.to_rfc3339()});
+                }
                 let path = format!("/api/v1/monitoring/performance/{}/baseline", model.id);
                 let answer = client.request("PUT", &path, Some(&baseline)).await?;
                 expect_status(answer, 200, || format!("PUT {path}"))?;
@@ -393,12 +398,16 @@ pub async fn check(
             }
         }
         // Alerts: the degraded model's rules each fired once and resolved once; the
+        // silent model's shift fired its rules once, still firing at the end; the
         // healthy models raised nothing.
         let mine: Vec<&Value> = alerts
             .iter()
             .filter(|a| a["model_id"] == model.id.as_str())
             .collect();
-        if degraded {
+        let silent = model.kind == ModelKind::SilentBinary && config.register_baselines;
+        if silent {
+            problems.extend(check_silent(client, scenario, model, outcome, &mine).await?);
+        } else if degraded {
             let mut rules: Vec<&str> = mine
                 .iter()
                 .filter_map(|a| a["rule"]["id"].as_str())
@@ -435,6 +444,94 @@ pub async fn check(
                 mine.len()
             ));
         }
+    }
+    Ok(problems)
+}
+
+/// Checks a silent model at the end of the run: the estimated accuracy's interval
+/// holds the realized accuracy the simulator knows and the product never saw (widened
+/// by 0.002, what the 1/1000 score bins may cost) — over the last hour while that is
+/// mostly the shifted traffic, where it must also lie below the reference hour's
+/// realized accuracy, else (a long run read back later) over 24 hours — and the shift
+/// fired [`SILENT_SHIFT_RULES`] once each, with nothing resolved and nothing else
+/// fired.
+async fn check_silent(
+    client: &Client,
+    scenario: &Scenario,
+    model: &scenario::ModelSpec,
+    outcome: &RunOutcome,
+    alerts: &[&Value],
+) -> Result<Vec<String>, TargetError> {
+    let id = &model.id;
+    let mut problems = Vec::new();
+    let recent = Utc::now() - scenario.end() < SILENT_SHIFT / 2;
+    let (window, span) = if recent {
+        ("1h", TimeDelta::hours(1))
+    } else {
+        ("24h", TimeDelta::hours(24))
+    };
+    let path = format!("/api/v1/monitoring/performance/{id}?window={window}");
+    let (summary, from) = loop {
+        let from = minute(Utc::now() - span);
+        let summary = client.request("GET", &path, None).await?;
+        if minute(Utc::now() - span) == from {
+            break (summary, from);
+        }
+    };
+    let accuracy = &summary.body["quality_metrics"]["accuracy"];
+    let realized = outcome.truth.metrics(id, from, Utc::now()).accuracy;
+    let reference = outcome
+        .truth
+        .metrics(id, scenario.start, scenario.start + REFERENCE_SPAN)
+        .accuracy;
+    let (estimated, low, high) = (
+        accuracy["estimated"].as_f64(),
+        accuracy["estimated_ci"][0].as_f64(),
+        accuracy["estimated_ci"][1].as_f64(),
+    );
+    match (estimated, low, high, realized, reference) {
+        (Some(estimated), Some(low), Some(high), Some(realized), Some(reference)) => {
+            if realized < low - 0.002 || realized > high + 0.002 {
+                problems.push(format!(
+                    "{id}: estimated accuracy {estimated:.4} [{low:.4}, {high:.4}] misses the realized {realized:.4} of the last hour"
+                ));
+            }
+            if recent && estimated >= reference - 0.05 {
+                problems.push(format!(
+                    "{id}: estimated accuracy {estimated:.4} did not fall from the reference hour's {reference:.4}"
+                ));
+            }
+        }
+        _ => problems.push(format!(
+            "{id}: no estimate ({}) or no truth (realized {realized:?}, reference {reference:?})",
+            summary.body["estimation"]
+        )),
+    }
+    let count = |rule: &str, state: &str| {
+        alerts
+            .iter()
+            .filter(|a| a["rule"]["id"] == rule && a["state"] == state)
+            .count()
+    };
+    for rule in SILENT_SHIFT_RULES {
+        if (count(rule, "firing"), count(rule, "resolved")) != (1, 0) {
+            problems.push(format!(
+                "{id}: rule {rule} sent {} firing and {} resolved messages, expected 1 and 0 (still firing)",
+                count(rule, "firing"),
+                count(rule, "resolved")
+            ));
+        }
+    }
+    let others: Vec<&&Value> = alerts
+        .iter()
+        .filter(|a| {
+            a["rule"]["id"]
+                .as_str()
+                .is_none_or(|rule| !SILENT_SHIFT_RULES.contains(&rule))
+        })
+        .collect();
+    if !others.is_empty() {
+        problems.push(format!("{id}: unexpected alerts: {others:?}"));
     }
     Ok(problems)
 }

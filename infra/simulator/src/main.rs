@@ -24,11 +24,13 @@ Traffic:
   --step-minutes N          simulated minutes per batch (default 5)
   --evaluate-every-minutes N  simulated minutes between evaluations (default: the step)
   --per-minute N            predictions per model per minute (default 30)
-  --models ID:KIND,...      KIND binary|multiclass|regression, or binary-late: a binary
+  --models ID:KIND,...      KIND binary|multiclass|regression; binary-late: a binary
                             classifier whose labels arrive 1-3 simulated hours after its
-                            predictions, by the label route (default fraud-detector:binary,
+                            predictions, by the label route; binary-unlabeled: labeled in
+                            its first hour only (its reference window), its inputs shifting
+                            silently in the last hour (default fraud-detector:binary,
                             intent-router:multiclass,eta-regressor:regression,
-                            chargeback-scorer:binary-late)
+                            chargeback-scorer:binary-late,lead-scorer:binary-unlabeled)
   --degrade ID | --no-degrade   the model that drifts and fails (default: the first)
   --seed N                  random seed (default 7)
   --no-baselines            do not register test-set baselines and forecasts
@@ -38,7 +40,9 @@ Read back:
   --check                   exit 1 when summaries disagree with the ground truth or the
                             alerts are not: each degraded-model rule fired once and resolved
                             once, nothing from the healthy models; a late-label model is
-                            compared with the labels sent by the end, each one joined
+                            compared with the labels sent by the end, each one joined; an
+                            unlabeled model's estimated accuracy holds the realized one and
+                            its drift and estimate rules fire
   --quiet                   no progress line
 ";
 
@@ -99,7 +103,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let per_minute = number(take("--per-minute"), "--per-minute", 30)?;
     let seed = number(take("--seed"), "--seed", 7)?;
     let models_arg = take("--models").unwrap_or_else(|| {
-        "fraud-detector:binary,intent-router:multiclass,eta-regressor:regression,chargeback-scorer:binary-late".into()
+        "fraud-detector:binary,intent-router:multiclass,eta-regressor:regression,chargeback-scorer:binary-late,lead-scorer:binary-unlabeled".into()
     });
     let mut models = Vec::new();
     for spec in models_arg.split(',') {
@@ -205,6 +209,13 @@ async fn simulate(args: &Args) -> Result<bool, String> {
             .unwrap_or_default()
     );
     for model in &scenario.models {
+        if model.kind == ModelKind::SilentBinary {
+            println!(
+                "  {} sends labels for its first hour only; from {} its inputs shift, silently",
+                model.id,
+                scenario.silent_shift().format("%H:%M")
+            );
+        }
         if let Some((shortest, longest)) = model.kind.label_delay() {
             println!(
                 "  {}'s labels arrive {}–{} h after its predictions, sent as they arrive",
@@ -312,6 +323,16 @@ async fn simulate(args: &Args) -> Result<bool, String> {
                 scenario.end(),
             ),
             (
+                "estimated acc. 1h",
+                format!("ml_model_estimated_accuracy{{tenant_id=\"{tenant}\"}}"),
+                scenario.end(),
+            ),
+            (
+                "prediction PSI 1h",
+                format!("ml_model_prediction_drift{{tenant_id=\"{tenant}\",statistic=\"psi\"}}"),
+                scenario.end(),
+            ),
+            (
                 "rules firing",
                 format!("sum by (model_id) (ml_model_alert_firing{{tenant_id=\"{tenant}\"}})"),
                 scenario.end(),
@@ -349,7 +370,7 @@ async fn simulate(args: &Args) -> Result<bool, String> {
                 " (late labels as of the last ones sent, every one joined)"
             };
             println!(
-                "\ncheck: the summaries match the ground truth{late}; alerts fired and resolved for the degraded model only"
+                "\ncheck: the summaries match the ground truth{late}; alerts fired and resolved for the degraded model, the unlabeled model's estimate held its realized accuracy and its shift alerted; nothing from the healthy models"
             );
         } else {
             println!("\ncheck FAILED:");
@@ -440,6 +461,22 @@ async fn print_model(client: &Client, model: &str) -> Result<(), TargetError> {
             );
         }
     }
+    if s["estimation"]["unavailable"].is_null() {
+        let accuracy = &s["quality_metrics"]["accuracy"];
+        println!(
+            "  without labels: estimated accuracy {} [{}, {}] · prediction PSI {} · JS {} (against {} {}–{})",
+            number(&accuracy["estimated"]),
+            number(&accuracy["estimated_ci"][0]),
+            number(&accuracy["estimated_ci"][1]),
+            number(&s["drift"]["psi"]),
+            number(&s["drift"]["js"]),
+            s["estimation"]["reference"]["source"]
+                .as_str()
+                .unwrap_or("?"),
+            s["estimation"]["reference"]["from"].as_str().unwrap_or("?"),
+            s["estimation"]["reference"]["to"].as_str().unwrap_or("?"),
+        );
+    }
     for section in ["serving_metrics", "resource_metrics"] {
         if let Some(values) = s[section].as_object() {
             let line: Vec<String> = values
@@ -517,6 +554,7 @@ mod tests {
                 ("intent-router", ModelKind::Multiclass),
                 ("eta-regressor", ModelKind::Regression),
                 ("chargeback-scorer", ModelKind::LateBinary),
+                ("lead-scorer", ModelKind::SilentBinary),
             ]
         );
         assert_eq!(

@@ -12,6 +12,14 @@
 //! predictions go out without `actual`, and every label arrives 1–3 simulated hours
 //! later, sent by the label route ([`crate::labels`]). Its default quality rules see
 //! too few labels in their 1-hour window to judge (`insufficient_data`), never an alert.
+//!
+//! A [`ModelKind::SilentBinary`] model sends labels for its first hour only — the
+//! reference window its estimates are calibrated on — and none after. Its scores are
+//! calibrated (`actual ~ Bernoulli(score)`), and in the last [`SILENT_SHIFT`] its
+//! inputs shift to harder cases: the scores crowd towards 0.5, the realized accuracy
+//! falls from ≈ 0.84 to ≈ 0.68 with no label to show it. The estimate without labels
+//! follows, and the prediction-drift and estimated-accuracy rules fire (and stay
+//! firing to the end).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -32,7 +40,19 @@ pub enum ModelKind {
     /// Binary classifier whose labels arrive [`LATE_LABEL_DELAY`] after its
     /// predictions, by the label route.
     LateBinary,
+    /// Binary classifier labeled during its first [`REFERENCE_SPAN`] only, silently
+    /// degrading in the last [`SILENT_SHIFT`].
+    SilentBinary,
 }
+
+/// The labeled first stretch of a [`ModelKind::SilentBinary`] model: its reference
+/// window.
+pub const REFERENCE_SPAN: TimeDelta = TimeDelta::hours(1);
+/// How long before the end a [`ModelKind::SilentBinary`] model's inputs shift.
+pub const SILENT_SHIFT: TimeDelta = TimeDelta::minutes(60);
+/// The rules a [`ModelKind::SilentBinary`] model's shift fires (with registered
+/// baselines: the reference window and the accuracy to fall below).
+pub const SILENT_SHIFT_RULES: [&str; 2] = ["default-estimated_accuracy", "default-prediction_psi"];
 
 /// How late a [`ModelKind::LateBinary`] label arrives: uniform in this range of
 /// simulated time, per prediction.
@@ -46,11 +66,15 @@ impl ModelKind {
     /// classifier's accuracy drop.
     pub fn incident_rules(self, with_baselines: bool) -> &'static [&'static str] {
         match self {
-            Self::Binary | Self::LateBinary | Self::Multiclass if with_baselines => &[
-                "default-error_rate",
-                "default-latency_p95-max",
-                "default-accuracy",
-            ],
+            Self::Binary | Self::LateBinary | Self::SilentBinary | Self::Multiclass
+                if with_baselines =>
+            {
+                &[
+                    "default-error_rate",
+                    "default-latency_p95-max",
+                    "default-accuracy",
+                ]
+            }
             _ => &["default-error_rate", "default-latency_p95-max"],
         }
     }
@@ -58,17 +82,19 @@ impl ModelKind {
     /// The batch `task`.
     pub fn task(self) -> &'static str {
         match self {
-            Self::Binary | Self::LateBinary => "binary_classification",
+            Self::Binary | Self::LateBinary | Self::SilentBinary => "binary_classification",
             Self::Multiclass => "multiclass_classification",
             Self::Regression => "regression",
         }
     }
 
-    /// Parses `binary`, `multiclass`, `regression` or `binary-late`.
+    /// Parses `binary`, `multiclass`, `regression`, `binary-late` or
+    /// `binary-unlabeled`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "binary" => Some(Self::Binary),
             "binary-late" => Some(Self::LateBinary),
+            "binary-unlabeled" => Some(Self::SilentBinary),
             "multiclass" => Some(Self::Multiclass),
             "regression" => Some(Self::Regression),
             _ => None,
@@ -78,7 +104,7 @@ impl ModelKind {
     /// Median latency when healthy, ms.
     fn median_latency_ms(self) -> f64 {
         match self {
-            Self::Binary | Self::LateBinary => 18.0,
+            Self::Binary | Self::LateBinary | Self::SilentBinary => 18.0,
             Self::Multiclass => 25.0,
             Self::Regression => 12.0,
         }
@@ -90,16 +116,21 @@ impl ModelKind {
             Self::Binary | Self::LateBinary => {
                 json!({"accuracy": 0.92, "f1_score": 0.92, "auc_roc": 0.92})
             }
+            // Below its healthy ≈ 0.84 by more than the sampling error of the last
+            // labeled minutes, so the accuracy rule stays quiet on them.
+            Self::SilentBinary => json!({"accuracy": 0.80}),
             Self::Multiclass => json!({"accuracy": 0.86, "f1_score": 0.86}),
             Self::Regression => json!({"rmse": 4.2, "mae": 3.3}),
         }
     }
 
-    /// Probability of a correct answer when healthy (classifiers), or the residual
-    /// standard deviation (regressor).
+    /// Probability of a correct answer when healthy (classifiers), the residual
+    /// standard deviation (regressor), or how far the scores spread from 0.5 (the
+    /// silent model: `score = σ(spread · z)`, `z ~ N(0, 1)`).
     fn healthy_quality(self) -> f64 {
         match self {
             Self::Binary | Self::LateBinary => 0.93,
+            Self::SilentBinary => 3.0,
             Self::Multiclass => 0.88,
             Self::Regression => 4.0,
         }
@@ -110,10 +141,13 @@ impl ModelKind {
     pub fn label_delay(self) -> Option<(TimeDelta, TimeDelta)> {
         match self {
             Self::LateBinary => Some(LATE_LABEL_DELAY),
-            Self::Binary | Self::Multiclass | Self::Regression => None,
+            Self::Binary | Self::SilentBinary | Self::Multiclass | Self::Regression => None,
         }
     }
 }
+
+/// The score spread of a [`ModelKind::SilentBinary`] model once its inputs shifted.
+const SHIFTED_SPREAD: f64 = 1.0;
 
 /// One simulated model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +220,11 @@ impl Scenario {
         (end - INCIDENT, end)
     }
 
+    /// When a [`ModelKind::SilentBinary`] model's inputs shift.
+    pub fn silent_shift(&self) -> DateTime<Utc> {
+        self.end() - SILENT_SHIFT
+    }
+
     /// How `model` behaves in the minute starting at `minute`.
     pub fn health(&self, model: &ModelSpec, minute: DateTime<Utc>) -> Health {
         let healthy = Health {
@@ -194,6 +233,12 @@ impl Scenario {
             error_rate: 0.0,
             incident: false,
         };
+        if model.kind == ModelKind::SilentBinary && minute >= self.silent_shift() {
+            return Health {
+                quality: SHIFTED_SPREAD,
+                ..healthy
+            };
+        }
         if self.degraded.as_deref() != Some(model.id.as_str()) {
             return healthy;
         }
@@ -284,6 +329,7 @@ impl Scenario {
                     correct: None,
                     squared_error: None,
                     label_at: None,
+                    withheld: false,
                 };
                 if failed {
                     record["status"] = "error".into();
@@ -293,9 +339,15 @@ impl Scenario {
                     let delay_range = model.kind.label_delay();
                     let labeled_inline = delay_range.is_none() && rng.chance(INLINE_LABELED);
                     let label = outcome(model.kind, health.quality, rng, &mut record);
-                    if labeled_inline || delay_range.is_some() {
+                    // The silent model's labels exist (the truth keeps them) but go
+                    // out for its reference window only.
+                    let withheld =
+                        model.kind == ModelKind::SilentBinary && at >= self.start + REFERENCE_SPAN;
+                    let labeled_inline = labeled_inline && !withheld;
+                    if labeled_inline || delay_range.is_some() || withheld {
                         truth_record.correct = label.correct;
                         truth_record.squared_error = label.squared_error;
+                        truth_record.withheld = withheld;
                     }
                     if labeled_inline {
                         record["actual"] = label.actual;
@@ -321,7 +373,10 @@ impl Scenario {
                 "cache_hits": 95 + (rng.uniform() * 10.0) as u64,
                 "cache_misses": 3 + (rng.uniform() * 4.0) as u64 + 30 * busy as u64,
             });
-            if matches!(model.kind, ModelKind::Binary | ModelKind::LateBinary) {
+            if matches!(
+                model.kind,
+                ModelKind::Binary | ModelKind::LateBinary | ModelKind::SilentBinary
+            ) {
                 sample["gpu_utilization"] =
                     round3((0.3 + 0.05 * rng.normal()).clamp(0.0, 1.0)).into();
             }
@@ -374,6 +429,19 @@ fn outcome(kind: ModelKind, quality: f64, rng: &mut Rng, record: &mut Value) -> 
             Outcome {
                 actual: u8::from(actual).into(),
                 correct: Some(correct),
+                squared_error: None,
+            }
+        }
+        ModelKind::SilentBinary => {
+            // Calibrated: the score is the probability of the positive class.
+            let score = round3(1.0 / (1.0 + (-quality * rng.normal()).exp()));
+            let actual = rng.chance(score);
+            let predicted = score >= 0.5;
+            record["predicted"] = u8::from(predicted).into();
+            record["score"] = score.into();
+            Outcome {
+                actual: u8::from(actual).into(),
+                correct: Some(predicted == actual),
                 squared_error: None,
             }
         }
@@ -522,5 +590,78 @@ mod tests {
         assert!(labeled > 200 && labeled < 300, "{labeled}");
         assert_eq!(m.labeled, labeled as u64);
         assert_eq!(m.label_delay_p95_s, None);
+    }
+
+    /// The silent model, folded by the product's own engine: labels only in the first
+    /// hour, and over the shifted last hour the estimate calibrated on the first holds
+    /// the realized accuracy that no label told, well below the reference's.
+    #[test]
+    fn a_silent_model_degrades_without_labels_and_its_estimate_follows() {
+        use modelwatch::domain::Task;
+        use modelwatch::domain::estimation::ReferenceFit;
+        use modelwatch::ingest::{BatchLimits, parse_batch};
+
+        let model = spec("lead-scorer", ModelKind::SilentBinary);
+        let mut scenario = scenario(vec![model.clone()]);
+        scenario.start = DateTime::from_timestamp(chrono::Utc::now().timestamp() / 60 * 60, 0)
+            .expect("now")
+            - scenario.duration;
+        let (mut rng, mut counter, mut truth) = (Rng::new(3), 0, GroundTruth::default());
+        let mut reference = modelwatch::domain::WindowState::new();
+        let mut shifted = modelwatch::domain::WindowState::new();
+        let mut t = scenario.start;
+        while t < scenario.end() {
+            let to = t + TimeDelta::minutes(10);
+            let batch = scenario.batch(&model, t, to, &mut rng, &mut counter, &mut truth);
+            let body = serde_json::to_vec(&batch.body).expect("serializes");
+            let valid = parse_batch(&body, chrono::Utc::now(), &BatchLimits::default())
+                .expect("the product takes the batch");
+            for prediction in valid.predictions {
+                let at = prediction.record.timestamp;
+                let labeled = matches!(
+                    prediction.record.outcome,
+                    modelwatch::domain::Outcome::Binary {
+                        actual: Some(_),
+                        ..
+                    }
+                );
+                assert!(
+                    !labeled || at < scenario.start + REFERENCE_SPAN,
+                    "labels go out for the reference hour only"
+                );
+                if at < scenario.start + REFERENCE_SPAN {
+                    reference
+                        .fold_prediction(&prediction.record)
+                        .expect("folds");
+                } else if at >= scenario.silent_shift() {
+                    shifted.fold_prediction(&prediction.record).expect("folds");
+                }
+            }
+            t = to;
+        }
+        let end = scenario.end();
+        let told = truth.metrics_as_of(&model.id, scenario.silent_shift(), end, end);
+        assert_eq!(told.labeled, 0, "no label after the reference hour");
+        let realized = truth
+            .metrics(&model.id, scenario.silent_shift(), end)
+            .accuracy
+            .expect("the truth knows");
+        let before = truth
+            .metrics(&model.id, scenario.start, scenario.start + REFERENCE_SPAN)
+            .accuracy
+            .expect("labeled");
+        assert!(before - realized > 0.1, "{before} → {realized}");
+        let fit = ReferenceFit::of(Task::BinaryClassification, Some(&reference));
+        let comparison = fit.compare(&shifted);
+        let estimate = comparison.estimate.expect("estimated").accuracy;
+        assert!(
+            estimate.low - 0.002 <= realized && realized <= estimate.high + 0.002,
+            "{estimate:?} vs realized {realized}"
+        );
+        assert!(
+            estimate.value < 0.76,
+            "below the estimated-accuracy rule: {estimate:?}"
+        );
+        assert!(comparison.drift.expect("drift").psi > 0.2);
     }
 }

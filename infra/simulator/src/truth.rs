@@ -27,11 +27,18 @@ pub struct TruthRecord {
     /// Labeled records whose label is sent late, by the label route: when the label
     /// arrives (its `timestamp`); `None` for a label sent with its prediction.
     pub label_at: Option<DateTime<Utc>>,
+    /// The record has a label (`correct`), but it was never sent: the product never
+    /// learns it. Counted by [`GroundTruth::metrics`] only.
+    pub withheld: bool,
 }
 
 impl TruthRecord {
-    /// Whether the record's label (if it has one) had arrived by `as_of`.
+    /// Whether the record's label (if it has one) had arrived by `as_of`; a withheld
+    /// label arrives only at the end of time.
     fn labeled_by(&self, as_of: DateTime<Utc>) -> bool {
+        if self.withheld {
+            return as_of == DateTime::<Utc>::MAX_UTC;
+        }
         self.label_at.is_none_or(|at| at <= as_of)
     }
 }
@@ -76,7 +83,7 @@ impl GroundTruth {
     }
 
     /// The exact metrics of `model` over `[from, to)`, every label counted — also the
-    /// late ones that had not arrived when the run ended.
+    /// late ones that had not arrived when the run ended, and the withheld ones.
     pub fn metrics(&self, model: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> TruthMetrics {
         self.metrics_as_of(model, from, to, DateTime::<Utc>::MAX_UTC)
     }
@@ -155,6 +162,7 @@ mod tests {
             correct,
             squared_error: None,
             label_at: label_after.map(|m| at(minute + m)),
+            withheld: false,
         }
     }
 
@@ -218,6 +226,24 @@ mod tests {
             truth.metrics_as_of("other", at(0), at(5), at(200)),
             TruthMetrics::default()
         );
+    }
+
+    #[test]
+    fn a_withheld_label_counts_only_in_the_whole_truth() {
+        let mut truth = GroundTruth::default();
+        truth.record("silent", record(0, Some(true), None));
+        truth.record(
+            "silent",
+            TruthRecord {
+                withheld: true,
+                ..record(1, Some(false), None)
+            },
+        );
+        let told = truth.metrics_as_of("silent", at(0), at(2), at(1_000));
+        assert_eq!((told.labeled, told.accuracy), (1, Some(1.0)));
+        let whole = truth.metrics("silent", at(0), at(2));
+        assert_eq!((whole.labeled, whole.accuracy), (2, Some(0.5)));
+        assert_eq!(whole.label_delay_p95_s, None);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::domain::{
     cloudwatch_requests,
 };
 use crate::error::StoreError;
-use crate::ports::{ExportFailure, MetricsExporter};
+use crate::ports::{ExportFailure, MetricDataWriter, MetricsExporter};
 
 /// `PutMetricData`'s limit of metric data per request.
 pub const MAX_DATA_PER_REQUEST: usize = CLOUDWATCH_DATA_PER_REQUEST;
@@ -487,11 +487,18 @@ impl MetricsExporter for CloudWatchMetricsExporter {
     }
 
     async fn export(&self, models: &[ModelExport]) -> Result<(), ExportFailure> {
-        let data = cloudwatch_data(models, self.metrics);
+        self.exporter
+            .write_data(&cloudwatch_data(models, self.metrics))
+            .await
+    }
+}
+
+impl MetricDataWriter for CloudWatchExporter {
+    async fn write_data(&self, data: &[Datum]) -> Result<(), ExportFailure> {
         if data.is_empty() {
             return Ok(());
         }
-        match self.exporter.put(&data).await {
+        match self.put(data).await {
             Ok(_) => Ok(()),
             Err(err) if err.is_retryable() => Err(ExportFailure::Unavailable(Box::new(err))),
             Err(err) => Err(ExportFailure::Rejected(Box::new(err))),

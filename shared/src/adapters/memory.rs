@@ -45,7 +45,9 @@ use crate::ports::{
     PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
     RollupStore, SettingWrite,
 };
-use crate::ports::{ExportFailure, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue};
+use crate::ports::{
+    ExportFailure, MetricDataWriter, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue,
+};
 
 /// The TTL the memory stores size `expires_at` with: any retention the configuration
 /// allows gives an epoch-seconds number of the same 10 digits.
@@ -988,7 +990,7 @@ pub type MemoryNotifier = Recording<AlertRecord>;
 /// [`SeriesWriter`] that keeps every series written (the Prometheus exporter as
 /// [`crate::ports::PrometheusSeries`] over it).
 pub type MemorySeriesWriter = Recording<Series>;
-/// CloudWatch [`MetricsExporter`] that keeps every datum put.
+/// CloudWatch [`MetricsExporter`] and [`MetricDataWriter`] that keeps every datum put.
 pub type MemoryMetricData = Recording<Datum>;
 /// [`ShardQueue`] that keeps every message enqueued, dropping one whose deduplication
 /// id it has kept already (as a FIFO queue does within its window), and every early
@@ -1096,6 +1098,13 @@ impl MetricsExporter for MemoryMetricData {
             "metric store",
         )
         .map_err(|why| ExportFailure::Unavailable(why.into()))
+    }
+}
+
+impl MetricDataWriter for MemoryMetricData {
+    async fn write_data(&self, data: &[Datum]) -> Result<(), ExportFailure> {
+        self.record(data, "metric store")
+            .map_err(|why| ExportFailure::Unavailable(why.into()))
     }
 }
 

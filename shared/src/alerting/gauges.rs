@@ -14,6 +14,10 @@
 //!   coverage and delay of the day before the last trend refresh (hourly), which move
 //!   as late labels arrive — `aggregate`'s per-minute series of the same names (without
 //!   `window`) say what was known when each minute closed.
+//! - `ml_model_estimated_accuracy`, `ml_model_estimated_f1_score`,
+//!   `ml_model_estimated_auc_roc` and `ml_model_prediction_drift{statistic="psi"|"js"}`,
+//!   each with `window="1h"`: the last hour against the model's reference window
+//!   (binary classifiers with one; "Performance without labels" in ARCHITECTURE).
 //!
 //! Values are in the unit of the metric's own series — seconds for latencies, like
 //! `ml_model_latency_seconds` — so they plot on the same axis. Samples are stamped
@@ -27,16 +31,18 @@ use crate::domain::alerting::rules::AlertRule;
 use crate::domain::alerting::state::RuleStatus;
 use crate::domain::alerting::trends::LabelSnapshot;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{MetricName, Series};
+use crate::domain::{COMPARED_METRICS, MetricName, MetricSet, Series};
 
-/// One model's baseline, threshold, firing and day-long label series at `at`;
-/// `rules` pairs each evaluated rule with its status after the run (`None` when it has
-/// none yet).
+/// One model's baseline, threshold, firing and day-long label series at `at`, and the
+/// estimates and drift of `compared` (the last hour's metrics against the reference,
+/// for a model compared with one); `rules` pairs each evaluated rule with its status
+/// after the run (`None` when it has none yet).
 pub fn alert_series(
     tenant: &TenantId,
     model_id: &ModelId,
     baselines: &Baselines,
     labels: Option<&LabelSnapshot>,
+    compared: Option<&MetricSet>,
     rules: &[(&AlertRule, Option<RuleStatus>)],
     at: DateTime<Utc>,
 ) -> Vec<Series> {
@@ -57,19 +63,26 @@ pub fn alert_series(
             );
         }
     }
-    let day = [("window", "24h")];
-    for (metric, value) in labels.iter().flat_map(|l| {
+    let day = labels.iter().flat_map(|l| {
         [
             (MetricName::LabelCoverage, l.coverage),
             (MetricName::LabelDelayP50, l.delay_p50_s),
             (MetricName::LabelDelayP95, l.delay_p95_s),
         ]
-    }) {
+        .map(|(metric, value)| (metric, value, "24h"))
+    });
+    let hour = compared
+        .into_iter()
+        .flat_map(|m| COMPARED_METRICS.map(|metric| (metric, m.get(metric), "1h")));
+    for (metric, value, window) in day.chain(hour) {
         let (Some(value), export) = (value, metric.export()) else {
             continue;
         };
-        let quantile = export.quantile.map(|q| ("quantile", q));
-        let extra: Vec<(&str, &str)> = quantile.into_iter().chain(day).collect();
+        let extra: Vec<(&str, &str)> = export
+            .label
+            .into_iter()
+            .chain([("window", window)])
+            .collect();
         out.push(
             series(export.prometheus_name, &extra).with_sample(at, export.prometheus_value(value)),
         );
@@ -124,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn baselines_thresholds_and_firing_carry_their_labels_and_units() {
+    fn baselines_thresholds_firing_and_estimates_carry_their_labels_and_units() {
         let now = at("2026-11-28T10:16:00Z");
         let baselines = Baselines {
             registered: Some(RegisteredBaseline {
@@ -161,6 +174,13 @@ mod tests {
                 delay_p50_s: Some(3_600.0),
                 delay_p95_s: None,
             }),
+            Some(&MetricSet {
+                estimated_accuracy: Some(0.81),
+                prediction_psi: Some(0.3),
+                prediction_js: Some(0.12),
+                accuracy: Some(0.5),
+                ..MetricSet::default()
+            }),
             &[
                 (&accuracy, Some(RuleStatus::Firing)),
                 (&latency, Some(RuleStatus::InsufficientData)),
@@ -193,6 +213,24 @@ mod tests {
                     &[("quantile", "0.5"), ("window", "24h")],
                 ),
                 vec![(ms, 3_600.0)],
+            ),
+            (
+                key("ml_model_estimated_accuracy", &[("window", "1h")]),
+                vec![(ms, 0.81)],
+            ),
+            (
+                key(
+                    "ml_model_prediction_drift",
+                    &[("statistic", "psi"), ("window", "1h")],
+                ),
+                vec![(ms, 0.3)],
+            ),
+            (
+                key(
+                    "ml_model_prediction_drift",
+                    &[("statistic", "js"), ("window", "1h")],
+                ),
+                vec![(ms, 0.12)],
             ),
             (
                 key("ml_model_baseline", &[("metric", "accuracy")]),

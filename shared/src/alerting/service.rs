@@ -6,14 +6,14 @@
 //! **The evaluated windows end at the run's minute** (`[end − window, end)` with `end`
 //! the run time floored to the minute), so a rule sees whole minutes only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, future};
 use serde::Serialize;
 
 use super::gauges::alert_series;
-use crate::domain::alerting::baseline::{CAPTURE_SPAN, CapturedBaseline};
+use crate::domain::alerting::baseline::{CAPTURE_SPAN, CapturedBaseline, ReferenceSnapshot};
 use crate::domain::alerting::rules::{AlertRule, CustomRules, effective_rules, is_quality};
 use crate::domain::alerting::state::{
     RuleEvaluation, RuleStatus, Step, StepContext, resolved, step,
@@ -23,13 +23,17 @@ use crate::domain::alerting::trends::{
     trend_metrics,
 };
 use crate::domain::alerting::{AlertSettings, PerfSettings};
+use crate::domain::estimation::ReferenceFit;
 use crate::domain::ids::{ModelId, TenantId};
-use crate::domain::{ACTIVE_RETENTION, Granularity, MetricName, MetricSet, Series};
+use crate::domain::{
+    ACTIVE_RETENTION, Datum, Granularity, MetricName, MetricSet, Series, TimeSpan, compared_data,
+};
 use crate::error::StoreError;
 use crate::ports::{
-    AlertNotifier, AlertStore, ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore,
+    AlertNotifier, AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel,
+    RollupStore,
 };
-use crate::ports::{ExportFailure, SeriesWriter, SettingWrite};
+use crate::ports::{ExportFailure, MetricDataWriter, SeriesWriter, SettingWrite};
 use crate::schedule::{ScheduledRun, round_robin};
 use crate::summary::WindowReader;
 
@@ -37,6 +41,8 @@ use crate::summary::WindowReader;
 const CONCURRENT_MODELS: usize = 16;
 /// A model with predictions this recent is evaluated before the others.
 const FRESH: TimeDelta = TimeDelta::minutes(10);
+/// The window of the estimate and drift gauges (`window="1h"`).
+const COMPARISON_WINDOW: TimeDelta = TimeDelta::hours(1);
 /// (√5 − 1) / 2: the step by which a run's starting point moves.
 const GOLDEN_RATIO_FRACTION: f64 = 0.618_033_988_749_895;
 
@@ -94,14 +100,17 @@ pub struct EvaluationReport {
     /// configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<GaugeWrite>,
+    /// The estimates and drift put to CloudWatch, when they go there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudwatch: Option<GaugeWrite>,
     /// Models (or notifications) that failed; they are retried by the next run.
     pub failures: Vec<EvaluationFailure>,
 }
 
-/// What writing the alert series to Prometheus did.
+/// What writing a run's gauges (to Prometheus, to CloudWatch) did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GaugeWrite {
-    /// Series written.
+    /// Series (data) written.
     pub series: usize,
     /// `delivered`, `failed` (the next run writes the then current values) or
     /// `rejected`.
@@ -130,14 +139,16 @@ struct ModelOutcome {
     trends_updated: bool,
     /// Its baseline, threshold and firing series.
     series: Vec<Series>,
+    /// Its estimates and drift, for CloudWatch.
+    data: Vec<Datum>,
     /// Failures that did not stop the rest of the model's evaluation.
     errors: Vec<String>,
 }
 
-/// The evaluation service over the stores, the alert topic and Prometheus; built once
-/// at cold start, it owns them.
+/// The evaluation service over the stores, the alert topic, Prometheus and CloudWatch;
+/// built once at cold start, it owns them.
 #[derive(Debug)]
-pub struct Evaluator<R, S, M, A, N, P> {
+pub struct Evaluator<R, S, M, A, N, P, C> {
     /// Which models are active, with task and first seen.
     pub registry: R,
     /// Metrics of any window from the rollups.
@@ -150,13 +161,15 @@ pub struct Evaluator<R, S, M, A, N, P> {
     pub notifier: N,
     /// Where the baseline, threshold and firing series go, if anywhere.
     pub prometheus: Option<P>,
+    /// Where the estimates and drift go besides Prometheus, if anywhere.
+    pub cloudwatch: Option<C>,
     /// The specification's thresholds.
     pub perf: PerfSettings,
     /// Minimum samples and re-notification.
     pub alerting: AlertSettings,
 }
 
-impl<R, S, M, A, N, P> Evaluator<R, S, M, A, N, P>
+impl<R, S, M, A, N, P, C> Evaluator<R, S, M, A, N, P, C>
 where
     R: ModelRegistry,
     S: RollupStore,
@@ -164,6 +177,7 @@ where
     A: AlertStore,
     N: AlertNotifier,
     P: SeriesWriter,
+    C: MetricDataWriter,
 {
     /// Evaluates every model of `run`'s shards active at its time, while its deadline
     /// allows. Fails only when the registry cannot be read; a model that fails is
@@ -183,7 +197,7 @@ where
             evaluated_until: end,
             ..EvaluationReport::default()
         };
-        let mut series = Vec::new();
+        let (mut series, mut data) = (Vec::new(), Vec::new());
         let mut outcomes = futures_util::stream::iter(&models)
             .take_while(|_| future::ready(!evaluate_until.passed()))
             .map(|model| async move { (model, self.evaluate_model(model, end).await) })
@@ -204,6 +218,7 @@ where
                     report.baselines_captured += usize::from(outcome.baseline_captured);
                     report.trends_updated += usize::from(outcome.trends_updated);
                     series.extend(outcome.series);
+                    data.extend(outcome.data);
                     report
                         .failures
                         .extend(outcome.errors.into_iter().map(failure));
@@ -218,7 +233,12 @@ where
         drop(outcomes);
         report.left = models.len() - report.models;
         if let Some(prometheus) = &self.prometheus {
-            report.prometheus = Some(write_gauges(prometheus, &series).await);
+            let written = prometheus.write_series(&series).await;
+            report.prometheus = Some(GaugeWrite::of("Prometheus", series.len(), written));
+        }
+        if let Some(cloudwatch) = &self.cloudwatch {
+            let written = cloudwatch.write_data(&data).await;
+            report.cloudwatch = Some(GaugeWrite::of("CloudWatch", data.len(), written));
         }
         tracing::info!(
             models = report.models,
@@ -230,6 +250,7 @@ where
             baselines_captured = report.baselines_captured,
             trends_updated = report.trends_updated,
             prometheus = ?report.prometheus,
+            cloudwatch = ?report.cloudwatch,
             failures = report.failures.len(),
             shards = ?run.shards,
             "evaluate run"
@@ -267,6 +288,7 @@ where
             settings = self.settings.model_settings(tenant, model_id).await?;
         }
 
+        let reference = self.reference(model, &mut settings, end).await?;
         let custom = settings.rules.clone().unwrap_or_else(CustomRules::none);
         let rules = effective_rules(
             model.task,
@@ -275,15 +297,23 @@ where
             &self.perf,
             &self.alerting,
         );
-        // One read per distinct span (a rule with a label delay judges an earlier one).
-        let spans: std::collections::BTreeSet<_> = rules.iter().map(|r| r.span(end)).collect();
+        // One read per distinct span (a rule with a label delay judges an earlier one),
+        // and the span of the estimate and drift gauges.
+        let mut spans: BTreeSet<_> = rules.iter().map(|r| r.span(end)).collect();
+        let comparison_span = (end - COMPARISON_WINDOW, end);
+        if reference.is_some() {
+            spans.insert(comparison_span);
+        }
+        let fit = reference.unwrap_or_else(|| ReferenceFit::of(model.task, None));
         let mut by_window = BTreeMap::new();
         for (from, to) in spans {
-            let metrics = self
+            let (state, covered) = self
                 .window
-                .metrics(tenant, model_id, from, to, Some(model.first_seen))
+                .state(tenant, model_id, TimeSpan::new(from, to))
                 .await?;
-            by_window.insert((from, to), metrics);
+            let metrics = MetricSet::compute(&state, covered, Some(model.first_seen))
+                .with_comparison(&fit.compare(&state));
+            by_window.insert((from, to), (metrics, covered));
         }
         let mut states: BTreeMap<String, _> = self
             .alerts
@@ -357,7 +387,7 @@ where
 
         let trend_end = Granularity::Hour.floor(end);
         if settings.trends.as_ref().is_none_or(|t| t.to < trend_end) {
-            let trends = self.trends(model, &rules, trend_end, end).await?;
+            let trends = self.trends(model, &rules, &fit, trend_end, end).await?;
             self.settings
                 .put_setting(tenant, model_id, SettingWrite::Trends(&trends))
                 .await?;
@@ -365,15 +395,63 @@ where
             outcome.trends_updated = true;
         }
         let labels = settings.trends.as_ref().and_then(|t| t.labels.as_ref());
+        let compared = by_window.get(&comparison_span).map(|(metrics, _)| metrics);
+        if let Some(metrics) = compared {
+            outcome.data = compared_data(tenant, model_id, metrics, end);
+        }
         outcome.series = alert_series(
             tenant,
             model_id,
             &settings.baselines,
             labels,
+            compared,
             &statuses,
             end,
         );
         Ok(outcome)
+    }
+
+    /// The model's reference window prepared for comparisons, when it is compared with
+    /// one (a binary classifier with a reference); takes the reference's snapshot into
+    /// `settings` first when it is due.
+    async fn reference(
+        &self,
+        model: &RegisteredModel,
+        settings: &mut ModelSettings,
+        end: DateTime<Utc>,
+    ) -> Result<Option<ReferenceFit>, StoreError> {
+        let Some(reference) = settings
+            .baselines
+            .reference()
+            .filter(|_| ReferenceFit::applies(model.task))
+        else {
+            return Ok(None);
+        };
+        if ReferenceSnapshot::due(settings.reference.as_ref(), &reference, end) {
+            let (state, _) = self
+                .window
+                .state(&model.tenant, &model.model_id, reference.span())
+                .await?;
+            let snapshot = ReferenceSnapshot {
+                from: reference.from,
+                to: reference.to,
+                taken_at: end,
+                state,
+            };
+            self.settings
+                .put_setting(
+                    &model.tenant,
+                    &model.model_id,
+                    SettingWrite::Reference(&snapshot),
+                )
+                .await?;
+            settings.reference = Some(snapshot);
+        }
+        let fit = self
+            .window
+            .reference_fit(model, Some(reference), settings.reference.as_ref())
+            .await?;
+        Ok(Some(fit))
     }
 
     /// Publishes and stores what `step` decided; a failed publish stores nothing.
@@ -411,11 +489,13 @@ where
         })
     }
 
-    /// The trends of the seven days of hours before `to`.
+    /// The trends of the seven days of hours before `to` (an hour short of labels
+    /// counts with its estimate against `reference`).
     async fn trends(
         &self,
         model: &RegisteredModel,
         rules: &[AlertRule],
+        reference: &ReferenceFit,
         to: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<TrendReport, StoreError> {
@@ -423,12 +503,10 @@ where
         let hours = self
             .window
             .series(
-                &model.tenant,
-                &model.model_id,
+                model,
                 Granularity::Hour,
-                from,
-                to,
-                Some(model.first_seen),
+                TimeSpan::new(from, to),
+                Some(reference),
             )
             .await?;
         let trends = trend_metrics(model.task)
@@ -462,23 +540,25 @@ where
     }
 }
 
-/// Writes the alert series; a failure is logged, and the next run writes the then
-/// current values (these are gauges: nothing accumulates).
-async fn write_gauges<P: SeriesWriter>(prometheus: &P, series: &[Series]) -> GaugeWrite {
-    let outcome = match prometheus.write_series(series).await {
-        Ok(()) => "delivered",
-        Err(ExportFailure::Unavailable(err)) => {
-            tracing::warn!(error = %err, "alert series not written; the next run writes them");
-            "failed"
+impl GaugeWrite {
+    /// What writing `count` gauges to `sink` came to; a failure is logged, and the
+    /// next run writes the then current values (gauges: nothing accumulates).
+    fn of(sink: &str, count: usize, written: Result<(), ExportFailure>) -> Self {
+        let outcome = match written {
+            Ok(()) => "delivered",
+            Err(ExportFailure::Unavailable(err)) => {
+                tracing::warn!(error = %err, sink, "gauges not written; the next run writes them");
+                "failed"
+            }
+            Err(ExportFailure::Rejected(err)) => {
+                tracing::error!(error = %err, sink, "gauges refused");
+                "rejected"
+            }
+        };
+        Self {
+            series: count,
+            outcome,
         }
-        Err(ExportFailure::Rejected(err)) => {
-            tracing::error!(error = %err, "alert series refused");
-            "rejected"
-        }
-    };
-    GaugeWrite {
-        series: series.len(),
-        outcome,
     }
 }
 

@@ -40,6 +40,7 @@
 
 use super::classification::{BinaryStats, SCORE_BINS, ScoreDistribution};
 use super::drift::{DriftReference, PredictionDrift};
+use super::record::Task;
 use super::window::{QualityStats, WindowState};
 
 /// Fewest labeled, scored reference records a [`Calibration`] is fitted from.
@@ -91,28 +92,73 @@ fn binary(state: &WindowState) -> Option<&BinaryStats> {
     }
 }
 
-/// `window`'s estimated performance, calibrated on `reference` (both of one model).
-///
-/// # Errors
-/// [`NoEstimate`] saying why there is none.
-pub fn estimate_window(
-    reference: &WindowState,
-    window: &WindowState,
-) -> Result<BinaryEstimate, NoEstimate> {
-    let stats = binary(window).ok_or(NoEstimate::NotBinary)?;
-    let reference = binary(reference).ok_or(NotEstimable::TooFewReferenceLabels { labeled: 0 })?;
-    let calibration = Calibration::fit(reference)?;
-    stats
-        .distribution()
-        .and_then(|distribution| calibration.estimate(distribution))
-        .ok_or(NoEstimate::NoScoredPredictions)
+/// A window against its model's reference: the estimated performance, or why there is
+/// none, and the drift of its predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// The estimate, or why there is none.
+    pub estimate: Result<BinaryEstimate, NoEstimate>,
+    /// The drift of the window's scores; `None` unless the reference and the window
+    /// both hold scored predictions.
+    pub drift: Option<PredictionDrift>,
 }
 
-/// The drift of `window`'s predictions from `reference`'s; `None` unless both hold
-/// scored binary predictions.
-pub fn window_drift(reference: &WindowState, window: &WindowState) -> Option<PredictionDrift> {
-    let reference = DriftReference::of_scores(binary(reference)?.distribution()?)?;
-    reference.drift_of_scores(binary(window)?.distribution()?)
+/// A model's reference window prepared once — calibration fitted, drift bins cut — for
+/// comparing any number of windows with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceFit {
+    calibration: Result<Calibration, NoEstimate>,
+    drift: Option<DriftReference>,
+}
+
+impl ReferenceFit {
+    /// The fit of a model of `task` whose reference window merged to `reference`
+    /// (`None`: the model has no reference yet).
+    pub fn of(task: Task, reference: Option<&WindowState>) -> Self {
+        let unavailable = |why| Self {
+            calibration: Err(why),
+            drift: None,
+        };
+        if !Self::applies(task) {
+            return unavailable(NoEstimate::NotBinary);
+        }
+        let Some(reference) = reference else {
+            return unavailable(NoEstimate::NoReference);
+        };
+        let stats = binary(reference);
+        Self {
+            calibration: stats
+                .ok_or(NotEstimable::TooFewReferenceLabels { labeled: 0 })
+                .and_then(Calibration::fit)
+                .map_err(NoEstimate::from),
+            drift: stats
+                .and_then(BinaryStats::distribution)
+                .and_then(DriftReference::of_scores),
+        }
+    }
+
+    /// Whether a model of `task` is compared with its reference (binary classifiers,
+    /// for now).
+    pub fn applies(task: Task) -> bool {
+        task == Task::BinaryClassification
+    }
+
+    /// `window` (of the same model) against the reference.
+    pub fn compare(&self, window: &WindowState) -> Comparison {
+        let distribution = binary(window).and_then(BinaryStats::distribution);
+        let estimate = match &self.calibration {
+            Err(why) => Err(*why),
+            Ok(calibration) => distribution
+                .and_then(|d| calibration.estimate(d))
+                .ok_or(NoEstimate::NoScoredPredictions),
+        };
+        let drift = self
+            .drift
+            .as_ref()
+            .zip(distribution)
+            .and_then(|(reference, d)| reference.drift_of_scores(d));
+        Comparison { estimate, drift }
+    }
 }
 
 /// The map score bin → `P(actual = 1)` fitted on a reference (see the module docs).

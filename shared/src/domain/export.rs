@@ -38,8 +38,9 @@ pub struct MetricExport {
     pub unit: Unit,
     /// Its Prometheus series name (`ml_model_accuracy`, `ml_model_latency_seconds`).
     pub prometheus_name: &'static str,
-    /// The `quantile` label of a latency quantile's Prometheus series.
-    pub quantile: Option<&'static str>,
+    /// The label that sets the metric's series apart among the others of its name:
+    /// `quantile` of a latency or label-delay quantile, `statistic` of a drift measure.
+    pub label: Option<(&'static str, &'static str)>,
     /// Factor from the metric's unit to its Prometheus series' unit (latencies are
     /// milliseconds in the product and seconds in Prometheus).
     pub prometheus_scale: f64,
@@ -59,21 +60,28 @@ impl MetricName {
             name,
             unit,
             prometheus_name,
-            quantile: None,
+            label: None,
             prometheus_scale: 1.0,
         };
         let latency = |name, quantile| MetricExport {
             name,
             unit: Unit::Milliseconds,
             prometheus_name: "ml_model_latency_seconds",
-            quantile: Some(quantile),
+            label: Some(("quantile", quantile)),
             prometheus_scale: 1e-3,
         };
         let label_delay = |name, quantile| MetricExport {
             name,
             unit: Unit::Seconds,
             prometheus_name: "ml_model_label_delay_seconds",
-            quantile: Some(quantile),
+            label: Some(("quantile", quantile)),
+            prometheus_scale: 1.0,
+        };
+        let drift = |name, statistic| MetricExport {
+            name,
+            unit: Unit::None,
+            prometheus_name: "ml_model_prediction_drift",
+            label: Some(("statistic", statistic)),
             prometheus_scale: 1.0,
         };
         match self {
@@ -112,6 +120,23 @@ impl MetricName {
             Self::LabelCoverage => gauge("label_coverage", "ml_model_labeled_ratio", Unit::None),
             Self::LabelDelayP50 => label_delay("label_delay_p50_s", "0.5"),
             Self::LabelDelayP95 => label_delay("label_delay_p95_s", "0.95"),
+            Self::EstimatedAccuracy => gauge(
+                "estimated_accuracy",
+                "ml_model_estimated_accuracy",
+                Unit::None,
+            ),
+            Self::EstimatedF1Score => gauge(
+                "estimated_f1_score",
+                "ml_model_estimated_f1_score",
+                Unit::None,
+            ),
+            Self::EstimatedAucRoc => gauge(
+                "estimated_auc_roc",
+                "ml_model_estimated_auc_roc",
+                Unit::None,
+            ),
+            Self::PredictionPsi => drift("prediction_psi", "psi"),
+            Self::PredictionJs => drift("prediction_js", "js"),
         }
     }
 }
@@ -211,13 +236,9 @@ pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
         for (start, metrics) in &export.minutes {
             let at = (*start + Granularity::Minute.length()).timestamp_millis();
             for (_, gauge, value) in gauges(metrics) {
-                let quantile: Vec<(&str, &str)> = gauge
-                    .quantile
-                    .map(|q| ("quantile", q))
-                    .into_iter()
-                    .collect();
+                let label: Vec<(&str, &str)> = gauge.label.into_iter().collect();
                 out.push(
-                    series(gauge.prometheus_name, &quantile)
+                    series(gauge.prometheus_name, &label)
                         .with_sample(at, gauge.prometheus_value(value)),
                 );
             }
@@ -246,6 +267,43 @@ pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
         }
     }
     out
+}
+
+/// The metrics of a window against the model's reference window (estimates without
+/// labels, prediction drift), which `evaluate` writes over the last hour.
+pub const COMPARED_METRICS: [MetricName; 5] = [
+    MetricName::EstimatedAccuracy,
+    MetricName::EstimatedF1Score,
+    MetricName::EstimatedAucRoc,
+    MetricName::PredictionPsi,
+    MetricName::PredictionJs,
+];
+
+/// The CloudWatch data of the [`COMPARED_METRICS`] `metrics` has, for one model at
+/// `at`: dimensions `model_id` and `tenant_id` like the minute data, names of their
+/// own (`estimated_accuracy`, `prediction_psi`, …), so each has one writer.
+pub fn compared_data(
+    tenant: &TenantId,
+    model_id: &ModelId,
+    metrics: &MetricSet,
+    at: DateTime<Utc>,
+) -> Vec<Datum> {
+    COMPARED_METRICS
+        .into_iter()
+        .filter_map(|metric| {
+            let export = metric.export();
+            Some(Datum {
+                name: export.name.to_owned(),
+                dimensions: vec![
+                    ("model_id".to_owned(), model_id.to_string()),
+                    ("tenant_id".to_owned(), tenant.to_string()),
+                ],
+                timestamp: at,
+                value: metrics.get(metric)?,
+                unit: export.unit,
+            })
+        })
+        .collect()
 }
 
 /// Groups `models`, in order, into requests of at most `capacity` data each, where a
@@ -405,7 +463,10 @@ mod tests {
         }
         let p95 = MetricName::LatencyP95.export();
         assert_eq!(p95.prometheus_value(250.0), 0.25);
-        assert_eq!((p95.quantile, p95.unit), (Some("0.95"), Unit::Milliseconds));
+        assert_eq!(
+            (p95.label, p95.unit),
+            (Some(("quantile", "0.95")), Unit::Milliseconds)
+        );
         let exported: Vec<(&str, f64)> = gauges(&metrics).map(|(_, g, v)| (g.name, v)).collect();
         assert_eq!(
             exported,

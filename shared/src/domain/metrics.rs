@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::classification::ratio;
+use super::estimation::Comparison;
 use super::window::{QualityStats, WindowState};
 
 /// A query window `[start, end)`.
@@ -102,6 +103,18 @@ pub struct MetricSet {
     /// What the window counts in the overflow bucket (labels and error types beyond
     /// their caps); all zero when the bucket is not in use.
     pub overflow: OverflowCounts,
+    /// Accuracy estimated without labels (CBPE) against the model's reference; `None`
+    /// until [`with_comparison`](Self::with_comparison) gives one.
+    pub estimated_accuracy: Option<f64>,
+    /// F1 estimated without labels; as `estimated_accuracy`.
+    pub estimated_f1_score: Option<f64>,
+    /// ROC AUC estimated without labels; as `estimated_accuracy`.
+    pub estimated_auc_roc: Option<f64>,
+    /// Population stability index of the predictions against the reference's; `None`
+    /// until [`with_comparison`](Self::with_comparison) gives one.
+    pub prediction_psi: Option<f64>,
+    /// Jensen–Shannon distance (base 2) of the predictions from the reference's.
+    pub prediction_js: Option<f64>,
 }
 
 /// What a window counts under the overflow bucket
@@ -195,6 +208,18 @@ impl MetricSet {
         metrics
     }
 
+    /// These metrics with the window's estimates and drift against the model's reference
+    /// (see [`Comparison`]): what [`compute`](Self::compute) alone cannot know.
+    pub fn with_comparison(mut self, comparison: &Comparison) -> Self {
+        let estimate = comparison.estimate.as_ref().ok();
+        self.estimated_accuracy = estimate.map(|e| e.accuracy.value);
+        self.estimated_f1_score = estimate.map(|e| e.f1_score.value);
+        self.estimated_auc_roc = estimate.and_then(|e| e.auc_roc).map(|e| e.value);
+        self.prediction_psi = comparison.drift.map(|d| d.psi);
+        self.prediction_js = comparison.drift.map(|d| d.js);
+        self
+    }
+
     /// The value of the metric `name`.
     pub fn get(&self, name: MetricName) -> Option<f64> {
         match name {
@@ -217,6 +242,11 @@ impl MetricSet {
             MetricName::LabelCoverage => self.label_coverage,
             MetricName::LabelDelayP50 => self.label_delay_p50_s,
             MetricName::LabelDelayP95 => self.label_delay_p95_s,
+            MetricName::EstimatedAccuracy => self.estimated_accuracy,
+            MetricName::EstimatedF1Score => self.estimated_f1_score,
+            MetricName::EstimatedAucRoc => self.estimated_auc_roc,
+            MetricName::PredictionPsi => self.prediction_psi,
+            MetricName::PredictionJs => self.prediction_js,
         }
     }
 }
@@ -277,11 +307,21 @@ pub enum MetricName {
     LabelDelayP50,
     /// [`MetricSet::label_delay_p95_s`].
     LabelDelayP95,
+    /// [`MetricSet::estimated_accuracy`].
+    EstimatedAccuracy,
+    /// [`MetricSet::estimated_f1_score`].
+    EstimatedF1Score,
+    /// [`MetricSet::estimated_auc_roc`].
+    EstimatedAucRoc,
+    /// [`MetricSet::prediction_psi`].
+    PredictionPsi,
+    /// [`MetricSet::prediction_js`].
+    PredictionJs,
 }
 
 impl MetricName {
     /// Every metric name, in declaration order.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 24] = [
         Self::Accuracy,
         Self::F1Score,
         Self::AucRoc,
@@ -301,10 +341,26 @@ impl MetricName {
         Self::LabelCoverage,
         Self::LabelDelayP50,
         Self::LabelDelayP95,
+        Self::EstimatedAccuracy,
+        Self::EstimatedF1Score,
+        Self::EstimatedAucRoc,
+        Self::PredictionPsi,
+        Self::PredictionJs,
     ];
 
+    /// The metric estimated without labels that stands for this quality metric, if any.
+    pub fn estimated(self) -> Option<Self> {
+        match self {
+            Self::Accuracy => Some(Self::EstimatedAccuracy),
+            Self::F1Score => Some(Self::EstimatedF1Score),
+            Self::AucRoc => Some(Self::EstimatedAucRoc),
+            _ => None,
+        }
+    }
+
     /// The name as alert rules write it (`latency_p95`, `throughput`, …). [`FromStr`] also
-    /// accepts the [`MetricSet`] field names `latency_p95_ms` and `throughput_rps`.
+    /// accepts the [`MetricSet`] field names `latency_p95_ms` and `throughput_rps`, and
+    /// `estimated_f1` for `estimated_f1_score`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accuracy => "accuracy",
@@ -326,6 +382,11 @@ impl MetricName {
             Self::LabelCoverage => "label_coverage",
             Self::LabelDelayP50 => "label_delay_p50",
             Self::LabelDelayP95 => "label_delay_p95",
+            Self::EstimatedAccuracy => "estimated_accuracy",
+            Self::EstimatedF1Score => "estimated_f1_score",
+            Self::EstimatedAucRoc => "estimated_auc_roc",
+            Self::PredictionPsi => "prediction_psi",
+            Self::PredictionJs => "prediction_js",
         }
     }
 }
@@ -352,6 +413,7 @@ impl FromStr for MetricName {
             "throughput_rps" => Some(Self::Throughput),
             "label_delay_p50_s" => Some(Self::LabelDelayP50),
             "label_delay_p95_s" => Some(Self::LabelDelayP95),
+            "estimated_f1" => Some(Self::EstimatedF1Score),
             _ => None,
         };
         alias

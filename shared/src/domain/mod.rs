@@ -51,8 +51,9 @@ pub use classification::{
 pub use codec::DecodeError;
 pub use error::{FoldError, MergeError};
 pub use export::{
-    CLOUDWATCH_DATA_PER_REQUEST, CloudWatchMetrics, Datum, MetricExport, ModelExport, Series, Unit,
-    UnknownSelection, cloudwatch_data, cloudwatch_requests, group_requests, prometheus_series,
+    CLOUDWATCH_DATA_PER_REQUEST, COMPARED_METRICS, CloudWatchMetrics, Datum, MetricExport,
+    ModelExport, Series, Unit, UnknownSelection, cloudwatch_data, cloudwatch_requests,
+    compared_data, group_requests, prometheus_series,
 };
 pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
 pub use record::{

@@ -7,7 +7,8 @@ use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
 
 use crate::adapters::memory::MemoryLabelStore;
-use crate::domain::alerting::baseline::{ReferenceWindow, RegisteredBaseline};
+use crate::domain::alerting::baseline::{ReferenceSnapshot, ReferenceWindow, RegisteredBaseline};
+use crate::domain::estimation::{Comparison, ReferenceFit};
 use crate::domain::labels::LabelLookback;
 use crate::ports::SettingWrite;
 use crate::testing::{MemoryIngest as Ingest, at, memory_ingest, model, run_at, tenant};
@@ -484,8 +485,9 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     let json = serde_json::to_value(&summary).expect("json");
     // Exactly the domain's estimate and drift over the engine's states of both windows.
     let (reference_state, window_state) = (state_in(reference), state_in(summary.covered));
-    let estimate = estimate_window(&reference_state, &window_state).expect("an estimate");
-    let drift = window_drift(&reference_state, &window_state).expect("drift");
+    let fit = ReferenceFit::of(Task::BinaryClassification, Some(&reference_state));
+    let Comparison { estimate, drift } = fit.compare(&window_state);
+    let (estimate, drift) = (estimate.expect("an estimate"), drift.expect("drift"));
     let accuracy = &json["quality_metrics"]["accuracy"];
     assert_eq!(accuracy["current"], Value::Null, "the window is unlabeled");
     assert_eq!(accuracy["estimated"], estimate.accuracy.value);
@@ -512,8 +514,47 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
         "a 0.15 shift of every score drifts: {drift:?}"
     );
 
+    // A snapshot of the reference kept by `evaluate` serves instead of the rollups —
+    // here one of the window itself, which does not drift from itself.
+    let snapshot = ReferenceSnapshot {
+        from: reference.start,
+        to: reference.end,
+        taken_at: f.now,
+        state: window_state.clone(),
+    };
+    f.service
+        .settings
+        .put_setting(
+            &tenant("t1"),
+            &model("m3"),
+            SettingWrite::Reference(&snapshot),
+        )
+        .await
+        .expect("stored");
+    let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
+    assert_eq!(json["drift"]["psi"], 0.0, "{}", json["drift"]);
+    // A snapshot of another window is not used.
+    let other = ReferenceSnapshot {
+        to: reference.end + TimeDelta::minutes(1),
+        ..snapshot
+    };
+    f.service
+        .settings
+        .put_setting(&tenant("t1"), &model("m3"), SettingWrite::Reference(&other))
+        .await
+        .expect("stored");
+    let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
+    assert_eq!(json["drift"]["psi"], drift.psi);
+
     // A regression model says estimates are for binary classifiers.
     let json = serde_json::to_value(f.summary("m1", query).await).expect("json");
     assert_eq!(json["estimation"]["reference"], Value::Null);
     assert_eq!(json["quality_metrics"]["rmse"]["estimated"], Value::Null);
+    assert!(
+        json["estimation"]["unavailable"]
+            .as_str()
+            .is_some_and(|why| why.contains("binary")),
+        "{}",
+        json["estimation"]
+    );
 }

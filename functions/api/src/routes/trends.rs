@@ -61,6 +61,7 @@ fn not_yet_computed() -> MetricTrend {
         confidence: None,
         threshold: None,
         points: 0,
+        estimated_points: 0,
     }
 }
 
@@ -76,7 +77,8 @@ mod tests {
         let view = TrendsView::of(&model("m", Task::BinaryClassification), None);
         let json = serde_json::to_value(&view).expect("json");
         let empty = json!({"7_day_trend": "insufficient_data", "slope": null,
-            "projected_baseline_breach": null, "confidence": null, "threshold": null, "points": 0});
+            "projected_baseline_breach": null, "confidence": null, "threshold": null, "points": 0,
+            "estimated_points": 0});
         assert_eq!(
             json,
             json!({"model_id": "m", "computed_at": null, "from": null, "to": null, "trends": {
@@ -98,6 +100,7 @@ mod tests {
             confidence: Some(0.78),
             threshold: Some(0.855),
             points: 150,
+            estimated_points: 0,
         };
         let report = TrendReport {
             computed_at: at("2026-11-28T12:00:00Z"),
@@ -113,7 +116,7 @@ mod tests {
             json["trends"],
             json!({"accuracy": {"7_day_trend": "declining", "slope": -0.002,
                 "projected_baseline_breach": "2026-12-22T00:00:00Z", "confidence": 0.78,
-                "threshold": 0.855, "points": 150}})
+                "threshold": 0.855, "points": 150, "estimated_points": 0}})
         );
     }
 }

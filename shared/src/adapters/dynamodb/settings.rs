@@ -2,9 +2,10 @@
 //! registry entry.
 //!
 //! Items: `pk = "TENANT#<tenant>"`, `sk = "SETTINGS#<model>#<kind>"` with kind
-//! `BASELINE` (registered), `CAPTURED` (the first 24 hours), `RULES` or `TRENDS`;
-//! attribute `doc` holds the value as JSON (its serde form), plus `tenant_id`,
-//! `model_id`, `updated_at` (epoch ms). One `Query` reads all four. The `SETTINGS#`
+//! `BASELINE` (registered), `CAPTURED` (the first 24 hours), `RULES`, `TRENDS` or
+//! `REFERENCE` (the reference window's state); attribute `doc` holds the value as JSON
+//! (its serde form), plus `tenant_id`, `model_id`, `updated_at` (epoch ms). One `Query`
+//! reads all five. The `SETTINGS#`
 //! prefix keeps them out of the registry's `MODEL#` listings.
 
 use aws_sdk_dynamodb::Client;
@@ -28,6 +29,8 @@ pub(crate) const CAPTURED: &str = "CAPTURED";
 pub(crate) const RULES: &str = "RULES";
 /// The kind of the trends' item.
 pub(crate) const TRENDS: &str = "TRENDS";
+/// The kind of the reference snapshot's item.
+pub(crate) const REFERENCE: &str = "REFERENCE";
 
 /// The sort-key prefix of a model's settings items.
 fn settings_prefix(model_id: &ModelId) -> String {
@@ -41,6 +44,7 @@ pub(crate) fn setting_item(write: SettingWrite<'_>) -> Result<(&'static str, Str
         SettingWrite::CapturedBaseline(value) => (CAPTURED, settings_doc(value)),
         SettingWrite::Rules(value) => (RULES, settings_doc(value)),
         SettingWrite::Trends(value) => (TRENDS, settings_doc(value)),
+        SettingWrite::Reference(value) => (REFERENCE, settings_doc(value)),
     };
     Ok((kind, doc?))
 }
@@ -109,6 +113,7 @@ impl ModelSettingsStore for DynamoModelSettings {
                 Some(CAPTURED) => settings.baselines.captured = Some(doc::decode(item)?),
                 Some(RULES) => settings.rules = Some(doc::decode(item)?),
                 Some(TRENDS) => settings.trends = Some(doc::decode(item)?),
+                Some(REFERENCE) => settings.reference = Some(doc::decode(item)?),
                 _ => return Err(attr::corrupt(item, "unknown settings item")),
             }
         }
@@ -209,5 +214,57 @@ mod tests {
             seen(&requests)[0].condition_expression(),
             Some("attribute_not_exists(pk)")
         );
+    }
+
+    #[tokio::test]
+    async fn a_reference_snapshot_is_read_back_as_written() {
+        use aws_sdk_dynamodb::operation::query::QueryOutput;
+        use aws_smithy_mocks::mock;
+
+        use crate::domain::alerting::baseline::ReferenceSnapshot;
+        use crate::domain::{Outcome, PredictionRecord, Status, WindowState};
+
+        let mut state = WindowState::default();
+        for i in 0..50 {
+            let record = PredictionRecord {
+                timestamp: at("2026-11-27T10:00:00Z"),
+                latency_ms: 5.0,
+                status: Status::Ok,
+                error_type: None,
+                outcome: Outcome::Binary {
+                    predicted: Some(i % 3 == 0),
+                    actual: Some(i % 2 == 0),
+                    score: Some(f64::from(i) / 50.0),
+                },
+            };
+            state.fold_prediction(&record).expect("fold");
+        }
+        let snapshot = ReferenceSnapshot {
+            from: at("2026-11-27T10:00:00Z"),
+            to: at("2026-11-28T10:00:00Z"),
+            taken_at: at("2026-11-28T10:01:00Z"),
+            state,
+        };
+        let requests = Seen::default();
+        let put = put_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+        let (tenant, model_id) = (tenant("t1"), model("m1"));
+        DynamoModelSettings::new(client, "models")
+            .put_setting(&tenant, &model_id, SettingWrite::Reference(&snapshot))
+            .await
+            .expect("written");
+        let item = seen(&requests)[0].item().cloned().expect("item");
+        assert_eq!(
+            attr::string(&item, "sk").ok().as_deref(),
+            Some("SETTINGS#m1#REFERENCE")
+        );
+        let query = mock!(Client::query)
+            .then_output(move || QueryOutput::builder().items(item.clone()).build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&query]);
+        let settings = DynamoModelSettings::new(client, "models")
+            .model_settings(&tenant, &model_id)
+            .await
+            .expect("read");
+        assert_eq!(settings.reference, Some(snapshot));
     }
 }

@@ -4,8 +4,8 @@ use chrono::TimeDelta;
 
 use super::*;
 use crate::adapters::memory::{
-    MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier, MemoryRollupStore,
-    MemorySeriesWriter,
+    MemoryAlertStore, MemoryMetricData, MemoryModelRegistry, MemoryModelSettings, MemoryNotifier,
+    MemoryRollupStore, MemorySeriesWriter,
 };
 use crate::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
 use crate::domain::alerting::rules::{Condition, RuleWindow, Severity};
@@ -28,6 +28,7 @@ type MemoryEvaluator = Evaluator<
     MemoryAlertStore,
     MemoryNotifier,
     MemorySeriesWriter,
+    MemoryMetricData,
 >;
 
 /// An hour or day rollup: its granularity and start.
@@ -40,6 +41,8 @@ struct Shape {
     accuracy: f64,
     latency_ms: f64,
     error_rate: f64,
+    /// Scores, when given: the record's place in the minute plus this, at most 1.
+    score_offset: Option<f64>,
 }
 
 const GOOD: Shape = Shape {
@@ -47,6 +50,7 @@ const GOOD: Shape = Shape {
     accuracy: 0.95,
     latency_ms: 20.0,
     error_rate: 0.0,
+    score_offset: None,
 };
 
 /// One model with in-memory stores; traffic is rolled into minute, hour and day rollups.
@@ -84,6 +88,7 @@ impl World {
             alerts: MemoryAlertStore::default(),
             notifier: MemoryNotifier::default(),
             prometheus: Some(MemorySeriesWriter::default()),
+            cloudwatch: Some(MemoryMetricData::default()),
             perf: PerfSettings {
                 monitoring_interval: std::time::Duration::from_secs(60),
                 accuracy_threshold: 0.05,
@@ -125,7 +130,9 @@ impl World {
                     outcome: Outcome::Binary {
                         predicted: (!failed).then_some(i % 2 == 0),
                         actual: (!failed).then_some((i % 2 == 0) == correct),
-                        score: None,
+                        score: shape
+                            .score_offset
+                            .map(|offset| (fraction + offset).min(1.0)),
                     },
                 };
                 state.fold_prediction(&record).expect("fold");
@@ -193,6 +200,17 @@ impl World {
             )
             .await
             .expect("put");
+    }
+
+    /// The reference window's snapshot kept with the model's settings.
+    async fn snapshot(&self) -> ReferenceSnapshot {
+        self.evaluator
+            .settings
+            .model_settings(&self.tenant, &self.model_id)
+            .await
+            .expect("settings")
+            .reference
+            .expect("the reference's snapshot")
     }
 
     fn sent_for(&self, rule: &str) -> Vec<AlertRecord> {
@@ -645,4 +663,102 @@ async fn the_days_label_coverage_is_written_from_the_first_run_on() {
         .and_then(|t| t.labels)
         .expect("stored with the trends");
     assert_eq!(labels.coverage, Some(1.0));
+}
+
+#[tokio::test]
+async fn prediction_drift_against_the_captured_day_fires_once_and_resolves_once() {
+    let t0 = at("2026-11-20T00:00:00Z");
+    let world = World::new(t0);
+    let scored = Shape {
+        score_offset: Some(0.0),
+        ..GOOD
+    };
+    world.traffic(t0, 24 * 60, scored).await;
+    let day = t0 + TimeDelta::hours(24);
+    world.run(day).await;
+    let taken = world.snapshot().await;
+    assert_eq!((taken.from, taken.to, taken.taken_at), (t0, day, day));
+    assert_eq!(taken.state.predictions(), 24 * 60 * 20);
+
+    // Every score 0.3 higher: far from the reference's deciles.
+    let shifted = Shape {
+        score_offset: Some(0.3),
+        ..GOOD
+    };
+    world.traffic(day, 60, shifted).await;
+    let fired_at = day + TimeDelta::minutes(60);
+    let report = world.run(fired_at).await;
+    assert_eq!(report.failures, vec![]);
+    let sent = world.sent_for("default-prediction_psi");
+    assert_eq!(sent.len(), 1, "{:?}", world.evaluator.notifier.items());
+    assert_eq!(
+        (sent[0].state, sent[0].rule.severity, sent[0].sample_count),
+        (AlertState::Firing, Severity::Warning, 1200)
+    );
+    let psi = sent[0].observed_value.expect("psi");
+    assert!(psi > 0.2, "{psi}");
+    let written = world.prometheus().items();
+    let hour = [("window", "1h")];
+    let drift = gauge(
+        &written,
+        "ml_model_prediction_drift",
+        &[("statistic", "psi"), hour[0]],
+    );
+    assert_eq!(drift.map(|(_, v)| v), Some(psi));
+    assert!(
+        gauge(
+            &written,
+            "ml_model_prediction_drift",
+            &[("statistic", "js"), hour[0]]
+        )
+        .is_some()
+    );
+    assert!(gauge(&written, "ml_model_estimated_accuracy", &hour).is_some());
+    // CloudWatch gets the same, under the metrics' own names.
+    let put = world
+        .evaluator
+        .cloudwatch
+        .as_ref()
+        .expect("configured")
+        .items();
+    let psi_datum = put
+        .iter()
+        .rev()
+        .find(|d| d.name == "prediction_psi")
+        .expect("PSI put");
+    assert_eq!((psi_datum.value, psi_datum.timestamp), (psi, fired_at));
+    assert_eq!(
+        psi_datum.dimensions,
+        [
+            ("model_id".to_owned(), "m1".to_owned()),
+            ("tenant_id".to_owned(), "t1".to_owned())
+        ]
+    );
+    assert!(put.iter().any(|d| d.name == "estimated_accuracy"));
+    // Refreshed hourly while the reference's labels may still come.
+    assert_eq!(world.snapshot().await.taken_at, fired_at);
+
+    // Still shifted ten minutes on: no second message, no new snapshot.
+    world.traffic(fired_at, 10, shifted).await;
+    world.run(fired_at + TimeDelta::minutes(10)).await;
+    assert_eq!(world.sent_for("default-prediction_psi").len(), 1);
+    assert_eq!(world.snapshot().await.taken_at, fired_at);
+
+    // Back to the reference's scores: resolved, once.
+    world
+        .traffic(fired_at + TimeDelta::minutes(10), 60, scored)
+        .await;
+    let resolved_at = fired_at + TimeDelta::minutes(70);
+    world.run(resolved_at).await;
+    world.run(resolved_at + TimeDelta::minutes(1)).await;
+    let sent = world.sent_for("default-prediction_psi");
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        (sent[1].state, sent[1].alert_id.as_str()),
+        (AlertState::Resolved, sent[0].alert_id.as_str())
+    );
+    let psi = sent[1].observed_value.expect("psi");
+    assert!(psi < 0.01, "{psi}");
+    // Nothing else fired.
+    assert_eq!(world.evaluator.notifier.items().len(), 2);
 }

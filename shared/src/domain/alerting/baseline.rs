@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::rules::quality_metrics;
 use super::{Problems, request_object};
-use crate::domain::{MetricName, MetricSet, Task};
+use crate::domain::{MetricName, MetricSet, Task, TimeSpan, WindowState};
 
 /// How much production traffic the captured baseline covers, from the first prediction.
 pub const CAPTURE_SPAN: TimeDelta = TimeDelta::hours(24);
@@ -46,6 +46,80 @@ pub struct Reference {
     pub to: DateTime<Utc>,
     /// `registered` (through `PUT …/baseline`) or `captured` (the first 24 hours).
     pub source: ReferenceSource,
+}
+
+impl Reference {
+    /// The window `[from, to)`.
+    pub fn span(&self) -> TimeSpan {
+        TimeSpan::new(self.from, self.to)
+    }
+}
+
+/// How long after a reference window's end its snapshot is taken again, hourly, so
+/// that labels arriving within that time are in the calibration.
+pub const REFERENCE_SETTLE: TimeDelta = TimeDelta::hours(24);
+
+/// How often a reference snapshot is refreshed while its window settles.
+pub const REFERENCE_REFRESH: TimeDelta = TimeDelta::hours(1);
+
+/// The merged state of a model's reference window, kept with its settings by
+/// `evaluate`, so that neither an evaluation nor a summary reads the reference's
+/// rollups each time. Stored as JSON, the state's bytes in base64.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceSnapshot {
+    /// The window's start.
+    pub from: DateTime<Utc>,
+    /// The window's end.
+    pub to: DateTime<Utc>,
+    /// When the state was read.
+    pub taken_at: DateTime<Utc>,
+    /// The window's state as of `taken_at`.
+    #[serde(with = "state_base64")]
+    pub state: WindowState,
+}
+
+impl ReferenceSnapshot {
+    /// Whether the snapshot is of `reference`'s window.
+    pub fn covers(&self, reference: &Reference) -> bool {
+        (self.from, self.to) == (reference.from, reference.to)
+    }
+
+    /// Whether `snapshot` must be (re)taken at `now` for `reference`: when there is
+    /// none of its window yet and the window has ended, and then hourly until
+    /// [`REFERENCE_SETTLE`] after its end (late labels of the reference still arrive).
+    pub fn due(snapshot: Option<&Self>, reference: &Reference, now: DateTime<Utc>) -> bool {
+        if now < reference.to {
+            return false;
+        }
+        match snapshot.filter(|s| s.covers(reference)) {
+            None => true,
+            Some(s) => {
+                s.taken_at < reference.to + REFERENCE_SETTLE
+                    && now >= s.taken_at + REFERENCE_REFRESH
+            }
+        }
+    }
+}
+
+/// A [`WindowState`] as the base64 of its bytes.
+mod state_base64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::domain::WindowState;
+
+    pub fn serialize<S: Serializer>(state: &WindowState, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(state.to_bytes()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<WindowState, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+        WindowState::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where a model's reference window comes from.

@@ -13,6 +13,7 @@ use super::baseline::Baselines;
 use super::{Problems, request_object};
 use crate::domain::alerting::AlertSettings;
 use crate::domain::alerting::PerfSettings;
+use crate::domain::estimation::ReferenceFit;
 use crate::domain::ids::check_id;
 use crate::domain::{MetricName, Task};
 
@@ -195,6 +196,9 @@ pub fn higher_is_better(metric: MetricName) -> bool {
             | MetricName::Throughput
             | MetricName::ModelCacheHitRate
             | MetricName::LabelCoverage
+            | MetricName::EstimatedAccuracy
+            | MetricName::EstimatedF1Score
+            | MetricName::EstimatedAucRoc
     )
 }
 
@@ -223,14 +227,20 @@ pub fn quality_metrics(task: Task) -> [MetricName; 3] {
     }
 }
 
+/// The fewest predictions a drift rule judges by default: PSI computed from `n` window
+/// predictions over 10 bins reads about `(10 − 1) / n` even without any shift (its
+/// sampling bias), 0.018 at 500 — a tenth of the default threshold.
+pub const MIN_DRIFT_SAMPLES: u64 = 500;
+
 /// The default minimum sample count of a rule on `metric`.
 pub fn default_min_samples(metric: MetricName, settings: &AlertSettings) -> u64 {
-    if is_quality(metric) {
-        settings.min_labeled
-    } else if metric == MetricName::Throughput {
-        0
-    } else {
-        settings.min_predictions
+    match metric {
+        _ if is_quality(metric) => settings.min_labeled,
+        MetricName::Throughput => 0,
+        MetricName::PredictionPsi | MetricName::PredictionJs => {
+            settings.min_predictions.max(MIN_DRIFT_SAMPLES)
+        }
+        _ => settings.min_predictions,
     }
 }
 
@@ -265,13 +275,20 @@ const THROUGHPUT_WINDOW: i64 = 60;
 pub const LATENCY_BASELINE_FACTOR: f64 = 1.5;
 /// Throughput alerts below this fraction of the forecast.
 pub const THROUGHPUT_FORECAST_FACTOR: f64 = 0.8;
+/// Prediction drift warns above this PSI: the usual "significant shift" (below 0.1
+/// stable, 0.1–0.2 moderate).
+pub const PREDICTION_PSI_WARNING: f64 = 0.2;
+const DRIFT_WINDOW: i64 = 60;
 
 /// The specification's default rules for a model of `task` with `baselines`: each
 /// quality metric with a registered baseline (`accuracy` below baseline × (1 −
 /// `PERF_ACCURACY_THRESHOLD`), and the same relative margin for the others, in their
 /// direction), latency p95 above 1.5 × its captured baseline and above
 /// `PERF_LATENCY_P95_MAX_MS` regardless, error rate above `PERF_ERROR_RATE_MAX`,
-/// throughput below 0.8 × the forecast.
+/// throughput below 0.8 × the forecast; for a model compared with a reference window
+/// (a binary classifier that has one), prediction PSI above
+/// [`PREDICTION_PSI_WARNING`] and, with an accuracy baseline, the estimated accuracy
+/// below the accuracy rule's threshold (both warnings: they judge without labels).
 pub fn default_rules(
     task: Task,
     baselines: &Baselines,
@@ -292,6 +309,9 @@ pub fn default_rules(
         };
     let mut rules = Vec::new();
     let margin = perf.accuracy_threshold;
+    let quality_basis = |baseline: f64, sign: char| {
+        format!("test-set baseline {baseline} × (1 {sign} PERF_ACCURACY_THRESHOLD {margin})")
+    };
     for metric in quality_metrics(task) {
         let Some(baseline) = baselines.registered_quality(metric) else {
             continue;
@@ -308,8 +328,32 @@ pub fn default_rules(
             threshold,
             QUALITY_WINDOW,
             Severity::Critical,
-            format!("test-set baseline {baseline} × (1 {sign} PERF_ACCURACY_THRESHOLD {margin})"),
+            quality_basis(baseline, sign),
         ));
+    }
+    if ReferenceFit::applies(task) && baselines.reference().is_some() {
+        rules.push(rule(
+            "prediction_psi",
+            MetricName::PredictionPsi,
+            Condition::Above,
+            PREDICTION_PSI_WARNING,
+            DRIFT_WINDOW,
+            Severity::Warning,
+            format!(
+                "PSI above {PREDICTION_PSI_WARNING}: a significant shift from the reference window"
+            ),
+        ));
+        if let Some(baseline) = baselines.registered_quality(MetricName::Accuracy) {
+            rules.push(rule(
+                "estimated_accuracy",
+                MetricName::EstimatedAccuracy,
+                Condition::Below,
+                baseline * (1.0 - margin),
+                QUALITY_WINDOW,
+                Severity::Warning,
+                quality_basis(baseline, '−'),
+            ));
+        }
     }
     if let Some(baseline) = baselines.captured.as_ref().and_then(|c| c.latency_p95_ms) {
         rules.push(rule(
@@ -833,7 +877,38 @@ mod tests {
         assert_eq!(by_id("default-latency_p95-baseline").threshold, 30.0);
         assert_eq!(by_id("default-throughput").threshold, 120.0);
         assert_eq!(by_id("default-throughput").min_samples, 0);
-        assert_eq!(rules.len(), 6);
+        // The captured 24 hours are the reference: drift warns above PSI 0.2, and the
+        // estimated accuracy below the accuracy rule's threshold.
+        let psi = by_id("default-prediction_psi");
+        assert_eq!(
+            (psi.condition, psi.threshold, psi.severity, psi.min_samples),
+            (Condition::Above, 0.2, Severity::Warning, 500)
+        );
+        let estimated = by_id("default-estimated_accuracy");
+        assert_eq!(
+            (estimated.metric, estimated.condition, estimated.severity),
+            (
+                MetricName::EstimatedAccuracy,
+                Condition::Below,
+                Severity::Warning
+            )
+        );
+        assert_eq!(estimated.threshold, accuracy.threshold);
+        assert_eq!(rules.len(), 8);
+        // Neither without a reference window, nor for another task.
+        let uncaptured = Baselines {
+            captured: None,
+            ..baselines.clone()
+        };
+        let rules = default_rules(Task::BinaryClassification, &uncaptured, &perf(), &settings);
+        assert_eq!(rules.len(), 5, "{rules:?}");
+        let rules = default_rules(
+            Task::MulticlassClassification,
+            &baselines,
+            &perf(),
+            &settings,
+        );
+        assert!(!rules.iter().any(|r| r.id.contains("prediction_psi")));
 
         // Regression errors alert above baseline × (1 + threshold).
         let regression = Baselines {

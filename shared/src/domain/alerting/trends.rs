@@ -9,6 +9,9 @@
 //! - `declining` / `improving`: 1.5 % a week or more;
 //! - `insufficient_data`: fewer than 24 hourly points (an hour counts with at least
 //!   10 samples: labeled predictions for quality metrics, predictions otherwise).
+//!   An hour of a binary classifier compared with a reference window that has too
+//!   few labels but 10 predictions counts with its estimated value (CBPE) instead;
+//!   `estimated_points` says how many did.
 //!
 //! Direction is the metric's: a falling accuracy or a rising latency, error rate or
 //! regression error is a decline. `projected_baseline_breach` is when the fitted line
@@ -86,6 +89,11 @@ pub struct MetricTrend {
     pub threshold: Option<f64>,
     /// Hourly points fitted.
     pub points: usize,
+    /// Of them, the hours whose value is the estimate without labels (CBPE) because
+    /// the hour had too few labels (accuracy, F1 and AUC-ROC of a binary classifier
+    /// compared with a reference window).
+    #[serde(default)]
+    pub estimated_points: usize,
 }
 
 /// The trends of one model, as stored and served.
@@ -161,17 +169,24 @@ pub fn metric_trend(
     threshold: Option<f64>,
     now: DateTime<Utc>,
 ) -> MetricTrend {
+    let estimated = metric.estimated();
+    let mut estimated_points = 0;
     let points: Vec<(DateTime<Utc>, f64)> = hours
         .iter()
-        .filter(|(_, m)| {
-            let samples = if is_quality(metric) {
-                m.labeled
+        .filter_map(|(start, m)| {
+            let value = if !is_quality(metric) {
+                m.get(metric).filter(|_| m.predictions >= MIN_POINT_SAMPLES)
+            } else if m.labeled >= MIN_POINT_SAMPLES {
+                m.get(metric)
             } else {
-                m.predictions
+                let value = estimated
+                    .and_then(|e| m.get(e))
+                    .filter(|_| m.predictions >= MIN_POINT_SAMPLES);
+                estimated_points += usize::from(value.is_some());
+                value
             };
-            samples >= MIN_POINT_SAMPLES
+            Some((*start + TimeDelta::minutes(30), value?))
         })
-        .filter_map(|(start, m)| Some((*start + TimeDelta::minutes(30), m.get(metric)?)))
         .collect();
     let insufficient = MetricTrend {
         label: TrendLabel::InsufficientData,
@@ -180,6 +195,7 @@ pub fn metric_trend(
         confidence: None,
         threshold,
         points: points.len(),
+        estimated_points,
     };
     if points.len() < MIN_TREND_POINTS {
         return insufficient;
@@ -221,5 +237,55 @@ pub fn metric_trend(
         confidence: Some(confidence),
         threshold,
         points: points.len(),
+        estimated_points,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_short_of_labels_count_with_their_estimate_and_say_so() {
+        let start: DateTime<Utc> = "2026-11-20T00:00:00Z".parse().expect("time");
+        // 48 hours of accuracy falling 0.002 an hour: labeled for the first day, only
+        // estimated for the second, and a last hour with neither.
+        let hours: Vec<(DateTime<Utc>, MetricSet)> = (0..49)
+            .map(|h| {
+                let value = 0.9 - 0.002 * f64::from(h);
+                let labeled = h < 24;
+                let metrics = MetricSet {
+                    predictions: if h < 48 { 100 } else { 5 },
+                    labeled: if labeled { 100 } else { 3 },
+                    accuracy: Some(if labeled { value } else { 0.0 }),
+                    estimated_accuracy: Some(value),
+                    latency_p95_ms: Some(20.0),
+                    ..MetricSet::default()
+                };
+                (start + TimeDelta::hours(i64::from(h)), metrics)
+            })
+            .collect();
+        let now = start + TimeDelta::hours(49);
+        let accuracy = metric_trend(MetricName::Accuracy, &hours, None, now);
+        assert_eq!((accuracy.points, accuracy.estimated_points), (48, 24));
+        assert_eq!(accuracy.label, TrendLabel::Declining);
+        let slope = accuracy.slope.expect("fitted");
+        assert!((slope + 0.048).abs() < 1e-9, "{slope}");
+        // Without estimates, the unlabeled day is not in the trend.
+        let realized: Vec<_> = hours
+            .iter()
+            .map(|(t, m)| {
+                let metrics = MetricSet {
+                    estimated_accuracy: None,
+                    ..m.clone()
+                };
+                (*t, metrics)
+            })
+            .collect();
+        let accuracy = metric_trend(MetricName::Accuracy, &realized, None, now);
+        assert_eq!((accuracy.points, accuracy.estimated_points), (24, 0));
+        // Other metrics never take estimates.
+        let latency = metric_trend(MetricName::LatencyP95, &hours, None, now);
+        assert_eq!((latency.points, latency.estimated_points), (48, 0));
     }
 }
