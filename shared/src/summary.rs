@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::domain::alerting::baseline::{Reference, ReferenceSnapshot};
-use crate::domain::alerting::trends::TrendLabel;
+use crate::domain::alerting::trends::{MIN_POINT_SAMPLES, TrendLabel};
 use crate::domain::estimation::{Comparison, Estimate, ReferenceFit};
 use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::{
@@ -520,7 +520,11 @@ impl<S: RollupStore> WindowReader<S> {
             return Ok(ReferenceFit::of(model.task, None));
         };
         if let Some(snapshot) = snapshot.filter(|s| s.covers(&reference)) {
-            return Ok(ReferenceFit::of(model.task, Some(&snapshot.state)));
+            let state = snapshot.state().map_err(|e| StoreError::Corrupt {
+                key: format!("reference snapshot of {}/{}", model.tenant, model.model_id),
+                reason: e.to_string(),
+            })?;
+            return Ok(ReferenceFit::of(model.task, Some(&state)));
         }
         let (state, _) = self
             .state(&model.tenant, &model.model_id, reference.span())
@@ -530,7 +534,8 @@ impl<S: RollupStore> WindowReader<S> {
 
     /// `model`'s metrics per `granularity` span from the span holding `span.start` to
     /// the one holding `span.end` (the last one ends there), with each span's start;
-    /// compared with `reference` when given.
+    /// when `reference` is given, a span with too few labels to be a trend point of its
+    /// own ([`MIN_POINT_SAMPLES`]) is compared with it (the estimates stand in there).
     pub async fn series(
         &self,
         model: &RegisteredModel,
@@ -563,7 +568,7 @@ impl<S: RollupStore> WindowReader<S> {
                 end: point_end,
             };
             let mut metrics = MetricSet::compute(&state, span, first_seen);
-            if let Some(reference) = reference {
+            if let Some(reference) = reference.filter(|_| metrics.labeled < MIN_POINT_SAMPLES) {
                 metrics = metrics.with_comparison(&reference.compare(&state));
             }
             series.push((point_start, metrics));

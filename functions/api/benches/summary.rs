@@ -28,7 +28,7 @@ use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
 use modelwatch::domain::alerting::baseline::{
-    ReferenceSnapshot, ReferenceWindow, RegisteredBaseline,
+    Reference, ReferenceSnapshot, ReferenceSource, ReferenceWindow, RegisteredBaseline,
 };
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, TenantId};
@@ -175,12 +175,12 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
                 let start = Granularity::Day.floor(hour);
                 if start == first {
                     // The reference's snapshot, as `evaluate` keeps it.
-                    let snapshot = ReferenceSnapshot {
+                    let reference = Reference {
                         from: first,
                         to: first + TimeDelta::days(1),
-                        taken_at: now,
-                        state: day.clone(),
+                        source: ReferenceSource::Registered,
                     };
+                    let snapshot = ReferenceSnapshot::new(&reference, &day, now);
                     settings
                         .put_setting(tenant, model_id, SettingWrite::Reference(&snapshot))
                         .await

@@ -432,12 +432,7 @@ where
                 .window
                 .state(&model.tenant, &model.model_id, reference.span())
                 .await?;
-            let snapshot = ReferenceSnapshot {
-                from: reference.from,
-                to: reference.to,
-                taken_at: end,
-                state,
-            };
+            let snapshot = ReferenceSnapshot::new(&reference, &state, end);
             self.settings
                 .put_setting(
                     &model.tenant,

@@ -7,7 +7,9 @@ use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
 
 use crate::adapters::memory::MemoryLabelStore;
-use crate::domain::alerting::baseline::{ReferenceSnapshot, ReferenceWindow, RegisteredBaseline};
+use crate::domain::alerting::baseline::{
+    Reference, ReferenceSnapshot, ReferenceSource, ReferenceWindow, RegisteredBaseline,
+};
 use crate::domain::estimation::{Comparison, ReferenceFit};
 use crate::domain::labels::LabelLookback;
 use crate::ports::SettingWrite;
@@ -516,12 +518,12 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
 
     // A snapshot of the reference kept by `evaluate` serves instead of the rollups —
     // here one of the window itself, which does not drift from itself.
-    let snapshot = ReferenceSnapshot {
+    let registered = Reference {
         from: reference.start,
         to: reference.end,
-        taken_at: f.now,
-        state: window_state.clone(),
+        source: ReferenceSource::Registered,
     };
+    let snapshot = ReferenceSnapshot::new(&registered, &window_state, f.now);
     f.service
         .settings
         .put_setting(
@@ -534,10 +536,12 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
     assert_eq!(json["drift"]["psi"], 0.0, "{}", json["drift"]);
     // A snapshot of another window is not used.
-    let other = ReferenceSnapshot {
+    let longer = Reference {
         to: reference.end + TimeDelta::minutes(1),
-        ..snapshot
+        ..registered
     };
+    let other = ReferenceSnapshot::new(&longer, &window_state, f.now);
+    assert!(!other.covers(&registered));
     f.service
         .settings
         .put_setting(&tenant("t1"), &model("m3"), SettingWrite::Reference(&other))

@@ -221,7 +221,7 @@ mod tests {
         use aws_sdk_dynamodb::operation::query::QueryOutput;
         use aws_smithy_mocks::mock;
 
-        use crate::domain::alerting::baseline::ReferenceSnapshot;
+        use crate::domain::alerting::baseline::{Reference, ReferenceSnapshot, ReferenceSource};
         use crate::domain::{Outcome, PredictionRecord, Status, WindowState};
 
         let mut state = WindowState::default();
@@ -239,12 +239,12 @@ mod tests {
             };
             state.fold_prediction(&record).expect("fold");
         }
-        let snapshot = ReferenceSnapshot {
+        let reference = Reference {
             from: at("2026-11-27T10:00:00Z"),
             to: at("2026-11-28T10:00:00Z"),
-            taken_at: at("2026-11-28T10:01:00Z"),
-            state,
+            source: ReferenceSource::Captured,
         };
+        let snapshot = ReferenceSnapshot::new(&reference, &state, at("2026-11-28T10:01:00Z"));
         let requests = Seen::default();
         let put = put_rule(&requests);
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
@@ -265,6 +265,8 @@ mod tests {
             .model_settings(&tenant, &model_id)
             .await
             .expect("read");
-        assert_eq!(settings.reference, Some(snapshot));
+        let read = settings.reference.expect("read back");
+        assert_eq!(read.state(), Ok(state));
+        assert_eq!(read, snapshot);
     }
 }

@@ -678,7 +678,7 @@ async fn prediction_drift_against_the_captured_day_fires_once_and_resolves_once(
     world.run(day).await;
     let taken = world.snapshot().await;
     assert_eq!((taken.from, taken.to, taken.taken_at), (t0, day, day));
-    assert_eq!(taken.state.predictions(), 24 * 60 * 20);
+    assert_eq!(taken.state().expect("decodes").predictions(), 24 * 60 * 20);
 
     // Every score 0.3 higher: far from the reference's deciles.
     let shifted = Shape {
