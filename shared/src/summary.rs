@@ -257,7 +257,7 @@ impl Compared {
         let drift = self.comparison.drift;
         DriftSummary {
             reference: self.reference,
-            distribution: drift.map(|_| "score"),
+            distribution: drift.map(|d| d.distribution.as_str()),
             psi: drift.map(|d| d.psi),
             js: drift.map(|d| d.js),
             bins: drift.map(|d| d.bins),
@@ -516,7 +516,7 @@ impl<S: RollupStore> WindowReader<S> {
         reference: Option<Reference>,
         snapshot: Option<&ReferenceSnapshot>,
     ) -> Result<ReferenceFit, StoreError> {
-        let Some(reference) = reference.filter(|_| ReferenceFit::applies(model.task)) else {
+        let Some(reference) = reference else {
             return Ok(ReferenceFit::of(model.task, None));
         };
         if let Some(snapshot) = snapshot.filter(|s| s.covers(&reference)) {

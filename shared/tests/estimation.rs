@@ -7,9 +7,9 @@
 //! 1e-9) and on the exact scores ("raw": the 1,000-bin histogram may cost at most
 //! [`HISTOGRAM_BOUND`]).
 
-use modelwatch::domain::WindowState;
 use modelwatch::domain::drift::DriftReference;
 use modelwatch::domain::estimation::{BinaryEstimate, Calibration, bin_centre};
+use modelwatch::domain::{Outcome, PredictionRecord, WindowState};
 use modelwatch::testing::{binary_record as record, binary_stats};
 use serde::Deserialize;
 
@@ -21,6 +21,46 @@ const HISTOGRAM_BOUND: f64 = 0.002;
 #[derive(Deserialize)]
 struct Fixtures {
     cases: Vec<Case>,
+    drift_cases: Vec<DriftCase>,
+}
+
+/// A multiclass or regression drift case: `[predicted label or value, count]` of the
+/// reference and the window (both unlabeled), and scipy's side.
+#[derive(Deserialize)]
+struct DriftCase {
+    name: String,
+    task: String,
+    reference: Vec<(serde_json::Value, u64)>,
+    window: Vec<(serde_json::Value, u64)>,
+    drift: Drift,
+}
+
+impl DriftCase {
+    /// The state of `counted` unlabeled predictions of the case's task.
+    fn state(&self, counted: &[(serde_json::Value, u64)]) -> WindowState {
+        let mut state = WindowState::new();
+        for (predicted, count) in counted {
+            let outcome = match self.task.as_str() {
+                "multiclass" => Outcome::Multiclass {
+                    predicted: predicted.as_str().map(str::to_owned),
+                    actual: None,
+                },
+                _ => Outcome::Regression {
+                    predicted: predicted.as_f64(),
+                    actual: None,
+                },
+            };
+            let record = PredictionRecord {
+                outcome,
+                ..record(true, None, 0.5)
+            };
+            for _ in 0..*count {
+                state.fold_prediction(&record).unwrap();
+            }
+        }
+        // Through the stored bytes, as the summary reads them.
+        WindowState::from_bytes(&state.to_bytes()).unwrap()
+    }
 }
 
 #[derive(Deserialize)]
@@ -102,14 +142,14 @@ fn estimates_and_drift_equal_nannyml_and_scipy_on_the_fixtures() {
         // Through the stored bytes, as the summary reads them.
         let reference = WindowState::from_bytes(&reference.to_bytes()).unwrap();
         let window = WindowState::from_bytes(&window.to_bytes()).unwrap();
-        let (reference, window) = (binary_stats(&reference), binary_stats(&window));
+        let (reference_state, window_state) = (reference, window);
+        let (reference, window) = (binary_stats(&reference_state), binary_stats(&window_state));
         let distribution = window.distribution().expect("scored predictions");
 
         let calibration = Calibration::fit(reference).expect("a calibratable reference");
         let ours = estimated(&calibration.estimate(distribution).expect("an estimate"));
-        let drift_reference =
-            DriftReference::of_scores(reference.distribution().unwrap()).expect("predictions");
-        let drift = drift_reference.drift_of_scores(distribution).unwrap();
+        let drift_reference = DriftReference::of_state(&reference_state).expect("predictions");
+        let drift = drift_reference.drift_of_state(&window_state).unwrap();
         assert_eq!(drift_reference.bins(), case.binned.drift.bins, "{name}");
 
         for (expected, tolerance, what) in [
@@ -168,6 +208,40 @@ struct Realized {
     fp: f64,
     fn_: f64,
     tn: f64,
+}
+
+/// Predicted labels and predicted values drift as scipy's side computes it: labels
+/// exactly (one bin per reference label and one for the rest), values exactly where
+/// each has a sketch bucket of its own (the fixtures' whole numbers up to 40).
+#[test]
+fn label_and_value_drift_equal_scipy_on_the_fixtures() {
+    let text = include_str!("reference/estimation_fixtures.json");
+    let fixtures: Fixtures = serde_json::from_str(text).expect("fixtures parse");
+    assert_eq!(fixtures.drift_cases.len(), 4);
+    for case in &fixtures.drift_cases {
+        let name = &case.name;
+        let reference = DriftReference::of_state(&case.state(&case.reference)).expect(name);
+        let drift = reference
+            .drift_of_state(&case.state(&case.window))
+            .expect(name);
+        assert_eq!(drift.bins, case.drift.bins, "{name}");
+        assert!(
+            (drift.psi - case.drift.psi).abs() <= 1e-12,
+            "{name}: PSI {drift:?} vs {}",
+            case.drift.psi
+        );
+        assert!(
+            (drift.js - case.drift.js).abs() <= 1e-12,
+            "{name}: JS {drift:?} vs {}",
+            case.drift.js
+        );
+        let expected = if case.task == "multiclass" {
+            "predicted_label"
+        } else {
+            "predicted_value"
+        };
+        assert_eq!(drift.distribution.as_str(), expected);
+    }
 }
 
 #[test]

@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, Utc};
 use modelwatch::domain::{
-    LATENCY_RELATIVE_ACCURACY, MetricSet, Outcome, PredictionRecord, ResourceSample, Status,
-    TimeSpan, WindowState, lower_quantile_rank,
+    LATENCY_RELATIVE_ACCURACY, MetricSet, Outcome, PredictionRecord, QualityStats, ResourceSample,
+    Status, TimeSpan, ValueSketch, WindowState, lower_quantile_rank,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -237,6 +237,13 @@ fn assert_equivalent(a: &WindowState, b: &WindowState) -> Result<(), TestCaseErr
             (a.first_prediction(), a.last_prediction()),
             (b.first_prediction(), b.last_prediction())
         );
+        let served = |state: &WindowState| match state.quality() {
+            Some(QualityStats::Regression(stats)) => {
+                stats.served().map(ValueSketch::ordered_buckets)
+            }
+            _ => None,
+        };
+        prop_assert_eq!(served(a), served(b));
         assert_same_metrics(a, b, 1e-12)
     } else {
         prop_assert_eq!(a, b);
@@ -504,5 +511,64 @@ fn worst_case_multiclass_state_fits_a_dynamodb_item() {
     assert_eq!(
         WindowState::from_bytes(&state.to_bytes()).as_ref(),
         Ok(&state)
+    );
+}
+
+#[test]
+fn worst_case_regression_state_fits_a_dynamodb_item() {
+    use modelwatch::domain::{LATENCY_MAX_BUCKETS, MAX_REGRESSION_MAGNITUDE};
+    let mut state = WindowState::new();
+    // Predicted values spanning every bucket of both signs, labeled, and a zero.
+    for i in 0..LATENCY_MAX_BUCKETS + 100 {
+        for sign in [-1.0, 1.0] {
+            let value = sign * MAX_REGRESSION_MAGNITUDE / 1.0203f64.powi(i as i32);
+            let record = PredictionRecord {
+                timestamp: at(BASE_MS + i as i64),
+                latency_ms: 1.0,
+                status: Status::Ok,
+                error_type: None,
+                outcome: Outcome::Regression {
+                    predicted: Some(value),
+                    actual: Some(value / 2.0),
+                },
+            };
+            state.fold_prediction(&record).expect("valid");
+        }
+    }
+    let zero = PredictionRecord {
+        timestamp: at(BASE_MS),
+        latency_ms: 1.0,
+        status: Status::Ok,
+        error_type: None,
+        outcome: Outcome::Regression {
+            predicted: Some(0.0),
+            actual: None,
+        },
+    };
+    state.fold_prediction(&zero).expect("valid");
+    let bytes = state.to_bytes();
+    assert!(
+        bytes.len() < 32 * 1024,
+        "worst case is {} bytes",
+        bytes.len()
+    );
+    let decoded = WindowState::from_bytes(&bytes).expect("decodes");
+    assert_eq!(decoded.to_bytes(), bytes);
+    let Some(QualityStats::Regression(stats)) = decoded.quality() else {
+        panic!("a regression state");
+    };
+    let served = stats.served().expect("values counted");
+    assert_eq!(served.count(), 2 * (LATENCY_MAX_BUCKETS as u64 + 100) + 1);
+    // Each side keeps at most its bucket cap (the step is a hair over γ: a few
+    // buckets stay empty), the zero its own.
+    let buckets = served.ordered_buckets();
+    assert!(
+        (2 * 2_000..=2 * LATENCY_MAX_BUCKETS + 1).contains(&buckets.len()),
+        "{} buckets",
+        buckets.len()
+    );
+    assert!(
+        buckets.windows(2).all(|w| w[0].0 < w[1].0),
+        "ascending keys"
     );
 }

@@ -5,7 +5,10 @@ scipy's Jensen-Shannon distance, as shared/tests/reference/generate_estimation.p
 defines them, on scores moved to their 1/1000 bin's centre as the engine keeps them.
 
 Reads {"reference": [[score, predicted, actual]], "window": [[score, predicted]]} on
-stdin and writes {"accuracy", "precision", "recall", "f1_score", "auc_roc", "psi", "js"}.
+stdin and writes {"accuracy", "precision", "recall", "f1_score", "auc_roc", "psi", "js"};
+with "task": "multiclass" or "regression", the reference's and the window's predicted
+labels or values, and writes the drift {"psi", "js", "bins"}: labels over one bin per
+reference label plus one for any other, values over bins cut at the reference's deciles.
 """
 
 import importlib.util
@@ -23,16 +26,24 @@ method = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(method)
 
 records = json.load(sys.stdin)
-reference = np.array(records["reference"], dtype=float)
-window = np.array(records["window"], dtype=float)
-ref_score, ref_actual = reference[:, 0], reference[:, 2].astype(bool)
-score, predicted = window[:, 0], window[:, 1].astype(bool)
-answer = {
-    k: float(v)
-    for k, v in method.cbpe(
-        method.centre(ref_score), ref_actual, method.centre(score), predicted
-    ).items()
-}
-drift = method.drift(method.bin_of(ref_score), method.bin_of(score))
-answer.update({"psi": drift["psi"], "js": drift["js"]})
+task = records.get("task", "binary")
+if task == "multiclass":
+    answer = method.label_drift(records["reference"], records["window"])
+elif task == "regression":
+    answer = method.drift(
+        np.array(records["reference"], dtype=float), np.array(records["window"], dtype=float)
+    )
+else:
+    reference = np.array(records["reference"], dtype=float)
+    window = np.array(records["window"], dtype=float)
+    ref_score, ref_actual = reference[:, 0], reference[:, 2].astype(bool)
+    score, predicted = window[:, 0], window[:, 1].astype(bool)
+    answer = {
+        k: float(v)
+        for k, v in method.cbpe(
+            method.centre(ref_score), ref_actual, method.centre(score), predicted
+        ).items()
+    }
+    drift = method.drift(method.bin_of(ref_score), method.bin_of(score))
+    answer.update({"psi": drift["psi"], "js": drift["js"]})
 json.dump(answer, sys.stdout)

@@ -8,7 +8,8 @@
 //! saw — lies within the estimate's interval. Then `evaluate`: an hour of drifted
 //! scores fires the default prediction-drift rule once, with the same PSI, and writes
 //! the estimate and drift gauges to Prometheus; an hour like the reference resolves it
-//! once.
+//! once. A multiclass classifier's predicted labels and a regressor's predicted values
+//! drift too, equal to the same script's.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch_e2e::dashboard::prometheus;
@@ -334,4 +335,149 @@ async fn score_drift_fires_the_drift_rule_once_and_resolves_it_once() {
         resolved[0]
     );
     alerts.remove().await;
+}
+
+/// Sends `predicted` (labels or values) as unlabeled predictions of `model`, spread over
+/// `span` from `start`.
+async fn send_predicted(
+    stack: &Stack,
+    tenant: &str,
+    (model, task): (&str, &str),
+    batch_id: &str,
+    (start, span): (DateTime<Utc>, TimeDelta),
+    predicted: &[Value],
+) {
+    let n = predicted.len() as i32;
+    let predictions: Vec<Value> = predicted
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            json!({"timestamp": (start + span * i as i32 / n).to_rfc3339(), "latency_ms": 8,
+                   "status": "ok", "predicted": p})
+        })
+        .collect();
+    let body =
+        json!({"model_id": model, "batch_id": batch_id, "task": task, "predictions": predictions});
+    let answer = stack
+        .invoke("ingest", &ingest_event(tenant, body.to_string().as_bytes()))
+        .await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+}
+
+/// Predicted labels and predicted values drift too: a multiclass classifier's label mix
+/// and a regressor's values move in the last hour; the summaries' drift equals the
+/// reference script's (labels exactly; values whole numbers of magnitude ≤ 40, each in a
+/// sketch bucket of its own, exactly), and neither has an estimate.
+#[tokio::test]
+async fn predicted_labels_and_values_drift_from_their_reference() {
+    let stack = Stack::get();
+    let tenant = unique_tenant("drift-tasks");
+    let minute = Utc::now()
+        .duration_trunc(TimeDelta::minutes(1))
+        .expect("minute");
+    let reference_start = minute - TimeDelta::hours(3);
+    let window_start = minute - TimeDelta::minutes(45);
+    let mut draws = Rng::new(3);
+    let labels = ["billing", "cancel", "sales", "support"];
+    let label = |draws: &mut Rng, weights: [f64; 4]| {
+        let mut u = draws.uniform();
+        for (label, w) in labels.iter().zip(weights) {
+            if u < w {
+                return *label;
+            }
+            u -= w;
+        }
+        "refund"
+    };
+    let value = |draws: &mut Rng, mean: f64, sd: f64| {
+        (mean + sd * draws.normal()).round().clamp(-40.0, 40.0)
+    };
+    let reference_labels: Vec<&str> = (0..3_000)
+        .map(|_| label(&mut draws, [0.4, 0.1, 0.2, 0.3]))
+        .collect();
+    let window_labels: Vec<&str> = (0..1_500)
+        .map(|_| label(&mut draws, [0.2, 0.4, 0.1, 0.25]))
+        .collect();
+    let reference_values: Vec<f64> = (0..3_000).map(|_| value(&mut draws, 0.0, 12.0)).collect();
+    let window_values: Vec<f64> = (0..1_500).map(|_| value(&mut draws, 8.0, 9.0)).collect();
+    let reference_span = (reference_start, TimeDelta::hours(1));
+    let window_span = (window_start, TimeDelta::minutes(42));
+    for (model, task, reference, window) in [
+        (
+            "m-labels",
+            "multiclass_classification",
+            reference_labels
+                .iter()
+                .map(|l| json!(l))
+                .collect::<Vec<_>>(),
+            window_labels.iter().map(|l| json!(l)).collect::<Vec<_>>(),
+        ),
+        (
+            "m-values",
+            "regression",
+            reference_values.iter().map(|v| json!(v)).collect(),
+            window_values.iter().map(|v| json!(v)).collect(),
+        ),
+    ] {
+        send_predicted(
+            stack,
+            &tenant,
+            (model, task),
+            "ref",
+            reference_span,
+            &reference,
+        )
+        .await;
+        send_predicted(stack, &tenant, (model, task), "win", window_span, &window).await;
+    }
+    aggregate(stack).await;
+    for (model, task, distribution) in [
+        ("m-labels", "multiclass", "predicted_label"),
+        ("m-values", "regression", "predicted_value"),
+    ] {
+        register_reference(
+            stack,
+            &tenant,
+            model,
+            reference_start,
+            reference_start + TimeDelta::hours(1),
+        )
+        .await;
+        let path = format!("/api/v1/monitoring/performance/{model}");
+        let (status, body) = call(
+            stack,
+            &api_request(Some(&tenant), "GET", &path, &[("window", "1h")]),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let drift = &body["drift"];
+        assert_eq!(drift["distribution"], distribution, "{drift}");
+        assert_eq!(drift["predictions"], 1_500, "{drift}");
+        assert!(
+            body["estimation"]["unavailable"]
+                .as_str()
+                .is_some_and(|why| why.contains("binary")),
+            "{}",
+            body["estimation"]
+        );
+        let input = if task == "multiclass" {
+            json!({"task": task, "reference": reference_labels, "window": window_labels})
+        } else {
+            json!({"task": task, "reference": reference_values, "window": window_values})
+        };
+        let want = python_reference("tests/reference/estimation_metrics.py", &input);
+        assert_eq!(drift["bins"], want["bins"], "{model}");
+        for statistic in ["psi", "js"] {
+            let shown = drift[statistic].as_f64().expect(statistic);
+            let expected = want[statistic].as_f64().expect(statistic);
+            assert!(
+                (shown - expected).abs() <= 1e-9,
+                "{model} {statistic}: {shown} vs {expected}"
+            );
+        }
+        assert!(
+            drift["psi"].as_f64() > Some(0.2),
+            "{model}: a significant shift: {drift}"
+        );
+    }
 }

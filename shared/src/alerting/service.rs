@@ -411,20 +411,15 @@ where
         Ok(outcome)
     }
 
-    /// The model's reference window prepared for comparisons, when it is compared with
-    /// one (a binary classifier with a reference); takes the reference's snapshot into
-    /// `settings` first when it is due.
+    /// The model's reference window prepared for comparisons, when it has one; takes
+    /// the reference's snapshot into `settings` first when it is due.
     async fn reference(
         &self,
         model: &RegisteredModel,
         settings: &mut ModelSettings,
         end: DateTime<Utc>,
     ) -> Result<Option<ReferenceFit>, StoreError> {
-        let Some(reference) = settings
-            .baselines
-            .reference()
-            .filter(|_| ReferenceFit::applies(model.task))
-        else {
+        let Some(reference) = settings.baselines.reference() else {
             return Ok(None);
         };
         if ReferenceSnapshot::due(settings.reference.as_ref(), &reference, end) {

@@ -452,7 +452,8 @@ pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
-/// One label's one-vs-rest confusion counts among labeled predictions.
+/// One label's one-vs-rest confusion counts among labeled predictions, and how often
+/// it was predicted at all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LabelCounts {
     /// Labeled records whose true label is this one (tp + fn).
@@ -461,6 +462,9 @@ pub struct LabelCounts {
     pub predicted: u64,
     /// Labeled records both predicted and truly of this label (tp).
     pub correct: u64,
+    /// Every ok prediction of this label, labeled or not, counted when it arrives (late
+    /// labels never change it): the distribution prediction drift compares.
+    pub served: u64,
 }
 
 /// Sufficient statistics of a multiclass classifier's quality.
@@ -471,6 +475,10 @@ pub struct LabelCounts {
 /// `fp = predicted − correct`, `fn = actual − correct`, `tn = labeled − tp − fp − fn`.
 /// These determine accuracy and every averaged F1 exactly, merge by addition, and keep
 /// this part under 160 KB even at [`MAX_LABELS`] labels of [`MAX_LABEL_BYTES`] bytes.
+/// Beside them each label counts every ok prediction of it, labeled or not (`served`:
+/// the predicted-label distribution prediction drift compares); a label only ever
+/// predicted without a label is kept with zero confusion counts and plays no part in
+/// the quality metrics.
 ///
 /// **The label cap never refuses data.** At most [`MAX_LABELS`] labels are kept by name:
 /// the alphabetically (bytewise) first ones. Every other label is counted under
@@ -504,6 +512,12 @@ impl LabelCounts {
         self.actual = self.actual.saturating_add(other.actual);
         self.predicted = self.predicted.saturating_add(other.predicted);
         self.correct = self.correct.saturating_add(other.correct);
+        self.served = self.served.saturating_add(other.served);
+    }
+
+    /// Whether the label was seen in a labeled record (as truth or prediction).
+    fn labeled(&self) -> bool {
+        self.actual > 0 || self.predicted > 0
     }
 }
 
@@ -517,6 +531,7 @@ impl MulticlassStats {
                     actual: 1,
                     predicted: 1,
                     correct: 1,
+                    served: 0,
                 },
             );
         } else {
@@ -526,6 +541,7 @@ impl MulticlassStats {
                     actual: 1,
                     predicted: 0,
                     correct: 0,
+                    served: 0,
                 },
             );
             self.add_counts(
@@ -534,10 +550,34 @@ impl MulticlassStats {
                     actual: 0,
                     predicted: 1,
                     correct: 0,
+                    served: 0,
                 },
             );
         }
         self.enforce_cap();
+    }
+
+    /// Counts one ok prediction of `predicted` (already checked by [`validate_label`]),
+    /// labeled or not, in the predicted-label distribution.
+    pub(crate) fn add_served(&mut self, predicted: &str) {
+        self.add_counts(
+            predicted,
+            LabelCounts {
+                served: 1,
+                ..LabelCounts::default()
+            },
+        );
+        self.enforce_cap();
+    }
+
+    /// Ok predictions per predicted label, labeled or not, sorted by label (labels
+    /// beyond the cap under [`OVERFLOW_BUCKET`]); empty when none was counted.
+    pub fn served(&self) -> Vec<(&str, u64)> {
+        self.label_counts()
+            .into_iter()
+            .filter(|(_, c)| c.served > 0)
+            .map(|(label, c)| (label, c.served))
+            .collect()
     }
 
     /// Adds `counts` to `label`'s, inserting the label if new ([`enforce_cap`] follows).
@@ -602,8 +642,9 @@ impl MulticlassStats {
             .unwrap_or_default()
     }
 
-    /// Every label seen in a labeled record (as truth or prediction), sorted by label;
-    /// [`OVERFLOW_BUCKET`] among them when labels beyond the cap were seen.
+    /// Every label seen (in a labeled record, as truth or prediction, or predicted in
+    /// any ok record), sorted by label; [`OVERFLOW_BUCKET`] among them when labels
+    /// beyond the cap were seen.
     pub fn label_counts(&self) -> Vec<(&str, LabelCounts)> {
         let mut sorted: Vec<(&str, LabelCounts)> =
             self.labels.iter().map(|(l, c)| (&**l, *c)).collect();
@@ -630,7 +671,8 @@ impl MulticlassStats {
     /// The overflow bucket, when in use, counts as one class. Summed in label order, so
     /// equal states give bit-identical results.
     pub fn f1_score(&self) -> Option<f64> {
-        let sorted = self.label_counts();
+        let mut sorted = self.label_counts();
+        sorted.retain(|(_, c)| c.labeled());
         if sorted.is_empty() {
             return None;
         }
@@ -660,7 +702,59 @@ impl MulticlassStats {
         }
     }
 
-    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    /// Whether predictions were counted in the predicted-label distribution (written
+    /// with [`encode_distribution`](Self::encode_distribution), format version 3).
+    pub(crate) fn has_distribution(&self) -> bool {
+        self.labels.values().any(|c| c.served > 0)
+    }
+
+    /// The predicted-label distribution: per label in [`encode`](Self::encode)'s order,
+    /// its served count.
+    pub(crate) fn encode_distribution(&self, out: &mut Writer) {
+        for (_, counts) in self.label_counts() {
+            out.varint(counts.served);
+        }
+    }
+
+    /// Reads what [`encode_distribution`](Self::encode_distribution) wrote, after
+    /// [`decode`](Self::decode) with `with_distribution`; returns the served total.
+    pub(crate) fn decode_distribution(
+        &mut self,
+        input: &mut Reader<'_>,
+    ) -> Result<u64, DecodeError> {
+        let mut sorted: Vec<Box<str>> = self.labels.keys().cloned().collect();
+        sorted.sort_unstable();
+        let mut total = 0_u64;
+        for label in sorted {
+            let served = input.varint("label served count")?;
+            let counts = self.labels.get_mut(&label).ok_or(DecodeError::Invalid {
+                what: "label served count",
+            })?;
+            counts.served = served;
+            if !counts.labeled() && served == 0 {
+                return Err(DecodeError::Invalid {
+                    what: "label counts",
+                });
+            }
+            total = total.checked_add(served).ok_or(DecodeError::Invalid {
+                what: "label served count overflow",
+            })?;
+        }
+        if total == 0 {
+            return Err(DecodeError::Invalid {
+                what: "empty predicted-label distribution in version 3",
+            });
+        }
+        Ok(total)
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote; `with_distribution` (format version
+    /// 3): labels seen only in predictions may follow with zero counts, their served
+    /// counts read by [`decode_distribution`](Self::decode_distribution).
+    pub(crate) fn decode(
+        input: &mut Reader<'_>,
+        with_distribution: bool,
+    ) -> Result<Self, DecodeError> {
         // The named labels and the overflow bucket.
         let count = input.bounded_len(MAX_LABELS + 1, "label count")?;
         let mut labels = HashMap::with_capacity(count);
@@ -677,9 +771,10 @@ impl MulticlassStats {
                 actual: input.varint("label actual count")?,
                 predicted: input.varint("label predicted count")?,
                 correct: input.varint("label correct count")?,
+                served: 0,
             };
             if counts.correct > counts.actual.min(counts.predicted)
-                || counts.actual.max(counts.predicted) == 0
+                || (!with_distribution && !counts.labeled())
             {
                 return Err(DecodeError::Invalid {
                     what: "label counts",
@@ -836,7 +931,8 @@ mod tests {
             LabelCounts {
                 actual: 1,
                 predicted: 1,
-                correct: 1
+                correct: 1,
+                served: 0
             }
         );
         // "a" sorts first: it is kept by name and "l0999" moves to the bucket.
@@ -849,7 +945,8 @@ mod tests {
             LabelCounts {
                 actual: 3,
                 predicted: 2,
-                correct: 2
+                correct: 2,
+                served: 0
             },
             "z (correct), l0999 (correct) and y (actual only)"
         );

@@ -1,16 +1,25 @@
 //! Prediction drift: how far a window's distribution of predictions moved from a
 //! reference's, as the population stability index (PSI) and the Jensen–Shannon distance,
-//! over bins cut at the reference's deciles.
+//! over bins cut from the reference.
 //!
-//! **Bins.** For a binary classifier, the scores of all predictions (both predicted
-//! classes) in the state's [`SCORE_BINS`] histogram bins. The cut points are the
-//! reference's lower deciles — for `k = 1..9` the histogram bin holding the value of
-//! rank `⌈k·n/10⌉` (numpy's `quantile(…, method="inverted_cdf")` of the bin indices) —
-//! with repeats dropped, so a reference with heavy ties gets fewer drift bins. Drift bin
-//! `i` holds the histogram bins above cut `i − 1` up to and including cut `i`; the last
-//! one everything above the last cut. As histogram bins are 1/1000 wide, a cut may sit
-//! up to 0.001 away from the exact decile of the raw scores: a drift bin's share moves by
-//! at most the share of the scores within 0.001 of its two cuts.
+//! **Bins.** What is compared, by task:
+//! - binary classifiers: the scores of all predictions (both predicted classes) in the
+//!   state's [`SCORE_BINS`](super::SCORE_BINS) histogram bins;
+//! - multiclass classifiers: the predicted label of every prediction — one drift bin per
+//!   label the reference predicted (its [`MAX_LABELS`](super::MAX_LABELS) cap and
+//!   overflow bucket as in the state), and one more for labels the reference never
+//!   predicted;
+//! - regressors: the predicted values, in the [`ValueSketch`]'s buckets (1 % relative
+//!   width, signed).
+//!
+//! For scores and values the cut points are the reference's lower deciles — for
+//! `k = 1..9` the bucket holding the value of rank `⌈k·n/10⌉` (numpy's
+//! `quantile(…, method="inverted_cdf")` of the bucket order) — with repeats dropped, so
+//! a reference with heavy ties gets fewer drift bins. Drift bin `i` holds the buckets
+//! above cut `i − 1` up to and including cut `i`; the last one everything above the
+//! last cut. As a cut is a bucket, not a value — 1/1000 wide for scores, 1 % of the
+//! value for regression — a drift bin's share moves by at most the share of the values
+//! within one bucket of its two cuts.
 //!
 //! **PSI** `= Σ (w − r) · ln(w / r)` over the drift bins, `r` and `w` the reference's and
 //! the window's shares, each floored at [`SHARE_FLOOR`] (no renormalization) so an empty
@@ -22,92 +31,209 @@
 //! `scipy.spatial.distance.jensenshannon(r, w, base=2)`; no floor needed.
 
 use super::classification::ScoreDistribution;
+use super::sketch::ValueSketch;
+use super::window::{QualityStats, WindowState};
 
-/// Most drift bins: the reference's deciles.
+/// Most drift bins of scores and values: the reference's deciles.
 pub const DRIFT_BINS: usize = 10;
 
 /// The smallest share PSI takes for a bin, so an empty bin stays finite.
 pub const SHARE_FLOOR: f64 = 1e-4;
 
-/// The reference side of a drift comparison: cut points and the reference's shares.
+/// Which predictions a drift compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftDistribution {
+    /// A binary classifier's scores.
+    Score,
+    /// A multiclass classifier's predicted labels.
+    PredictedLabel,
+    /// A regressor's predicted values.
+    PredictedValue,
+}
+
+impl DriftDistribution {
+    /// The wire name: `score`, `predicted_label`, `predicted_value`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Score => "score",
+            Self::PredictedLabel => "predicted_label",
+            Self::PredictedValue => "predicted_value",
+        }
+    }
+}
+
+/// The reference side of a drift comparison: its bins and shares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftReference {
-    /// Last histogram bin (inclusive) of every drift bin but the last, ascending.
-    cuts: Vec<usize>,
+    distribution: DriftDistribution,
+    bins: DriftBins,
     shares: Vec<f64>,
+}
+
+/// How a distribution's buckets fall into drift bins.
+#[derive(Debug, Clone, PartialEq)]
+enum DriftBins {
+    /// Ordered bucket keys: the last key (inclusive) of every drift bin but the last,
+    /// ascending.
+    Cuts(Vec<i64>),
+    /// The reference's predicted labels, ascending; one more bin for any other.
+    Labels(Vec<Box<str>>),
 }
 
 /// Drift of one window against a reference.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PredictionDrift {
+    /// What was compared.
+    pub distribution: DriftDistribution,
     /// Population stability index.
     pub psi: f64,
     /// Jensen–Shannon distance, base 2.
     pub js: f64,
     /// Predictions of the window compared.
     pub predictions: u64,
-    /// Drift bins compared (at most [`DRIFT_BINS`]).
+    /// Drift bins compared.
     pub bins: usize,
 }
 
-impl DriftReference {
-    /// Cuts `reference`'s scores at their deciles; `None` without predictions.
-    pub fn of_scores(reference: &ScoreDistribution) -> Option<Self> {
-        let counts: Vec<u64> = reference.all().collect();
-        let n = reference.count();
-        if n == 0 {
-            return None;
-        }
-        let mut cuts: Vec<usize> = Vec::with_capacity(DRIFT_BINS - 1);
-        let (mut bin, mut cumulative) = (0, counts[0]);
-        for k in 1..DRIFT_BINS as u128 {
-            // Rank ⌈k·n/10⌉ (1-based), at least 1; cumulative reaches n (saturated
-            // like it) by the last bin, so the walk stays within the bins.
-            let rank = (k * u128::from(n)).div_ceil(DRIFT_BINS as u128).max(1) as u64;
-            while cumulative < rank {
-                bin += 1;
-                cumulative = cumulative.saturating_add(counts[bin]);
-            }
-            if cuts.last() != Some(&bin) {
-                cuts.push(bin);
-            }
-        }
-        let shares = shares(&cuts, &counts, n);
-        Some(Self { cuts, shares })
+/// A state's distribution of predictions as ordered `(bucket key, count)` pairs, or as
+/// `(label, count)` pairs.
+enum Buckets<'a> {
+    Ordered(DriftDistribution, Vec<(i64, u64)>),
+    Labels(Vec<(&'a str, u64)>),
+}
+
+impl<'a> Buckets<'a> {
+    /// The distribution of `state`'s predictions; `None` when it holds none.
+    fn of(state: &'a WindowState) -> Option<Self> {
+        let buckets = match state.quality()? {
+            QualityStats::Binary(stats) => Self::Ordered(
+                DriftDistribution::Score,
+                score_buckets(stats.distribution()?),
+            ),
+            QualityStats::Multiclass(stats) => Self::Labels(stats.served()),
+            QualityStats::Regression(stats) => Self::Ordered(
+                DriftDistribution::PredictedValue,
+                stats.served().map(ValueSketch::ordered_buckets)?,
+            ),
+        };
+        (buckets.count() > 0).then_some(buckets)
     }
 
-    /// Drift bins in use (at most [`DRIFT_BINS`]).
+    fn distribution(&self) -> DriftDistribution {
+        match self {
+            Self::Ordered(distribution, _) => *distribution,
+            Self::Labels(_) => DriftDistribution::PredictedLabel,
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            Self::Ordered(_, buckets) => buckets.iter().fold(0, |n, &(_, c)| n.saturating_add(c)),
+            Self::Labels(labels) => labels.iter().fold(0, |n, &(_, c)| n.saturating_add(c)),
+        }
+    }
+}
+
+/// A score histogram's non-empty bins as ordered buckets.
+fn score_buckets(scores: &ScoreDistribution) -> Vec<(i64, u64)> {
+    scores
+        .all()
+        .enumerate()
+        .filter(|&(_, c)| c > 0)
+        .map(|(bin, c)| (bin as i64, c))
+        .collect()
+}
+
+impl DriftReference {
+    /// The bins and shares of `reference`'s predictions; `None` when it holds none.
+    pub fn of_state(reference: &WindowState) -> Option<Self> {
+        let buckets = Buckets::of(reference)?;
+        let n = buckets.count();
+        let bins = match &buckets {
+            Buckets::Ordered(_, ordered) => DriftBins::Cuts(decile_cuts(ordered, n)),
+            Buckets::Labels(labels) => {
+                DriftBins::Labels(labels.iter().map(|&(label, _)| label.into()).collect())
+            }
+        };
+        let shares = bins.shares(&buckets, n);
+        Some(Self {
+            distribution: buckets.distribution(),
+            bins,
+            shares,
+        })
+    }
+
+    /// Drift bins in use.
     pub fn bins(&self) -> usize {
         self.shares.len()
     }
 
-    /// The window's drift from the reference; `None` without predictions.
-    pub fn drift_of_scores(&self, window: &ScoreDistribution) -> Option<PredictionDrift> {
-        let counts: Vec<u64> = window.all().collect();
-        let n = window.count();
-        (n > 0).then(|| {
-            let observed = shares(&self.cuts, &counts, n);
-            PredictionDrift {
-                psi: psi(&self.shares, &observed),
-                js: js_distance(&self.shares, &observed),
-                predictions: n,
-                bins: self.bins(),
-            }
+    /// The drift of `window` (a state of the same model) from the reference; `None`
+    /// without predictions.
+    pub fn drift_of_state(&self, window: &WindowState) -> Option<PredictionDrift> {
+        let buckets = Buckets::of(window).filter(|b| b.distribution() == self.distribution)?;
+        let n = buckets.count();
+        let observed = self.bins.shares(&buckets, n);
+        Some(PredictionDrift {
+            distribution: self.distribution,
+            psi: psi(&self.shares, &observed),
+            js: js_distance(&self.shares, &observed),
+            predictions: n,
+            bins: self.bins(),
         })
     }
 }
 
-/// Shares of the drift bins `cuts` define in the histogram `counts` of `n` values.
-fn shares(cuts: &[usize], counts: &[u64], n: u64) -> Vec<f64> {
-    let mut totals = vec![0_u64; cuts.len() + 1];
-    let mut drift_bin = 0;
-    for (bin, &count) in counts.iter().enumerate() {
-        while drift_bin < cuts.len() && bin > cuts[drift_bin] {
-            drift_bin += 1;
+/// The keys of the buckets holding the values of rank `⌈k·n/10⌉`, `k = 1..9`, of the
+/// ordered `buckets` of `n` values, repeats dropped.
+fn decile_cuts(buckets: &[(i64, u64)], n: u64) -> Vec<i64> {
+    let mut cuts: Vec<i64> = Vec::with_capacity(DRIFT_BINS - 1);
+    let mut walk = buckets.iter();
+    let (mut key, mut cumulative) = (i64::MIN, 0_u64);
+    for k in 1..DRIFT_BINS as u128 {
+        // Rank ⌈k·n/10⌉ (1-based), at least 1; the counts sum to n (saturated like
+        // it), so the walk ends within the buckets.
+        let rank = (k * u128::from(n)).div_ceil(DRIFT_BINS as u128).max(1) as u64;
+        while cumulative < rank {
+            let Some(&(next, count)) = walk.next() else {
+                break;
+            };
+            (key, cumulative) = (next, cumulative.saturating_add(count));
         }
-        totals[drift_bin] = totals[drift_bin].saturating_add(count);
+        if cuts.last() != Some(&key) {
+            cuts.push(key);
+        }
     }
-    totals.iter().map(|&c| c as f64 / n as f64).collect()
+    cuts
+}
+
+impl DriftBins {
+    /// The shares of the drift bins in `buckets` of `n` values.
+    fn shares(&self, buckets: &Buckets<'_>, n: u64) -> Vec<f64> {
+        let mut totals = match self {
+            Self::Cuts(cuts) => vec![0_u64; cuts.len() + 1],
+            Self::Labels(labels) => vec![0_u64; labels.len() + 1],
+        };
+        let mut add = |bin: usize, count: u64| totals[bin] = totals[bin].saturating_add(count);
+        match (self, buckets) {
+            (Self::Cuts(cuts), Buckets::Ordered(_, ordered)) => {
+                for &(key, count) in ordered {
+                    add(cuts.partition_point(|&cut| cut < key), count);
+                }
+            }
+            (Self::Labels(labels), Buckets::Labels(counted)) => {
+                for &(label, count) in counted {
+                    let bin = labels
+                        .binary_search_by(|known| (**known).cmp(label))
+                        .unwrap_or(labels.len());
+                    add(bin, count);
+                }
+            }
+            // The same model's states hold one task.
+            _ => {}
+        }
+        totals.iter().map(|&c| c as f64 / n.max(1) as f64).collect()
+    }
 }
 
 /// Population stability index of `observed` against `expected` shares (module docs).

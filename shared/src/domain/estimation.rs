@@ -98,8 +98,8 @@ fn binary(state: &WindowState) -> Option<&BinaryStats> {
 pub struct Comparison {
     /// The estimate, or why there is none.
     pub estimate: Result<BinaryEstimate, NoEstimate>,
-    /// The drift of the window's scores; `None` unless the reference and the window
-    /// both hold scored predictions.
+    /// The drift of the window's predictions (scores, predicted labels or values);
+    /// `None` unless the reference and the window both hold predictions.
     pub drift: Option<PredictionDrift>,
 }
 
@@ -113,50 +113,36 @@ pub struct ReferenceFit {
 
 impl ReferenceFit {
     /// The fit of a model of `task` whose reference window merged to `reference`
-    /// (`None`: the model has no reference yet).
+    /// (`None`: the model has no reference yet). Drift is measured for every task;
+    /// estimates are binary classifiers' only.
     pub fn of(task: Task, reference: Option<&WindowState>) -> Self {
-        let unavailable = |why| Self {
-            calibration: Err(why),
-            drift: None,
-        };
-        if !Self::applies(task) {
-            return unavailable(NoEstimate::NotBinary);
-        }
-        let Some(reference) = reference else {
-            return unavailable(NoEstimate::NoReference);
-        };
-        let stats = binary(reference);
-        Self {
-            calibration: stats
+        let calibration = match (task, reference) {
+            (Task::MulticlassClassification | Task::Regression, _) => Err(NoEstimate::NotBinary),
+            (Task::BinaryClassification, None) => Err(NoEstimate::NoReference),
+            (Task::BinaryClassification, Some(reference)) => binary(reference)
                 .ok_or(NotEstimable::TooFewReferenceLabels { labeled: 0 })
                 .and_then(Calibration::fit)
                 .map_err(NoEstimate::from),
-            drift: stats
-                .and_then(BinaryStats::distribution)
-                .and_then(DriftReference::of_scores),
+        };
+        Self {
+            calibration,
+            drift: reference.and_then(DriftReference::of_state),
         }
-    }
-
-    /// Whether a model of `task` is compared with its reference (binary classifiers,
-    /// for now).
-    pub fn applies(task: Task) -> bool {
-        task == Task::BinaryClassification
     }
 
     /// `window` (of the same model) against the reference.
     pub fn compare(&self, window: &WindowState) -> Comparison {
-        let distribution = binary(window).and_then(BinaryStats::distribution);
         let estimate = match &self.calibration {
             Err(why) => Err(*why),
-            Ok(calibration) => distribution
+            Ok(calibration) => binary(window)
+                .and_then(BinaryStats::distribution)
                 .and_then(|d| calibration.estimate(d))
                 .ok_or(NoEstimate::NoScoredPredictions),
         };
         let drift = self
             .drift
             .as_ref()
-            .zip(distribution)
-            .and_then(|(reference, d)| reference.drift_of_scores(d));
+            .and_then(|reference| reference.drift_of_state(window));
         Comparison { estimate, drift }
     }
 }

@@ -63,7 +63,7 @@ pub use record::{
 pub use regression::RegressionStats;
 pub use resources::{GaugeStats, ResourceStats};
 pub use sketch::{
-    LATENCY_MAX_BUCKETS, LATENCY_RELATIVE_ACCURACY, LatencySketch, lower_quantile_rank,
+    LATENCY_MAX_BUCKETS, LATENCY_RELATIVE_ACCURACY, LatencySketch, ValueSketch, lower_quantile_rank,
 };
 pub use time::{ACTIVE_RETENTION, Granularity};
 pub use totals::{

@@ -8,6 +8,7 @@
 use super::bounds::regression_value_problem;
 use super::codec::{DecodeError, Reader, Writer};
 use super::error::FoldError;
+use super::sketch::ValueSketch;
 
 /// Sums of the errors of labeled regression records.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,6 +25,9 @@ pub struct RegressionStats {
     sum_absolute_error: f64,
     /// `Σ |e / actual|` over records with `actual ≠ 0`.
     sum_absolute_percentage_error: f64,
+    /// The predicted values of every ok prediction, labeled or not, counted when it
+    /// arrives: the distribution prediction drift compares.
+    served: ValueSketch,
 }
 
 /// Checks a regression value against [`regression_value_problem`]: finite, of
@@ -102,6 +106,38 @@ impl RegressionStats {
         self.sum_squared_error += other.sum_squared_error;
         self.sum_absolute_error += other.sum_absolute_error;
         self.sum_absolute_percentage_error += other.sum_absolute_percentage_error;
+        self.served.merge(&other.served);
+    }
+
+    /// Counts one ok prediction's value (already validated), labeled or not, in the
+    /// predicted-value distribution.
+    pub(crate) fn add_served(&mut self, predicted: f64) {
+        self.served.add(predicted);
+    }
+
+    /// The predicted values of every ok prediction counted; `None` when there is none.
+    pub fn served(&self) -> Option<&ValueSketch> {
+        (self.served.count() > 0).then_some(&self.served)
+    }
+
+    /// Writes the predicted-value distribution (format version 3).
+    pub(crate) fn encode_distribution(&self, out: &mut Writer) {
+        self.served.encode(out);
+    }
+
+    /// Reads what [`encode_distribution`](Self::encode_distribution) wrote; returns
+    /// the values counted.
+    pub(crate) fn decode_distribution(
+        &mut self,
+        input: &mut Reader<'_>,
+    ) -> Result<u64, DecodeError> {
+        self.served = ValueSketch::decode(input)?;
+        match self.served.count() {
+            0 => Err(DecodeError::Invalid {
+                what: "empty predicted-value distribution in version 3",
+            }),
+            n => Ok(n),
+        }
     }
 
     /// Labeled records.

@@ -341,6 +341,101 @@ impl LatencySketch {
     }
 }
 
+/// A sketch of signed values — a regressor's predictions — for prediction drift: two
+/// [`LatencySketch`]es, of the magnitudes of the negative values and of the others
+/// (zero exact). A value's bucket is within 1 % relative of it (`α`), the merge is
+/// exact, and each side keeps at most [`LATENCY_MAX_BUCKETS`] buckets: a side whose
+/// magnitudes span more than a factor of ≈ 6·10^17 counts its smallest ones in its
+/// lowest kept bucket (they lose the 1 % bound, nothing is lost).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValueSketch {
+    negative: LatencySketch,
+    non_negative: LatencySketch,
+}
+
+/// Bucket keys of a [`ValueSketch`] lie within ±(this + [`MAX_ABS_INDEX`]).
+const VALUE_KEY_OFFSET: i64 = MAX_ABS_INDEX + 1;
+
+impl ValueSketch {
+    /// Adds one value; the caller guarantees it is finite.
+    pub(crate) fn add(&mut self, value: f64) {
+        if value < 0.0 {
+            self.negative.add(-value);
+        } else {
+            self.non_negative.add(value);
+        }
+    }
+
+    /// Adds `other`'s values; exact, associative and commutative.
+    pub(crate) fn merge(&mut self, other: &Self) {
+        self.negative.merge(&other.negative);
+        self.non_negative.merge(&other.non_negative);
+    }
+
+    /// Values counted.
+    pub fn count(&self) -> u64 {
+        self.negative
+            .count()
+            .saturating_add(self.non_negative.count())
+    }
+
+    /// The non-empty buckets in ascending order of their values, each as a key that
+    /// orders like the values (negative values below zero's key 0, their larger
+    /// magnitudes lower still) and its count.
+    pub fn ordered_buckets(&self) -> Vec<(i64, u64)> {
+        let mut out: Vec<(i64, u64)> = self
+            .negative
+            .buckets()
+            .rev()
+            .map(|(index, count)| (-(i64::from(index) + VALUE_KEY_OFFSET), count))
+            .collect();
+        let zeros = self
+            .negative
+            .zero_count
+            .saturating_add(self.non_negative.zero_count);
+        if zeros > 0 {
+            out.push((0, zeros));
+        }
+        out.extend(
+            self.non_negative
+                .buckets()
+                .map(|(index, count)| (i64::from(index) + VALUE_KEY_OFFSET, count)),
+        );
+        out
+    }
+
+    /// Writes the negative side's magnitudes, then the others.
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        self.negative.encode(out);
+        self.non_negative.encode(out);
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote.
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let negative = LatencySketch::decode(input)?;
+        if negative.zero_count > 0 || negative.min_ms().is_some_and(|m| m == 0.0) {
+            return Err(DecodeError::Invalid {
+                what: "zero among negative values",
+            });
+        }
+        Ok(Self {
+            negative,
+            non_negative: LatencySketch::decode(input)?,
+        })
+    }
+}
+
+impl LatencySketch {
+    /// The non-empty buckets (zero excluded) in ascending order: index and count.
+    fn buckets(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(position, &c)| (self.offset + position as i32, c))
+    }
+}
+
 /// Lowest bucket index kept when the highest is `highest`.
 fn collapse_floor(highest: i32) -> i32 {
     highest - (LATENCY_MAX_BUCKETS as i32 - 1)

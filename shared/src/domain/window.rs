@@ -25,14 +25,20 @@
 //!            count, sum, min, max (f64), last time ms (zigzag), last value (f64);
 //!            cache hits, cache misses
 //! versions 2 and 3: label delay sketch (seconds), same layout as the latency sketch
-//! version 3 only: the binary score distribution of every prediction, predicted
-//!            positives then predicted negatives histogram, each as above
+//! version 3 only: the distribution of every ok prediction, labeled or not —
+//!   binary:     predicted positives then predicted negatives score histogram, each as
+//!               above
+//!   multiclass: per label of the list above, in its order, the predictions of that
+//!               label (labels seen only in predictions are in the list, with zero
+//!               actual, predicted and correct counts)
+//!   regression: predicted values: the sketch of the negative values' magnitudes,
+//!               then that of the others, each laid out as the latency sketch
 //! ```
 //!
-//! Version 1 is written while no late label was joined and no scored binary
-//! prediction was counted (so older states keep their bytes); version 2 with a
-//! non-empty label delay sketch; version 3 whenever a binary state holds a score
-//! distribution (its label delay sketch may then be empty).
+//! Version 1 is written while no late label was joined and no prediction was counted
+//! in a distribution (so older states keep their bytes); version 2 with a non-empty
+//! label delay sketch; version 3 whenever the state holds a distribution of its
+//! predictions (its label delay sketch may then be empty).
 //!
 //! The encoding is canonical (sorted keys, no empty entries), so equal states have equal
 //! bytes, and [`WindowState::from_bytes`] rejects anything else — truncation, trailing
@@ -62,8 +68,9 @@ pub const FORMAT_VERSION: u8 = 1;
 /// The version written for a state that holds joined labels (their delay sketch).
 pub const FORMAT_VERSION_WITH_LABELS: u8 = 2;
 
-/// The version written for a binary classifier's state that holds the score
-/// distribution of its predictions (and the label delay sketch, empty or not).
+/// The version written for a state that holds the distribution of its predictions —
+/// scores, predicted labels or predicted values — (and the label delay sketch, empty
+/// or not).
 pub const FORMAT_VERSION_WITH_DISTRIBUTION: u8 = 3;
 
 /// Most error types one window keeps by name: the alphabetically (bytewise) first; the
@@ -157,24 +164,63 @@ impl QualityStats {
     }
 
     /// Counts an ok prediction, which [`add`](Self::add) has validated, in the
-    /// distribution of every prediction (binary: [`ScoreDistribution`]).
+    /// distribution of every prediction (binary: [`ScoreDistribution`]; multiclass:
+    /// the served count of its predicted label).
     fn add_prediction(&mut self, outcome: &Outcome) {
-        if let (
-            Self::Binary(stats),
-            &Outcome::Binary {
-                predicted, score, ..
-            },
-        ) = (self, outcome)
-        {
-            stats.add_prediction(predicted, score);
+        match (self, outcome) {
+            (
+                Self::Binary(stats),
+                &Outcome::Binary {
+                    predicted, score, ..
+                },
+            ) => stats.add_prediction(predicted, score),
+            (
+                Self::Multiclass(stats),
+                Outcome::Multiclass {
+                    predicted: Some(predicted),
+                    ..
+                },
+            ) => stats.add_served(predicted),
+            (
+                Self::Regression(stats),
+                &Outcome::Regression {
+                    predicted: Some(predicted),
+                    ..
+                },
+            ) => stats.add_served(predicted),
+            _ => {}
         }
     }
 
-    /// The binary statistics, `None` for another task.
-    fn binary(&self) -> Option<&BinaryStats> {
+    /// Whether the distribution of every prediction holds anything (format version 3).
+    fn has_distribution(&self) -> bool {
         match self {
-            Self::Binary(stats) => Some(stats),
-            _ => None,
+            Self::Binary(stats) => stats.distribution().is_some(),
+            Self::Multiclass(stats) => stats.has_distribution(),
+            Self::Regression(stats) => stats.served().is_some(),
+        }
+    }
+
+    /// Writes the distribution of every prediction (format version 3); the multiclass
+    /// one follows the label list's order.
+    fn encode_distribution(&self, out: &mut Writer) {
+        match self {
+            Self::Binary(stats) => stats.encode_distribution(out),
+            Self::Multiclass(stats) => stats.encode_distribution(out),
+            Self::Regression(stats) => stats.encode_distribution(out),
+        }
+    }
+
+    /// Reads what [`encode_distribution`](Self::encode_distribution) wrote; returns
+    /// the predictions it counts.
+    fn decode_distribution(&mut self, input: &mut Reader<'_>) -> Result<u64, DecodeError> {
+        match self {
+            Self::Binary(stats) => {
+                stats.decode_distribution(input)?;
+                Ok(stats.distribution().map_or(0, ScoreDistribution::count))
+            }
+            Self::Multiclass(stats) => stats.decode_distribution(input),
+            Self::Regression(stats) => stats.decode_distribution(input),
         }
     }
 
@@ -517,8 +563,10 @@ impl WindowState {
     /// Binary attribute.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Writer::with_capacity(1024);
-        let binary = self.quality.as_ref().and_then(QualityStats::binary);
-        let with_distribution = binary.is_some_and(|stats| stats.distribution().is_some());
+        let with_distribution = self
+            .quality
+            .as_ref()
+            .is_some_and(QualityStats::has_distribution);
         let with_labels = with_distribution || self.label_delay.count() > 0;
         out.u8(if with_distribution {
             FORMAT_VERSION_WITH_DISTRIBUTION
@@ -561,8 +609,8 @@ impl WindowState {
         if with_labels {
             self.label_delay.encode(&mut out);
         }
-        if let (true, Some(stats)) = (with_distribution, binary) {
-            stats.encode_distribution(&mut out);
+        if let (true, Some(quality)) = (with_distribution, &self.quality) {
+            quality.encode_distribution(&mut out);
         }
         out.into_bytes()
     }
@@ -641,6 +689,7 @@ impl WindowState {
             1 => Some(QualityStats::Binary(BinaryStats::decode(&mut input)?)),
             2 => Some(QualityStats::Multiclass(MulticlassStats::decode(
                 &mut input,
+                with_distribution,
             )?)),
             3 => Some(QualityStats::Regression(RegressionStats::decode(
                 &mut input,
@@ -670,22 +719,23 @@ impl WindowState {
                 what: "quality counts",
             });
         }
-        if with_distribution {
-            match &mut state.quality {
-                Some(QualityStats::Binary(stats)) => stats.decode_distribution(&mut input)?,
-                _ => {
-                    return Err(DecodeError::Invalid {
-                        what: "score distribution of a state that is not binary",
-                    });
-                }
+        let distributed = match (with_distribution, &mut state.quality) {
+            (false, _) => 0,
+            (true, Some(quality)) => quality.decode_distribution(&mut input)?,
+            (true, None) => {
+                return Err(DecodeError::Invalid {
+                    what: "distribution of a state without predictions",
+                });
             }
+        };
+        if distributed > state.predictions - state.errors {
+            return Err(DecodeError::Invalid {
+                what: "distribution counts more than the ok predictions",
+            });
         }
         if let Some(QualityStats::Binary(stats)) = &state.quality {
             let (positives, negatives) = stats.scored();
-            let distributed = stats.distribution().map_or(0, ScoreDistribution::count);
-            if positives.saturating_add(negatives) > labelable
-                || distributed > state.predictions - state.errors
-            {
+            if positives.saturating_add(negatives) > labelable {
                 return Err(DecodeError::Invalid {
                     what: "score counts",
                 });

@@ -550,10 +550,45 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
     assert_eq!(json["drift"]["psi"], drift.psi);
 
-    // A regression model says estimates are for binary classifiers.
+    // A regression model says estimates are for binary classifiers; with a reference
+    // window, its predicted values are compared (the same generator).
     let json = serde_json::to_value(f.summary("m1", query).await).expect("json");
     assert_eq!(json["estimation"]["reference"], Value::Null);
     assert_eq!(json["quality_metrics"]["rmse"]["estimated"], Value::Null);
+    assert_eq!(json["drift"]["psi"], Value::Null);
+    let baseline = RegisteredBaseline {
+        reference: Some(ReferenceWindow {
+            from: f.now - TimeDelta::days(20),
+            to: f.now - TimeDelta::days(19),
+        }),
+        ..baseline
+    };
+    f.service
+        .settings
+        .put_setting(
+            &tenant("t1"),
+            &model("m1"),
+            SettingWrite::RegisteredBaseline(&baseline),
+        )
+        .await
+        .expect("stored");
+    let json = serde_json::to_value(
+        f.summary(
+            "m1",
+            SummaryQuery::parse([("window", "24h")]).expect("valid"),
+        )
+        .await,
+    )
+    .expect("json");
+    assert_eq!(
+        json["drift"]["distribution"], "predicted_value",
+        "{}",
+        json["drift"]
+    );
+    // About 39 predictions a day: PSI's sampling bias alone is about 9/39.
+    let psi = json["drift"]["psi"].as_f64().expect("psi");
+    assert!((0.0..0.5).contains(&psi), "{psi}");
+    assert_eq!(json["estimation"]["reference"]["source"], "registered");
     assert!(
         json["estimation"]["unavailable"]
             .as_str()

@@ -93,12 +93,16 @@ def drift(reference, window):
         index = np.searchsorted(cuts, values, side="left")
         return np.bincount(index, minlength=len(cuts) + 1) / len(values)
 
-    r, w = shares(reference), shares(window)
+    return distances(shares(reference), shares(window))
+
+
+def distances(r, w):
+    """PSI (shares floored) and the Jensen-Shannon distance of the share vectors."""
     rf, wf = np.maximum(r, FLOOR), np.maximum(w, FLOOR)
     return {
         "psi": float(((wf - rf) * np.log(wf / rf)).sum()),
         "js": float(jensenshannon(r, w, base=2)),
-        "bins": len(cuts) + 1,
+        "bins": len(r),
     }
 
 
@@ -138,6 +142,51 @@ def case(name, seed, mean, sd, n_window):
     }
 
 
+def label_drift(reference, window):
+    """PSI and JS over the reference's predicted labels, plus one bin for any other."""
+    labels = sorted(set(reference))
+    index = {label: i for i, label in enumerate(labels)}
+
+    def shares(values):
+        counts = np.zeros(len(labels) + 1)
+        for v in values:
+            counts[index.get(v, len(labels))] += 1
+        return counts / len(values)
+
+    return distances(shares(reference), shares(window))
+
+
+def counted(values):
+    """[[value, count]] of the distinct values."""
+    unique, counts = np.unique(np.asarray(values), return_counts=True)
+    return [[v.item(), int(c)] for v, c in zip(unique, counts)]
+
+
+def drift_cases(rng):
+    """Multiclass and regression drift. Regression values are whole numbers of magnitude
+    at most 40 (and 0): consecutive ones differ by more than the value sketch's 1 %
+    bucket width, so each value has a bucket of its own and the engine's deciles of
+    buckets are numpy's deciles of values — equal to 1e-12."""
+    names = ["billing", "cancel", "other", "sales", "support"]
+    cases = []
+    for name, ref_p, win_p in [
+        ("labels, no shift", [0.3, 0.1, 0.1, 0.2, 0.3], [0.3, 0.1, 0.1, 0.2, 0.3]),
+        ("labels, shifted to cancel", [0.3, 0.1, 0.1, 0.2, 0.3], [0.15, 0.4, 0.1, 0.15, 0.2]),
+    ]:
+        reference = list(rng.choice(names, size=5_000, p=ref_p))
+        window = list(rng.choice(names, size=2_000, p=win_p))
+        if "shifted" in name:
+            window += ["refund"] * 100  # a label the reference never predicted
+        cases.append({"name": name, "task": "multiclass", "reference": counted(reference),
+                      "window": counted(window), "drift": label_drift(reference, window)})
+    for name, shift, spread in [("values, no shift", 0.0, 12.0), ("values, shifted up", 9.0, 8.0)]:
+        reference = np.clip(np.rint(rng.normal(0.0, 12.0, 5_000)), -40, 40)
+        window = np.clip(np.rint(rng.normal(shift, spread, 2_000)), -40, 40)
+        cases.append({"name": name, "task": "regression", "reference": counted(reference),
+                      "window": counted(window), "drift": drift(reference, window)})
+    return cases
+
+
 def main():
     fixtures = {
         "generator": {
@@ -150,6 +199,7 @@ def main():
             case("covariate shift towards positives", 2, 0.8, 1.0, 5_000),
             case("covariate shift, wider", 3, -0.5, 1.6, 5_000),
         ],
+        "drift_cases": drift_cases(np.random.default_rng(4)),
     }
     out = Path(__file__).with_name("estimation_fixtures.json")
     out.write_text(json.dumps(fixtures, indent=None, separators=(",", ":")) + "\n")
@@ -162,6 +212,8 @@ def main():
         print("   estimate", {k: round(v, 4) for k, v in c["binned"]["estimate"].items()})
         print("   realized", {k: round(v, 4) for k, v in c["realized"].items()})
         print("   drift", c["binned"]["drift"])
+    for c in fixtures["drift_cases"]:
+        print(c["name"], c["drift"])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ use super::baseline::Baselines;
 use super::{Problems, request_object};
 use crate::domain::alerting::AlertSettings;
 use crate::domain::alerting::PerfSettings;
-use crate::domain::estimation::ReferenceFit;
 use crate::domain::ids::check_id;
 use crate::domain::{MetricName, Task};
 
@@ -285,10 +284,10 @@ const DRIFT_WINDOW: i64 = 60;
 /// `PERF_ACCURACY_THRESHOLD`), and the same relative margin for the others, in their
 /// direction), latency p95 above 1.5 × its captured baseline and above
 /// `PERF_LATENCY_P95_MAX_MS` regardless, error rate above `PERF_ERROR_RATE_MAX`,
-/// throughput below 0.8 × the forecast; for a model compared with a reference window
-/// (a binary classifier that has one), prediction PSI above
-/// [`PREDICTION_PSI_WARNING`] and, with an accuracy baseline, the estimated accuracy
-/// below the accuracy rule's threshold (both warnings: they judge without labels).
+/// throughput below 0.8 × the forecast; for a model with a reference window, prediction
+/// PSI above [`PREDICTION_PSI_WARNING`] and, for a binary classifier with an accuracy
+/// baseline, the estimated accuracy below the accuracy rule's threshold (both warnings:
+/// they judge without labels).
 pub fn default_rules(
     task: Task,
     baselines: &Baselines,
@@ -331,7 +330,7 @@ pub fn default_rules(
             quality_basis(baseline, sign),
         ));
     }
-    if ReferenceFit::applies(task) && baselines.reference().is_some() {
+    if baselines.reference().is_some() {
         rules.push(rule(
             "prediction_psi",
             MetricName::PredictionPsi,
@@ -343,7 +342,10 @@ pub fn default_rules(
                 "PSI above {PREDICTION_PSI_WARNING}: a significant shift from the reference window"
             ),
         ));
-        if let Some(baseline) = baselines.registered_quality(MetricName::Accuracy) {
+        let estimated = (task == Task::BinaryClassification)
+            .then(|| baselines.registered_quality(MetricName::Accuracy))
+            .flatten();
+        if let Some(baseline) = estimated {
             rules.push(rule(
                 "estimated_accuracy",
                 MetricName::EstimatedAccuracy,
@@ -895,20 +897,22 @@ mod tests {
         );
         assert_eq!(estimated.threshold, accuracy.threshold);
         assert_eq!(rules.len(), 8);
-        // Neither without a reference window, nor for another task.
+        // Neither without a reference window.
         let uncaptured = Baselines {
             captured: None,
             ..baselines.clone()
         };
         let rules = default_rules(Task::BinaryClassification, &uncaptured, &perf(), &settings);
         assert_eq!(rules.len(), 5, "{rules:?}");
+        // Drift for every task; the estimate for binary classifiers only.
         let rules = default_rules(
             Task::MulticlassClassification,
             &baselines,
             &perf(),
             &settings,
         );
-        assert!(!rules.iter().any(|r| r.id.contains("prediction_psi")));
+        assert!(rules.iter().any(|r| r.id == "default-prediction_psi"));
+        assert!(!rules.iter().any(|r| r.id == "default-estimated_accuracy"));
 
         // Regression errors alert above baseline × (1 + threshold).
         let regression = Baselines {
