@@ -5,10 +5,10 @@
 //! then the summary from `api`. Its estimates and drift equal NannyML's method and
 //! scipy's on the same records (`tests/reference/estimation_metrics.py`), and the
 //! realized accuracy of the window — computed here from the actuals the product never
-//! saw — lies within the estimate's interval. Then `evaluate`: an hour of drifted
-//! scores fires the default prediction-drift rule once, with the same PSI, and writes
-//! the estimate and drift gauges to Prometheus; an hour like the reference resolves it
-//! once. A multiclass classifier's predicted labels and a regressor's predicted values
+//! saw — lies within the estimate's interval. Then `evaluate`: a model's first day is
+//! captured as its reference, an hour of drifted scores fires the default
+//! prediction-drift rule once, with the same PSI, and writes the estimate and drift
+//! gauges to Prometheus; an hour like the reference resolves it once. A multiclass classifier's predicted labels and a regressor's predicted values
 //! drift too, equal to the same script's.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -250,7 +250,15 @@ async fn score_drift_fires_the_drift_rule_once_and_resolves_it_once() {
         .expect("hour");
     let base = hour - TimeDelta::hours(5);
     let mut draws = Rng::new(2);
-    let reference = predictions(&mut draws, base, TimeDelta::hours(1), 3_000, 0.0);
+    // The model's first day, captured as its reference by the evaluation 24 hours in:
+    // 3,000 labeled predictions in one minute of each hour (few minutes to roll up).
+    let first = base - TimeDelta::hours(23);
+    let mut reference = predictions(&mut draws, first, TimeDelta::hours(1), 3_000, 0.0);
+    let n = reference.len();
+    for (i, p) in reference.iter_mut().enumerate() {
+        p.time =
+            first + TimeDelta::hours((i * 24 / n) as i64) + TimeDelta::seconds((i % 60) as i64);
+    }
     // Scores drift up (an input shift) for an hour, then come back.
     let drifted = predictions(
         &mut draws,
@@ -269,10 +277,33 @@ async fn score_drift_fires_the_drift_rule_once_and_resolves_it_once() {
     send(stack, &tenant, model, "reference", &reference, true).await;
     send(stack, &tenant, model, "drifted", &drifted, false).await;
     aggregate(stack).await;
-    register_reference(stack, &tenant, model, base, base + TimeDelta::hours(1)).await;
 
+    // The first evaluation past the first day captures it, takes it as the reference
+    // and judges the drifted hour against it.
     let fired_at = base + TimeDelta::hours(3);
     evaluate(stack, fired_at).await;
+    let (status, baseline) = call(
+        stack,
+        &api_request(
+            Some(&tenant),
+            "GET",
+            &format!("/api/v1/monitoring/performance/{model}/baseline"),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{baseline}");
+    assert_eq!(
+        (
+            &baseline["reference"]["source"],
+            &baseline["reference"]["from"]
+        ),
+        (
+            &json!("captured"),
+            &json!(first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        ),
+        "{baseline}"
+    );
     evaluate(stack, fired_at + TimeDelta::seconds(30)).await;
     let firing: Vec<Value> = alerts.drain().await.iter().map(alert_of).collect();
     assert_eq!(firing.len(), 1, "{firing:#?}");
