@@ -436,6 +436,8 @@ where
                 )
                 .await?;
             settings.reference = Some(snapshot);
+            // Fitted from the state in hand, not decoded again from the snapshot.
+            return Ok(Some(ReferenceFit::of(model.task, Some(&state))));
         }
         let fit = self
             .window
