@@ -83,6 +83,7 @@ fn multiclass_records(count: usize, random: &mut XorShift) -> Vec<PredictionReco
                 outcome: Outcome::Multiclass {
                     predicted: Some(labels[predicted].clone()),
                     actual: Some(labels[actual].clone()),
+                    score: Some(0.3 + 0.7 * random.unit()),
                 },
             }
         })

@@ -213,7 +213,8 @@ pub struct EstimationSummary {
 pub struct DriftSummary {
     /// The window compared against; `null` while the model has none.
     pub reference: Option<Reference>,
-    /// What is compared: `score` (a binary classifier's scores).
+    /// What is compared: `score` (a binary classifier's scores), `predicted_label` or
+    /// `predicted_value`.
     pub distribution: Option<&'static str>,
     /// Population stability index over the reference's deciles.
     pub psi: Option<f64>,
@@ -222,6 +223,24 @@ pub struct DriftSummary {
     /// Drift bins compared.
     pub bins: Option<usize>,
     /// Predictions of the window compared.
+    pub predictions: u64,
+    /// A multiclass classifier's confidence — the score of the label it predicted —
+    /// against the reference's; `null` unless both hold scored predictions.
+    pub confidence: Option<ConfidenceDrift>,
+}
+
+/// The drift of a multiclass classifier's confidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfidenceDrift {
+    /// What is compared: `predicted_class_score`.
+    pub distribution: &'static str,
+    /// Population stability index over the reference's deciles of the score bins.
+    pub psi: f64,
+    /// Jensen–Shannon distance (base 2) over the same bins.
+    pub js: f64,
+    /// Drift bins compared.
+    pub bins: usize,
+    /// Scored predictions of the window compared.
     pub predictions: u64,
 }
 
@@ -262,6 +281,13 @@ impl Compared {
             js: drift.map(|d| d.js),
             bins: drift.map(|d| d.bins),
             predictions: drift.map_or(0, |d| d.predictions),
+            confidence: self.comparison.confidence_drift.map(|d| ConfidenceDrift {
+                distribution: d.distribution.as_str(),
+                psi: d.psi,
+                js: d.js,
+                bins: d.bins,
+                predictions: d.predictions,
+            }),
         }
     }
 }

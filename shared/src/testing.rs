@@ -132,6 +132,7 @@ pub fn state_of_size(bytes: usize, time: DateTime<Utc>) -> WindowState {
                 outcome: Outcome::Multiclass {
                     predicted: Some(label.clone()),
                     actual: Some(label),
+                    score: None,
                 },
             })
             .expect("a valid record");

@@ -90,6 +90,7 @@ enum OutcomeSpec {
     Multiclass {
         predicted: String,
         actual: Option<String>,
+        score: Option<f64>,
     },
     Regression {
         predicted: f64,
@@ -206,11 +207,12 @@ fn offset_ms() -> impl Strategy<Value = i64> {
 }
 
 fn record(task: Task) -> impl Strategy<Value = RecordSpec> {
+    let score = || prop::option::weighted(0.8, (0u32..=1024).prop_map(|k| f64::from(k) / 1024.0));
     let outcome = match task {
         Task::BinaryClassification => (
             any::<bool>(),
             prop::option::weighted(0.8, any::<bool>()),
-            prop::option::weighted(0.8, (0u32..=1024).prop_map(|k| f64::from(k) / 1024.0)),
+            score(),
         )
             .prop_map(|(predicted, actual, score)| OutcomeSpec::Binary {
                 predicted,
@@ -218,8 +220,16 @@ fn record(task: Task) -> impl Strategy<Value = RecordSpec> {
                 score,
             })
             .boxed(),
-        Task::MulticlassClassification => (label_pool(), prop::option::weighted(0.8, label_pool()))
-            .prop_map(|(predicted, actual)| OutcomeSpec::Multiclass { predicted, actual })
+        Task::MulticlassClassification => (
+            label_pool(),
+            prop::option::weighted(0.8, label_pool()),
+            score(),
+        )
+            .prop_map(|(predicted, actual, score)| OutcomeSpec::Multiclass {
+                predicted,
+                actual,
+                score,
+            })
             .boxed(),
         Task::Regression => (
             regression_value(),
@@ -290,6 +300,7 @@ fn wide_batch(model: usize, batch_id: String, labels: usize, prefix: u32) -> Bat
                 OutcomeSpec::Multiclass {
                     predicted: format!("w{prefix}-{i}"),
                     actual: Some(format!("w{prefix}-{}", (i + 1) % labels)),
+                    score: None,
                 }
             } else {
                 OutcomeSpec::Failed
@@ -356,9 +367,9 @@ fn refused_record(record: &RecordSpec) -> bool {
     record.latency_ms > 1e9
         || record.error_type.as_deref().is_some_and(reserved)
         || match &record.outcome {
-            OutcomeSpec::Multiclass { predicted, actual } => {
-                reserved(predicted) || actual.as_deref().is_some_and(reserved)
-            }
+            OutcomeSpec::Multiclass {
+                predicted, actual, ..
+            } => reserved(predicted) || actual.as_deref().is_some_and(reserved),
             OutcomeSpec::Regression { predicted, actual } => {
                 regression(*predicted) || actual.is_some_and(regression)
             }
@@ -456,10 +467,17 @@ fn render(batch: &BatchSpec, now: DateTime<Utc>, style: Style) -> Vec<u8> {
                     fields.push(("score", number(*s)));
                 }
             }
-            OutcomeSpec::Multiclass { predicted, actual } => {
+            OutcomeSpec::Multiclass {
+                predicted,
+                actual,
+                score,
+            } => {
                 fields.push(("predicted", label(predicted)));
                 if let Some(a) = actual {
                     fields.push(("actual", label(a)));
+                }
+                if let Some(s) = score {
+                    fields.push(("score", number(*s)));
                 }
             }
             OutcomeSpec::Regression { predicted, actual } => {
@@ -559,9 +577,17 @@ fn expected_records(
                     actual: *actual,
                     score: *score,
                 },
-                (OutcomeSpec::Multiclass { predicted, actual }, _) => Outcome::Multiclass {
+                (
+                    OutcomeSpec::Multiclass {
+                        predicted,
+                        actual,
+                        score,
+                    },
+                    _,
+                ) => Outcome::Multiclass {
                     predicted: Some(predicted.clone()),
                     actual: actual.clone(),
+                    score: *score,
                 },
                 (OutcomeSpec::Regression { predicted, actual }, _) => Outcome::Regression {
                     predicted: Some(*predicted),
@@ -575,6 +601,7 @@ fn expected_records(
                 (OutcomeSpec::Failed, Task::MulticlassClassification) => Outcome::Multiclass {
                     predicted: None,
                     actual: None,
+                    score: None,
                 },
                 (OutcomeSpec::Failed, Task::Regression) => Outcome::Regression {
                     predicted: None,

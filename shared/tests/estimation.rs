@@ -7,9 +7,9 @@
 //! 1e-9) and on the exact scores ("raw": the 1,000-bin histogram may cost at most
 //! [`HISTOGRAM_BOUND`]).
 
-use modelwatch::domain::drift::DriftReference;
+use modelwatch::domain::drift::{DriftDistribution, DriftReference};
 use modelwatch::domain::estimation::{BinaryEstimate, Calibration, bin_centre};
-use modelwatch::domain::{Outcome, PredictionRecord, WindowState};
+use modelwatch::domain::{Outcome, PredictionRecord, Task, WindowState};
 use modelwatch::testing::{binary_record as record, binary_stats};
 use serde::Deserialize;
 
@@ -25,7 +25,8 @@ struct Fixtures {
 }
 
 /// A multiclass or regression drift case: `[predicted label or value, count]` of the
-/// reference and the window (both unlabeled), and scipy's side.
+/// reference and the window (both unlabeled), and scipy's side. A scored multiclass
+/// case gives `[[label, score bin], count]` and the confidence drift too.
 #[derive(Deserialize)]
 struct DriftCase {
     name: String,
@@ -33,6 +34,7 @@ struct DriftCase {
     reference: Vec<(serde_json::Value, u64)>,
     window: Vec<(serde_json::Value, u64)>,
     drift: Drift,
+    confidence_drift: Option<Drift>,
 }
 
 impl DriftCase {
@@ -41,10 +43,17 @@ impl DriftCase {
         let mut state = WindowState::new();
         for (predicted, count) in counted {
             let outcome = match self.task.as_str() {
-                "multiclass" => Outcome::Multiclass {
-                    predicted: predicted.as_str().map(str::to_owned),
-                    actual: None,
-                },
+                "multiclass" => {
+                    let (label, score) = match predicted.as_array().map(Vec::as_slice) {
+                        Some([label, bin]) => (label, bin.as_u64().map(|b| bin_centre(b as usize))),
+                        _ => (predicted, None),
+                    };
+                    Outcome::Multiclass {
+                        predicted: label.as_str().map(str::to_owned),
+                        actual: None,
+                        score,
+                    }
+                }
                 _ => Outcome::Regression {
                     predicted: predicted.as_f64(),
                     actual: None,
@@ -148,7 +157,8 @@ fn estimates_and_drift_equal_nannyml_and_scipy_on_the_fixtures() {
 
         let calibration = Calibration::fit(reference).expect("a calibratable reference");
         let ours = estimated(&calibration.estimate(distribution).expect("an estimate"));
-        let drift_reference = DriftReference::of_state(&reference_state).expect("predictions");
+        let drift_reference = DriftReference::of_state(&reference_state, DriftDistribution::Score)
+            .expect("predictions");
         let drift = drift_reference.drift_of_state(&window_state).unwrap();
         assert_eq!(drift_reference.bins(), case.binned.drift.bins, "{name}");
 
@@ -212,36 +222,53 @@ struct Realized {
 
 /// Predicted labels and predicted values drift as scipy's side computes it: labels
 /// exactly (one bin per reference label and one for the rest), values exactly where
-/// each has a sketch bucket of its own (the fixtures' whole numbers up to 40).
+/// each has a sketch bucket of its own (the fixtures' whole numbers up to 40), and a
+/// multiclass model's confidence exactly on scores at their bin's centre.
 #[test]
-fn label_and_value_drift_equal_scipy_on_the_fixtures() {
+fn label_value_and_confidence_drift_equal_scipy_on_the_fixtures() {
     let text = include_str!("reference/estimation_fixtures.json");
     let fixtures: Fixtures = serde_json::from_str(text).expect("fixtures parse");
-    assert_eq!(fixtures.drift_cases.len(), 4);
+    assert_eq!(fixtures.drift_cases.len(), 6);
+    let mut confidence_cases = 0;
     for case in &fixtures.drift_cases {
         let name = &case.name;
-        let reference = DriftReference::of_state(&case.state(&case.reference)).expect(name);
-        let drift = reference
-            .drift_of_state(&case.state(&case.window))
-            .expect(name);
-        assert_eq!(drift.bins, case.drift.bins, "{name}");
-        assert!(
-            (drift.psi - case.drift.psi).abs() <= 1e-12,
-            "{name}: PSI {drift:?} vs {}",
-            case.drift.psi
-        );
-        assert!(
-            (drift.js - case.drift.js).abs() <= 1e-12,
-            "{name}: JS {drift:?} vs {}",
-            case.drift.js
-        );
-        let expected = if case.task == "multiclass" {
-            "predicted_label"
+        let (reference, window) = (case.state(&case.reference), case.state(&case.window));
+        let task = if case.task == "multiclass" {
+            Task::MulticlassClassification
         } else {
-            "predicted_value"
+            Task::Regression
         };
-        assert_eq!(drift.distribution.as_str(), expected);
+        let compared = [
+            (DriftDistribution::of_task(task), Some(&case.drift)),
+            (
+                DriftDistribution::PredictedClassScore,
+                case.confidence_drift.as_ref(),
+            ),
+        ];
+        for (distribution, expected) in compared {
+            let drift = DriftReference::of_state(&reference, distribution)
+                .and_then(|fit| fit.drift_of_state(&window));
+            let Some(expected) = expected else {
+                assert_eq!(drift, None, "{name}: no scores, no confidence drift");
+                continue;
+            };
+            let drift = drift.expect(name);
+            assert_eq!(drift.distribution, distribution);
+            assert_eq!(drift.bins, expected.bins, "{name}");
+            assert!(
+                (drift.psi - expected.psi).abs() <= 1e-12,
+                "{name}: PSI {drift:?} vs {}",
+                expected.psi
+            );
+            assert!(
+                (drift.js - expected.js).abs() <= 1e-12,
+                "{name}: JS {drift:?} vs {}",
+                expected.js
+            );
+        }
+        confidence_cases += usize::from(case.confidence_drift.is_some());
     }
+    assert_eq!(confidence_cases, 2);
 }
 
 #[test]

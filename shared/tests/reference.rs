@@ -165,6 +165,7 @@ fn classification_record(task: &str, fields: &[Value]) -> PredictionRecord {
         "multiclass_classification" => Outcome::Multiclass {
             predicted: fields[1].as_str().map(str::to_owned),
             actual: fields[2].as_str().map(str::to_owned),
+            score: fields.get(3).and_then(Value::as_f64),
         },
         other => panic!("unknown task {other}"),
     };

@@ -68,8 +68,16 @@ fn outcome(kind: TaskKind) -> BoxedStrategy<Outcome> {
                 score,
             })
             .boxed(),
-        TaskKind::Multiclass => (label(), label())
-            .prop_map(|(predicted, actual)| Outcome::Multiclass { predicted, actual })
+        TaskKind::Multiclass => (
+            label(),
+            label(),
+            prop::option::weighted(0.5, (0u32..=1024).prop_map(|k| f64::from(k) / 1024.0)),
+        )
+            .prop_map(|(predicted, actual, score)| Outcome::Multiclass {
+                predicted,
+                actual,
+                score,
+            })
             .boxed(),
         TaskKind::Regression => (value(), value())
             .prop_map(|(predicted, actual)| Outcome::Regression { predicted, actual })
@@ -263,6 +271,9 @@ fn overflowing_input() -> impl Strategy<Value = Input> {
     )
         .prop_map(|(offset, latency_ms, predicted, actual, error)| {
             let outcome = |predicted: Option<String>, actual: Option<String>| Outcome::Multiclass {
+                score: predicted
+                    .as_ref()
+                    .map(|_| f64::from(offset as u32 % 1001) / 1000.0),
                 predicted,
                 actual,
             };
@@ -307,7 +318,7 @@ proptest! {
         let correct = input
             .predictions
             .iter()
-            .filter(|r| matches!(&r.outcome, Outcome::Multiclass { predicted: Some(p), actual: Some(a) } if p == a))
+            .filter(|r| matches!(&r.outcome, Outcome::Multiclass { predicted: Some(p), actual: Some(a), .. } if p == a))
             .count();
         let labeled = input.predictions.iter().filter(|r| r.status == Status::Ok).count();
         prop_assert_eq!(metrics.labeled, labeled as u64);
@@ -471,9 +482,11 @@ fn worst_case_multiclass_state_fits_a_dynamodb_item() {
             latency_ms: 1e-3 * 1.02f64.powi(i as i32),
             status: Status::Ok,
             error_type: None,
+            // Every score bin in use too.
             outcome: Outcome::Multiclass {
                 predicted: Some(label((i + 1) % (MAX_LABELS + 1))),
                 actual: Some(label(i)),
+                score: Some(i as f64 / MAX_LABELS as f64),
             },
         };
         state.fold_prediction(&record).expect("valid");
@@ -488,6 +501,7 @@ fn worst_case_multiclass_state_fits_a_dynamodb_item() {
             outcome: Outcome::Multiclass {
                 predicted: Some(label(0)),
                 actual: Some(label(0)),
+                score: None,
             },
         };
         state.fold_prediction(&record).expect("valid");
@@ -501,6 +515,7 @@ fn worst_case_multiclass_state_fits_a_dynamodb_item() {
             outcome: Outcome::Multiclass {
                 predicted: None,
                 actual: None,
+                score: None,
             },
         };
         state.fold_prediction(&record).expect("valid");

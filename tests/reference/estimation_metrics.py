@@ -5,10 +5,13 @@ scipy's Jensen-Shannon distance, as shared/tests/reference/generate_estimation.p
 defines them, on scores moved to their 1/1000 bin's centre as the engine keeps them.
 
 Reads {"reference": [[score, predicted, actual]], "window": [[score, predicted]]} on
-stdin and writes {"accuracy", "precision", "recall", "f1_score", "auc_roc", "psi", "js"};
+stdin and writes {"accuracy", "precision", "recall", "f1_score", "auc_roc", "psi", "js",
+"bins"};
 with "task": "multiclass" or "regression", the reference's and the window's predicted
 labels or values, and writes the drift {"psi", "js", "bins"}: labels over one bin per
-reference label plus one for any other, values over bins cut at the reference's deciles.
+reference label plus one for any other, values over bins cut at the reference's deciles;
+a multiclass input with "reference_scores" and "window_scores" (the predicted labels'
+scores) adds "confidence": their drift over the reference's deciles of the score bins.
 """
 
 import importlib.util
@@ -29,6 +32,11 @@ records = json.load(sys.stdin)
 task = records.get("task", "binary")
 if task == "multiclass":
     answer = method.label_drift(records["reference"], records["window"])
+    if "reference_scores" in records:
+        answer["confidence"] = method.drift(
+            method.bin_of(np.array(records["reference_scores"], dtype=float)),
+            method.bin_of(np.array(records["window_scores"], dtype=float)),
+        )
 elif task == "regression":
     answer = method.drift(
         np.array(records["reference"], dtype=float), np.array(records["window"], dtype=float)
@@ -45,5 +53,5 @@ else:
         ).items()
     }
     drift = method.drift(method.bin_of(ref_score), method.bin_of(score))
-    answer.update({"psi": drift["psi"], "js": drift["js"]})
+    answer.update({"psi": drift["psi"], "js": drift["js"], "bins": drift["bins"]})
 json.dump(answer, sys.stdout)

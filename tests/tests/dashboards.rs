@@ -3,14 +3,15 @@
 //! the stack's Prometheus.
 //!
 //! A few minutes of traffic for a fresh tenant — a binary classifier with labels,
-//! scores, typed errors and resource samples, and a regression model whose labels
-//! come late (sent to the actuals route before each run) — go through
+//! scores, typed errors and resource samples, a scored multiclass classifier, and a
+//! regression model whose labels come late (sent to the actuals route before each
+//! run) — go through
 //! the real `ingest`, a few minutes in the past; `aggregate` runs after each minute,
 //! as its schedule would, so the cumulative counters get one sample per run (a
 //! `rate()` needs two). Gauges are stamped at their minute's end, the counters at the
 //! run's clock time. The binary model's test-set baseline and traffic forecast are
-//! registered through the real `api` with its first minutes as its reference window,
-//! and `evaluate` runs once after the last minute, writing the baselines, alert
+//! registered through the real `api` with its first minutes as its reference window
+//! (the multiclass classifier's too, for its confidence drift), and `evaluate` runs once after the last minute, writing the baselines, alert
 //! thresholds, firing rules and the last hour's estimates and drift (their values
 //! are checked). Then each panel target, with the dashboard's variables substituted as
 //! Grafana would, runs as a range query over the traffic's minutes; a query that
@@ -26,7 +27,7 @@ use serde_json::{Value, json};
 /// The minutes of traffic.
 const MINUTES: i64 = 5;
 /// The models, as Grafana formats a multi-value `$model_id` for `=~`.
-const MODELS: &str = "m-dash-bin|m-dash-reg";
+const MODELS: &str = "m-dash-bin|m-dash-multi|m-dash-reg";
 
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -60,6 +61,24 @@ fn binary_batch(minute: DateTime<Utc>, k: i64) -> Vec<u8> {
     ]);
     json!({"model_id": "m-dash-bin", "batch_id": format!("bin-{k}"), "task": "binary_classification",
            "predictions": predictions, "resources": resources})
+    .to_string()
+    .into_bytes()
+}
+
+/// A multiclass classifier's minute: labeled predictions scored with the predicted
+/// label's probability, less confident from the third minute on.
+fn multiclass_batch(minute: DateTime<Utc>, k: i64) -> Vec<u8> {
+    let predictions: Vec<Value> = (0..20)
+        .map(|i| {
+            let label = ["billing", "sales", "support"][(i % 3) as usize];
+            let low = if k < 2 { 0.7 } else { 0.4 };
+            json!({"timestamp": stamp(minute + TimeDelta::seconds(i * 3)), "latency_ms": 9.0,
+                   "status": "ok", "predicted": label, "actual": label,
+                   "score": low + 0.015 * i as f64})
+        })
+        .collect();
+    json!({"model_id": "m-dash-multi", "batch_id": format!("multi-{k}"),
+           "task": "multiclass_classification", "predictions": predictions})
     .to_string()
     .into_bytes()
 }
@@ -109,6 +128,7 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
         let minute = first + TimeDelta::minutes(k);
         for event in [
             ingest_event(&tenant, &binary_batch(minute, k)),
+            ingest_event(&tenant, &multiclass_batch(minute, k)),
             ingest_event(&tenant, &regression_batch(minute, k)),
             actuals_event(&tenant, &regression_labels(minute, k)),
         ] {
@@ -137,6 +157,20 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
         api_request(Some(&tenant), "PUT", path, &[]),
         Some("application/json"),
         &baseline.to_string(),
+    );
+    let (status, answer) = http_answer(&stack.invoke("api", &request).await);
+    assert_eq!(status, 200, "{answer}");
+    let reference = json!({"reference": {"from": stamp(first),
+                                         "to": stamp(first + TimeDelta::minutes(2))}});
+    let request = with_body(
+        api_request(
+            Some(&tenant),
+            "PUT",
+            "/api/v1/monitoring/performance/m-dash-multi/baseline",
+            &[],
+        ),
+        Some("application/json"),
+        &reference.to_string(),
     );
     let (status, answer) = http_answer(&stack.invoke("api", &request).await);
     assert_eq!(status, 200, "{answer}");
@@ -185,7 +219,7 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
     .await;
     assert_eq!(
         models["data"],
-        json!(["m-dash-bin", "m-dash-reg"]),
+        json!(["m-dash-bin", "m-dash-multi", "m-dash-reg"]),
         "$model_id"
     );
 
@@ -258,6 +292,15 @@ async fn every_grafana_panel_query_returns_the_exported_series() {
             "{estimated}: {found:?}"
         );
     }
+    // The multiclass classifier's confidence fell after its two reference minutes.
+    let confidence = value(format!(
+        "ml_model_confidence_drift{{tenant_id=\"{tenant}\", model_id=\"m-dash-multi\", statistic=\"psi\", window=\"1h\"}}"
+    ))
+    .await;
+    assert!(
+        matches!(confidence.as_slice(), [(_, v)] if *v > 0.2),
+        "{confidence:?}"
+    );
     let stamped = prometheus(
         stack,
         "/api/v1/query",

@@ -194,19 +194,7 @@ async fn an_unlabeled_window_is_estimated_from_the_reference_and_its_drift_measu
             "{metric}: {shown} vs NannyML's method {expected}"
         );
     }
-    for statistic in ["psi", "js"] {
-        let shown = body["drift"][statistic].as_f64().expect(statistic);
-        let expected = want[statistic].as_f64().expect(statistic);
-        assert!(
-            (shown - expected).abs() <= 1e-9,
-            "{statistic}: {shown} vs {expected}"
-        );
-    }
-    assert!(
-        body["drift"]["psi"].as_f64() > Some(0.2),
-        "the shift is a significant one: {}",
-        body["drift"]
-    );
+    assert_significant_drift(&body["drift"], &want, "the scores");
 
     // The estimate follows the realized accuracy the product never saw.
     let correct = window.iter().filter(|p| p.predicted == p.actual).count();
@@ -368,23 +356,26 @@ async fn score_drift_fires_the_drift_rule_once_and_resolves_it_once() {
     alerts.remove().await;
 }
 
-/// Sends `predicted` (labels or values) as unlabeled predictions of `model`, spread over
-/// `span` from `start`.
+/// Sends `outcomes` (each `{"predicted"}`, with a `score` or not) as unlabeled
+/// predictions of `model`, spread over `span` from `start`.
 async fn send_predicted(
     stack: &Stack,
     tenant: &str,
     (model, task): (&str, &str),
     batch_id: &str,
     (start, span): (DateTime<Utc>, TimeDelta),
-    predicted: &[Value],
+    outcomes: &[Value],
 ) {
-    let n = predicted.len() as i32;
-    let predictions: Vec<Value> = predicted
+    let n = outcomes.len() as i32;
+    let predictions: Vec<Value> = outcomes
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            json!({"timestamp": (start + span * i as i32 / n).to_rfc3339(), "latency_ms": 8,
-                   "status": "ok", "predicted": p})
+        .map(|(i, outcome)| {
+            let mut p = outcome.clone();
+            p["timestamp"] = (start + span * i as i32 / n).to_rfc3339().into();
+            p["latency_ms"] = 8.into();
+            p["status"] = "ok".into();
+            p
         })
         .collect();
     let body =
@@ -396,11 +387,12 @@ async fn send_predicted(
 }
 
 /// Predicted labels and predicted values drift too: a multiclass classifier's label mix
-/// and a regressor's values move in the last hour; the summaries' drift equals the
-/// reference script's (labels exactly; values whole numbers of magnitude ≤ 40, each in a
-/// sketch bucket of its own, exactly), and neither has an estimate.
+/// and its confidence (the predicted label's score), and a regressor's values, move in
+/// the last hour; the summaries' drift equals the reference script's (labels exactly,
+/// confidences on their bin's centre exactly; values whole numbers of magnitude ≤ 40,
+/// each in a sketch bucket of its own, exactly), and neither has an estimate.
 #[tokio::test]
-async fn predicted_labels_and_values_drift_from_their_reference() {
+async fn predicted_labels_confidences_and_values_drift_from_their_reference() {
     let stack = Stack::get();
     let tenant = unique_tenant("drift-tasks");
     let minute = Utc::now()
@@ -429,6 +421,15 @@ async fn predicted_labels_and_values_drift_from_their_reference() {
     let window_labels: Vec<&str> = (0..1_500)
         .map(|_| label(&mut draws, [0.2, 0.4, 0.1, 0.25]))
         .collect();
+    // Confidences on their 1/1000 bin's centre, as the state keeps them.
+    let confidence = |draws: &mut Rng, low: f64| {
+        let bin = ((low + (1.0 - low) * draws.uniform()) * 1000.0)
+            .floor()
+            .min(999.0);
+        (bin + 0.5) / 1000.0
+    };
+    let reference_scores: Vec<f64> = (0..3_000).map(|_| confidence(&mut draws, 0.6)).collect();
+    let window_scores: Vec<f64> = (0..1_500).map(|_| confidence(&mut draws, 0.3)).collect();
     let reference_values: Vec<f64> = (0..3_000).map(|_| value(&mut draws, 0.0, 12.0)).collect();
     let window_values: Vec<f64> = (0..1_500).map(|_| value(&mut draws, 8.0, 9.0)).collect();
     let reference_span = (reference_start, TimeDelta::hours(1));
@@ -439,15 +440,26 @@ async fn predicted_labels_and_values_drift_from_their_reference() {
             "multiclass_classification",
             reference_labels
                 .iter()
-                .map(|l| json!(l))
+                .zip(&reference_scores)
+                .map(|(l, s)| json!({"predicted": l, "score": s}))
                 .collect::<Vec<_>>(),
-            window_labels.iter().map(|l| json!(l)).collect::<Vec<_>>(),
+            window_labels
+                .iter()
+                .zip(&window_scores)
+                .map(|(l, s)| json!({"predicted": l, "score": s}))
+                .collect::<Vec<_>>(),
         ),
         (
             "m-values",
             "regression",
-            reference_values.iter().map(|v| json!(v)).collect(),
-            window_values.iter().map(|v| json!(v)).collect(),
+            reference_values
+                .iter()
+                .map(|v| json!({"predicted": v}))
+                .collect(),
+            window_values
+                .iter()
+                .map(|v| json!({"predicted": v}))
+                .collect(),
         ),
     ] {
         send_predicted(
@@ -492,23 +504,38 @@ async fn predicted_labels_and_values_drift_from_their_reference() {
             body["estimation"]
         );
         let input = if task == "multiclass" {
-            json!({"task": task, "reference": reference_labels, "window": window_labels})
+            json!({"task": task, "reference": reference_labels, "window": window_labels,
+                   "reference_scores": reference_scores, "window_scores": window_scores})
         } else {
             json!({"task": task, "reference": reference_values, "window": window_values})
         };
         let want = python_reference("tests/reference/estimation_metrics.py", &input);
-        assert_eq!(drift["bins"], want["bins"], "{model}");
-        for statistic in ["psi", "js"] {
-            let shown = drift[statistic].as_f64().expect(statistic);
-            let expected = want[statistic].as_f64().expect(statistic);
-            assert!(
-                (shown - expected).abs() <= 1e-9,
-                "{model} {statistic}: {shown} vs {expected}"
-            );
+        assert_significant_drift(drift, &want, model);
+        let confidence = &drift["confidence"];
+        if task != "multiclass" {
+            assert_eq!(confidence, &Value::Null, "{model}");
+            continue;
         }
+        assert_eq!(confidence["distribution"], "predicted_class_score");
+        assert_eq!(confidence["predictions"], 1_500, "{confidence}");
+        assert_significant_drift(confidence, &want["confidence"], "the confidence");
+    }
+}
+
+/// `shown` (a summary's drift) equals the reference script's `want` — its bins
+/// exactly, PSI and JS to 1e-9 — and is a significant shift (PSI above 0.2).
+fn assert_significant_drift(shown: &Value, want: &Value, what: &str) {
+    assert_eq!(shown["bins"], want["bins"], "{what}");
+    for statistic in ["psi", "js"] {
+        let ours = shown[statistic].as_f64().expect(statistic);
+        let expected = want[statistic].as_f64().expect(statistic);
         assert!(
-            drift["psi"].as_f64() > Some(0.2),
-            "{model}: a significant shift: {drift}"
+            (ours - expected).abs() <= 1e-9,
+            "{what} {statistic}: {ours} vs {expected}"
         );
     }
+    assert!(
+        shown["psi"].as_f64() > Some(0.2),
+        "{what}: a significant shift: {shown}"
+    );
 }

@@ -403,7 +403,7 @@ fn answers_the_document_does_not_describe_are_refused() {
         "estimation": {"reference": null, "unavailable": "no reference window yet",
                        "predictions": 0, "precision": null, "recall": null},
         "drift": {"reference": null, "distribution": null, "psi": null, "js": null,
-                  "bins": null, "predictions": 0},
+                  "bins": null, "predictions": 0, "confidence": null},
         "sample_count": 0, "labeled_count": 0,
         "overflow": {"actual_labels": 0, "predicted_labels": 0, "error_types": 0},
         "series": [point]});
@@ -424,7 +424,8 @@ fn answers_the_document_does_not_describe_are_refused() {
         "predictions": 1700, "precision": {"estimated": 0.7, "estimated_ci": [0.68, 0.72]},
         "recall": {"estimated": 0.9, "estimated_ci": [0.88, 0.92]}});
     estimated["drift"] = json!({"reference": reference, "distribution": "score", "psi": 0.31,
-                                "js": 0.22, "bins": 10, "predictions": 1700});
+                                "js": 0.22, "bins": 10, "predictions": 1700,
+                                "confidence": null});
     let mut series = summary["series"][0].clone();
     for name in ["rmse", "mae", "mape"] {
         series.as_object_mut().expect("point").remove(name);
@@ -447,7 +448,27 @@ fn answers_the_document_does_not_describe_are_refused() {
     three_ends["estimation"]["recall"]["estimated_ci"] = json!([0.1, 0.2, 0.3]);
     let mut unknown_distribution = estimated.clone();
     unknown_distribution["drift"]["distribution"] = "labels".into();
-    for refused in [mixed, extra, three_ends, unknown_distribution] {
+    // A multiclass classifier's label drift with its confidence drift.
+    let mut confident = summary.clone();
+    confident["drift"] = json!({"reference": reference, "distribution": "predicted_label",
+        "psi": 0.01, "js": 0.05, "bins": 4, "predictions": 1700,
+        "confidence": {"distribution": "predicted_class_score", "psi": 0.4, "js": 0.3,
+                       "bins": 10, "predictions": 1650}});
+    assert!(
+        contract
+            .check_answer("GET", summary_path, &answer(200, &confident))
+            .is_ok(),
+        "{confident}"
+    );
+    let mut bare_confidence = confident.clone();
+    bare_confidence["drift"]["confidence"] = json!({"psi": 0.4});
+    for refused in [
+        mixed,
+        extra,
+        three_ends,
+        unknown_distribution,
+        bare_confidence,
+    ] {
         assert!(
             contract
                 .check_answer("GET", summary_path, &answer(200, &refused))

@@ -134,7 +134,7 @@ pub async fn run(
                                  "metrics": model.kind.test_set_metrics()},
                     "throughput_forecast_rps": f64::from(scenario.per_minute) / 60.0,
                 });
-                if model.kind == ModelKind::SilentBinary {
+                if model.kind.has_reference_window() {
                     let (from, to) = (scenario.start, scenario.start + REFERENCE_SPAN);
                     baseline["reference"] =
                         json!({"from": from.to_rfc3339(), "to": to.to_rfc3339()});

@@ -24,7 +24,8 @@ Traffic:
   --step-minutes N          simulated minutes per batch (default 5)
   --evaluate-every-minutes N  simulated minutes between evaluations (default: the step)
   --per-minute N            predictions per model per minute (default 30)
-  --models ID:KIND,...      KIND binary|multiclass|regression; binary-late: a binary
+  --models ID:KIND,...      KIND binary|multiclass|regression (multiclass: scored, its
+                            first hour registered as its reference window); binary-late: a binary
                             classifier whose labels arrive 1-3 simulated hours after its
                             predictions, by the label route; binary-unlabeled: labeled in
                             its first hour only (its reference window), its inputs shifting
@@ -33,7 +34,7 @@ Traffic:
                             chargeback-scorer:binary-late,lead-scorer:binary-unlabeled)
   --degrade ID | --no-degrade   the model that drifts and fails (default: the first)
   --seed N                  random seed (default 7)
-  --no-baselines            do not register test-set baselines and forecasts
+  --no-baselines            do not register test-set baselines, forecasts and references
 Read back:
   --alert-queue-url URL     SQS queue subscribed to the alert topic (AWS_* variables apply)
   --prometheus-url URL      Prometheus to query for the mirrored metrics
@@ -330,6 +331,11 @@ async fn simulate(args: &Args) -> Result<bool, String> {
             (
                 "prediction PSI 1h",
                 format!("ml_model_prediction_drift{{tenant_id=\"{tenant}\",statistic=\"psi\"}}"),
+                scenario.end(),
+            ),
+            (
+                "confidence PSI 1h",
+                format!("ml_model_confidence_drift{{tenant_id=\"{tenant}\",statistic=\"psi\"}}"),
                 scenario.end(),
             ),
             (

@@ -136,6 +136,13 @@ impl ModelKind {
         }
     }
 
+    /// Whether the model's first [`REFERENCE_SPAN`] is registered as its reference
+    /// window: the silent model's estimates and drift, and the multiclass model's label
+    /// and confidence drift, compare against it.
+    pub fn has_reference_window(self) -> bool {
+        matches!(self, Self::SilentBinary | Self::Multiclass)
+    }
+
     /// The range a label's delay is drawn from, for a model whose labels come late;
     /// `None` when labels go with their predictions.
     pub fn label_delay(self) -> Option<(TimeDelta, TimeDelta)> {
@@ -456,7 +463,11 @@ fn outcome(kind: ModelKind, quality: f64, rng: &mut Rng, record: &mut Value) -> 
                 let index = LABELS.iter().position(|l| *l == actual).unwrap_or(0);
                 LABELS[(index + shift) % 5]
             };
+            // The predicted label's probability: lower when the model is wrong, so a
+            // degradation shows in its confidence before any label arrives.
+            let score = (if correct { 0.8 } else { 0.5 } + 0.1 * rng.normal()).clamp(0.2, 1.0);
             record["predicted"] = predicted.into();
+            record["score"] = round3(score).into();
             Outcome {
                 actual: actual.into(),
                 correct: Some(correct),

@@ -548,7 +548,7 @@ impl<'r> Writer<'r> {
         if self.rng.one_in(2) {
             members.push(("actual".into(), self.label(task)));
         }
-        if task == "binary_classification" && self.rng.one_in(2) || self.rng.one_in(40) {
+        if task != "regression" && self.rng.one_in(2) || self.rng.one_in(40) {
             members.push(("score".into(), self.number(1.0)));
         }
         self.stray_members(&mut members);
@@ -722,6 +722,7 @@ fn accepted_within_bounds(
         l.as_ref()
             .is_none_or(|l| !l.is_empty() && l.len() <= MAX_LABEL_BYTES && l != OVERFLOW_BUCKET)
     };
+    let score_ok = |s: &Option<f64>| s.is_none_or(|s| (0.0..=1.0).contains(&s));
     for p in &batch.predictions {
         let r = &p.record;
         if !in_time(r.timestamp) {
@@ -734,8 +735,12 @@ fn accepted_within_bounds(
             return fail("the reserved error type");
         }
         let ok = match &r.outcome {
-            Outcome::Binary { score, .. } => score.is_none_or(|s| (0.0..=1.0).contains(&s)),
-            Outcome::Multiclass { predicted, actual } => label_ok(predicted) && label_ok(actual),
+            Outcome::Binary { score, .. } => score_ok(score),
+            Outcome::Multiclass {
+                predicted,
+                actual,
+                score,
+            } => label_ok(predicted) && label_ok(actual) && score_ok(score),
             Outcome::Regression { predicted, actual } => [predicted, actual]
                 .iter()
                 .all(|v| v.is_none_or(|v| regression_value_problem(v).is_none())),

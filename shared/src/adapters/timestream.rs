@@ -158,6 +158,18 @@ fn measure(name: &str, value: String, kind: MeasureValueType) -> Result<MeasureV
         .build()
 }
 
+/// Adds a classifier's `score` measure when it has one.
+fn push_score(measures: &mut Vec<MeasureValue>, score: Option<f64>) -> Result<(), BuildError> {
+    if let Some(score) = score {
+        measures.push(measure(
+            "score",
+            score.to_string(),
+            MeasureValueType::Double,
+        )?);
+    }
+    Ok(())
+}
+
 /// The record of one prediction.
 pub(crate) fn prediction_record(
     tenant: &TenantId,
@@ -202,20 +214,19 @@ pub(crate) fn prediction_record(
             actual,
             score,
         } => {
-            if let Some(score) = score {
-                measures.push(measure(
-                    "score",
-                    score.to_string(),
-                    MeasureValueType::Double,
-                )?);
-            }
+            push_score(&mut measures, *score)?;
             for (name, value) in [("predicted", predicted), ("actual", actual)] {
                 if let Some(v) = value {
                     measures.push(measure(name, flag(*v), MeasureValueType::Bigint)?);
                 }
             }
         }
-        Outcome::Multiclass { predicted, actual } => {
+        Outcome::Multiclass {
+            predicted,
+            actual,
+            score,
+        } => {
+            push_score(&mut measures, *score)?;
             for (name, value) in [("predicted", predicted), ("actual", actual)] {
                 if let Some(v) = value {
                     measures.push(measure(name, v.clone(), MeasureValueType::Varchar)?);

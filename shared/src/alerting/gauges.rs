@@ -178,6 +178,7 @@ mod tests {
                 estimated_accuracy: Some(0.81),
                 prediction_psi: Some(0.3),
                 prediction_js: Some(0.12),
+                confidence_psi: Some(0.45),
                 accuracy: Some(0.5),
                 ..MetricSet::default()
             }),
@@ -231,6 +232,13 @@ mod tests {
                     &[("statistic", "js"), ("window", "1h")],
                 ),
                 vec![(ms, 0.12)],
+            ),
+            (
+                key(
+                    "ml_model_confidence_drift",
+                    &[("statistic", "psi"), ("window", "1h")],
+                ),
+                vec![(ms, 0.45)],
             ),
             (
                 key("ml_model_baseline", &[("metric", "accuracy")]),

@@ -1,6 +1,7 @@
 //! Classification quality state: the binary confusion matrix with per-class score
 //! histograms for AUC-ROC ([`BinaryStats`]), and the per-label one-vs-rest confusion
-//! counts of multiclass models ([`MulticlassStats`]).
+//! counts of multiclass models with their predicted-label and predicted-class score
+//! distributions ([`MulticlassStats`]).
 //!
 //! Only *labeled* predictions count here: records with status `ok` that carry both a
 //! prediction and the truth (for the AUC histograms: the truth and a score).
@@ -478,7 +479,10 @@ pub struct LabelCounts {
 /// Beside them each label counts every ok prediction of it, labeled or not (`served`:
 /// the predicted-label distribution prediction drift compares); a label only ever
 /// predicted without a label is kept with zero confusion counts and plays no part in
-/// the quality metrics.
+/// the quality metrics. When predictions carry a score (the model's probability for
+/// the label it predicted), those scores are counted too, labeled or not, in
+/// [`SCORE_BINS`] bins: the model's confidence, whose drift is compared beside the
+/// labels'.
 ///
 /// **The label cap never refuses data.** At most [`MAX_LABELS`] labels are kept by name:
 /// the alphabetically (bytewise) first ones. Every other label is counted under
@@ -491,6 +495,9 @@ pub struct LabelCounts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MulticlassStats {
     labels: HashMap<Box<str>, LabelCounts>,
+    /// The predicted label's score of every scored ok prediction, per score bin
+    /// (allocated on the first score).
+    scores: Option<Box<[u64; SCORE_BINS]>>,
 }
 
 /// Checks a multiclass label: its length, and that it is not the reserved
@@ -558,8 +565,9 @@ impl MulticlassStats {
     }
 
     /// Counts one ok prediction of `predicted` (already checked by [`validate_label`]),
-    /// labeled or not, in the predicted-label distribution.
-    pub(crate) fn add_served(&mut self, predicted: &str) {
+    /// labeled or not, in the predicted-label distribution, and its `score` (checked by
+    /// [`validate_score`]) in the predicted-class score distribution.
+    pub(crate) fn add_served(&mut self, predicted: &str, score: Option<f64>) {
         self.add_counts(
             predicted,
             LabelCounts {
@@ -568,6 +576,17 @@ impl MulticlassStats {
             },
         );
         self.enforce_cap();
+        if let Some(score) = score {
+            let bins = self.scores.get_or_insert_with(|| Box::new([0; SCORE_BINS]));
+            let bin = &mut bins[score_bin(score)];
+            *bin = bin.saturating_add(1);
+        }
+    }
+
+    /// The predicted label's score of every scored ok prediction, labeled or not, per
+    /// score bin; `None` before the first scored prediction.
+    pub fn predicted_scores(&self) -> Option<&[u64; SCORE_BINS]> {
+        self.scores.as_deref()
     }
 
     /// Ok predictions per predicted label, labeled or not, sorted by label (labels
@@ -631,6 +650,12 @@ impl MulticlassStats {
             self.add_counts(label, theirs);
         }
         self.enforce_cap();
+        if let Some(theirs) = &other.scores {
+            match &mut self.scores {
+                Some(ours) => add_bins(ours, theirs),
+                None => self.scores = Some(theirs.clone()),
+            }
+        }
     }
 
     /// The counts of the labels beyond the cap ([`OVERFLOW_BUCKET`]); zero when none
@@ -716,6 +741,32 @@ impl MulticlassStats {
         }
     }
 
+    /// Writes the predicted-class score bins, if any prediction was scored (the section
+    /// of state format version 4).
+    pub(crate) fn encode_scores(&self, out: &mut Writer) {
+        if let Some(scores) = &self.scores {
+            encode_bins(scores, out);
+        }
+    }
+
+    /// Reads what [`encode_scores`](Self::encode_scores) wrote, after the distribution:
+    /// a non-empty histogram counting at most the `served` predictions.
+    pub(crate) fn decode_scores(
+        &mut self,
+        input: &mut Reader<'_>,
+        served: u64,
+    ) -> Result<(), DecodeError> {
+        let mut scores = Box::new([0; SCORE_BINS]);
+        let scored = decode_bins(&mut scores, input)?;
+        if scored == 0 || scored > served {
+            return Err(DecodeError::Invalid {
+                what: "predicted-class score count",
+            });
+        }
+        self.scores = Some(scores);
+        Ok(())
+    }
+
     /// Reads what [`encode_distribution`](Self::encode_distribution) wrote, after
     /// [`decode`](Self::decode) with `with_distribution`; returns the served total.
     pub(crate) fn decode_distribution(
@@ -797,7 +848,10 @@ impl MulticlassStats {
                 what: "label totals differ",
             });
         }
-        let stats = Self { labels };
+        let stats = Self {
+            labels,
+            scores: None,
+        };
         if stats.named_labels() > MAX_LABELS {
             return Err(DecodeError::Invalid {
                 what: "label count",

@@ -10,7 +10,11 @@
 //!   overflow bucket as in the state), and one more for labels the reference never
 //!   predicted;
 //! - regressors: the predicted values, in the [`ValueSketch`]'s buckets (1 % relative
-//!   width, signed).
+//!   width, signed);
+//! - and, beside the predicted labels, when a multiclass classifier's predictions carry
+//!   a score: the predicted label's score — the model's *confidence* — in the state's
+//!   [`SCORE_BINS`](super::SCORE_BINS) histogram bins. It moves when the inputs shift
+//!   towards cases the model is unsure of, often before the label mix does.
 //!
 //! For scores and values the cut points are the reference's lower deciles — for
 //! `k = 1..9` the bucket holding the value of rank `⌈k·n/10⌉` (numpy's
@@ -30,7 +34,7 @@
 //! base-2 logarithms so it lies in `[0, 1]` — scipy's
 //! `scipy.spatial.distance.jensenshannon(r, w, base=2)`; no floor needed.
 
-use super::classification::ScoreDistribution;
+use super::record::Task;
 use super::sketch::ValueSketch;
 use super::window::{QualityStats, WindowState};
 
@@ -49,15 +53,29 @@ pub enum DriftDistribution {
     PredictedLabel,
     /// A regressor's predicted values.
     PredictedValue,
+    /// A multiclass classifier's score of the label it predicted (its confidence).
+    PredictedClassScore,
 }
 
 impl DriftDistribution {
-    /// The wire name: `score`, `predicted_label`, `predicted_value`.
+    /// The wire name: `score`, `predicted_label`, `predicted_value`,
+    /// `predicted_class_score`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Score => "score",
             Self::PredictedLabel => "predicted_label",
             Self::PredictedValue => "predicted_value",
+            Self::PredictedClassScore => "predicted_class_score",
+        }
+    }
+
+    /// The distribution whose drift stands for a model of `task`'s: the one
+    /// `prediction_psi` and `prediction_js` measure.
+    pub fn of_task(task: Task) -> Self {
+        match task {
+            Task::BinaryClassification => Self::Score,
+            Task::MulticlassClassification => Self::PredictedLabel,
+            Task::Regression => Self::PredictedValue,
         }
     }
 }
@@ -103,18 +121,26 @@ enum Buckets<'a> {
 }
 
 impl<'a> Buckets<'a> {
-    /// The distribution of `state`'s predictions; `None` when it holds none.
-    fn of(state: &'a WindowState) -> Option<Self> {
-        let buckets = match state.quality()? {
-            QualityStats::Binary(stats) => Self::Ordered(
-                DriftDistribution::Score,
-                score_buckets(stats.distribution()?),
-            ),
-            QualityStats::Multiclass(stats) => Self::Labels(stats.served()),
-            QualityStats::Regression(stats) => Self::Ordered(
-                DriftDistribution::PredictedValue,
-                stats.served().map(ValueSketch::ordered_buckets)?,
-            ),
+    /// The distribution `what` of `state`'s predictions; `None` when it holds none (or
+    /// is not one of its task's).
+    fn of(state: &'a WindowState, what: DriftDistribution) -> Option<Self> {
+        let buckets = match (state.quality()?, what) {
+            (QualityStats::Binary(stats), DriftDistribution::Score) => {
+                Self::Ordered(what, score_buckets(stats.distribution()?.all()))
+            }
+            (QualityStats::Multiclass(stats), DriftDistribution::PredictedLabel) => {
+                Self::Labels(stats.served())
+            }
+            (QualityStats::Multiclass(stats), DriftDistribution::PredictedClassScore) => {
+                Self::Ordered(
+                    what,
+                    score_buckets(stats.predicted_scores()?.iter().copied()),
+                )
+            }
+            (QualityStats::Regression(stats), DriftDistribution::PredictedValue) => {
+                Self::Ordered(what, stats.served().map(ValueSketch::ordered_buckets)?)
+            }
+            _ => return None,
         };
         (buckets.count() > 0).then_some(buckets)
     }
@@ -135,19 +161,18 @@ impl<'a> Buckets<'a> {
 }
 
 /// A score histogram's non-empty bins as ordered buckets.
-fn score_buckets(scores: &ScoreDistribution) -> Vec<(i64, u64)> {
-    scores
-        .all()
-        .enumerate()
+fn score_buckets(bins: impl Iterator<Item = u64>) -> Vec<(i64, u64)> {
+    bins.enumerate()
         .filter(|&(_, c)| c > 0)
         .map(|(bin, c)| (bin as i64, c))
         .collect()
 }
 
 impl DriftReference {
-    /// The bins and shares of `reference`'s predictions; `None` when it holds none.
-    pub fn of_state(reference: &WindowState) -> Option<Self> {
-        let buckets = Buckets::of(reference)?;
+    /// The bins and shares of the distribution `what` of `reference`'s predictions;
+    /// `None` when it holds none.
+    pub fn of_state(reference: &WindowState, what: DriftDistribution) -> Option<Self> {
+        let buckets = Buckets::of(reference, what)?;
         let n = buckets.count();
         let bins = match &buckets {
             Buckets::Ordered(_, ordered) => DriftBins::Cuts(decile_cuts(ordered, n)),
@@ -171,7 +196,7 @@ impl DriftReference {
     /// The drift of `window` (a state of the same model) from the reference; `None`
     /// without predictions.
     pub fn drift_of_state(&self, window: &WindowState) -> Option<PredictionDrift> {
-        let buckets = Buckets::of(window).filter(|b| b.distribution() == self.distribution)?;
+        let buckets = Buckets::of(window, self.distribution)?;
         let n = buckets.count();
         let observed = self.bins.shares(&buckets, n);
         Some(PredictionDrift {

@@ -39,7 +39,7 @@
 //! prediction.
 
 use super::classification::{BinaryStats, SCORE_BINS, ScoreDistribution};
-use super::drift::{DriftReference, PredictionDrift};
+use super::drift::{DriftDistribution, DriftReference, PredictionDrift};
 use super::record::Task;
 use super::window::{QualityStats, WindowState};
 
@@ -101,6 +101,9 @@ pub struct Comparison {
     /// The drift of the window's predictions (scores, predicted labels or values);
     /// `None` unless the reference and the window both hold predictions.
     pub drift: Option<PredictionDrift>,
+    /// The drift of a multiclass classifier's confidence, the score of its predicted
+    /// label; `None` unless the reference and the window both hold scored predictions.
+    pub confidence_drift: Option<PredictionDrift>,
 }
 
 /// A model's reference window prepared once — calibration fitted, drift bins cut — for
@@ -109,6 +112,7 @@ pub struct Comparison {
 pub struct ReferenceFit {
     calibration: Result<Calibration, NoEstimate>,
     drift: Option<DriftReference>,
+    confidence_drift: Option<DriftReference>,
 }
 
 impl ReferenceFit {
@@ -124,9 +128,13 @@ impl ReferenceFit {
                 .and_then(Calibration::fit)
                 .map_err(NoEstimate::from),
         };
+        let drift_of = |what| reference.and_then(|r| DriftReference::of_state(r, what));
         Self {
             calibration,
-            drift: reference.and_then(DriftReference::of_state),
+            drift: drift_of(DriftDistribution::of_task(task)),
+            confidence_drift: (task == Task::MulticlassClassification)
+                .then(|| drift_of(DriftDistribution::PredictedClassScore))
+                .flatten(),
         }
     }
 
@@ -139,11 +147,16 @@ impl ReferenceFit {
                 .and_then(|d| calibration.estimate(d))
                 .ok_or(NoEstimate::NoScoredPredictions),
         };
-        let drift = self
-            .drift
-            .as_ref()
-            .and_then(|reference| reference.drift_of_state(window));
-        Comparison { estimate, drift }
+        let drift_of = |reference: &Option<DriftReference>| {
+            reference
+                .as_ref()
+                .and_then(|reference| reference.drift_of_state(window))
+        };
+        Comparison {
+            estimate,
+            drift: drift_of(&self.drift),
+            confidence_drift: drift_of(&self.confidence_drift),
+        }
     }
 }
 

@@ -77,10 +77,10 @@ impl MetricName {
             label: Some(("quantile", quantile)),
             prometheus_scale: 1.0,
         };
-        let drift = |name, statistic| MetricExport {
+        let drift = |name, prometheus_name, statistic| MetricExport {
             name,
             unit: Unit::None,
-            prometheus_name: "ml_model_prediction_drift",
+            prometheus_name,
             label: Some(("statistic", statistic)),
             prometheus_scale: 1.0,
         };
@@ -135,8 +135,10 @@ impl MetricName {
                 "ml_model_estimated_auc_roc",
                 Unit::None,
             ),
-            Self::PredictionPsi => drift("prediction_psi", "psi"),
-            Self::PredictionJs => drift("prediction_js", "js"),
+            Self::PredictionPsi => drift("prediction_psi", "ml_model_prediction_drift", "psi"),
+            Self::PredictionJs => drift("prediction_js", "ml_model_prediction_drift", "js"),
+            Self::ConfidencePsi => drift("confidence_psi", "ml_model_confidence_drift", "psi"),
+            Self::ConfidenceJs => drift("confidence_js", "ml_model_confidence_drift", "js"),
         }
     }
 }
@@ -271,12 +273,14 @@ pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
 
 /// The metrics of a window against the model's reference window (estimates without
 /// labels, prediction drift), which `evaluate` writes over the last hour.
-pub const COMPARED_METRICS: [MetricName; 5] = [
+pub const COMPARED_METRICS: [MetricName; 7] = [
     MetricName::EstimatedAccuracy,
     MetricName::EstimatedF1Score,
     MetricName::EstimatedAucRoc,
     MetricName::PredictionPsi,
     MetricName::PredictionJs,
+    MetricName::ConfidencePsi,
+    MetricName::ConfidenceJs,
 ];
 
 /// The CloudWatch data of the [`COMPARED_METRICS`] `metrics` has, for one model at

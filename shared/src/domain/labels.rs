@@ -100,7 +100,9 @@ impl Outcome {
             Self::Binary {
                 predicted, actual, ..
             } => predicted.is_some() && actual.is_none(),
-            Self::Multiclass { predicted, actual } => predicted.is_some() && actual.is_none(),
+            Self::Multiclass {
+                predicted, actual, ..
+            } => predicted.is_some() && actual.is_none(),
             Self::Regression { predicted, actual } => predicted.is_some() && actual.is_none(),
         }
     }
@@ -118,9 +120,15 @@ impl Outcome {
                 actual: Some(actual),
                 score,
             },
-            (Self::Multiclass { predicted, .. }, Truth::Class(actual)) => Self::Multiclass {
+            (
+                Self::Multiclass {
+                    predicted, score, ..
+                },
+                Truth::Class(actual),
+            ) => Self::Multiclass {
                 predicted: predicted.clone(),
                 actual: Some(actual),
+                score: *score,
             },
             (&Self::Regression { predicted, .. }, Truth::Value(actual)) => Self::Regression {
                 predicted,

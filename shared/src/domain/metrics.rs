@@ -115,6 +115,12 @@ pub struct MetricSet {
     pub prediction_psi: Option<f64>,
     /// Jensen–Shannon distance (base 2) of the predictions from the reference's.
     pub prediction_js: Option<f64>,
+    /// Population stability index of a multiclass classifier's confidence (the score
+    /// of its predicted label) against the reference's; `None` without scores on both
+    /// sides, and for the other tasks.
+    pub confidence_psi: Option<f64>,
+    /// Jensen–Shannon distance (base 2) of that confidence from the reference's.
+    pub confidence_js: Option<f64>,
 }
 
 /// What a window counts under the overflow bucket
@@ -217,6 +223,8 @@ impl MetricSet {
         self.estimated_auc_roc = estimate.and_then(|e| e.auc_roc).map(|e| e.value);
         self.prediction_psi = comparison.drift.map(|d| d.psi);
         self.prediction_js = comparison.drift.map(|d| d.js);
+        self.confidence_psi = comparison.confidence_drift.map(|d| d.psi);
+        self.confidence_js = comparison.confidence_drift.map(|d| d.js);
         self
     }
 
@@ -247,6 +255,8 @@ impl MetricSet {
             MetricName::EstimatedAucRoc => self.estimated_auc_roc,
             MetricName::PredictionPsi => self.prediction_psi,
             MetricName::PredictionJs => self.prediction_js,
+            MetricName::ConfidencePsi => self.confidence_psi,
+            MetricName::ConfidenceJs => self.confidence_js,
         }
     }
 }
@@ -317,11 +327,15 @@ pub enum MetricName {
     PredictionPsi,
     /// [`MetricSet::prediction_js`].
     PredictionJs,
+    /// [`MetricSet::confidence_psi`].
+    ConfidencePsi,
+    /// [`MetricSet::confidence_js`].
+    ConfidenceJs,
 }
 
 impl MetricName {
     /// Every metric name, in declaration order.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 26] = [
         Self::Accuracy,
         Self::F1Score,
         Self::AucRoc,
@@ -346,6 +360,8 @@ impl MetricName {
         Self::EstimatedAucRoc,
         Self::PredictionPsi,
         Self::PredictionJs,
+        Self::ConfidencePsi,
+        Self::ConfidenceJs,
     ];
 
     /// The metric estimated without labels that stands for this quality metric, if any.
@@ -387,6 +403,8 @@ impl MetricName {
             Self::EstimatedAucRoc => "estimated_auc_roc",
             Self::PredictionPsi => "prediction_psi",
             Self::PredictionJs => "prediction_js",
+            Self::ConfidencePsi => "confidence_psi",
+            Self::ConfidenceJs => "confidence_js",
         }
     }
 }

@@ -72,6 +72,6 @@ pub use totals::{
 };
 pub use trend::{LinearTrend, TrendError, fit_trend, student_t_two_sided_p};
 pub use window::{
-    FORMAT_VERSION, FORMAT_VERSION_WITH_DISTRIBUTION, MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES,
-    QualityStats, WindowState,
+    FORMAT_VERSION, FORMAT_VERSION_WITH_CONFIDENCE, FORMAT_VERSION_WITH_DISTRIBUTION,
+    MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, QualityStats, WindowState,
 };

@@ -96,6 +96,9 @@ pub enum Outcome {
         predicted: Option<String>,
         /// The true label.
         actual: Option<String>,
+        /// The model's score for the predicted label (its confidence), a probability in
+        /// `[0, 1]`; counted in the distribution prediction drift compares.
+        score: Option<f64>,
     },
     /// A regressor's answer, in the target's own unit; both must be finite.
     Regression {

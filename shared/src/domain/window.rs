@@ -4,7 +4,7 @@
 //! `merge(state(A), state(B)) == state(A ∪ B)`: counts and sketch buckets are exact,
 //! floating-point sums agree up to rounding, and merging is associative and commutative.
 //!
-//! # Serialized format (versions 1, 2 and 3)
+//! # Serialized format (versions 1 to 4)
 //!
 //! All integers are unsigned LEB128 varints unless marked *zigzag* (signed varint);
 //! `f64` is 8 bytes little-endian; strings are a varint byte length and UTF-8 bytes.
@@ -33,12 +33,16 @@
 //!               actual, predicted and correct counts)
 //!   regression: predicted values: the sketch of the negative values' magnitudes,
 //!               then that of the others, each laid out as the latency sketch
+//! version 4 only (multiclass): the predicted label's score histogram of every scored
+//!   ok prediction, laid out as a binary histogram above
 //! ```
 //!
 //! Version 1 is written while no late label was joined and no prediction was counted
 //! in a distribution (so older states keep their bytes); version 2 with a non-empty
 //! label delay sketch; version 3 whenever the state holds a distribution of its
-//! predictions (its label delay sketch may then be empty).
+//! predictions (its label delay sketch may then be empty); version 4 when it is a
+//! multiclass state whose predictions carried scores. A version's sections are all
+//! required, so a truncated state never reads as a smaller valid one.
 //!
 //! The encoding is canonical (sorted keys, no empty entries), so equal states have equal
 //! bytes, and [`WindowState::from_bytes`] rejects anything else — truncation, trailing
@@ -72,6 +76,10 @@ pub const FORMAT_VERSION_WITH_LABELS: u8 = 2;
 /// scores, predicted labels or predicted values — (and the label delay sketch, empty
 /// or not).
 pub const FORMAT_VERSION_WITH_DISTRIBUTION: u8 = 3;
+
+/// The version written for a multiclass state whose predictions carried scores: version
+/// 3 and the predicted-class score histogram.
+pub const FORMAT_VERSION_WITH_CONFIDENCE: u8 = 4;
 
 /// Most error types one window keeps by name: the alphabetically (bytewise) first; the
 /// errors of every other type are counted under [`OVERFLOW_BUCKET`] (see
@@ -136,9 +144,17 @@ impl QualityStats {
                     stats.add(predicted, actual, score);
                 }
             }
-            (Self::Multiclass(stats), Outcome::Multiclass { predicted, actual }) => {
+            (
+                Self::Multiclass(stats),
+                Outcome::Multiclass {
+                    predicted,
+                    actual,
+                    score,
+                },
+            ) => {
                 validate_label(predicted.as_deref(), "predicted")?;
                 validate_label(actual.as_deref(), "actual")?;
+                validate_score(*score)?;
                 if let (true, Some(predicted), Some(actual)) = (counts, predicted, actual) {
                     stats.add(predicted, actual);
                 }
@@ -165,7 +181,7 @@ impl QualityStats {
 
     /// Counts an ok prediction, which [`add`](Self::add) has validated, in the
     /// distribution of every prediction (binary: [`ScoreDistribution`]; multiclass:
-    /// the served count of its predicted label).
+    /// the served count of its predicted label and its score's bin).
     fn add_prediction(&mut self, outcome: &Outcome) {
         match (self, outcome) {
             (
@@ -178,9 +194,10 @@ impl QualityStats {
                 Self::Multiclass(stats),
                 Outcome::Multiclass {
                     predicted: Some(predicted),
+                    score,
                     ..
                 },
-            ) => stats.add_served(predicted),
+            ) => stats.add_served(predicted, *score),
             (
                 Self::Regression(stats),
                 &Outcome::Regression {
@@ -568,7 +585,15 @@ impl WindowState {
             .as_ref()
             .is_some_and(QualityStats::has_distribution);
         let with_labels = with_distribution || self.label_delay.count() > 0;
-        out.u8(if with_distribution {
+        let confidence = match &self.quality {
+            Some(QualityStats::Multiclass(stats)) if stats.predicted_scores().is_some() => {
+                Some(stats)
+            }
+            _ => None,
+        };
+        out.u8(if confidence.is_some() {
+            FORMAT_VERSION_WITH_CONFIDENCE
+        } else if with_distribution {
             FORMAT_VERSION_WITH_DISTRIBUTION
         } else if with_labels {
             FORMAT_VERSION_WITH_LABELS
@@ -612,6 +637,9 @@ impl WindowState {
         if let (true, Some(quality)) = (with_distribution, &self.quality) {
             quality.encode_distribution(&mut out);
         }
+        if let Some(stats) = confidence {
+            stats.encode_scores(&mut out);
+        }
         out.into_bytes()
     }
 
@@ -627,10 +655,12 @@ impl WindowState {
                 FORMAT_VERSION,
                 FORMAT_VERSION_WITH_LABELS,
                 FORMAT_VERSION_WITH_DISTRIBUTION,
+                FORMAT_VERSION_WITH_CONFIDENCE,
             ],
             "version",
         )?;
-        let with_distribution = version == FORMAT_VERSION_WITH_DISTRIBUTION;
+        let with_confidence = version == FORMAT_VERSION_WITH_CONFIDENCE;
+        let with_distribution = version == FORMAT_VERSION_WITH_DISTRIBUTION || with_confidence;
         let with_labels = version != FORMAT_VERSION;
         let mut state = Self::new();
         state.predictions = input.varint("predictions")?;
@@ -732,6 +762,17 @@ impl WindowState {
             return Err(DecodeError::Invalid {
                 what: "distribution counts more than the ok predictions",
             });
+        }
+        match (with_confidence, &mut state.quality) {
+            (false, _) => {}
+            (true, Some(QualityStats::Multiclass(stats))) => {
+                stats.decode_scores(&mut input, distributed)?;
+            }
+            (true, _) => {
+                return Err(DecodeError::Invalid {
+                    what: "predicted-class scores of a state that is not multiclass",
+                });
+            }
         }
         if let Some(QualityStats::Binary(stats)) = &state.quality {
             let (positives, negatives) = stats.scored();
@@ -1053,6 +1094,78 @@ mod tests {
         LatencySketch::new().encode(&mut sketch);
         empty_v2.extend(sketch.into_bytes());
         assert!(WindowState::from_bytes(&empty_v2).is_err());
+    }
+
+    #[test]
+    fn a_scored_multiclass_state_is_version_4_and_an_unscored_one_keeps_version_3() {
+        let multiclass = |predicted: &str, score| PredictionRecord {
+            timestamp: at(1_000),
+            latency_ms: 5.0,
+            status: Status::Ok,
+            error_type: None,
+            outcome: Outcome::Multiclass {
+                predicted: Some(predicted.into()),
+                actual: None,
+                score,
+            },
+        };
+        let mut unscored = WindowState::new();
+        unscored
+            .fold_prediction(&multiclass("cat", None))
+            .expect("valid");
+        let v3 = unscored.to_bytes();
+        assert_eq!(v3[0], FORMAT_VERSION_WITH_DISTRIBUTION);
+
+        let mut scored = unscored.clone();
+        for (label, score) in [("dog", 0.9), ("cat", 0.45), ("dog", 0.9)] {
+            scored
+                .fold_prediction(&multiclass(label, Some(score)))
+                .expect("valid");
+        }
+        let Some(QualityStats::Multiclass(stats)) = scored.quality() else {
+            panic!("multiclass");
+        };
+        let scores = stats.predicted_scores().expect("scores");
+        assert_eq!(
+            (scores[900], scores[450], scores.iter().sum::<u64>()),
+            (2, 1, 3)
+        );
+        let v4 = scored.to_bytes();
+        assert_eq!(v4[0], FORMAT_VERSION_WITH_CONFIDENCE);
+        assert_eq!(WindowState::from_bytes(&v4), Ok(scored.clone()));
+        // Every section is required: no prefix reads as a smaller state.
+        for len in 0..v4.len() {
+            assert!(WindowState::from_bytes(&v4[..len]).is_err(), "prefix {len}");
+        }
+        // Merging an unscored state keeps the scores; the scores stay within the
+        // predictions counted.
+        let mut merged = unscored.clone();
+        merged.merge(&scored).expect("same task");
+        assert_eq!(
+            WindowState::from_bytes(&merged.to_bytes()),
+            Ok(merged.clone())
+        );
+        // A version-4 state of another task, or one without its histogram, is refused.
+        let mut relabeled = v3.clone();
+        relabeled[0] = FORMAT_VERSION_WITH_CONFIDENCE;
+        assert!(WindowState::from_bytes(&relabeled).is_err());
+        let mut binary_v3 = WindowState::new();
+        binary_v3
+            .fold_prediction(&binary(1_000, 5.0, true, false, 0.3))
+            .expect("valid");
+        let mut binary_v4 = binary_v3.to_bytes();
+        binary_v4[0] = FORMAT_VERSION_WITH_CONFIDENCE;
+        binary_v4.extend([1, 0, 1]);
+        assert!(WindowState::from_bytes(&binary_v4).is_err());
+        // More scores than predictions: one prediction, a histogram of two.
+        let mut one = WindowState::new();
+        one.fold_prediction(&multiclass("cat", Some(0.5)))
+            .expect("valid");
+        let mut bytes = one.to_bytes();
+        let last = bytes.len() - 1;
+        assert_eq!(bytes[last], 1, "the one bin's count ends the state");
+        bytes[last] = 2;
+        assert!(WindowState::from_bytes(&bytes).is_err());
     }
 
     #[test]

@@ -471,29 +471,39 @@ impl<'l> Validator<'l> {
         actual: Option<&Value>,
         score: Option<&Value>,
     ) -> Option<Outcome> {
-        if task != Task::BinaryClassification && score.is_some() {
-            self.problem(at, "score", "is only allowed for binary_classification");
+        if task == Task::Regression && score.is_some() {
+            self.problem(
+                at,
+                "score",
+                "is only allowed for binary_classification and multiclass_classification",
+            );
         }
         Some(match task {
             Task::BinaryClassification => Outcome::Binary {
                 predicted: self.binary_label(at, "predicted", predicted)?,
                 actual: self.binary_label(at, "actual", actual)?,
-                score: self.number(at, "score", score, false, |v| {
-                    if (0.0..=1.0).contains(&v) {
-                        Ok(())
-                    } else {
-                        Err("must be within [0, 1]".into())
-                    }
-                })?,
+                score: self.probability(at, score)?,
             },
             Task::MulticlassClassification => Outcome::Multiclass {
                 predicted: self.class_label(at, "predicted", predicted)?,
                 actual: self.class_label(at, "actual", actual)?,
+                score: self.probability(at, score)?,
             },
             Task::Regression => Outcome::Regression {
                 predicted: self.number(at, "predicted", predicted, false, regression_value)?,
                 actual: self.number(at, "actual", actual, false, regression_value)?,
             },
+        })
+    }
+
+    /// A classifier's optional `score`: a probability in `[0, 1]`.
+    fn probability(&mut self, at: At, score: Option<&Value>) -> Option<Option<f64>> {
+        self.number(at, "score", score, false, |v| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err("must be within [0, 1]".into())
+            }
         })
     }
 

@@ -16,6 +16,7 @@
 //!              opt(str(error_type)) outcome
 //! outcome    = 0x00 opt(bool(predicted)) opt(bool(actual)) opt(f64(score))   binary
 //!            | 0x01 opt(str(predicted)) opt(str(actual))                     multiclass
+//!            | 0x03 opt(str(predicted)) opt(str(actual)) f64(score)          multiclass, scored
 //!            | 0x02 opt(f64(predicted)) opt(f64(actual))                     regression
 //! resource   = time(timestamp) opt(f64(cpu_utilization)) opt(f64(memory_utilization))
 //!              opt(f64(gpu_utilization)) opt(f64(queue_depth))
@@ -183,10 +184,19 @@ impl Canonical {
                 self.opt(*actual, Self::bool);
                 self.opt(*score, Self::f64);
             }
-            Outcome::Multiclass { predicted, actual } => {
-                self.tag(1);
+            Outcome::Multiclass {
+                predicted,
+                actual,
+                score,
+            } => {
+                // A scored record has a tag of its own so that an unscored one keeps
+                // the digest it had before multiclass scores were accepted.
+                self.tag(if score.is_some() { 3 } else { 1 });
                 self.opt(predicted.as_deref(), Self::str);
                 self.opt(actual.as_deref(), Self::str);
+                if let Some(score) = score {
+                    self.f64(*score);
+                }
             }
             Outcome::Regression { predicted, actual } => {
                 self.tag(2);

@@ -1,7 +1,7 @@
 use super::*;
 use crate::adapters::memory::{MemoryModelSettings, MemoryRollupStore};
 use crate::aggregate::roll_up;
-use crate::domain::{ValidBatch, WindowState};
+use crate::domain::{PredictionRecord, ValidBatch, WindowState};
 use crate::ingest::{BatchLimits, IngestService, parse_batch};
 use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
@@ -105,6 +105,35 @@ impl Fixture {
             }
         }
         state
+    }
+
+    /// Ingests `body` for tenant `t1` at `now`; returns its records.
+    async fn ingest_records(&self, body: &[u8]) -> Vec<PredictionRecord> {
+        let batch = parse_batch(body, self.now, &limits()).expect("valid batch");
+        self.ingest
+            .ingest(&tenant("t1"), body, self.now)
+            .await
+            .expect("accepted");
+        batch.predictions.into_iter().map(|p| p.record).collect()
+    }
+
+    /// Registers `[from, to)` as `model_id`'s reference window (no other baseline).
+    async fn register_reference(&self, model_id: &str, from: DateTime<Utc>, to: DateTime<Utc>) {
+        let baseline = RegisteredBaseline {
+            test_set: None,
+            throughput_forecast_rps: None,
+            reference: Some(ReferenceWindow { from, to }),
+            updated_at: self.now,
+        };
+        self.service
+            .settings
+            .put_setting(
+                &tenant("t1"),
+                &model(model_id),
+                SettingWrite::RegisteredBaseline(&baseline),
+            )
+            .await
+            .expect("stored");
     }
 
     /// Rolls up every pending partial at the fixture's `now`.
@@ -418,6 +447,81 @@ fn binary_body(
     .into_bytes()
 }
 
+/// The engine's state over `records` with a time in `span`.
+fn state_of(records: &[PredictionRecord], span: TimeSpan) -> WindowState {
+    let mut state = WindowState::default();
+    for record in records
+        .iter()
+        .filter(|r| span.start <= r.timestamp && r.timestamp < span.end)
+    {
+        state.fold_prediction(record).expect("fold");
+    }
+    state
+}
+
+/// `n` unlabeled multiclass predictions from `start`, one a second, of labels `a`, `b`,
+/// `c` in turn, scored evenly over `[low, low + 0.4)`.
+fn multiclass_body(batch_id: &str, start: DateTime<Utc>, n: usize, low: f64) -> Vec<u8> {
+    let predictions: Vec<Value> = (0..n)
+        .map(|i| {
+            let label = ["a", "b", "c"][i % 3];
+            json!({"timestamp": (start + TimeDelta::seconds(i as i64)).to_rfc3339(),
+                   "latency_ms": 5, "status": "ok", "predicted": label,
+                   "score": low + 0.4 * (i as f64 + 0.5) / n as f64})
+        })
+        .collect();
+    json!({"model_id": "m4", "batch_id": batch_id, "task": "multiclass_classification",
+           "predictions": predictions})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn multiclass_summaries_measure_label_and_confidence_drift() {
+    let f = fixture().await;
+    let reference = TimeSpan::new(
+        f.now - TimeDelta::days(3),
+        f.now - TimeDelta::days(3) + TimeDelta::hours(1),
+    );
+    let mut records = Vec::new();
+    // The same label mix, the confidence fallen from [0.6, 1.0) to [0.35, 0.75).
+    for (id, start, low) in [
+        ("r", reference.start, 0.6),
+        ("w", f.now - TimeDelta::minutes(50), 0.35),
+    ] {
+        records.extend(
+            f.ingest_records(&multiclass_body(id, start, 2_000, low))
+                .await,
+        );
+    }
+    f.roll_up().await;
+    f.register_reference("m4", reference.start, reference.end)
+        .await;
+    let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
+    let summary = f.summary("m4", query).await;
+    let json = serde_json::to_value(&summary).expect("json");
+    let fit = ReferenceFit::of(
+        Task::MulticlassClassification,
+        Some(&state_of(&records, reference)),
+    );
+    let comparison = fit.compare(&state_of(&records, summary.covered));
+    let (labels, confidence) = (
+        comparison.drift.expect("label drift"),
+        comparison.confidence_drift.expect("confidence drift"),
+    );
+    let drift = &json["drift"];
+    assert_eq!(drift["distribution"], "predicted_label");
+    assert_eq!(drift["psi"], labels.psi);
+    assert!(labels.psi < 0.01, "the label mix is unchanged: {drift}");
+    let shown = &drift["confidence"];
+    assert_eq!(shown["distribution"], "predicted_class_score");
+    assert_eq!(shown["psi"], confidence.psi);
+    assert_eq!(shown["js"], confidence.js);
+    assert_eq!(shown["bins"], 10);
+    assert_eq!(shown["predictions"], 2_000);
+    assert!(confidence.psi > 0.2, "the confidence fell: {shown}");
+}
+
 #[tokio::test]
 async fn binary_summaries_estimate_and_measure_drift_against_the_reference_window() {
     let f = fixture().await;
@@ -428,24 +532,12 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
         ("r", reference_start, 0.0, true),
         ("w", current_start, 0.15, false),
     ] {
-        let body = binary_body(id, start, 2_000, shift, labeled);
-        let batch = parse_batch(&body, f.now, &limits()).expect("valid batch");
-        records.extend(batch.predictions.into_iter().map(|p| p.record));
-        f.ingest
-            .ingest(&tenant("t1"), &body, f.now)
-            .await
-            .expect("accepted");
+        records.extend(
+            f.ingest_records(&binary_body(id, start, 2_000, shift, labeled))
+                .await,
+        );
     }
-    let state_in = |span: TimeSpan| {
-        let mut state = WindowState::default();
-        for record in records
-            .iter()
-            .filter(|r| span.start <= r.timestamp && r.timestamp < span.end)
-        {
-            state.fold_prediction(record).expect("fold");
-        }
-        state
-    };
+    let state_in = |span: TimeSpan| state_of(&records, span);
     f.roll_up().await;
     let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
 
@@ -465,30 +557,22 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     assert_eq!(json["drift"]["psi"], Value::Null);
 
     let reference = TimeSpan::new(reference_start, reference_start + TimeDelta::hours(1));
-    let baseline = RegisteredBaseline {
-        test_set: None,
-        throughput_forecast_rps: None,
-        reference: Some(ReferenceWindow {
-            from: reference.start,
-            to: reference.end,
-        }),
-        updated_at: f.now,
-    };
-    f.service
-        .settings
-        .put_setting(
-            &tenant("t1"),
-            &model("m3"),
-            SettingWrite::RegisteredBaseline(&baseline),
-        )
-        .await
-        .expect("stored");
+    f.register_reference("m3", reference.start, reference.end)
+        .await;
     let summary = f.summary("m3", query).await;
     let json = serde_json::to_value(&summary).expect("json");
     // Exactly the domain's estimate and drift over the engine's states of both windows.
     let (reference_state, window_state) = (state_in(reference), state_in(summary.covered));
     let fit = ReferenceFit::of(Task::BinaryClassification, Some(&reference_state));
-    let Comparison { estimate, drift } = fit.compare(&window_state);
+    let Comparison {
+        estimate,
+        drift,
+        confidence_drift,
+    } = fit.compare(&window_state);
+    assert_eq!(
+        confidence_drift, None,
+        "a binary classifier's scores are its drift"
+    );
     let (estimate, drift) = (estimate.expect("an estimate"), drift.expect("drift"));
     let accuracy = &json["quality_metrics"]["accuracy"];
     assert_eq!(accuracy["current"], Value::Null, "the window is unlabeled");
@@ -511,6 +595,11 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     assert_eq!(json["drift"]["psi"], drift.psi);
     assert_eq!(json["drift"]["js"], drift.js);
     assert_eq!(json["drift"]["distribution"], "score");
+    assert_eq!(
+        json["drift"]["confidence"],
+        Value::Null,
+        "its scores are its drift"
+    );
     assert!(
         drift.psi > 0.2,
         "a 0.15 shift of every score drifts: {drift:?}"
@@ -556,22 +645,12 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     assert_eq!(json["estimation"]["reference"], Value::Null);
     assert_eq!(json["quality_metrics"]["rmse"]["estimated"], Value::Null);
     assert_eq!(json["drift"]["psi"], Value::Null);
-    let baseline = RegisteredBaseline {
-        reference: Some(ReferenceWindow {
-            from: f.now - TimeDelta::days(20),
-            to: f.now - TimeDelta::days(19),
-        }),
-        ..baseline
-    };
-    f.service
-        .settings
-        .put_setting(
-            &tenant("t1"),
-            &model("m1"),
-            SettingWrite::RegisteredBaseline(&baseline),
-        )
-        .await
-        .expect("stored");
+    f.register_reference(
+        "m1",
+        f.now - TimeDelta::days(20),
+        f.now - TimeDelta::days(19),
+    )
+    .await;
     let json = serde_json::to_value(
         f.summary(
             "m1",

@@ -25,6 +25,9 @@ positives of p, FP = of 1 - p, FN = sum over predicted negatives of p, TN = of 1
 ROC AUC as NannyML's estimate_roc_auc: the curve of (FP/N, TP/P) at every distinct
 calibrated probability as threshold, closed at (0, 0), area by the trapezoid rule.
 
+Multiclass drift cases compare the predicted labels (one bin per reference label, one
+more for any other) and, when scored, the predicted label's score binned as above.
+
 Drift: cut points at the reference's deciles (numpy quantile, method="inverted_cdf"),
 repeats dropped; bin i = values above cut i-1 up to cut i; PSI = sum (w - r) ln(w / r)
 with shares floored at 1e-4; JS = scipy.spatial.distance.jensenshannon(r, w, base=2).
@@ -187,6 +190,35 @@ def drift_cases(rng):
     return cases
 
 
+def confidence_cases(rng):
+    """Multiclass predictions scored with the predicted label's probability (the model's
+    confidence), moved to their 1/1000 bin's centre as the state holds them: the label
+    drift as above, and the confidence drift over the reference's deciles of bins."""
+    names = ["billing", "cancel", "other", "sales", "support"]
+    p = [0.3, 0.1, 0.1, 0.2, 0.3]
+    cases = []
+    for name, (a, b) in [("confidence, no shift", (8.0, 2.0)), ("confidence, fallen", (4.0, 3.0))]:
+        reference = (rng.choice(names, size=5_000, p=p), bin_of(rng.beta(8.0, 2.0, 5_000)))
+        window = (rng.choice(names, size=2_000, p=p), bin_of(rng.beta(a, b, 2_000)))
+        cases.append({
+            "name": name,
+            "task": "multiclass",
+            "reference": counted_pairs(*reference),
+            "window": counted_pairs(*window),
+            "drift": label_drift(list(reference[0]), list(window[0])),
+            "confidence_drift": drift(reference[1], window[1]),
+        })
+    return cases
+
+
+def counted_pairs(labels, bins):
+    """[[[label, score bin], count]] of the distinct pairs."""
+    pairs = {}
+    for label, b in zip(labels, bins):
+        pairs[(str(label), int(b))] = pairs.get((str(label), int(b)), 0) + 1
+    return [[[label, b], c] for (label, b), c in sorted(pairs.items())]
+
+
 def main():
     fixtures = {
         "generator": {
@@ -199,7 +231,8 @@ def main():
             case("covariate shift towards positives", 2, 0.8, 1.0, 5_000),
             case("covariate shift, wider", 3, -0.5, 1.6, 5_000),
         ],
-        "drift_cases": drift_cases(np.random.default_rng(4)),
+        "drift_cases": drift_cases(np.random.default_rng(4))
+        + confidence_cases(np.random.default_rng(5)),
     }
     out = Path(__file__).with_name("estimation_fixtures.json")
     out.write_text(json.dumps(fixtures, indent=None, separators=(",", ":")) + "\n")
@@ -213,7 +246,7 @@ def main():
         print("   realized", {k: round(v, 4) for k, v in c["realized"].items()})
         print("   drift", c["binned"]["drift"])
     for c in fixtures["drift_cases"]:
-        print(c["name"], c["drift"])
+        print(c["name"], c["drift"], c.get("confidence_drift", ""))
 
 
 if __name__ == "__main__":

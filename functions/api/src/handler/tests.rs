@@ -294,9 +294,11 @@ async fn a_summary_has_the_spec_shape() {
             "psi",
             "js",
             "bins",
-            "predictions"
+            "predictions",
+            "confidence"
         ])
     );
+    assert_eq!(body["drift"]["confidence"], serde_json::Value::Null);
     assert_eq!(
         keys(&body["serving_metrics"]),
         sorted(&[

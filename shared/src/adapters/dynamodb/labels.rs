@@ -227,10 +227,12 @@ fn predicted_values(outcome: &Outcome) -> (Task, AttributeValue, Option<f64>) {
             predicted.map_or_else(missing, AttributeValue::Bool),
             *score,
         ),
-        Outcome::Multiclass { predicted, .. } => (
+        Outcome::Multiclass {
+            predicted, score, ..
+        } => (
             Task::MulticlassClassification,
             predicted.as_deref().map_or_else(missing, attr::s),
-            None,
+            *score,
         ),
         Outcome::Regression { predicted, .. } => (
             Task::Regression,
@@ -261,18 +263,20 @@ fn label_item(item: &Item) -> Result<LabelItem, StoreError> {
                     .parse()
                     .map_err(|_| corrupt("task"))?;
                 let predicted = item.get("predicted");
+                let score = item
+                    .get("score")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok());
                 let outcome = match task {
                     Task::BinaryClassification => Outcome::Binary {
                         predicted: predicted.and_then(|v| v.as_bool().ok()).copied(),
                         actual: None,
-                        score: item
-                            .get("score")
-                            .and_then(|v| v.as_n().ok())
-                            .and_then(|n| n.parse().ok()),
+                        score,
                     },
                     Task::MulticlassClassification => Outcome::Multiclass {
                         predicted: predicted.and_then(|v| v.as_s().ok()).cloned(),
                         actual: None,
+                        score,
                     },
                     Task::Regression => Outcome::Regression {
                         predicted: predicted

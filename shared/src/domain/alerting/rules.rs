@@ -236,9 +236,10 @@ pub fn default_min_samples(metric: MetricName, settings: &AlertSettings) -> u64 
     match metric {
         _ if is_quality(metric) => settings.min_labeled,
         MetricName::Throughput => 0,
-        MetricName::PredictionPsi | MetricName::PredictionJs => {
-            settings.min_predictions.max(MIN_DRIFT_SAMPLES)
-        }
+        MetricName::PredictionPsi
+        | MetricName::PredictionJs
+        | MetricName::ConfidencePsi
+        | MetricName::ConfidenceJs => settings.min_predictions.max(MIN_DRIFT_SAMPLES),
         _ => settings.min_predictions,
     }
 }

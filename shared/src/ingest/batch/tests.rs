@@ -22,14 +22,24 @@ fn problems(body: &str) -> (Vec<Problem>, bool) {
 fn labels_of_each_task_become_typed_outcomes() {
     let batch = parse(
         r#"{"model_id":"m","batch_id":"b","task":"multiclass_classification","predictions":[
-            {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":7,"actual":"7"}]}"#,
+            {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":7,"actual":"7"},
+            {"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":"cat","score":0.75}]}"#,
     )
     .expect("valid");
     assert_eq!(
         batch.predictions[0].record.outcome,
         Outcome::Multiclass {
             predicted: Some("7".into()),
-            actual: Some("7".into())
+            actual: Some("7".into()),
+            score: None,
+        }
+    );
+    assert_eq!(
+        batch.predictions[1].record.outcome,
+        Outcome::Multiclass {
+            predicted: Some("cat".into()),
+            actual: None,
+            score: Some(0.75),
         }
     );
     let batch = parse(
@@ -168,6 +178,31 @@ fn the_task_may_follow_the_records_it_decides_the_checks_of() {
     );
     assert_eq!(fields(&problems), ["predictions[0].predicted"]);
     assert_eq!(problems[0].reason, "must be a number, found a string");
+}
+
+#[test]
+fn a_score_is_a_classifier_probability() {
+    let record = |task: &str, predicted: &str, score: &str| {
+        format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"{task}","predictions":[{{"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":{predicted},"score":{score}}}]}}"#
+        )
+    };
+    let (listed, _) = problems(&record("regression", "1.5", "0.5"));
+    assert_eq!(
+        field_reasons(&listed),
+        [(
+            "predictions[0].score",
+            "is only allowed for binary_classification and multiclass_classification"
+        )]
+    );
+    for task in ["multiclass_classification", "binary_classification"] {
+        let (listed, _) = problems(&record(task, "1", "1.5"));
+        assert_eq!(
+            field_reasons(&listed),
+            [("predictions[0].score", "must be within [0, 1]")],
+            "{task}"
+        );
+    }
 }
 
 #[test]

@@ -47,6 +47,22 @@ fn the_examples_of_one_content_written_differently() {
     );
     let digest = digest_of(compact);
     assert!(digest.starts_with("c3-") && digest.len() == 35, "{digest}");
+    // A multiclass score is content; a record without one keeps the digest it had
+    // before multiclass scores were accepted (a retry across the upgrade is no conflict).
+    let scored = |score: &str| {
+        format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"multiclass_classification","predictions":[{{"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":7,"score":{score}}}]}}"#
+        )
+    };
+    assert_eq!(digest_of(&scored("0.5")), digest_of(&scored("5e-1")));
+    assert_ne!(digest_of(&scored("0.5")), digest_of(&scored("0.25")));
+    assert_ne!(digest_of(&scored("0.5")), digest_of(&multiclass("7", "1")));
+    assert_eq!(
+        digest_of(&multiclass("7", "1")),
+        "c3-2f5beb354714beee103470660e66143f",
+        "the digest of an unscored multiclass record is the previous release's \
+         (computed by hand from the encoding in the module docs)"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +226,7 @@ enum Label {
 #[derive(Debug, Clone, PartialEq)]
 enum Quality {
     Binary(Option<bool>, Option<bool>, Option<Decimal>),
-    Multiclass(Option<Label>, Option<Label>),
+    Multiclass(Option<Label>, Option<Label>, Option<Decimal>),
     Regression(Option<Decimal>, Option<Decimal>),
 }
 
@@ -279,11 +295,13 @@ fn quality(task: Task) -> BoxedStrategy<Quality> {
         )
             .prop_map(|(p, a, s)| Quality::Binary(p, a, s))
             .boxed(),
-        Task::MulticlassClassification => {
-            (proptest::option::of(label()), proptest::option::of(label()))
-                .prop_map(|(p, a)| Quality::Multiclass(p, a))
-                .boxed()
-        }
+        Task::MulticlassClassification => (
+            proptest::option::of(label()),
+            proptest::option::of(label()),
+            proptest::option::of(fraction),
+        )
+            .prop_map(|(p, a, s)| Quality::Multiclass(p, a, s))
+            .boxed(),
         Task::Regression => (proptest::option::of(value()), proptest::option::of(value()))
             .prop_map(|(p, a)| Quality::Regression(p, a))
             .boxed(),
@@ -303,9 +321,9 @@ fn prediction(task: Task) -> impl Strategy<Value = Prediction> {
             let quality = match (quality, &error) {
                 (Quality::Binary(_, a, s), Some(_)) => Quality::Binary(None, a, s),
                 (Quality::Binary(p, a, s), None) => Quality::Binary(p.or(Some(true)), a, s),
-                (Quality::Multiclass(_, a), Some(_)) => Quality::Multiclass(None, a),
-                (Quality::Multiclass(p, a), None) => {
-                    Quality::Multiclass(p.or(Some(Label::Int(1))), a)
+                (Quality::Multiclass(_, a, s), Some(_)) => Quality::Multiclass(None, a, s),
+                (Quality::Multiclass(p, a, s), None) => {
+                    Quality::Multiclass(p.or(Some(Label::Int(1))), a, s)
                 }
                 (Quality::Regression(_, a), Some(_)) => Quality::Regression(None, a),
                 (Quality::Regression(p, a), None) => Quality::Regression(
@@ -494,9 +512,10 @@ impl Style {
                         some("actual", actual.map(|v| self.binary(v)));
                         some("score", score.map(|v| self.number(v)));
                     }
-                    Quality::Multiclass(predicted, actual) => {
+                    Quality::Multiclass(predicted, actual, score) => {
                         some("predicted", predicted.as_ref().map(|l| self.label(l)));
                         some("actual", actual.as_ref().map(|l| self.label(l)));
+                        some("score", score.map(|v| self.number(v)));
                     }
                     Quality::Regression(predicted, actual) => {
                         some("predicted", predicted.map(|v| self.number(v)));
@@ -566,7 +585,8 @@ fn change(content: &mut Content, which: usize) {
         }
         6 => match &mut content.predictions[i].quality {
             Quality::Binary(_, actual, _) => *actual = Some(actual.is_none_or(|a| !a)),
-            Quality::Multiclass(_, actual) => {
+            Quality::Multiclass(_, _, score @ Some(_)) if which.is_multiple_of(2) => *score = None,
+            Quality::Multiclass(_, actual, _) => {
                 *actual = Some(match actual.take() {
                     Some(Label::Int(i)) => Label::Int(i + 1),
                     Some(Label::Text(t)) => Label::Text(format!("{t}x")),

@@ -258,6 +258,7 @@ async fn every_outcome_and_actual_reads_back_as_written() {
         Outcome::Multiclass {
             predicted: Some("cat".into()),
             actual: None,
+            score: Some(0.625),
         },
         Outcome::Regression {
             predicted: Some(-2.5e-7),
