@@ -158,18 +158,6 @@ fn measure(name: &str, value: String, kind: MeasureValueType) -> Result<MeasureV
         .build()
 }
 
-/// Adds a classifier's `score` measure when it has one.
-fn push_score(measures: &mut Vec<MeasureValue>, score: Option<f64>) -> Result<(), BuildError> {
-    if let Some(score) = score {
-        measures.push(measure(
-            "score",
-            score.to_string(),
-            MeasureValueType::Double,
-        )?);
-    }
-    Ok(())
-}
-
 /// The record of one prediction.
 pub(crate) fn prediction_record(
     tenant: &TenantId,
@@ -208,37 +196,39 @@ pub(crate) fn prediction_record(
         MeasureValueType::Double,
     )?];
     let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
-    match &record.outcome {
+    let number = |v: f64| v.to_string();
+    // The score, then `predicted` and `actual` in the task's measure type.
+    let (score, [predicted, actual], kind) = match &record.outcome {
         Outcome::Binary {
             predicted,
             actual,
             score,
-        } => {
-            push_score(&mut measures, *score)?;
-            for (name, value) in [("predicted", predicted), ("actual", actual)] {
-                if let Some(v) = value {
-                    measures.push(measure(name, flag(*v), MeasureValueType::Bigint)?);
-                }
-            }
-        }
+        } => (
+            *score,
+            [predicted.map(flag), actual.map(flag)],
+            MeasureValueType::Bigint,
+        ),
         Outcome::Multiclass {
             predicted,
             actual,
             score,
-        } => {
-            push_score(&mut measures, *score)?;
-            for (name, value) in [("predicted", predicted), ("actual", actual)] {
-                if let Some(v) = value {
-                    measures.push(measure(name, v.clone(), MeasureValueType::Varchar)?);
-                }
-            }
-        }
-        Outcome::Regression { predicted, actual } => {
-            for (name, value) in [("predicted", predicted), ("actual", actual)] {
-                if let Some(v) = value {
-                    measures.push(measure(name, v.to_string(), MeasureValueType::Double)?);
-                }
-            }
+        } => (
+            *score,
+            [predicted.clone(), actual.clone()],
+            MeasureValueType::Varchar,
+        ),
+        Outcome::Regression { predicted, actual } => (
+            None,
+            [predicted.map(number), actual.map(number)],
+            MeasureValueType::Double,
+        ),
+    };
+    if let Some(score) = score {
+        measures.push(measure("score", number(score), MeasureValueType::Double)?);
+    }
+    for (name, value) in [("predicted", predicted), ("actual", actual)] {
+        if let Some(value) = value {
+            measures.push(measure(name, value, kind.clone())?);
         }
     }
     Ok(Record::builder()
@@ -288,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn a_binary_prediction_becomes_one_multi_measure_record() {
+    fn a_prediction_becomes_one_multi_measure_record_in_its_task_s_types() {
         let tenant = TenantId::parse("t1").expect("tenant");
         let b = batch(
             "binary_classification",
@@ -318,6 +308,38 @@ mod tests {
             ]
         );
         assert_eq!(record.time(), Some("1795860899120"));
+        // A multiclass classifier's labels are text, its score the predicted label's;
+        // a regressor's values are numbers.
+        for (task, outcome, expected) in [
+            (
+                "multiclass_classification",
+                r#""predicted":7,"actual":"cat","score":0.5"#,
+                [
+                    m("score", "0.5", "DOUBLE"),
+                    m("predicted", "7", "VARCHAR"),
+                    m("actual", "cat", "VARCHAR"),
+                ],
+            ),
+            (
+                "regression",
+                r#""predicted":-1.5,"actual":2"#,
+                [
+                    m("latency_ms", "1", "DOUBLE"),
+                    m("predicted", "-1.5", "DOUBLE"),
+                    m("actual", "2", "DOUBLE"),
+                ],
+            ),
+        ] {
+            let b = batch(
+                task,
+                &format!(
+                    r#"{{"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok",{outcome}}}"#
+                ),
+            );
+            let record = prediction_record(&tenant, &b, 0, &b.predictions[0]).expect("record");
+            let (_, measures) = names_values(&record);
+            assert_eq!(measures[measures.len() - 3..], expected, "{task}");
+        }
     }
 
     #[test]
