@@ -23,7 +23,7 @@ use modelwatch::alerting::service::Evaluator;
 use modelwatch::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
 use modelwatch::domain::alerting::rules::parse_rule_set;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::{
     CounterDelta, Granularity, MetricName, Outcome, PredictionRecord, Status, Task, WindowState,
 };
@@ -158,15 +158,17 @@ fn main() {
             };
             settings
                 .put_setting(
-                    &tenant,
-                    &model_id,
+                    ModelRef::new(&tenant, &model_id),
                     SettingWrite::RegisteredBaseline(&baseline),
                 )
                 .await
                 .expect("baseline");
             let custom = parse_rule_set(&rules, "m", &alert_settings, now).expect("rules");
             settings
-                .put_setting(&tenant, &model_id, SettingWrite::Rules(&custom))
+                .put_setting(
+                    ModelRef::new(&tenant, &model_id),
+                    SettingWrite::Rules(&custom),
+                )
                 .await
                 .expect("rules");
         }

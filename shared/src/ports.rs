@@ -16,7 +16,7 @@ use crate::domain::alerting::baseline::{
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
 use crate::domain::alerting::trends::TrendReport;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
 use crate::domain::{
     CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, Task, TimeSpan,
@@ -40,6 +40,13 @@ pub struct RegisteredModel {
     pub last_seen: DateTime<Utc>,
     /// The `model_version` of the latest batch that named one.
     pub latest_version: Option<String>,
+}
+
+impl RegisteredModel {
+    /// The (tenant, model) pair the stores key it by.
+    pub fn key(&self) -> ModelRef<'_> {
+        ModelRef::new(&self.tenant, &self.model_id)
+    }
 }
 
 /// What a batch tells the registry about its model.
@@ -94,8 +101,7 @@ pub trait ModelRegistry: Send + Sync {
     /// (whether or not another tenant has one by that id).
     fn model(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> impl Future<Output = Result<Option<RegisteredModel>, StoreError>> + Send;
 
     /// The models of `shards` (`domain::shard`), every tenant's, seen at or after
@@ -269,8 +275,7 @@ pub trait LabelStore: Send + Sync {
     /// of the same batch, or another batch reusing the id). Returns the item as stored.
     fn put_awaiting(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         prediction: &AwaitingPrediction,
         batch_id: &str,
         expires: DateTime<Utc>,
@@ -282,8 +287,7 @@ pub trait LabelStore: Send + Sync {
     /// first label wins; then nothing changes). Returns the item as stored.
     fn put_label(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         label: &LateLabel,
         batch_id: &str,
         expires: DateTime<Utc>,
@@ -315,8 +319,7 @@ pub trait PendingWork: Send + Sync {
     /// The partial states of a (tenant, model, minute).
     fn partials_of(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         minute: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<WindowState>, StoreError>> + Send;
 
@@ -353,8 +356,7 @@ pub trait RollupStore: Send + Sync {
     /// by start.
     fn rollups(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
     ) -> impl Future<Output = Result<Vec<Rollup>, StoreError>> + Send;
@@ -378,8 +380,7 @@ pub trait RollupStore: Send + Sync {
     /// The model's counter totals.
     fn counter_totals(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> impl Future<Output = Result<CounterTotals, StoreError>> + Send;
 }
 
@@ -417,8 +418,7 @@ pub trait ExportCursors: Send + Sync {
     fn note_rolled(
         &self,
         exporters: &[&str],
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -499,16 +499,14 @@ pub trait ModelSettingsStore: Send + Sync {
     /// Everything stored for the tenant's model (defaults when nothing is).
     fn model_settings(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> impl Future<Output = Result<ModelSettings, StoreError>> + Send;
 
     /// Stores `write` for the tenant's model; answers whether it was stored (`false`
     /// only for a captured baseline when one is stored already).
     fn put_setting(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         write: SettingWrite<'_>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
@@ -538,8 +536,7 @@ pub trait AlertStore: Send + Sync {
     /// The stored state of every rule of the model.
     fn rule_states(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> impl Future<Output = Result<Vec<RuleState>, StoreError>> + Send;
 
     /// Stores `state` if the stored state's version is `state.version − 1` (no state
@@ -548,8 +545,7 @@ pub trait AlertStore: Send + Sync {
     /// index of firing alerts. Returns whether it was stored.
     fn save_rule_state(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -559,8 +555,7 @@ pub trait AlertStore: Send + Sync {
     /// the firing index. Returns whether it was removed.
     fn remove_rule_state(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
@@ -569,8 +564,7 @@ pub trait AlertStore: Send + Sync {
     /// A page of the model's alert history, newest `started_at` first.
     fn alerts(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         query: &AlertQuery,
     ) -> impl Future<Output = Result<AlertPage, StoreError>> + Send;
 

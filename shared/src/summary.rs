@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::domain::alerting::baseline::{Reference, ReferenceSnapshot};
 use crate::domain::alerting::trends::{MIN_POINT_SAMPLES, TrendLabel};
 use crate::domain::estimation::{Comparison, Estimate, ReferenceFit};
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef};
 use crate::domain::{
     Granularity, MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState,
 };
@@ -495,15 +495,12 @@ impl<S: RollupStore> WindowReader<S> {
     /// [`readable_start`](Self::readable_start); returns them with the span covered.
     pub async fn metrics(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        key: ModelRef<'_>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         first_seen: Option<DateTime<Utc>>,
     ) -> Result<(MetricSet, TimeSpan), StoreError> {
-        let (state, covered) = self
-            .state(tenant, model_id, TimeSpan::new(from, to))
-            .await?;
+        let (state, covered) = self.state(key, TimeSpan::new(from, to)).await?;
         Ok((MetricSet::compute(&state, covered, first_seen), covered))
     }
 
@@ -511,8 +508,7 @@ impl<S: RollupStore> WindowReader<S> {
     /// [`readable_start`](Self::readable_start), with the span covered.
     pub async fn state(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        key: ModelRef<'_>,
         span: TimeSpan,
     ) -> Result<(WindowState, TimeSpan), StoreError> {
         let TimeSpan {
@@ -522,14 +518,10 @@ impl<S: RollupStore> WindowReader<S> {
         let start = self.readable_start(from, to);
         let mut parts = Vec::new();
         for (granularity, span) in compose(start, to) {
-            parts.extend(
-                self.rollups
-                    .rollups(tenant, model_id, granularity, span)
-                    .await?,
-            );
+            parts.extend(self.rollups.rollups(key, granularity, span).await?);
         }
         let state = WindowState::merged(parts.into_iter().map(|r| r.state))
-            .map_err(|e| StoreError::inconsistent(format!("rollups of {tenant}/{model_id}"), e))?;
+            .map_err(|e| StoreError::inconsistent(format!("rollups of {key}"), e))?;
         Ok((state, TimeSpan { start, end: to }))
     }
 
@@ -552,9 +544,7 @@ impl<S: RollupStore> WindowReader<S> {
             })?;
             return Ok(ReferenceFit::of(model.task, Some(&state)));
         }
-        let (state, _) = self
-            .state(&model.tenant, &model.model_id, reference.span())
-            .await?;
+        let (state, _) = self.state(model.key(), reference.span()).await?;
         Ok(ReferenceFit::of(model.task, Some(&state)))
     }
 
@@ -569,13 +559,13 @@ impl<S: RollupStore> WindowReader<S> {
         span: TimeSpan,
         reference: Option<&ReferenceFit>,
     ) -> Result<Vec<(DateTime<Utc>, MetricSet)>, StoreError> {
-        let (tenant, model_id) = (&model.tenant, &model.model_id);
+        let key = model.key();
         let (from, to, first_seen) = (span.start, span.end, Some(model.first_seen));
         let g = granularity;
         let series_start = g.floor(from);
         let rollups = self
             .rollups
-            .rollups(tenant, model_id, g, TimeSpan::new(series_start, to))
+            .rollups(key, g, TimeSpan::new(series_start, to))
             .await?;
         let mut rollups = rollups.into_iter().peekable();
         let mut series = Vec::new();
@@ -586,9 +576,8 @@ impl<S: RollupStore> WindowReader<S> {
             while let Some(rollup) = rollups.next_if(|r| r.start < point_end) {
                 parts.push(rollup.state);
             }
-            let state = WindowState::merged(parts).map_err(|e| {
-                StoreError::inconsistent(format!("rollups of {tenant}/{model_id}"), e)
-            })?;
+            let state = WindowState::merged(parts)
+                .map_err(|e| StoreError::inconsistent(format!("rollups of {key}"), e))?;
             let span = TimeSpan {
                 start: point_start,
                 end: point_end,
@@ -623,14 +612,11 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         query: SummaryQuery,
         now: DateTime<Utc>,
     ) -> Result<PerformanceSummary, StoreError> {
-        let (tenant, model_id) = (&model.tenant, &model.model_id);
-        let settings = self.settings.model_settings(tenant, model_id).await?;
+        let key = model.key();
+        let settings = self.settings.model_settings(key).await?;
         let first_seen = Some(model.first_seen);
         let from = now - query.window.length();
-        let (state, covered) = self
-            .window
-            .state(tenant, model_id, TimeSpan::new(from, now))
-            .await?;
+        let (state, covered) = self.window.state(key, TimeSpan::new(from, now)).await?;
         let current = MetricSet::compute(&state, covered, first_seen);
         let reference = settings.baselines.reference();
         let fit = self

@@ -751,7 +751,7 @@ use modelwatch::adapters::memory::{
 };
 use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::Granularity;
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::labels::LabelLookback;
 use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, PrometheusSeries, RollupStore};
@@ -1082,8 +1082,7 @@ async fn check_counted(world: &World, accepted: &Accepted) -> Result<u64, TestCa
             let stored = world
                 .rollups
                 .rollups(
-                    &tenant,
-                    &model,
+                    ModelRef::new(&tenant, &model),
                     granularity,
                     TimeSpan::new(start() - TimeDelta::days(30), start() + TimeDelta::days(30)),
                 )
@@ -1123,7 +1122,7 @@ async fn check_totals(
 ) -> Result<(), TestCaseError> {
     let totals = world
         .rollups
-        .counter_totals(tenant, model)
+        .counter_totals(ModelRef::new(tenant, model))
         .await
         .expect("read totals");
     let errors = records.iter().filter(|r| r.status == Status::Error).count() as u64;

@@ -26,7 +26,7 @@ use modelwatch::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Seve
 use modelwatch::domain::alerting::state::{
     AlertRecord, AlertState, RuleState, RuleStatus, alert_id,
 };
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::ports::{AlertNotifier, AlertPage, AlertQuery, AlertStore};
 
 /// The emulator's endpoint, checked to answer HTTP.
@@ -157,7 +157,10 @@ async fn all_pages(
     let mut after = None;
     loop {
         let page = store
-            .alerts(&tenant(), model_id, &query(state, limit, after))
+            .alerts(
+                ModelRef::new(&tenant(), model_id),
+                &query(state, limit, after),
+            )
             .await
             .expect("alerts");
         after = page.next.clone();
@@ -233,19 +236,19 @@ async fn exercise_store(store: DynamoAlertStore) {
     // version; a refused write changes nothing.
     assert!(
         store
-            .save_rule_state(&t, &m1, &state("acc", 1, None), None)
+            .save_rule_state(ModelRef::new(&t, &m1), &state("acc", 1, None), None)
             .await
             .expect("save")
     );
     assert!(
         !store
-            .save_rule_state(&t, &m1, &state("acc", 1, None), None)
+            .save_rule_state(ModelRef::new(&t, &m1), &state("acc", 1, None), None)
             .await
             .expect("save")
     );
     assert!(
         !store
-            .save_rule_state(&t, &m1, &state("acc", 3, None), None)
+            .save_rule_state(ModelRef::new(&t, &m1), &state("acc", 3, None), None)
             .await
             .expect("save")
     );
@@ -253,19 +256,22 @@ async fn exercise_store(store: DynamoAlertStore) {
     let stale = state("acc", 1, Some(&fire));
     assert!(
         !store
-            .save_rule_state(&t, &m1, &stale, Some(&fire))
+            .save_rule_state(ModelRef::new(&t, &m1), &stale, Some(&fire))
             .await
             .expect("save"),
         "a stale transaction is refused"
     );
     assert_eq!(
-        store.rule_states(&t, &m1).await.expect("states"),
+        store
+            .rule_states(ModelRef::new(&t, &m1))
+            .await
+            .expect("states"),
         [state("acc", 1, None)]
     );
     assert_eq!(store.firing_counts(&t).await.expect("counts"), counts(&[]));
     assert_eq!(
         store
-            .alerts(&t, &m1, &query(None, 10, None))
+            .alerts(ModelRef::new(&t, &m1), &query(None, 10, None))
             .await
             .expect("alerts")
             .alerts,
@@ -277,14 +283,18 @@ async fn exercise_store(store: DynamoAlertStore) {
     let firing_state = state("acc", 2, Some(&fire));
     assert!(
         store
-            .save_rule_state(&t, &m1, &firing_state, Some(&fire))
+            .save_rule_state(ModelRef::new(&t, &m1), &firing_state, Some(&fire))
             .await
             .expect("save")
     );
     let other = firing("churn", "p95", t0 + 5_000);
     assert!(
         store
-            .save_rule_state(&t, &m2, &state("p95", 1, Some(&other)), Some(&other))
+            .save_rule_state(
+                ModelRef::new(&t, &m2),
+                &state("p95", 1, Some(&other)),
+                Some(&other)
+            )
             .await
             .expect("save")
     );
@@ -293,11 +303,14 @@ async fn exercise_store(store: DynamoAlertStore) {
         counts(&[("fraud", 1), ("churn", 1)])
     );
     assert_eq!(
-        store.rule_states(&t, &m1).await.expect("states"),
+        store
+            .rule_states(ModelRef::new(&t, &m1))
+            .await
+            .expect("states"),
         [firing_state]
     );
     let page = store
-        .alerts(&t, &m1, &query(None, 10, None))
+        .alerts(ModelRef::new(&t, &m1), &query(None, 10, None))
         .await
         .expect("alerts");
     assert_eq!(
@@ -308,7 +321,10 @@ async fn exercise_store(store: DynamoAlertStore) {
         }
     );
     let page = store
-        .alerts(&t, &m1, &query(Some(AlertState::Firing), 10, None))
+        .alerts(
+            ModelRef::new(&t, &m1),
+            &query(Some(AlertState::Firing), 10, None),
+        )
         .await
         .expect("alerts");
     assert_eq!(page.alerts, std::slice::from_ref(&fire));
@@ -325,7 +341,11 @@ async fn exercise_store(store: DynamoAlertStore) {
     let done = resolved(&fire, t0 + 600_000);
     assert!(
         store
-            .save_rule_state(&t, &m1, &state("acc", 3, Some(&done)), Some(&done))
+            .save_rule_state(
+                ModelRef::new(&t, &m1),
+                &state("acc", 3, Some(&done)),
+                Some(&done)
+            )
             .await
             .expect("save")
     );
@@ -334,17 +354,23 @@ async fn exercise_store(store: DynamoAlertStore) {
         counts(&[("churn", 1)])
     );
     let all = store
-        .alerts(&t, &m1, &query(None, 10, None))
+        .alerts(ModelRef::new(&t, &m1), &query(None, 10, None))
         .await
         .expect("alerts");
     assert_eq!(all.alerts, std::slice::from_ref(&done));
     let firing_only = store
-        .alerts(&t, &m1, &query(Some(AlertState::Firing), 10, None))
+        .alerts(
+            ModelRef::new(&t, &m1),
+            &query(Some(AlertState::Firing), 10, None),
+        )
         .await
         .expect("alerts");
     assert_eq!(firing_only.alerts, []);
     let resolved_only = store
-        .alerts(&t, &m1, &query(Some(AlertState::Resolved), 10, None))
+        .alerts(
+            ModelRef::new(&t, &m1),
+            &query(Some(AlertState::Resolved), 10, None),
+        )
         .await
         .expect("alerts");
     assert_eq!(resolved_only.alerts, std::slice::from_ref(&done));
@@ -354,7 +380,7 @@ async fn exercise_store(store: DynamoAlertStore) {
     let other_done = resolved(&other, t0 + 700_000);
     assert!(
         !store
-            .remove_rule_state(&t, &m2, "p95", 7, Some(&other_done))
+            .remove_rule_state(ModelRef::new(&t, &m2), "p95", 7, Some(&other_done))
             .await
             .expect("remove"),
         "a stale removal is refused"
@@ -365,15 +391,21 @@ async fn exercise_store(store: DynamoAlertStore) {
     );
     assert!(
         store
-            .remove_rule_state(&t, &m2, "p95", 1, Some(&other_done))
+            .remove_rule_state(ModelRef::new(&t, &m2), "p95", 1, Some(&other_done))
             .await
             .expect("remove")
     );
-    assert_eq!(store.rule_states(&t, &m2).await.expect("states"), []);
+    assert_eq!(
+        store
+            .rule_states(ModelRef::new(&t, &m2))
+            .await
+            .expect("states"),
+        []
+    );
     assert_eq!(store.firing_counts(&t).await.expect("counts"), counts(&[]));
     assert_eq!(
         store
-            .alerts(&t, &m2, &query(None, 10, None))
+            .alerts(ModelRef::new(&t, &m2), &query(None, 10, None))
             .await
             .expect("alerts")
             .alerts,
@@ -381,20 +413,26 @@ async fn exercise_store(store: DynamoAlertStore) {
     );
     assert!(
         !store
-            .remove_rule_state(&t, &m1, "acc", 2, None)
+            .remove_rule_state(ModelRef::new(&t, &m1), "acc", 2, None)
             .await
             .expect("remove")
     );
     assert!(
         store
-            .remove_rule_state(&t, &m1, "acc", 3, None)
+            .remove_rule_state(ModelRef::new(&t, &m1), "acc", 3, None)
             .await
             .expect("remove")
     );
-    assert_eq!(store.rule_states(&t, &m1).await.expect("states"), []);
+    assert_eq!(
+        store
+            .rule_states(ModelRef::new(&t, &m1))
+            .await
+            .expect("states"),
+        []
+    );
     assert!(
         !store
-            .remove_rule_state(&t, &m1, "acc", 3, None)
+            .remove_rule_state(ModelRef::new(&t, &m1), "acc", 3, None)
             .await
             .expect("remove")
     );
@@ -412,13 +450,13 @@ async fn exercise_store(store: DynamoAlertStore) {
         let s = state(&format!("s{i}"), 1, Some(alert));
         assert!(
             store
-                .save_rule_state(&t, &m3, &s, Some(alert))
+                .save_rule_state(ModelRef::new(&t, &m3), &s, Some(alert))
                 .await
                 .expect("save")
         );
         assert!(
             memory
-                .save_rule_state(&t, &m3, &s, Some(alert))
+                .save_rule_state(ModelRef::new(&t, &m3), &s, Some(alert))
                 .await
                 .expect("memory")
         );

@@ -4,6 +4,7 @@
 //! run over run until it is done; no run overruns its deadline by more than the one
 //! slice of work it had started; and in the end every prediction is counted once.
 
+use modelwatch::domain::ids::ModelRef;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -166,8 +167,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
             // the evaluation run of the same interval; most of the week is left.
             let rolled_fresh = rollups
                 .rollups(
-                    &tenant("t-small"),
-                    &model("fresh"),
+                    ModelRef::new(&tenant("t-small"), &model("fresh")),
                     Granularity::Minute,
                     TimeSpan::new(fresh_minute, now),
                 )
@@ -218,8 +218,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
     // Every prediction counted once, in the days and in the totals.
     let days = rollups
         .rollups(
-            &tenant("t-big"),
-            &model("backfill"),
+            ModelRef::new(&tenant("t-big"), &model("backfill")),
             Granularity::Day,
             TimeSpan::new(first - TimeDelta::days(1), now),
         )
@@ -228,7 +227,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
     let merged = WindowState::merged(days.iter().map(|d| d.state.clone())).expect("merge");
     assert_eq!(merged.predictions(), backfill.len() as u64);
     let totals = rollups
-        .counter_totals(&tenant("t-big"), &model("backfill"))
+        .counter_totals(ModelRef::new(&tenant("t-big"), &model("backfill")))
         .await
         .expect("totals");
     assert_eq!((totals.ok, totals.errors), (backfill.len() as u64, 0));

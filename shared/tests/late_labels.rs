@@ -8,6 +8,7 @@
 //! rollups must count: every label joined once, in its prediction's minute, the first
 //! label of an id winning, nothing counted twice.
 
+use modelwatch::domain::ids::ModelRef;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -486,7 +487,7 @@ async fn run_case(scenario: Scenario) -> Result<(), TestCaseError> {
     }
     for granularity in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
         let stored = rollups
-            .rollups(&tenant("t1"), &model("m1"), granularity, day)
+            .rollups(ModelRef::new(&tenant("t1"), &model("m1")), granularity, day)
             .await
             .expect("read");
         let merged = WindowState::merged(stored.iter().map(|r| r.state.clone())).expect("merge");
@@ -520,7 +521,11 @@ async fn run_case(scenario: Scenario) -> Result<(), TestCaseError> {
     }
     // Each join in its prediction's minute.
     let minutes = rollups
-        .rollups(&tenant("t1"), &model("m1"), Granularity::Minute, day)
+        .rollups(
+            ModelRef::new(&tenant("t1"), &model("m1")),
+            Granularity::Minute,
+            day,
+        )
         .await
         .expect("read");
     for i in expected.joins.keys() {

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch::adapters::dynamodb::DynamoRollupStore;
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::{Granularity, MetricSet, TimeSpan, WindowState};
 use modelwatch::ingest::{BatchLimits, parse_batch};
 use modelwatch::ports::{Rollup, RollupStore};
@@ -67,7 +67,7 @@ async fn all_rollups(
         let (f, t) = (g.floor(from), g.floor(to) + g.length());
         all.extend(
             store
-                .rollups(tenant, model, g, TimeSpan::new(f, t))
+                .rollups(ModelRef::new(tenant, model), g, TimeSpan::new(f, t))
                 .await
                 .expect("read rollups"),
         );
@@ -116,7 +116,10 @@ async fn batches_roll_up_idempotently_and_late_data_is_re_rolled() {
             .count(),
         3
     );
-    let totals = store.counter_totals(&tenant, &model).await.expect("totals");
+    let totals = store
+        .counter_totals(ModelRef::new(&tenant, &model))
+        .await
+        .expect("totals");
     assert_eq!((totals.ok, totals.errors), (6, 2));
     assert_eq!(totals.errors_by_type.get("timeout"), Some(&2));
 
@@ -127,7 +130,10 @@ async fn batches_roll_up_idempotently_and_late_data_is_re_rolled() {
         "a second run changes nothing"
     );
     assert_eq!(
-        store.counter_totals(&tenant, &model).await.expect("totals"),
+        store
+            .counter_totals(ModelRef::new(&tenant, &model))
+            .await
+            .expect("totals"),
         totals
     );
 
@@ -146,7 +152,10 @@ async fn batches_roll_up_idempotently_and_late_data_is_re_rolled() {
     assert_eq!(predictions(&after, Granularity::Minute), 9);
     assert_eq!(predictions(&after, Granularity::Hour), 9);
     assert_eq!(predictions(&after, Granularity::Day), 9);
-    let later = store.counter_totals(&tenant, &model).await.expect("totals");
+    let later = store
+        .counter_totals(ModelRef::new(&tenant, &model))
+        .await
+        .expect("totals");
     assert_eq!(
         (later.ok, later.errors),
         (7, 2),
@@ -526,7 +535,7 @@ async fn a_run_given_one_shard_rolls_up_and_evaluates_only_that_shards_models() 
             let span = TimeSpan::new(minute, minute + TimeDelta::minutes(1));
             let model = ModelId::parse(&model).expect("model");
             let found = rollups
-                .rollups(&tenant_id, &model, Granularity::Minute, span)
+                .rollups(ModelRef::new(&tenant_id, &model), Granularity::Minute, span)
                 .await
                 .expect("read");
             found.len()

@@ -6,7 +6,7 @@
 //! exports and evaluates the models of its shards.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::shard::shard_of;
 use modelwatch::domain::{Granularity, TimeSpan};
 use modelwatch::ports::RollupStore;
@@ -95,7 +95,11 @@ async fn the_schedules_fan_out_to_the_shard_workers() {
         let span = TimeSpan::new(minute, minute + TimeDelta::minutes(1));
         let model_id = ModelId::parse(model).expect("model");
         let found = rollups
-            .rollups(&tenant_id, &model_id, Granularity::Minute, span)
+            .rollups(
+                ModelRef::new(&tenant_id, &model_id),
+                Granularity::Minute,
+                span,
+            )
             .await
             .expect("read");
         assert_eq!(found.len(), 1, "{model}'s worker rolled its minute");

@@ -20,7 +20,7 @@ use modelwatch::domain::alerting::baseline::CapturedBaseline;
 use modelwatch::domain::alerting::rules::AlertRule;
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
 use modelwatch::domain::alerting::trends::{MetricTrend, TrendLabel, TrendReport};
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::ports::{AlertStore, ModelSettingsStore, SettingWrite};
 use modelwatch_e2e::proxy::CuttableProxy;
 use modelwatch_e2e::runtime::LocalFunction;
@@ -655,7 +655,10 @@ async fn seed_evaluation(stack: &Stack, tenant: &str, now: DateTime<Utc>) {
         labels: None,
     };
     settings
-        .put_setting(&tenant, &model, SettingWrite::Trends(&report))
+        .put_setting(
+            ModelRef::new(&tenant, &model),
+            SettingWrite::Trends(&report),
+        )
         .await
         .expect("trends stored");
     let captured = CapturedBaseline {
@@ -668,7 +671,10 @@ async fn seed_evaluation(stack: &Stack, tenant: &str, now: DateTime<Utc>) {
     };
     assert!(
         settings
-            .put_setting(&tenant, &model, SettingWrite::CapturedBaseline(&captured))
+            .put_setting(
+                ModelRef::new(&tenant, &model),
+                SettingWrite::CapturedBaseline(&captured)
+            )
             .await
             .expect("captured baseline stored")
     );
@@ -710,7 +716,7 @@ async fn seed_evaluation(stack: &Stack, tenant: &str, now: DateTime<Utc>) {
             version: 1,
         };
         let stored = alerts
-            .save_rule_state(&tenant, &model, &state, Some(&alert))
+            .save_rule_state(ModelRef::new(&tenant, &model), &state, Some(&alert))
             .await
             .expect("alert stored");
         assert!(stored, "{}", alert.alert_id);

@@ -6,7 +6,7 @@
 //! and a body of millions of empty objects is refused without taking the function down.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::ports::RollupStore;
 use modelwatch_e2e::{Stack, api_request, event, http_answer, ingest_event, unique_tenant};
 use serde_json::{Value, json};
@@ -172,10 +172,10 @@ async fn numbers_beyond_the_bounds_are_refused_and_the_largest_allowed_are_count
     assert!((p99 - 1e9).abs() <= 1e7, "p99 {p99} within 1% of 1e9");
     let rollups = stack.rollup_store().await;
     let totals = rollups
-        .counter_totals(
+        .counter_totals(ModelRef::new(
             &TenantId::parse(&tenant).expect("tenant"),
             &ModelId::parse("m-bounds").expect("model"),
-        )
+        ))
         .await
         .expect("totals are stored and readable");
     assert_eq!((totals.ok, totals.errors), (3, 0));

@@ -31,7 +31,7 @@ use modelwatch::domain::alerting::baseline::{
     Reference, ReferenceSnapshot, ReferenceSource, ReferenceWindow, RegisteredBaseline,
 };
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::{
     CounterDelta, Granularity, Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState,
 };
@@ -138,8 +138,7 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
         };
         settings
             .put_setting(
-                tenant,
-                model_id,
+                ModelRef::new(tenant, model_id),
                 SettingWrite::RegisteredBaseline(&reference),
             )
             .await
@@ -182,7 +181,10 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
                     };
                     let snapshot = ReferenceSnapshot::new(&reference, &day, now);
                     settings
-                        .put_setting(tenant, model_id, SettingWrite::Reference(&snapshot))
+                        .put_setting(
+                            ModelRef::new(tenant, model_id),
+                            SettingWrite::Reference(&snapshot),
+                        )
                         .await
                         .expect("snapshot stored");
                 }

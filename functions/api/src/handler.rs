@@ -9,7 +9,7 @@ use modelwatch::domain::alerting::Problems;
 use modelwatch::domain::alerting::baseline::parse_baseline;
 use modelwatch::domain::alerting::rules::parse_rule_set;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
-use modelwatch::domain::ids::{ModelId, TenantId};
+use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
 use modelwatch::error::StoreError;
 use modelwatch::ports::{
@@ -155,10 +155,10 @@ where
                     let body = json_body(request)?;
                     let rules = parse_rule_set(&body, model_id, &self.alert_settings, now)
                         .map_err(Refusal::Body)?;
-                    let (tenant, id) = (&model.tenant, &model.model_id);
+                    let key = model.key();
                     self.summary
                         .settings
-                        .put_setting(tenant, id, SettingWrite::Rules(&rules))
+                        .put_setting(key, SettingWrite::Rules(&rules))
                         .await?;
                 }
                 ok(
@@ -172,10 +172,10 @@ where
                 if put {
                     let body = json_body(request)?;
                     let baseline = parse_baseline(&body, model.task, now).map_err(Refusal::Body)?;
-                    let (tenant, id) = (&model.tenant, &model.model_id);
+                    let key = model.key();
                     self.summary
                         .settings
-                        .put_setting(tenant, id, SettingWrite::RegisteredBaseline(&baseline))
+                        .put_setting(key, SettingWrite::RegisteredBaseline(&baseline))
                         .await?;
                 }
                 let stored = self.stored(&model).await?;
@@ -186,10 +186,7 @@ where
 
     /// What the models table holds about `model` (baselines, rules, trends).
     async fn stored(&self, model: &RegisteredModel) -> Result<ModelSettings, StoreError> {
-        self.summary
-            .settings
-            .model_settings(&model.tenant, &model.model_id)
-            .await
+        self.summary.settings.model_settings(model.key()).await
     }
 
     /// The tenant's model `model_id`: 404 when the tenant has none by that id (also
@@ -197,7 +194,10 @@ where
     async fn model(&self, tenant: &TenantId, model_id: &str) -> Result<RegisteredModel, Refusal> {
         let unknown = || Refusal::UnknownModel(model_id.to_owned());
         let id = ModelId::parse(model_id).map_err(|_| unknown())?;
-        self.registry.model(tenant, &id).await?.ok_or_else(unknown)
+        self.registry
+            .model(ModelRef::new(tenant, &id))
+            .await?
+            .ok_or_else(unknown)
     }
 }
 

@@ -32,7 +32,7 @@ use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::domain::{
     CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series,
@@ -175,11 +175,8 @@ impl ModelRegistry for MemoryModelRegistry {
         Ok(models)
     }
 
-    async fn model(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<Option<RegisteredModel>, StoreError> {
+    async fn model(&self, model: ModelRef<'_>) -> Result<Option<RegisteredModel>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         Ok(self
             .lock()
             .get(&(tenant.clone(), model_id.clone()))
@@ -381,10 +378,10 @@ impl PendingWork for MemoryPartialStore {
 
     async fn partials_of(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         minute: DateTime<Utc>,
     ) -> Result<Vec<WindowState>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let partials = lock(&self.partials);
         // The keys of this minute: batch ids from the empty string up to the next minute.
         let key = |at| (tenant.clone(), model_id.clone(), at, String::new());
@@ -477,11 +474,11 @@ impl MemoryRollupStore {
 impl RollupStore for MemoryRollupStore {
     async fn rollups(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let TimeSpan {
             start: from,
             end: to,
@@ -578,11 +575,8 @@ impl RollupStore for MemoryRollupStore {
         Ok(true)
     }
 
-    async fn counter_totals(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<CounterTotals, StoreError> {
+    async fn counter_totals(&self, model: ModelRef<'_>) -> Result<CounterTotals, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         Ok(lock(&self.totals)
             .get(&(tenant.clone(), model_id.clone()))
             .cloned()
@@ -594,10 +588,10 @@ impl ExportCursors for MemoryRollupStore {
     async fn note_rolled(
         &self,
         exporters: &[&str],
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let mut cursors = lock(&self.cursors);
         for exporter in exporters {
             let key = ((*exporter).to_owned(), tenant.clone(), model_id.clone());
@@ -685,11 +679,8 @@ impl MemoryModelSettings {
 }
 
 impl ModelSettingsStore for MemoryModelSettings {
-    async fn model_settings(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<ModelSettings, StoreError> {
+    async fn model_settings(&self, model: ModelRef<'_>) -> Result<ModelSettings, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let key = (tenant.clone(), model_id.clone());
         self.pages.charge(
             [BASELINE, CAPTURED, RULES, TRENDS]
@@ -701,10 +692,10 @@ impl ModelSettingsStore for MemoryModelSettings {
 
     async fn put_setting(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         write: SettingWrite<'_>,
     ) -> Result<bool, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let (kind, doc) = setting_item(write)?;
         let size = checked(
             &settings_image(tenant, model_id, kind, &doc, Utc::now()),
@@ -813,11 +804,8 @@ fn history_requests(entries: &[(bool, usize)], query: &AlertQuery) -> u64 {
 }
 
 impl AlertStore for MemoryAlertStore {
-    async fn rule_states(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<Vec<RuleState>, StoreError> {
+    async fn rule_states(&self, model: ModelRef<'_>) -> Result<Vec<RuleState>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let tables = lock(&self.inner);
         let states: Vec<&Stored<RuleState>> = tables
             .states
@@ -830,11 +818,11 @@ impl AlertStore for MemoryAlertStore {
 
     async fn save_rule_state(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
     ) -> Result<bool, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let key = (tenant.clone(), model_id.clone());
         let mut tables = lock(&self.inner);
         if tables.stored_version(&key, &state.rule_id).unwrap_or(0) + 1 != state.version {
@@ -863,12 +851,12 @@ impl AlertStore for MemoryAlertStore {
 
     async fn remove_rule_state(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
     ) -> Result<bool, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let key = (tenant.clone(), model_id.clone());
         let mut tables = lock(&self.inner);
         if tables.stored_version(&key, rule_id) != Some(version) {
@@ -897,10 +885,10 @@ impl AlertStore for MemoryAlertStore {
 
     async fn alerts(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         query: &AlertQuery,
     ) -> Result<AlertPage, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let mut page = AlertPage {
             alerts: Vec::new(),
             next: None,
@@ -1225,11 +1213,13 @@ mod tests {
             (SettingWrite::RegisteredBaseline(&old), true),
             (SettingWrite::RegisteredBaseline(&new), true),
         ] {
-            let answer = store.put_setting(&tenant, &model_id, write).await;
+            let answer = store
+                .put_setting(ModelRef::new(&tenant, &model_id), write)
+                .await;
             assert_eq!(answer.expect("put"), stored, "{write:?}");
         }
         let stored = store
-            .model_settings(&tenant, &model_id)
+            .model_settings(ModelRef::new(&tenant, &model_id))
             .await
             .expect("read");
         assert_eq!(
@@ -1259,7 +1249,7 @@ mod tests {
         }
         let (tenant, model_id) = ids();
         let read = partials
-            .partials_of(&tenant, &model_id, minute(0))
+            .partials_of(ModelRef::new(&tenant, &model_id), minute(0))
             .await
             .expect("read");
         assert_eq!(read.len(), 10);
@@ -1269,8 +1259,7 @@ mod tests {
         let rollups = MemoryRollupStore::default();
         rollups
             .rollups(
-                &tenant,
-                &model_id,
+                ModelRef::new(&tenant, &model_id),
                 Granularity::Minute,
                 TimeSpan::new(minute(0), minute(24 * 60)),
             )

@@ -13,6 +13,7 @@
 //! counter totals stored with the rollups, stamped with the export time (so they only
 //! go forward in time and value, also across late data and retried runs).
 
+use crate::domain::ids::ModelRef;
 use std::ops::Range;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -177,8 +178,7 @@ async fn prepare<R: RollupStore>(
         .map_or(to - MAX_BACKLOG, |t| t.max(to - MAX_BACKLOG));
     let minutes = rollups
         .rollups(
-            &cursor.tenant,
-            &cursor.model_id,
+            ModelRef::new(&cursor.tenant, &cursor.model_id),
             Granularity::Minute,
             TimeSpan::new(from, to),
         )
@@ -197,7 +197,7 @@ async fn prepare<R: RollupStore>(
         model_id: cursor.model_id.clone(),
         minutes,
         totals: rollups
-            .counter_totals(&cursor.tenant, &cursor.model_id)
+            .counter_totals(ModelRef::new(&cursor.tenant, &cursor.model_id))
             .await?,
         as_of,
         through: to,

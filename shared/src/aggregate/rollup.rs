@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, future, stream};
 use serde::Serialize;
 
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::{
     CounterTotals, Granularity, TimeSpan, WindowState, cap_error_types, counter_delta,
     names_error_types,
@@ -204,8 +204,7 @@ impl Backlog {
                     let result = roll_up_model(
                         work,
                         rollups,
-                        &model.tenant,
-                        &model.model_id,
+                        ModelRef::new(&model.tenant, &model.model_id),
                         &slices_ref[index],
                         exporters,
                     )
@@ -273,8 +272,7 @@ pub async fn roll_up(
 async fn roll_up_model(
     work: &impl PendingWork,
     rollups: &(impl RollupStore + ExportCursors),
-    tenant: &TenantId,
-    model_id: &ModelId,
+    key: ModelRef<'_>,
     slice: &[PendingMinute],
     exporters: &[&str],
 ) -> Result<ModelRollupReport, StoreError> {
@@ -286,15 +284,12 @@ async fn roll_up_model(
     let mut report = ModelRollupReport::default();
     let written: Vec<bool> = stream::iter(slice)
         .map(|minute| async move {
-            let partials = work.partials_of(tenant, model_id, minute.minute).await?;
+            let partials = work.partials_of(key, minute.minute).await?;
             let rev = partials.len() as u64;
             let state = WindowState::merged(partials).map_err(|e| {
-                StoreError::inconsistent(
-                    format!("partials of {tenant}/{model_id} at {}", minute.minute),
-                    e,
-                )
+                StoreError::inconsistent(format!("partials of {key} at {}", minute.minute), e)
             })?;
-            put_minute(rollups, tenant, model_id, minute.minute, rev, &state).await
+            put_minute(rollups, key, minute.minute, rev, &state).await
         })
         .buffer_unordered(CONCURRENT_MINUTES)
         .try_collect()
@@ -305,7 +300,7 @@ async fn roll_up_model(
     while let Some(parent) = granularity.parent() {
         let starts: BTreeSet<DateTime<Utc>> = changed.iter().map(|t| parent.floor(*t)).collect();
         for start in &starts {
-            if rebuild(rollups, tenant, model_id, granularity, parent, *start).await? {
+            if rebuild(rollups, key, granularity, parent, *start).await? {
                 match parent {
                     Granularity::Hour => report.hours += 1,
                     _ => report.days += 1,
@@ -316,9 +311,7 @@ async fn roll_up_model(
         granularity = parent;
     }
     if !exporters.is_empty() {
-        rollups
-            .note_rolled(exporters, tenant, model_id, through)
-            .await?;
+        rollups.note_rolled(exporters, key, through).await?;
     }
     let settled: Vec<bool> = stream::iter(slice)
         .map(|minute| work.settle(minute))
@@ -334,8 +327,7 @@ async fn roll_up_model(
 /// moved them. Returns whether this call wrote.
 async fn put_minute(
     rollups: &impl RollupStore,
-    tenant: &TenantId,
-    model_id: &ModelId,
+    key: ModelRef<'_>,
     minute: DateTime<Utc>,
     rev: u64,
     state: &WindowState,
@@ -343,12 +335,7 @@ async fn put_minute(
     let end = minute + Granularity::Minute.length();
     for _ in 0..MINUTE_ATTEMPTS {
         let previous = rollups
-            .rollups(
-                tenant,
-                model_id,
-                Granularity::Minute,
-                TimeSpan::new(minute, end),
-            )
+            .rollups(key, Granularity::Minute, TimeSpan::new(minute, end))
             .await?
             .pop();
         if previous.as_ref().is_some_and(|p| p.rev >= rev) {
@@ -358,15 +345,15 @@ async fn put_minute(
         let before = previous.as_ref().map_or(&empty, |p| &p.state);
         let delta = counter_delta(before, state);
         let rollup = Rollup {
-            tenant: tenant.clone(),
-            model_id: model_id.clone(),
+            tenant: key.tenant.clone(),
+            model_id: key.model_id.clone(),
             granularity: Granularity::Minute,
             start: minute,
             rev,
             state: state.clone(),
         };
         let totals = if names_error_types(&delta) {
-            rollups.counter_totals(tenant, model_id).await?
+            rollups.counter_totals(key).await?
         } else {
             CounterTotals::default()
         };
@@ -380,39 +367,29 @@ async fn put_minute(
     }
     Err(StoreError::Unavailable {
         operation: "write minute rollup",
-        source: format!("the stored revision of {tenant}/{model_id} at {minute} kept changing")
-            .into(),
+        source: format!("the stored revision of {key} at {minute} kept changing").into(),
     })
 }
 
 /// Re-merges the `parent` rollup starting at `start` from its `part` rollups.
 async fn rebuild(
     rollups: &impl RollupStore,
-    tenant: &TenantId,
-    model_id: &ModelId,
+    key: ModelRef<'_>,
     part: Granularity,
     parent: Granularity,
     start: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let parts = rollups
-        .rollups(
-            tenant,
-            model_id,
-            part,
-            TimeSpan::new(start, start + parent.length()),
-        )
+        .rollups(key, part, TimeSpan::new(start, start + parent.length()))
         .await?;
     let rev = parts.iter().map(|p| p.rev).sum();
     let state = WindowState::merged(parts.into_iter().map(|p| p.state)).map_err(|e| {
-        StoreError::inconsistent(
-            format!("{part:?} rollups of {tenant}/{model_id} from {start}"),
-            e,
-        )
+        StoreError::inconsistent(format!("{part:?} rollups of {key} from {start}"), e)
     })?;
     rollups
         .put_rollup(&Rollup {
-            tenant: tenant.clone(),
-            model_id: model_id.clone(),
+            tenant: key.tenant.clone(),
+            model_id: key.model_id.clone(),
             granularity: parent,
             start,
             rev,

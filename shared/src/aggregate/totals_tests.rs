@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::adapters::memory::{MemoryPartialStore, MemoryRollupStore};
 use crate::aggregate::roll_up;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, MAX_TOTAL_ERROR_TYPES, OVERFLOW_BUCKET, Outcome,
     PredictionRecord, Status, TimeSpan, WindowState,
@@ -57,7 +57,7 @@ async fn errors_in(partials: &MemoryPartialStore, n: i64, types: &[String]) {
 async fn totals_of(store: &impl RollupStore) -> CounterTotals {
     let key = partial_key(0);
     store
-        .counter_totals(&key.tenant, &key.model_id)
+        .counter_totals(ModelRef::new(&key.tenant, &key.model_id))
         .await
         .expect("totals")
 }
@@ -107,12 +107,12 @@ impl ExportCursors for Contended {
     async fn note_rolled(
         &self,
         exporters: &[&str],
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let ModelRef { tenant, model_id } = model;
         self.inner
-            .note_rolled(exporters, tenant, model_id, rolled_through)
+            .note_rolled(exporters, ModelRef::new(tenant, model_id), rolled_through)
             .await
     }
 
@@ -137,13 +137,13 @@ impl ExportCursors for Contended {
 impl RollupStore for Contended {
     async fn rollups(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         self.inner
-            .rollups(tenant, model_id, granularity, span)
+            .rollups(ModelRef::new(tenant, model_id), granularity, span)
             .await
     }
 
@@ -179,12 +179,11 @@ impl RollupStore for Contended {
         self.inner.put_rollup(rollup).await
     }
 
-    async fn counter_totals(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<CounterTotals, StoreError> {
-        self.inner.counter_totals(tenant, model_id).await
+    async fn counter_totals(&self, model: ModelRef<'_>) -> Result<CounterTotals, StoreError> {
+        let ModelRef { tenant, model_id } = model;
+        self.inner
+            .counter_totals(ModelRef::new(tenant, model_id))
+            .await
     }
 }
 

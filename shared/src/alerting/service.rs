@@ -24,7 +24,7 @@ use crate::domain::alerting::trends::{
 };
 use crate::domain::alerting::{AlertSettings, PerfSettings};
 use crate::domain::estimation::ReferenceFit;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::{
     ACTIVE_RETENTION, Datum, Granularity, MetricName, MetricSet, Series, TimeSpan, compared_data,
 };
@@ -264,17 +264,16 @@ where
         model: &RegisteredModel,
         end: DateTime<Utc>,
     ) -> Result<ModelOutcome, StoreError> {
-        let (tenant, model_id) = (&model.tenant, &model.model_id);
+        let (tenant, model_id, key) = (&model.tenant, &model.model_id, model.key());
         let mut outcome = ModelOutcome::default();
-        let mut settings = self.settings.model_settings(tenant, model_id).await?;
+        let mut settings = self.settings.model_settings(key).await?;
 
         let capture_from = Granularity::Minute.floor(model.first_seen);
         if settings.baselines.captured.is_none() && end >= capture_from + CAPTURE_SPAN {
             let (metrics, _) = self
                 .window
                 .metrics(
-                    tenant,
-                    model_id,
+                    key,
                     capture_from,
                     capture_from + CAPTURE_SPAN,
                     Some(model.first_seen),
@@ -283,9 +282,9 @@ where
             let captured = CapturedBaseline::from_metrics(&metrics, capture_from, end);
             outcome.baseline_captured = self
                 .settings
-                .put_setting(tenant, model_id, SettingWrite::CapturedBaseline(&captured))
+                .put_setting(key, SettingWrite::CapturedBaseline(&captured))
                 .await?;
-            settings = self.settings.model_settings(tenant, model_id).await?;
+            settings = self.settings.model_settings(key).await?;
         }
 
         let reference = self.reference(model, &mut settings, end).await?;
@@ -307,17 +306,14 @@ where
         let fit = reference.unwrap_or_else(|| ReferenceFit::of(model.task, None));
         let mut by_window = BTreeMap::new();
         for (from, to) in spans {
-            let (state, covered) = self
-                .window
-                .state(tenant, model_id, TimeSpan::new(from, to))
-                .await?;
+            let (state, covered) = self.window.state(key, TimeSpan::new(from, to)).await?;
             let metrics = MetricSet::compute(&state, covered, Some(model.first_seen))
                 .with_comparison(&fit.compare(&state));
             by_window.insert((from, to), (metrics, covered));
         }
         let mut states: BTreeMap<String, _> = self
             .alerts
-            .rule_states(tenant, model_id)
+            .rule_states(key)
             .await?
             .into_iter()
             .map(|s| (s.rule_id.clone(), s))
@@ -341,10 +337,7 @@ where
                 settings.baselines.baseline_of(rule.metric),
             );
             let previous = states.remove(&rule.id);
-            let status = match self
-                .apply(tenant, model_id, step(previous.as_ref(), &eval, cx))
-                .await
-            {
+            let status = match self.apply(key, step(previous.as_ref(), &eval, cx)).await {
                 Ok(applied) => {
                     outcome.notifications += usize::from(applied.notified);
                     applied.status.or(previous.as_ref().map(|p| p.status))
@@ -375,13 +368,7 @@ where
                 outcome.notifications += 1;
             }
             self.alerts
-                .remove_rule_state(
-                    tenant,
-                    model_id,
-                    &state.rule_id,
-                    state.version,
-                    alert.as_ref(),
-                )
+                .remove_rule_state(key, &state.rule_id, state.version, alert.as_ref())
                 .await?;
         }
 
@@ -389,7 +376,7 @@ where
         if settings.trends.as_ref().is_none_or(|t| t.to < trend_end) {
             let trends = self.trends(model, &rules, &fit, trend_end, end).await?;
             self.settings
-                .put_setting(tenant, model_id, SettingWrite::Trends(&trends))
+                .put_setting(key, SettingWrite::Trends(&trends))
                 .await?;
             settings.trends = Some(trends);
             outcome.trends_updated = true;
@@ -423,17 +410,10 @@ where
             return Ok(None);
         };
         if ReferenceSnapshot::due(settings.reference.as_ref(), &reference, end) {
-            let (state, _) = self
-                .window
-                .state(&model.tenant, &model.model_id, reference.span())
-                .await?;
+            let (state, _) = self.window.state(model.key(), reference.span()).await?;
             let snapshot = ReferenceSnapshot::new(&reference, &state, end);
             self.settings
-                .put_setting(
-                    &model.tenant,
-                    &model.model_id,
-                    SettingWrite::Reference(&snapshot),
-                )
+                .put_setting(model.key(), SettingWrite::Reference(&snapshot))
                 .await?;
             settings.reference = Some(snapshot);
             // Fitted from the state in hand, not decoded again from the snapshot.
@@ -447,12 +427,7 @@ where
     }
 
     /// Publishes and stores what `step` decided; a failed publish stores nothing.
-    async fn apply(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-        step: Step,
-    ) -> Result<Applied, StoreError> {
+    async fn apply(&self, key: ModelRef<'_>, step: Step) -> Result<Applied, StoreError> {
         let (state, alert) = match step {
             Step::Unchanged => {
                 return Ok(Applied {
@@ -468,11 +443,11 @@ where
         };
         let stored = self
             .alerts
-            .save_rule_state(tenant, model_id, &state, alert.as_ref())
+            .save_rule_state(key, &state, alert.as_ref())
             .await?;
         if !stored {
             // Another run moved this rule on first (overlapping invocations).
-            tracing::warn!(%tenant, %model_id, rule = %state.rule_id,
+            tracing::warn!(tenant = %key.tenant, model_id = %key.model_id, rule = %state.rule_id,
                 "rule state changed concurrently; this run's step dropped");
         }
         Ok(Applied {
@@ -511,8 +486,7 @@ where
         let (day, _) = self
             .window
             .metrics(
-                &model.tenant,
-                &model.model_id,
+                model.key(),
                 now - LABEL_SNAPSHOT_SPAN,
                 now,
                 Some(model.first_seen),

@@ -89,6 +89,29 @@ validated_id!(
     ModelId
 );
 
+/// One tenant's model: the pair every per-model store and service method is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModelRef<'a> {
+    /// The tenant owning the model.
+    pub tenant: &'a TenantId,
+    /// The model.
+    pub model_id: &'a ModelId,
+}
+
+impl fmt::Display for ModelRef<'_> {
+    /// `tenant/model`, as logs and error messages name a model.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.model_id)
+    }
+}
+
+impl<'a> ModelRef<'a> {
+    /// The `model_id` of `tenant`.
+    pub fn new(tenant: &'a TenantId, model_id: &'a ModelId) -> Self {
+        Self { tenant, model_id }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

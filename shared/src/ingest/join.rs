@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::actuals::{ActualsReceipt, check_task, parse_actuals};
 use super::digest::actuals_digest;
 use super::service::{IngestError, IngestService, answered_before};
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, Join, LabelFate, LabelLookback, LateLabel};
 use crate::domain::{Granularity, Status, ValidBatch, ValidPrediction, WindowState};
 use crate::error::StoreError;
@@ -114,7 +114,11 @@ where
         now: DateTime<Utc>,
     ) -> Result<ActualsReceipt, IngestError> {
         let batch = parse_actuals(body, now, &self.limits).map_err(IngestError::Rejected)?;
-        if let Some(model) = self.registry.model(tenant, &batch.model_id).await? {
+        if let Some(model) = self
+            .registry
+            .model(ModelRef::new(tenant, &batch.model_id))
+            .await?
+        {
             check_task(&batch, model.task).map_err(IngestError::Rejected)?;
         }
         let stored_id = actuals_batch_key(&batch.batch_id);
@@ -149,7 +153,13 @@ where
             }
             let item = self
                 .labels
-                .put_label(tenant, model_id, label, batch_id, expires, joinable_since)
+                .put_label(
+                    ModelRef::new(tenant, model_id),
+                    label,
+                    batch_id,
+                    expires,
+                    joinable_since,
+                )
                 .await?;
             label_fate(&item, batch_id).map_err(|reason| StoreError::Corrupt {
                 key: format!("label of {}", label.prediction_id),
@@ -210,8 +220,7 @@ where
             let item = self
                 .labels
                 .put_awaiting(
-                    tenant,
-                    &batch.model_id,
+                    ModelRef::new(tenant, &batch.model_id),
                     &prediction,
                     &batch.batch_id,
                     expires,

@@ -1,6 +1,7 @@
 use super::*;
 use crate::adapters::memory::{MemoryModelSettings, MemoryRollupStore};
 use crate::aggregate::roll_up;
+use crate::domain::ids::ModelRef;
 use crate::domain::{PredictionRecord, ValidBatch, WindowState};
 use crate::ingest::{BatchLimits, IngestService, parse_batch};
 use crate::ports::ModelRegistry;
@@ -78,7 +79,7 @@ impl Fixture {
         let model = self
             .ingest
             .registry
-            .model(&tenant("t1"), &model(model_id))
+            .model(ModelRef::new(&tenant("t1"), &model(model_id)))
             .await
             .expect("registry")
             .expect("registered");
@@ -128,8 +129,7 @@ impl Fixture {
         self.service
             .settings
             .put_setting(
-                &tenant("t1"),
-                &model(model_id),
+                ModelRef::new(&tenant("t1"), &model(model_id)),
                 SettingWrite::RegisteredBaseline(&baseline),
             )
             .await
@@ -152,7 +152,7 @@ impl Fixture {
         let m = self
             .ingest
             .registry
-            .model(&tenant("t1"), &model("m1"))
+            .model(ModelRef::new(&tenant("t1"), &model("m1")))
             .await;
         m.expect("read").map(|m| m.first_seen)
     }
@@ -616,8 +616,7 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     f.service
         .settings
         .put_setting(
-            &tenant("t1"),
-            &model("m3"),
+            ModelRef::new(&tenant("t1"), &model("m3")),
             SettingWrite::Reference(&snapshot),
         )
         .await
@@ -633,7 +632,10 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     assert!(!other.covers(&registered));
     f.service
         .settings
-        .put_setting(&tenant("t1"), &model("m3"), SettingWrite::Reference(&other))
+        .put_setting(
+            ModelRef::new(&tenant("t1"), &model("m3")),
+            SettingWrite::Reference(&other),
+        )
         .await
         .expect("stored");
     let json = serde_json::to_value(f.summary("m3", query).await).expect("json");

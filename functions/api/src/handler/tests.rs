@@ -6,6 +6,7 @@ use modelwatch::adapters::memory::{
 use modelwatch::domain::Task;
 use modelwatch::domain::alerting::rules::AlertRule;
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
+use modelwatch::domain::ids::ModelRef;
 use modelwatch::summary::WindowReader;
 use serde_json::json;
 
@@ -645,7 +646,7 @@ async fn record_alert(api: &MemoryApi, rule_id: &str, start: i64, state: AlertSt
     let model = ModelId::parse("m1").expect("model");
     let saved = api
         .alerts
-        .save_rule_state(&tenant, &model, &rule_state, Some(&alert))
+        .save_rule_state(ModelRef::new(&tenant, &model), &rule_state, Some(&alert))
         .await
         .expect("stored");
     assert!(saved);

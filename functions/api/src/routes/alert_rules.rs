@@ -95,11 +95,8 @@ pub async fn view(
     model: &RegisteredModel,
     thresholds: Thresholds<'_>,
 ) -> Result<AlertRulesView, StoreError> {
-    let (tenant, model_id) = (&model.tenant, &model.model_id);
-    let (stored, states) = tokio::try_join!(
-        settings.model_settings(tenant, model_id),
-        alerts.rule_states(tenant, model_id)
-    )?;
+    let key = model.key();
+    let (stored, states) = tokio::try_join!(settings.model_settings(key), alerts.rule_states(key))?;
     Ok(AlertRulesView::of(model, stored, &states, thresholds))
 }
 

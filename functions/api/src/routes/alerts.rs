@@ -83,7 +83,7 @@ pub async fn page(
     model: &RegisteredModel,
     query: &AlertQuery,
 ) -> Result<AlertsPage, StoreError> {
-    let page = alerts.alerts(&model.tenant, &model.model_id, query).await?;
+    let page = alerts.alerts(model.key(), query).await?;
     Ok(AlertsPage {
         model_id: model.model_id.clone(),
         alerts: page.alerts,

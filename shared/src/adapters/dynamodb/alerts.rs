@@ -28,7 +28,7 @@ use crate::adapters::limits::{Image, Value};
 use crate::domain::alerting::state::{
     AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id,
 };
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::error::StoreError;
 use crate::ports::{AlertPage, AlertQuery, AlertStore};
 
@@ -210,11 +210,8 @@ impl DynamoAlertStore {
 }
 
 impl AlertStore for DynamoAlertStore {
-    async fn rule_states(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<Vec<RuleState>, StoreError> {
+    async fn rule_states(&self, model: ModelRef<'_>) -> Result<Vec<RuleState>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let query = partition_query(&self.client, &self.table, state_pk(tenant, model_id));
         let items = query_all(query, "read rule states").await?;
         items
@@ -237,11 +234,11 @@ impl AlertStore for DynamoAlertStore {
 
     async fn save_rule_state(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
     ) -> Result<bool, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let Some((condition, values)) = expected_previous(state) else {
             return Ok(false);
         };
@@ -277,12 +274,12 @@ impl AlertStore for DynamoAlertStore {
 
     async fn remove_rule_state(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
     ) -> Result<bool, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let state_key = attr::key(state_pk(tenant, model_id), rule_id);
         let condition = "#version = :version";
         let version = attr::n(version);
@@ -315,10 +312,10 @@ impl AlertStore for DynamoAlertStore {
 
     async fn alerts(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         query: &AlertQuery,
     ) -> Result<AlertPage, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let mut page = AlertPage {
             alerts: Vec::new(),
             next: None,

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use super::attr::{self, Item};
 use super::request;
 use super::unavailable;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{Actual, AwaitingPrediction, LateLabel};
 use crate::domain::{Outcome, Task};
 use crate::error::StoreError;
@@ -128,12 +128,12 @@ impl DynamoLabelStore {
 impl LabelStore for DynamoLabelStore {
     async fn put_awaiting(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         prediction: &AwaitingPrediction,
         batch_id: &str,
         expires: DateTime<Utc>,
     ) -> Result<LabelItem, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let key = label_key(tenant, model_id, &prediction.prediction_id);
         let (task, predicted, score) = predicted_values(&prediction.outcome);
         let mut values = vec![
@@ -177,13 +177,13 @@ impl LabelStore for DynamoLabelStore {
 
     async fn put_label(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         label: &LateLabel,
         batch_id: &str,
         expires: DateTime<Utc>,
         joinable_since: DateTime<Utc>,
     ) -> Result<LabelItem, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let key = label_key(tenant, model_id, &label.prediction_id);
         let (kind, actual) = actual_value(&label.actual);
         let values = [

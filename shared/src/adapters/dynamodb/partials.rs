@@ -28,7 +28,7 @@ use super::request::{self, partition_query, query_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::WindowState;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::error::StoreError;
 use crate::ports::{
@@ -278,10 +278,10 @@ impl PendingWork for DynamoPartialStore {
 
     async fn partials_of(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         minute: DateTime<Utc>,
     ) -> Result<Vec<WindowState>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let query = partition_query(
             &self.client,
             &self.table,

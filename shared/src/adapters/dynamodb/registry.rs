@@ -19,7 +19,7 @@ use super::request::{self, prefix_query, query_all};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::Task;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::error::StoreError;
 use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
@@ -194,11 +194,8 @@ impl ModelRegistry for DynamoModelRegistry {
         items.iter().map(registered_model).collect()
     }
 
-    async fn model(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<Option<RegisteredModel>, StoreError> {
+    async fn model(&self, model: ModelRef<'_>) -> Result<Option<RegisteredModel>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let output = self
             .client
             .get_item()

@@ -46,7 +46,7 @@ use crate::adapters::limits::{Image, Value};
 use crate::config::RollupRetention;
 #[cfg(doc)]
 use crate::domain::MAX_TOTAL_ERROR_TYPES;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::domain::{CounterDelta, CounterTotals, Granularity, TimeSpan, WindowState};
 use crate::error::StoreError;
@@ -411,11 +411,11 @@ fn totals_from_item(item: &Item) -> Result<CounterTotals, StoreError> {
 impl RollupStore for DynamoRollupStore {
     async fn rollups(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let TimeSpan {
             start: from,
             end: to,
@@ -475,11 +475,8 @@ impl RollupStore for DynamoRollupStore {
         conditional(result, "write rollup")
     }
 
-    async fn counter_totals(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<CounterTotals, StoreError> {
+    async fn counter_totals(&self, model: ModelRef<'_>) -> Result<CounterTotals, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let output = self
             .client
             .get_item()
@@ -566,10 +563,10 @@ impl ExportCursors for DynamoRollupStore {
     async fn note_rolled(
         &self,
         exporters: &[&str],
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let ModelRef { tenant, model_id } = model;
         for exporter in exporters {
             self.move_rolled_through(
                 cursor_key(exporter, tenant, model_id),

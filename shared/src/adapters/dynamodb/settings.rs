@@ -17,7 +17,7 @@ use super::registry::tenant_pk;
 use super::request::{prefix_query, query_all};
 use super::{conditional, doc};
 use crate::adapters::limits::{Image, Value};
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::error::StoreError;
 use crate::ports::{ModelSettings, ModelSettingsStore, SettingWrite};
 
@@ -92,11 +92,8 @@ impl DynamoModelSettings {
 }
 
 impl ModelSettingsStore for DynamoModelSettings {
-    async fn model_settings(
-        &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
-    ) -> Result<ModelSettings, StoreError> {
+    async fn model_settings(&self, model: ModelRef<'_>) -> Result<ModelSettings, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let prefix = settings_prefix(model_id);
         let query = prefix_query(
             &self.client,
@@ -122,10 +119,10 @@ impl ModelSettingsStore for DynamoModelSettings {
 
     async fn put_setting(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         write: SettingWrite<'_>,
     ) -> Result<bool, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let (kind, doc) = setting_item(write)?;
         let mut request = self
             .client
@@ -168,7 +165,7 @@ mod tests {
         };
         let write = SettingWrite::RegisteredBaseline(&baseline);
         DynamoModelSettings::new(client, "models")
-            .put_setting(&tenant, &model_id, write)
+            .put_setting(ModelRef::new(&tenant, &model_id), write)
             .await
             .expect("written");
         let requests = seen(&requests);
@@ -203,8 +200,7 @@ mod tests {
         };
         let written = DynamoModelSettings::new(client, "models")
             .put_setting(
-                &tenant("t1"),
-                &model("m1"),
+                ModelRef::new(&tenant("t1"), &model("m1")),
                 SettingWrite::CapturedBaseline(&baseline),
             )
             .await
@@ -250,7 +246,10 @@ mod tests {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         let (tenant, model_id) = (tenant("t1"), model("m1"));
         DynamoModelSettings::new(client, "models")
-            .put_setting(&tenant, &model_id, SettingWrite::Reference(&snapshot))
+            .put_setting(
+                ModelRef::new(&tenant, &model_id),
+                SettingWrite::Reference(&snapshot),
+            )
             .await
             .expect("written");
         let item = seen(&requests)[0].item().cloned().expect("item");
@@ -262,7 +261,7 @@ mod tests {
             .then_output(move || QueryOutput::builder().items(item.clone()).build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&query]);
         let settings = DynamoModelSettings::new(client, "models")
-            .model_settings(&tenant, &model_id)
+            .model_settings(ModelRef::new(&tenant, &model_id))
             .await
             .expect("read");
         let read = settings.reference.expect("read back");

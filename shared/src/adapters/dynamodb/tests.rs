@@ -2,6 +2,7 @@
 //! `Scan` each one sends, and the error each one answers when DynamoDB throttles it
 //! (`Unavailable`) or refuses the request (`Internal`), named for its operation.
 
+use crate::domain::ids::ModelRef;
 use crate::domain::shard::all_shards;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ErrorMetadata;
@@ -62,26 +63,37 @@ async fn read(stores: &Stores, i: usize) -> Result<(), StoreError> {
     let (t, m) = ids();
     let minute = at("2026-11-28T10:15:00Z");
     match i {
-        0 => stores.alerts.rule_states(&t, &m).await.map(drop),
+        0 => stores
+            .alerts
+            .rule_states(ModelRef::new(&t, &m))
+            .await
+            .map(drop),
         1 => stores.alerts.firing_counts(&t).await.map(drop),
         2 => stores
             .partials
             .pending_minutes(all_shards())
             .await
             .map(drop),
-        3 => stores.partials.partials_of(&t, &m, minute).await.map(drop),
+        3 => stores
+            .partials
+            .partials_of(ModelRef::new(&t, &m), minute)
+            .await
+            .map(drop),
         4 => stores.registry.list_models(&t).await.map(drop),
         5 => stores
             .registry
             .active_models(minute, all_shards())
             .await
             .map(drop),
-        6 => stores.settings.model_settings(&t, &m).await.map(drop),
+        6 => stores
+            .settings
+            .model_settings(ModelRef::new(&t, &m))
+            .await
+            .map(drop),
         7 => stores
             .rollups
             .rollups(
-                &t,
-                &m,
+                ModelRef::new(&t, &m),
                 Granularity::Minute,
                 TimeSpan::new(minute, minute + TimeDelta::hours(1)),
             )

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Faulty, Op};
 use crate::domain::alerting::state::{AlertRecord, RuleState};
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, TimeSpan, WindowState,
@@ -66,8 +66,7 @@ faulty_port!(ModelRegistry {
         tenant: &TenantId,
     ) -> Result<Vec<RegisteredModel>, StoreError>;
     const MODEL = read model(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> Result<Option<RegisteredModel>, StoreError>;
     const ACTIVE_MODELS = read active_models(
         since: DateTime<Utc>,
@@ -97,15 +96,13 @@ faulty_port!(PartialStore {
 
 faulty_port!(LabelStore {
     const PUT_AWAITING = write put_awaiting(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         prediction: &AwaitingPrediction,
         batch_id: &str,
         expires: DateTime<Utc>,
     ) -> Result<LabelItem, StoreError>;
     const PUT_LABEL = write put_label(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         label: &LateLabel,
         batch_id: &str,
         expires: DateTime<Utc>,
@@ -118,8 +115,7 @@ faulty_port!(PendingWork {
         shards: Range<u32>,
     ) -> Result<Vec<PendingMinute>, StoreError>;
     const PARTIALS_OF = read partials_of(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         minute: DateTime<Utc>,
     ) -> Result<Vec<WindowState>, StoreError>;
     const SETTLE = write settle(pending: &PendingMinute) -> Result<bool, StoreError>;
@@ -127,8 +123,7 @@ faulty_port!(PendingWork {
 
 faulty_port!(RollupStore {
     const ROLLUPS = read rollups(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
     ) -> Result<Vec<Rollup>, StoreError>;
@@ -139,16 +134,14 @@ faulty_port!(RollupStore {
     ) -> Result<bool, StoreError>;
     const PUT_ROLLUP = write put_rollup(rollup: &Rollup) -> Result<bool, StoreError>;
     const COUNTER_TOTALS = read counter_totals(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> Result<CounterTotals, StoreError>;
 });
 
 faulty_port!(ExportCursors {
     const NOTE_ROLLED = write note_rolled(
         exporters: &[&str],
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     const LAGGING_CURSORS = read lagging_cursors(
@@ -164,37 +157,31 @@ faulty_port!(ExportCursors {
 
 faulty_port!(ModelSettingsStore {
     const MODEL_SETTINGS = read model_settings(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> Result<ModelSettings, StoreError>;
     const PUT_SETTING = write put_setting(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         write: SettingWrite<'_>,
     ) -> Result<bool, StoreError>;
 });
 
 faulty_port!(AlertStore {
     const RULE_STATES = read rule_states(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
     ) -> Result<Vec<RuleState>, StoreError>;
     const SAVE_RULE_STATE = write save_rule_state(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
     ) -> Result<bool, StoreError>;
     const REMOVE_RULE_STATE = write remove_rule_state(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
     ) -> Result<bool, StoreError>;
     const ALERTS = read alerts(
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         query: &AlertQuery,
     ) -> Result<AlertPage, StoreError>;
     const FIRING_COUNTS = read firing_counts(

@@ -11,7 +11,7 @@ use crate::adapters::memory::{
 };
 use crate::aggregate::roll_up;
 use crate::domain::alerting::state::AlertRecord;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::LabelLookback;
 use crate::domain::{Granularity, Series, Task, TimeSpan, WindowState};
 use crate::ingest::{BatchLimits, IngestError, IngestService};
@@ -127,7 +127,7 @@ async fn only_writes_fail_after_and_reads_fail_before() {
         assert_eq!(injected(&err).map(|i| i.fault), Some(Fault::FailAfter));
     }
     let states = store
-        .partials_of(&tenant(), &model(), key("b1").minute)
+        .partials_of(ModelRef::new(&tenant(), &model()), key("b1").minute)
         .await
         .expect("reads are not eligible for fail-after");
     assert_eq!(states.len(), 3, "every write was applied");
@@ -177,7 +177,7 @@ async fn a_crash_never_returns_nor_does_any_later_call_of_any_store_under_the_pl
     );
 
     assert!(never_completes(partials.pending_minutes(all_shards())).await);
-    assert!(never_completes(rollups.counter_totals(&tenant(), &model())).await);
+    assert!(never_completes(rollups.counter_totals(ModelRef::new(&tenant(), &model()))).await);
     assert_eq!(plan.counts().calls, 2, "calls after the crash never start");
 
     // A new process: a fresh plan over the same inner stores.
@@ -224,7 +224,7 @@ async fn outcomes(seed: u64) -> (Vec<Option<Fault>>, usize) {
     for i in 0..200 {
         let result = if i % 3 == 0 {
             store
-                .partials_of(&tenant(), &model(), key("b").minute)
+                .partials_of(ModelRef::new(&tenant(), &model()), key("b").minute)
                 .await
                 .map(drop)
         } else {
@@ -314,7 +314,7 @@ async fn latency_is_charged_per_round_trip_and_per_started_megabyte_of_a_query()
 
     let started = Instant::now();
     let states = store
-        .partials_of(&tenant(), &model(), key("b1").minute)
+        .partials_of(ModelRef::new(&tenant(), &model()), key("b1").minute)
         .await
         .expect("passes");
     assert_eq!(states.len(), 10);
@@ -455,8 +455,7 @@ async fn assert_counted_once(partials: &impl PendingWork) {
     for granularity in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
         let found = rollups
             .rollups(
-                &tenant(),
-                &model(),
+                ModelRef::new(&tenant(), &model()),
                 granularity,
                 TimeSpan::new(at("2026-11-28T00:00:00Z"), at("2026-11-29T00:00:00Z")),
             )
@@ -466,7 +465,7 @@ async fn assert_counted_once(partials: &impl PendingWork) {
         assert_eq!(merged.predictions(), PREDICTIONS, "{granularity:?}");
     }
     let totals = rollups
-        .counter_totals(&tenant(), &model())
+        .counter_totals(ModelRef::new(&tenant(), &model()))
         .await
         .expect("read");
     assert_eq!((totals.ok, totals.errors), (5, 2));

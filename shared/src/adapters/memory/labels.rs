@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::lock;
-use crate::domain::ids::{ModelId, TenantId};
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
 use crate::error::StoreError;
 use crate::ports::{JoinClaimant, LabelItem, LabelStore};
@@ -51,12 +51,12 @@ impl MemoryLabelStore {
 impl LabelStore for MemoryLabelStore {
     async fn put_awaiting(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         prediction: &AwaitingPrediction,
         batch_id: &str,
         _expires: DateTime<Utc>,
     ) -> Result<LabelItem, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         let id = &prediction.prediction_id;
         Ok(self.update(tenant, model_id, id, |item| {
             if item.prediction.is_none() {
@@ -70,13 +70,13 @@ impl LabelStore for MemoryLabelStore {
 
     async fn put_label(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         label: &LateLabel,
         batch_id: &str,
         _expires: DateTime<Utc>,
         joinable_since: DateTime<Utc>,
     ) -> Result<LabelItem, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         Ok(self.update(tenant, model_id, &label.prediction_id, |item| {
             if item.label.is_none() {
                 item.label = Some((label.clone(), batch_id.to_owned()));

@@ -1,3 +1,4 @@
+use crate::domain::ids::ModelRef;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -78,8 +79,7 @@ async fn rolled(models: &[&str]) -> MemoryRollupStore {
         store
             .note_rolled(
                 &["recording"],
-                &tenant("t1"),
-                &model(name),
+                ModelRef::new(&tenant("t1"), &model(name)),
                 at("2026-11-28T10:16:00Z"),
             )
             .await
@@ -200,7 +200,11 @@ async fn a_failed_export_is_retried_next_run_and_then_not_again() {
             .expect("put");
     }
     store
-        .note_rolled(&["recording"], &tenant, &model, at("2026-11-28T10:16:00Z"))
+        .note_rolled(
+            &["recording"],
+            ModelRef::new(&tenant, &model),
+            at("2026-11-28T10:16:00Z"),
+        )
         .await
         .expect("note");
     let exporter = RecordingExporter::default();
@@ -268,7 +272,11 @@ async fn a_late_roll_up_behind_the_cursor_re_exports_the_counters_only() {
         .await
         .expect("put");
     store
-        .note_rolled(&["recording"], &tenant, &model, at("2026-11-28T10:16:00Z"))
+        .note_rolled(
+            &["recording"],
+            ModelRef::new(&tenant, &model),
+            at("2026-11-28T10:16:00Z"),
+        )
         .await
         .expect("note");
     let exporter = RecordingExporter::default();
@@ -286,7 +294,11 @@ async fn a_late_roll_up_behind_the_cursor_re_exports_the_counters_only() {
         .await
         .expect("put");
     store
-        .note_rolled(&["recording"], &tenant, &model, at("2026-11-28T10:06:00Z"))
+        .note_rolled(
+            &["recording"],
+            ModelRef::new(&tenant, &model),
+            at("2026-11-28T10:06:00Z"),
+        )
         .await
         .expect("note");
     let report = export_lagging(

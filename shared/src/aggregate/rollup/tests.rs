@@ -1,5 +1,6 @@
 use super::*;
 use crate::adapters::memory::{MemoryPartialStore, MemoryRollupStore};
+use crate::domain::ids::ModelRef;
 use crate::domain::shard::all_shards;
 use crate::testing::{MemoryIngest, at, memory_ingest, run_at};
 
@@ -49,8 +50,7 @@ async fn predictions_in(
 ) -> u64 {
     let found = rollups
         .rollups(
-            &tenant(),
-            &model(),
+            ModelRef::new(&tenant(), &model()),
             granularity,
             TimeSpan::new(at(from), at(to)),
         )
@@ -142,7 +142,7 @@ async fn partials_roll_up_into_minutes_hours_and_days_with_counters() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].minute, at("2026-11-28T12:00:00Z"));
     let totals = rollups
-        .counter_totals(&tenant(), &model())
+        .counter_totals(ModelRef::new(&tenant(), &model()))
         .await
         .expect("totals");
     assert_eq!((totals.ok, totals.errors), (3, 1));
@@ -200,11 +200,11 @@ async fn running_twice_or_concurrently_gives_the_same_rollups() {
     );
     assert_eq!(once.all(), twice.all());
     assert_eq!(
-        once.counter_totals(&tenant(), &model())
+        once.counter_totals(ModelRef::new(&tenant(), &model()))
             .await
             .expect("totals"),
         twice
-            .counter_totals(&tenant(), &model())
+            .counter_totals(ModelRef::new(&tenant(), &model()))
             .await
             .expect("totals")
     );
@@ -226,7 +226,7 @@ async fn a_late_batch_re_rolls_its_minute_hour_and_day_and_counters_only_grow() 
         .await
         .expect("run");
     let before = rollups
-        .counter_totals(&tenant(), &model())
+        .counter_totals(ModelRef::new(&tenant(), &model()))
         .await
         .expect("totals");
 
@@ -273,7 +273,7 @@ async fn a_late_batch_re_rolls_its_minute_hour_and_day_and_counters_only_grow() 
         3
     );
     let after = rollups
-        .counter_totals(&tenant(), &model())
+        .counter_totals(ModelRef::new(&tenant(), &model()))
         .await
         .expect("totals");
     assert_eq!(after.ok, before.ok + 1);
@@ -338,8 +338,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
 
     let day = rollups
         .rollups(
-            &tenant(),
-            &model(),
+            ModelRef::new(&tenant(), &model()),
             Granularity::Day,
             TimeSpan::new(at("2026-11-28T00:00:00Z"), at("2026-11-29T00:00:00Z")),
         )
@@ -362,7 +361,7 @@ async fn batches_that_cross_the_caps_together_still_roll_up_and_so_does_later_tr
     );
     assert_eq!(metrics.overflow.error_types, 401 - 256);
     let totals = rollups
-        .counter_totals(&tenant(), &model())
+        .counter_totals(ModelRef::new(&tenant(), &model()))
         .await
         .expect("totals");
     assert_eq!((totals.ok, totals.errors), (1_203, 401));
@@ -381,10 +380,10 @@ impl PendingWork for BusyPartials {
     }
     async fn partials_of(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         minute: DateTime<Utc>,
     ) -> Result<Vec<WindowState>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
         use crate::ports::{PartialKey, PartialStore};
         let key = PartialKey {
             tenant: tenant.clone(),
@@ -393,7 +392,9 @@ impl PendingWork for BusyPartials {
             batch_id: "concurrent".into(),
         };
         self.0.mark_pending(&key).await?;
-        self.0.partials_of(tenant, model_id, minute).await
+        self.0
+            .partials_of(ModelRef::new(tenant, model_id), minute)
+            .await
     }
     async fn settle(&self, pending: &PendingMinute) -> Result<bool, StoreError> {
         self.0.settle(pending).await

@@ -1,3 +1,4 @@
+use crate::domain::ids::ModelRef;
 use std::sync::Mutex;
 
 use chrono::TimeDelta;
@@ -194,8 +195,7 @@ impl World {
         self.evaluator
             .settings
             .put_setting(
-                &self.tenant,
-                &self.model_id,
+                ModelRef::new(&self.tenant, &self.model_id),
                 SettingWrite::RegisteredBaseline(&baseline),
             )
             .await
@@ -206,7 +206,7 @@ impl World {
     async fn snapshot(&self) -> ReferenceSnapshot {
         self.evaluator
             .settings
-            .model_settings(&self.tenant, &self.model_id)
+            .model_settings(ModelRef::new(&self.tenant, &self.model_id))
             .await
             .expect("settings")
             .reference
@@ -282,8 +282,7 @@ async fn accuracy_degrading_fires_once_and_resolves_once() {
         .evaluator
         .alerts
         .alerts(
-            &world.tenant,
-            &world.model_id,
+            ModelRef::new(&world.tenant, &world.model_id),
             &AlertQuery {
                 state: None,
                 limit: 10,
@@ -394,7 +393,7 @@ async fn thin_windows_are_insufficient_data_not_alerts() {
     let states = world
         .evaluator
         .alerts
-        .rule_states(&world.tenant, &world.model_id)
+        .rule_states(ModelRef::new(&world.tenant, &world.model_id))
         .await
         .expect("states");
     let status = |id: &str| {
@@ -429,7 +428,7 @@ async fn a_failed_publish_keeps_the_state_and_the_next_run_delivers_once() {
     let states = world
         .evaluator
         .alerts
-        .rule_states(&world.tenant, &world.model_id)
+        .rule_states(ModelRef::new(&world.tenant, &world.model_id))
         .await
         .expect("states");
     assert!(states.iter().all(|s| s.status != RuleStatus::Firing));
@@ -456,7 +455,7 @@ async fn the_latency_baseline_is_captured_after_24_hours_and_then_alerts() {
     let settings = world
         .evaluator
         .settings
-        .model_settings(&world.tenant, &world.model_id)
+        .model_settings(ModelRef::new(&world.tenant, &world.model_id))
         .await
         .expect("settings");
     let captured = settings.baselines.captured.expect("captured");
@@ -511,7 +510,10 @@ async fn a_firing_rule_that_is_removed_resolves() {
     world
         .evaluator
         .settings
-        .put_setting(&world.tenant, &world.model_id, SettingWrite::Rules(&rules))
+        .put_setting(
+            ModelRef::new(&world.tenant, &world.model_id),
+            SettingWrite::Rules(&rules),
+        )
         .await
         .expect("put");
     world.traffic(t0, 5, GOOD).await;
@@ -530,7 +532,10 @@ async fn a_firing_rule_that_is_removed_resolves() {
     world
         .evaluator
         .settings
-        .put_setting(&world.tenant, &world.model_id, SettingWrite::Rules(&none))
+        .put_setting(
+            ModelRef::new(&world.tenant, &world.model_id),
+            SettingWrite::Rules(&none),
+        )
         .await
         .expect("put");
     world.run(t0 + TimeDelta::minutes(6)).await;
@@ -541,7 +546,7 @@ async fn a_firing_rule_that_is_removed_resolves() {
         world
             .evaluator
             .alerts
-            .rule_states(&world.tenant, &world.model_id)
+            .rule_states(ModelRef::new(&world.tenant, &world.model_id))
             .await
             .expect("states")
             .is_empty()
@@ -570,7 +575,7 @@ async fn trends_are_refreshed_hourly_and_label_a_decline() {
     let trends = world
         .evaluator
         .settings
-        .model_settings(&world.tenant, &world.model_id)
+        .model_settings(ModelRef::new(&world.tenant, &world.model_id))
         .await
         .expect("settings")
         .trends
@@ -617,7 +622,10 @@ async fn a_rule_with_a_label_delay_judges_the_window_that_ended_that_long_ago() 
     world
         .evaluator
         .settings
-        .put_setting(&world.tenant, &world.model_id, SettingWrite::Rules(&rules))
+        .put_setting(
+            ModelRef::new(&world.tenant, &world.model_id),
+            SettingWrite::Rules(&rules),
+        )
         .await
         .expect("put");
     let slow = Shape {
@@ -655,7 +663,7 @@ async fn the_days_label_coverage_is_written_from_the_first_run_on() {
     let stored = world
         .evaluator
         .settings
-        .model_settings(&world.tenant, &world.model_id)
+        .model_settings(ModelRef::new(&world.tenant, &world.model_id))
         .await
         .expect("settings");
     let labels = stored

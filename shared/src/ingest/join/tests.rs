@@ -1,3 +1,4 @@
+use crate::domain::ids::ModelRef;
 use chrono::TimeDelta;
 use serde_json::json;
 
@@ -58,7 +59,11 @@ async fn day(service: &MemoryIngest) -> WindowState {
     .expect("roll-up");
     let span = TimeSpan::new(at("2026-11-28T00:00:00Z"), at("2026-11-29T00:00:00Z"));
     let found = rollups
-        .rollups(&tenant("t1"), &model("m1"), Granularity::Day, span)
+        .rollups(
+            ModelRef::new(&tenant("t1"), &model("m1")),
+            Granularity::Day,
+            span,
+        )
         .await
         .expect("read");
     WindowState::merged(found.into_iter().map(|r| r.state)).expect("merge")

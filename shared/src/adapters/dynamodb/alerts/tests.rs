@@ -2,6 +2,7 @@
 //! sends, transactions cancelled for each reason, and history pages that match the
 //! memory store's over a fake paginated `Query`.
 
+use crate::domain::ids::ModelRef;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::error::ErrorMetadata;
@@ -105,7 +106,7 @@ async fn first_state_is_put_only_if_absent() {
     let store = store(&[&rule]);
     let (t, m) = ids();
     let stored = store
-        .save_rule_state(&t, &m, &rule_state("acc-low", 1, None), None)
+        .save_rule_state(ModelRef::new(&t, &m), &rule_state("acc-low", 1, None), None)
         .await
         .expect("save");
     assert!(stored);
@@ -137,7 +138,7 @@ async fn later_states_expect_the_previous_version() {
     let (t, m) = ids();
     assert!(
         store
-            .save_rule_state(&t, &m, &rule_state("acc-low", 3, None), None)
+            .save_rule_state(ModelRef::new(&t, &m), &rule_state("acc-low", 3, None), None)
             .await
             .expect("save")
     );
@@ -165,7 +166,7 @@ async fn version_zero_is_refused_without_a_request() {
     let store = store(&[&rule]);
     let (t, m) = ids();
     let stored = store
-        .save_rule_state(&t, &m, &rule_state("acc-low", 0, None), None)
+        .save_rule_state(ModelRef::new(&t, &m), &rule_state("acc-low", 0, None), None)
         .await
         .expect("save");
     assert!(!stored);
@@ -179,7 +180,7 @@ async fn failed_condition_on_a_put_is_false() {
     let store = store(&[&rule]);
     let (t, m) = ids();
     let stored = store
-        .save_rule_state(&t, &m, &rule_state("acc-low", 2, None), None)
+        .save_rule_state(ModelRef::new(&t, &m), &rule_state("acc-low", 2, None), None)
         .await
         .expect("a failed condition is an answer");
     assert!(!stored);
@@ -198,7 +199,7 @@ async fn throttling_is_unavailable_and_validation_internal() {
     let store_throttled = store(&[&throttled]);
     let (t, m) = ids();
     let err = store_throttled
-        .save_rule_state(&t, &m, &rule_state("acc-low", 1, None), None)
+        .save_rule_state(ModelRef::new(&t, &m), &rule_state("acc-low", 1, None), None)
         .await
         .expect_err("throttled");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
@@ -213,7 +214,7 @@ async fn throttling_is_unavailable_and_validation_internal() {
         )
     });
     let err = store(&[&invalid])
-        .save_rule_state(&t, &m, &rule_state("acc-low", 1, None), None)
+        .save_rule_state(ModelRef::new(&t, &m), &rule_state("acc-low", 1, None), None)
         .await
         .expect_err("invalid");
     assert!(matches!(err, StoreError::Internal { .. }), "{err:?}");
@@ -230,7 +231,7 @@ async fn a_firing_alert_writes_state_history_and_index_in_one_transaction() {
     let state = rule_state("acc-low", 4, Some(firing.clone()));
     assert!(
         store
-            .save_rule_state(&t, &m, &state, Some(&firing))
+            .save_rule_state(ModelRef::new(&t, &m), &state, Some(&firing))
             .await
             .expect("save")
     );
@@ -300,7 +301,7 @@ async fn a_resolved_alert_deletes_its_index_entry() {
     let state = rule_state("acc-low", 2, None);
     assert!(
         store
-            .save_rule_state(&t, &m, &state, Some(&resolved))
+            .save_rule_state(ModelRef::new(&t, &m), &state, Some(&resolved))
             .await
             .expect("save")
     );
@@ -326,7 +327,7 @@ async fn removal_is_conditional_on_the_version() {
     let (t, m) = ids();
     assert!(
         store
-            .remove_rule_state(&t, &m, "acc-low", 5, None)
+            .remove_rule_state(ModelRef::new(&t, &m), "acc-low", 5, None)
             .await
             .expect("remove")
     );
@@ -345,7 +346,7 @@ async fn removal_is_conditional_on_the_version() {
     let resolved = alert("acc-low", 1_700_000_000_000, AlertState::Resolved);
     assert!(
         store
-            .remove_rule_state(&t, &m, "acc-low", 5, Some(&resolved))
+            .remove_rule_state(ModelRef::new(&t, &m), "acc-low", 5, Some(&resolved))
             .await
             .expect("remove")
     );
@@ -376,7 +377,11 @@ async fn cancelled_transactions_by_reason() {
         let rule = mock!(Client::transact_write_items).then_error(move || cancelled(reasons));
         let store = store(&[&rule]);
         let (t, m, state, firing) = (t.clone(), m.clone(), state.clone(), firing.clone());
-        async move { store.save_rule_state(&t, &m, &state, Some(&firing)).await }
+        async move {
+            store
+                .save_rule_state(ModelRef::new(&t, &m), &state, Some(&firing))
+                .await
+        }
     };
     assert!(
         !outcome(&["ConditionalCheckFailed", "None", "None"])
@@ -479,7 +484,10 @@ async fn all_pages(
             limit,
             after: after.clone(),
         };
-        let page = store.alerts(&t, &m, &query).await.expect("page");
+        let page = store
+            .alerts(ModelRef::new(&t, &m), &query)
+            .await
+            .expect("page");
         after.clone_from(&page.next);
         pages.push(page);
         if after.is_none() || pages.len() > 20 {
@@ -496,7 +504,7 @@ async fn history_pages_match_the_memory_store() {
     for (i, a) in alerts.iter().enumerate() {
         let state = rule_state(&format!("s{i}"), 1, None);
         memory
-            .save_rule_state(&t, &m, &state, Some(a))
+            .save_rule_state(ModelRef::new(&t, &m), &state, Some(a))
             .await
             .expect("memory");
     }
@@ -536,7 +544,10 @@ async fn history_query_shape() {
         limit: 5,
         after: Some("acc-low@1700000000000".into()),
     };
-    let page = store.alerts(&t, &m, &query).await.expect("page");
+    let page = store
+        .alerts(ModelRef::new(&t, &m), &query)
+        .await
+        .expect("page");
     assert_eq!(
         page,
         AlertPage {
@@ -578,7 +589,10 @@ async fn unfiltered_history_reads_one_more_than_the_limit() {
         limit: 5,
         after: None,
     };
-    store.alerts(&t, &m, &query).await.expect("page");
+    store
+        .alerts(ModelRef::new(&t, &m), &query)
+        .await
+        .expect("page");
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].limit(), Some(6));
     assert_eq!(seen[0].exclusive_start_key(), None);
@@ -596,14 +610,20 @@ async fn a_bad_after_or_a_zero_limit() {
         limit: 5,
         after: Some("not an alert id".into()),
     };
-    let err = store.alerts(&t, &m, &bad).await.expect_err("bad after");
+    let err = store
+        .alerts(ModelRef::new(&t, &m), &bad)
+        .await
+        .expect_err("bad after");
     assert!(matches!(err, StoreError::Internal { .. }), "{err:?}");
     let zero = AlertQuery {
         state: None,
         limit: 0,
         after: None,
     };
-    let page = store.alerts(&t, &m, &zero).await.expect("page");
+    let page = store
+        .alerts(ModelRef::new(&t, &m), &zero)
+        .await
+        .expect("page");
     assert_eq!(
         page,
         AlertPage {
@@ -674,10 +694,16 @@ async fn rule_states_decode_and_check_their_item() {
     });
     let store = store(&[&rule]);
     assert_eq!(
-        store.rule_states(&t, &m).await.expect("states"),
+        store
+            .rule_states(ModelRef::new(&t, &m))
+            .await
+            .expect("states"),
         [rule_state("r1", 2, None)]
     );
     items.lock().unwrap().push(bad);
-    let err = store.rule_states(&t, &m).await.expect_err("corrupt");
+    let err = store
+        .rule_states(ModelRef::new(&t, &m))
+        .await
+        .expect_err("corrupt");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 }

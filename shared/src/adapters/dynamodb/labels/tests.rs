@@ -1,6 +1,7 @@
 //! The label store against mocked DynamoDB: which conditional writes each side makes,
 //! what a refused condition answers, throttling, and every value read back as written.
 
+use crate::domain::ids::ModelRef;
 use aws_sdk_dynamodb::error::ErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
@@ -117,8 +118,7 @@ async fn a_prediction_without_a_waiting_label_is_stored_without_a_claim() {
     let (tenant, model_id) = ids();
     let item = store(&[&rule], RuleMode::MatchAny)
         .put_awaiting(
-            &tenant,
-            &model_id,
+            ModelRef::new(&tenant, &model_id),
             &prediction(),
             "b1",
             at("2026-12-28T10:00:00Z"),
@@ -148,8 +148,7 @@ async fn a_label_that_finds_its_prediction_claims_the_join_in_the_same_write() {
     let since = at("2026-11-27T11:00:00Z");
     let item = store(&[&rule], RuleMode::MatchAny)
         .put_label(
-            &tenant,
-            &model_id,
+            ModelRef::new(&tenant, &model_id),
             &label(Actual::Integer(1)),
             "actuals#l1",
             at("2026-12-28T00:00:00Z"),
@@ -184,8 +183,7 @@ async fn a_retried_side_reads_back_what_the_first_write_stored() {
     let writer = recording(&first, no_other_side);
     store(&[&writer], RuleMode::MatchAny)
         .put_awaiting(
-            &tenant,
-            &model_id,
+            ModelRef::new(&tenant, &model_id),
             &prediction(),
             "b0",
             at("2026-12-28T10:00:00Z"),
@@ -199,8 +197,7 @@ async fn a_retried_side_reads_back_what_the_first_write_stored() {
     });
     let item = store(&[&rule], RuleMode::MatchAny)
         .put_awaiting(
-            &tenant,
-            &model_id,
+            ModelRef::new(&tenant, &model_id),
             &prediction(),
             "b1",
             at("2026-12-28T10:00:00Z"),
@@ -232,8 +229,7 @@ async fn throttling_after_the_sdk_retries_is_unavailable() {
     let (tenant, model_id) = ids();
     let failed = store(&[&rule], RuleMode::MatchAny)
         .put_label(
-            &tenant,
-            &model_id,
+            ModelRef::new(&tenant, &model_id),
             &label(Actual::Bool(true)),
             "l",
             at("2026-12-28T00:00:00Z"),
@@ -282,8 +278,7 @@ async fn every_outcome_and_actual_reads_back_as_written() {
         };
         let item = store
             .put_awaiting(
-                &tenant,
-                &model_id,
+                ModelRef::new(&tenant, &model_id),
                 &awaiting,
                 "b1",
                 at("2026-12-28T10:00:00Z"),
@@ -293,8 +288,7 @@ async fn every_outcome_and_actual_reads_back_as_written() {
         assert_eq!(item.prediction, Some((awaiting, "b1".to_owned())));
         let item = store
             .put_label(
-                &tenant,
-                &model_id,
+                ModelRef::new(&tenant, &model_id),
                 &label(actual.clone()),
                 "l1",
                 at("2026-12-28T00:00:00Z"),
@@ -320,8 +314,7 @@ async fn the_side_that_arrives_second_claims_after_its_usual_write_is_refused() 
     });
     let item = store(&[&rule], RuleMode::MatchAny)
         .put_awaiting(
-            &tenant,
-            &model_id,
+            ModelRef::new(&tenant, &model_id),
             &prediction(),
             "b1",
             at("2026-12-28T10:00:00Z"),
@@ -335,8 +328,7 @@ async fn the_side_that_arrives_second_claims_after_its_usual_write_is_refused() 
     let rule = recording(&requests, no_other_side);
     let item = store(&[&rule], RuleMode::MatchAny)
         .put_label(
-            &tenant,
-            &model_id,
+            ModelRef::new(&tenant, &model_id),
             &label(Actual::Bool(true)),
             "l1",
             at("2026-12-28T00:00:00Z"),

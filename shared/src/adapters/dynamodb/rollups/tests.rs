@@ -2,6 +2,7 @@
 //! its exact totals, cursors and rollups sized like the memory store's, latency sums
 //! as fixed-point milliseconds, legacy totals, and the partitions a window reads.
 
+use crate::domain::ids::ModelRef;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
 use super::super::testing::{
@@ -217,7 +218,11 @@ async fn an_export_cursor_is_the_item_the_memory_store_sizes() {
         exported_seq: 1,
     };
     store
-        .note_rolled(&["prometheus"], &tenant, &model_id, cursor.rolled_through)
+        .note_rolled(
+            &["prometheus"],
+            ModelRef::new(&tenant, &model_id),
+            cursor.rolled_through,
+        )
         .await
         .expect("noted");
     store
@@ -331,7 +336,7 @@ async fn the_memory_store_keeps_the_cap_condition_and_dynamodb_number_limits() {
     );
     let (tenant, model_id) = ids();
     let totals = store
-        .counter_totals(&tenant, &model_id)
+        .counter_totals(ModelRef::new(&tenant, &model_id))
         .await
         .expect("totals");
     assert_eq!(totals.named_error_types, ["timeout".to_owned()].into());
@@ -349,7 +354,7 @@ async fn the_memory_store_keeps_the_cap_condition_and_dynamodb_number_limits() {
     assert!(matches!(err, StoreError::Internal { .. }), "{err:?}");
     assert_eq!(
         store
-            .counter_totals(&tenant, &model_id)
+            .counter_totals(ModelRef::new(&tenant, &model_id))
             .await
             .expect("totals"),
         totals,
