@@ -16,6 +16,11 @@ resource holds `*` or `?` (`dynamodb:*`, `"*"`, `table/X/index/*`, ...), or when
 uses NotAction / NotResource, unless one of EXCEPTIONS below allows it - each says
 why AWS requires it. Exits 1 naming every offending statement.
 
+It checks the HTTP API's safeguards for many tenants (`operations_problems`): default
+route throttling, an access log (request id, route, status, latency, integration
+error, tenant claim) to a log group with a retention, and reserved concurrency on the
+functions a request invokes (ingest, api).
+
 It also checks the scheduled functions' shard fan-out (`fan_out_problems`): every
 SQS event source is a FIFO queue with a FIFO dead-letter queue, a visibility timeout
 of at least six times the function's timeout for every interval the template
@@ -442,6 +447,89 @@ def fan_out_self_test(tpl: dict[str, Any]) -> None:
             raise SystemExit(f"check_template: self-test failed: {broken.__name__} was not caught")
 
 
+# --------------------------------------------------------------------- operations
+
+# Functions an HTTP request invokes: one tenant's burst must not take the account's
+# concurrency from the others, nor be starved by them.
+REQUEST_FUNCTIONS = ("ingest", "api")
+# What the HTTP API's access log must say of every request.
+ACCESS_LOG_FIELDS = ("$context.requestId", "$context.routeKey", "$context.status",
+                     "$context.responseLatency", "$context.integrationErrorMessage",
+                     "$context.authorizer.claims.")
+
+
+def operations_problems(tpl: dict[str, Any]) -> list[str]:
+    """Throttling on every HTTP API stage, reserved concurrency on the functions a
+    request invokes, and an access log with the request, route, status, latency,
+    integration error and tenant claim to a log group that expires its events."""
+    resources = tpl.get("Resources", {})
+    failures: list[str] = []
+    stages = {k: v for k, v in resources.items() if v.get("Type") == "AWS::ApiGatewayV2::Stage"}
+    if not stages:
+        failures.append("no HTTP API stage")
+    for name, stage in stages.items():
+        props = stage.get("Properties", {})
+        route = props.get("DefaultRouteSettings", {})
+        for limit in ("ThrottlingRateLimit", "ThrottlingBurstLimit"):
+            if route.get(limit) in (None, ""):
+                failures.append(f"{name}: no DefaultRouteSettings.{limit}")
+        log = props.get("AccessLogSettings", {})
+        fmt = render(log.get("Format", ""))
+        missing = [f for f in ACCESS_LOG_FIELDS if f not in fmt]
+        if missing:
+            failures.append(f"{name}: the access log format lacks {', '.join(missing)}")
+        group = ref_name(log.get("DestinationArn"))
+        target = resources.get(group or "", {})
+        if target.get("Type") != "AWS::Logs::LogGroup":
+            failures.append(f"{name}: the access log goes to no log group of the template")
+        elif target.get("Properties", {}).get("RetentionInDays") in (None, ""):
+            failures.append(f"{name}: the access log group {group} keeps its events forever")
+    for function in REQUEST_FUNCTIONS:
+        found = [
+            (k, v) for k, v in resources.items()
+            if v.get("Type") == "AWS::Lambda::Function"
+            and render(v.get("Properties", {}).get("FunctionName", "")).endswith(f"-{function}")
+        ]
+        if not found:
+            failures.append(f"no {function} function")
+        for name, fn in found:
+            if fn.get("Properties", {}).get("ReservedConcurrentExecutions") in (None, ""):
+                failures.append(f"{name}: no ReservedConcurrentExecutions")
+    return failures
+
+
+def operations_self_test(tpl: dict[str, Any]) -> None:
+    """Each missing safeguard is reported."""
+    import copy
+
+    def stage(t: dict[str, Any]) -> dict[str, Any]:
+        return next(v["Properties"] for v in t["Resources"].values()
+                    if v["Type"] == "AWS::ApiGatewayV2::Stage")
+
+    def function(t: dict[str, Any], suffix: str) -> dict[str, Any]:
+        return next(v["Properties"] for v in t["Resources"].values()
+                    if v["Type"] == "AWS::Lambda::Function"
+                    and render(v["Properties"].get("FunctionName", "")).endswith(suffix))
+
+    def retention(t: dict[str, Any]) -> dict[str, Any]:
+        return t["Resources"][ref_name(stage(t)["AccessLogSettings"]["DestinationArn"])]["Properties"]
+
+    mutations: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+        ("ThrottlingRateLimit", lambda t: stage(t)["DefaultRouteSettings"].pop("ThrottlingRateLimit")),
+        ("ThrottlingBurstLimit", lambda t: stage(t).pop("DefaultRouteSettings")),
+        ("$context.authorizer.claims.", lambda t: stage(t)["AccessLogSettings"].update(Format="$context.requestId")),
+        ("no log group", lambda t: stage(t).pop("AccessLogSettings")),
+        ("forever", lambda t: retention(t).pop("RetentionInDays")),
+        ("ReservedConcurrentExecutions", lambda t: function(t, "-ingest").pop("ReservedConcurrentExecutions")),
+        ("ReservedConcurrentExecutions", lambda t: function(t, "-api").pop("ReservedConcurrentExecutions")),
+    ]
+    for expected, mutate in mutations:
+        broken = copy.deepcopy(tpl)
+        mutate(broken)
+        found = operations_problems(broken)
+        assert any(expected in f for f in found), f"operations check missed {expected}: {found}"
+
+
 def self_test() -> None:
     """The checker must catch what it is for: a few statements it has to refuse."""
     def role(statement: dict[str, Any]) -> dict[str, Any]:
@@ -495,7 +583,15 @@ def main() -> None:
         for f in fan_out or ["no function has a shard queue"]:
             print(f"  {f}", file=sys.stderr)
         sys.exit(1)
+    operations_self_test(tpl)
+    operations = operations_problems(tpl)
+    if operations:
+        print("check_template: the HTTP API is not safe to share between tenants:", file=sys.stderr)
+        for f in operations:
+            print(f"  {f}", file=sys.stderr)
+        sys.exit(1)
     print(f"check_template: {mappings} shard queues, each FIFO with a dead-letter queue, alarms, its coordinator's and poller's permissions")
+    print("check_template: the HTTP API throttles every route, logs every request (tenant claim included) to an expiring log group; ingest and api have reserved concurrency")
     print(f"check_template: {count} policy statements, no wildcard beyond these exceptions:")
     for e in EXCEPTIONS:
         print(f"  {used.get(e.name, 0):3d} x {e.name}: {e.why}")

@@ -20,6 +20,7 @@ use modelwatch::query::single_values;
 use modelwatch::summary::{SummaryQuery, SummaryService};
 use serde::Serialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::refusal::Refusal;
 use crate::routes::alert_rules::{self, Thresholds};
@@ -97,6 +98,14 @@ where
     async fn answer(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let tenant = tenant_of(request, &self.tenant_claim)
             .ok_or_else(|| Refusal::NoTenant(self.tenant_claim.clone()))?;
+        // Every log line of the request names its tenant (beside the runtime's
+        // request id).
+        let span = tracing::info_span!("request", tenant = %tenant);
+        self.route(request, &tenant).instrument(span).await
+    }
+
+    /// The answer of the route `request` names, for `tenant`.
+    async fn route(&self, request: &Request, tenant: &TenantId) -> Result<Response<Body>, Refusal> {
         let path = request.uri().path();
         let route = Route::parse(path).ok_or_else(|| Refusal::NoRoute(path.to_owned()))?;
         let method = request.method();
@@ -106,12 +115,12 @@ where
         match route {
             Route::Models => {
                 no_parameters(request)?;
-                ok(&models::list(&self.registry, &self.alerts, &tenant).await?)
+                ok(&models::list(&self.registry, &self.alerts, tenant).await?)
             }
             // POST is routed to the ingest function; reaching `api` is a misrouting.
             Route::Predictions => Err(Refusal::NoRoute(path.to_owned())),
             Route::Model { model_id, resource } => {
-                self.model_route(request, &tenant, model_id, resource).await
+                self.model_route(request, tenant, model_id, resource).await
             }
         }
     }

@@ -12,6 +12,7 @@ use modelwatch::edge::{
 use modelwatch::ingest::{BatchRejection, IngestError, IngestService};
 use modelwatch::ports::{LabelStore, ModelRegistry, PartialStore, PredictionArchive};
 use serde_json::json;
+use tracing::Instrument;
 
 /// The ingest function's dependencies, built once at cold start.
 pub struct Ingest<R, P, A, L> {
@@ -48,15 +49,21 @@ where
             return Ok(unsupported_media_type(&content_type));
         }
         let (body, now) = (request.body().as_ref(), Utc::now());
-        let answer = if request.uri().path().ends_with(ACTUALS_PATH) {
-            let answered = self.service.ingest_actuals(&tenant, body, now).await;
-            answered.map(|receipt| json_response(StatusCode::ACCEPTED, &receipt))
-        } else {
-            let answered = self.service.ingest(&tenant, body, now).await;
-            answered.map(|receipt| json_response(StatusCode::ACCEPTED, &receipt))
+        // Every log line of the request names its tenant (beside the runtime's
+        // request id).
+        let span = tracing::info_span!("request", tenant = %tenant);
+        let answered = async {
+            if request.uri().path().ends_with(ACTUALS_PATH) {
+                let answered = self.service.ingest_actuals(&tenant, body, now).await;
+                answered.map(|receipt| json_response(StatusCode::ACCEPTED, &receipt))
+            } else {
+                let answered = self.service.ingest(&tenant, body, now).await;
+                answered.map(|receipt| json_response(StatusCode::ACCEPTED, &receipt))
+            }
         }
-        .unwrap_or_else(refusal);
-        Ok(answer)
+        .instrument(span)
+        .await;
+        Ok(answered.unwrap_or_else(refusal))
     }
 }
 
@@ -127,6 +134,52 @@ mod tests {
             other => panic!("unexpected body {other:?}"),
         };
         (response.status(), body)
+    }
+
+    /// A log line sink for one test.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_log_line_of_a_request_names_its_tenant() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        // The functions' JSON format (`telemetry::init`), into the sink.
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let (status, _) = call(request(|_| {})).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let logged = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let lines: Vec<Value> = logged
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect();
+        assert!(!lines.is_empty(), "the accepted batch is logged");
+        for line in &lines {
+            let spans = line["spans"].as_array().expect("spans");
+            assert!(
+                spans
+                    .iter()
+                    .any(|s| s["name"] == "request" && s["tenant"] == "tenant-demo"),
+                "{line}"
+            );
+        }
     }
 
     #[tokio::test]
