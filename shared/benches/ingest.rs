@@ -2,17 +2,26 @@
 //! (goal ≥ 2 M predictions/s on one core), the content digest of that body (the
 //! batch id's claim), and the peak heap while handling the
 //! largest allowed body and bodies built to make a parser allocate (goal ≤ 64 MB each,
-//! the body's own bytes included), measured with a counting allocator.
+//! the body's own bytes included), measured with a counting allocator; and, with every
+//! store call charged a 5 ms DynamoDB round trip, what a batch waits for and what the
+//! tenant's quota adds to it (goal: at most one round trip a batch).
 //!
 //! `cargo bench -p modelwatch --bench ingest`
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use criterion::{Criterion, Throughput, criterion_group};
+use modelwatch::adapters::faults::{FaultPlan, Faulty};
+use modelwatch::adapters::memory::{MemoryLabelStore, MemoryModelRegistry, MemoryPartialStore};
+use modelwatch::domain::labels::LabelLookback;
 use modelwatch::ingest::{
-    BatchLimits, BatchRejection, content_digest, minute_partials, parse_batch,
+    BatchLimits, BatchRejection, IngestQuotas, IngestService, content_digest, minute_partials,
+    parse_batch,
 };
+use modelwatch::testing::tenant;
 
 mod support;
 
@@ -229,9 +238,69 @@ fn adversarial_peaks() {
     }
 }
 
+/// 20 batches of 1,000 predictions of one tenant through the service, every store
+/// call charged a 5 ms round trip: the round trips a batch waits for, of which the
+/// quota's — its count (one write a batch) and the operator's quota (one read a
+/// minute per tenant).
+fn with_store_latency() {
+    const BATCHES: usize = 20;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let now = Utc::now();
+    let plan = FaultPlan::new(1).with_dynamodb_latency().shared();
+    let service = IngestService {
+        registry: Faulty::new(MemoryModelRegistry::default(), Arc::clone(&plan)),
+        partials: Faulty::new(MemoryPartialStore::default(), Arc::clone(&plan)),
+        archive: None::<modelwatch::testing::NoArchive>,
+        limits: BatchLimits::default(),
+        labels: Faulty::new(MemoryLabelStore::default(), Arc::clone(&plan)),
+        lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
+    };
+    let bodies: Vec<Vec<u8>> = (0..BATCHES)
+        .map(|k| {
+            String::from_utf8(body(1_000, now))
+                .expect("UTF-8")
+                .replace("bench-1", &format!("bench-{k}"))
+                .into_bytes()
+        })
+        .collect();
+    let started = Instant::now();
+    for body in &bodies {
+        runtime
+            .block_on(service.ingest(&tenant("t1"), body, now))
+            .expect("accepted");
+    }
+    let per_batch = started.elapsed().as_secs_f64() * 1e3 / BATCHES as f64;
+    let counts = plan.counts();
+    let of = |name: &str| {
+        counts
+            .by_op
+            .iter()
+            .filter(|(op, _)| op.name() == name)
+            .map(|(_, n)| *n)
+            .sum::<u64>() as f64
+            / BATCHES as f64
+    };
+    let quota = of("count_predictions") + of("tenant_quotas");
+    let trips = counts.round_trips as f64 / BATCHES as f64;
+    println!(
+        "ingest with 5 ms store calls: {per_batch:.1} ms a 1,000-prediction batch, {trips:.2} round trips \
+         ({:.2} calls) of which the quota's {quota:.2} (count {:.2}, operator's quota read {:.2}): \
+         {:.0} % of the batch's store calls",
+        counts.calls as f64 / BATCHES as f64,
+        of("count_predictions"),
+        of("tenant_quotas"),
+        100.0 * quota / (counts.calls as f64 / BATCHES as f64),
+    );
+}
+
 criterion_group!(benches, parse_validate_fold);
 
 fn main() {
+    with_store_latency();
     peak_memory();
     adversarial_peaks();
     benches();

@@ -14,7 +14,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use modelwatch::adapters::faults::{FaultPlan, Faulty};
 use modelwatch::adapters::memory::{MemoryLabelStore, MemoryModelRegistry, MemoryPartialStore};
 use modelwatch::domain::labels::LabelLookback;
-use modelwatch::ingest::{BatchLimits, IngestService};
+use modelwatch::ingest::{BatchLimits, IngestQuotas, IngestService};
 use modelwatch::ports::{LabelStore, ModelRegistry, PartialStore};
 use modelwatch::testing::{NoArchive, tenant};
 
@@ -69,6 +69,7 @@ fn service<R, P, L>(registry: R, partials: P, labels: L) -> IngestService<R, P, 
         limits: BatchLimits::default(),
         labels,
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
     }
 }
 

@@ -33,7 +33,7 @@ use modelwatch::domain::ids::TenantId;
 use modelwatch::domain::labels::LabelLookback;
 use modelwatch::domain::shard::SHARDS;
 use modelwatch::domain::{CloudWatchMetrics, ModelExport, Series};
-use modelwatch::ingest::{BatchLimits, IngestService};
+use modelwatch::ingest::{BatchLimits, IngestQuotas, IngestService};
 use modelwatch::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 use modelwatch::schedule::{Deadline, INVOCATION_MARGIN, ScheduledRun};
 use modelwatch::summary::WindowReader;
@@ -124,6 +124,7 @@ async fn world(models: usize, minute: DateTime<Utc>, now: DateTime<Utc>) -> Worl
         limits: BatchLimits::default(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
     };
     for model in 0..models {
         let tenant = TenantId::parse(&format!("tenant-{}", model % 100)).expect("tenant");

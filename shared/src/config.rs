@@ -50,6 +50,10 @@ pub struct IngestSettings {
     /// `LABEL_LOOKBACK_DAYS` (default 30): how far back a late label joins its
     /// prediction; predictions awaiting labels are kept that long.
     pub label_lookback: TimeDelta,
+    /// `TENANT_PREDICTIONS_PER_MINUTE` (default 600,000, 10,000 a second): predictions
+    /// one tenant may send per minute of arrival, all models together, unless an
+    /// operator set another quota for it.
+    pub tenant_predictions_per_minute: u64,
 }
 
 /// How long rollups are kept after their start (DynamoDB TTL).
@@ -191,6 +195,12 @@ impl Config {
                     "must be a whole number of days between 1 and 366",
                 )
                 .map(TimeDelta::days)?,
+            tenant_predictions_per_minute: env.parse_or(
+                "TENANT_PREDICTIONS_PER_MINUTE",
+                crate::ingest::DEFAULT_PREDICTIONS_PER_MINUTE,
+                |v: &u64| *v >= 1,
+                "must be a whole number of predictions, at least 1",
+            )?,
         };
         // What a late batch or a late label needs must outlive the oldest event ingest
         // accepts and the oldest prediction a label may join.

@@ -110,6 +110,14 @@ pub fn unsupported_media_type(content_type: &str) -> Response<Body> {
     )
 }
 
+/// `response` with `Retry-After: seconds`.
+pub fn retry_after(mut response: Response<Body>, seconds: u64) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
 /// The answer to a failed store. The error and its source chain go to the log under
 /// `what`; the caller gets no internal detail: 503 with `Retry-After` and
 /// `retry_message` when the store is unavailable (retrying helps), 500 otherwise.
@@ -117,16 +125,13 @@ pub fn store_failure(err: &StoreError, what: &str, retry_message: &str) -> Respo
     tracing::error!(error = %err, source = ?std::error::Error::source(err), "{what}");
     match err {
         StoreError::Unavailable { .. } => {
-            let mut response = error_response(
+            let response = error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 retry_message,
                 serde_json::Value::Null,
             );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            retry_after(response, 1)
         }
         StoreError::Internal { .. } | StoreError::Corrupt { .. } => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -66,6 +66,13 @@ pub struct ModelSighting {
     pub version: Option<String>,
 }
 
+/// The quotas an operator set for one tenant, overriding the deployment's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantQuotas {
+    /// Predictions the tenant may send per minute (of arrival), all models together.
+    pub predictions_per_minute: Option<u64>,
+}
+
 /// Why the registry refused a sighting.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -103,6 +110,13 @@ pub trait ModelRegistry: Send + Sync {
         &self,
         model: ModelRef<'_>,
     ) -> impl Future<Output = Result<Option<RegisteredModel>, StoreError>> + Send;
+
+    /// The quotas an operator set for `tenant` (never the tenant itself: no route
+    /// writes them); all `None` when none was set.
+    fn tenant_quotas(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<TenantQuotas, StoreError>> + Send;
 
     /// The models of `shards` (`domain::shard`), every tenant's, seen at or after
     /// `since`. May miss a sighting of the last seconds (an index read).
@@ -228,6 +242,28 @@ pub trait PartialStore: Send + Sync {
     /// Idempotent; safe to repeat after a partial was found already present.
     fn mark_pending(&self, key: &PartialKey)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds a batch's predictions to its tenant's count for the minute of arrival
+    /// unless the count would then exceed the limit (atomically: of two batches that
+    /// would together exceed it, one is refused). `false`: not counted, over the
+    /// quota. The count is kept a day.
+    fn count_predictions(
+        &self,
+        count: &PredictionCount<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A batch's predictions, to count against its tenant's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PredictionCount<'a> {
+    /// The tenant.
+    pub tenant: &'a TenantId,
+    /// The minute the batch arrived in.
+    pub minute: DateTime<Utc>,
+    /// The batch's predictions.
+    pub predictions: u64,
+    /// The tenant's quota for the minute.
+    pub limit: u64,
 }
 
 /// The item of one prediction id in the label store, as stored after a write: the

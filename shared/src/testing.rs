@@ -11,7 +11,7 @@ use crate::domain::labels::LabelLookback;
 use crate::domain::shard::all_shards;
 use crate::domain::{Outcome, PredictionRecord, Status, ValidBatch, WindowState};
 use crate::error::StoreError;
-use crate::ingest::{BatchLimits, IngestService};
+use crate::ingest::{BatchLimits, IngestQuotas, IngestService};
 use crate::ports::{ArchiveReport, PredictionArchive};
 use crate::schedule::{Deadline, ScheduledRun};
 
@@ -67,6 +67,7 @@ pub fn memory_ingest() -> MemoryIngest {
         limits: BatchLimits::default(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
     }
 }
 

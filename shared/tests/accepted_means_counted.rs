@@ -753,7 +753,7 @@ use modelwatch::aggregate::run_aggregation;
 use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::labels::LabelLookback;
-use modelwatch::ingest::{BatchLimits, IngestError, IngestReceipt, IngestService};
+use modelwatch::ingest::{BatchLimits, IngestError, IngestQuotas, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, PrometheusSeries, RollupStore};
 use modelwatch::testing::{NoArchive, run_at};
 
@@ -801,6 +801,7 @@ impl World {
                 limits: BatchLimits::default(),
                 labels: Faulty::shared(Arc::clone(&self.labels), Arc::clone(&plan)),
                 lookback: LabelLookback::DEFAULT,
+                quotas: IngestQuotas::default(),
             },
             pending: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
             rollups: Faulty::shared(Arc::clone(&self.rollups), Arc::clone(&plan)),

@@ -21,7 +21,7 @@ use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::labels::LabelLookback;
 use modelwatch::domain::shard::all_shards;
 use modelwatch::domain::{Granularity, Series, TimeSpan, WindowState};
-use modelwatch::ingest::{BatchLimits, IngestService};
+use modelwatch::ingest::{BatchLimits, IngestQuotas, IngestService};
 use modelwatch::ports::{PendingWork, PrometheusSeries, RollupStore};
 use modelwatch::schedule::{Deadline, ScheduledRun};
 use modelwatch::summary::WindowReader;
@@ -84,6 +84,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
         limits: BatchLimits::default(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
     };
     let first = Granularity::Minute.floor(now - TimeDelta::days(7)) + TimeDelta::minutes(2);
     let backfill: Vec<DateTime<Utc>> = (0..)

@@ -24,7 +24,8 @@ use modelwatch::aggregate::roll_up;
 use modelwatch::domain::labels::{LabelFate, LabelLookback};
 use modelwatch::domain::{Granularity, Outcome, PredictionRecord, Status, TimeSpan, WindowState};
 use modelwatch::ingest::{
-    ActualsReceipt, BatchLimits, FateCount, IngestError, IngestService, MAX_SAMPLE_IDS,
+    ActualsReceipt, BatchLimits, FateCount, IngestError, IngestQuotas, IngestService,
+    MAX_SAMPLE_IDS,
 };
 use modelwatch::ports::RollupStore;
 use modelwatch::testing::{NoArchive, at, model, run_at, tenant};
@@ -341,6 +342,7 @@ impl World {
             limits: BatchLimits::default(),
             labels: Faulty::shared(Arc::clone(&self.labels), Arc::clone(&plan)),
             lookback: LabelLookback(LOOKBACK),
+            quotas: IngestQuotas::default(),
         };
         (plan, service)
     }

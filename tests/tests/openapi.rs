@@ -1036,6 +1036,20 @@ async fn every_route_and_status_answers_as_documented() {
     .await;
     c.call(Target::Local(&mut ingest), &sent_labels, 500).await;
 
+    // ---- 429: a process whose tenants may send one prediction a minute.
+    let quota = [("TENANT_PREDICTIONS_PER_MINUTE", Some("1"))];
+    let mut ingest = LocalFunction::start(stack, "ingest", &quota).await;
+    let mut two = regression_batch("m-429", "b-429", now);
+    two["predictions"] = json!([two["predictions"][0], two["predictions"][0]]);
+    let refused = c
+        .call(
+            Target::Local(&mut ingest),
+            &ingest_event(&tenant, two.to_string().as_bytes()),
+            429,
+        )
+        .await;
+    assert_eq!(refused["error"]["details"]["requested"], 2);
+
     // ---- 503: processes whose path to the AWS emulator is cut.
     let proxy = CuttableProxy::start(stack.aws_endpoint_addr()).await;
     let endpoint = [("AWS_ENDPOINT_URL", Some(proxy.url()))];

@@ -6,8 +6,8 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use modelwatch::edge::{
-    error_response, json_response, missing_tenant, non_json_content_type, store_failure, tenant_of,
-    unsupported_media_type,
+    error_response, json_response, missing_tenant, non_json_content_type, retry_after,
+    store_failure, tenant_of, unsupported_media_type,
 };
 use modelwatch::ingest::{BatchRejection, IngestError, IngestService};
 use modelwatch::ports::{LabelStore, ModelRegistry, PartialStore, PredictionArchive};
@@ -97,6 +97,16 @@ fn refusal(err: IngestError) -> Response<Body> {
             &conflict.to_string(),
             serde_json::Value::Null,
         ),
+        refused @ IngestError::OverQuota(over) => retry_after(
+            error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                &refused.to_string(),
+                json!({"quota": over.quota, "limit": over.limit, "requested": over.requested,
+                       "retry_after_seconds": over.retry_after_seconds}),
+            ),
+            over.retry_after_seconds,
+        ),
         IngestError::Store(err) => store_failure(
             &err,
             "batch not stored",
@@ -134,6 +144,31 @@ mod tests {
             other => panic!("unexpected body {other:?}"),
         };
         (response.status(), body)
+    }
+
+    #[tokio::test]
+    async fn a_tenant_over_its_quota_gets_429_with_retry_after() {
+        let mut ingest = ingest();
+        ingest.service.quotas = modelwatch::ingest::IngestQuotas::new(1);
+        let response = ingest
+            .handle(request(|_| {}))
+            .await
+            .expect("handler answers");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let seconds: u64 = response.headers()["retry-after"]
+            .to_str()
+            .expect("ASCII")
+            .parse()
+            .expect("seconds");
+        assert!((1..=60).contains(&seconds), "{seconds}");
+        let Body::Text(text) = response.body() else {
+            panic!("a JSON body");
+        };
+        let body: Value = serde_json::from_str(text).expect("JSON");
+        assert_eq!(body["error"]["code"], "quota_exceeded");
+        assert_eq!(body["error"]["details"]["quota"], "predictions_per_minute");
+        assert_eq!(body["error"]["details"]["limit"], 1);
+        assert_eq!(body["error"]["details"]["retry_after_seconds"], seconds);
     }
 
     /// A log line sink for one test.

@@ -8,7 +8,7 @@ use modelwatch::adapters::dynamodb::{DynamoLabelStore, DynamoModelRegistry, Dyna
 use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aws;
 use modelwatch::domain::labels::LabelLookback;
-use modelwatch::ingest::{BatchLimits, IngestService};
+use modelwatch::ingest::{BatchLimits, IngestQuotas, IngestService};
 use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
@@ -39,6 +39,7 @@ async fn main() -> Result<(), Error> {
             },
             labels: DynamoLabelStore::new(dynamodb, &config.tables.partials),
             lookback: LabelLookback(config.ingest.label_lookback),
+            quotas: IngestQuotas::new(config.ingest.tenant_predictions_per_minute),
         },
         tenant_claim: config.tenant_claim,
     };

@@ -42,8 +42,8 @@ use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
-    PartialStore, PendingMinute, PendingWork, PutOutcome, RegisteredModel, RegistryError, Rollup,
-    RollupStore, SettingWrite,
+    PartialStore, PendingMinute, PendingWork, PredictionCount, PutOutcome, RegisteredModel,
+    RegistryError, Rollup, RollupStore, SettingWrite, TenantQuotas,
 };
 use crate::ports::{
     ExportFailure, MetricDataWriter, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue,
@@ -109,6 +109,7 @@ struct Stored<T> {
 #[derive(Debug, Default)]
 pub struct MemoryModelRegistry {
     models: Mutex<BTreeMap<(TenantId, ModelId), RegisteredModel>>,
+    quotas: Mutex<BTreeMap<TenantId, TenantQuotas>>,
     pages: Pages,
 }
 
@@ -117,6 +118,11 @@ impl MemoryModelRegistry {
     pub fn insert(&self, model: RegisteredModel) {
         self.lock()
             .insert((model.tenant.clone(), model.model_id.clone()), model);
+    }
+
+    /// Sets `tenant`'s quotas, as an operator does.
+    pub fn set_quotas(&self, tenant: &TenantId, quotas: TenantQuotas) {
+        lock(&self.quotas).insert(tenant.clone(), quotas);
     }
 
     /// `Query` and `Scan` round trips answered so far (the models table in DynamoDB
@@ -183,6 +189,10 @@ impl ModelRegistry for MemoryModelRegistry {
             .cloned())
     }
 
+    async fn tenant_quotas(&self, tenant: &TenantId) -> Result<TenantQuotas, StoreError> {
+        Ok(lock(&self.quotas).get(tenant).copied().unwrap_or_default())
+    }
+
     async fn active_models(
         &self,
         since: DateTime<Utc>,
@@ -210,6 +220,8 @@ impl ModelRegistry for MemoryModelRegistry {
 #[derive(Debug, Default)]
 pub struct MemoryPartialStore {
     partials: Mutex<BTreeMap<PartialKeyOrd, Stored<WindowState>>>,
+    /// Predictions counted per (tenant, arrival minute), for the quota.
+    counted: Mutex<BTreeMap<(TenantId, DateTime<Utc>), u64>>,
     pending: Mutex<BTreeMap<MinuteKey, u64>>,
     /// Per batch: the claimed content digest, and the receipt once stored.
     receipts: Mutex<BTreeMap<BatchKey, Claim>>,
@@ -343,6 +355,19 @@ impl PartialStore for MemoryPartialStore {
         checked(&image, "mark minute pending")?;
         *seq += 1;
         Ok(())
+    }
+
+    async fn count_predictions(&self, count: &PredictionCount<'_>) -> Result<bool, StoreError> {
+        let mut counted = lock(&self.counted);
+        let used = counted
+            .entry((count.tenant.clone(), count.minute))
+            .or_default();
+        let total = used.checked_add(count.predictions);
+        let fits = total.is_some_and(|total| total <= count.limit);
+        if let (true, Some(total)) = (fits, total) {
+            *used = total;
+        }
+        Ok(fits)
     }
 }
 

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use super::batch::{BatchLimits, BatchRejection, Problem, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
 use super::join::fold_joins;
+use super::quota::{IngestQuotas, OverQuota};
 use super::receipt::{ArchiveReceipt, IngestReceipt, ReceiptError};
 use crate::domain::ids::TenantId;
 use crate::domain::labels::LabelLookback;
@@ -53,6 +54,8 @@ pub struct IngestService<R, P, A, L> {
     pub labels: L,
     /// How far back a late label may reach (`LABEL_LOOKBACK_DAYS`).
     pub lookback: LabelLookback,
+    /// The per-tenant quota of predictions per minute.
+    pub quotas: IngestQuotas,
 }
 
 /// Why a batch was not accepted.
@@ -72,6 +75,15 @@ pub enum IngestError {
         /// The reused id.
         batch_id: String,
     },
+    /// The tenant sent more predictions this minute than its quota; nothing was
+    /// written and the batch id is free: send the same batch after the minute.
+    #[error(
+        "the tenant's quota of {} predictions a minute is used up{}; retry in {} s",
+        .0.limit,
+        if .0.requested > .0.limit { " (this batch alone is larger)" } else { "" },
+        .0.retry_after_seconds
+    )]
+    OverQuota(OverQuota),
     /// A store failed; retry the same batch.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -115,6 +127,21 @@ where
         };
         if let Some(answered) = answered_before(claim, &batch.batch_id, stored)? {
             return Ok(answered);
+        }
+        let counted = self
+            .quotas
+            .count(
+                &self.registry,
+                &self.partials,
+                tenant,
+                batch.predictions.len() as u64,
+                now,
+            )
+            .await?;
+        if let Err(over) = counted {
+            // Nothing of the batch is written: free its id for the same batch later.
+            self.partials.release_batch(&batch_key, &digest).await?;
+            return Err(IngestError::OverQuota(over));
         }
         let (first, last) = event_span(&batch);
         let sighting = self

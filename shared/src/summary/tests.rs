@@ -3,7 +3,7 @@ use crate::adapters::memory::{MemoryModelSettings, MemoryRollupStore};
 use crate::aggregate::roll_up;
 use crate::domain::ids::ModelRef;
 use crate::domain::{PredictionRecord, ValidBatch, WindowState};
-use crate::ingest::{BatchLimits, IngestService, parse_batch};
+use crate::ingest::{BatchLimits, IngestQuotas, IngestService, parse_batch};
 use crate::ports::ModelRegistry;
 use serde_json::{Value, json};
 
@@ -29,6 +29,7 @@ fn ingest_service() -> Ingest {
         limits: limits(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
         ..memory_ingest()
     }
 }

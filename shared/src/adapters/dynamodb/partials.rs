@@ -32,7 +32,8 @@ use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::error::StoreError;
 use crate::ports::{
-    BatchClaim, BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
+    BatchClaim, BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount,
+    PutOutcome,
 };
 
 /// [`PartialStore`] on DynamoDB.
@@ -126,6 +127,17 @@ fn batch_pk(batch: &BatchKey) -> String {
     format!(
         "BATCH#{}#{}#{}",
         batch.tenant, batch.model_id, batch.batch_id
+    )
+}
+
+/// How long a tenant's per-minute prediction count is kept (for an operator to read).
+const QUOTA_COUNT_KEPT: TimeDelta = TimeDelta::days(1);
+
+/// The key of `tenant`'s prediction count for the arrival minute `minute`.
+fn quota_key(tenant: &TenantId, minute: DateTime<Utc>) -> Item {
+    attr::key(
+        format!("QUOTA#{tenant}#{}", minute.timestamp()),
+        "PREDICTIONS",
     )
 }
 
@@ -258,6 +270,29 @@ impl PartialStore for DynamoPartialStore {
         .await
         .map_err(|e| unavailable("mark minute pending", e))?;
         Ok(())
+    }
+
+    async fn count_predictions(&self, count: &PredictionCount<'_>) -> Result<bool, StoreError> {
+        // Room for the batch: at most `limit − predictions` counted before it (negative
+        // when the batch alone is over: then only a first count could pass, so refuse
+        // here).
+        let Some(room) = count.limit.checked_sub(count.predictions) else {
+            return Ok(false);
+        };
+        let minute = count.minute;
+        let result = request::update(
+            &self.client,
+            &self.table,
+            quota_key(count.tenant, minute),
+            "ADD predictions :count SET expires_at = if_not_exists(expires_at, :expires)",
+        )
+        .condition_expression("attribute_not_exists(predictions) OR predictions <= :room")
+        .expression_attribute_values(":count", attr::n(count.predictions))
+        .expression_attribute_values(":room", attr::n(room))
+        .expression_attribute_values(":expires", attr::n((minute + QUOTA_COUNT_KEPT).timestamp()))
+        .send()
+        .await;
+        conditional(result, "count predictions")
     }
 }
 
@@ -540,6 +575,60 @@ mod tests {
             .release_batch(&batch(), "d-1")
             .await
             .expect("a stored batch or another content's claim: nothing to release");
+    }
+
+    #[tokio::test]
+    async fn a_prediction_count_is_added_only_while_it_fits_its_quota() {
+        let requests = Seen::default();
+        let update = update_rule(&requests);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update]);
+        let store = DynamoPartialStore::new(client, "partials", TimeDelta::days(8));
+        let tenant = tenant("t1");
+        let count = |predictions| PredictionCount {
+            tenant: &tenant,
+            minute: at("2025-11-28T10:14:00Z"),
+            predictions,
+            limit: 100,
+        };
+        assert!(store.count_predictions(&count(40)).await.expect("counted"));
+        let requests = seen(&requests);
+        assert_eq!(requests.len(), 1);
+        let request = &requests[0];
+        assert_eq!(
+            request.key().and_then(|k| k.get("pk")),
+            Some(&AttributeValue::S("QUOTA#t1#1764324840".into()))
+        );
+        assert_eq!(
+            request.condition_expression(),
+            Some("attribute_not_exists(predictions) OR predictions <= :room")
+        );
+        let value = |name: &str| {
+            request
+                .expression_attribute_values()
+                .and_then(|v| v.get(name))
+                .cloned()
+        };
+        assert_eq!(value(":count"), Some(AttributeValue::N("40".into())));
+        assert_eq!(value(":room"), Some(AttributeValue::N("60".into())));
+        assert_eq!(
+            value(":expires"),
+            Some(AttributeValue::N("1764411240".into()))
+        );
+
+        // The condition failed: another batch used the room first.
+        let failed = mock!(Client::update_item)
+            .then_error(|| UpdateItemError::ConditionalCheckFailedException(condition_failed()));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&failed]);
+        let store = DynamoPartialStore::new(client, "partials", TimeDelta::days(8));
+        assert!(!store.count_predictions(&count(40)).await.expect("answered"));
+        // A batch larger than the quota alone is refused without a request.
+        assert!(
+            !store
+                .count_predictions(&count(101))
+                .await
+                .expect("answered")
+        );
+        assert_eq!(failed.num_calls(), 1);
     }
 
     #[test]

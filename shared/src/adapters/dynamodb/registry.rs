@@ -22,9 +22,11 @@ use crate::domain::Task;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::error::StoreError;
-use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
+use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError, TenantQuotas};
 
 const MODEL_PREFIX: &str = "MODEL#";
+/// The sort key of a tenant's quotas, beside its models (written by an operator).
+const QUOTAS_SK: &str = "QUOTAS";
 
 /// The models table's global secondary index of models by shard and `last_seen`.
 pub const ACTIVE_INDEX: &str = "active-models";
@@ -206,6 +208,28 @@ impl ModelRegistry for DynamoModelRegistry {
             .await
             .map_err(|e| unavailable("get model", e))?;
         output.item.as_ref().map(registered_model).transpose()
+    }
+
+    async fn tenant_quotas(&self, tenant: &TenantId) -> Result<TenantQuotas, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(attr::key(tenant_pk(tenant), QUOTAS_SK)))
+            .send()
+            .await
+            .map_err(|e| unavailable("get tenant quotas", e))?;
+        let Some(item) = output.item else {
+            return Ok(TenantQuotas::default());
+        };
+        attr::read(&item, || {
+            Ok(TenantQuotas {
+                predictions_per_minute: item
+                    .contains_key("predictions_per_minute")
+                    .then(|| attr::count(&item, "predictions_per_minute"))
+                    .transpose()?,
+            })
+        })
     }
 
     async fn active_models(

@@ -11,7 +11,7 @@ use crate::domain::ids::ModelId;
 use crate::domain::{CounterTotals, WindowState};
 use crate::ports::{
     AlertPage, BatchClaim, ExportCursor, LabelItem, ModelSettings, PendingMinute, PutOutcome,
-    RegisteredModel, Rollup,
+    RegisteredModel, Rollup, TenantQuotas,
 };
 
 /// The most a DynamoDB `Query` or `Scan` returns per request.
@@ -54,6 +54,7 @@ one_item!(
     ModelSettings,
     LabelItem,
     String,
+    TenantQuotas,
 );
 
 /// An item of a query's answer.

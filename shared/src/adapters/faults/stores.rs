@@ -18,8 +18,8 @@ use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, LabelItem, LabelStore, ModelRegistry, ModelSettings, ModelSettingsStore,
-    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PutOutcome,
-    RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
+    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount,
+    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite, TenantQuotas,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -68,6 +68,9 @@ faulty_port!(ModelRegistry {
     const MODEL = read model(
         model: ModelRef<'_>,
     ) -> Result<Option<RegisteredModel>, StoreError>;
+    const TENANT_QUOTAS = read tenant_quotas(
+        tenant: &TenantId,
+    ) -> Result<TenantQuotas, StoreError>;
     const ACTIVE_MODELS = read active_models(
         since: DateTime<Utc>,
         shards: Range<u32>,
@@ -92,6 +95,9 @@ faulty_port!(PartialStore {
         state: &WindowState,
     ) -> Result<PutOutcome, StoreError>;
     const MARK_PENDING = write mark_pending(key: &PartialKey) -> Result<(), StoreError>;
+    const COUNT_PREDICTIONS = write count_predictions(
+        count: &PredictionCount<'_>,
+    ) -> Result<bool, StoreError>;
 });
 
 faulty_port!(LabelStore {

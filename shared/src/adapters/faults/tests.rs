@@ -14,7 +14,7 @@ use crate::domain::alerting::state::AlertRecord;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::LabelLookback;
 use crate::domain::{Granularity, Series, Task, TimeSpan, WindowState};
-use crate::ingest::{BatchLimits, IngestError, IngestService};
+use crate::ingest::{BatchLimits, IngestError, IngestQuotas, IngestService};
 use crate::ports::{
     AlertNotifier, ModelRegistry, ModelSighting, PartialKey, PartialStore, PendingWork, PutOutcome,
     RollupStore,
@@ -441,6 +441,7 @@ fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
         limits: BatchLimits::default(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
     }
 }
 

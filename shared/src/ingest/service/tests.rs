@@ -5,7 +5,9 @@ use crate::adapters::memory::MemoryLabelStore;
 use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
 use crate::domain::ids::ModelId;
 use crate::domain::labels::LabelLookback;
-use crate::ports::{ArchiveRejection, ArchiveReport, PartialKey, PutOutcome};
+use crate::ports::{
+    ArchiveRejection, ArchiveReport, PartialKey, PredictionCount, PutOutcome, TenantQuotas,
+};
 use crate::testing::{MemoryIngest, NoArchive, memory_ingest};
 
 fn service() -> MemoryIngest {
@@ -166,6 +168,10 @@ impl PartialStore for Unreleasable {
     async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
         self.0.mark_pending(key).await
     }
+
+    async fn count_predictions(&self, count: &PredictionCount<'_>) -> Result<bool, StoreError> {
+        self.0.count_predictions(count).await
+    }
 }
 
 #[tokio::test]
@@ -177,6 +183,7 @@ async fn a_claim_that_cannot_be_released_answers_unavailable() {
         limits: BatchLimits::default(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
     };
     service
         .ingest(&tenant(), &body(&[5.0]), now())
@@ -236,6 +243,7 @@ async fn the_largest_receipt_is_stored_small_and_answers_a_retry_exactly() {
         limits: BatchLimits::default(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
+        quotas: IngestQuotas::default(),
     };
     let first = service
         .ingest(&tenant(), body.as_bytes(), now())
@@ -326,4 +334,102 @@ async fn a_claim_stored_by_the_release_that_digested_bytes_is_recognised() {
         matches!(other, Err(IngestError::BatchConflict { .. })),
         "{other:?}"
     );
+}
+
+/// `body(latencies)` under another batch id.
+fn batch(id: &str, latencies: &[f64]) -> Vec<u8> {
+    String::from_utf8(body(latencies))
+        .expect("UTF-8")
+        .replace("\"b-1\"", &format!("{id:?}"))
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_quota_is_refused_at_the_door_and_a_retry_never_counts() {
+    let mut service = service();
+    service.quotas = IngestQuotas::new(3);
+    let other = TenantId::parse("t2").expect("tenant");
+    let first = service
+        .ingest(&tenant(), &batch("a", &[1.0, 2.0]), now())
+        .await
+        .expect("2 of 3");
+    // A retry of a stored batch is answered from its receipt: never counted, never
+    // refused for the quota.
+    let retry = service
+        .ingest(&tenant(), &batch("a", &[1.0, 2.0]), now())
+        .await
+        .expect("a retry");
+    assert!(retry.duplicate && !first.duplicate);
+    let stored = service.partials.partials().len();
+    let late = now() + TimeDelta::milliseconds(45_200);
+    let over = service
+        .ingest(&tenant(), &batch("b", &[1.0, 2.0]), late)
+        .await;
+    let Err(IngestError::OverQuota(over)) = over else {
+        panic!("{over:?}");
+    };
+    assert_eq!(
+        over,
+        OverQuota {
+            quota: "predictions_per_minute",
+            limit: 3,
+            requested: 2,
+            retry_after_seconds: 15,
+        }
+    );
+    assert_eq!(service.partials.partials().len(), stored, "nothing written");
+    // Another tenant's batch in the same minute is counted on its own.
+    service
+        .ingest(&other, &batch("b", &[1.0, 2.0]), late)
+        .await
+        .expect("another tenant's quota");
+    // What fits is accepted; the refused batch's id is free for the same batch a
+    // minute later.
+    service
+        .ingest(&tenant(), &batch("c", &[1.0]), late)
+        .await
+        .expect("3 of 3");
+    let later = service
+        .ingest(
+            &tenant(),
+            &batch("b", &[1.0, 2.0]),
+            now() + TimeDelta::minutes(1),
+        )
+        .await
+        .expect("the next minute");
+    assert!(!later.duplicate);
+}
+
+#[tokio::test]
+async fn an_operator_quota_overrides_the_default_for_its_tenant_only() {
+    let service = service();
+    service.registry.set_quotas(
+        &tenant(),
+        TenantQuotas {
+            predictions_per_minute: Some(1),
+        },
+    );
+    let refused = service
+        .ingest(&tenant(), &batch("a", &[1.0, 2.0]), now())
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(IngestError::OverQuota(OverQuota {
+                limit: 1,
+                requested: 2,
+                ..
+            }))
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("this batch alone is larger")),
+        "the message says why waiting will not help"
+    );
+    let other = TenantId::parse("t2").expect("tenant");
+    service
+        .ingest(&other, &batch("a", &[1.0, 2.0]), now())
+        .await
+        .expect("the default quota");
 }
