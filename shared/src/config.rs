@@ -197,7 +197,7 @@ impl Config {
                 .map(TimeDelta::days)?,
             tenant_predictions_per_minute: env.parse_or(
                 "TENANT_PREDICTIONS_PER_MINUTE",
-                crate::ingest::DEFAULT_PREDICTIONS_PER_MINUTE,
+                crate::domain::DEFAULT_TENANT_PREDICTIONS_PER_MINUTE,
                 |v: &u64| *v >= 1,
                 "must be a whole number of predictions, at least 1",
             )?,

@@ -41,8 +41,8 @@ pub mod trend;
 pub mod window;
 
 pub use bounds::{
-    MAX_CACHE_COUNT, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, MAX_REGRESSION_MAGNITUDE,
-    MIN_REGRESSION_MAGNITUDE, OVERFLOW_BUCKET, regression_value_problem,
+    DEFAULT_TENANT_PREDICTIONS_PER_MINUTE, MAX_CACHE_COUNT, MAX_LATENCY_MS, MAX_QUEUE_DEPTH,
+    MAX_REGRESSION_MAGNITUDE, MIN_REGRESSION_MAGNITUDE, OVERFLOW_BUCKET, regression_value_problem,
 };
 pub use classification::{
     AucEstimate, BinaryStats, LabelCounts, MAX_LABEL_BYTES, MAX_LABELS, MulticlassStats,

@@ -10,13 +10,10 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::domain::Granularity;
 use crate::domain::ids::TenantId;
+use crate::domain::{DEFAULT_TENANT_PREDICTIONS_PER_MINUTE, Granularity};
 use crate::error::StoreError;
 use crate::ports::{ModelRegistry, PartialStore, PredictionCount, TenantQuotas};
-
-/// The default of `TENANT_PREDICTIONS_PER_MINUTE`: 10,000 predictions a second.
-pub const DEFAULT_PREDICTIONS_PER_MINUTE: u64 = 600_000;
 
 /// How long an operator's quota for a tenant is used before it is read again: a
 /// changed quota applies within a minute, and the read costs one request per tenant a
@@ -33,7 +30,7 @@ pub struct IngestQuotas {
 
 impl Default for IngestQuotas {
     fn default() -> Self {
-        Self::new(DEFAULT_PREDICTIONS_PER_MINUTE)
+        Self::new(DEFAULT_TENANT_PREDICTIONS_PER_MINUTE)
     }
 }
 
