@@ -118,14 +118,17 @@ fn main() {
         for m in 0..MODELS {
             let model_id = ModelId::parse(&format!("m-{m}")).expect("model");
             registry
-                .record_sighting(&ModelSighting {
-                    tenant: tenant.clone(),
-                    model_id: model_id.clone(),
-                    task: Task::BinaryClassification,
-                    first: now - TimeDelta::days(DAYS),
-                    last: now,
-                    version: None,
-                })
+                .record_sighting(
+                    &ModelSighting {
+                        tenant: tenant.clone(),
+                        model_id: model_id.clone(),
+                        task: Task::BinaryClassification,
+                        first: now - TimeDelta::days(DAYS),
+                        last: now,
+                        version: None,
+                    },
+                    u64::MAX,
+                )
                 .await
                 .expect("registered");
             for (granularity, start, state) in &states {

@@ -10,9 +10,12 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use thiserror::Error;
 
-use crate::domain::CloudWatchMetrics;
 use crate::domain::alerting::{AlertSettings, PerfSettings};
+use crate::domain::quota::{
+    DEFAULT_TENANT_MODELS, DEFAULT_TENANT_PREDICTIONS_PER_MINUTE, DEFAULT_TENANT_RULES_PER_MODEL,
+};
 use crate::domain::shard::SHARDS;
+use crate::domain::{CloudWatchMetrics, QuotaLimits};
 
 /// A configuration value that is missing or cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -50,10 +53,6 @@ pub struct IngestSettings {
     /// `LABEL_LOOKBACK_DAYS` (default 30): how far back a late label joins its
     /// prediction; predictions awaiting labels are kept that long.
     pub label_lookback: TimeDelta,
-    /// `TENANT_PREDICTIONS_PER_MINUTE` (default 600,000, 10,000 a second): predictions
-    /// one tenant may send per minute of arrival, all models together, unless an
-    /// operator set another quota for it.
-    pub tenant_predictions_per_minute: u64,
 }
 
 /// How long rollups are kept after their start (DynamoDB TTL).
@@ -98,6 +97,11 @@ pub struct Config {
     pub perf: PerfSettings,
     /// Ingest limits and retention.
     pub ingest: IngestSettings,
+    /// Per-tenant quotas unless an operator set others for a tenant:
+    /// `TENANT_PREDICTIONS_PER_MINUTE` (default 600,000, 10,000 a second, all models
+    /// together), `TENANT_MODELS` (default 10,000) and `TENANT_RULES_PER_MODEL`
+    /// (default and most 50, the rule set's ceiling).
+    pub quotas: QuotaLimits,
     /// Rollup retention.
     pub rollups: RollupRetention,
     /// Alert evaluation settings.
@@ -195,11 +199,28 @@ impl Config {
                     "must be a whole number of days between 1 and 366",
                 )
                 .map(TimeDelta::days)?,
-            tenant_predictions_per_minute: env.parse_or(
+        };
+        let at_least_one = |name: &'static str, default: u64, most: u64, what: &str| {
+            env.parse_or(name, default, |v: &u64| (1..=most).contains(v), what)
+        };
+        let quotas = QuotaLimits {
+            predictions_per_minute: at_least_one(
                 "TENANT_PREDICTIONS_PER_MINUTE",
-                crate::domain::DEFAULT_TENANT_PREDICTIONS_PER_MINUTE,
-                |v: &u64| *v >= 1,
+                DEFAULT_TENANT_PREDICTIONS_PER_MINUTE,
+                u64::MAX,
                 "must be a whole number of predictions, at least 1",
+            )?,
+            models_per_tenant: at_least_one(
+                "TENANT_MODELS",
+                DEFAULT_TENANT_MODELS,
+                u64::MAX,
+                "must be a whole number of models, at least 1",
+            )?,
+            custom_rules_per_model: at_least_one(
+                "TENANT_RULES_PER_MODEL",
+                DEFAULT_TENANT_RULES_PER_MODEL,
+                DEFAULT_TENANT_RULES_PER_MODEL,
+                "must be a whole number of rules between 1 and 50",
             )?,
         };
         // What a late batch or a late label needs must outlive the oldest event ingest
@@ -302,6 +323,7 @@ impl Config {
         }
         let remote_write_auth = env.optional("PROMETHEUS_REMOTE_WRITE_AUTH").map(Secret);
         Ok(Self {
+            quotas,
             perf,
             remote_write_auth,
             ingest,

@@ -1,12 +1,14 @@
 //! The HTTP edge shared by the `ingest` and `api` functions: who is calling (the
 //! tenant, from the JWT authorizer), the one JSON error shape every route answers,
-//! the JSON content-type check of request bodies and the answer to a failed store.
+//! the JSON content-type check of request bodies, the answer to a request over a quota
+//! and the answer to a failed store.
 
 use lambda_http::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
+use crate::domain::OverQuota;
 use crate::domain::ids::TenantId;
 use crate::error::StoreError;
 
@@ -116,6 +118,24 @@ pub fn retry_after(mut response: Response<Body>, seconds: u64) -> Response<Body>
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds));
     response
+}
+
+/// 429 `quota_exceeded` for a request over one of its tenant's quotas: the details
+/// name the quota, its limit and what was requested, and `Retry-After` says when to
+/// try again.
+pub fn quota_exceeded(over: &OverQuota) -> Response<Body> {
+    let response = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+        &over.to_string(),
+        serde_json::json!({
+            "quota": over.quota.name(),
+            "limit": over.limit,
+            "requested": over.requested,
+            "retry_after_seconds": over.retry_after_seconds,
+        }),
+    );
+    retry_after(response, over.retry_after_seconds)
 }
 
 /// The answer to a failed store. The error and its source chain go to the log under

@@ -19,8 +19,8 @@ use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
 use crate::domain::{
-    CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, Task, TimeSpan,
-    WindowState, prometheus_series,
+    CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, Task, TenantQuotas,
+    TimeSpan, WindowState, prometheus_series,
 };
 use crate::error::StoreError;
 
@@ -66,13 +66,6 @@ pub struct ModelSighting {
     pub version: Option<String>,
 }
 
-/// The quotas an operator set for one tenant, overriding the deployment's defaults.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TenantQuotas {
-    /// Predictions the tenant may send per minute (of arrival), all models together.
-    pub predictions_per_minute: Option<u64>,
-}
-
 /// Why the registry refused a sighting.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -84,6 +77,13 @@ pub enum RegistryError {
         /// The task the batch named.
         requested: Task,
     },
+    /// The model is new and the tenant has `limit` models (its quota) already;
+    /// nothing was registered.
+    #[error("the tenant has its quota of {limit} models")]
+    OverQuota {
+        /// The tenant's quota of models.
+        limit: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -91,11 +91,13 @@ pub enum RegistryError {
 
 /// The registry of models per tenant.
 pub trait ModelRegistry: Send + Sync {
-    /// Registers the model on first sight and widens its first/last seen times; the
-    /// task is fixed by the first sighting. Idempotent.
+    /// Registers the model on first sight — unless its tenant has `max_models` models
+    /// already — and widens its first/last seen times; the task is fixed by the first
+    /// sighting. Idempotent.
     fn record_sighting(
         &self,
         sighting: &ModelSighting,
+        max_models: u64,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
     /// The tenant's models, ordered by model id.

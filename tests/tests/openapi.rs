@@ -1049,6 +1049,29 @@ async fn every_route_and_status_answers_as_documented() {
         )
         .await;
     assert_eq!(refused["error"]["details"]["requested"], 2);
+    // A process whose tenants may register one model (the tenant has some) and keep
+    // one custom rule per model.
+    let quota = [
+        ("TENANT_MODELS", Some("1")),
+        ("TENANT_RULES_PER_MODEL", Some("1")),
+    ];
+    let mut ingest = LocalFunction::start(stack, "ingest", &quota).await;
+    let new_model = regression_batch("m-429-new", "b-429", now);
+    let refused = c
+        .call(
+            Target::Local(&mut ingest),
+            &ingest_event(&tenant, new_model.to_string().as_bytes()),
+            429,
+        )
+        .await;
+    assert_eq!(refused["error"]["details"]["quota"], "models_per_tenant");
+    let mut api = LocalFunction::start(stack, "api", &quota).await;
+    let rules = json_put(&tenant, &model_path(MODEL, "alert-rules"), &rule_set());
+    let refused = c.call(Target::Local(&mut api), &rules, 429).await;
+    assert_eq!(
+        refused["error"]["details"]["quota"],
+        "custom_rules_per_model"
+    );
 
     // ---- 503: processes whose path to the AWS emulator is cut.
     let proxy = CuttableProxy::start(stack.aws_endpoint_addr()).await;

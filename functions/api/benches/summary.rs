@@ -27,6 +27,7 @@ use lambda_http::Body;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
+use modelwatch::domain::QuotaLimits;
 use modelwatch::domain::alerting::baseline::{
     Reference, ReferenceSnapshot, ReferenceSource, ReferenceWindow, RegisteredBaseline,
 };
@@ -117,14 +118,17 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
     };
     runtime.block_on(async {
         registry
-            .record_sighting(&ModelSighting {
-                tenant: tenant.clone(),
-                model_id: model_id.clone(),
-                task: Task::BinaryClassification,
-                first,
-                last: now,
-                version: None,
-            })
+            .record_sighting(
+                &ModelSighting {
+                    tenant: tenant.clone(),
+                    model_id: model_id.clone(),
+                    task: Task::BinaryClassification,
+                    first,
+                    last: now,
+                    version: None,
+                },
+                u64::MAX,
+            )
             .await
             .expect("registered");
         let reference = RegisteredBaseline {
@@ -209,6 +213,7 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
         alerts: MemoryAlertStore::default(),
         perf: PerfSettings::default(),
         alert_settings: AlertSettings::default(),
+        quotas: QuotaLimits::default(),
         tenant_claim: "tenant_id".into(),
     }
 }

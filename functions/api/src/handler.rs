@@ -10,6 +10,7 @@ use modelwatch::domain::alerting::baseline::parse_baseline;
 use modelwatch::domain::alerting::rules::parse_rule_set;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
+use modelwatch::domain::{OverQuota, Quota, QuotaLimits};
 use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
 use modelwatch::error::StoreError;
 use modelwatch::ports::{
@@ -44,6 +45,8 @@ pub struct Api<R, S, M, A> {
     pub perf: PerfSettings,
     /// Alert evaluation settings (default minimum samples of a rule).
     pub alert_settings: AlertSettings,
+    /// The deployment's per-tenant quotas (an operator may override them per tenant).
+    pub quotas: QuotaLimits,
     /// The JWT claim naming the tenant.
     pub tenant_claim: String,
 }
@@ -164,6 +167,8 @@ where
                     let body = json_body(request)?;
                     let rules = parse_rule_set(&body, model_id, &self.alert_settings, now)
                         .map_err(Refusal::Body)?;
+                    self.within_rules_quota(tenant, rules.alert_rules.len())
+                        .await?;
                     let key = model.key();
                     self.summary
                         .settings
@@ -191,6 +196,22 @@ where
                 ok(&BaselineView::of(&model, stored.baselines))
             }
         }
+    }
+
+    /// Refuses a rule set of `rules` custom rules over the tenant's quota of rules per
+    /// model (the operator's override read on each `PUT`, a rare request).
+    async fn within_rules_quota(&self, tenant: &TenantId, rules: usize) -> Result<(), Refusal> {
+        let overrides = self.registry.tenant_quotas(tenant).await?;
+        let limit = self.quotas.with_overrides(overrides).custom_rules_per_model;
+        let requested = rules as u64;
+        if requested > limit {
+            return Err(Refusal::OverQuota(OverQuota::standing(
+                Quota::CustomRulesPerModel,
+                limit,
+                requested,
+            )));
+        }
+        Ok(())
     }
 
     /// What the models table holds about `model` (baselines, rules, trends).

@@ -25,6 +25,7 @@ async fn main() -> Result<(), Error> {
         },
         perf: config.perf,
         alert_settings: config.alerts,
+        quotas: config.quotas,
         tenant_claim: config.tenant_claim,
     };
     run(service_fn(|request| api.handle(request))).await

@@ -3,8 +3,11 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Response};
+use modelwatch::domain::OverQuota;
 use modelwatch::domain::alerting::Problems;
-use modelwatch::edge::{error_response, missing_tenant, store_failure, unsupported_media_type};
+use modelwatch::edge::{
+    error_response, missing_tenant, quota_exceeded, store_failure, unsupported_media_type,
+};
 use modelwatch::error::StoreError;
 use modelwatch::query::InvalidParameter;
 use serde_json::json;
@@ -33,6 +36,8 @@ pub enum Refusal {
     },
     /// 400: the body is not JSON, or not a valid document for the route.
     Body(Problems),
+    /// 429: the body is over one of the tenant's quotas; nothing was stored.
+    OverQuota(OverQuota),
     /// 5xx: a store failed (logged; no detail reaches the caller).
     Store(StoreError),
 }
@@ -94,6 +99,7 @@ impl Refusal {
                 "the body was refused and nothing was stored; see details.problems",
                 json!({"problems": problems}),
             ),
+            Self::OverQuota(over) => quota_exceeded(&over),
             Self::Store(err) => store_failure(
                 &err,
                 "answering a request failed",

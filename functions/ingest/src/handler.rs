@@ -6,7 +6,7 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use modelwatch::edge::{
-    error_response, json_response, missing_tenant, non_json_content_type, retry_after,
+    error_response, json_response, missing_tenant, non_json_content_type, quota_exceeded,
     store_failure, tenant_of, unsupported_media_type,
 };
 use modelwatch::ingest::{BatchRejection, IngestError, IngestService};
@@ -97,16 +97,7 @@ fn refusal(err: IngestError) -> Response<Body> {
             &conflict.to_string(),
             serde_json::Value::Null,
         ),
-        refused @ IngestError::OverQuota(over) => retry_after(
-            error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
-                &refused.to_string(),
-                json!({"quota": over.quota, "limit": over.limit, "requested": over.requested,
-                       "retry_after_seconds": over.retry_after_seconds}),
-            ),
-            over.retry_after_seconds,
-        ),
+        IngestError::OverQuota(over) => quota_exceeded(&over),
         IngestError::Store(err) => store_failure(
             &err,
             "batch not stored",
@@ -147,37 +138,68 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tenant_over_its_quota_gets_429_with_retry_after() {
-        let mut ingest = ingest();
-        ingest.service.quotas = modelwatch::ingest::IngestQuotas::new(1);
-        let response = ingest
-            .handle(request(|_| {}))
-            .await
-            .expect("handler answers");
-        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        let seconds: u64 = response.headers()["retry-after"]
-            .to_str()
-            .expect("ASCII")
-            .parse()
-            .expect("seconds");
-        assert!((1..=60).contains(&seconds), "{seconds}");
-        let Body::Text(text) = response.body() else {
-            panic!("a JSON body");
+    async fn a_tenant_over_a_quota_gets_429_naming_it_with_retry_after() {
+        use modelwatch::domain::{Quota, QuotaLimits};
+        let one_of = |quota: Quota| QuotaLimits {
+            predictions_per_minute: if quota == Quota::PredictionsPerMinute {
+                1
+            } else {
+                1000
+            },
+            models_per_tenant: if quota == Quota::ModelsPerTenant {
+                0
+            } else {
+                1000
+            },
+            ..QuotaLimits::default()
         };
-        let body: Value = serde_json::from_str(text).expect("JSON");
-        assert_eq!(body["error"]["code"], "quota_exceeded");
-        assert_eq!(body["error"]["details"]["quota"], "predictions_per_minute");
-        assert_eq!(body["error"]["details"]["limit"], 1);
-        assert_eq!(body["error"]["details"]["retry_after_seconds"], seconds);
+        for (quota, most_seconds) in [
+            (Quota::PredictionsPerMinute, 60),
+            (Quota::ModelsPerTenant, 60),
+        ] {
+            let mut ingest = ingest();
+            ingest.service.quotas = modelwatch::ingest::IngestQuotas::new(one_of(quota));
+            let response = ingest
+                .handle(request(|_| {}))
+                .await
+                .expect("handler answers");
+            assert_eq!(
+                response.status(),
+                StatusCode::TOO_MANY_REQUESTS,
+                "{quota:?}"
+            );
+            let seconds: u64 = response.headers()["retry-after"]
+                .to_str()
+                .expect("ASCII")
+                .parse()
+                .expect("seconds");
+            assert!((1..=most_seconds).contains(&seconds), "{seconds}");
+            let Body::Text(text) = response.body() else {
+                panic!("a JSON body");
+            };
+            let body: Value = serde_json::from_str(text).expect("JSON");
+            assert_eq!(body["error"]["code"], "quota_exceeded");
+            assert_eq!(body["error"]["details"]["quota"], quota.name());
+            assert_eq!(body["error"]["details"]["limit"], one_of(quota).of(quota));
+            assert_eq!(body["error"]["details"]["retry_after_seconds"], seconds);
+        }
     }
 
-    /// A log line sink for one test.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    std::thread_local! {
+        /// The log lines of the test thread, while it captures them.
+        static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+    }
 
-    impl std::io::Write for Captured {
+    /// A log sink writing into the calling thread's [`CAPTURED`] buffer, if any.
+    struct ThreadSink;
+
+    impl std::io::Write for ThreadSink {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(bytes);
+            CAPTURED.with_borrow_mut(|captured| {
+                if let Some(captured) = captured {
+                    captured.extend_from_slice(bytes);
+                }
+            });
             Ok(bytes.len())
         }
 
@@ -188,26 +210,32 @@ mod tests {
 
     #[tokio::test]
     async fn every_log_line_of_a_request_names_its_tenant() {
-        let captured = Captured::default();
-        let sink = captured.clone();
-        // The functions' JSON format (`telemetry::init`), into the sink.
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
+        // The functions' JSON format (`telemetry::init`) as the global subscriber, as in
+        // a function: a thread-local one would race the other tests' threads for the
+        // callsites' interest and could miss the request's span.
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_writer(|| ThreadSink)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        });
+        CAPTURED.set(Some(Vec::new()));
         let (status, _) = call(request(|_| {})).await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        let logged = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let logged = String::from_utf8(CAPTURED.take().unwrap_or_default()).expect("UTF-8");
         let lines: Vec<Value> = logged
             .lines()
             .map(|line| serde_json::from_str(line).expect("a JSON line"))
             .collect();
         assert!(!lines.is_empty(), "the accepted batch is logged");
         for line in &lines {
-            let spans = line["spans"].as_array().expect("spans");
+            let spans = line["spans"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no spans: {line}"));
             assert!(
                 spans
                     .iter()

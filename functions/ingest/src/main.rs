@@ -39,7 +39,7 @@ async fn main() -> Result<(), Error> {
             },
             labels: DynamoLabelStore::new(dynamodb, &config.tables.partials),
             lookback: LabelLookback(config.ingest.label_lookback),
-            quotas: IngestQuotas::new(config.ingest.tenant_predictions_per_minute),
+            quotas: IngestQuotas::new(config.quotas),
         },
         tenant_claim: config.tenant_claim,
     };

@@ -31,6 +31,7 @@ use crate::adapters::dynamodb::{
 use crate::adapters::limits::{
     Image, LimitError, MAX_ITEM_BYTES, QUERY_PAGE_BYTES, check_transaction, query_pages,
 };
+use crate::domain::TenantQuotas;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
@@ -43,7 +44,7 @@ use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
     PartialStore, PendingMinute, PendingWork, PredictionCount, PutOutcome, RegisteredModel,
-    RegistryError, Rollup, RollupStore, SettingWrite, TenantQuotas,
+    RegistryError, Rollup, RollupStore, SettingWrite,
 };
 use crate::ports::{
     ExportFailure, MetricDataWriter, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue,
@@ -137,20 +138,30 @@ impl MemoryModelRegistry {
 }
 
 impl ModelRegistry for MemoryModelRegistry {
-    async fn record_sighting(&self, sighting: &ModelSighting) -> Result<(), RegistryError> {
+    async fn record_sighting(
+        &self,
+        sighting: &ModelSighting,
+        max_models: u64,
+    ) -> Result<(), RegistryError> {
         let mut models = self.lock();
         let key = (sighting.tenant.clone(), sighting.model_id.clone());
-        let mut model = models
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(|| RegisteredModel {
-                tenant: sighting.tenant.clone(),
-                model_id: sighting.model_id.clone(),
-                task: sighting.task,
-                first_seen: sighting.first,
-                last_seen: sighting.last,
-                latest_version: None,
-            });
+        let mut model = match models.get(&key) {
+            Some(model) => model.clone(),
+            None => {
+                let registered = models.keys().filter(|(t, _)| t == &sighting.tenant).count();
+                if registered as u64 >= max_models {
+                    return Err(RegistryError::OverQuota { limit: max_models });
+                }
+                RegisteredModel {
+                    tenant: sighting.tenant.clone(),
+                    model_id: sighting.model_id.clone(),
+                    task: sighting.task,
+                    first_seen: sighting.first,
+                    last_seen: sighting.last,
+                    latest_version: None,
+                }
+            }
+        };
         if model.task != sighting.task {
             return Err(RegistryError::TaskConflict {
                 registered: model.task,

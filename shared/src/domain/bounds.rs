@@ -26,10 +26,6 @@ pub const MAX_QUEUE_DEPTH: f64 = 1e12;
 /// need 1.8·10^10 such samples before its u64 counters saturate.
 pub const MAX_CACHE_COUNT: u64 = 1_000_000_000;
 
-/// The default quota of predictions one tenant may send per minute of arrival
-/// (`TENANT_PREDICTIONS_PER_MINUTE`): 10,000 a second.
-pub const DEFAULT_TENANT_PREDICTIONS_PER_MINUTE: u64 = 600_000;
-
 /// The reserved name of the overflow bucket: class labels beyond
 /// [`MAX_LABELS`](super::MAX_LABELS) and error types beyond
 /// [`MAX_ERROR_TYPES`](super::MAX_ERROR_TYPES) are counted under it. A record may not

@@ -30,6 +30,7 @@ pub mod export;
 pub mod ids;
 pub mod labels;
 pub mod metrics;
+pub mod quota;
 pub mod record;
 pub mod regression;
 pub mod resources;
@@ -41,8 +42,8 @@ pub mod trend;
 pub mod window;
 
 pub use bounds::{
-    DEFAULT_TENANT_PREDICTIONS_PER_MINUTE, MAX_CACHE_COUNT, MAX_LATENCY_MS, MAX_QUEUE_DEPTH,
-    MAX_REGRESSION_MAGNITUDE, MIN_REGRESSION_MAGNITUDE, OVERFLOW_BUCKET, regression_value_problem,
+    MAX_CACHE_COUNT, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, MAX_REGRESSION_MAGNITUDE,
+    MIN_REGRESSION_MAGNITUDE, OVERFLOW_BUCKET, regression_value_problem,
 };
 pub use classification::{
     AucEstimate, BinaryStats, LabelCounts, MAX_LABEL_BYTES, MAX_LABELS, MulticlassStats,
@@ -56,6 +57,7 @@ pub use export::{
     compared_data, group_requests, prometheus_series,
 };
 pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
+pub use quota::{OverQuota, Quota, QuotaLimits, TenantQuotas};
 pub use record::{
     Outcome, PredictionRecord, ResourceSample, Status, Task, UnknownTask, ValidBatch,
     ValidPrediction,

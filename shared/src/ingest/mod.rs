@@ -17,7 +17,7 @@ pub use actuals::{
 pub use batch::{BatchLimits, BatchRejection, MAX_PROBLEMS, Problem, parse_batch};
 pub use digest::{actuals_digest, content_digest, legacy_body_digest};
 pub use join::PredictionLabels;
-pub use quota::{IngestQuotas, OverQuota};
+pub use quota::IngestQuotas;
 pub use receipt::{
     ArchiveReceipt, IngestReceipt, MAX_LISTED_REJECTIONS, MAX_REJECTION_REASON_BYTES, ReceiptError,
 };

@@ -1,9 +1,10 @@
-//! Per-tenant quota of predictions per minute: what keeps one tenant's traffic from
-//! taking what the others need. A batch is counted once, when its id is first claimed
+//! Per-tenant quotas at the door of ingest. Predictions per minute: what keeps one
+//! tenant's traffic from taking what the others need. A batch is counted once, when its id is first claimed
 //! (a retry of a stored batch is answered from its receipt and never counted again),
 //! against the minute it arrives in; over the quota it is refused at the door (`429`
 //! with the seconds to the next minute) and its id released, so nothing of it is
-//! stored and the same batch may be sent again.
+//! stored and the same batch may be sent again. Models per tenant: the registry
+//! refuses a new model beyond the quota (see `ModelRegistry::record_sighting`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,58 +12,40 @@ use std::sync::Mutex;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::ids::TenantId;
-use crate::domain::{DEFAULT_TENANT_PREDICTIONS_PER_MINUTE, Granularity};
+use crate::domain::quota::QUOTA_OVERRIDE_REFRESH_SECONDS;
+use crate::domain::{Granularity, OverQuota, Quota, QuotaLimits, TenantQuotas};
 use crate::error::StoreError;
-use crate::ports::{ModelRegistry, PartialStore, PredictionCount, TenantQuotas};
+use crate::ports::{ModelRegistry, PartialStore, PredictionCount};
 
-/// How long an operator's quota for a tenant is used before it is read again: a
+/// How long an operator's quotas for a tenant are used before they are read again: a
 /// changed quota applies within a minute, and the read costs one request per tenant a
 /// minute, not one per batch.
-const OVERRIDE_KEPT: TimeDelta = TimeDelta::minutes(1);
+const OVERRIDE_KEPT: TimeDelta = TimeDelta::seconds(QUOTA_OVERRIDE_REFRESH_SECONDS as i64);
 
-/// The deployment's quota and the operators' overrides as last read.
-#[derive(Debug)]
+/// The deployment's quotas and the operators' overrides as last read.
+#[derive(Debug, Default)]
 pub struct IngestQuotas {
-    /// Predictions a tenant may send per minute unless an operator set another.
-    pub predictions_per_minute: u64,
+    /// Every tenant's quotas unless an operator set others.
+    pub defaults: QuotaLimits,
     overrides: Mutex<HashMap<TenantId, (DateTime<Utc>, TenantQuotas)>>,
 }
 
-impl Default for IngestQuotas {
-    fn default() -> Self {
-        Self::new(DEFAULT_TENANT_PREDICTIONS_PER_MINUTE)
-    }
-}
-
-/// A batch over its tenant's quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OverQuota {
-    /// The quota's name: `predictions_per_minute`.
-    pub quota: &'static str,
-    /// The tenant's quota.
-    pub limit: u64,
-    /// The batch's predictions.
-    pub requested: u64,
-    /// Seconds until the next minute, when the count starts again.
-    pub retry_after_seconds: u64,
-}
-
 impl IngestQuotas {
-    /// `predictions_per_minute` for every tenant without an operator's quota.
-    pub fn new(predictions_per_minute: u64) -> Self {
+    /// `defaults` for every tenant without an operator's quota.
+    pub fn new(defaults: QuotaLimits) -> Self {
         Self {
-            predictions_per_minute,
+            defaults,
             overrides: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `tenant`'s quota: the operator's, read at most once a minute, else the default.
-    async fn limit(
+    /// `tenant`'s quotas: the operator's, read at most once a minute, else the defaults.
+    pub(crate) async fn limits(
         &self,
         registry: &impl ModelRegistry,
         tenant: &TenantId,
         now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<QuotaLimits, StoreError> {
         let cached = self
             .overrides
             .lock()
@@ -81,42 +64,38 @@ impl IngestQuotas {
                 quotas
             }
         };
-        Ok(quotas
-            .predictions_per_minute
-            .unwrap_or(self.predictions_per_minute))
+        Ok(self.defaults.with_overrides(quotas))
     }
+}
 
-    /// Counts `predictions` against `tenant`'s quota for the minute of `now`;
-    /// `Ok(Err(_))` when they do not fit (nothing counted).
-    pub(crate) async fn count(
-        &self,
-        registry: &impl ModelRegistry,
-        partials: &impl PartialStore,
-        tenant: &TenantId,
-        predictions: u64,
-        now: DateTime<Utc>,
-    ) -> Result<Result<(), OverQuota>, StoreError> {
-        if predictions == 0 {
-            return Ok(Ok(()));
-        }
-        let limit = self.limit(registry, tenant, now).await?;
-        let minute = Granularity::Minute.floor(now);
-        let count = PredictionCount {
-            tenant,
-            minute,
-            predictions,
-            limit,
-        };
-        if partials.count_predictions(&count).await? {
-            return Ok(Ok(()));
-        }
-        let next = minute + Granularity::Minute.length();
-        Ok(Err(OverQuota {
-            quota: "predictions_per_minute",
-            limit,
-            requested: predictions,
-            retry_after_seconds: u64::try_from((next - now).num_milliseconds().max(1))
-                .map_or(1, |ms| ms.div_ceil(1000)),
-        }))
+/// Counts `predictions` against `limit`, the tenant's quota for the minute of `now`;
+/// `Ok(Err(_))` when they do not fit (nothing counted).
+pub(crate) async fn count_predictions(
+    partials: &impl PartialStore,
+    tenant: &TenantId,
+    predictions: u64,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Result<(), OverQuota>, StoreError> {
+    if predictions == 0 {
+        return Ok(Ok(()));
     }
+    let minute = Granularity::Minute.floor(now);
+    let count = PredictionCount {
+        tenant,
+        minute,
+        predictions,
+        limit,
+    };
+    if partials.count_predictions(&count).await? {
+        return Ok(Ok(()));
+    }
+    let next = minute + Granularity::Minute.length();
+    Ok(Err(OverQuota {
+        quota: Quota::PredictionsPerMinute,
+        limit,
+        requested: predictions,
+        retry_after_seconds: u64::try_from((next - now).num_milliseconds().max(1))
+            .map_or(1, |ms| ms.div_ceil(1000)),
+    }))
 }

@@ -25,11 +25,11 @@ use chrono::{DateTime, Utc};
 use super::batch::{BatchLimits, BatchRejection, Problem, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
 use super::join::fold_joins;
-use super::quota::{IngestQuotas, OverQuota};
+use super::quota::{IngestQuotas, count_predictions};
 use super::receipt::{ArchiveReceipt, IngestReceipt, ReceiptError};
 use crate::domain::ids::TenantId;
 use crate::domain::labels::LabelLookback;
-use crate::domain::{Granularity, ValidBatch, WindowState};
+use crate::domain::{Granularity, OverQuota, Quota, ValidBatch, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
     BatchClaim, BatchKey, LabelStore, ModelRegistry, ModelSighting, PartialStore,
@@ -75,14 +75,10 @@ pub enum IngestError {
         /// The reused id.
         batch_id: String,
     },
-    /// The tenant sent more predictions this minute than its quota; nothing was
-    /// written and the batch id is free: send the same batch after the minute.
-    #[error(
-        "the tenant's quota of {} predictions a minute is used up{}; retry in {} s",
-        .0.limit,
-        if .0.requested > .0.limit { " (this batch alone is larger)" } else { "" },
-        .0.retry_after_seconds
-    )]
+    /// The batch is over one of its tenant's quotas (predictions this minute, or a
+    /// new model beyond the models quota); nothing was written and the batch id is
+    /// free: send the same batch after `retry_after_seconds`.
+    #[error("{0}")]
     OverQuota(OverQuota),
     /// A store failed; retry the same batch.
     #[error(transparent)]
@@ -94,6 +90,9 @@ impl From<RegistryError> for IngestError {
         match err {
             RegistryError::Store(err) => Self::Store(err),
             conflict @ RegistryError::TaskConflict { .. } => Self::TaskConflict(conflict),
+            RegistryError::OverQuota { limit } => {
+                Self::OverQuota(OverQuota::standing(Quota::ModelsPerTenant, limit, 1))
+            }
         }
     }
 }
@@ -128,39 +127,45 @@ where
         if let Some(answered) = answered_before(claim, &batch.batch_id, stored)? {
             return Ok(answered);
         }
-        let counted = self
-            .quotas
-            .count(
-                &self.registry,
-                &self.partials,
-                tenant,
-                batch.predictions.len() as u64,
-                now,
-            )
-            .await?;
+        let quotas = self.quotas.limits(&self.registry, tenant, now).await?;
+        let predictions = batch.predictions.len() as u64;
+        let counted = count_predictions(
+            &self.partials,
+            tenant,
+            predictions,
+            quotas.predictions_per_minute,
+            now,
+        )
+        .await?;
         if let Err(over) = counted {
             // Nothing of the batch is written: free its id for the same batch later.
             self.partials.release_batch(&batch_key, &digest).await?;
             return Err(IngestError::OverQuota(over));
         }
         let (first, last) = event_span(&batch);
-        let sighting = self
+        let sighting = ModelSighting {
+            tenant: tenant.clone(),
+            model_id: batch.model_id.clone(),
+            task: batch.task,
+            first,
+            last,
+            version: batch.model_version.clone(),
+        };
+        match self
             .registry
-            .record_sighting(&ModelSighting {
-                tenant: tenant.clone(),
-                model_id: batch.model_id.clone(),
-                task: batch.task,
-                first,
-                last,
-                version: batch.model_version.clone(),
-            })
-            .await;
-        if let Err(conflict @ RegistryError::TaskConflict { .. }) = sighting {
-            // Nothing of the batch is written: free its id for a corrected batch.
-            self.partials.release_batch(&batch_key, &digest).await?;
-            return Err(IngestError::TaskConflict(conflict));
+            .record_sighting(&sighting, quotas.models_per_tenant)
+            .await
+        {
+            Ok(()) => {}
+            Err(RegistryError::Store(err)) => return Err(err.into()),
+            // Nothing of the batch is written: free its id for a corrected batch, or
+            // for the same one once the quota is raised. The batch's predictions stay
+            // counted this minute.
+            Err(refused) => {
+                self.partials.release_batch(&batch_key, &digest).await?;
+                return Err(refused.into());
+            }
         }
-        sighting?;
         let timestream = match &self.archive {
             Some(archive) => ArchiveReceipt::archived(archive.archive(tenant, &batch).await?),
             None => ArchiveReceipt::disabled(),

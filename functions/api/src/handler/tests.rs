@@ -3,10 +3,10 @@ use chrono::{DateTime, TimeDelta};
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
 };
-use modelwatch::domain::Task;
 use modelwatch::domain::alerting::rules::AlertRule;
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
 use modelwatch::domain::ids::ModelRef;
+use modelwatch::domain::{QuotaLimits, Task};
 use modelwatch::summary::WindowReader;
 use serde_json::json;
 
@@ -120,6 +120,7 @@ fn api_with_task(models: &[(&str, &str)], task: Task) -> MemoryApi {
         alerts: MemoryAlertStore::default(),
         perf: PerfSettings::default(),
         alert_settings: AlertSettings::default(),
+        quotas: QuotaLimits::default(),
         tenant_claim: "tenant_id".into(),
     }
 }
@@ -420,6 +421,40 @@ async fn put_rules_then_get_shows_them_beside_the_defaults_of_the_baseline() {
     let accuracy = &got["default_rules"][0];
     assert!((accuracy["threshold"].as_f64().expect("number") - 0.855).abs() < 1e-12);
     assert_eq!(accuracy["condition"], "below");
+}
+
+#[tokio::test]
+async fn a_rule_set_over_the_tenants_quota_is_429_naming_it_and_stores_nothing() {
+    let api = api_with(&[("a", "m1"), ("b", "m1")]);
+    api.registry.set_quotas(
+        &TenantId::parse("a").expect("tenant"),
+        modelwatch::domain::TenantQuotas {
+            custom_rules_per_model: Some(1),
+            ..Default::default()
+        },
+    );
+    let rules = rule_set();
+    let put = |tenant: &str| {
+        Call::new("PUT", &path("alert-rules"), tenant)
+            .json(&rules)
+            .request()
+    };
+    let response = api.handle(put("a")).await.expect("answers");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "60");
+    let (status, answer) = call(&api, put("a")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer["error"]["code"], "quota_exceeded");
+    assert_eq!(
+        answer["error"]["details"],
+        json!({"quota": "custom_rules_per_model", "limit": 1, "requested": 2,
+               "retry_after_seconds": 60})
+    );
+    let (_, got) = call(&api, request("GET", &path("alert-rules"), Some("a"))).await;
+    assert_eq!(got["alert_rules"], json!([]), "nothing stored");
+    // Another tenant has the deployment's quota.
+    let (status, answer) = call(&api, put("b")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
 #[tokio::test]

@@ -4,29 +4,40 @@
 //! `model_id`, `task`, `first_seen`/`last_seen` (epoch ms), `latest_version`, and
 //! `active_shard` (`ACTIVE#<shard>`), the partition key of the table's index
 //! [`ACTIVE_INDEX`] (sort key `last_seen`): the active models of a shard are one
-//! `Query` of the index, not a `Scan` of the table.
+//! `Query` of the index, not a `Scan` of the table. Beside the models: the tenant's
+//! quotas (`sk = "QUOTAS"`, an operator's) and the count of its models
+//! (`sk = "MODELS"`, attribute `models`), added to by the transaction that registers a
+//! new model.
 
 use std::ops::Range;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{self, prefix_query, query_all};
+use super::request::{self, build_error, prefix_query, query_all, transact};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
-use crate::domain::Task;
+use crate::domain::TenantQuotas;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
+use crate::domain::{Quota, Task};
 use crate::error::StoreError;
-use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError, TenantQuotas};
+use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
 
 const MODEL_PREFIX: &str = "MODEL#";
 /// The sort key of a tenant's quotas, beside its models (written by an operator).
 const QUOTAS_SK: &str = "QUOTAS";
+/// The sort key of the count of a tenant's models (attribute `models`), beside them.
+const MODEL_COUNT_SK: &str = "MODELS";
+/// The operation named for a new model's registration.
+const REGISTER: &str = "register new model";
 
 /// The models table's global secondary index of models by shard and `last_seen`.
 pub const ACTIVE_INDEX: &str = "active-models";
@@ -108,19 +119,17 @@ impl DynamoModelRegistry {
         }
         conditional(request.send().await, "update model registry").map(|_| ())
     }
-}
 
-impl ModelRegistry for DynamoModelRegistry {
-    async fn record_sighting(&self, sighting: &ModelSighting) -> Result<(), RegistryError> {
-        let key = model_key(&sighting.tenant, &sighting.model_id);
-        let first = attr::time_ms_value(sighting.first);
-        let last = attr::time_ms_value(sighting.last);
-        let register = "SET tenant_id = :tenant, model_id = :model, active_shard = :shard, \
-                        task = if_not_exists(task, :task), \
-                        first_seen = if_not_exists(first_seen, :first), \
-                        last_seen = if_not_exists(last_seen, :last)";
-        let registered = request::update(&self.client, &self.table, key.clone(), register)
-            .condition_expression("attribute_not_exists(task) OR task = :task")
+    /// The registered model of `key` (its index attributes refreshed), `None` when
+    /// none is registered; a task conflict when it is registered with another task.
+    async fn registered(
+        &self,
+        key: &Item,
+        sighting: &ModelSighting,
+    ) -> Result<Option<RegisteredModel>, RegistryError> {
+        let refresh = "SET tenant_id = :tenant, model_id = :model, active_shard = :shard";
+        let updated = request::update(&self.client, &self.table, key.clone(), refresh)
+            .condition_expression("task = :task")
             .expression_attribute_values(":tenant", attr::s(sighting.tenant.as_str()))
             .expression_attribute_values(":model", attr::s(sighting.model_id.as_str()))
             .expression_attribute_values(
@@ -128,32 +137,88 @@ impl ModelRegistry for DynamoModelRegistry {
                 attr::s(active_shard(shard_of(&sighting.tenant, &sighting.model_id))),
             )
             .expression_attribute_values(":task", attr::s(sighting.task.as_str()))
-            .expression_attribute_values(":first", first.clone())
-            .expression_attribute_values(":last", last.clone())
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let stored = match registered {
-            Ok(output) => registered_model(&output.attributes.unwrap_or_default())?,
-            Err(err) => {
-                if let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
-                    err.as_service_error()
-                {
-                    let registered = failed
-                        .item()
-                        .and_then(|item| attr::string(item, "task").ok())
-                        .and_then(|task| task.parse::<Task>().ok());
-                    if let Some(registered) = registered {
-                        return Err(RegistryError::TaskConflict {
-                            registered,
-                            requested: sighting.task,
-                        });
-                    }
-                }
-                return Err(unavailable("register model", err).into());
+        let err = match updated {
+            Ok(output) => {
+                return Ok(Some(registered_model(
+                    &output.attributes.unwrap_or_default(),
+                )?));
             }
+            Err(err) => err,
         };
+        let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+        else {
+            return Err(unavailable("update model registry", err).into());
+        };
+        match failed.item() {
+            None => Ok(None),
+            Some(item) => Err(RegistryError::TaskConflict {
+                registered: registered_model(item)?.task,
+                requested: sighting.task,
+            }),
+        }
+    }
+
+    /// Registers the sighting's model, new, and counts it against the tenant's
+    /// `max_models` in one transaction; `false` when the model is registered already
+    /// or the tenant has its quota of models (nothing written).
+    async fn register(
+        &self,
+        sighting: &ModelSighting,
+        max_models: u64,
+    ) -> Result<bool, StoreError> {
+        let model = RegisteredModel {
+            tenant: sighting.tenant.clone(),
+            model_id: sighting.model_id.clone(),
+            task: sighting.task,
+            first_seen: sighting.first,
+            last_seen: sighting.last,
+            latest_version: sighting.version.clone(),
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(attr::item(model_image(&model))))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error(REGISTER))?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(attr::key(tenant_pk(&model.tenant), MODEL_COUNT_SK)))
+            .update_expression("ADD models :one")
+            .condition_expression("attribute_not_exists(models) OR models < :limit")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(max_models.to_string()))
+            .build()
+            .map_err(build_error(REGISTER))?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        transact(&self.client, items, REGISTER).await
+    }
+}
+
+impl ModelRegistry for DynamoModelRegistry {
+    async fn record_sighting(
+        &self,
+        sighting: &ModelSighting,
+        max_models: u64,
+    ) -> Result<(), RegistryError> {
+        let key = model_key(&sighting.tenant, &sighting.model_id);
+        let stored = match self.registered(&key, sighting).await? {
+            Some(stored) => stored,
+            None if self.register(sighting, max_models).await? => return Ok(()),
+            // Registered by a concurrent batch, or the tenant's quota is used up.
+            None => self
+                .registered(&key, sighting)
+                .await?
+                .ok_or(RegistryError::OverQuota { limit: max_models })?,
+        };
+        let first = attr::time_ms_value(sighting.first);
+        let last = attr::time_ms_value(sighting.last);
         if sighting.first < stored.first_seen {
             self.widen(
                 &key,
@@ -223,11 +288,16 @@ impl ModelRegistry for DynamoModelRegistry {
             return Ok(TenantQuotas::default());
         };
         attr::read(&item, || {
+            let set = |quota: Quota| {
+                let name = quota.name();
+                item.contains_key(name)
+                    .then(|| attr::count(&item, name))
+                    .transpose()
+            };
             Ok(TenantQuotas {
-                predictions_per_minute: item
-                    .contains_key("predictions_per_minute")
-                    .then(|| attr::count(&item, "predictions_per_minute"))
-                    .transpose()?,
+                predictions_per_minute: set(Quota::PredictionsPerMinute)?,
+                models_per_tenant: set(Quota::ModelsPerTenant)?,
+                custom_rules_per_model: set(Quota::CustomRulesPerModel)?,
             })
         })
     }
@@ -285,55 +355,106 @@ mod tests {
     use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
-    use super::super::testing::{Seen, first_write, seen, updated};
+    use super::super::testing::{Seen, cancelled, condition_failed, take, text, transact_rule};
     use super::*;
     use crate::testing::{at, model, tenant};
 
-    #[tokio::test]
-    async fn a_registry_entry_is_the_item_the_memory_store_sizes() {
-        let requests = Seen::default();
-        let recorded = requests.clone();
-        // Answers each update with the item it makes of an absent one.
-        let rule = mock!(Client::update_item).then_compute_output(move |req| {
-            recorded
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(req.clone());
-            let item = first_write(
-                req.key().expect("key"),
-                req.update_expression().expect("expression"),
-                req.expression_attribute_names(),
-                req.expression_attribute_values(),
-            );
-            UpdateItemOutput::builder()
-                .set_attributes(Some(item))
-                .build()
-        });
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
-        let model = RegisteredModel {
+    fn sighting(model: &RegisteredModel) -> ModelSighting {
+        ModelSighting {
+            tenant: model.tenant.clone(),
+            model_id: model.model_id.clone(),
+            task: model.task,
+            first: model.first_seen,
+            last: model.last_seen,
+            version: model.latest_version.clone(),
+        }
+    }
+
+    fn regression_model() -> RegisteredModel {
+        RegisteredModel {
             tenant: tenant("t1"),
             model_id: model("m1"),
             task: Task::Regression,
             first_seen: at("2025-11-28T10:14:59.120Z"),
             last_seen: at("2025-11-28T10:16:39.123Z"),
             latest_version: Some("v2.1".into()),
-        };
+        }
+    }
+
+    /// A model not registered yet: the update of a registered one fails its condition
+    /// with no item.
+    fn unregistered() -> aws_smithy_mocks::Rule {
+        mock!(Client::update_item)
+            .then_error(|| UpdateItemError::ConditionalCheckFailedException(condition_failed()))
+    }
+
+    #[tokio::test]
+    async fn a_new_model_is_the_item_the_memory_store_sizes_counted_in_one_transaction() {
+        let transactions = Seen::default();
+        let update = unregistered();
+        let transact = transact_rule(&transactions);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &transact]);
+        let model = regression_model();
         DynamoModelRegistry::new(client, "models")
-            .record_sighting(&ModelSighting {
-                tenant: model.tenant.clone(),
-                model_id: model.model_id.clone(),
-                task: model.task,
-                first: model.first_seen,
-                last: model.last_seen,
-                version: model.latest_version.clone(),
-            })
+            .record_sighting(&sighting(&model), 7)
             .await
             .expect("registered");
-        let requests = seen(&requests);
-        assert_eq!(requests.len(), 2, "registration, then the version");
-        let item = updated(&requests);
-        assert_eq!(registered_model(&item).expect("reads back"), model);
-        assert_eq!(attr::item_size(&item), model_image(&model).checked_size());
+        assert_eq!(update.num_calls(), 1, "one try as a registered model");
+        let transaction = take(&transactions);
+        let [transaction] = transaction.as_slice() else {
+            panic!("one transaction: {transaction:?}");
+        };
+        let [put, count] = transaction.transact_items() else {
+            panic!("the model and its count");
+        };
+        let item = put.put().expect("a put").item();
+        assert_eq!(registered_model(item).expect("reads back"), model);
+        assert_eq!(attr::item_size(item), model_image(&model).checked_size());
+        let count = count.update().expect("an update");
+        assert_eq!(text(count.key(), "sk"), MODEL_COUNT_SK);
+        assert_eq!(count.update_expression(), "ADD models :one");
+        let values = count.expression_attribute_values().expect("values");
+        assert_eq!(values[":limit"], AttributeValue::N("7".into()));
+    }
+
+    #[tokio::test]
+    async fn a_new_model_beyond_the_quota_is_refused_and_a_concurrent_one_is_registered() {
+        // The count's condition fails, and the model is still not registered.
+        let update = unregistered();
+        let over = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["None", "ConditionalCheckFailed"]));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &over]);
+        let err = DynamoModelRegistry::new(client, "models")
+            .record_sighting(&sighting(&regression_model()), 3)
+            .await
+            .expect_err("over quota");
+        assert!(
+            matches!(err, RegistryError::OverQuota { limit: 3 }),
+            "{err:?}"
+        );
+        assert_eq!(update.num_calls(), 2, "tried again as a registered model");
+
+        // Another batch registered the model between the two: its item is used.
+        let stored = item("regression");
+        let absent = unregistered();
+        let raced = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["ConditionalCheckFailed", "None"]));
+        let registered = mock!(Client::update_item).then_output(move || {
+            UpdateItemOutput::builder()
+                .set_attributes(Some(stored.clone()))
+                .build()
+        });
+        let widen = mock!(Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&absent, &raced, &registered, &widen]
+        );
+        DynamoModelRegistry::new(client, "models")
+            .record_sighting(&sighting(&regression_model()), 3)
+            .await
+            .expect("registered by the other batch");
+        assert_eq!(widen.num_calls(), 1, "then its last sighting moved later");
     }
 
     fn item(task: &str) -> Item {

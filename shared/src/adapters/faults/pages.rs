@@ -6,12 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::domain::TenantQuotas;
 use crate::domain::alerting::state::RuleState;
 use crate::domain::ids::ModelId;
 use crate::domain::{CounterTotals, WindowState};
 use crate::ports::{
     AlertPage, BatchClaim, ExportCursor, LabelItem, ModelSettings, PendingMinute, PutOutcome,
-    RegisteredModel, Rollup, TenantQuotas,
+    RegisteredModel, Rollup,
 };
 
 /// The most a DynamoDB `Query` or `Scan` returns per request.

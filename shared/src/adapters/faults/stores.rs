@@ -8,6 +8,7 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 
 use super::{Faulty, Op};
+use crate::domain::TenantQuotas;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
@@ -19,7 +20,7 @@ use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, LabelItem, LabelStore, ModelRegistry, ModelSettings, ModelSettingsStore,
     ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount,
-    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite, TenantQuotas,
+    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -61,6 +62,7 @@ macro_rules! faulty_port {
 faulty_port!(ModelRegistry {
     const RECORD_SIGHTING = write record_sighting(
         sighting: &ModelSighting,
+        max_models: u64,
     ) -> Result<(), RegistryError>;
     const LIST_MODELS = read list_models(
         tenant: &TenantId,

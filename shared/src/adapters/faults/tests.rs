@@ -348,7 +348,7 @@ async fn every_port_answers_an_injected_failure_as_its_unavailable() {
         version: None,
     };
     let err = registry
-        .record_sighting(&sighting)
+        .record_sighting(&sighting, u64::MAX)
         .await
         .expect_err("fails");
     assert!(

@@ -5,9 +5,8 @@ use crate::adapters::memory::MemoryLabelStore;
 use crate::adapters::memory::{MemoryModelRegistry, MemoryPartialStore};
 use crate::domain::ids::ModelId;
 use crate::domain::labels::LabelLookback;
-use crate::ports::{
-    ArchiveRejection, ArchiveReport, PartialKey, PredictionCount, PutOutcome, TenantQuotas,
-};
+use crate::domain::{Quota, QuotaLimits, TenantQuotas};
+use crate::ports::{ArchiveRejection, ArchiveReport, PartialKey, PredictionCount, PutOutcome};
 use crate::testing::{MemoryIngest, NoArchive, memory_ingest};
 
 fn service() -> MemoryIngest {
@@ -113,14 +112,17 @@ async fn a_task_conflict_frees_the_batch_id_for_the_corrected_batch() {
     let service = service();
     service
         .registry
-        .record_sighting(&ModelSighting {
-            tenant: tenant(),
-            model_id: ModelId::parse("m1").expect("model"),
-            task: crate::domain::Task::Regression,
-            first: now(),
-            last: now(),
-            version: None,
-        })
+        .record_sighting(
+            &ModelSighting {
+                tenant: tenant(),
+                model_id: ModelId::parse("m1").expect("model"),
+                task: crate::domain::Task::Regression,
+                first: now(),
+                last: now(),
+                version: None,
+            },
+            u64::MAX,
+        )
         .await
         .expect("registered");
     let wrong = service.ingest(&tenant(), &binary_body(), now()).await;
@@ -347,7 +349,10 @@ fn batch(id: &str, latencies: &[f64]) -> Vec<u8> {
 #[tokio::test]
 async fn a_tenant_over_its_quota_is_refused_at_the_door_and_a_retry_never_counts() {
     let mut service = service();
-    service.quotas = IngestQuotas::new(3);
+    service.quotas = IngestQuotas::new(QuotaLimits {
+        predictions_per_minute: 3,
+        ..QuotaLimits::default()
+    });
     let other = TenantId::parse("t2").expect("tenant");
     let first = service
         .ingest(&tenant(), &batch("a", &[1.0, 2.0]), now())
@@ -371,7 +376,7 @@ async fn a_tenant_over_its_quota_is_refused_at_the_door_and_a_retry_never_counts
     assert_eq!(
         over,
         OverQuota {
-            quota: "predictions_per_minute",
+            quota: Quota::PredictionsPerMinute,
             limit: 3,
             requested: 2,
             retry_after_seconds: 15,
@@ -407,6 +412,7 @@ async fn an_operator_quota_overrides_the_default_for_its_tenant_only() {
         &tenant(),
         TenantQuotas {
             predictions_per_minute: Some(1),
+            ..TenantQuotas::default()
         },
     );
     let refused = service
@@ -432,4 +438,63 @@ async fn an_operator_quota_overrides_the_default_for_its_tenant_only() {
         .ingest(&other, &batch("a", &[1.0, 2.0]), now())
         .await
         .expect("the default quota");
+}
+
+#[tokio::test]
+async fn a_new_model_beyond_the_models_quota_is_refused_whole_and_known_models_go_on() {
+    let service = service();
+    service.registry.set_quotas(
+        &tenant(),
+        TenantQuotas {
+            models_per_tenant: Some(1),
+            ..TenantQuotas::default()
+        },
+    );
+    let of_model = |model: &str, id: &str| {
+        String::from_utf8(batch(id, &[1.0]))
+            .expect("UTF-8")
+            .replace("\"m1\"", &format!("{model:?}"))
+            .into_bytes()
+    };
+    service
+        .ingest(&tenant(), &of_model("m1", "a"), now())
+        .await
+        .expect("the first model");
+    let stored = service.partials.partials().len();
+    let refused = service.ingest(&tenant(), &of_model("m2", "b"), now()).await;
+    let Err(IngestError::OverQuota(over)) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(over, OverQuota::standing(Quota::ModelsPerTenant, 1, 1));
+    assert_eq!(service.partials.partials().len(), stored, "nothing written");
+    let models = service
+        .registry
+        .list_models(&tenant())
+        .await
+        .expect("models");
+    assert_eq!(models.len(), 1, "m2 is not registered");
+    // The registered model is accepted; another tenant has its own quota.
+    service
+        .ingest(&tenant(), &of_model("m1", "c"), now())
+        .await
+        .expect("a known model");
+    service
+        .ingest(
+            &TenantId::parse("t2").expect("tenant"),
+            &of_model("m2", "b"),
+            now(),
+        )
+        .await
+        .expect("another tenant's model");
+    // Raised by an operator, the quota applies within a minute, and the refused
+    // batch's id was released: the same batch is accepted.
+    service
+        .registry
+        .set_quotas(&tenant(), TenantQuotas::default());
+    let later = now() + TimeDelta::minutes(1);
+    let accepted = service
+        .ingest(&tenant(), &of_model("m2", "b"), later)
+        .await
+        .expect("the raised quota");
+    assert!(!accepted.duplicate);
 }
