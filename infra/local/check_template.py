@@ -21,6 +21,10 @@ route throttling, an access log (request id, route, status, latency, integration
 error, tenant claim) to a log group with a retention, and reserved concurrency on the
 functions a request invokes (ingest, api).
 
+It checks that no secret is in a function's environment (`secrets_problems`): no
+Secrets Manager or SSM SecureString dynamic reference in any Environment, and every
+function given the remote-write secret's name may read that secret, and no other.
+
 It also checks the scheduled functions' shard fan-out (`fan_out_problems`): every
 SQS event source is a FIFO queue with a FIFO dead-letter queue, a visibility timeout
 of at least six times the function's timeout for every interval the template
@@ -220,6 +224,14 @@ EXCEPTIONS = [
         and v == "*"
         and st.actions == ["cloudwatch:PutMetricData"]
         and _condition_key(st, "StringEquals", "cloudwatch:namespace"),
+    ),
+    Exception_(
+        "the remote-write secret's random suffix",
+        "Secrets Manager appends six random characters to a secret's name in its ARN; -?????? matches exactly those",
+        lambda st, what, v: what == "resource"
+        and st.actions == ["secretsmanager:GetSecretValue"]
+        and v.endswith(":secret:${PrometheusRemoteWriteAuthSecret}-??????")
+        and "*" not in v,
     ),
     Exception_(
         "a key policy's Resource *",
@@ -498,6 +510,71 @@ def operations_problems(tpl: dict[str, Any]) -> list[str]:
     return failures
 
 
+# Dynamic references CloudFormation resolves into the value it deploys: in a function's
+# Environment the secret would be readable by anyone allowed
+# lambda:GetFunctionConfiguration, and rotating it would need a redeploy.
+SECRET_REFERENCES = ("resolve:secretsmanager", "resolve:ssm-secure")
+SECRET_VARIABLE = "PROMETHEUS_REMOTE_WRITE_AUTH_SECRET"
+
+
+def secrets_problems(tpl: dict[str, Any]) -> list[str]:
+    """Nothing secret in any function's environment, and a function that is given the
+    remote-write secret's name may read that secret (and only a secret named by it)."""
+    failures: list[str] = []
+    for name, fn in sorted(tpl["Resources"].items()):
+        if fn.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = fn.get("Properties", {})
+        environment = json.dumps(props.get("Environment", {}))
+        failures += [
+            f"{name}: its Environment holds a {ref} reference (a secret in plain text)"
+            for ref in SECRET_REFERENCES
+            if ref in environment
+        ]
+        if SECRET_VARIABLE not in props.get("Environment", {}).get("Variables", {}):
+            continue
+        role = ref_name(props.get("Role"))
+        reads = [
+            st for st in statements(tpl)
+            if st.where.startswith(f"{role} ") and st.effect == "Allow"
+            and "secretsmanager:GetSecretValue" in st.actions
+        ]
+        if not reads:
+            failures.append(f"{name}: is given {SECRET_VARIABLE} but its role {role} may not read it")
+        failures += [
+            f"{st.where}: GetSecretValue on {r!r}, not the remote-write secret"
+            for st in reads for r in st.resources if "PrometheusRemoteWriteAuthSecret" not in r
+        ]
+    return failures
+
+
+def secrets_self_test(tpl: dict[str, Any]) -> None:
+    """A resolved secret in an Environment and a missing grant are both reported."""
+    import copy
+
+    def aggregate(t: dict[str, Any]) -> dict[str, Any]:
+        return next(v["Properties"] for v in t["Resources"].values()
+                    if v["Type"] == "AWS::Lambda::Function"
+                    and SECRET_VARIABLE in v["Properties"].get("Environment", {}).get("Variables", {}))
+
+    def resolved(t: dict[str, Any]) -> None:
+        aggregate(t)["Environment"]["Variables"]["PROMETHEUS_REMOTE_WRITE_AUTH"] = {
+            "Fn::Sub": "{{resolve:secretsmanager:${PrometheusRemoteWriteAuthSecret}}}"}
+
+    def ungranted(t: dict[str, Any]) -> None:
+        role = t["Resources"][ref_name(aggregate(t)["Role"])]["Properties"]
+        for policy in role["Policies"]:
+            policy["PolicyDocument"]["Statement"] = [
+                st for st in policy["PolicyDocument"]["Statement"]
+                if "GetSecretValue" not in json.dumps(st)]
+
+    for expected, mutate in (("resolve:secretsmanager", resolved), ("may not read it", ungranted)):
+        broken = copy.deepcopy(tpl)
+        mutate(broken)
+        found = secrets_problems(broken)
+        assert any(expected in f for f in found), f"secrets check missed {expected}: {found}"
+
+
 def operations_self_test(tpl: dict[str, Any]) -> None:
     """Each missing safeguard is reported."""
     import copy
@@ -561,6 +638,15 @@ def self_test() -> None:
         raise SystemExit(f"check_template: self-test failed: a plain statement was refused: {failures}")
 
 
+def fail_on(failures: list[str], what: str) -> None:
+    """Exits 1 listing `failures` under `what`, if there are any."""
+    if failures:
+        print(f"check_template: {what}:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        sys.exit(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--template", required=True, type=Path)
@@ -578,19 +664,14 @@ def main() -> None:
         sys.exit(1)
     fan_out_self_test(tpl)
     fan_out, mappings = fan_out_problems(tpl)
-    if fan_out or not mappings:
-        print("check_template: the shard fan-out is not as it must be:", file=sys.stderr)
-        for f in fan_out or ["no function has a shard queue"]:
-            print(f"  {f}", file=sys.stderr)
-        sys.exit(1)
+    fail_on(fan_out or ([] if mappings else ["no function has a shard queue"]),
+            "the shard fan-out is not as it must be")
     operations_self_test(tpl)
-    operations = operations_problems(tpl)
-    if operations:
-        print("check_template: the HTTP API is not safe to share between tenants:", file=sys.stderr)
-        for f in operations:
-            print(f"  {f}", file=sys.stderr)
-        sys.exit(1)
+    fail_on(operations_problems(tpl), "the HTTP API is not safe to share between tenants")
+    secrets_self_test(tpl)
+    fail_on(secrets_problems(tpl), "a secret is not kept out of the functions' configuration")
     print(f"check_template: {mappings} shard queues, each FIFO with a dead-letter queue, alarms, its coordinator's and poller's permissions")
+    print("check_template: no secret in any function's environment; the remote-write secret is read at run time by the functions given its name, each allowed that secret only")
     print("check_template: the HTTP API throttles every route, logs every request (tenant claim included) to an expiring log group; ingest and api have reserved concurrency")
     print(f"check_template: {count} policy statements, no wildcard beyond these exceptions:")
     for e in EXCEPTIONS:

@@ -46,6 +46,12 @@ pub fn cloudwatch(sdk: &SdkConfig) -> aws_sdk_cloudwatch::Client {
     aws_sdk_cloudwatch::Client::new(sdk)
 }
 
+/// A Secrets Manager client (the remote-write credential).
+#[cfg(feature = "remote-write")]
+pub fn secrets_manager(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(sdk)
+}
+
 /// A Timestream Write client.
 ///
 /// Real Timestream requires endpoint discovery, and the discovered endpoint must be

@@ -119,6 +119,14 @@ pub struct Config {
     /// `basic:<user>:<password>`, `bearer:<token>`, `sigv4` or `sigv4:<region>`
     /// (Amazon Managed Prometheus). The remote-write adapter parses it.
     pub remote_write_auth: Option<Secret>,
+    /// `PROMETHEUS_REMOTE_WRITE_AUTH_SECRET`: the name or ARN of a Secrets Manager
+    /// secret whose value is a `PROMETHEUS_REMOTE_WRITE_AUTH` setting, read at run
+    /// time (nothing secret in the environment); not with `remote_write_auth`.
+    pub remote_write_auth_secret: Option<String>,
+    /// `PROMETHEUS_REMOTE_WRITE_SECRET_REFRESH_SECONDS` (default 60, at least 1): the
+    /// secret is read again after the receiver refuses the credential (401/403), at
+    /// most once per this.
+    pub remote_write_secret_refresh: Duration,
     /// `CLOUDWATCH_NAMESPACE` (default `ModelWatch`).
     pub cloudwatch_namespace: String,
     /// `CLOUDWATCH_METRICS`: which metrics go to CloudWatch, `off`, `core` or `all`
@@ -322,10 +330,26 @@ impl Config {
             });
         }
         let remote_write_auth = env.optional("PROMETHEUS_REMOTE_WRITE_AUTH").map(Secret);
+        let remote_write_auth_secret = env.optional("PROMETHEUS_REMOTE_WRITE_AUTH_SECRET");
+        if remote_write_auth.is_some() && remote_write_auth_secret.is_some() {
+            return Err(ConfigError::Invalid {
+                name: "PROMETHEUS_REMOTE_WRITE_AUTH_SECRET",
+                value: remote_write_auth_secret.unwrap_or_default(),
+                reason: "is set beside PROMETHEUS_REMOTE_WRITE_AUTH; set one of them".into(),
+            });
+        }
+        let remote_write_secret_refresh = Duration::from_secs(env.parse_or(
+            "PROMETHEUS_REMOTE_WRITE_SECRET_REFRESH_SECONDS",
+            60,
+            |v: &u64| *v >= 1,
+            "must be a whole number of seconds, at least 1",
+        )?);
         Ok(Self {
             quotas,
             perf,
             remote_write_auth,
+            remote_write_auth_secret,
+            remote_write_secret_refresh,
             ingest,
             rollups,
             alerts,
@@ -456,6 +480,9 @@ mod tests {
         assert_eq!(cfg.cloudwatch_metrics, CloudWatchMetrics::All);
         assert_eq!(cfg.remote_write_url, None);
         assert_eq!(cfg.remote_write_auth, None);
+        assert_eq!(cfg.remote_write_auth_secret, None);
+        assert_eq!(cfg.remote_write_secret_refresh, Duration::from_secs(60));
+        assert_eq!(cfg.quotas, QuotaLimits::default());
         assert_eq!(cfg.shard_queues, ShardQueues::default());
         assert_eq!(cfg.shard_workers, 32);
         assert_eq!(
@@ -505,6 +532,26 @@ mod tests {
     }
 
     #[test]
+    fn the_remote_write_credential_is_a_setting_or_a_secret_not_both() {
+        let mut vars = base();
+        vars.insert(
+            "PROMETHEUS_REMOTE_WRITE_AUTH_SECRET",
+            "modelwatch/remote-write",
+        );
+        vars.insert("PROMETHEUS_REMOTE_WRITE_SECRET_REFRESH_SECONDS", "5");
+        let cfg = load(&vars).expect("a secret");
+        assert_eq!(
+            cfg.remote_write_auth_secret.as_deref(),
+            Some("modelwatch/remote-write")
+        );
+        assert_eq!(cfg.remote_write_secret_refresh, Duration::from_secs(5));
+        vars.insert("PROMETHEUS_REMOTE_WRITE_AUTH", "bearer:token");
+        let err = load(&vars).expect_err("both");
+        assert!(err.to_string().contains("set one of them"), "{err}");
+        assert!(!err.to_string().contains("token"), "{err}");
+    }
+
+    #[test]
     fn invalid_values_name_the_variable() {
         for (name, value) in [
             ("PERF_MONITORING_INTERVAL", "soon"),
@@ -526,6 +573,10 @@ mod tests {
             ("DAY_ROLLUP_RETENTION_DAYS", "0"),
             ("LABEL_LOOKBACK_DAYS", "0"),
             ("LABEL_LOOKBACK_DAYS", "367"),
+            ("PROMETHEUS_REMOTE_WRITE_SECRET_REFRESH_SECONDS", "0"),
+            ("TENANT_PREDICTIONS_PER_MINUTE", "0"),
+            ("TENANT_MODELS", "-1"),
+            ("TENANT_RULES_PER_MODEL", "51"),
         ] {
             let mut vars = base();
             vars.insert(name, value);

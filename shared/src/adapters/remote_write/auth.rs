@@ -19,6 +19,8 @@ use aws_sigv4::sign::v4;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use thiserror::Error;
 
+use super::secret::{SecretAuthorizer, SecretReadError};
+
 /// The SigV4 service name of Amazon Managed Service for Prometheus.
 pub const SIGV4_SERVICE: &str = "aps";
 
@@ -183,6 +185,17 @@ pub enum AuthError {
     /// The request could not be signed: a bug or bad configuration, not transient.
     #[error("could not sign the request")]
     Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The credential's secret could not be read (Secrets Manager unreachable,
+    /// throttled, access denied); retried on the next write.
+    #[error("could not read the remote-write secret")]
+    Secret(#[source] SecretReadError),
+    /// The secret's value is not a `PROMETHEUS_REMOTE_WRITE_AUTH` setting (the value
+    /// is not repeated).
+    #[error("the remote-write secret's value is not a valid authentication setting")]
+    SecretValue(#[source] AuthParseError),
+    /// The secret's credential cannot be used (e.g. characters not allowed in a header).
+    #[error("the remote-write secret's credential cannot be used")]
+    SecretSetup(#[source] AuthSetupError),
 }
 
 /// [`RemoteWriteAuth`] ready to use: built once, applied to every request.
@@ -194,6 +207,8 @@ pub enum Authorizer {
     Header(HeaderValue),
     /// SigV4 signing with cached credentials.
     SigV4(SigV4Signer),
+    /// A credential read at run time from a secret (boxed: it is the largest).
+    Secret(Box<SecretAuthorizer>),
 }
 
 impl Authorizer {
@@ -235,6 +250,21 @@ impl Authorizer {
                 Ok(())
             }
             Self::SigV4(signer) => signer.sign(url, headers, body).await,
+            Self::Secret(secret) => {
+                let current = secret.current().await?;
+                // Boxed: the credential read from the secret is never itself a secret,
+                // but the compiler cannot know that.
+                Box::pin(current.apply(url, headers, body)).await
+            }
+        }
+    }
+
+    /// After the receiver refused the credential (401/403): whether a newer one was
+    /// found (only a secret's credential can change; see [`SecretAuthorizer::refresh`]).
+    pub async fn refresh(&self) -> bool {
+        match self {
+            Self::Secret(secret) => secret.refresh().await,
+            Self::None | Self::Header(_) | Self::SigV4(_) => false,
         }
     }
 }

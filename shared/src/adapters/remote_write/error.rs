@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use super::auth::{AuthError, AuthParseError, AuthSetupError};
 use super::request::EncodeError;
+use super::secret::SecretReadError;
 
 /// Why the client could not be built. Messages never repeat the URL (it may carry
 /// credentials) or the authentication setting.
@@ -46,10 +47,22 @@ pub enum RemoteWriteError {
         #[source]
         source: AttemptError,
     },
-    /// The receiver refused a request with a status other than 2xx, 429 and 5xx.
-    /// Not retryable: the same data would be refused again.
+    /// The receiver refused a request with a status other than 2xx, 401, 403, 429 and
+    /// 5xx. Not retryable: the same data would be refused again.
     #[error("remote-write receiver {endpoint} rejected a request with HTTP {status}: {body}")]
     Rejected {
+        /// The receiver (without credentials or query).
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body (at most 1 KiB).
+        body: String,
+    },
+    /// The receiver refused the credential (401/403), and no newer one was found.
+    /// Retryable: the data is fine, and a corrected credential delivers it on a later
+    /// run.
+    #[error("remote-write receiver {endpoint} refused the credential with HTTP {status}: {body}")]
+    Unauthorized {
         /// The receiver (without credentials or query).
         endpoint: String,
         /// The HTTP status.
@@ -72,7 +85,7 @@ pub enum RemoteWriteError {
 impl RemoteWriteError {
     /// Whether resending the same data later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable { .. } | Self::Unauthorized { .. })
     }
 }
 
@@ -93,4 +106,7 @@ pub enum AttemptError {
     /// The AWS credentials provider failed (SigV4).
     #[error("AWS credentials unavailable")]
     Credentials(#[source] CredentialsError),
+    /// The credential's secret could not be read.
+    #[error("remote-write secret unavailable")]
+    Secret(#[source] SecretReadError),
 }

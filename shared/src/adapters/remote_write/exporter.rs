@@ -1,13 +1,18 @@
 //! [`PrometheusExporter`]: the remote-write client as the ports see it — the
 //! [`MetricsExporter`] of `aggregate` and the [`SeriesWriter`] of `evaluate` — built
-//! from the raw settings (`PROMETHEUS_REMOTE_WRITE_URL`, `PROMETHEUS_REMOTE_WRITE_AUTH`),
-//! which it parses itself.
+//! from the raw settings (`PROMETHEUS_REMOTE_WRITE_URL`, `PROMETHEUS_REMOTE_WRITE_AUTH`
+//! or `PROMETHEUS_REMOTE_WRITE_AUTH_SECRET`), which it parses itself.
+
+use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use super::auth::Authorizer;
+use super::secret::{SecretAuthorizer, SecretsManagerSecret};
 use super::{
     AuthParseError, RemoteWriteAuth, RemoteWriteClient, RemoteWriteSetupError, RetryPolicy,
 };
+use crate::aws;
 use crate::config::Config;
 use crate::domain::Series;
 use crate::ports::{ExportFailure, SeriesWriter};
@@ -16,9 +21,10 @@ use crate::ports::{ExportFailure, SeriesWriter};
 pub struct PrometheusExporter(pub RemoteWriteClient);
 
 impl PrometheusExporter {
-    /// The exporter to the configured `PROMETHEUS_REMOTE_WRITE_URL` with the auth of
-    /// `PROMETHEUS_REMOTE_WRITE_AUTH` (none when unset) and the default retry policy;
-    /// `None` when no URL is configured.
+    /// The exporter to the configured `PROMETHEUS_REMOTE_WRITE_URL` with the
+    /// credential of the secret `PROMETHEUS_REMOTE_WRITE_AUTH_SECRET` (read at run
+    /// time) or the setting `PROMETHEUS_REMOTE_WRITE_AUTH` (none when neither is set)
+    /// and the default retry policy; `None` when no URL is configured.
     ///
     /// # Errors
     /// [`RemoteWriteSetupError`] when the auth setting does not parse (the error names
@@ -31,14 +37,27 @@ impl PrometheusExporter {
         let Some(url) = config.remote_write_url.as_deref() else {
             return Ok(None);
         };
-        let auth = match &config.remote_write_auth {
-            None => RemoteWriteAuth::None,
-            Some(raw) => raw
-                .expose()
-                .parse()
-                .map_err(|e: AuthParseError| RemoteWriteSetupError::AuthSetting(e))?,
+        let authorizer = match (&config.remote_write_auth_secret, &config.remote_write_auth) {
+            (Some(secret_id), _) => {
+                let secret = SecretsManagerSecret::new(aws::secrets_manager(sdk), secret_id);
+                Authorizer::Secret(Box::new(SecretAuthorizer::new(
+                    Arc::new(secret),
+                    sdk.clone(),
+                    config.remote_write_secret_refresh,
+                )))
+            }
+            (None, raw) => {
+                let auth = match raw {
+                    None => RemoteWriteAuth::None,
+                    Some(raw) => raw
+                        .expose()
+                        .parse()
+                        .map_err(|e: AuthParseError| RemoteWriteSetupError::AuthSetting(e))?,
+                };
+                Authorizer::new(&auth, sdk).map_err(RemoteWriteSetupError::Auth)?
+            }
         };
-        RemoteWriteClient::new(url, &auth, sdk, RetryPolicy::default())
+        RemoteWriteClient::with_authorizer(url, authorizer, RetryPolicy::default())
             .map(Self)
             .map(Some)
     }

@@ -7,6 +7,8 @@
 //!   `__name__`, sample order, validation, splitting — and the header constants.
 //! - [`auth`]: [`RemoteWriteAuth`] (`PROMETHEUS_REMOTE_WRITE_AUTH`): none, basic,
 //!   bearer, SigV4 (`aps`).
+//! - [`secret`]: the credential kept in Secrets Manager, read at run time and again
+//!   after a refusal (`PROMETHEUS_REMOTE_WRITE_AUTH_SECRET`).
 //! - [`service`]: one request over HTTP with the [`RetryPolicy`] (retry 5xx and 429
 //!   with bounded exponential backoff, never other 4xx).
 //! - [`sink`]: [`RemoteWriteClient`], which ties them together.
@@ -18,6 +20,7 @@ pub mod error;
 pub mod exporter;
 pub mod proto;
 pub mod request;
+pub mod secret;
 pub mod service;
 pub mod sink;
 

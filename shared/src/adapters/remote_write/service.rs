@@ -5,7 +5,11 @@
 //! 429 are retried with exponential backoff for a bounded number of attempts; every
 //! other status (other 4xx, and 3xx: redirects are not followed, a POST must not turn
 //! into a GET) is a rejection that resending cannot fix, so its body is logged and the
-//! request given up. Transport failures (connect errors, timeouts) are retried like
+//! request given up — except 401 and 403: the credential was refused, not the data, so
+//! a credential read from a secret is read again (at most once per refresh interval)
+//! and the request sent once more when it changed; otherwise the write stops and its
+//! data waits for a later run ([`RemoteWriteError::Unauthorized`], retryable).
+//! Transport failures (connect errors, timeouts) are retried like
 //! 5xx. A `Retry-After` on a retryable response is honoured when it is within
 //! [`RetryPolicy::max_retry_after`]; a longer one ends the attempts at once, leaving the
 //! data to the next scheduled run instead of holding the Lambda invocation.
@@ -18,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url, redirect};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::auth::{AuthError, Authorizer};
 use super::error::{AttemptError, RemoteWriteError, RemoteWriteSetupError};
@@ -179,12 +183,35 @@ impl Service {
         &self.endpoint
     }
 
-    /// Sends one body, retrying per the policy.
+    /// Sends one body, retrying per the policy; a refused credential (401/403) is
+    /// sent once more when the authorizer finds a newer one (a rotated secret).
     pub(super) async fn send(&self, body: &[u8]) -> Result<(), RemoteWriteError> {
         let attempts = self.policy.attempts();
         let mut attempt = 1;
+        let mut refreshed = false;
         loop {
-            let (error, retry_after) = match self.attempt(body).await? {
+            let outcome = match self.attempt(body).await {
+                Err(RemoteWriteError::Rejected {
+                    endpoint,
+                    status: status @ (401 | 403),
+                    body: answer,
+                }) => {
+                    if !refreshed && self.auth.refresh().await {
+                        refreshed = true;
+                        info!(endpoint = %self.endpoint, "credential refused; sending again with the secret's new one");
+                        continue;
+                    }
+                    // The data is fine, the credential is not: kept for the next run,
+                    // which a fixed credential delivers.
+                    return Err(RemoteWriteError::Unauthorized {
+                        endpoint,
+                        status,
+                        body: answer,
+                    });
+                }
+                outcome => outcome?,
+            };
+            let (error, retry_after) = match outcome {
                 Attempt::Delivered => return Ok(()),
                 Attempt::Failed { error, retry_after } => (error, retry_after),
             };
@@ -217,10 +244,17 @@ impl Service {
         let mut headers = base_headers();
         match self.auth.apply(self.url.as_str(), &mut headers, body).await {
             Ok(()) => {}
-            // The credentials provider may be briefly unavailable: retry like a 5xx.
+            // The credentials provider or Secrets Manager may be briefly unavailable:
+            // retry like a 5xx.
             Err(AuthError::Credentials(source)) => {
                 return Ok(Attempt::Failed {
                     error: AttemptError::Credentials(source),
+                    retry_after: None,
+                });
+            }
+            Err(AuthError::Secret(source)) => {
+                return Ok(Attempt::Failed {
+                    error: AttemptError::Secret(source),
                     retry_after: None,
                 });
             }

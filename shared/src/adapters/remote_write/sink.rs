@@ -50,6 +50,15 @@ impl RemoteWriteClient {
         policy: RetryPolicy,
     ) -> Result<Self, RemoteWriteSetupError> {
         let auth = Authorizer::new(auth, sdk).map_err(RemoteWriteSetupError::Auth)?;
+        Self::with_authorizer(url, auth, policy)
+    }
+
+    /// A client posting to `url` with `auth` ready to use (e.g. a secret's).
+    pub fn with_authorizer(
+        url: &str,
+        auth: Authorizer,
+        policy: RetryPolicy,
+    ) -> Result<Self, RemoteWriteSetupError> {
         Ok(Self {
             service: Service::new(url, auth, policy)?,
             max_series_per_request: DEFAULT_MAX_SERIES_PER_REQUEST,

@@ -265,8 +265,25 @@ async fn a_400_is_not_retried_and_the_error_carries_the_body() {
 }
 
 #[tokio::test]
+async fn a_refused_credential_is_not_retried_now_but_kept_for_the_next_run() {
+    for status in [401, 403] {
+        let (rx, url) = Receiver::start(vec![reply(status)]).await;
+        let err = client(&url, "bearer:wrong")
+            .write(&two_series())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RemoteWriteError::Unauthorized { status: s, .. } if s == status),
+            "{status}: {err:?}"
+        );
+        assert!(err.is_retryable(), "the data is fine: {err}");
+        assert_eq!(rx.received().len(), 1, "{status}");
+    }
+}
+
+#[tokio::test]
 async fn other_4xx_and_redirects_are_not_retried() {
-    for status in [401, 403, 404, 413, 307] {
+    for status in [404, 413, 307] {
         let (rx, url) = Receiver::start(vec![reply(status)]).await;
         let err = client(&url, "").write(&two_series()).await.unwrap_err();
         assert!(
@@ -405,6 +422,50 @@ async fn basic_and_bearer_credentials_are_sent() {
         "Basic YWxpY2U6cGE6c3M="
     );
     assert_eq!(received[1].header("authorization"), "Bearer t0ken");
+}
+
+#[tokio::test]
+async fn a_refused_credential_is_sent_once_more_after_the_secret_rotated() {
+    use crate::adapters::remote_write::secret::scripted::{Scripted, authorizer};
+    let (rx, url) = Receiver::start(vec![reply(401), reply(401)]).await;
+    let source = Arc::new(Scripted::default());
+    source.set(Ok("bearer:old"));
+    let secret = Authorizer::Secret(Box::new(authorizer(&source, Duration::ZERO)));
+    let client = RemoteWriteClient::with_authorizer(&url, secret, fast_policy()).expect("client");
+    // Rotated between the first read and the write: refused, read again, sent again.
+    client
+        .write(&two_series())
+        .await
+        .expect_err("refused before the rotation is known");
+    source.set(Ok("bearer:new"));
+    let report = client.write(&two_series()).await.expect("delivered");
+    assert_eq!(report.requests, 1);
+    let sent: Vec<String> = rx
+        .received()
+        .iter()
+        .map(|r| r.header("authorization").to_owned())
+        .collect();
+    assert_eq!(sent, ["Bearer old", "Bearer old", "Bearer new"]);
+    // The first refusal read the secret again (unchanged: not resent); the second read
+    // found the new one.
+    assert_eq!(source.reads(), 3);
+}
+
+#[tokio::test]
+async fn a_refused_credential_is_not_read_again_within_the_interval() {
+    use crate::adapters::remote_write::secret::scripted::{Scripted, authorizer};
+    let (rx, url) = Receiver::start(vec![reply(403), reply(403)]).await;
+    let source = Arc::new(Scripted::default());
+    source.set(Ok("bearer:old"));
+    let secret = Authorizer::Secret(Box::new(authorizer(&source, Duration::from_secs(60))));
+    let client = RemoteWriteClient::with_authorizer(&url, secret, fast_policy()).expect("client");
+    source.set(Ok("bearer:new"));
+    for _ in 0..2 {
+        let err = client.write(&two_series()).await.expect_err("refused");
+        assert!(format!("{err:?}").contains("403"), "{err:?}");
+    }
+    assert_eq!(rx.received().len(), 2, "no resend");
+    assert_eq!(source.reads(), 1, "read once in the minute");
 }
 
 #[tokio::test]
