@@ -234,6 +234,11 @@ EXCEPTIONS = [
         and "*" not in v,
     ),
     Exception_(
+        "sns:Unsubscribe on *",
+        "Unsubscribe has no resource-level permissions (it names a subscription, not a topic); it removes only subscriptions the caller may see",
+        lambda st, what, v: what == "resource" and v == "*" and st.actions == ["sns:Unsubscribe"],
+    ),
+    Exception_(
         "a key policy's Resource *",
         'in a KMS key policy "*" is the key itself (the only value AWS accepts)',
         lambda st, what, v: what == "resource" and v == "*" and st.kind == "key",

@@ -41,6 +41,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A failed call to a service: `Internal` when the service refused the request
+    /// itself (`permanent`: sending it again cannot help), `Unavailable` otherwise.
+    pub fn failed_call(operation: &'static str, permanent: bool, source: BoxError) -> Self {
+        if permanent {
+            Self::Internal { operation, source }
+        } else {
+            Self::Unavailable { operation, source }
+        }
+    }
+
     /// Stored states that cannot be merged (they hold different tasks): the data
     /// behind `key` contradicts itself.
     pub fn inconsistent(key: String, err: MergeError) -> Self {

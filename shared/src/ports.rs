@@ -15,6 +15,7 @@ use crate::domain::alerting::baseline::{
 };
 use crate::domain::alerting::rules::CustomRules;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState};
+use crate::domain::alerting::subscriptions::{AlertSubscriptions, SubscriptionTarget};
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
@@ -618,6 +619,63 @@ pub trait AlertNotifier: Send + Sync {
     /// Publishes one alert transition. `StoreError::Unavailable` when the topic could
     /// not be reached (the caller retries on its next run).
     fn notify(&self, alert: &AlertRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A tenant's alert subscriptions (the models table).
+pub trait SubscriptionStore: Send + Sync {
+    /// The tenant's subscriptions (none when never set).
+    fn subscriptions(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<AlertSubscriptions, StoreError>> + Send;
+
+    /// Replaces the tenant's subscriptions.
+    fn put_subscriptions(
+        &self,
+        tenant: &TenantId,
+        subscriptions: &AlertSubscriptions,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The alert topic's subscriptions (SNS), each filtered on one tenant's alerts.
+pub trait TopicSubscriptions: Send + Sync {
+    /// Subscribes `target` (e-mail or SQS) to `tenant`'s alerts; answers the
+    /// subscription's ARN. Subscribing the same target again answers the same ARN.
+    fn subscribe(
+        &self,
+        tenant: &TenantId,
+        target: &SubscriptionTarget,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Removes a subscription (one already gone is not an error).
+    fn unsubscribe(
+        &self,
+        subscription_arn: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One signed webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery<'a> {
+    /// The URL.
+    pub url: &'a str,
+    /// The subscription's id (`X-Modelwatch-Subscription`).
+    pub subscription_id: &'a str,
+    /// The subscription's signing secret.
+    pub secret: &'a str,
+    /// The delivery's id, the same on every retry (`X-Modelwatch-Delivery`).
+    pub delivery_id: &'a str,
+    /// The JSON body: the alert, as SNS carries it.
+    pub body: &'a [u8],
+}
+
+/// Posts alerts to tenants' webhooks.
+pub trait WebhookSender: Send + Sync {
+    /// Delivers one alert to one webhook (retrying as the sender's policy says).
+    fn deliver(
+        &self,
+        delivery: &WebhookDelivery<'_>,
+    ) -> impl Future<Output = Result<(), ExportFailure>> + Send;
 }
 
 /// One message for a work queue: its body, the group it is ordered within (one message

@@ -141,3 +141,39 @@ pub fn state_of_size(bytes: usize, time: DateTime<Utc>) -> WindowState {
     }
     state
 }
+
+/// A firing alert of `tenant`'s model `fraud-v2`: p95 latency above 250 ms for 15
+/// minutes, of `severity`.
+pub fn sample_alert(
+    tenant: &str,
+    severity: crate::domain::alerting::rules::Severity,
+) -> crate::domain::alerting::state::AlertRecord {
+    use crate::domain::MetricName;
+    use crate::domain::alerting::rules::{AlertRule, Condition, RuleWindow};
+    use crate::domain::alerting::state::{AlertRecord, AlertState, alert_id};
+    let started_at = DateTime::from_timestamp_millis(1_700_000_000_000).expect("time");
+    AlertRecord {
+        alert_id: alert_id("p95-high", started_at),
+        tenant_id: self::tenant(tenant),
+        model_id: model("fraud-v2"),
+        rule: AlertRule {
+            id: "p95-high".into(),
+            metric: MetricName::LatencyP95,
+            condition: Condition::Above,
+            threshold: 250.0,
+            window: RuleWindow::from_minutes(15).expect("window"),
+            severity,
+            min_samples: 50,
+            basis: None,
+            label_delay: None,
+        },
+        state: AlertState::Firing,
+        observed_value: Some(312.5),
+        baseline: None,
+        sample_count: 900,
+        window_start: started_at - chrono::TimeDelta::minutes(15),
+        window_end: started_at,
+        started_at,
+        resolved_at: None,
+    }
+}

@@ -7,27 +7,18 @@ use serde_json::{Value, json};
 
 use crate::Stack;
 
-/// An SQS queue subscribed to the alert topic, receiving only `tenant`'s alerts (and,
-/// with `severity`, only those).
-pub struct Subscriber {
+/// An SQS queue of the stack's lane, for alerts to be delivered to.
+pub struct Queue {
     sqs: aws_sdk_sqs::Client,
-    sns: aws_sdk_sns::Client,
     url: String,
-    subscription: String,
+    /// Its ARN.
+    pub arn: String,
 }
 
-impl Subscriber {
-    /// Subscribes a new queue for `tenant`'s alerts (with `severity`, only those).
-    pub async fn new(stack: &Stack, tenant: &str, severity: Option<&str>) -> Self {
-        let (sqs, sns) = (
-            aws_sdk_sqs::Client::new(&stack.sdk_config_for("SQS").await),
-            aws_sdk_sns::Client::new(&stack.sdk_config_for("SNS").await),
-        );
-        let name = format!(
-            "{}-{}",
-            &tenant[..tenant.len().min(60)],
-            severity.unwrap_or("all")
-        );
+impl Queue {
+    /// Creates the queue `name`.
+    pub async fn create(stack: &Stack, name: &str) -> Self {
+        let sqs = aws_sdk_sqs::Client::new(&stack.sdk_config_for("SQS").await);
         let url = sqs
             .create_queue()
             .queue_name(name)
@@ -49,27 +40,7 @@ impl Subscriber {
                     .cloned()
             })
             .expect("queue arn");
-        let mut policy = json!({"tenant_id": [tenant]});
-        if let Some(severity) = severity {
-            policy["severity"] = json!([severity]);
-        }
-        let subscription = sns
-            .subscribe()
-            .topic_arn(stack.var("ALERT_TOPIC_ARN"))
-            .protocol("sqs")
-            .endpoint(arn)
-            .attributes("FilterPolicy", policy.to_string())
-            .send()
-            .await
-            .expect("subscribe")
-            .subscription_arn
-            .expect("subscription arn");
-        Self {
-            sqs,
-            sns,
-            url,
-            subscription,
-        }
+        Self { sqs, url, arn }
     }
 
     /// Every SNS notification delivered so far (drained from the queue).
@@ -104,6 +75,62 @@ impl Subscriber {
         }
     }
 
+    /// Deletes the queue.
+    pub async fn delete(self) {
+        self.sqs
+            .delete_queue()
+            .queue_url(&self.url)
+            .send()
+            .await
+            .expect("delete queue");
+    }
+}
+
+/// An SQS queue subscribed to the alert topic, receiving only `tenant`'s alerts (and,
+/// with `severity`, only those).
+pub struct Subscriber {
+    queue: Queue,
+    sns: aws_sdk_sns::Client,
+    subscription: String,
+}
+
+impl Subscriber {
+    /// Subscribes a new queue for `tenant`'s alerts (with `severity`, only those).
+    pub async fn new(stack: &Stack, tenant: &str, severity: Option<&str>) -> Self {
+        let sns = aws_sdk_sns::Client::new(&stack.sdk_config_for("SNS").await);
+        let name = format!(
+            "{}-{}",
+            &tenant[..tenant.len().min(60)],
+            severity.unwrap_or("all")
+        );
+        let queue = Queue::create(stack, &name).await;
+        let mut policy = json!({"tenant_id": [tenant]});
+        if let Some(severity) = severity {
+            policy["severity"] = json!([severity]);
+        }
+        let subscription = sns
+            .subscribe()
+            .topic_arn(stack.var("ALERT_TOPIC_ARN"))
+            .protocol("sqs")
+            .endpoint(&queue.arn)
+            .attributes("FilterPolicy", policy.to_string())
+            .send()
+            .await
+            .expect("subscribe")
+            .subscription_arn
+            .expect("subscription arn");
+        Self {
+            queue,
+            sns,
+            subscription,
+        }
+    }
+
+    /// Every SNS notification delivered so far (drained from the queue).
+    pub async fn drain(&self) -> Vec<Value> {
+        self.queue.drain().await
+    }
+
     /// Unsubscribes and deletes the queue.
     pub async fn remove(self) {
         self.sns
@@ -112,12 +139,7 @@ impl Subscriber {
             .send()
             .await
             .expect("unsubscribe");
-        self.sqs
-            .delete_queue()
-            .queue_url(&self.url)
-            .send()
-            .await
-            .expect("delete queue");
+        self.queue.delete().await;
     }
 }
 

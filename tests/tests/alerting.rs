@@ -469,3 +469,139 @@ async fn the_serving_baseline_is_captured_after_24_hours_of_traffic() {
         .unwrap_or_else(|| panic!("the latency baseline rule: {rules}"));
     assert!((derived["threshold"].as_f64().expect("threshold") - 1.5 * p95).abs() < 1e-9);
 }
+
+/// A webhook receiver on 127.0.0.1: every request's headers and body.
+type Hooked = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+async fn webhook_receiver() -> (String, Hooked) {
+    let got: Hooked = Hooked::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(got): axum::extract::State<Hooked>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    got.lock().expect("lock").push((headers, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (url, got)
+}
+
+/// HMAC-SHA256 of `<t>.<body>` with `secret`, in hex: what a receiver computes.
+fn expected_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_tenants_own_subscriptions_receive_only_its_alerts_and_webhooks_are_signed() {
+    use modelwatch_e2e::subscriber::Queue;
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let (acme, globex) = (unique_tenant("subs-acme"), unique_tenant("subs-globex"));
+    let (hook_url, hooked) = webhook_receiver().await;
+    let mut queues = Vec::new();
+    let mut secret = String::new();
+    for tenant in [&acme, &globex] {
+        let queue = Queue::create(stack, &format!("{}-own", &tenant[..tenant.len().min(60)])).await;
+        let mut subscriptions = vec![json!({"protocol": "sqs", "endpoint": queue.arn})];
+        if tenant == &acme {
+            subscriptions.push(json!({"protocol": "webhook", "endpoint": hook_url}));
+        }
+        let (status, body) = api(
+            stack,
+            tenant,
+            "PUT",
+            "/api/v1/monitoring/alert-subscriptions",
+            Some(json!({ "subscriptions": subscriptions })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if tenant == &acme {
+            secret = body["subscriptions"][1]["signing_secret"]
+                .as_str()
+                .expect("the webhook's secret")
+                .to_owned();
+        }
+        queues.push(queue);
+    }
+
+    // Both tenants' models breach a rule in the same run.
+    let from = Utc::now()
+        .duration_trunc(TimeDelta::minutes(1))
+        .expect("minute")
+        - TimeDelta::minutes(6);
+    for tenant in [&acme, &globex] {
+        send(stack, tenant, "subs-model", from, 5, GOOD).await;
+        let (status, body) = api(
+            stack,
+            tenant,
+            "PUT",
+            "/api/v1/monitoring/performance/subs-model/alert-rules",
+            Some(
+                json!({"alert_rules": [{"id": "p95-any", "metric": "latency_p95",
+                "condition": "above", "threshold": 1, "window": "15m", "severity": "warning",
+                "min_samples": 1}]}),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    aggregate(stack).await;
+    evaluate(stack, Utc::now()).await;
+
+    for (tenant, queue) in [&acme, &globex].into_iter().zip(&queues) {
+        let alerts: Vec<Value> = queue.drain().await.iter().map(alert_of).collect();
+        assert!(
+            alerts.iter().any(|a| a["rule"]["id"] == "p95-any"),
+            "{tenant}'s queue got its alert: {alerts:?}"
+        );
+        assert!(
+            alerts.iter().all(|a| a["tenant_id"] == tenant.as_str()),
+            "{tenant}'s queue got only its own alerts: {alerts:?}"
+        );
+    }
+    let hooked = hooked.lock().expect("lock").clone();
+    let (headers, body) = hooked
+        .iter()
+        .find(|(_, body)| {
+            serde_json::from_slice::<Value>(body).is_ok_and(|a| a["rule"]["id"] == "p95-any")
+        })
+        .expect("the webhook got acme's alert");
+    let alert: Value = serde_json::from_slice(body).expect("JSON");
+    assert_eq!(alert["tenant_id"], acme.as_str());
+    assert!(hooked.iter().all(|(_, body)| {
+        serde_json::from_slice::<Value>(body).is_ok_and(|a| a["tenant_id"] == acme.as_str())
+    }));
+    let signed = headers["x-modelwatch-signature"].to_str().expect("ASCII");
+    let (timestamp, hex) = signed
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .expect("t=<seconds>,v1=<hex>");
+    assert_eq!(hex, expected_signature(&secret, timestamp, body));
+    let sent_at: i64 = timestamp.parse().expect("seconds");
+    assert!((Utc::now().timestamp() - sent_at).abs() < 300, "fresh");
+    assert_eq!(
+        headers["x-modelwatch-delivery"].to_str().ok(),
+        Some(format!("{}-firing", alert["alert_id"].as_str().expect("id")).as_str())
+    );
+    for queue in queues {
+        queue.delete().await;
+    }
+}

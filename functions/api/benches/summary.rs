@@ -26,6 +26,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use lambda_http::Body;
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
+    MemoryTopicSubscriptions,
 };
 use modelwatch::domain::QuotaLimits;
 use modelwatch::domain::alerting::baseline::{
@@ -95,7 +96,13 @@ fn state(
     state
 }
 
-type MemoryApi = Api<MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings, MemoryAlertStore>;
+type MemoryApi = Api<
+    MemoryModelRegistry,
+    MemoryRollupStore,
+    MemoryModelSettings,
+    MemoryAlertStore,
+    MemoryTopicSubscriptions,
+>;
 
 /// The API with 31 days of the model's rollups before `now`.
 fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
@@ -214,6 +221,8 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
         perf: PerfSettings::default(),
         alert_settings: AlertSettings::default(),
         quotas: QuotaLimits::default(),
+        topic: MemoryTopicSubscriptions::default(),
+        account: "123456789012".into(),
         tenant_claim: "tenant_id".into(),
     }
 }

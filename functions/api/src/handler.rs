@@ -5,9 +5,11 @@
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use modelwatch::alerting::subscriptions::{current_subscriptions, replace_subscriptions};
 use modelwatch::domain::alerting::Problems;
 use modelwatch::domain::alerting::baseline::parse_baseline;
 use modelwatch::domain::alerting::rules::parse_rule_set;
+use modelwatch::domain::alerting::subscriptions::parse_subscriptions;
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::{OverQuota, Quota, QuotaLimits};
@@ -15,7 +17,7 @@ use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
 use modelwatch::error::StoreError;
 use modelwatch::ports::{
     AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel, RollupStore,
-    SettingWrite,
+    SettingWrite, SubscriptionStore, TopicSubscriptions,
 };
 use modelwatch::query::single_values;
 use modelwatch::summary::{SummaryQuery, SummaryService};
@@ -33,7 +35,7 @@ use crate::routes::{ModelResource, Route, alerts, models};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The API's dependencies, built once at cold start.
-pub struct Api<R, S, M, A> {
+pub struct Api<R, S, M, A, T> {
     /// The model registry.
     pub registry: R,
     /// The summary service over the rollups and the models' settings (baselines,
@@ -47,8 +49,26 @@ pub struct Api<R, S, M, A> {
     pub alert_settings: AlertSettings,
     /// The deployment's per-tenant quotas (an operator may override them per tenant).
     pub quotas: QuotaLimits,
+    /// The alert topic's subscriptions (a tenant's e-mail and SQS subscriptions).
+    pub topic: T,
+    /// The deployment's AWS account: a tenant may subscribe SQS queues of it only.
+    pub account: String,
     /// The JWT claim naming the tenant.
     pub tenant_claim: String,
+}
+
+/// A webhook's signing secret: 32 bytes from the operating system's random source, as
+/// `whsec_` and 64 hex digits.
+fn new_signing_secret() -> Result<String, StoreError> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Internal {
+        operation: "make a webhook signing secret",
+        source: Box::new(e),
+    })?;
+    Ok(bytes.iter().fold(String::from("whsec_"), |mut text, byte| {
+        text.push_str(&format!("{byte:02x}"));
+        text
+    }))
 }
 
 /// 200 with `body` as JSON.
@@ -83,12 +103,13 @@ fn json_body(request: &Request) -> Result<Value, Refusal> {
     })
 }
 
-impl<R, S, M, A> Api<R, S, M, A>
+impl<R, S, M, A, T> Api<R, S, M, A, T>
 where
     R: ModelRegistry,
     S: RollupStore,
-    M: ModelSettingsStore,
+    M: ModelSettingsStore + SubscriptionStore,
     A: AlertStore,
+    T: TopicSubscriptions,
 {
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Error> {
@@ -122,6 +143,27 @@ where
             }
             // POST is routed to the ingest function; reaching `api` is a misrouting.
             Route::Predictions => Err(Refusal::NoRoute(path.to_owned())),
+            Route::AlertSubscriptions => {
+                no_parameters(request)?;
+                let settings = &self.summary.settings;
+                if method == Method::PUT {
+                    let body = json_body(request)?;
+                    let targets =
+                        parse_subscriptions(&body, &self.account).map_err(Refusal::Body)?;
+                    let now = Utc::now();
+                    let replaced = replace_subscriptions(
+                        settings,
+                        &self.topic,
+                        tenant,
+                        targets,
+                        now,
+                        new_signing_secret,
+                    );
+                    ok(&replaced.await?)
+                } else {
+                    ok(&current_subscriptions(settings, tenant).await?)
+                }
+            }
             Route::Model { model_id, resource } => {
                 self.model_route(request, tenant, model_id, resource).await
             }

@@ -1,6 +1,7 @@
 //! The `evaluate` function: scheduled evaluation of baselines, alert rules and trends,
 //! driven by EventBridge every `PERF_MONITORING_INTERVAL` seconds and fanned out, like
-//! `aggregate`, to shard workers through a FIFO queue; alerts go to SNS, baselines,
+//! `aggregate`, to shard workers through a FIFO queue; alerts go to SNS and the
+//! tenants' webhooks, baselines,
 //! thresholds and firing rules to Prometheus, the last hour's estimates and drift to
 //! Prometheus and (with `CLOUDWATCH_METRICS=all`) CloudWatch.
 
@@ -12,7 +13,9 @@ use modelwatch::adapters::dynamodb::{
 use modelwatch::adapters::remote_write::PrometheusExporter;
 use modelwatch::adapters::sns::SnsAlertNotifier;
 use modelwatch::adapters::sqs::SqsShardQueue;
+use modelwatch::adapters::webhook::HttpWebhookSender;
 use modelwatch::alerting::service::Evaluator;
+use modelwatch::alerting::subscriptions::AlertDelivery;
 use modelwatch::aws;
 use modelwatch::domain::CloudWatchMetrics;
 use modelwatch::schedule::{Invocation, ShardWork};
@@ -31,13 +34,19 @@ async fn main() -> Result<(), Error> {
         alerts: DynamoAlertStore::new(dynamodb.clone(), &config.tables.alerts),
         window: WindowReader {
             rollups: DynamoRollupStore::new(
-                dynamodb,
+                dynamodb.clone(),
                 &config.tables.rollups,
                 config.rollups.clone(),
             ),
             minute_retention: config.rollups.minute,
         },
-        notifier: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
+        // Alerts go to the topic (SNS delivers them to the tenants' e-mail and SQS
+        // subscriptions) and to the tenants' webhooks, signed.
+        notifier: AlertDelivery {
+            topic: SnsAlertNotifier::new(aws::sns(&sdk), &config.alert_topic_arn),
+            subscriptions: DynamoModelSettings::new(dynamodb, &config.tables.models),
+            webhooks: HttpWebhookSender::new()?,
+        },
         prometheus,
         // Five more custom metrics per binary model: only with every metric selected.
         cloudwatch: match config.cloudwatch_metrics {

@@ -12,8 +12,10 @@
 //! write no `BatchWriteItem`s.
 
 mod labels;
+mod subscriptions;
 
 pub use labels::MemoryLabelStore;
+pub use subscriptions::{MemoryTopicSubscriptions, MemoryWebhookSender, RecordedDelivery};
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -33,6 +35,7 @@ use crate::adapters::limits::{
 };
 use crate::domain::TenantQuotas;
 use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_alert_id};
+use crate::domain::alerting::subscriptions::AlertSubscriptions;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::domain::{
@@ -702,6 +705,8 @@ type ModelKey = (TenantId, ModelId);
 #[derive(Debug, Default)]
 pub struct MemoryModelSettings {
     settings: Mutex<BTreeMap<ModelKey, ModelSettings>>,
+    /// Each tenant's alert subscriptions (`SubscriptionStore`, memory/subscriptions.rs).
+    subscriptions: Mutex<BTreeMap<TenantId, AlertSubscriptions>>,
     /// The size of each stored settings item, by model and kind.
     sizes: Mutex<BTreeMap<(ModelKey, &'static str), usize>>,
     pages: Pages,

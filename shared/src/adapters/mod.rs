@@ -25,3 +25,5 @@ pub mod sns;
 pub mod sqs;
 #[cfg(feature = "timestream")]
 pub mod timestream;
+#[cfg(feature = "webhooks")]
+pub mod webhook;

@@ -1,5 +1,6 @@
 //! Alert notifications on SNS: [`SnsAlertNotifier`] publishes each alert transition to
-//! the alert topic.
+//! the alert topic; [`SnsTopicSubscriptions`] subscribes a tenant's e-mail addresses
+//! and SQS queues to it, each filtered on the tenant.
 //!
 //! The message is the [`AlertRecord`] as JSON, the subject [`AlertRecord::subject`], and
 //! every pair of [`AlertRecord::message_attributes`] a `String` message attribute, so
@@ -14,9 +15,13 @@ use aws_sdk_sns::error::SdkError;
 use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
 
+use aws_sdk_sns::error::ProvideErrorMetadata;
+
 use crate::domain::alerting::state::AlertRecord;
+use crate::domain::alerting::subscriptions::SubscriptionTarget;
+use crate::domain::ids::TenantId;
 use crate::error::StoreError;
-use crate::ports::AlertNotifier;
+use crate::ports::{AlertNotifier, TopicSubscriptions};
 
 /// What a failed publish is reported as.
 const OPERATION: &str = "publish alert";
@@ -62,17 +67,8 @@ fn is_permanent(error: &PublishError) -> bool {
 /// refusals are `Internal`, everything else (throttling and 5xx after the SDK's
 /// retries, KMS throttling, timeouts, connection failures) is `Unavailable`.
 fn publish_error(err: SdkError<PublishError>) -> StoreError {
-    if err.as_service_error().is_some_and(is_permanent) {
-        StoreError::Internal {
-            operation: OPERATION,
-            source: Box::new(err),
-        }
-    } else {
-        StoreError::Unavailable {
-            operation: OPERATION,
-            source: Box::new(err),
-        }
-    }
+    let permanent = err.as_service_error().is_some_and(is_permanent);
+    StoreError::failed_call(OPERATION, permanent, Box::new(err))
 }
 
 impl AlertNotifier for SnsAlertNotifier {
@@ -103,6 +99,94 @@ impl AlertNotifier for SnsAlertNotifier {
     }
 }
 
+/// [`TopicSubscriptions`] of the alert topic: each subscription filtered on one
+/// tenant's alerts (`tenant_id`, and the severities it asks for).
+#[derive(Debug, Clone)]
+pub struct SnsTopicSubscriptions {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsTopicSubscriptions {
+    /// Subscriptions of the topic `topic_arn`.
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+/// A failed subscription call as the port's error: SNS refusing the request
+/// (`Internal`), or anything else (`Unavailable`).
+fn subscription_error<E>(operation: &'static str, err: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let refused = err
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| {
+            matches!(
+                code,
+                "AuthorizationError"
+                    | "InvalidParameter"
+                    | "InvalidSecurity"
+                    | "NotFound"
+                    | "FilterPolicyLimitExceeded"
+                    | "SubscriptionLimitExceeded"
+            )
+        });
+    StoreError::failed_call(operation, refused, Box::new(err))
+}
+
+impl TopicSubscriptions for SnsTopicSubscriptions {
+    async fn subscribe(
+        &self,
+        tenant: &TenantId,
+        target: &SubscriptionTarget,
+    ) -> Result<String, StoreError> {
+        const OPERATION: &str = "subscribe to alerts";
+        let output = self
+            .client
+            .subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol(target.protocol.as_str())
+            .endpoint(&target.endpoint)
+            .attributes(
+                "FilterPolicy",
+                target.filter_policy(tenant.as_str()).to_string(),
+            )
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .map_err(|e| subscription_error(OPERATION, e))?;
+        output.subscription_arn.ok_or_else(|| StoreError::Internal {
+            operation: OPERATION,
+            source: "SNS answered no subscription ARN".into(),
+        })
+    }
+
+    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .unsubscribe()
+            .subscription_arn(subscription_arn)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err.as_service_error().and_then(ProvideErrorMetadata::code)
+                    == Some("NotFound") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(subscription_error("unsubscribe from alerts", err)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -113,43 +197,16 @@ mod tests {
     use aws_sdk_sns::operation::publish::{PublishInput, PublishOutput};
     use aws_sdk_sns::types::error::{InvalidParameterException, NotFoundException};
     use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-    use chrono::{DateTime, TimeDelta};
 
     use super::*;
-    use crate::domain::MetricName;
-    use crate::domain::alerting::rules::{AlertRule, Condition, RuleWindow, Severity};
-    use crate::domain::alerting::state::{AlertState, alert_id};
-    use crate::domain::ids::{ModelId, TenantId};
-
-    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alerts";
+    use crate::domain::alerting::rules::Severity;
+    use crate::testing::sample_alert;
 
     fn alert() -> AlertRecord {
-        let started_at = DateTime::from_timestamp_millis(1_700_000_000_000).expect("time");
-        AlertRecord {
-            alert_id: alert_id("p95-high", started_at),
-            tenant_id: TenantId::parse("acme").expect("tenant"),
-            model_id: ModelId::parse("fraud-v2").expect("model"),
-            rule: AlertRule {
-                id: "p95-high".into(),
-                metric: MetricName::LatencyP95,
-                condition: Condition::Above,
-                threshold: 250.0,
-                window: RuleWindow::from_minutes(15).expect("window"),
-                severity: Severity::Warning,
-                min_samples: 50,
-                basis: None,
-                label_delay: None,
-            },
-            state: AlertState::Firing,
-            observed_value: Some(312.5),
-            baseline: None,
-            sample_count: 900,
-            window_start: started_at - TimeDelta::minutes(15),
-            window_end: started_at,
-            started_at,
-            resolved_at: None,
-        }
+        sample_alert("acme", Severity::Warning)
     }
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alerts";
 
     fn fast_retries(builder: aws_sdk_sns::config::Builder) -> aws_sdk_sns::config::Builder {
         builder.retry_config(

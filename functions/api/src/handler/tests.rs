@@ -2,6 +2,7 @@ use super::*;
 use chrono::{DateTime, TimeDelta};
 use modelwatch::adapters::memory::{
     MemoryAlertStore, MemoryModelRegistry, MemoryModelSettings, MemoryRollupStore,
+    MemoryTopicSubscriptions,
 };
 use modelwatch::domain::alerting::rules::AlertRule;
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, RuleState, RuleStatus};
@@ -93,7 +94,13 @@ fn request_with_query(
     .request()
 }
 
-type MemoryApi = Api<MemoryModelRegistry, MemoryRollupStore, MemoryModelSettings, MemoryAlertStore>;
+type MemoryApi = Api<
+    MemoryModelRegistry,
+    MemoryRollupStore,
+    MemoryModelSettings,
+    MemoryAlertStore,
+    MemoryTopicSubscriptions,
+>;
 
 fn api_with_task(models: &[(&str, &str)], task: Task) -> MemoryApi {
     let registry = MemoryModelRegistry::default();
@@ -121,6 +128,8 @@ fn api_with_task(models: &[(&str, &str)], task: Task) -> MemoryApi {
         perf: PerfSettings::default(),
         alert_settings: AlertSettings::default(),
         quotas: QuotaLimits::default(),
+        topic: MemoryTopicSubscriptions::default(),
+        account: "123456789012".into(),
         tenant_claim: "tenant_id".into(),
     }
 }
@@ -794,4 +803,49 @@ async fn a_next_token_whose_start_no_store_can_key_is_400_like_any_bad_token() {
             "{token}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_tenant_manages_its_own_subscriptions_and_sees_a_webhook_secret_once() {
+    const PATH: &str = "/api/v1/monitoring/alert-subscriptions";
+    let api = api_with(&[("a", "m1")]);
+    let set = json!({"subscriptions": [
+        {"protocol": "sqs", "endpoint": "arn:aws:sqs:us-east-1:123456789012:a-alerts",
+         "severity": ["critical"]},
+        {"protocol": "webhook", "endpoint": "https://hooks.a.example/mw"}]});
+    let (status, put) = call(&api, Call::new("PUT", PATH, "a").json(&set).request()).await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    let secret = put["subscriptions"][1]["signing_secret"]
+        .as_str()
+        .expect("the webhook's secret, once");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 6 + 64,
+        "{secret}"
+    );
+    assert_eq!(put["subscriptions"][0]["severity"], json!(["critical"]));
+    let live = api.topic.live();
+    assert_eq!(live.len(), 1, "the queue is a topic subscription");
+    assert_eq!(live.values().next().map(|(t, _)| t.as_str()), Some("a"));
+
+    let (status, got) = call(&api, request("GET", PATH, Some("a"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        got["subscriptions"][1]["signing_secret"],
+        Value::Null,
+        "never again"
+    );
+    assert_eq!(got["subscriptions"].as_array().map(Vec::len), Some(2));
+    let (_, other) = call(&api, request("GET", PATH, Some("b"))).await;
+    assert_eq!(other, json!({"subscriptions": [], "updated_at": null}));
+
+    let theirs = json!({"subscriptions": [
+        {"protocol": "sqs", "endpoint": "arn:aws:sqs:us-east-1:999999999999:theirs"}]});
+    let (status, refused) = call(&api, Call::new("PUT", PATH, "a").json(&theirs).request()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["error"]["details"]["problems"][0]["field"],
+        "subscriptions[0].endpoint"
+    );
+    let (status, _) = call(&api, request("DELETE", PATH, Some("a"))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }

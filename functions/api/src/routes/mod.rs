@@ -40,6 +40,8 @@ pub enum Route<'a> {
     /// `/api/v1/monitoring/predictions`: served by the `ingest` function (`POST`);
     /// other methods reach `api` through the catch-all route and get a 405.
     Predictions,
+    /// `/api/v1/monitoring/alert-subscriptions`: the tenant's alert subscriptions.
+    AlertSubscriptions,
     /// A route of one model.
     Model {
         /// The model id as it stands in the path (not yet validated).
@@ -57,6 +59,7 @@ impl<'a> Route<'a> {
         let route = match (segments.next(), segments.next(), segments.next()) {
             (Some("models"), None, _) => Self::Models,
             (Some("predictions"), None, _) => Self::Predictions,
+            (Some("alert-subscriptions"), None, _) => Self::AlertSubscriptions,
             (Some("performance"), Some(model_id), sub) if !model_id.is_empty() => {
                 let resource = match sub {
                     None => ModelResource::Summary,
@@ -77,7 +80,8 @@ impl<'a> Route<'a> {
     pub fn methods(self) -> &'static [Method] {
         match self {
             Self::Predictions => &[Method::POST],
-            Self::Model {
+            Self::AlertSubscriptions
+            | Self::Model {
                 resource: ModelResource::AlertRules | ModelResource::Baseline,
                 ..
             } => &[Method::GET, Method::PUT],
@@ -121,6 +125,10 @@ pub(crate) mod tests {
             ("/api/v1/monitoring/models", Some(Route::Models)),
             ("/api/v1/monitoring/models/", Some(Route::Models)),
             ("/api/v1/monitoring/predictions", Some(Route::Predictions)),
+            (
+                "/api/v1/monitoring/alert-subscriptions",
+                Some(Route::AlertSubscriptions),
+            ),
             (
                 "/api/v1/monitoring/performance/m-1",
                 Some(model(ModelResource::Summary)),

@@ -17,6 +17,7 @@ mod registry;
 mod request;
 mod rollups;
 mod settings;
+mod subscriptions;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -65,17 +66,7 @@ where
         .as_service_error()
         .and_then(ProvideErrorMetadata::code)
         .is_some_and(|code| PERMANENT_ERROR_CODES.contains(&code));
-    if permanent {
-        StoreError::Internal {
-            operation,
-            source: Box::new(err),
-        }
-    } else {
-        StoreError::Unavailable {
-            operation,
-            source: Box::new(err),
-        }
-    }
+    StoreError::failed_call(operation, permanent, Box::new(err))
 }
 
 /// The outcome of a conditional write: `Ok(true)` written, `Ok(false)` when its

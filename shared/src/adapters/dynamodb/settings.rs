@@ -89,6 +89,16 @@ impl DynamoModelSettings {
             table: table.into(),
         }
     }
+
+    /// The client, for the tenant documents kept beside the settings.
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The models table.
+    pub(super) fn table(&self) -> &str {
+        &self.table
+    }
 }
 
 impl ModelSettingsStore for DynamoModelSettings {

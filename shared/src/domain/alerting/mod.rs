@@ -12,6 +12,7 @@ pub mod baseline;
 pub mod rules;
 pub mod settings;
 pub mod state;
+pub mod subscriptions;
 pub mod trends;
 
 pub use settings::{AlertSettings, PerfSettings};
