@@ -2,7 +2,7 @@
 # modelwatch's test command, run as `bash infra/local/stack.sh test` (README, .ci/run).
 #
 # The steps, each timed (the report closes the run, with the suite's totals):
-#   install, fmt, clippy, one debug build of the binaries and the tests, the whole
+#   install, fmt, the Python client's types and tests, clippy, one debug build of the binaries and the tests, the whole
 #   cargo test suite on the stack (all-moto lane), the README's demo for 3 simulated
 #   hours with --check and the dashboard's queries after it, the LocalStack lane's
 #   tests, the SAM and template checks, sam build and the release artifacts' sizes
@@ -76,6 +76,7 @@ print_step_report() {
 print_test_totals() {
   [[ -f $TEST_LOG ]] || return 0
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
+       /^[0-9]+ (passed|failed)[ ,]/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
        END { if (p + f > 0) printf "tests: %d passed, %d failed\n", p, f }' "$TEST_LOG"
 }
 
@@ -86,6 +87,16 @@ print_test_totals() {
 restart_stack() {
   "${STACK[@]}" down
   MODELWATCH_LOCALSTACK=0 "${STACK[@]}" up "$@"
+}
+
+# The Python client (clients/python): its types under mypy --strict, then its tests
+# against a fake HTTP API (their summary line counts in the totals).
+run_python_client_checks() {
+  (
+    cd "$ROOT/clients/python"
+    "$(venv_bin mypy)" src tests
+    "$(venv_bin python)" -m pytest -q -p no:cacheprovider 2>&1 | tee -a "$TEST_LOG"
+  )
 }
 
 run_cargo_tests() {
@@ -240,6 +251,7 @@ main() {
   step "install LocalStack" env MODELWATCH_LOCALSTACK=1 "${STACK[@]}" install
   step "cargo fmt --check" cargo fmt --all --check
   step "layers (imports point inward)" python3 "$ROOT/infra/check/layers.py"
+  step "python client (mypy --strict, pytest)" run_python_client_checks
   start_release_build
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
   step "cargo build (binaries, tests)" cargo build --workspace --bins --tests --locked
