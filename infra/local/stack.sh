@@ -8,6 +8,7 @@
 #   bash infra/local/stack.sh status        what runs where
 #   bash infra/local/stack.sh reset         wipe emulator state, re-create the resources (same names)
 #   bash infra/local/stack.sh env           print the stack.env path (for `set -a; . "$(...)"`)
+#   bash infra/local/stack.sh token TENANT  a JWT for TENANT, for the HTTP API on 127.0.0.1:3000
 #   bash infra/local/stack.sh test          THE test command (infra/local/test.sh: fmt, clippy,
 #                                           e2e tests in both lanes, demo, SAM checks, release build)
 #   bash infra/local/stack.sh demo [--keep] the main job: install, up, demo, down
@@ -18,6 +19,7 @@
 #   MOTO_PORT            moto server                    (default 4566, LocalStack's port)
 #   PROMETHEUS_PORT      Prometheus                     (default 9090)
 #   LAMBDA_PORT          cargo lambda watch             (default 9000)
+#   GATEWAY_PORT         the HTTP API (infra/gateway)   (default 3000)
 #   MODELWATCH_STACK     local stack / name prefix      (default modelwatch-local)
 #   MODELWATCH_PARAMS    extra template parameters, "Key=Value Key=Value"
 #                        (e.g. "TimestreamEnabled=false")
@@ -67,6 +69,7 @@ main() {
     status) cmd_status ;;
     reset) cmd_reset ;;
     env) cmd_env ;;
+    token) cmd_token "$@" ;;
     test) exec bash "$LOCAL_DIR/test.sh" "$@" ;;
     demo) cmd_demo "$@" ;;
     -h | --help | help) usage ;;

@@ -94,8 +94,16 @@ restart_stack() {
 run_python_client_checks() {
   (
     cd "$ROOT/clients/python"
-    "$(venv_bin mypy)" src tests
+    "$(venv_bin mypy)" src tests integration
     "$(venv_bin python)" -m pytest -q -p no:cacheprovider 2>&1 | tee -a "$TEST_LOG"
+  )
+}
+
+# The Python client against the running stack, over HTTP through its gateway.
+run_python_client_on_stack() {
+  (
+    cd "$ROOT/clients/python"
+    "$(venv_bin python)" -m pytest -q -p no:cacheprovider integration 2>&1 | tee -a "$TEST_LOG"
   )
 }
 
@@ -257,6 +265,7 @@ main() {
   step "cargo build (binaries, tests)" cargo build --workspace --bins --tests --locked
   step "stack up" restart_stack
   step "cargo test" run_cargo_tests
+  step "python client on the stack (HTTP gateway)" run_python_client_on_stack
   # The README's main job itself, short, on a fresh stack as a user runs it; it
   # leaves the stack up. Exit 1 unless the summaries match the ground truth, every
   # late label joined, the degraded model's incident rules fired and resolved once

@@ -176,8 +176,8 @@ async fn init_error(body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// Where cargo put the function binaries.
-fn binary_path(name: &str) -> PathBuf {
+/// Where cargo put the workspace binary `name` (debug build).
+pub fn binary_path(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("target"));

@@ -85,6 +85,7 @@ async fn the_schedules_fan_out_to_the_shard_workers() {
     let client = Client::new(Target::Lambda {
         endpoint: stack.var("LAMBDA_ENDPOINT").to_owned(),
         tenant: tenant.clone(),
+        http_api: None,
     })
     .with_sqs()
     .await;

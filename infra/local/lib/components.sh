@@ -73,6 +73,7 @@ cmd_up() {
   build_binaries
   start_lambda
   start_functions
+  start_gateway
   start_shard_poller
   # stack.env appears only once everything answers (it doubles as "stack is up").
   mv "$RUN_DIR/stack.env.partial" "$RUN_DIR/stack.env"
@@ -82,7 +83,7 @@ cmd_up() {
 
 ensure_ports_free() {
   local p
-  local -a ports=("$MOTO_PORT" "$PROMETHEUS_PORT" "$LAMBDA_PORT")
+  local -a ports=("$MOTO_PORT" "$PROMETHEUS_PORT" "$LAMBDA_PORT" "$GATEWAY_PORT")
   [[ $LANE != localstack ]] || ports+=("$LOCALSTACK_PORT")
   for p in "${ports[@]}"; do
     ! port_open "$p" || die "port $HOST:$p is taken by a process this script did not start"
@@ -153,10 +154,9 @@ YAML
 provision() {
   log "creating resources from template.yaml in the emulator"
   local -a params=(
-    # Required by the template but never contacted locally: the events carry
-    # the authorizer's claims (API Gateway validated the token already).
-    --param "JwtIssuer=http://$HOST/"
-    --param "JwtAudience=modelwatch"
+    # The local gateway's authorizer checks tokens for these (JWT_* in config.sh).
+    --param "JwtIssuer=$JWT_ISSUER"
+    --param "JwtAudience=$JWT_AUDIENCE"
     --param "PrometheusRemoteWriteUrl=$PROMETHEUS_URL/api/v1/write"
     # Four shard workers, not the template's 32: here one process per function
     # takes the workers' messages one after another, so more workers only add
@@ -187,6 +187,10 @@ provision() {
     --function-env "AWS_EC2_METADATA_DISABLED=true" \
     --stack-env "LAMBDA_ENDPOINT=$LAMBDA_URL" \
     --stack-env "PROMETHEUS_URL=$PROMETHEUS_URL" \
+    --stack-env "API_URL=$GATEWAY_URL" \
+    --stack-env "JWT_ISSUER=$JWT_ISSUER" \
+    --stack-env "JWT_AUDIENCE=$JWT_AUDIENCE" \
+    --stack-env "JWT_KEY=$JWT_KEY" \
     --stack-env "MODELWATCH_STACK=$STACK_NAME" \
     --functions-env-file "$RUN_DIR/functions.env" \
     --stack-env-file "$RUN_DIR/stack.env.partial" >"$RUN_DIR/provision.json"
@@ -246,6 +250,40 @@ start_functions() {
   log "${FUNCTIONS[*]} wait for events (logs: $RUN_DIR/<function>.log)"
 }
 
+# The HTTP API as API Gateway serves it (infra/gateway): the template's routes, the
+# JWT authorizer with a key pair made here once (kept across `up`s, so a token stays
+# valid), API Gateway's limits; requests go to the functions through the emulator.
+start_gateway() {
+  if [[ ! -f $JWT_KEY || ! -f $JWT_JWKS ]]; then
+    log "making the local JWT key pair ($JWT_KEY, $JWT_JWKS)"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$JWT_KEY" 2>/dev/null
+    openssl rsa -in "$JWT_KEY" -noout -modulus | cut -d= -f2 |
+      "$(venv_bin python)" -c '
+import base64, json, sys
+n = bytes.fromhex(sys.stdin.read().strip())
+print(json.dumps({"keys": [{"kty": "RSA", "kid": "local", "use": "sig", "alg": "RS256",
+    "n": base64.urlsafe_b64encode(n).rstrip(b"=").decode(), "e": "AQAB"}]}))' >"$JWT_JWKS"
+  fi
+  log "starting the HTTP API gateway on $GATEWAY_URL"
+  start_bg gateway "$RUN_DIR/gateway.log" "$(target_dir)/debug/modelwatch-gateway" serve \
+    --template "$ROOT/template.yaml" \
+    --lambda-endpoint "$LAMBDA_URL" \
+    --jwks "$JWT_JWKS" \
+    --issuer "$JWT_ISSUER" \
+    --audience "$JWT_AUDIENCE" \
+    --listen "$HOST:$GATEWAY_PORT"
+  wait_for "the gateway" 30 port_open "$GATEWAY_PORT"
+}
+
+# A token for tenant $1, valid $2 seconds (default an hour), signed with the local
+# key: `stack.sh token acme`.
+cmd_token() {
+  [[ $# -eq 1 || $# -eq 2 ]] || die "usage: stack.sh token TENANT [SECONDS]"
+  [[ -f $JWT_KEY ]] || die "no local key yet: run stack.sh up first"
+  "$(target_dir)/debug/modelwatch-gateway" token --key "$JWT_KEY" --kid local \
+    --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" --tenant "$1" --ttl-seconds "${2:-3600}"
+}
+
 # Lambda's SQS event source mappings of the shard queues, which moto does not run:
 # shard_poller.py feeds each queue's messages to its function (the workers).
 start_shard_poller() {
@@ -285,6 +323,7 @@ EOF
   cat >&2 <<EOF
 [stack]   Prometheus        $PROMETHEUS_URL
 [stack]   Lambda emulator   $LAMBDA_URL/2015-03-31/functions/<ingest|aggregate|evaluate|api>/invocations
+[stack]   HTTP API          $GATEWAY_URL/api/v1/monitoring/...  (token: stack.sh token TENANT)
 [stack]   shard workers     fed from the shard queues by shard_poller.py (log: $RUN_DIR/shards.log)
 [stack]   environment       $RUN_DIR/stack.env
 EOF
@@ -304,6 +343,7 @@ component_url() {
     localstack) echo "$LOCALSTACK_URL" ;;
     prometheus) echo "$PROMETHEUS_URL" ;;
     lambda) echo "$LAMBDA_URL" ;;
+    gateway) echo "$GATEWAY_URL" ;;
     shards) echo "$RUN_DIR/shards.log" ;;
     *) echo "$LAMBDA_URL/2015-03-31/functions/$1/invocations" ;;
   esac

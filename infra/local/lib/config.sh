@@ -11,6 +11,7 @@ MOTO_PORT="${MOTO_PORT:-4566}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 LOCALSTACK_PORT="${LOCALSTACK_PORT:-4567}"
+GATEWAY_PORT="${GATEWAY_PORT:-3000}"
 STACK_NAME="${MODELWATCH_STACK:-modelwatch-local}"
 PYTHON="${PYTHON:-python3}"
 REGION=us-east-1
@@ -19,6 +20,13 @@ MOTO_URL="http://$HOST:$MOTO_PORT"
 PROMETHEUS_URL="http://$HOST:$PROMETHEUS_PORT"
 LAMBDA_URL="http://$HOST:$LAMBDA_PORT"
 LOCALSTACK_URL="http://$HOST:$LOCALSTACK_PORT"
+GATEWAY_URL="http://$HOST:$GATEWAY_PORT"
+# The local gateway's JWT authorizer: the template's JwtIssuer/JwtAudience here, the
+# key pair made at `up` (its public half is the JWKS the gateway checks tokens with).
+JWT_ISSUER="http://$HOST/"
+JWT_AUDIENCE=modelwatch
+JWT_KEY="$RUN_DIR/jwt-key.pem"
+JWT_JWKS="$RUN_DIR/jwks.json"
 
 # The workspace binaries the template deploys (BuildProperties.Binary of each
 # function; check_template.py fails when the two lists disagree).

@@ -53,9 +53,13 @@ run_demo() {
     "$(date -u -d "-${hours} hours -2 minutes" +%Y-%m-%dT%H:%M:%SZ)" >"$RUN_DIR/demo.env"
   (
     export_stack_env
+    # Its batches and API calls go over HTTP through the gateway, as a serving
+    # system's would; aggregate and evaluate are invoked as their schedules would.
     "$simulator" \
       --lambda-endpoint "$LAMBDA_ENDPOINT" \
       --tenant "$tenant" \
+      --api-url "$API_URL" \
+      --token "$(cmd_token "$tenant" 86400)" \
       --hours "$hours" \
       --step-minutes "${DEMO_STEP_MINUTES:-10}" \
       --alert-queue-url "$ALERT_QUEUE_URL" \

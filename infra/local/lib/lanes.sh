@@ -6,8 +6,9 @@
 
 # Every component `up` may start, in start order (down stops them in reverse):
 # the emulators, then the Lambda emulator, then one process per function, then the
-# shard queues' poller (Lambda's SQS event source mappings).
-ALL_COMPONENTS=(moto localstack prometheus lambda "${FUNCTIONS[@]}" shards)
+# HTTP API's gateway, then the shard queues' poller (Lambda's SQS event source
+# mappings).
+ALL_COMPONENTS=(moto localstack prometheus lambda "${FUNCTIONS[@]}" gateway shards)
 
 # set_lane <lane>: LANE and COMPONENTS, the components that lane runs.
 set_lane() {
@@ -15,7 +16,7 @@ set_lane() {
   if [[ $LANE == localstack ]]; then
     COMPONENTS=("${ALL_COMPONENTS[@]}")
   else
-    COMPONENTS=(moto prometheus lambda "${FUNCTIONS[@]}" shards)
+    COMPONENTS=(moto prometheus lambda "${FUNCTIONS[@]}" gateway shards)
   fi
 }
 

@@ -8,7 +8,7 @@ use chrono::{TimeDelta, Utc};
 use modelwatch_simulator::labels::LabelTally;
 use modelwatch_simulator::observe::prometheus_query;
 use modelwatch_simulator::scenario::{MIN_DURATION, ModelKind, ModelSpec, Scenario};
-use modelwatch_simulator::target::{Client, Target, TargetError};
+use modelwatch_simulator::target::{Client, HttpApi, Target, TargetError};
 use modelwatch_simulator::{Progress, RunConfig, check, minute, run};
 use serde_json::Value;
 
@@ -19,6 +19,8 @@ Target (one of):
   --lambda-endpoint URL --tenant ID   the local stack's Lambda emulator; also drives
                                       aggregate and evaluate as their schedules would
   --api-url URL --token JWT           a deployed HTTP API (its schedules run by themselves)
+  both                                the local stack, its requests over HTTP through
+                                      its gateway (the demo), the schedules driven
 Traffic:
   --hours H                 simulated hours, ending now (default 26; at least 3 with a degraded model)
   --step-minutes N          simulated minutes per batch (default 5)
@@ -86,8 +88,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         take("--api-url"),
         take("--token"),
     ) {
-        (Some(endpoint), Some(tenant), None, None) => Target::Lambda { endpoint, tenant },
-        (None, None, Some(api_url), Some(token)) => Target::Http { api_url, token },
+        (Some(endpoint), Some(tenant), api_url, token) => Target::Lambda {
+            endpoint,
+            tenant,
+            http_api: match (api_url, token) {
+                (Some(api_url), Some(token)) => Some(HttpApi { api_url, token }),
+                (None, None) => None,
+                _ => return Err("--api-url and --token go together".into()),
+            },
+        },
+        (None, None, Some(api_url), Some(token)) => Target::Http(HttpApi { api_url, token }),
         _ => {
             return Err(
                 "give either --lambda-endpoint and --tenant, or --api-url and --token".into(),

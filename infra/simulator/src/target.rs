@@ -31,22 +31,31 @@ pub enum TargetError {
     NoSchedules,
 }
 
+/// An HTTP API and a token its authorizer accepts.
+#[derive(Debug, Clone)]
+pub struct HttpApi {
+    /// Base URL, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com`, or the local
+    /// stack's gateway `http://127.0.0.1:3000`.
+    pub api_url: String,
+    /// A JWT carrying the tenant claim.
+    pub token: String,
+}
+
 /// The deployment under test.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A deployed HTTP API.
-    Http {
-        /// Base URL, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com`.
-        api_url: String,
-        /// A JWT the authorizer accepts.
-        token: String,
-    },
-    /// The local stack's Lambda runtime emulator.
+    /// A deployed HTTP API (its schedules run by themselves).
+    Http(HttpApi),
+    /// The local stack: its Lambda runtime emulator drives the schedules; requests go
+    /// over HTTP through its gateway when `http_api` is given, else as API Gateway
+    /// events straight to the functions.
     Lambda {
         /// e.g. `http://127.0.0.1:9000`.
         endpoint: String,
-        /// The tenant claim to put into the events.
+        /// The tenant (the claim of the events, or of the gateway's token).
         tenant: String,
+        /// The local HTTP API, when requests go through it.
+        http_api: Option<HttpApi>,
     },
 }
 
@@ -112,7 +121,11 @@ impl Client {
     ) -> Result<Answer, TargetError> {
         let what = format!("{method} {path}");
         match &self.target {
-            Target::Http { api_url, token } => {
+            Target::Http(HttpApi { api_url, token })
+            | Target::Lambda {
+                http_api: Some(HttpApi { api_url, token }),
+                ..
+            } => {
                 let url = format!("{}{path}", api_url.trim_end_matches('/'));
                 let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| {
                     TargetError::Answer {
@@ -130,7 +143,11 @@ impl Client {
                     body: serde_json::from_str(&text).unwrap_or(Value::Null),
                 })
             }
-            Target::Lambda { tenant, .. } => {
+            Target::Lambda {
+                tenant,
+                http_api: None,
+                ..
+            } => {
                 let answer = self
                     .invoke(function_for(path), &api_event(tenant, method, path, body))
                     .await?;
