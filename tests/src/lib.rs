@@ -195,6 +195,77 @@ impl Stack {
             .expect("HTTP client builds")
     }
 
+    /// A JWT the stack's gateway accepts (signed with the stack's key, as `stack.sh
+    /// token` signs), carrying `tenant` in the claim `claim`, valid `ttl_seconds`.
+    pub fn token(&self, claim: &str, tenant: &str, ttl_seconds: i64) -> String {
+        let out = Command::new(runtime::binary_path("modelwatch-gateway"))
+            .args(["token", "--key", self.var("JWT_KEY"), "--kid", "local"])
+            .args(["--issuer", self.var("JWT_ISSUER")])
+            .args(["--audience", self.var("JWT_AUDIENCE")])
+            .args(["--claim", claim, "--tenant", tenant])
+            .args(["--ttl-seconds", &ttl_seconds.to_string()])
+            .output()
+            .expect("the gateway binary signs tokens");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_owned()
+    }
+
+    /// Sends the API Gateway `event` as the HTTP request it stands for, over HTTP
+    /// through the stack's gateway with `token`; answers the response in the shape of
+    /// a function's (`statusCode`, lower-case `headers`, `body` as text).
+    pub async fn over_http(&self, event: &Value, token: Option<&str>) -> Value {
+        let method = event["requestContext"]["http"]["method"]
+            .as_str()
+            .expect("method");
+        let mut url = format!(
+            "{}{}",
+            self.var("API_URL"),
+            event["rawPath"].as_str().expect("rawPath")
+        );
+        if let Some(query) = event["rawQueryString"].as_str().filter(|q| !q.is_empty()) {
+            url = format!("{url}?{query}");
+        }
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http().request(method, url);
+        for (name, value) in event["headers"].as_object().into_iter().flatten() {
+            let skipped = ["host", "content-length", "authorization"];
+            if let (false, Some(value)) = (skipped.contains(&name.as_str()), value.as_str()) {
+                request = request.header(name, value);
+            }
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = event["body"].as_str() {
+            request = request.body(if event["isBase64Encoded"] == true {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .expect("base64 body")
+            } else {
+                body.as_bytes().to_vec()
+            });
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status().as_u16();
+        let headers: serde_json::Map<String, Value> = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.into()))
+            })
+            .collect();
+        let body = response.text().await.expect("body");
+        serde_json::json!({"statusCode": status, "headers": headers, "body": body})
+    }
+
     /// Invokes `function` through the runtime emulator with `payload`, returning the
     /// function's answer. Panics when the invocation fails at the transport level.
     pub async fn invoke(&self, function: &str, payload: &Value) -> Value {

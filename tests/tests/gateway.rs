@@ -3,32 +3,12 @@
 //! and the functions' own answers passed through unchanged.
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use modelwatch_e2e::runtime::binary_path;
 use modelwatch_e2e::{Stack, unique_tenant};
 use serde_json::{Value, json};
 
-/// A token for `tenant` from the stack's key (`stack.sh token`), valid `ttl` seconds.
+/// A token for `tenant` from the stack's key, valid `ttl` seconds.
 fn token(stack: &Stack, tenant: &str, ttl: i64) -> String {
-    let out = std::process::Command::new(binary_path("modelwatch-gateway"))
-        .args(["token", "--key", stack.var("JWT_KEY"), "--kid", "local"])
-        .args([
-            "--issuer",
-            stack.var("JWT_ISSUER"),
-            "--audience",
-            stack.var("JWT_AUDIENCE"),
-        ])
-        .args(["--tenant", tenant, "--ttl-seconds", &ttl.to_string()])
-        .output()
-        .expect("the gateway binary signs tokens");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .trim()
-        .to_owned()
+    stack.token("tenant_id", tenant, ttl)
 }
 
 /// Status, headers and JSON body of one HTTP call.

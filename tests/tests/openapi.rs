@@ -2,11 +2,13 @@
 //!
 //! - the HttpApi route events of `template.yaml` are exactly the document's operations
 //!   (a route without documentation, or documentation without a route, fails);
-//! - end to end, every operation is called through the real `ingest` and `api`
-//!   binaries until every documented status has been answered (500 and 503 from
-//!   function processes of our own: one with a missing table, one behind a cut
-//!   network path), and every answer is validated against the schema of its
-//!   operation and status — a status or a field the document does not name fails.
+//! - end to end, every operation is called over real HTTP through the stack's gateway
+//!   (API Gateway's routes and JWT authorizer, `infra/gateway`) and the real `ingest`
+//!   and `api` binaries until every documented status has been answered (500 and 503
+//!   from function processes of our own, invoked directly: one with a missing table,
+//!   one behind a cut network path), and every answer is validated against the schema
+//!   of its operation and status — a status or a field the document does not name
+//!   fails.
 //!
 //! The document is OpenAPI 3.1, whose schemas are JSON Schema 2020-12: the `jsonschema`
 //! crate validates them, with `#/components/…` references resolved in the document.
@@ -507,11 +509,15 @@ fn answers_the_document_does_not_describe_are_refused() {
 struct Checker {
     contract: Contract,
     seen: BTreeSet<(Operation, String)>,
+    /// A token per tenant claim value (`None`: a valid token without the claim).
+    tokens: std::collections::HashMap<Option<String>, String>,
 }
 
-/// Where an event goes: a function of the stack's emulator, or a process of our own.
+/// Where an event goes: over real HTTP through the stack's gateway (the request the
+/// event stands for, with a token carrying the event's tenant claim — or, for an
+/// event without one, a valid token without it), or straight to a process of our own.
 enum Target<'a> {
-    Stack(&'a str),
+    Gateway,
     Local(&'a mut LocalFunction),
 }
 
@@ -524,7 +530,21 @@ impl Checker {
             .to_owned();
         let path = event["rawPath"].as_str().expect("rawPath").to_owned();
         let answer = match target {
-            Target::Stack(function) => Stack::get().invoke(function, event).await,
+            Target::Gateway => {
+                let stack = Stack::get();
+                let tenant = event["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"]
+                    .as_str()
+                    .map(str::to_owned);
+                let token = self
+                    .tokens
+                    .entry(tenant.clone())
+                    .or_insert_with(|| match &tenant {
+                        Some(tenant) => stack.token("tenant_id", tenant, 600),
+                        None => stack.token("team", "no-tenant-claim", 600),
+                    })
+                    .clone();
+                stack.over_http(event, Some(&token)).await
+            }
             Target::Local(function) => function
                 .invoke(event)
                 .await
@@ -742,6 +762,7 @@ async fn every_route_and_status_answers_as_documented() {
     let mut c = Checker {
         contract: Contract::load(),
         seen: BTreeSet::new(),
+        tokens: std::collections::HashMap::new(),
     };
     let tenant = unique_tenant("openapi");
     let now = Utc::now();
@@ -755,9 +776,9 @@ async fn every_route_and_status_answers_as_documented() {
     let batch = sample_batch(closed_minute + TimeDelta::seconds(10));
     c.contract.check_request("POST", PREDICTIONS, &batch);
     let sent = ingest_event(&tenant, batch.to_string().as_bytes());
-    let receipt = c.call(Target::Stack("ingest"), &sent, 202).await;
+    let receipt = c.call(Target::Gateway, &sent, 202).await;
     assert_eq!(receipt["duplicate"], false);
-    let again = c.call(Target::Stack("ingest"), &sent, 202).await;
+    let again = c.call(Target::Gateway, &sent, 202).await;
     assert_eq!(again["duplicate"], true);
     let second = regression_batch(
         "m-second",
@@ -766,15 +787,15 @@ async fn every_route_and_status_answers_as_documented() {
     );
     c.contract.check_request("POST", PREDICTIONS, &second);
     let second_event = ingest_event(&tenant, second.to_string().as_bytes());
-    c.call(Target::Stack("ingest"), &second_event, 202).await;
+    c.call(Target::Gateway, &second_event, 202).await;
     let invalid = ingest_event(&tenant, br#"{"model_id": "m", "predictions": []}"#);
-    c.call(Target::Stack("ingest"), &invalid, 400).await;
-    c.call(Target::Stack("ingest"), &without_tenant(sent.clone()), 401)
+    c.call(Target::Gateway, &invalid, 400).await;
+    c.call(Target::Gateway, &without_tenant(sent.clone()), 401)
         .await;
     let conflict = regression_batch(MODEL, "b-conflict", now);
     let refused = c
         .call(
-            Target::Stack("ingest"),
+            Target::Gateway,
             &ingest_event(&tenant, conflict.to_string().as_bytes()),
             409,
         )
@@ -784,7 +805,7 @@ async fn every_route_and_status_answers_as_documented() {
     reused["predictions"][0]["latency_ms"] = 999.into();
     let refused = c
         .call(
-            Target::Stack("ingest"),
+            Target::Gateway,
             &ingest_event(&tenant, reused.to_string().as_bytes()),
             409,
         )
@@ -793,19 +814,19 @@ async fn every_route_and_status_answers_as_documented() {
     let mut large = batch.clone();
     large["predictions"] = Value::Array(vec![batch["predictions"][0].clone(); 10_001]);
     c.call(
-        Target::Stack("ingest"),
+        Target::Gateway,
         &ingest_event(&tenant, large.to_string().as_bytes()),
         413,
     )
     .await;
     let mut csv = sent.clone();
     csv["headers"]["content-type"] = "text/csv".into();
-    c.call(Target::Stack("ingest"), &csv, 415).await;
+    c.call(Target::Gateway, &csv, 415).await;
     let mut get_predictions = sent.clone();
     get_predictions["requestContext"]["http"]["method"] = "GET".into();
-    c.call(Target::Stack("ingest"), &get_predictions, 405).await;
+    c.call(Target::Gateway, &get_predictions, 405).await;
     c.call(
-        Target::Stack("api"),
+        Target::Gateway,
         &api_request(Some(&tenant), "GET", PREDICTIONS, &[]),
         405,
     )
@@ -817,16 +838,16 @@ async fn every_route_and_status_answers_as_documented() {
         {"prediction_id": "p-unknown", "actual": 0, "timestamp": now.to_rfc3339()}]});
     c.contract.check_request("POST", ACTUALS, &labels);
     let sent_labels = actuals_event(&tenant, labels.to_string().as_bytes());
-    let receipt = c.call(Target::Stack("ingest"), &sent_labels, 202).await;
+    let receipt = c.call(Target::Gateway, &sent_labels, 202).await;
     assert_eq!(receipt["accepted"], 2, "{receipt}");
-    let again = c.call(Target::Stack("ingest"), &sent_labels, 202).await;
+    let again = c.call(Target::Gateway, &sent_labels, 202).await;
     assert_eq!(again["duplicate"], true);
     let mut wrong_task = labels.clone();
     wrong_task["batch_id"] = "l-wrong".into();
     wrong_task["actuals"][0]["actual"] = "yes".into();
     let refused = c
         .call(
-            Target::Stack("ingest"),
+            Target::Gateway,
             &actuals_event(&tenant, wrong_task.to_string().as_bytes()),
             400,
         )
@@ -835,16 +856,12 @@ async fn every_route_and_status_answers_as_documented() {
         refused["error"]["details"]["problems"][0]["field"],
         "actuals[0].actual"
     );
-    c.call(
-        Target::Stack("ingest"),
-        &without_tenant(sent_labels.clone()),
-        401,
-    )
-    .await;
+    c.call(Target::Gateway, &without_tenant(sent_labels.clone()), 401)
+        .await;
     let mut reused = labels.clone();
     reused["actuals"][0]["actual"] = 0.into();
     c.call(
-        Target::Stack("ingest"),
+        Target::Gateway,
         &actuals_event(&tenant, reused.to_string().as_bytes()),
         409,
     )
@@ -852,14 +869,14 @@ async fn every_route_and_status_answers_as_documented() {
     let mut large = labels.clone();
     large["actuals"] = Value::Array(vec![labels["actuals"][0].clone(); 10_001]);
     c.call(
-        Target::Stack("ingest"),
+        Target::Gateway,
         &actuals_event(&tenant, large.to_string().as_bytes()),
         413,
     )
     .await;
     let mut csv = sent_labels.clone();
     csv["headers"]["content-type"] = "text/csv".into();
-    c.call(Target::Stack("ingest"), &csv, 415).await;
+    c.call(Target::Gateway, &csv, 415).await;
 
     // Roll the batches up, and store what an evaluation would, so the answers below
     // carry values (series points, trends, captured baseline, alerts).
@@ -870,11 +887,7 @@ async fn every_route_and_status_answers_as_documented() {
 
     // ---- api: 200 for every route, as the owner.
     let models = c
-        .call(
-            Target::Stack("api"),
-            &api_gets(Some(&tenant), MODEL)[0],
-            200,
-        )
+        .call(Target::Gateway, &api_gets(Some(&tenant), MODEL)[0], 200)
         .await;
     let counts: Vec<(&str, u64)> = models["models"]
         .as_array()
@@ -884,10 +897,10 @@ async fn every_route_and_status_answers_as_documented() {
         .collect();
     assert_eq!(counts, [("m-second", 0), (MODEL, 1)], "{models}");
     for request in &api_gets(Some(&tenant), MODEL)[1..] {
-        c.call(Target::Stack("api"), request, 200).await;
+        c.call(Target::Gateway, request, 200).await;
     }
     for request in api_gets(Some(&tenant), "m-second").iter().skip(1) {
-        c.call(Target::Stack("api"), request, 200).await;
+        c.call(Target::Gateway, request, 200).await;
     }
     for query in [
         &[("window", "1h"), ("granularity", "minute")][..],
@@ -895,7 +908,7 @@ async fn every_route_and_status_answers_as_documented() {
         &[("window", "7d")],
     ] {
         let summary = api_request(Some(&tenant), "GET", &model_path(MODEL, ""), query);
-        let body = c.call(Target::Stack("api"), &summary, 200).await;
+        let body = c.call(Target::Gateway, &summary, 200).await;
         assert!(body["sample_count"].as_u64() > Some(0), "{body}");
     }
     c.contract
@@ -905,11 +918,11 @@ async fn every_route_and_status_answers_as_documented() {
     c.contract
         .check_request("PUT", SUBSCRIPTIONS, &subscription_set());
     for request in api_puts(&tenant, MODEL) {
-        c.call(Target::Stack("api"), &request, 200).await;
+        c.call(Target::Gateway, &request, 200).await;
     }
     let rules = c
         .call(
-            Target::Stack("api"),
+            Target::Gateway,
             &api_request(Some(&tenant), "GET", &model_path(MODEL, "alert-rules"), &[]),
             200,
         )
@@ -933,7 +946,7 @@ async fn every_route_and_status_answers_as_documented() {
     );
     let page = c
         .call(
-            Target::Stack("api"),
+            Target::Gateway,
             &api_request(
                 Some(&tenant),
                 "GET",
@@ -950,7 +963,7 @@ async fn every_route_and_status_answers_as_documented() {
         .to_owned();
     let last = c
         .call(
-            Target::Stack("api"),
+            Target::Gateway,
             &api_request(
                 Some(&tenant),
                 "GET",
@@ -967,11 +980,27 @@ async fn every_route_and_status_answers_as_documented() {
     assert_eq!(last["alerts"][0]["state"], "resolved", "{last}");
 
     // ---- api refusals: 400 (parameter, body), 401, 404, 405, 413, 415.
+    // API Gateway's own 401, before any function: no token at all.
+    for request in [
+        api_request(Some(&tenant), "GET", "/api/v1/monitoring/models", &[]),
+        ingest_event(&tenant, b"{}"),
+    ] {
+        let method = request["requestContext"]["http"]["method"]
+            .as_str()
+            .expect("method");
+        let path = request["rawPath"].as_str().expect("path");
+        let answer = Stack::get().over_http(&request, None).await;
+        let (_, status) = c
+            .contract
+            .check_answer(method, path, &answer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 401, "{answer}");
+    }
     for request in api_gets(Some(&tenant), MODEL) {
         let path = request["rawPath"].as_str().expect("path").to_owned();
         let bad = api_request(Some(&tenant), "GET", &path, &[("colour", "red")]);
-        c.call(Target::Stack("api"), &bad, 400).await;
-        c.call(Target::Stack("api"), &without_tenant(request.clone()), 401)
+        c.call(Target::Gateway, &bad, 400).await;
+        c.call(Target::Gateway, &without_tenant(request.clone()), 401)
             .await;
     }
     let other = unique_tenant("openapi-other");
@@ -985,35 +1014,35 @@ async fn every_route_and_status_answers_as_documented() {
                 .is_some_and(|p| p.contains("/performance/"))
         })
     {
-        c.call(Target::Stack("api"), &request, 404).await;
+        c.call(Target::Gateway, &request, 404).await;
     }
     for request in api_puts(&tenant, MODEL) {
         let path = request["rawPath"].as_str().expect("path").to_owned();
-        c.call(Target::Stack("api"), &without_tenant(request.clone()), 401)
+        c.call(Target::Gateway, &without_tenant(request.clone()), 401)
             .await;
         let mut with_query = request.clone();
         with_query["rawQueryString"] = "dry_run=1".into();
         with_query["queryStringParameters"] = json!({"dry_run": "1"});
-        c.call(Target::Stack("api"), &with_query, 400).await;
+        c.call(Target::Gateway, &with_query, 400).await;
         let invalid = json_put(
             &tenant,
             &path,
             &json!({"alert_rules": "none", "test_set": 1}),
         );
-        c.call(Target::Stack("api"), &invalid, 400).await;
+        c.call(Target::Gateway, &invalid, 400).await;
         let padded = format!("{{\"pad\": \"{}\"}}", " ".repeat(66_000));
         let large = with_body(
             api_request(Some(&tenant), "PUT", &path, &[]),
             Some("application/json"),
             &padded,
         );
-        c.call(Target::Stack("api"), &large, 413).await;
+        c.call(Target::Gateway, &large, 413).await;
         let text = with_body(
             api_request(Some(&tenant), "PUT", &path, &[]),
             Some("text/plain"),
             "{}",
         );
-        c.call(Target::Stack("api"), &text, 415).await;
+        c.call(Target::Gateway, &text, 415).await;
     }
     let catch_all = [
         (
@@ -1034,7 +1063,7 @@ async fn every_route_and_status_answers_as_documented() {
         ),
     ];
     for (request, status) in catch_all {
-        c.call(Target::Stack("api"), &request, status).await;
+        c.call(Target::Gateway, &request, status).await;
     }
 
     // ---- 500: processes whose models table does not exist (a permanent error).
