@@ -183,3 +183,19 @@ def test_flush_sends_what_was_logged_and_log_after_close_is_an_error(api: FakeAp
     m.close()
     with pytest.raises(RuntimeError, match="closed"):
         m.log("fraud", predicted=1, latency_ms=1.0)
+
+
+def test_an_unclosed_monitor_flushes_at_interpreter_exit(api: FakeApi) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from modelwatch_client import Monitor\n"
+        "m = Monitor(sys.argv[2], token='t', tasks={'fraud': 'binary_classification'}, max_batch_age=60)\n"
+        "m.log('fraud', predicted=1, latency_ms=1.0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(src), api.url], check=True, timeout=30)
+    assert len(api.requests()) == 1, "the atexit hook sent the buffered record"

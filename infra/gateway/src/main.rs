@@ -49,6 +49,40 @@ struct Gateway {
     requests: AtomicU64,
 }
 
+impl Gateway {
+    /// A gateway for `template`'s routes, checking tokens against `jwks` for
+    /// `issuer`/`audience`, invoking functions at `lambda_endpoint` for at most
+    /// `timeout`.
+    fn new(
+        template: &str,
+        jwks: &str,
+        issuer: &str,
+        audience: &str,
+        lambda_endpoint: &str,
+        timeout: Duration,
+    ) -> Result<Self, Failure> {
+        Ok(Self {
+            routes: template_routes(template)?,
+            authorizer: Authorizer::new(jwks, issuer, audience)?,
+            lambda_endpoint: lambda_endpoint.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder().timeout(timeout).build()?,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Serves on `listener` until the process ends.
+    async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(Arc::new(self));
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }
+}
+
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// `--name value` options of the command line.
@@ -106,35 +140,21 @@ async fn main() -> Result<(), Failure> {
 }
 
 async fn serve(options: &BTreeMap<String, String>) -> Result<(), Failure> {
-    let template = std::fs::read_to_string(required(options, "template")?)?;
-    let jwks = std::fs::read_to_string(required(options, "jwks")?)?;
-    let gateway = Arc::new(Gateway {
-        routes: template_routes(&template)?,
-        authorizer: Authorizer::new(
-            &jwks,
-            required(options, "issuer")?,
-            required(options, "audience")?,
-        )?,
-        lambda_endpoint: required(options, "lambda-endpoint")?
-            .trim_end_matches('/')
-            .to_owned(),
-        http: reqwest::Client::builder()
-            .timeout(INTEGRATION_TIMEOUT)
-            .build()?,
-        requests: AtomicU64::new(0),
-    });
+    let gateway = Gateway::new(
+        &std::fs::read_to_string(required(options, "template")?)?,
+        &std::fs::read_to_string(required(options, "jwks")?)?,
+        required(options, "issuer")?,
+        required(options, "audience")?,
+        required(options, "lambda-endpoint")?,
+        INTEGRATION_TIMEOUT,
+    )?;
     let listen: SocketAddr = options
         .get("listen")
         .map_or("127.0.0.1:3000", String::as_str)
         .parse()?;
-    let app = axum::Router::new().fallback(handle).with_state(gateway);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     eprintln!("modelwatch-gateway: serving the HTTP API on http://{listen}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    gateway.serve(listener).await?;
     Ok(())
 }
 
@@ -254,4 +274,112 @@ async fn invoke(gateway: &Gateway, function: &str, event: &serde_json::Value) ->
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::tests::{JWKS, PRIVATE_PEM};
+
+    const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+    /// A gateway on a free port in front of `lambda` (a fake Invoke API), with
+    /// `timeout`; its URL.
+    async fn gateway(lambda: axum::Router, timeout: Duration) -> String {
+        let lambda_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let lambda_url = format!("http://{}", lambda_listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(lambda_listener, lambda).await });
+        let gateway = Gateway::new(
+            TEMPLATE,
+            JWKS,
+            "https://modelwatch.local",
+            "modelwatch",
+            &lambda_url,
+            timeout,
+        )
+        .expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(gateway.serve(listener));
+        url
+    }
+
+    fn token() -> String {
+        let claims = TokenClaims {
+            issuer: "https://modelwatch.local",
+            audience: "modelwatch",
+            claim: "tenant_id",
+            tenant: "acme",
+            now: chrono::Utc::now().timestamp(),
+            ttl_seconds: 600,
+        };
+        authorizer::token(PRIVATE_PEM.as_bytes(), "test", &claims).expect("token")
+    }
+
+    async fn get(url: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("{url}/api/v1/monitoring/models"))
+            .bearer_auth(token())
+            .send()
+            .await
+            .expect("an answer")
+    }
+
+    #[tokio::test]
+    async fn a_function_slower_than_the_integration_timeout_is_504_and_a_failed_one_500() {
+        let slow = axum::Router::new().fallback(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "{}"
+        });
+        let url = gateway(slow, Duration::from_millis(300)).await;
+        let answer = get(&url).await;
+        assert_eq!(answer.status(), StatusCode::GATEWAY_TIMEOUT);
+
+        let failing = axum::Router::new().fallback(|| async {
+            (
+                [("x-amz-function-error", "Unhandled")],
+                r#"{"errorMessage": "panic"}"#,
+            )
+        });
+        let url = gateway(failing, Duration::from_secs(5)).await;
+        let answer = get(&url).await;
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            answer.text().await.expect("body"),
+            r#"{"message":"Internal Server Error"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn the_event_reaches_the_routed_function_and_its_answer_the_client() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&seen);
+        let lambda = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+            let recorded = Arc::clone(&recorded);
+            async move {
+                recorded
+                    .lock()
+                    .expect("lock")
+                    .push((uri.path().to_owned(), body));
+                r#"{"statusCode": 418, "headers": {"x-answer": "teapot"}, "body": "{\"ok\":true}"}"#
+            }
+        });
+        let url = gateway(lambda, Duration::from_secs(5)).await;
+        let answer = get(&url).await;
+        assert_eq!(answer.status().as_u16(), 418);
+        assert_eq!(answer.headers()["x-answer"], "teapot");
+        let seen = seen.lock().expect("lock").clone();
+        let (path, event) = &seen[0];
+        assert_eq!(path, "/2015-03-31/functions/api/invocations");
+        let event: serde_json::Value = serde_json::from_str(event).expect("JSON event");
+        assert_eq!(event["routeKey"], "GET /api/v1/monitoring/models");
+        assert_eq!(
+            event["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"],
+            "acme"
+        );
+    }
 }
