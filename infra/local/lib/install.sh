@@ -15,6 +15,7 @@ LOCALSTACK_EXCLUDE_NEWER=2026-03-24
 cmd_install() {
   install_python_tools
   install_prometheus
+  install_openssl
   install_rust_components
   if [[ $LANE == localstack ]]; then
     install_localstack
@@ -40,18 +41,30 @@ install_python_tools() {
   echo "$want" >"$STAMP"
 }
 
-install_prometheus() {
-  if command -v prometheus >/dev/null 2>&1; then
-    return 0
+# apt_install COMMAND: Debian's package of that name when COMMAND is not on PATH;
+# answers 1 when it was there already.
+apt_install() {
+  local tool=$1
+  if command -v "$tool" >/dev/null 2>&1; then
+    return 1
   fi
-  log "installing prometheus (apt)"
+  log "installing $tool (apt)"
   export DEBIAN_FRONTEND=noninteractive
   # `apt-get update` only when the package lists don't know the package yet.
-  if ! apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1; then
+  if ! apt-get install -y --no-install-recommends "$tool" >/dev/null 2>&1; then
     apt-get update -qq
-    apt-get install -y --no-install-recommends prometheus >/dev/null
+    apt-get install -y --no-install-recommends "$tool" >/dev/null
   fi
-  command -v prometheus >/dev/null 2>&1 || die "prometheus still not on PATH after apt-get install"
+  command -v "$tool" >/dev/null 2>&1 || die "$tool still not on PATH after apt-get install"
+}
+
+# openssl makes the local gateway's JWT key pair at `up`.
+install_openssl() {
+  apt_install openssl || true
+}
+
+install_prometheus() {
+  apt_install prometheus || return 0
   # Without a policy-rc.d the package starts its own service on :9090; this
   # install started it, so stop it (ours runs under `up`, on its own data dir).
   if [[ -x /etc/init.d/prometheus ]] && /etc/init.d/prometheus status >/dev/null 2>&1; then
