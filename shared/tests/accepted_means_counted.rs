@@ -7,7 +7,9 @@
 //! and error-type caps together, late and boundary timestamps), retries of them sent
 //! again byte for byte or re-serialized (other key order, number spelling, time zone,
 //! label encoding), reused batch ids with other content, batches naming another task,
-//! and scheduled aggregation runs. Everything goes through the real `IngestService` and
+//! and scheduled aggregation runs; a quarter of the cases give the tenants a quota of
+//! one model, so a tenant's second model is refused whole (never more models accepted
+//! than the quota, a refusal only for a new model beyond it, nothing of it written). Everything goes through the real `IngestService` and
 //! `run_aggregation` over the in-memory stores wrapped in a fault plan that throttles
 //! calls, reports writes as failed after they took effect, and kills the "process"
 //! between any two calls. The client retries a `5xx` (or a dead process) with the same
@@ -153,6 +155,9 @@ struct Scenario {
     fault_seed: u64,
     /// Per-mille chance of each fault kind per store call.
     fault_rate: u32,
+    /// The tenants' quota of models: the default, or 1 (tenant t1 has two models, so
+    /// the second it sends is refused whole).
+    models_per_tenant: u64,
 }
 
 fn label_pool() -> impl Strategy<Value = String> {
@@ -401,13 +406,17 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             prop::collection::vec(action(size), 1..30),
             any::<u64>(),
             prop_oneof![Just(0u32), 5u32..60, 60u32..200],
+            prop_oneof![3 => Just(QuotaLimits::default().models_per_tenant), 1 => Just(1u64)],
         )
-            .prop_map(|(pool, actions, fault_seed, fault_rate)| Scenario {
-                pool,
-                actions,
-                fault_seed,
-                fault_rate,
-            })
+            .prop_map(
+                |(pool, actions, fault_seed, fault_rate, models_per_tenant)| Scenario {
+                    pool,
+                    actions,
+                    fault_seed,
+                    fault_rate,
+                    models_per_tenant,
+                },
+            )
     })
 }
 
@@ -750,9 +759,9 @@ use modelwatch::adapters::memory::{
     MemorySeriesWriter,
 };
 use modelwatch::aggregate::run_aggregation;
-use modelwatch::domain::Granularity;
 use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::labels::LabelLookback;
+use modelwatch::domain::{Granularity, Quota, QuotaLimits};
 use modelwatch::ingest::{BatchLimits, IngestError, IngestQuotas, IngestReceipt, IngestService};
 use modelwatch::ports::{ModelRegistry, PendingWork, PrometheusSeries, RollupStore};
 use modelwatch::testing::{NoArchive, run_at};
@@ -765,6 +774,8 @@ struct World {
     labels: Arc<MemoryLabelStore>,
     rollups: Arc<MemoryRollupStore>,
     exported: Arc<MemorySeriesWriter>,
+    /// The deployment's quotas every process of the case runs with.
+    quotas: QuotaLimits,
 }
 
 /// One process: the stores as it sees them, through one fault plan.
@@ -801,7 +812,7 @@ impl World {
                 limits: BatchLimits::default(),
                 labels: Faulty::shared(Arc::clone(&self.labels), Arc::clone(&plan)),
                 lookback: LabelLookback::DEFAULT,
-                quotas: IngestQuotas::default(),
+                quotas: IngestQuotas::new(self.quotas),
             },
             pending: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
             rollups: Faulty::shared(Arc::clone(&self.rollups), Arc::clone(&plan)),
@@ -882,7 +893,13 @@ struct Figures {
 }
 
 async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), TestCaseError> {
-    let world = World::default();
+    let world = World {
+        quotas: QuotaLimits {
+            models_per_tenant: scenario.models_per_tenant,
+            ..QuotaLimits::default()
+        },
+        ..World::default()
+    };
     let mut seeds = scenario.fault_seed;
     let mut next_seed = move || {
         seeds = seeds
@@ -956,6 +973,17 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
                         );
                         let task = *registered.entry(batch.model).or_insert(batch.task);
                         prop_assert_eq!(task, batch.task, "accepted another task than the model's");
+                        let models_of_tenant = registered
+                            .keys()
+                            .filter(|m| MODELS[**m].tenant == spec.tenant)
+                            .count();
+                        prop_assert!(
+                            models_of_tenant as u64 <= scenario.models_per_tenant,
+                            "{} has {} models accepted, over its quota of {}",
+                            spec.tenant,
+                            models_of_tenant,
+                            scenario.models_per_tenant
+                        );
                         let content = expected_records(batch, at);
                         match accepted.contents.get(&key) {
                             Some(stored) => {
@@ -988,6 +1016,22 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
                             prop_assert!(
                                 accepted.contents.get(&key) != Some(&expected_records(batch, at)),
                                 "a retry of an accepted batch answered as a reused id"
+                            );
+                        }
+                        if let IngestError::OverQuota(over) = &refusal {
+                            // Only the models quota can be reached here, and only by a
+                            // new model of a tenant that has its quota of others.
+                            prop_assert_eq!(over.quota, Quota::ModelsPerTenant);
+                            let others = registered
+                                .keys()
+                                .filter(|m| MODELS[**m].tenant == spec.tenant)
+                                .count();
+                            prop_assert!(
+                                !registered.contains_key(&batch.model)
+                                    && others as u64 >= scenario.models_per_tenant,
+                                "{:?} refused for the models quota with {} others",
+                                key,
+                                others
                             );
                         }
                         if let IngestError::TaskConflict(_) = refusal {
