@@ -92,7 +92,6 @@ fn rule(id: &str) -> AlertRule {
         min_samples: 10,
         basis: None,
         label_delay: None,
-        slice: None,
     }
 }
 

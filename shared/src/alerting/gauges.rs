@@ -133,7 +133,6 @@ mod tests {
             min_samples: 30,
             basis: None,
             label_delay: None,
-            slice: None,
         }
     }
 
