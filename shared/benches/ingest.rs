@@ -251,6 +251,7 @@ fn with_store_latency() {
     let now = Utc::now();
     let plan = FaultPlan::new(1).with_dynamodb_latency().shared();
     let service = IngestService {
+        versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
         registry: Faulty::new(MemoryModelRegistry::default(), Arc::clone(&plan)),
         partials: Faulty::new(MemoryPartialStore::default(), Arc::clone(&plan)),
         archive: None::<modelwatch::testing::NoArchive>,

@@ -118,6 +118,7 @@ async fn world(models: usize, minute: DateTime<Utc>, now: DateTime<Utc>) -> Worl
     };
     let free = FaultPlan::new(1).shared();
     let ingest = IngestService {
+        versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
         registry: Faulty::shared(Arc::clone(&world.registry), Arc::clone(&free)),
         partials: Faulty::shared(Arc::clone(&world.partials), free),
         archive: None::<NoArchive>,

@@ -15,6 +15,7 @@ use crate::domain::quota::{
     DEFAULT_TENANT_MODELS, DEFAULT_TENANT_PREDICTIONS_PER_MINUTE, DEFAULT_TENANT_RULES_PER_MODEL,
 };
 use crate::domain::shard::SHARDS;
+use crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL;
 use crate::domain::{CloudWatchMetrics, QuotaLimits};
 
 /// A configuration value that is missing or cannot be used.
@@ -53,6 +54,10 @@ pub struct IngestSettings {
     /// `LABEL_LOOKBACK_DAYS` (default 30): how far back a late label joins its
     /// prediction; predictions awaiting labels are kept that long.
     pub label_lookback: TimeDelta,
+    /// `MODEL_VERSIONS` (default 20, 1 to 1,000): the versions kept per model, each
+    /// with rollups of its own; predictions of a version first seen past it count
+    /// under the model and the overflow slice `version:__other__`.
+    pub versions_per_model: u64,
 }
 
 /// How long rollups are kept after their start (DynamoDB TTL).
@@ -207,6 +212,12 @@ impl Config {
                     "must be a whole number of days between 1 and 366",
                 )
                 .map(TimeDelta::days)?,
+            versions_per_model: env.parse_or(
+                "MODEL_VERSIONS",
+                DEFAULT_VERSIONS_PER_MODEL,
+                |v: &u64| (1..=1_000).contains(v),
+                "must be a whole number of versions between 1 and 1000",
+            )?,
         };
         let at_least_one = |name: &'static str, default: u64, most: u64, what: &str| {
             env.parse_or(name, default, |v: &u64| (1..=most).contains(v), what)
@@ -472,6 +483,7 @@ mod tests {
         assert_eq!(cfg.ingest.max_clock_skew, TimeDelta::minutes(5));
         assert_eq!(cfg.ingest.partial_retention, TimeDelta::days(31));
         assert_eq!(cfg.ingest.label_lookback, TimeDelta::days(30));
+        assert_eq!(cfg.ingest.versions_per_model, 20);
         assert_eq!(cfg.rollups.minute, TimeDelta::days(31));
         assert_eq!(cfg.rollups.hour, TimeDelta::days(35));
         assert_eq!(cfg.rollups.day, TimeDelta::days(400));
@@ -573,6 +585,8 @@ mod tests {
             ("DAY_ROLLUP_RETENTION_DAYS", "0"),
             ("LABEL_LOOKBACK_DAYS", "0"),
             ("LABEL_LOOKBACK_DAYS", "367"),
+            ("MODEL_VERSIONS", "0"),
+            ("MODEL_VERSIONS", "1001"),
             ("PROMETHEUS_REMOTE_WRITE_SECRET_REFRESH_SECONDS", "0"),
             ("TENANT_PREDICTIONS_PER_MINUTE", "0"),
             ("TENANT_MODELS", "-1"),

@@ -19,6 +19,7 @@ use crate::domain::alerting::subscriptions::{AlertSubscriptions, SubscriptionTar
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
+use crate::domain::slice::Slice;
 use crate::domain::{
     CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, Task, TenantQuotas,
     TimeSpan, WindowState, prometheus_series,
@@ -48,6 +49,17 @@ impl RegisteredModel {
     pub fn key(&self) -> ModelRef<'_> {
         ModelRef::new(&self.tenant, &self.model_id)
     }
+}
+
+/// One version of a model as the registry knows it (`GET …/versions`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelVersion {
+    /// The `model_version`.
+    pub model_version: String,
+    /// Event time of the version's first prediction.
+    pub first_seen: DateTime<Utc>,
+    /// Event time of the version's latest prediction.
+    pub last_seen: DateTime<Utc>,
 }
 
 /// What a batch tells the registry about its model.
@@ -100,6 +112,24 @@ pub trait ModelRegistry: Send + Sync {
         sighting: &ModelSighting,
         max_models: u64,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// Records the sighting's `version` of its model (registered before): a version
+    /// not seen before is kept while the model has fewer than `max_versions`, and a
+    /// kept version's first/last seen times widen like the model's. Returns the slice
+    /// the batch's predictions count under — its version's, or past the cap the
+    /// overflow slice (`version:__other__`, nothing kept) —, `None` for a sighting
+    /// without a version. Idempotent.
+    fn record_version(
+        &self,
+        sighting: &ModelSighting,
+        max_versions: u64,
+    ) -> impl Future<Output = Result<Option<Slice>, StoreError>> + Send;
+
+    /// The versions kept of a model, ordered by version.
+    fn versions(
+        &self,
+        model: ModelRef<'_>,
+    ) -> impl Future<Output = Result<Vec<ModelVersion>, StoreError>> + Send;
 
     /// The tenant's models, ordered by model id.
     fn list_models(

@@ -17,7 +17,8 @@ use serde::Serialize;
 use crate::domain::alerting::baseline::{Reference, ReferenceSnapshot};
 use crate::domain::alerting::trends::{MIN_POINT_SAMPLES, TrendLabel};
 use crate::domain::estimation::{Comparison, Estimate, ReferenceFit};
-use crate::domain::ids::{ModelId, ModelRef};
+use crate::domain::ids::{ModelId, ModelRef, check_id};
+use crate::domain::slice::Slice;
 use crate::domain::{
     Granularity, MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState,
 };
@@ -95,35 +96,54 @@ impl Serialize for Window {
 }
 
 /// What a summary is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryQuery {
     /// The window.
     pub window: Window,
     /// The series granularity.
     pub granularity: Granularity,
+    /// The version slice asked for (`version`), or `None` for the whole model.
+    pub slice: Option<Slice>,
+}
+
+/// Reads the `window` parameter (default 24 hours).
+pub fn parse_window(value: Option<&str>) -> Result<Window, InvalidParameter> {
+    let Some(value) = value else {
+        return Ok(Window::Hours24);
+    };
+    Window::ALL
+        .into_iter()
+        .find(|w| w.as_str() == value)
+        .ok_or_else(|| {
+            InvalidParameter::value(
+                "window",
+                value,
+                "is not a known window",
+                Window::ALL.map(Window::as_str).to_vec(),
+            )
+        })
 }
 
 impl SummaryQuery {
-    /// Reads the query parameters (`window`, `granularity`, each at most once);
-    /// anything else is refused.
+    /// Reads the query parameters (`window`, `granularity`, `version`, each at most
+    /// once); anything else is refused.
     pub fn parse<'a>(
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, InvalidParameter> {
-        let [window, granularity] = single_values(params, ["window", "granularity"])?;
-        let window = match window {
-            None => Window::Hours24,
-            Some(value) => Window::ALL
-                .into_iter()
-                .find(|w| w.as_str() == value)
-                .ok_or_else(|| {
-                    InvalidParameter::value(
-                        "window",
-                        value,
-                        "is not a known window",
-                        Window::ALL.map(Window::as_str).to_vec(),
-                    )
-                })?,
-        };
+        let [window, granularity, version] =
+            single_values(params, ["window", "granularity", "version"])?;
+        let window = parse_window(window)?;
+        let slice = version
+            .map(|v| match check_id(v) {
+                Ok(()) => Ok(Slice::version(v)),
+                Err(e) => Err(InvalidParameter::value(
+                    "version",
+                    v,
+                    e.to_string(),
+                    Vec::new(),
+                )),
+            })
+            .transpose()?;
         let allowed_granularities = || -> Vec<&'static str> {
             Granularity::ALL
                 .into_iter()
@@ -156,6 +176,7 @@ impl SummaryQuery {
         Ok(Self {
             window,
             granularity,
+            slice,
         })
     }
 }
@@ -437,6 +458,9 @@ pub struct SeriesPoint {
 pub struct PerformanceSummary {
     /// The model.
     pub model_id: ModelId,
+    /// The version whose slice the summary is of; absent for the whole model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// The window asked for.
     pub window: Window,
     /// The series granularity.
@@ -612,11 +636,16 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         query: SummaryQuery,
         now: DateTime<Utc>,
     ) -> Result<PerformanceSummary, StoreError> {
-        let key = model.key();
-        let settings = self.settings.model_settings(key).await?;
+        let settings = self.settings.model_settings(model.key()).await?;
+        // A slice reads its own series; baselines, trends and the reference window
+        // stay the model's (what a version is compared with).
+        let sliced = sliced(model, query.slice.as_ref());
         let first_seen = Some(model.first_seen);
         let from = now - query.window.length();
-        let (state, covered) = self.window.state(key, TimeSpan::new(from, now)).await?;
+        let (state, covered) = self
+            .window
+            .state(sliced.key(), TimeSpan::new(from, now))
+            .await?;
         let current = MetricSet::compute(&state, covered, first_seen);
         let reference = settings.baselines.reference();
         let fit = self
@@ -630,7 +659,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         let series = self
             .window
             .series(
-                model,
+                &sliced,
                 query.granularity,
                 TimeSpan::new(covered.start, now),
                 None,
@@ -659,6 +688,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         });
         Ok(PerformanceSummary {
             model_id: model.model_id.clone(),
+            model_version: query.slice.map(|s| s.model_version().to_owned()),
             window: query.window,
             granularity: query.granularity,
             quality_metrics,
@@ -673,6 +703,17 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
             series,
             covered,
         })
+    }
+}
+
+/// `model` as the rollups of `slice` are keyed (its series id), or itself.
+pub(crate) fn sliced(model: &RegisteredModel, slice: Option<&Slice>) -> RegisteredModel {
+    match slice {
+        None => model.clone(),
+        Some(slice) => RegisteredModel {
+            model_id: model.model_id.series(slice),
+            ..model.clone()
+        },
     }
 }
 
@@ -724,6 +765,8 @@ fn cover(
     ));
     cover(inner_end, end, finer, reads);
 }
+
+pub mod slices;
 
 #[cfg(test)]
 mod tests;

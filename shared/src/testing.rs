@@ -61,6 +61,7 @@ pub type MemoryIngest =
 /// A fresh [`MemoryIngest`] with the default limits.
 pub fn memory_ingest() -> MemoryIngest {
     IngestService {
+        versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
         registry: MemoryModelRegistry::default(),
         partials: MemoryPartialStore::default(),
         archive: None,
@@ -166,6 +167,7 @@ pub fn sample_alert(
             min_samples: 50,
             basis: None,
             label_delay: None,
+            slice: None,
         },
         state: AlertState::Firing,
         observed_value: Some(312.5),

@@ -92,6 +92,7 @@ fn rule(id: &str) -> AlertRule {
         min_samples: 10,
         basis: None,
         label_delay: None,
+        slice: None,
     }
 }
 

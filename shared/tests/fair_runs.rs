@@ -78,6 +78,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
     // BACKFILL_EVERY of the accepted week) and one fresh minute of tenant t-small.
     let now = at("2026-11-30T12:00:30Z");
     let ingest = IngestService {
+        versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
         registry: Faulty::shared(Arc::clone(&registry), FaultPlan::new(1).shared()),
         partials: Faulty::shared(Arc::clone(&partials), FaultPlan::new(1).shared()),
         archive: None::<NoArchive>,

@@ -336,6 +336,7 @@ impl World {
             .expect("rates are probabilities")
             .shared();
         let service = IngestService {
+            versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
             registry: Faulty::shared(Arc::clone(&self.registry), Arc::clone(&plan)),
             partials: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
             archive: None,

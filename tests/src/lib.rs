@@ -195,6 +195,35 @@ impl Stack {
             .expect("HTTP client builds")
     }
 
+    /// The instant vector of the PromQL `query` at `at` (Unix seconds) from the stack's
+    /// Prometheus: each series' labels and value.
+    pub async fn prometheus_query(&self, query: &str, at: i64) -> Vec<(Value, f64)> {
+        let url = url::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.var("PROMETHEUS_URL")),
+            [("query", query), ("time", &at.to_string())],
+        )
+        .expect("query URL");
+        let answer: Value = self
+            .http()
+            .get(url)
+            .send()
+            .await
+            .expect("Prometheus query")
+            .json()
+            .await
+            .expect("JSON answer");
+        assert_eq!(answer["status"], "success", "{answer}");
+        answer["data"]["result"]
+            .as_array()
+            .expect("result")
+            .iter()
+            .map(|r| {
+                let value = r["value"][1].as_str().and_then(|v| v.parse().ok());
+                (r["metric"].clone(), value.expect("a number"))
+            })
+            .collect()
+    }
+
     /// A JWT the stack's gateway accepts (signed with the stack's key, as `stack.sh
     /// token` signs), carrying `tenant` in the claim `claim`, valid `ttl_seconds`.
     pub fn token(&self, claim: &str, tenant: &str, ttl_seconds: i64) -> String {

@@ -225,39 +225,10 @@ fn engine_metrics(
 /// Every Prometheus series of `tenant`, as (labels without tenant_id, latest value).
 async fn prometheus_series(stack: &Stack, tenant: &str, at: DateTime<Utc>) -> Vec<(Value, f64)> {
     let query = format!("last_over_time({{tenant_id=\"{tenant}\"}}[2h])");
-    let url = url::Url::parse_with_params(
-        &format!("{}/api/v1/query", stack.var("PROMETHEUS_URL")),
-        [
-            ("query", query.as_str()),
-            ("time", &(at.timestamp() + 1).to_string()),
-        ],
-    )
-    .expect("query URL");
-    let answer: Value = stack
-        .http()
-        .get(url)
-        .send()
-        .await
-        .expect("Prometheus query")
-        .json()
-        .await
-        .expect("JSON answer");
-    assert_eq!(answer["status"], "success", "{answer}");
-    let mut series: Vec<(Value, f64)> = answer["data"]["result"]
-        .as_array()
-        .expect("result")
-        .iter()
-        .map(|r| {
-            let mut labels = r["metric"].clone();
-            labels.as_object_mut().expect("labels").remove("tenant_id");
-            let value: f64 = r["value"][1]
-                .as_str()
-                .expect("value")
-                .parse()
-                .expect("number");
-            (labels, value)
-        })
-        .collect();
+    let mut series = stack.prometheus_query(&query, at.timestamp() + 1).await;
+    for (labels, _) in &mut series {
+        labels.as_object_mut().expect("labels").remove("tenant_id");
+    }
     series.sort_by_key(|(labels, _)| labels.to_string());
     series
 }

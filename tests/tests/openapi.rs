@@ -603,7 +603,14 @@ fn api_gets(tenant: Option<&str>, model: &str) -> Vec<Value> {
         api_request(tenant, "GET", "/api/v1/monitoring/models", &[]),
         api_request(tenant, "GET", SUBSCRIPTIONS, &[]),
     ];
-    for resource in ["", "trends", "alert-rules", "baseline", "alerts"] {
+    for resource in [
+        "",
+        "trends",
+        "alert-rules",
+        "baseline",
+        "alerts",
+        "versions",
+    ] {
         gets.push(api_request(
             tenant,
             "GET",
@@ -611,6 +618,19 @@ fn api_gets(tenant: Option<&str>, model: &str) -> Vec<Value> {
             &[],
         ));
     }
+    // The sample batch's version `v3` against the whole model.
+    gets.push(api_request(
+        tenant,
+        "GET",
+        &model_path(model, ""),
+        &[("version", "v3")],
+    ));
+    gets.push(api_request(
+        tenant,
+        "GET",
+        &model_path(model, "compare"),
+        &[("baseline", "model"), ("candidate", "version:v3")],
+    ));
     gets
 }
 

@@ -12,6 +12,11 @@
 //! otherwise idle; on shared cores the thread's own CPU time (printed after criterion's
 //! figures, from `/proc/thread-self/stat`) is the figure to compare. Goal: ≤ 5 ms.
 //!
+//! The same model's traffic is stored a second time as its version `v1`'s slice, and
+//! `compare` (`baseline=model&candidate=version:v1&window=30d`) reads both sides'
+//! 30-day windows (~138 rollups each), computes every metric of both and the tests.
+//! Goal: ≤ 10 ms.
+//!
 //! `MALLOC_TRIM_THRESHOLD_=67108864 cargo bench -p api --bench summary` — the allocator
 //! setting the deployed functions run with (template.yaml): with glibc's default the
 //! ~30 MB of states a request frees are handed back to the kernel and faulted in again
@@ -34,6 +39,7 @@ use modelwatch::domain::alerting::baseline::{
 };
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
+use modelwatch::domain::slice::Slice;
 use modelwatch::domain::{
     CounterDelta, Granularity, Outcome, PredictionRecord, ResourceSample, Status, Task, WindowState,
 };
@@ -115,13 +121,17 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
     let current_hour = Granularity::Hour.floor(now);
     let mut random = Values(0);
     let settings = MemoryModelSettings::default();
-    let rollup = |granularity, start, state: &WindowState| Rollup {
-        tenant: tenant.clone(),
-        model_id: model_id.clone(),
-        granularity,
-        start,
-        rev: 1,
-        state: state.clone(),
+    let version = model_id.series(&Slice::version("v1"));
+    // Each rollup as the model's and as its version `v1`'s.
+    let rollup = |granularity, start, state: &WindowState| {
+        [model_id, &version].map(|series| Rollup {
+            tenant: tenant.clone(),
+            model_id: series.clone(),
+            granularity,
+            start,
+            rev: 1,
+            state: state.clone(),
+        })
     };
     runtime.block_on(async {
         registry
@@ -166,19 +176,19 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
                 while minute < Granularity::Minute.floor(now) {
                     let m = state(minute, TimeDelta::minutes(1), 33, 1, &mut random);
                     merged.merge(&m).expect("merge");
-                    let stored = rollup(Granularity::Minute, minute, &m);
-                    rollups
-                        .put_minute_rollup(&stored, None, &CounterDelta::default())
-                        .await
-                        .expect("minute rollup");
+                    for stored in rollup(Granularity::Minute, minute, &m) {
+                        rollups
+                            .put_minute_rollup(&stored, None, &CounterDelta::default())
+                            .await
+                            .expect("minute rollup");
+                    }
                     minute += TimeDelta::minutes(1);
                 }
                 merged
             };
-            rollups
-                .put_rollup(&rollup(Granularity::Hour, hour, &hour_state))
-                .await
-                .expect("hour rollup");
+            for stored in rollup(Granularity::Hour, hour, &hour_state) {
+                rollups.put_rollup(&stored).await.expect("hour rollup");
+            }
             day.merge(&hour_state).expect("merge");
             let next = hour + TimeDelta::hours(1);
             if Granularity::Day.floor(next) != Granularity::Day.floor(hour) || next > current_hour {
@@ -199,10 +209,9 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
                         .await
                         .expect("snapshot stored");
                 }
-                rollups
-                    .put_rollup(&rollup(Granularity::Day, start, &day))
-                    .await
-                    .expect("day rollup");
+                for stored in rollup(Granularity::Day, start, &day) {
+                    rollups.put_rollup(&stored).await.expect("day rollup");
+                }
                 day = WindowState::new();
             }
             hour = next;
@@ -227,18 +236,33 @@ fn api(tenant: &TenantId, model_id: &ModelId, now: DateTime<Utc>) -> MemoryApi {
     }
 }
 
-/// The summary request for `tenant`'s `model_id`, as API Gateway sends it.
-fn event(tenant: &TenantId, model_id: &ModelId) -> String {
-    let path = format!("/api/v1/monitoring/performance/{model_id}");
+/// The request of `resource` (`""`: the summary) of `tenant`'s `model_id` with
+/// `query`, as API Gateway sends it.
+fn event(tenant: &TenantId, model_id: &ModelId, resource: &str, query: &[(&str, &str)]) -> String {
+    let (path, route) = match resource {
+        "" => (
+            format!("/api/v1/monitoring/performance/{model_id}"),
+            "GET /api/v1/monitoring/performance/{model_id}".to_owned(),
+        ),
+        _ => (
+            format!("/api/v1/monitoring/performance/{model_id}/{resource}"),
+            format!("GET /api/v1/monitoring/performance/{{model_id}}/{resource}"),
+        ),
+    };
+    let raw_query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let params: serde_json::Map<String, serde_json::Value> = query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+        .collect();
     serde_json::json!({
-        "version": "2.0", "routeKey": "GET /api/v1/monitoring/performance/{model_id}",
-        "rawPath": path, "rawQueryString": "window=30d&granularity=hour",
-        "queryStringParameters": {"window": "30d", "granularity": "hour"},
+        "version": "2.0", "routeKey": route,
+        "rawPath": path, "rawQueryString": raw_query.join("&"),
+        "queryStringParameters": params,
         "pathParameters": {"model_id": model_id.as_str()},
         "headers": {"accept": "application/json"}, "isBase64Encoded": false,
         "requestContext": {
             "accountId": "123456789012", "apiId": "api", "domainName": "example.com",
-            "domainPrefix": "example", "requestId": "bench", "routeKey": "GET /api/v1/monitoring/performance/{model_id}",
+            "domainPrefix": "example", "requestId": "bench", "routeKey": route,
             "stage": "$default", "time": "28/Nov/2026:10:15:00 +0000", "timeEpoch": 1_795_860_900_000_i64,
             "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
                      "sourceIp": "127.0.0.1", "userAgent": "bench"},
@@ -279,7 +303,13 @@ fn bench_summary(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let event = event(&tenant, &model_id);
+    let event = event(
+        &tenant,
+        &model_id,
+        "",
+        &[("window", "30d"), ("granularity", "hour")],
+    );
+    let compare = event_compare(&tenant, &model_id);
 
     let request = lambda_http::request::from_str(&event).expect("API Gateway event");
     let response = runtime.block_on(api.handle(request)).expect("answer");
@@ -314,24 +344,55 @@ fn bench_summary(c: &mut Criterion) {
     group.bench_function("30d_hour_granularity", |b| {
         b.iter(|| answer(&runtime, &api, black_box(&event)))
     });
+    group.bench_function("compare_30d", |b| {
+        b.iter(|| answer(&runtime, &api, black_box(&compare)))
+    });
     group.finish();
 
-    // The thread's CPU time over many requests: unaffected by other processes on the
-    // shared cores (its 10 ms ticks average out over the run).
+    let request = lambda_http::request::from_str(&compare).expect("API Gateway event");
+    let response = runtime.block_on(api.handle(request)).expect("answer");
+    let Body::Text(text) = response.body() else {
+        panic!("text body");
+    };
+    let compared: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    assert_eq!(compared["verdict"], "no_difference", "{compared}");
+    assert_eq!(compared["baseline"], {
+        let mut side = compared["candidate"].clone();
+        side["slice"] = "model".into();
+        side
+    });
+    for (what, event) in [("summary", &event), ("compare", &compare)] {
+        cpu_per_request(&runtime, &api, what, event);
+    }
+}
+
+/// The compare request: the model against its version `v1` over 30 days.
+fn event_compare(tenant: &TenantId, model_id: &ModelId) -> String {
+    let query = [
+        ("baseline", "model"),
+        ("candidate", "version:v1"),
+        ("window", "30d"),
+    ];
+    event(tenant, model_id, "compare", &query)
+}
+
+/// Prints the thread's CPU time per `event` request over many: unaffected by other
+/// processes on the shared cores (its 10 ms ticks average out over the run).
+fn cpu_per_request(runtime: &tokio::runtime::Runtime, api: &MemoryApi, what: &str, event: &str) {
     const REQUESTS: u32 = 400;
     let (cpu, wall) = (thread_cpu_time(), Instant::now());
     for _ in 0..REQUESTS {
-        black_box(answer(&runtime, &api, &event));
+        black_box(answer(runtime, api, event));
     }
     let wall = wall.elapsed() / REQUESTS;
     match thread_cpu_time().zip(cpu) {
         Some((end, start)) => println!(
-            "{REQUESTS} requests: {:.2} ms CPU, {:.2} ms wall per request",
+            "{what}, {REQUESTS} requests: {:.2} ms CPU, {:.2} ms wall per request",
             ((end - start) / REQUESTS).as_secs_f64() * 1e3,
             wall.as_secs_f64() * 1e3
         ),
         None => println!(
-            "{REQUESTS} requests: {:.2} ms wall per request",
+            "{what}, {REQUESTS} requests: {:.2} ms wall per request",
             wall.as_secs_f64() * 1e3
         ),
     }

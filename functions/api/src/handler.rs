@@ -20,6 +20,7 @@ use modelwatch::ports::{
     SettingWrite, SubscriptionStore, TopicSubscriptions,
 };
 use modelwatch::query::single_values;
+use modelwatch::summary::slices::{CompareQuery, versions_of};
 use modelwatch::summary::{SummaryQuery, SummaryService};
 use serde::Serialize;
 use serde_json::Value;
@@ -190,6 +191,17 @@ where
                 let query = SummaryQuery::parse(params.iter())?;
                 let model = self.model(tenant, model_id).await?;
                 ok(&self.summary.summary_of(&model, query, now).await?)
+            }
+            ModelResource::Versions => {
+                no_parameters(request)?;
+                let model = self.model(tenant, model_id).await?;
+                let rollups = &self.summary.window.rollups;
+                ok(&versions_of(&self.registry, rollups, &model).await?)
+            }
+            ModelResource::Compare => {
+                let query = CompareQuery::parse(params.iter())?;
+                let model = self.model(tenant, model_id).await?;
+                ok(&self.summary.compare(&model, &query, now).await?)
             }
             ModelResource::Alerts => {
                 let query = alerts::parse_query(params.iter())?;

@@ -25,6 +25,7 @@ async fn main() -> Result<(), Error> {
     };
     let ingest = handler::Ingest {
         service: IngestService {
+            versions_per_model: config.ingest.versions_per_model,
             registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
             partials: DynamoPartialStore::new(
                 dynamodb.clone(),

@@ -28,7 +28,10 @@ use serde_json::{Value, json};
 
 use labels::{ACTUALS_PATH, LabelSchedule, LabelTally};
 use rng::Rng;
-use scenario::{ModelKind, REFERENCE_SPAN, SILENT_SHIFT, SILENT_SHIFT_RULES, Scenario};
+use scenario::{
+    CANARY_RULE, CANARY_VERSION, ModelKind, REFERENCE_SPAN, SILENT_SHIFT, SILENT_SHIFT_RULES,
+    STABLE_VERSION, Scenario, canary_key, canary_rule,
+};
 use target::{Answer, Client, TargetError};
 use truth::GroundTruth;
 
@@ -123,6 +126,16 @@ pub async fn run(
             expect_status(answer, 202, || format!("ingest of {} at {t}", model.id))?;
             outcome.batches += 1;
             outcome.predictions += sent;
+            if let Some(canary) = &batch.canary {
+                let answer = client
+                    .request("POST", "/api/v1/monitoring/predictions", Some(canary))
+                    .await?;
+                expect_status(answer, 202, || {
+                    format!("ingest of {}'s canary at {t}", model.id)
+                })?;
+                outcome.batches += 1;
+                outcome.predictions += canary["predictions"].as_array().map_or(0, Vec::len) as u64;
+            }
             for label in batch.late_labels {
                 late_labels.hold(&model.id, label);
             }
@@ -142,6 +155,11 @@ pub async fn run(
                 let path = format!("/api/v1/monitoring/performance/{}/baseline", model.id);
                 let answer = client.request("PUT", &path, Some(&baseline)).await?;
                 expect_status(answer, 200, || format!("PUT {path}"))?;
+                if scenario.canary.as_deref() == Some(model.id.as_str()) {
+                    let path = format!("/api/v1/monitoring/performance/{}/alert-rules", model.id);
+                    let answer = client.request("PUT", &path, Some(&canary_rule())).await?;
+                    expect_status(answer, 200, || format!("PUT {path}"))?;
+                }
             }
         }
         // Before the schedules run, so the last aggregation holds the last labels.
@@ -411,6 +429,7 @@ pub async fn check(
             let mut rules: Vec<&str> = mine
                 .iter()
                 .filter_map(|a| a["rule"]["id"].as_str())
+                .filter(|rule| *rule != CANARY_RULE)
                 .collect();
             rules.sort_unstable();
             rules.dedup();
@@ -437,13 +456,78 @@ pub async fn check(
                     ));
                 }
             }
-        } else if !mine.is_empty() {
+        } else if mine.iter().any(|a| a["rule"]["id"] != CANARY_RULE) {
             problems.push(format!(
                 "{}: a healthy model raised {} alert messages: {mine:?}",
                 model.id,
                 mine.len()
             ));
         }
+        if scenario.canary.as_deref() == Some(model.id.as_str()) {
+            problems.extend(check_canary(client, config, model, outcome, &mine).await?);
+        }
+    }
+    Ok(problems)
+}
+
+/// The canary's comparison with the stable version over the last hour, as the compare
+/// route answers it, and whether its verdict is `candidate_worse`.
+pub async fn canary_comparison(client: &Client, model: &str) -> Result<Value, TargetError> {
+    let path = format!(
+        "/api/v1/monitoring/performance/{model}/compare?baseline=version:{STABLE_VERSION}&candidate=version:{CANARY_VERSION}&window=1h"
+    );
+    let answer = client.request("GET", &path, None).await?;
+    expect_status(answer, 200, || format!("GET {path}"))
+}
+
+/// Checks the canary model at the end of the run: the compare route finds the canary
+/// worse, the canary's summary holds its own records (the ground truth kept under
+/// [`canary_key`]), and its rule fired.
+async fn check_canary(
+    client: &Client,
+    config: &RunConfig,
+    model: &scenario::ModelSpec,
+    outcome: &RunOutcome,
+    alerts: &[&Value],
+) -> Result<Vec<String>, TargetError> {
+    let id = &model.id;
+    let mut problems = Vec::new();
+    let compared = canary_comparison(client, id).await?;
+    if compared["verdict"] != "candidate_worse" {
+        problems.push(format!(
+            "{id}: the canary's comparison is {}, expected candidate_worse: {compared}",
+            compared["verdict"]
+        ));
+    }
+    let path = format!("/api/v1/monitoring/performance/{id}?window=24h&version={CANARY_VERSION}");
+    let (summary, from) = loop {
+        let from = minute(Utc::now() - TimeDelta::hours(24));
+        let summary = client.request("GET", &path, None).await?;
+        if minute(Utc::now() - TimeDelta::hours(24)) == from {
+            break (summary, from);
+        }
+    };
+    let truth = outcome.truth.metrics(&canary_key(id), from, Utc::now());
+    let shown = (
+        summary.body["sample_count"].as_u64(),
+        summary.body["quality_metrics"]["accuracy"]["current"].as_f64(),
+    );
+    let same = shown.0 == Some(truth.predictions)
+        && match (shown.1, truth.accuracy) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-9,
+            (a, b) => a == b,
+        };
+    if !same {
+        problems.push(format!(
+            "{id}: the canary's summary shows {shown:?} (predictions, accuracy), ground truth ({}, {:?})",
+            truth.predictions, truth.accuracy
+        ));
+    }
+    let fired = alerts
+        .iter()
+        .any(|a| a["rule"]["id"] == CANARY_RULE && a["state"] == "firing");
+    if config.register_baselines && !fired {
+        problems.push(format!("{id}: the canary's rule {CANARY_RULE} never fired"));
     }
     Ok(problems)
 }
@@ -594,6 +678,7 @@ mod tests {
                 spec("chargeback-scorer", ModelKind::LateBinary),
             ],
             degraded: None,
+            canary: None,
             seed: 5,
         };
         let (start, end) = (scenario.start, scenario.end());
@@ -642,6 +727,7 @@ mod tests {
                                 prediction_id: id,
                                 time: record.timestamp,
                                 outcome: record.outcome.clone(),
+                                version: None,
                             },
                         );
                     }

@@ -9,7 +9,7 @@ use modelwatch_simulator::labels::LabelTally;
 use modelwatch_simulator::observe::prometheus_query;
 use modelwatch_simulator::scenario::{MIN_DURATION, ModelKind, ModelSpec, Scenario};
 use modelwatch_simulator::target::{Client, HttpApi, Target, TargetError};
-use modelwatch_simulator::{Progress, RunConfig, check, minute, run};
+use modelwatch_simulator::{Progress, RunConfig, canary_comparison, check, minute, run};
 use serde_json::Value;
 
 const HELP: &str = "\
@@ -35,6 +35,10 @@ Traffic:
                             intent-router:multiclass,eta-regressor:regression,
                             chargeback-scorer:binary-late,lead-scorer:binary-unlabeled)
   --degrade ID | --no-degrade   the model that drifts and fails (default: the first)
+  --canary ID | --no-canary     the classifier (binary or multiclass) that rolls out a
+                            worse version v2 to a tenth of its traffic in the last hour,
+                            with an accuracy rule on v2 (default: the degraded model,
+                            when it is one)
   --seed N                  random seed (default 7)
   --no-baselines            do not register test-set baselines, forecasts and references
 Read back:
@@ -45,7 +49,8 @@ Read back:
                             once, nothing from the healthy models; a late-label model is
                             compared with the labels sent by the end, each one joined; an
                             unlabeled model's estimated accuracy holds the realized one and
-                            its drift and estimate rules fire
+                            its drift and estimate rules fire; the canary is found worse
+                            than v1, its summary holds its own records and its rule fired
   --quiet                   no progress line
 ";
 
@@ -63,7 +68,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" | "-h" => return Err(String::new()),
-            "--check" | "--quiet" | "--no-degrade" | "--no-baselines" => {
+            "--check" | "--quiet" | "--no-degrade" | "--no-baselines" | "--no-canary" => {
                 flags.insert(arg);
             }
             name if name.starts_with("--") => {
@@ -139,6 +144,20 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
         id
     };
+    let canary = if flags.contains("--no-canary") {
+        None
+    } else {
+        let classifier = |id: &str| {
+            models
+                .iter()
+                .any(|m| m.id == id && matches!(m.kind, ModelKind::Binary | ModelKind::Multiclass))
+        };
+        match take("--canary") {
+            Some(id) if classifier(&id) => Some(id),
+            Some(id) => return Err(format!("--canary {id}: not a binary or multiclass model")),
+            None => degraded.clone().filter(|id| classifier(id)),
+        }
+    };
     let duration = TimeDelta::hours(hours);
     if degraded.is_some() && duration < MIN_DURATION {
         return Err("--hours must be at least 3 when a model degrades".into());
@@ -155,6 +174,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             .map_err(|_| "--per-minute is too large".to_owned())?,
         models,
         degraded,
+        canary,
         seed: seed.unsigned_abs(),
     };
     Ok(Args {
@@ -279,6 +299,11 @@ async fn simulate(args: &Args) -> Result<bool, String> {
                 .map_err(|e| e.to_string())?;
         }
     }
+    if let Some(model) = &scenario.canary {
+        print_canary(&client, model)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let mut alerts = outcome.alerts.clone();
     if let Some(queue) = &args.config.alert_queue_url {
         alerts.extend(
@@ -386,7 +411,7 @@ async fn simulate(args: &Args) -> Result<bool, String> {
                 " (late labels as of the last ones sent, every one joined)"
             };
             println!(
-                "\ncheck: the summaries match the ground truth{late}; alerts fired and resolved for the degraded model, the unlabeled model's estimate held its realized accuracy and its shift alerted; nothing from the healthy models"
+                "\ncheck: the summaries match the ground truth{late}; alerts fired and resolved for the degraded model, the unlabeled model's estimate held its realized accuracy and its shift alerted; the canary was found worse and its rule fired; nothing from the healthy models"
             );
         } else {
             println!("\ncheck FAILED:");
@@ -448,6 +473,42 @@ async fn print_label_fill(client: &Client, model: &str) -> Result<(), TargetErro
             number(&point["label_coverage"]),
             number(&point["accuracy"]),
             number(&point["label_delay_p95_s"])
+        );
+    }
+    Ok(())
+}
+
+/// Prints the canary's comparison with the stable version over the last hour.
+async fn print_canary(client: &Client, model: &str) -> Result<(), TargetError> {
+    let compared = canary_comparison(client, model).await?;
+    println!(
+        "\n{model}: canary {} ({} predictions) against {} ({}) over the last hour: {}",
+        compared["candidate"]["slice"].as_str().unwrap_or("?"),
+        compared["candidate"]["sample_count"],
+        compared["baseline"]["slice"].as_str().unwrap_or("?"),
+        compared["baseline"]["sample_count"],
+        compared["verdict"].as_str().unwrap_or("?"),
+    );
+    for metric in compared["metrics"].as_array().into_iter().flatten() {
+        let name = metric["metric"].as_str().unwrap_or("?");
+        if !["accuracy", "error_rate", "latency_p95"].contains(&name) {
+            continue;
+        }
+        let test = match (metric["test"]["p_value"].as_f64(), &metric["bound"]) {
+            (Some(p), _) => format!("p = {p:.2e}"),
+            (None, bound) if bound.is_number() => format!("± {}", number(bound)),
+            _ => String::new(),
+        };
+        println!(
+            "  {name:<12} {} → {} ({}{}) {test}",
+            number(&metric["baseline"]),
+            number(&metric["candidate"]),
+            if metric["difference"].as_f64() >= Some(0.0) {
+                "+"
+            } else {
+                ""
+            },
+            number(&metric["difference"]),
         );
     }
     Ok(())

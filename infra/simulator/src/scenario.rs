@@ -21,6 +21,13 @@
 //! follows, and the prediction-drift and estimated-accuracy rules fire (and stay
 //! firing to the end).
 
+//!
+//! The canary model (by default the degraded one) rolls out [`CANARY_VERSION`] in the
+//! last [`CANARY_SPAN`]: every tenth of its predictions goes out as that version, in a
+//! batch of its own, and is right [`CANARY_PENALTY`] less often than the stable
+//! [`STABLE_VERSION`]; the blended model stays inside its thresholds, the canary's own
+//! rule ([`canary_rule`]) fires and the compare route finds it worse.
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
 
@@ -53,6 +60,33 @@ pub const SILENT_SHIFT: TimeDelta = TimeDelta::minutes(60);
 /// The rules a [`ModelKind::SilentBinary`] model's shift fires (with registered
 /// baselines: the reference window and the accuracy to fall below).
 pub const SILENT_SHIFT_RULES: [&str; 2] = ["default-estimated_accuracy", "default-prediction_psi"];
+
+/// The version every batch names, but the canary's.
+pub const STABLE_VERSION: &str = "v1";
+/// The canary's version.
+pub const CANARY_VERSION: &str = "v2";
+/// How long before the end the canary takes its share of the traffic.
+pub const CANARY_SPAN: TimeDelta = TimeDelta::minutes(60);
+/// One in this many of the canary model's predictions is the canary's (10 %).
+const CANARY_EVERY: u64 = 10;
+/// How much less often the canary is right than the stable version.
+pub const CANARY_PENALTY: f64 = 0.2;
+/// The id of the canary's own alert rule.
+pub const CANARY_RULE: &str = "canary-accuracy";
+
+/// The canary model's custom rule set: its canary's accuracy over 30 minutes, beside
+/// the default rules.
+pub fn canary_rule() -> Value {
+    json!({"use_default_rules": true, "alert_rules": [
+        {"id": CANARY_RULE, "metric": "accuracy", "condition": "below", "threshold": 0.85,
+         "window": "30m", "severity": "critical", "min_samples": 30,
+         "slice": format!("version:{CANARY_VERSION}")}]})
+}
+
+/// The key the ground truth keeps a model's canary records under (beside the model's).
+pub fn canary_key(model: &str) -> String {
+    format!("{model}~version:{CANARY_VERSION}")
+}
 
 /// How late a [`ModelKind::LateBinary`] label arrives: uniform in this range of
 /// simulated time, per prediction.
@@ -188,6 +222,8 @@ pub struct Scenario {
     pub models: Vec<ModelSpec>,
     /// The model that drifts and has the incident, if any.
     pub degraded: Option<String>,
+    /// The model that rolls out a worse canary in the last [`CANARY_SPAN`], if any.
+    pub canary: Option<String>,
     /// The random seed.
     pub seed: u64,
 }
@@ -200,6 +236,8 @@ pub struct Batch {
     pub body: Value,
     /// The labels of a late-label model's predictions (empty for the others).
     pub late_labels: Vec<LateLabel>,
+    /// The canary's batch of the same minutes, when it had predictions in them.
+    pub canary: Option<Value>,
 }
 
 /// How a model behaves in one minute.
@@ -225,6 +263,11 @@ impl Scenario {
     pub fn incident(&self) -> (DateTime<Utc>, DateTime<Utc>) {
         let end = self.end() - RECOVERY;
         (end - INCIDENT, end)
+    }
+
+    /// When the canary starts taking its share.
+    pub fn canary_start(&self) -> DateTime<Utc> {
+        self.end() - CANARY_SPAN
     }
 
     /// When a [`ModelKind::SilentBinary`] model's inputs shift.
@@ -298,7 +341,9 @@ impl Scenario {
         truth: &mut GroundTruth,
     ) -> Batch {
         let mut predictions = Vec::new();
+        let mut canary_predictions = Vec::new();
         let mut late_labels = Vec::new();
+        let is_canary_model = self.canary.as_deref() == Some(model.id.as_str());
         let mut resources = Vec::new();
         let mut minute = from;
         while minute < to {
@@ -308,6 +353,14 @@ impl Scenario {
                 let at =
                     minute + TimeDelta::milliseconds(offset_ms + (rng.uniform() * 900.0) as i64);
                 *counter += 1;
+                let in_canary = is_canary_model
+                    && at >= self.canary_start()
+                    && counter.is_multiple_of(CANARY_EVERY);
+                let quality = if in_canary {
+                    health.quality - CANARY_PENALTY
+                } else {
+                    health.quality
+                };
                 let failed = if health.error_rate > 0.0 {
                     rng.chance(health.error_rate)
                 } else {
@@ -345,7 +398,7 @@ impl Scenario {
                     record["status"] = "ok".into();
                     let delay_range = model.kind.label_delay();
                     let labeled_inline = delay_range.is_none() && rng.chance(INLINE_LABELED);
-                    let label = outcome(model.kind, health.quality, rng, &mut record);
+                    let label = outcome(model.kind, quality, rng, &mut record);
                     // The silent model's labels exist (the truth keeps them) but go
                     // out for its reference window only.
                     let withheld =
@@ -368,8 +421,13 @@ impl Scenario {
                         });
                     }
                 }
+                if in_canary {
+                    truth.record(&canary_key(&model.id), truth_record.clone());
+                    canary_predictions.push(record);
+                } else {
+                    predictions.push(record);
+                }
                 truth.record(&model.id, truth_record);
-                predictions.push(record);
             }
             let busy = if health.incident { 1.0 } else { 0.0 };
             let mut sample = json!({
@@ -393,12 +451,25 @@ impl Scenario {
         let body = json!({
             "model_id": model.id,
             "batch_id": format!("{}-{}", model.id, from.timestamp()),
-            "model_version": "v1",
+            "model_version": STABLE_VERSION,
             "task": model.kind.task(),
             "predictions": predictions,
             "resources": resources,
         });
-        Batch { body, late_labels }
+        let canary = (!canary_predictions.is_empty()).then(|| {
+            json!({
+                "model_id": model.id,
+                "batch_id": format!("{}-{}-{CANARY_VERSION}", model.id, from.timestamp()),
+                "model_version": CANARY_VERSION,
+                "task": model.kind.task(),
+                "predictions": canary_predictions,
+            })
+        });
+        Batch {
+            body,
+            late_labels,
+            canary,
+        }
     }
 }
 
@@ -500,6 +571,7 @@ mod tests {
             per_minute: 30,
             models,
             degraded: None,
+            canary: None,
             seed: 7,
         }
     }
@@ -523,6 +595,49 @@ mod tests {
             &mut truth,
         );
         (batch, truth)
+    }
+
+    #[test]
+    fn the_canary_takes_a_tenth_of_its_models_last_hour_and_is_less_accurate() {
+        let model = spec("fraud-detector", ModelKind::Binary);
+        let scenario = Scenario {
+            canary: Some(model.id.clone()),
+            ..scenario(vec![model.clone()])
+        };
+        let (mut rng, mut counter, mut truth) = (Rng::new(3), 0, GroundTruth::default());
+        let early = scenario.batch(
+            &model,
+            scenario.start,
+            scenario.canary_start(),
+            &mut rng,
+            &mut counter,
+            &mut truth,
+        );
+        assert_eq!(early.canary, None, "no canary before its span");
+        let late = scenario.batch(
+            &model,
+            scenario.canary_start(),
+            scenario.end(),
+            &mut rng,
+            &mut counter,
+            &mut truth,
+        );
+        let canary = late.canary.expect("the canary's batch");
+        assert_eq!(canary["model_version"], CANARY_VERSION);
+        assert_eq!(late.body["model_version"], STABLE_VERSION);
+        let count = |body: &Value| body["predictions"].as_array().map_or(0, Vec::len);
+        assert_eq!(count(&canary), 180, "a tenth of 60 minutes at 30 a minute");
+        assert_eq!(count(&late.body), 1_620);
+        let (from, to) = (scenario.canary_start(), scenario.end());
+        let v2 = truth.metrics(&canary_key(&model.id), from, to);
+        let all = truth.metrics(&model.id, from, to);
+        assert_eq!(v2.predictions, 180);
+        assert_eq!(all.predictions, 1_800, "the model counts both versions");
+        let (v2, all) = (
+            v2.accuracy.expect("labeled"),
+            all.accuracy.expect("labeled"),
+        );
+        assert!(v2 < 0.8 && all > 0.88, "canary {v2}, model {all}");
     }
 
     #[test]

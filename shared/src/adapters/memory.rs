@@ -38,16 +38,17 @@ use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_a
 use crate::domain::alerting::subscriptions::AlertSubscriptions;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
+use crate::domain::slice::Slice;
 use crate::domain::{
-    CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series,
-    TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests,
+    CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport,
+    OVERFLOW_BUCKET, Series, TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests,
 };
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
-    ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, PartialKey,
-    PartialStore, PendingMinute, PendingWork, PredictionCount, PutOutcome, RegisteredModel,
-    RegistryError, Rollup, RollupStore, SettingWrite,
+    ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, ModelVersion,
+    PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount, PutOutcome,
+    RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
 };
 use crate::ports::{
     ExportFailure, MetricDataWriter, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue,
@@ -113,6 +114,8 @@ struct Stored<T> {
 #[derive(Debug, Default)]
 pub struct MemoryModelRegistry {
     models: Mutex<BTreeMap<(TenantId, ModelId), RegisteredModel>>,
+    /// Kept versions per (tenant, model), by version.
+    versions: Mutex<BTreeMap<(TenantId, ModelId), BTreeMap<String, ModelVersion>>>,
     quotas: Mutex<BTreeMap<TenantId, TenantQuotas>>,
     pages: Pages,
 }
@@ -181,6 +184,38 @@ impl ModelRegistry for MemoryModelRegistry {
         checked(&model_image(&model), "register model")?;
         models.insert(key, model);
         Ok(())
+    }
+
+    async fn record_version(
+        &self,
+        sighting: &ModelSighting,
+        max_versions: u64,
+    ) -> Result<Option<Slice>, StoreError> {
+        let Some(version) = &sighting.version else {
+            return Ok(None);
+        };
+        let mut versions = lock(&self.versions);
+        let kept = versions
+            .entry((sighting.tenant.clone(), sighting.model_id.clone()))
+            .or_default();
+        if !kept.contains_key(version) && kept.len() as u64 >= max_versions {
+            return Ok(Some(Slice::version(OVERFLOW_BUCKET)));
+        }
+        let entry = kept.entry(version.clone()).or_insert_with(|| ModelVersion {
+            model_version: version.clone(),
+            first_seen: sighting.first,
+            last_seen: sighting.last,
+        });
+        entry.first_seen = entry.first_seen.min(sighting.first);
+        entry.last_seen = entry.last_seen.max(sighting.last);
+        Ok(Some(Slice::version(version.as_str())))
+    }
+
+    async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
+        let versions = lock(&self.versions);
+        let kept = versions.get(&(tenant.clone(), model_id.clone()));
+        Ok(kept.into_iter().flat_map(|k| k.values().cloned()).collect())
     }
 
     async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {

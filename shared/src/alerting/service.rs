@@ -296,20 +296,24 @@ where
             &self.perf,
             &self.alerting,
         );
-        // One read per distinct span (a rule with a label delay judges an earlier one),
-        // and the span of the estimate and drift gauges.
-        let mut spans: BTreeSet<_> = rules.iter().map(|r| r.span(end)).collect();
-        let comparison_span = (end - COMPARISON_WINDOW, end);
+        // One read per distinct slice and span (a rule with a label delay judges an
+        // earlier one, a sliced rule its slice's series), and the span of the estimate
+        // and drift gauges.
+        let judged = |r: &AlertRule| (r.slice.clone(), r.span(end));
+        let mut spans: BTreeSet<_> = rules.iter().map(judged).collect();
+        let comparison_span = (None, (end - COMPARISON_WINDOW, end));
         if reference.is_some() {
-            spans.insert(comparison_span);
+            spans.insert(comparison_span.clone());
         }
         let fit = reference.unwrap_or_else(|| ReferenceFit::of(model.task, None));
         let mut by_window = BTreeMap::new();
-        for (from, to) in spans {
-            let (state, covered) = self.window.state(key, TimeSpan::new(from, to)).await?;
+        for (slice, (from, to)) in spans {
+            let series = slice.as_ref().map(|s| model_id.series(s));
+            let read = ModelRef::new(tenant, series.as_ref().unwrap_or(model_id));
+            let (state, covered) = self.window.state(read, TimeSpan::new(from, to)).await?;
             let metrics = MetricSet::compute(&state, covered, Some(model.first_seen))
                 .with_comparison(&fit.compare(&state));
-            by_window.insert((from, to), (metrics, covered));
+            by_window.insert((slice, (from, to)), (metrics, covered));
         }
         let mut states: BTreeMap<String, _> = self
             .alerts
@@ -326,7 +330,7 @@ where
         };
         let mut statuses = Vec::with_capacity(rules.len());
         for rule in &rules {
-            let Some((metrics, span)) = by_window.get(&rule.span(end)) else {
+            let Some((metrics, span)) = by_window.get(&judged(rule)) else {
                 continue;
             };
             let eval = RuleEvaluation::judge(

@@ -211,11 +211,35 @@ pub struct ModelExport {
     pub through: DateTime<Utc>,
 }
 
+impl ModelExport {
+    /// The labels (dimensions) that name the export's series: `model_id`, then
+    /// `model_version` when it is a version slice's series, then `tenant_id`.
+    pub fn ids(&self) -> Vec<(&'static str, String)> {
+        let (model, slice) = self.model_id.split();
+        let mut ids = vec![("model_id", model.to_owned())];
+        if let Some(slice) = slice {
+            ids.push(("model_version", slice.model_version().to_owned()));
+        }
+        ids.push(("tenant_id", self.tenant.to_string()));
+        ids
+    }
+}
+
 /// Every gauge of `metrics` that has a value, with how it is exported.
 fn gauges(metrics: &MetricSet) -> impl Iterator<Item = (MetricName, MetricExport, f64)> + '_ {
     MetricName::ALL
         .into_iter()
         .filter_map(|metric| Some((metric, metric.export(), metrics.get(metric)?)))
+}
+
+/// The Prometheus name of `name` for a version slice's series: `ml_model_version_…`, so
+/// that no query summing the spec's series by model (`sum by (model_id)
+/// (ml_model_predictions_total)`) counts a version's predictions twice.
+fn version_name(name: &str, version: bool) -> String {
+    match name.strip_prefix("ml_model_") {
+        Some(rest) if version => format!("ml_model_version_{rest}"),
+        _ => name.to_owned(),
+    }
 }
 
 /// The spec's Prometheus series for the exports: each minute's gauges at the minute's
@@ -224,16 +248,19 @@ fn gauges(metrics: &MetricSet) -> impl Iterator<Item = (MetricName, MetricExport
 ///
 /// Every series carries `tenant_id` besides the spec's labels: the same `model_id`
 /// under two tenants must stay two series (BRIEF decision 4), or they would overwrite
-/// each other.
+/// each other. A version slice's export carries `model_version` too, under the names
+/// `ml_model_version_…` ([`version_name`]).
 pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
     let mut out = Vec::new();
     for export in exports {
-        let ids = [
-            ("model_id", export.model_id.as_str()),
-            ("tenant_id", export.tenant.as_str()),
-        ];
+        let ids = export.ids();
+        let version = export.model_id.split().1.is_some();
         let series = |name: &str, extra: &[(&str, &str)]| {
-            Series::new(name, ids.iter().chain(extra).map(|(k, v)| (*k, *v)))
+            let ids = ids.iter().map(|(k, v)| (*k, v.as_str()));
+            Series::new(
+                version_name(name, version),
+                ids.chain(extra.iter().copied()),
+            )
         };
         for (start, metrics) in &export.minutes {
             let at = (*start + Granularity::Minute.length()).timestamp_millis();
@@ -389,6 +416,15 @@ impl CloudWatchMetrics {
         MetricName::Throughput,
     ];
 
+    /// What a version slice's export sends: at most the core (its metrics are paid per
+    /// version, up to `MODEL_VERSIONS` of them per model).
+    fn for_version(self) -> Self {
+        match self {
+            Self::All => Self::Core,
+            other => other,
+        }
+    }
+
     fn includes(self, metric: MetricName) -> bool {
         match self {
             Self::Off => false,
@@ -399,15 +435,21 @@ impl CloudWatchMetrics {
 }
 
 /// The CloudWatch data of `selection` for the exports: the selected gauges per minute,
-/// and with [`CloudWatchMetrics::All`] the minute's prediction and error counts;
+/// and with [`CloudWatchMetrics::All`] the minute's prediction and error counts (a
+/// version slice's export: the core gauges at most, with a `model_version` dimension);
 /// dimensions `model_id` and `tenant_id`; stamped with the minute's start.
 pub fn cloudwatch_data(exports: &[ModelExport], selection: CloudWatchMetrics) -> Vec<Datum> {
     let mut out = Vec::new();
     for export in exports {
-        let dimensions = vec![
-            ("model_id".to_owned(), export.model_id.to_string()),
-            ("tenant_id".to_owned(), export.tenant.to_string()),
-        ];
+        let dimensions: Vec<(String, String)> = export
+            .ids()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        let selection = match export.model_id.split().1 {
+            Some(_) => selection.for_version(),
+            None => selection,
+        };
         for (start, metrics) in &export.minutes {
             let counts = [
                 ("predictions", metrics.predictions),
@@ -632,5 +674,41 @@ mod tests {
             assert_eq!(name.parse(), Ok(selection));
         }
         assert_eq!("some".parse::<CloudWatchMetrics>(), Err(UnknownSelection));
+    }
+
+    #[test]
+    fn a_version_slices_series_carry_the_model_and_its_version() {
+        let version = ModelExport {
+            model_id: ModelId::parse("m1")
+                .expect("model")
+                .series(&crate::domain::slice::Slice::version("v4")),
+            ..export()
+        };
+        let ids = [
+            ("model_id", "m1"),
+            ("model_version", "v4"),
+            ("tenant_id", "t1"),
+        ];
+        let series = prometheus_series(std::slice::from_ref(&version));
+        assert!(!series.is_empty());
+        for s in &series {
+            for (name, value) in ids {
+                assert!(
+                    s.labels.iter().any(|(k, v)| k == name && v == value),
+                    "{name}={value} in {s:?}"
+                );
+            }
+        }
+        let data = cloudwatch_data(std::slice::from_ref(&version), CloudWatchMetrics::All);
+        let names: Vec<&str> = data.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["accuracy", "latency_p95_ms"], "the core only");
+        for datum in data {
+            let dimensions: Vec<(&str, &str)> = datum
+                .dimensions
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(dimensions, ids, "{}", datum.name);
+        }
     }
 }

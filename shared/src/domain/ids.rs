@@ -89,6 +89,13 @@ validated_id!(
     ModelId
 );
 
+impl ModelId {
+    /// An id whose text the caller checked: a series id (`super::slice`).
+    pub(super) fn from_checked(raw: String) -> Self {
+        Self(raw)
+    }
+}
+
 /// One tenant's model: the pair every per-model store and service method is keyed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ModelRef<'a> {

@@ -148,6 +148,9 @@ pub struct AwaitingPrediction {
     pub time: DateTime<Utc>,
     /// What was predicted, without an actual.
     pub outcome: Outcome,
+    /// The version slice its batch counted under (`Slice::model_version`), if any:
+    /// its late label counts there too.
+    pub version: Option<String>,
 }
 
 /// A label as a label batch sends it.
@@ -293,6 +296,7 @@ mod tests {
                 prediction_id: "p-1".into(),
                 time,
                 outcome: binary_prediction(),
+                version: None,
             },
             actual: Actual::Integer(0),
             label_time: time + TimeDelta::milliseconds(90_500),

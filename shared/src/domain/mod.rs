@@ -14,6 +14,8 @@
 //! - [`metrics`]: [`MetricSet`], the one definition of every metric, and [`MetricName`].
 //! - [`estimation`] and [`drift`]: performance estimated without labels (CBPE) and
 //!   prediction drift (PSI, Jensen–Shannon) against a reference window.
+//! - [`slice`]: slices of a model's traffic (its versions), kept as series of their own.
+//! - [`comparison`]: two slices side by side, with proportion tests and a verdict.
 //! - [`time`]: [`Granularity`], the spans rollups cover.
 //! - [`totals`]: a model's cumulative counters and what a minute rollup adds to them.
 //! - [`trend`]: least-squares trends, their p-value and threshold projections.
@@ -23,6 +25,7 @@ pub mod alerting;
 pub mod bounds;
 pub mod classification;
 pub mod codec;
+pub mod comparison;
 pub mod drift;
 pub mod error;
 pub mod estimation;
@@ -36,6 +39,7 @@ pub mod regression;
 pub mod resources;
 pub mod shard;
 pub mod sketch;
+pub mod slice;
 pub mod time;
 pub mod totals;
 pub mod trend;

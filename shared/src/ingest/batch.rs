@@ -295,7 +295,9 @@ impl<'l> Validator<'l> {
             batch_id,
         } = self.batch_head(body)?;
         let get = |name: &str| raw.fields.get(name);
-        let model_version = self.id(at, "model_version", get("model_version"), false);
+        let model_version = self
+            .id(at, "model_version", get("model_version"), false)
+            .and_then(|version| self.unreserved(at, "model_version", version));
         let task = match get("task") {
             None => {
                 self.problem(at, "task", "is required");

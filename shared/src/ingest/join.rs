@@ -27,6 +27,7 @@ use super::digest::actuals_digest;
 use super::service::{IngestError, IngestService, answered_before};
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, Join, LabelFate, LabelLookback, LateLabel};
+use crate::domain::slice::Slice;
 use crate::domain::{Granularity, Status, ValidBatch, ValidPrediction, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
@@ -181,8 +182,22 @@ where
         }
         let states = fold_joins(BTreeMap::new(), &claimed)?;
         receipt.minutes = states.len();
-        self.write_partials(tenant, &batch.model_id, &stored_id, states)
-            .await?;
+        let mut series = vec![(batch.model_id.clone(), states)];
+        // Each join counts in its prediction's version slice too.
+        let mut by_version: BTreeMap<&str, Vec<Join>> = BTreeMap::new();
+        for join in &claimed {
+            if let Some(version) = &join.prediction.version {
+                by_version.entry(version).or_default().push(join.clone());
+            }
+        }
+        for (version, joins) in by_version {
+            let slice = Slice::version(version);
+            series.push((
+                batch.model_id.series(&slice),
+                fold_joins(BTreeMap::new(), &joins)?,
+            ));
+        }
+        self.write_partials(tenant, &stored_id, series).await?;
         let stored = serde_json::to_vec(&receipt).map_err(|e| StoreError::Corrupt {
             key: format!("receipt of label batch {}", batch.batch_id),
             reason: e.to_string(),
@@ -202,17 +217,19 @@ where
     }
 
     /// Stores the predictions of `batch` that can take a late label (those within the
-    /// lookback at `now`), and collects the joins this batch claims.
+    /// lookback at `now`), each with the version slice it counts under, and collects
+    /// the joins this batch claims.
     pub(super) async fn await_labels(
         &self,
         tenant: &TenantId,
         batch: &ValidBatch,
+        version: Option<&Slice>,
         now: DateTime<Utc>,
     ) -> Result<PredictionSide, StoreError> {
         let awaiting: Vec<AwaitingPrediction> = batch
             .predictions
             .iter()
-            .filter_map(|p| awaiting(p, self.lookback, now))
+            .filter_map(|p| awaiting(p, version, self.lookback, now))
             .collect();
         let me = JoinClaimant::Predictions(&batch.batch_id).stored();
         let writes = awaiting.into_iter().map(|prediction| async move {
@@ -257,42 +274,58 @@ where
         Ok(side)
     }
 
-    /// Writes one partial per minute of `states` under `batch_id`, each with its
-    /// pending mark (also when the partial was there: a retry after a failure between
-    /// the two still gets its minute rolled up).
+    /// Writes one partial per minute of each series' states under `batch_id`, each
+    /// with its pending mark (also when the partial was there: a retry after a failure
+    /// between the two still gets its minute rolled up).
     pub(super) async fn write_partials(
         &self,
         tenant: &TenantId,
-        model_id: &ModelId,
         batch_id: &str,
-        states: BTreeMap<DateTime<Utc>, WindowState>,
-    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
-        let writes = states.into_iter().map(|(minute, state)| {
-            let key = PartialKey {
-                tenant: tenant.clone(),
-                model_id: model_id.clone(),
-                minute,
-                batch_id: batch_id.to_owned(),
-            };
-            async move {
-                self.partials.put_partial(&key, &state).await?;
-                self.partials.mark_pending(&key).await?;
-                Ok::<_, StoreError>(minute)
+        series: Vec<(ModelId, BTreeMap<DateTime<Utc>, WindowState>)>,
+    ) -> Result<(), StoreError> {
+        let mut partials = Vec::new();
+        for (model_id, states) in series {
+            for (minute, state) in states {
+                let key = PartialKey {
+                    tenant: tenant.clone(),
+                    model_id: model_id.clone(),
+                    minute,
+                    batch_id: batch_id.to_owned(),
+                };
+                partials.push((key, state));
             }
+        }
+        let writes = partials.into_iter().map(|(key, state)| async move {
+            self.partials.put_partial(&key, &state).await?;
+            self.partials.mark_pending(&key).await
         });
-        let mut minutes: Vec<DateTime<Utc>> = stream::iter(writes)
+        stream::iter(writes)
             .buffer_unordered(super::service::CONCURRENT_PARTIAL_WRITES)
             .try_collect()
-            .await?;
-        minutes.sort();
-        Ok(minutes)
+            .await
     }
+}
+
+/// The series a batch's states are written to: the model's, and when the batch counts
+/// under a version slice, the same states under the slice's series.
+pub(super) fn with_slice(
+    model_id: &ModelId,
+    slice: Option<&Slice>,
+    states: BTreeMap<DateTime<Utc>, WindowState>,
+) -> Vec<(ModelId, BTreeMap<DateTime<Utc>, WindowState>)> {
+    let mut series = Vec::with_capacity(2);
+    if let Some(slice) = slice {
+        series.push((model_id.series(slice), states.clone()));
+    }
+    series.push((model_id.clone(), states));
+    series
 }
 
 /// `prediction` as it awaits its label, if it can take one: `ok`, with an id and a
 /// prediction but no actual, made within the lookback at `now`.
 fn awaiting(
     prediction: &ValidPrediction,
+    version: Option<&Slice>,
     lookback: LabelLookback,
     now: DateTime<Utc>,
 ) -> Option<AwaitingPrediction> {
@@ -304,6 +337,7 @@ fn awaiting(
         prediction_id: prediction.prediction_id.clone().filter(|_| joinable)?,
         time: record.timestamp,
         outcome: record.outcome.clone(),
+        version: version.map(|v| v.model_version().to_owned()),
     })
 }
 

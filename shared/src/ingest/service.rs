@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 
 use super::batch::{BatchLimits, BatchRejection, Problem, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
-use super::join::fold_joins;
+use super::join::{fold_joins, with_slice};
 use super::quota::{IngestQuotas, count_predictions};
 use super::receipt::{ArchiveReceipt, IngestReceipt, ReceiptError};
 use crate::domain::ids::TenantId;
@@ -56,6 +56,8 @@ pub struct IngestService<R, P, A, L> {
     pub lookback: LabelLookback,
     /// The per-tenant quota of predictions per minute.
     pub quotas: IngestQuotas,
+    /// The versions kept per model (`MODEL_VERSIONS`): see [`ModelRegistry::record_version`].
+    pub versions_per_model: u64,
 }
 
 /// Why a batch was not accepted.
@@ -166,15 +168,21 @@ where
                 return Err(refused.into());
             }
         }
+        let slice = self
+            .registry
+            .record_version(&sighting, self.versions_per_model)
+            .await?;
         let timestream = match &self.archive {
             Some(archive) => ArchiveReceipt::archived(archive.archive(tenant, &batch).await?),
             None => ArchiveReceipt::disabled(),
         };
-        let side = self.await_labels(tenant, &batch, now).await?;
-        let states = fold_joins(minutes, &side.claimed)?;
-        let minutes = self
-            .write_partials(tenant, &batch.model_id, &batch.batch_id, states)
+        let side = self
+            .await_labels(tenant, &batch, slice.as_ref(), now)
             .await?;
+        let states = fold_joins(minutes, &side.claimed)?;
+        let minutes: Vec<DateTime<Utc>> = states.keys().copied().collect();
+        let series = with_slice(&batch.model_id, slice.as_ref(), states);
+        self.write_partials(tenant, &batch.batch_id, series).await?;
         let receipt = IngestReceipt {
             batch_id: batch.batch_id,
             accepted: batch.predictions.len(),

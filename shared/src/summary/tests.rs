@@ -26,6 +26,7 @@ fn limits() -> BatchLimits {
 
 fn ingest_service() -> Ingest {
     IngestService {
+        versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
         limits: limits(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,
@@ -243,8 +244,9 @@ async fn current_values_and_series_equal_the_engine_for_every_window_and_granula
             let query = SummaryQuery {
                 window,
                 granularity,
+                slice: None,
             };
-            let summary = f.summary("m1", query).await;
+            let summary = f.summary("m1", query.clone()).await;
             let from = f.now - window.length();
             let expected_start = if window == Window::Days30 {
                 Granularity::Hour.floor(from)
@@ -340,7 +342,7 @@ fn the_current_values_compose_days_hours_and_minute_edges() {
 async fn absent_metrics_are_null_and_keys_follow_the_task() {
     let f = fixture().await;
     let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
-    let summary = f.summary("m1", query).await;
+    let summary = f.summary("m1", query.clone()).await;
     let json = serde_json::to_value(&summary).expect("json");
     let keys =
         |v: &Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
@@ -374,7 +376,7 @@ async fn absent_metrics_are_null_and_keys_follow_the_task() {
         .await
         .expect("accepted");
     f.roll_up().await;
-    let summary = f.summary("m2", query).await;
+    let summary = f.summary("m2", query.clone()).await;
     let json = serde_json::to_value(&summary).expect("json");
     assert_eq!(
         keys(&json["quality_metrics"]),
@@ -499,7 +501,7 @@ async fn multiclass_summaries_measure_label_and_confidence_drift() {
     f.register_reference("m4", reference.start, reference.end)
         .await;
     let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
-    let summary = f.summary("m4", query).await;
+    let summary = f.summary("m4", query.clone()).await;
     let json = serde_json::to_value(&summary).expect("json");
     let fit = ReferenceFit::of(
         Task::MulticlassClassification,
@@ -543,7 +545,7 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     let query = SummaryQuery::parse([("window", "1h")]).expect("valid");
 
     // No reference yet: nothing estimated, and the summary says why.
-    let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
+    let json = serde_json::to_value(f.summary("m3", query.clone()).await).expect("json");
     assert_eq!(
         json["quality_metrics"]["accuracy"]["estimated"],
         Value::Null
@@ -560,7 +562,7 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
     let reference = TimeSpan::new(reference_start, reference_start + TimeDelta::hours(1));
     f.register_reference("m3", reference.start, reference.end)
         .await;
-    let summary = f.summary("m3", query).await;
+    let summary = f.summary("m3", query.clone()).await;
     let json = serde_json::to_value(&summary).expect("json");
     // Exactly the domain's estimate and drift over the engine's states of both windows.
     let (reference_state, window_state) = (state_in(reference), state_in(summary.covered));
@@ -622,7 +624,7 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
         )
         .await
         .expect("stored");
-    let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
+    let json = serde_json::to_value(f.summary("m3", query.clone()).await).expect("json");
     assert_eq!(json["drift"]["psi"], 0.0, "{}", json["drift"]);
     // A snapshot of another window is not used.
     let longer = Reference {
@@ -639,12 +641,12 @@ async fn binary_summaries_estimate_and_measure_drift_against_the_reference_windo
         )
         .await
         .expect("stored");
-    let json = serde_json::to_value(f.summary("m3", query).await).expect("json");
+    let json = serde_json::to_value(f.summary("m3", query.clone()).await).expect("json");
     assert_eq!(json["drift"]["psi"], drift.psi);
 
     // A regression model says estimates are for binary classifiers; with a reference
     // window, its predicted values are compared (the same generator).
-    let json = serde_json::to_value(f.summary("m1", query).await).expect("json");
+    let json = serde_json::to_value(f.summary("m1", query.clone()).await).expect("json");
     assert_eq!(json["estimation"]["reference"], Value::Null);
     assert_eq!(json["quality_metrics"]["rmse"]["estimated"], Value::Null);
     assert_eq!(json["drift"]["psi"], Value::Null);

@@ -185,7 +185,7 @@ async fn invalid_summary_parameters_are_400_naming_the_allowed_values() {
     let api = api_with(&[("a", "m1")]);
     /// The query, the parameter the answer must name, and its allowed values.
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (
             &[("window", "2h")],
             "window",
@@ -204,8 +204,9 @@ async fn invalid_summary_parameters_are_400_naming_the_allowed_values() {
         (
             &[("window", "1h"), ("limit", "5")],
             "limit",
-            &["window", "granularity"],
+            &["window", "granularity", "version"],
         ),
+        (&[("version", "v#2")], "version", &[]),
     ];
     for (query, parameter, allowed) in cases {
         let (status, body) = call(&api, request_with_query("GET", SUMMARY, query, Some("a"))).await;
@@ -572,6 +573,10 @@ async fn every_model_route_is_404_for_another_tenant_and_its_puts_change_nothing
         Call::new("GET", "/api/v1/monitoring/performance/m1/baseline", "b"),
         Call::new("PUT", "/api/v1/monitoring/performance/m1/baseline", "b").json(&other_baseline),
         Call::new("GET", "/api/v1/monitoring/performance/m1/alerts", "b"),
+        Call::new("GET", "/api/v1/monitoring/performance/m1/versions", "b"),
+        Call::new("GET", "/api/v1/monitoring/performance/m1/compare", "b")
+            .query(&[("baseline", "model"), ("candidate", "version:v2")]),
+        Call::new("GET", M1, "b").query(&[("version", "v2")]),
         Call::new("GET", "/api/v1/monitoring/performance/nope/trends", "a"),
         Call::new(
             "PUT",
@@ -605,6 +610,8 @@ async fn a_wrong_method_is_405_naming_the_allowed_ones() {
         ("POST", path("baseline"), json!(["GET", "PUT"])),
         ("PUT", path("trends"), json!(["GET"])),
         ("PUT", path("alerts"), json!(["GET"])),
+        ("PUT", path("versions"), json!(["GET"])),
+        ("POST", path("compare"), json!(["GET"])),
         ("PUT", M1.to_owned(), json!(["GET"])),
         (
             "GET",
@@ -628,6 +635,7 @@ async fn routes_without_parameters_refuse_any() {
         path("trends"),
         path("alert-rules"),
         path("baseline"),
+        path("versions"),
         "/api/v1/monitoring/models".to_owned(),
     ] {
         let (status, body) = call(

@@ -30,6 +30,10 @@ pub enum ModelResource {
     Baseline,
     /// `…/{model_id}/alerts`: the alert history.
     Alerts,
+    /// `…/{model_id}/versions`: the versions kept, with their counts.
+    Versions,
+    /// `…/{model_id}/compare`: two slices side by side.
+    Compare,
 }
 
 /// A route of the monitoring API.
@@ -67,6 +71,8 @@ impl<'a> Route<'a> {
                     Some("alert-rules") => ModelResource::AlertRules,
                     Some("baseline") => ModelResource::Baseline,
                     Some("alerts") => ModelResource::Alerts,
+                    Some("versions") => ModelResource::Versions,
+                    Some("compare") => ModelResource::Compare,
                     Some(_) => return None,
                 };
                 Self::Model { model_id, resource }
@@ -148,6 +154,14 @@ pub(crate) mod tests {
             (
                 "/api/v1/monitoring/performance/m-1/alerts",
                 Some(model(ModelResource::Alerts)),
+            ),
+            (
+                "/api/v1/monitoring/performance/m-1/versions",
+                Some(model(ModelResource::Versions)),
+            ),
+            (
+                "/api/v1/monitoring/performance/m-1/compare",
+                Some(model(ModelResource::Compare)),
             ),
             ("/api/v1/monitoring/performance/m-1/other", None),
             ("/api/v1/monitoring/performance/m-1/alerts/x", None),

@@ -161,6 +161,6 @@ pub fn ids(item: &Item) -> Result<(TenantId, ModelId), AttrError> {
     let tenant =
         TenantId::try_from(string(item, "tenant_id")?).map_err(|e| format!("tenant_id {e}"))?;
     let model_id =
-        ModelId::try_from(string(item, "model_id")?).map_err(|e| format!("model_id {e}"))?;
+        ModelId::from_stored(string(item, "model_id")?).map_err(|e| format!("model_id {e}"))?;
     Ok((tenant, model_id))
 }

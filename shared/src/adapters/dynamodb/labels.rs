@@ -5,7 +5,8 @@
 //! Item: `pk = "L#<tenant>#<model>#<prediction_id>"`, `sk = "L"`; `expires_at` (TTL,
 //! set by the item's first write); the prediction side `prediction_id`,
 //! `prediction_batch`, `predicted_at` (epoch ms), `task`, `predicted` (BOOL, S or N by
-//! task), `score` (N, binary, optional); the label side `label_batch`, `label_time`
+//! task), `score` (N, binary, optional), `model_version` (the version slice it counted
+//! under, optional); the label side `label_batch`, `label_time`
 //! (epoch ms), `actual` with `actual_kind` (`bool`, `integer`, `number`, `text`: the
 //! label as sent, before it meets a task); `claimed_by` once joined.
 //!
@@ -152,6 +153,10 @@ impl LabelStore for DynamoLabelStore {
             values.push((":score", attr::n(score)));
             update.push_str(", score = :score");
         }
+        if let Some(version) = &prediction.version {
+            values.push((":version", attr::s(version.as_str())));
+            update.push_str(", model_version = :version");
+        }
         let claim_update = format!("{update}, claimed_by = :me");
         let attempts = [
             (
@@ -289,6 +294,7 @@ fn label_item(item: &Item) -> Result<LabelItem, StoreError> {
                     prediction_id: attr::string(item, "prediction_id")?,
                     time: attr::time_ms(item, "predicted_at")?,
                     outcome,
+                    version: attr::optional_string(item, "model_version")?,
                 };
                 Some((prediction, batch))
             }

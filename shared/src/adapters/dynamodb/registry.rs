@@ -7,7 +7,9 @@
 //! `Query` of the index, not a `Scan` of the table. Beside the models: the tenant's
 //! quotas (`sk = "QUOTAS"`, an operator's) and the count of its models
 //! (`sk = "MODELS"`, attribute `models`), added to by the transaction that registers a
-//! new model.
+//! new model. A model's versions: `sk = "VERSION#<model>#<version>"` (`model_version`,
+//! `first_seen`/`last_seen`), counted in `sk = "VERSIONS#<model>"` (attribute
+//! `versions`) by the transaction that keeps a new one, within the cap.
 
 use std::ops::Range;
 
@@ -27,15 +29,21 @@ use crate::adapters::limits::{Image, Value};
 use crate::domain::TenantQuotas;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
-use crate::domain::{Quota, Task};
+use crate::domain::slice::Slice;
+use crate::domain::{OVERFLOW_BUCKET, Quota, Task};
 use crate::error::StoreError;
-use crate::ports::{ModelRegistry, ModelSighting, RegisteredModel, RegistryError};
+use crate::ports::{ModelRegistry, ModelSighting, ModelVersion, RegisteredModel, RegistryError};
 
 const MODEL_PREFIX: &str = "MODEL#";
 /// The sort key of a tenant's quotas, beside its models (written by an operator).
 const QUOTAS_SK: &str = "QUOTAS";
 /// The sort key of the count of a tenant's models (attribute `models`), beside them.
 const MODEL_COUNT_SK: &str = "MODELS";
+/// The sort key prefix of a model's versions: `VERSION#<model>#<version>`.
+const VERSION_PREFIX: &str = "VERSION#";
+/// The sort key prefix of the count of a model's versions (attribute `versions`):
+/// `VERSIONS#<model>`.
+const VERSION_COUNT_PREFIX: &str = "VERSIONS#";
 /// The operation named for a new model's registration.
 const REGISTER: &str = "register new model";
 
@@ -55,6 +63,42 @@ pub(super) fn tenant_pk(tenant: &TenantId) -> String {
 /// The key of a registry item.
 fn model_key(tenant: &TenantId, model_id: &ModelId) -> Item {
     attr::key(tenant_pk(tenant), format!("{MODEL_PREFIX}{model_id}"))
+}
+
+/// The key of a version item.
+fn version_key(tenant: &TenantId, model_id: &ModelId, version: &str) -> Item {
+    attr::key(
+        tenant_pk(tenant),
+        format!("{VERSION_PREFIX}{model_id}#{version}"),
+    )
+}
+
+/// The version item of `version` of a model.
+fn version_image<'a>(
+    tenant: &TenantId,
+    model_id: &ModelId,
+    version: &'a ModelVersion,
+) -> Image<'a> {
+    Image::default()
+        .with("pk", Value::S(tenant_pk(tenant).into()))
+        .with(
+            "sk",
+            Value::S(format!("{VERSION_PREFIX}{model_id}#{}", version.model_version).into()),
+        )
+        .with("tenant_id", Value::S(tenant.as_str().to_owned().into()))
+        .with("model_id", Value::S(model_id.as_str().to_owned().into()))
+        .with(
+            "model_version",
+            Value::S(version.model_version.as_str().into()),
+        )
+        .with(
+            "first_seen",
+            Value::number(version.first_seen.timestamp_millis()),
+        )
+        .with(
+            "last_seen",
+            Value::number(version.last_seen.timestamp_millis()),
+        )
 }
 
 /// The registry item of `model`.
@@ -178,27 +222,142 @@ impl DynamoModelRegistry {
             last_seen: sighting.last,
             latest_version: sighting.version.clone(),
         };
+        let count = attr::key(tenant_pk(&model.tenant), MODEL_COUNT_SK);
+        let counted = Counted {
+            count,
+            attribute: "models",
+            limit: max_models,
+            operation: REGISTER,
+        };
+        self.put_counted(model_image(&model), counted).await
+    }
+
+    /// Puts `image`, new, and adds one to its count in one transaction, on condition
+    /// that the count stays within its limit; `false` when the item exists already or
+    /// the count is at its limit (nothing written).
+    async fn put_counted(&self, image: Image<'_>, counted: Counted) -> Result<bool, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(attr::item(model_image(&model))))
+            .set_item(Some(attr::item(image)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(build_error(REGISTER))?;
+            .map_err(build_error(counted.operation))?;
+        let attribute = counted.attribute;
         let count = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(attr::key(tenant_pk(&model.tenant), MODEL_COUNT_SK)))
-            .update_expression("ADD models :one")
-            .condition_expression("attribute_not_exists(models) OR models < :limit")
+            .set_key(Some(counted.count))
+            .update_expression(format!("ADD {attribute} :one"))
+            .condition_expression(format!(
+                "attribute_not_exists({attribute}) OR {attribute} < :limit"
+            ))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(max_models.to_string()))
+            .expression_attribute_values(":limit", AttributeValue::N(counted.limit.to_string()))
             .build()
-            .map_err(build_error(REGISTER))?;
+            .map_err(build_error(counted.operation))?;
         let items = vec![
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        transact(&self.client, items, REGISTER).await
+        transact(&self.client, items, counted.operation).await
     }
+
+    /// Moves the stored `first_seen` to `first` when that is earlier.
+    async fn widen_first(
+        &self,
+        key: &Item,
+        first_seen: DateTime<Utc>,
+        first: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if first >= first_seen {
+            return Ok(());
+        }
+        let value = attr::time_ms_value(first);
+        self.widen(
+            key,
+            "SET first_seen = :first",
+            "first_seen > :first",
+            vec![(":first", value)],
+        )
+        .await
+    }
+
+    /// Moves the stored `first_seen` earlier and `last_seen` later (with
+    /// `latest_version` when given) where the sighting reaches beyond them.
+    async fn widen_seen(
+        &self,
+        key: &Item,
+        stored: (DateTime<Utc>, DateTime<Utc>),
+        sighting: &ModelSighting,
+        latest_version: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (first_seen, last_seen) = stored;
+        self.widen_first(key, first_seen, sighting.first).await?;
+        let last = attr::time_ms_value(sighting.last);
+        match latest_version {
+            Some(version) if sighting.last >= last_seen => {
+                self.widen(
+                    key,
+                    "SET last_seen = :last, latest_version = :version",
+                    "last_seen <= :last",
+                    vec![(":last", last), (":version", attr::s(version))],
+                )
+                .await
+            }
+            _ if sighting.last > last_seen => {
+                self.widen(
+                    key,
+                    "SET last_seen = :last",
+                    "last_seen <= :last",
+                    vec![(":last", last)],
+                )
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves the version item's `last_seen` to `last` when that is later, in one
+    /// conditional write; returns the item as it was before (`None`: there is none).
+    async fn sight_version(
+        &self,
+        key: &Item,
+        last: DateTime<Utc>,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        let updated = request::update(
+            &self.client,
+            &self.table,
+            key.clone(),
+            "SET last_seen = :last",
+        )
+        .condition_expression("attribute_exists(pk) AND last_seen < :last")
+        .expression_attribute_values(":last", attr::time_ms_value(last))
+        .return_values(ReturnValue::AllOld)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+        let before = match updated {
+            Ok(output) => output.attributes,
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    failed.item().cloned()
+                }
+                _ => return Err(unavailable("update model version", err)),
+            },
+        };
+        before.as_ref().map(model_version).transpose()
+    }
+}
+
+/// A count that a new item is added to, within its limit.
+struct Counted {
+    /// The key of the item holding the count.
+    count: Item,
+    /// The count's attribute.
+    attribute: &'static str,
+    /// The most the count may reach.
+    limit: u64,
+    /// The operation named in errors.
+    operation: &'static str,
 }
 
 impl ModelRegistry for DynamoModelRegistry {
@@ -217,42 +376,64 @@ impl ModelRegistry for DynamoModelRegistry {
                 .await?
                 .ok_or(RegistryError::OverQuota { limit: max_models })?,
         };
-        let first = attr::time_ms_value(sighting.first);
-        let last = attr::time_ms_value(sighting.last);
-        if sighting.first < stored.first_seen {
-            self.widen(
-                &key,
-                "SET first_seen = :first",
-                "first_seen > :first",
-                vec![(":first", first)],
-            )
-            .await?;
-        }
-        let newer_version = sighting.version.is_some() && sighting.version != stored.latest_version;
-        if sighting.last > stored.last_seen || (newer_version && sighting.last >= stored.last_seen)
-        {
-            match &sighting.version {
-                Some(version) => {
-                    self.widen(
-                        &key,
-                        "SET last_seen = :last, latest_version = :version",
-                        "last_seen <= :last",
-                        vec![(":last", last), (":version", attr::s(version.as_str()))],
-                    )
-                    .await?
-                }
-                None => {
-                    self.widen(
-                        &key,
-                        "SET last_seen = :last",
-                        "last_seen <= :last",
-                        vec![(":last", last)],
-                    )
-                    .await?
-                }
+        // A version other than the stored one moves with `last_seen` (ties included).
+        let newer_version = sighting
+            .version
+            .as_deref()
+            .filter(|v| stored.latest_version.as_deref() != Some(*v));
+        let seen = (stored.first_seen, stored.last_seen);
+        Ok(self.widen_seen(&key, seen, sighting, newer_version).await?)
+    }
+
+    async fn record_version(
+        &self,
+        sighting: &ModelSighting,
+        max_versions: u64,
+    ) -> Result<Option<Slice>, StoreError> {
+        let Some(version) = &sighting.version else {
+            return Ok(None);
+        };
+        let (tenant, model_id) = (&sighting.tenant, &sighting.model_id);
+        let key = version_key(tenant, model_id, version);
+        let mut stored = self.sight_version(&key, sighting.last).await?;
+        if stored.is_none() {
+            let new = ModelVersion {
+                model_version: version.clone(),
+                first_seen: sighting.first,
+                last_seen: sighting.last,
+            };
+            let counted = Counted {
+                count: attr::key(
+                    tenant_pk(tenant),
+                    format!("{VERSION_COUNT_PREFIX}{model_id}"),
+                ),
+                attribute: "versions",
+                limit: max_versions,
+                operation: "keep new model version",
+            };
+            if self
+                .put_counted(version_image(tenant, model_id, &new), counted)
+                .await?
+            {
+                return Ok(Some(Slice::version(version.as_str())));
             }
+            // Kept by a concurrent batch, or the model has its cap of versions.
+            stored = self.sight_version(&key, sighting.last).await?;
         }
-        Ok(())
+        let Some(stored) = stored else {
+            return Ok(Some(Slice::version(OVERFLOW_BUCKET)));
+        };
+        self.widen_first(&key, stored.first_seen, sighting.first)
+            .await?;
+        Ok(Some(Slice::version(version.as_str())))
+    }
+
+    async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
+        let prefix = format!("{VERSION_PREFIX}{model_id}#");
+        let query = prefix_query(&self.client, &self.table, tenant_pk(tenant), &prefix);
+        let items = query_all(query, "list model versions").await?;
+        items.iter().map(model_version).collect()
     }
 
     async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {
@@ -330,6 +511,17 @@ impl ModelRegistry for DynamoModelRegistry {
         models.sort_by(|a, b| (&a.tenant, &a.model_id).cmp(&(&b.tenant, &b.model_id)));
         Ok(models)
     }
+}
+
+/// Reads a version item.
+fn model_version(item: &Item) -> Result<ModelVersion, StoreError> {
+    attr::read(item, || {
+        Ok(ModelVersion {
+            model_version: attr::string(item, "model_version")?,
+            first_seen: attr::time_ms(item, "first_seen")?,
+            last_seen: attr::time_ms(item, "last_seen")?,
+        })
+    })
 }
 
 /// Reads a registry item.
@@ -455,6 +647,101 @@ mod tests {
             .await
             .expect("registered by the other batch");
         assert_eq!(widen.num_calls(), 1, "then its last sighting moved later");
+    }
+
+    fn versioned(version: &str) -> ModelSighting {
+        ModelSighting {
+            version: Some(version.into()),
+            ..sighting(&regression_model())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_version_is_kept_counted_and_past_the_cap_counts_as_the_overflow() {
+        let transactions = Seen::default();
+        let (absent, transact) = (unregistered(), transact_rule(&transactions));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&absent, &transact]);
+        let slice = DynamoModelRegistry::new(client, "models")
+            .record_version(&versioned("v4"), 5)
+            .await
+            .expect("kept");
+        assert_eq!(slice, Some(Slice::version("v4")));
+        let transaction = take(&transactions);
+        let [put, count] = transaction[0].transact_items() else {
+            panic!("the version and its count");
+        };
+        let item = put.put().expect("a put").item();
+        assert_eq!(text(item, "sk"), "VERSION#m1#v4");
+        let version = model_version(item).expect("reads back");
+        assert_eq!(version.first_seen, regression_model().first_seen);
+        let count = count.update().expect("an update");
+        assert_eq!(text(count.key(), "sk"), "VERSIONS#m1");
+        assert_eq!(count.update_expression(), "ADD versions :one");
+        let values = count.expression_attribute_values().expect("values");
+        assert_eq!(values[":limit"], AttributeValue::N("5".into()));
+
+        // The count is at the cap and the version still absent: the overflow.
+        let (absent, again) = (unregistered(), unregistered());
+        let over = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["None", "ConditionalCheckFailed"]));
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&absent, &over, &again]
+        );
+        let slice = DynamoModelRegistry::new(client, "models")
+            .record_version(&versioned("v9"), 5)
+            .await
+            .expect("counted as the overflow");
+        assert_eq!(slice, Some(Slice::version(OVERFLOW_BUCKET)));
+        assert_eq!(again.num_calls(), 1, "sighted again before giving up");
+    }
+
+    #[tokio::test]
+    async fn a_kept_versions_sighting_is_one_write_and_none_without_a_version() {
+        let model = regression_model();
+        let before = Item::from([
+            ("model_version".into(), AttributeValue::S("v4".into())),
+            ("first_seen".into(), attr::time_ms_value(model.first_seen)),
+            ("last_seen".into(), attr::time_ms_value(model.first_seen)),
+        ]);
+        let updates = Seen::default();
+        let seen = updates.clone();
+        let sight = mock!(Client::update_item).then_compute_output(move |req| {
+            let expression = req.update_expression().unwrap_or_default().to_owned();
+            super::super::testing::record(&seen, expression);
+            UpdateItemOutput::builder()
+                .set_attributes(Some(before.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&sight]);
+        let registry = DynamoModelRegistry::new(client, "models");
+        let slice = registry
+            .record_version(&versioned("v4"), 1)
+            .await
+            .expect("kept");
+        assert_eq!(
+            slice,
+            Some(Slice::version("v4")),
+            "kept before the cap was reached"
+        );
+        assert_eq!(
+            take(&updates),
+            ["SET last_seen = :last"],
+            "one write, no read"
+        );
+        let none = registry
+            .record_version(
+                &sighting(&RegisteredModel {
+                    latest_version: None,
+                    ..model
+                }),
+                1,
+            )
+            .await
+            .expect("nothing to record");
+        assert_eq!(none, None);
+        assert_eq!(sight.num_calls(), 1);
     }
 
     fn item(task: &str) -> Item {

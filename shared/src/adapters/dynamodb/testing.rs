@@ -52,7 +52,8 @@ pub fn seen<T: Clone>(seen: &Seen<T>) -> Vec<T> {
     seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn record<T>(seen: &Seen<T>, request: T) {
+/// Appends `request` to what a mock saw.
+pub fn record<T>(seen: &Seen<T>, request: T) {
     seen.lock().unwrap_or_else(|e| e.into_inner()).push(request);
 }
 

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use crate::domain::TenantQuotas;
 use crate::domain::alerting::state::RuleState;
 use crate::domain::ids::ModelId;
+use crate::domain::slice::Slice;
 use crate::domain::{CounterTotals, WindowState};
 use crate::ports::{
-    AlertPage, BatchClaim, ExportCursor, LabelItem, ModelSettings, PendingMinute, PutOutcome,
-    RegisteredModel, Rollup,
+    AlertPage, BatchClaim, ExportCursor, LabelItem, ModelSettings, ModelVersion, PendingMinute,
+    PutOutcome, RegisteredModel, Rollup,
 };
 
 /// The most a DynamoDB `Query` or `Scan` returns per request.
@@ -56,6 +57,7 @@ one_item!(
     LabelItem,
     String,
     TenantQuotas,
+    Option<Slice>,
 );
 
 /// An item of a query's answer.
@@ -93,7 +95,7 @@ macro_rules! fixed_item {
     };
 }
 
-fixed_item!(ITEM_BYTES => RegisteredModel, PendingMinute, ExportCursor);
+fixed_item!(ITEM_BYTES => RegisteredModel, ModelVersion, PendingMinute, ExportCursor);
 fixed_item!(DOCUMENT_ITEM_BYTES => RuleState);
 
 impl ResponseSize for AlertPage {

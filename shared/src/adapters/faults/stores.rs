@@ -12,6 +12,7 @@ use crate::domain::TenantQuotas;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
+use crate::domain::slice::Slice;
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, TimeSpan, WindowState,
 };
@@ -19,8 +20,8 @@ use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, LabelItem, LabelStore, ModelRegistry, ModelSettings, ModelSettingsStore,
-    ModelSighting, PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount,
-    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
+    ModelSighting, ModelVersion, PartialKey, PartialStore, PendingMinute, PendingWork,
+    PredictionCount, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -64,6 +65,13 @@ faulty_port!(ModelRegistry {
         sighting: &ModelSighting,
         max_models: u64,
     ) -> Result<(), RegistryError>;
+    const RECORD_VERSION = write record_version(
+        sighting: &ModelSighting,
+        max_versions: u64,
+    ) -> Result<Option<Slice>, StoreError>;
+    const VERSIONS = read versions(
+        model: ModelRef<'_>,
+    ) -> Result<Vec<ModelVersion>, StoreError>;
     const LIST_MODELS = read list_models(
         tenant: &TenantId,
     ) -> Result<Vec<RegisteredModel>, StoreError>;

@@ -435,6 +435,7 @@ type Service<R> = IngestService<R, Faulty<MemoryPartialStore>, NoArchive, Memory
 
 fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
     IngestService {
+        versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
         registry,
         partials,
         archive: None,

@@ -9,9 +9,10 @@ use crate::adapters::memory::{
     MemoryRollupStore, MemorySeriesWriter,
 };
 use crate::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
-use crate::domain::alerting::rules::{Condition, RuleWindow, Severity};
+use crate::domain::alerting::rules::{Condition, RuleWindow, Severity, parse_rule_set};
 use crate::domain::alerting::state::AlertState;
 use crate::domain::alerting::trends::TrendLabel;
+use crate::domain::slice::Slice;
 use crate::domain::{CounterDelta, Outcome, PredictionRecord, Status, Task, WindowState};
 use crate::ports::{AlertQuery, Rollup};
 use crate::testing::run_at;
@@ -33,7 +34,7 @@ type MemoryEvaluator = Evaluator<
 >;
 
 /// An hour or day rollup: its granularity and start.
-type SpanKey = (Granularity, DateTime<Utc>);
+type SpanKey = (ModelId, Granularity, DateTime<Utc>);
 
 /// How one minute of traffic looks.
 #[derive(Clone, Copy)]
@@ -116,6 +117,12 @@ impl World {
 
     /// `minutes` minutes of `shape` traffic from `from`.
     async fn traffic(&self, from: DateTime<Utc>, minutes: i64, shape: Shape) {
+        self.traffic_of(&self.model_id, from, minutes, shape).await;
+    }
+
+    /// `minutes` minutes of `shape` traffic from `from` in the series `series` (the
+    /// model's, or a slice's).
+    async fn traffic_of(&self, series: &ModelId, from: DateTime<Utc>, minutes: i64, shape: Shape) {
         for m in 0..minutes {
             let minute = from + TimeDelta::minutes(m);
             let mut state = WindowState::default();
@@ -138,23 +145,26 @@ impl World {
                 };
                 state.fold_prediction(&record).expect("fold");
             }
-            self.put(Granularity::Minute, minute, 1, &state).await;
+            self.put(series, Granularity::Minute, minute, 1, &state)
+                .await;
             for granularity in [Granularity::Hour, Granularity::Day] {
                 let start = granularity.floor(minute);
                 let (rev, merged) = {
                     let mut spans = self.spans.lock().expect("lock");
-                    let entry = spans.entry((granularity, start)).or_default();
+                    let key = (series.clone(), granularity, start);
+                    let entry = spans.entry(key).or_default();
                     entry.0 += 1;
                     entry.1.merge(&state).expect("merge");
                     (entry.0, entry.1.clone())
                 };
-                self.put(granularity, start, rev, &merged).await;
+                self.put(series, granularity, start, rev, &merged).await;
             }
         }
     }
 
     async fn put(
         &self,
+        series: &ModelId,
         granularity: Granularity,
         start: DateTime<Utc>,
         rev: u64,
@@ -162,7 +172,7 @@ impl World {
     ) {
         let rollup = Rollup {
             tenant: self.tenant.clone(),
-            model_id: self.model_id.clone(),
+            model_id: series.clone(),
             granularity,
             start,
             rev,
@@ -176,6 +186,18 @@ impl World {
             self.rollups().put_rollup(&rollup).await
         };
         assert!(stored.expect("put"), "rollup {start} stored");
+    }
+
+    /// Stores `rules` as the model's custom rule set.
+    async fn put_rules(&self, rules: &CustomRules) {
+        self.evaluator
+            .settings
+            .put_setting(
+                ModelRef::new(&self.tenant, &self.model_id),
+                SettingWrite::Rules(rules),
+            )
+            .await
+            .expect("put");
     }
 
     async fn run(&self, at: DateTime<Utc>) -> EvaluationReport {
@@ -503,19 +525,12 @@ async fn a_firing_rule_that_is_removed_resolves() {
             min_samples: 1,
             basis: None,
             label_delay: None,
+            slice: None,
         }],
         use_default_rules: false,
         updated_at: t0,
     };
-    world
-        .evaluator
-        .settings
-        .put_setting(
-            ModelRef::new(&world.tenant, &world.model_id),
-            SettingWrite::Rules(&rules),
-        )
-        .await
-        .expect("put");
+    world.put_rules(&rules).await;
     world.traffic(t0, 5, GOOD).await;
     world.run(t0 + TimeDelta::minutes(5)).await;
     assert_eq!(world.sent_for("p95-tight").len(), 1);
@@ -529,15 +544,7 @@ async fn a_firing_rule_that_is_removed_resolves() {
         alert_rules: Vec::new(),
         ..rules
     };
-    world
-        .evaluator
-        .settings
-        .put_setting(
-            ModelRef::new(&world.tenant, &world.model_id),
-            SettingWrite::Rules(&none),
-        )
-        .await
-        .expect("put");
+    world.put_rules(&none).await;
     world.run(t0 + TimeDelta::minutes(6)).await;
     let sent = world.sent_for("p95-tight");
     assert_eq!(sent.len(), 2);
@@ -550,6 +557,44 @@ async fn a_firing_rule_that_is_removed_resolves() {
             .await
             .expect("states")
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_rule_on_a_version_judges_that_versions_traffic_only() {
+    let t0 = at("2026-11-20T00:00:00Z");
+    let world = World::new(t0);
+    let canary = world.model_id.series(&Slice::version("v2"));
+    let rules = parse_rule_set(
+        &serde_json::json!({"alert_rules": [
+            {"metric": "accuracy", "condition": "below", "threshold": 0.9, "window": "5m",
+             "severity": "critical", "min_samples": 10, "slice": "version:v2"},
+            {"metric": "accuracy", "condition": "below", "threshold": 0.9, "window": "5m",
+             "severity": "critical", "min_samples": 10}],
+         "use_default_rules": false}),
+        "m1",
+        &AlertSettings::default(),
+        t0,
+    )
+    .expect("valid rules");
+    world.put_rules(&rules).await;
+    // The model's traffic is good overall; its canary's tenth is not.
+    world.traffic(t0, 5, GOOD).await;
+    let bad = Shape {
+        per_minute: 4,
+        accuracy: 0.5,
+        ..GOOD
+    };
+    world.traffic_of(&canary, t0, 5, bad).await;
+    world.run(t0 + TimeDelta::minutes(5)).await;
+    let sent = world.sent_for("accuracy-below-0.9-5m-version:v2");
+    assert_eq!(sent.len(), 1, "{:?}", world.evaluator.notifier.items());
+    assert_eq!(sent[0].rule.slice, Some(Slice::version("v2")));
+    assert_eq!(sent[0].observed_value, Some(0.5));
+    assert_eq!(sent[0].sample_count, 20);
+    assert!(
+        world.sent_for("accuracy-below-0.9-5m").is_empty(),
+        "the model is fine"
     );
 }
 
@@ -613,21 +658,14 @@ async fn a_rule_with_a_label_delay_judges_the_window_that_ended_that_long_ago() 
         min_samples: 1,
         basis: None,
         label_delay: label_delay.map(|d| d.parse().expect("delay")),
+        slice: None,
     };
     let rules = CustomRules {
         alert_rules: vec![rule("now", None), rule("delayed", Some("5m"))],
         use_default_rules: false,
         updated_at: t0,
     };
-    world
-        .evaluator
-        .settings
-        .put_setting(
-            ModelRef::new(&world.tenant, &world.model_id),
-            SettingWrite::Rules(&rules),
-        )
-        .await
-        .expect("put");
+    world.put_rules(&rules).await;
     let slow = Shape {
         latency_ms: 50.0,
         ..GOOD

@@ -14,6 +14,7 @@ use super::{Problems, request_object};
 use crate::domain::alerting::AlertSettings;
 use crate::domain::alerting::PerfSettings;
 use crate::domain::ids::check_id;
+use crate::domain::slice::Slice;
 use crate::domain::{MetricName, Task};
 
 /// Which side of the threshold is a breach.
@@ -171,6 +172,10 @@ pub struct AlertRule {
     /// evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_delay: Option<RuleWindow>,
+    /// The slice of the model's traffic the rule judges (`version:v4`); `None` (the
+    /// default): the whole model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<Slice>,
 }
 
 impl AlertRule {
@@ -306,6 +311,7 @@ pub fn default_rules(
             min_samples: default_min_samples(metric, settings),
             basis: Some(basis),
             label_delay: None,
+            slice: None,
         };
     let mut rules = Vec::new();
     let margin = perf.accuracy_threshold;
@@ -503,7 +509,7 @@ fn parse_rule(
         problems.push(&format!("alert_rules[{index}]"), "must be a JSON object");
         return None;
     };
-    const FIELDS: [&str; 8] = [
+    const FIELDS: [&str; 9] = [
         "id",
         "metric",
         "condition",
@@ -512,6 +518,7 @@ fn parse_rule(
         "severity",
         "min_samples",
         "label_delay",
+        "slice",
     ];
     problems.unknown_fields(object, &FIELDS, "a rule", at);
     let before = problems.len();
@@ -559,6 +566,16 @@ fn parse_rule(
             None
         }
     };
+    let slice = match object.get("slice") {
+        None => None,
+        Some(Value::String(text)) => Slice::parse(text)
+            .map_err(|e| problems.push(&at("slice"), &e.to_string()))
+            .ok(),
+        Some(_) => {
+            problems.push(&at("slice"), "must be a string such as version:v4");
+            None
+        }
+    };
     let severity = required_str(object, "severity", &at, problems).and_then(|text| {
         let choices = [
             ("info", Severity::Info),
@@ -600,8 +617,9 @@ fn parse_rule(
         let delayed = label_delay
             .map(|d| format!("-after-{d}"))
             .unwrap_or_default();
+        let sliced = slice.as_ref().map(|s| format!("-{s}")).unwrap_or_default();
         format!(
-            "{}-{}-{}-{}{delayed}",
+            "{}-{}-{}-{}{delayed}{sliced}",
             metric.as_str(),
             condition.as_str(),
             threshold,
@@ -625,6 +643,7 @@ fn parse_rule(
         min_samples: min_samples.unwrap_or_else(|| default_min_samples(metric, settings)),
         basis: None,
         label_delay,
+        slice,
     })
 }
 
@@ -771,6 +790,31 @@ mod tests {
         let old = serde_json::to_value(&rules.alert_rules[1]).expect("json");
         assert!(old.get("label_delay").is_none());
         assert!(higher_is_better(MetricName::LabelCoverage));
+    }
+
+    #[test]
+    fn a_rule_may_judge_one_versions_slice() {
+        let rule = |slice: Value| {
+            json!({"metric": "error_rate", "condition": "above", "threshold": 0.05,
+                   "window": "15m", "severity": "warning", "slice": slice})
+        };
+        let body =
+            json!({"alert_rules": [rule(json!("version:v4")), rule(json!("v4")), rule(json!(4))]});
+        let problems =
+            parse_rule_set(&body, "m1", &AlertSettings::default(), now()).expect_err("invalid");
+        assert_eq!(
+            fields(&problems),
+            ["alert_rules[1].slice", "alert_rules[2].slice"]
+        );
+        let body = json!({"alert_rules": [rule(json!("version:v4"))]});
+        let rules = parse_rule_set(&body, "m1", &AlertSettings::default(), now()).expect("valid");
+        let sliced = &rules.alert_rules[0];
+        assert_eq!(sliced.id, "error_rate-above-0.05-15m-version:v4");
+        assert_eq!(sliced.slice, Some(Slice::version("v4")));
+        let json = serde_json::to_value(sliced).expect("json");
+        assert_eq!(json["slice"], "version:v4");
+        let back: AlertRule = serde_json::from_value(json).expect("read");
+        assert_eq!(&back, sliced);
     }
 
     #[test]

@@ -394,6 +394,7 @@ mod tests {
             min_samples: 30,
             basis: None,
             label_delay: None,
+            slice: None,
         }
     }
 

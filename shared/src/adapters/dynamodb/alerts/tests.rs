@@ -45,6 +45,7 @@ fn alert(rule_id: &str, started_ms: i64, state: AlertState) -> AlertRecord {
             min_samples: 10,
             basis: None,
             label_delay: None,
+            slice: None,
         },
         state,
         observed_value: Some(0.8),

@@ -1,0 +1,274 @@
+//! End to end: a canary through the real binaries. Two versions of a binary model —
+//! `v1` most of the traffic, `v2` less accurate and failing more, part of its labels
+//! late —, `aggregate` on its scheduled event, then `api`: the compare route's values,
+//! p-values and intervals equal scikit-learn's and scipy's on the same records, its
+//! verdict is `candidate_worse`, a version's summary equals the reference on its
+//! subset, the versions route counts each, Prometheus holds per-version counters (`ml_model_version_…`), and
+//! another tenant gets 404 everywhere.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use modelwatch_e2e::{
+    Stack, actuals_event, api_request, event, ingest_event, python_reference, unique_tenant,
+};
+use serde_json::{Value, json};
+
+const MODEL: &str = "m-canary";
+
+/// One version's traffic: `n` predictions, the first `errors` failed, of the rest
+/// every one right except each `wrong_every`-th; the last `late` ok ones come without
+/// their actual (a label batch sends it).
+struct Traffic {
+    version: &'static str,
+    n: usize,
+    errors: usize,
+    wrong_every: usize,
+    late: usize,
+}
+
+impl Traffic {
+    fn time(&self, i: usize, now: DateTime<Utc>) -> DateTime<Utc> {
+        let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("minute");
+        minute - TimeDelta::minutes(2 + (i % 40) as i64) + TimeDelta::milliseconds(i as i64 * 7)
+    }
+
+    fn id(&self, i: usize) -> String {
+        format!("{}-{i}", self.version)
+    }
+
+    /// (predicted, actual) of ok prediction `i`.
+    fn outcome(&self, i: usize) -> (bool, bool) {
+        let predicted = i.is_multiple_of(2);
+        let right = !i.is_multiple_of(self.wrong_every);
+        (predicted, if right { predicted } else { !predicted })
+    }
+
+    fn is_late(&self, i: usize) -> bool {
+        i >= self.n - self.late
+    }
+
+    fn batch(&self, now: DateTime<Utc>) -> Vec<u8> {
+        let predictions: Vec<Value> = (0..self.n)
+            .map(|i| {
+                let t = self.time(i, now).to_rfc3339();
+                if i < self.errors {
+                    return json!({"prediction_id": self.id(i), "timestamp": t,
+                                  "latency_ms": 900, "status": "error", "error_type": "timeout"});
+                }
+                let (predicted, actual) = self.outcome(i);
+                let mut p = json!({"prediction_id": self.id(i), "timestamp": t,
+                                   "latency_ms": 5 + i % 13, "status": "ok",
+                                   "predicted": predicted, "score": 0.625});
+                if !self.is_late(i) {
+                    p["actual"] = actual.into();
+                }
+                p
+            })
+            .collect();
+        json!({"model_id": MODEL, "batch_id": format!("b-{}", self.version),
+               "model_version": self.version, "task": "binary_classification",
+               "predictions": predictions})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn labels(&self, now: DateTime<Utc>) -> Vec<u8> {
+        let actuals: Vec<Value> = (self.n - self.late..self.n)
+            .map(|i| {
+                json!({"prediction_id": self.id(i), "actual": self.outcome(i).1,
+                            "timestamp": now.to_rfc3339()})
+            })
+            .collect();
+        json!({"model_id": MODEL, "batch_id": format!("l-{}", self.version), "actuals": actuals})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The side as the reference script reads it.
+    fn reference_side(&self) -> Value {
+        let labeled: Vec<(bool, bool)> = (self.errors..self.n).map(|i| self.outcome(i)).collect();
+        json!({"predicted": labeled.iter().map(|l| l.0).collect::<Vec<_>>(),
+               "actual": labeled.iter().map(|l| l.1).collect::<Vec<_>>(),
+               "predictions": self.n, "errors": self.errors})
+    }
+}
+
+async fn get(stack: &Stack, tenant: &str, resource: &str, query: &[(&str, &str)]) -> (u64, Value) {
+    let path = match resource {
+        "" => format!("/api/v1/monitoring/performance/{MODEL}"),
+        _ => format!("/api/v1/monitoring/performance/{MODEL}/{resource}"),
+    };
+    let answer = stack
+        .invoke("api", &api_request(Some(tenant), "GET", &path, query))
+        .await;
+    let status = answer["statusCode"].as_u64().expect("status");
+    let body = serde_json::from_str(answer["body"].as_str().expect("body")).expect("JSON");
+    (status, body)
+}
+
+fn close(shown: &Value, expected: &Value, what: &str) {
+    let (a, b) = (shown.as_f64(), expected.as_f64());
+    let (Some(a), Some(b)) = (a, b) else {
+        panic!("{what}: {shown} vs {expected}");
+    };
+    assert!(
+        (a - b).abs() <= 1e-9 * b.abs().max(1e-3),
+        "{what}: {a} vs reference {b}"
+    );
+}
+
+#[tokio::test]
+async fn a_worse_canary_is_found_with_the_references_statistics() {
+    let stack = Stack::get();
+    let tenant = unique_tenant("versions");
+    let now = Utc::now();
+    let stable = Traffic {
+        version: "v1",
+        n: 900,
+        errors: 9,
+        wrong_every: 20,
+        late: 0,
+    };
+    let canary = Traffic {
+        version: "v2",
+        n: 100,
+        errors: 6,
+        wrong_every: 4,
+        late: 30,
+    };
+    for traffic in [&stable, &canary] {
+        let answer = stack
+            .invoke("ingest", &ingest_event(&tenant, &traffic.batch(now)))
+            .await;
+        assert_eq!(answer["statusCode"], 202, "{answer}");
+    }
+    let answer = stack
+        .invoke("ingest", &actuals_event(&tenant, &canary.labels(now)))
+        .await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let mut trigger = event("aggregate-scheduled.json");
+    trigger["time"] = now.to_rfc3339().into();
+    let report = stack.invoke("aggregate", &trigger).await;
+    assert!(report["rollups"].is_object(), "{report}");
+
+    let want = python_reference(
+        "tests/reference/version_comparison.py",
+        &json!({"baseline": stable.reference_side(), "candidate": canary.reference_side()}),
+    );
+    let query = [
+        ("baseline", "version:v1"),
+        ("candidate", "version:v2"),
+        ("window", "1h"),
+    ];
+    let (status, compared) = get(stack, &tenant, "compare", &query).await;
+    assert_eq!(status, 200, "{compared}");
+    assert_eq!(compared["verdict"], "candidate_worse", "{compared}");
+    assert_eq!(compared["baseline"]["sample_count"], 900);
+    assert_eq!(compared["candidate"]["sample_count"], 100);
+    assert_eq!(
+        compared["candidate"]["labeled_count"], 94,
+        "late labels count in v2"
+    );
+    let metric = |name: &str| -> &Value {
+        compared["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["metric"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {compared}"))
+    };
+    for name in ["accuracy", "error_rate"] {
+        let shown = metric(name);
+        close(
+            &shown["baseline"],
+            &want["baseline"][name],
+            &format!("{name} of v1"),
+        );
+        close(
+            &shown["candidate"],
+            &want["candidate"][name],
+            &format!("{name} of v2"),
+        );
+        let test = &shown["test"];
+        close(
+            &test["p_value"],
+            &want[name]["p_value"],
+            &format!("p-value of {name}"),
+        );
+        close(&test["z"], &want[name]["z"], &format!("z of {name}"));
+        close(
+            &test["ci"][0],
+            &want[name]["ci"][0],
+            &format!("ci of {name}"),
+        );
+        close(
+            &test["ci"][1],
+            &want[name]["ci"][1],
+            &format!("ci of {name}"),
+        );
+    }
+    assert_eq!(
+        metric("accuracy")["test"]["significant"],
+        true,
+        "{compared}"
+    );
+    let p95 = metric("latency_p95");
+    assert!(p95["bound"].as_f64() > Some(0.0), "{p95}");
+
+    let (status, summary) = get(stack, &tenant, "", &[("version", "v2"), ("window", "1h")]).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["model_version"], "v2");
+    assert_eq!(summary["sample_count"], 100);
+    close(
+        &summary["quality_metrics"]["accuracy"]["current"],
+        &want["candidate"]["accuracy"],
+        "accuracy of the v2 summary",
+    );
+    let (_, whole) = get(stack, &tenant, "", &[("window", "1h")]).await;
+    assert_eq!(whole["sample_count"], 1000, "{whole}");
+
+    let (status, versions) = get(stack, &tenant, "versions", &[]).await;
+    assert_eq!(status, 200, "{versions}");
+    let listed: Vec<(&str, u64, u64)> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| {
+            Some((
+                v["model_version"].as_str()?,
+                v["prediction_count"].as_u64()?,
+                v["error_count"].as_u64()?,
+            ))
+        })
+        .collect();
+    assert_eq!(listed, [("v1", 900, 9), ("v2", 100, 6)], "{versions}");
+    assert_eq!(versions["overflow_prediction_count"], 0);
+
+    let other = unique_tenant("versions-other");
+    for (resource, query) in [
+        ("versions", &[][..]),
+        ("compare", &query[..]),
+        ("", &[("version", "v2")][..]),
+    ] {
+        let (status, body) = get(stack, &other, resource, query).await;
+        assert_eq!(status, 404, "{resource}: {body}");
+    }
+
+    // The version's counters reach Prometheus beside the model's.
+    let series = prometheus_counter(stack, &tenant, "v2", now).await;
+    assert_eq!(series, Some(94.0), "ok predictions of v2");
+}
+
+/// `ml_model_version_predictions_total{status="ok"}` of `version` as Prometheus holds
+/// it.
+async fn prometheus_counter(
+    stack: &Stack,
+    tenant: &str,
+    version: &str,
+    at: DateTime<Utc>,
+) -> Option<f64> {
+    let query = format!(
+        "last_over_time(ml_model_version_predictions_total{{tenant_id=\"{tenant}\",model_id=\"{MODEL}\",model_version=\"{version}\",status=\"ok\"}}[2h])"
+    );
+    let series = stack.prometheus_query(&query, at.timestamp() + 120).await;
+    series.first().map(|(_, value)| *value)
+}
