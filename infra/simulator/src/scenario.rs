@@ -61,7 +61,7 @@ pub const SILENT_SHIFT: TimeDelta = TimeDelta::minutes(60);
 /// baselines: the reference window and the accuracy to fall below).
 pub const SILENT_SHIFT_RULES: [&str; 2] = ["default-estimated_accuracy", "default-prediction_psi"];
 
-/// The version every batch names, but the canary's.
+/// The version the canary model's batches name, but the canary's.
 pub const STABLE_VERSION: &str = "v1";
 /// The canary's version.
 pub const CANARY_VERSION: &str = "v2";
@@ -448,14 +448,18 @@ impl Scenario {
             resources.push(sample);
             minute += TimeDelta::minutes(1);
         }
-        let body = json!({
+        let mut body = json!({
             "model_id": model.id,
             "batch_id": format!("{}-{}", model.id, from.timestamp()),
-            "model_version": STABLE_VERSION,
             "task": model.kind.task(),
             "predictions": predictions,
             "resources": resources,
         });
+        // Only the canary model names its versions (a version's series doubles the
+        // writes of its batches; the other models show the product without versions).
+        if is_canary_model {
+            body["model_version"] = STABLE_VERSION.into();
+        }
         let canary = (!canary_predictions.is_empty()).then(|| {
             json!({
                 "model_id": model.id,
