@@ -93,6 +93,7 @@ fn main() {
             &rollups,
             Some(&cloudwatch),
             Some(&prometheus),
+            &[],
             &run_at(now),
             now,
         ))

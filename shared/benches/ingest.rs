@@ -1,5 +1,7 @@
 //! Ingest throughput and memory: parse + validate + fold of a 10,000-prediction body
-//! (goal ≥ 2 M predictions/s on one core), the content digest of that body (the
+//! (goal ≥ 2 M predictions/s on one core), also with a version and two segment keys
+//! on every prediction (the version's and both segments' series folded too; the
+//! registry's answers remembered, as in a warm container), the content digest of that body (the
 //! batch id's claim), and the peak heap while handling the
 //! largest allowed body and bodies built to make a parser allocate (goal ≤ 64 MB each,
 //! the body's own bytes included), measured with a counting allocator; and, with every
@@ -16,10 +18,11 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use criterion::{Criterion, Throughput, criterion_group};
 use modelwatch::adapters::faults::{FaultPlan, Faulty};
 use modelwatch::adapters::memory::{MemoryLabelStore, MemoryModelRegistry, MemoryPartialStore};
+use modelwatch::domain::ids::ModelRef;
 use modelwatch::domain::labels::LabelLookback;
 use modelwatch::ingest::{
-    BatchLimits, BatchRejection, IngestQuotas, IngestService, content_digest, minute_partials,
-    parse_batch,
+    BatchLimits, BatchRejection, IngestQuotas, IngestService, SegmentAdmission, content_digest,
+    minute_partials, parse_batch,
 };
 use modelwatch::testing::tenant;
 
@@ -30,6 +33,12 @@ use support::{LIVE, PEAK};
 /// A binary-classifier batch of `n` predictions spread over about two minutes; one in
 /// fifty is a timeout.
 fn body(n: usize, now: DateTime<Utc>) -> Vec<u8> {
+    body_of(n, now, false)
+}
+
+/// [`body`], each prediction with a segment of two keys when `segmented`: `region` (5
+/// values) and `channel` (3 values).
+fn body_of(n: usize, now: DateTime<Utc>, segmented: bool) -> Vec<u8> {
     let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     let mut out = String::with_capacity(n * 190);
     out.push_str(r#"{"model_id":"model-xyz789","batch_id":"bench-1","model_version":"v3","task":"binary_classification","predictions":["#);
@@ -39,13 +48,22 @@ fn body(n: usize, now: DateTime<Utc>) -> Vec<u8> {
         }
         let time = stamp(now - TimeDelta::milliseconds((i * 12) as i64));
         let latency = 3.0 + (i % 400) as f64 * 0.37;
+        let segment = if segmented {
+            format!(
+                r#","segment":{{"region":"region-{}","channel":"channel-{}"}}"#,
+                i % 5,
+                i % 3
+            )
+        } else {
+            String::new()
+        };
         if i % 50 == 49 {
             out.push_str(&format!(
-                r#"{{"prediction_id":"p-{i}","timestamp":"{time}","latency_ms":{latency:.3},"status":"error","error_type":"timeout"}}"#
+                r#"{{"prediction_id":"p-{i}","timestamp":"{time}","latency_ms":{latency:.3},"status":"error","error_type":"timeout"{segment}}}"#
             ));
         } else {
             out.push_str(&format!(
-                r#"{{"prediction_id":"p-{i}","timestamp":"{time}","latency_ms":{latency:.3},"status":"ok","predicted":{},"score":{:.4},"actual":{}}}"#,
+                r#"{{"prediction_id":"p-{i}","timestamp":"{time}","latency_ms":{latency:.3},"status":"ok","predicted":{},"score":{:.4},"actual":{}{segment}}}"#,
                 i % 2,
                 (i % 997) as f64 / 997.0,
                 (i / 3) % 2
@@ -69,6 +87,33 @@ fn parse_validate_fold(c: &mut Criterion) {
         b.iter(|| {
             let batch = parse_batch(&body, now, &limits).expect("valid batch");
             minute_partials(&batch).expect("folds")
+        })
+    });
+    // The same with a version and two segment keys: the version's series is a copy of
+    // the model's states, each segment's a fold of its predictions; the registry's
+    // answers are remembered after the first batch, as in a warm container.
+    let segmented = body_of(10_000, now, true);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let registry = MemoryModelRegistry::default();
+    let admission = SegmentAdmission::default();
+    let (tenant, model) = (tenant("t1"), modelwatch::testing::model("model-xyz789"));
+    group.bench_function("parse_validate_fold_10k_versioned_2_segments", |b| {
+        b.iter(|| {
+            let batch = parse_batch(&segmented, now, &limits).expect("valid batch");
+            let states = minute_partials(&batch).expect("folds");
+            let version = states.clone();
+            let slices = runtime
+                .block_on(admission.slices_of(
+                    &registry,
+                    ModelRef::new(&tenant, &model),
+                    &batch,
+                    now,
+                ))
+                .expect("recorded");
+            let segments = slices.partials(&batch).expect("folds");
+            (states, version, segments)
         })
     });
     // What claiming the batch id adds per request: the batch's 128-bit content hash.
@@ -241,8 +286,9 @@ fn adversarial_peaks() {
 /// 20 batches of 1,000 predictions of one tenant through the service, every store
 /// call charged a 5 ms round trip: the round trips a batch waits for, of which the
 /// quota's — its count (one write a batch) and the operator's quota (one read a
-/// minute per tenant).
-fn with_store_latency() {
+/// minute per tenant); with `segmented`, each prediction with two segment keys (their
+/// 8 pairs recorded by the first batch, remembered by the others).
+fn with_store_latency(segmented: bool) {
     const BATCHES: usize = 20;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -252,6 +298,7 @@ fn with_store_latency() {
     let plan = FaultPlan::new(1).with_dynamodb_latency().shared();
     let service = IngestService {
         versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: modelwatch::ingest::SegmentAdmission::default(),
         registry: Faulty::new(MemoryModelRegistry::default(), Arc::clone(&plan)),
         partials: Faulty::new(MemoryPartialStore::default(), Arc::clone(&plan)),
         archive: None::<modelwatch::testing::NoArchive>,
@@ -262,7 +309,7 @@ fn with_store_latency() {
     };
     let bodies: Vec<Vec<u8>> = (0..BATCHES)
         .map(|k| {
-            String::from_utf8(body(1_000, now))
+            String::from_utf8(body_of(1_000, now, segmented))
                 .expect("UTF-8")
                 .replace("bench-1", &format!("bench-{k}"))
                 .into_bytes()
@@ -287,8 +334,9 @@ fn with_store_latency() {
     };
     let quota = of("count_predictions") + of("tenant_quotas");
     let trips = counts.round_trips as f64 / BATCHES as f64;
+    let what = if segmented { " segmented" } else { "" };
     println!(
-        "ingest with 5 ms store calls: {per_batch:.1} ms a 1,000-prediction batch, {trips:.2} round trips \
+        "ingest with 5 ms store calls: {per_batch:.1} ms a 1,000-prediction{what} batch, {trips:.2} round trips \
          ({:.2} calls) of which the quota's {quota:.2} (count {:.2}, operator's quota read {:.2}): \
          {:.0} % of the batch's store calls",
         counts.calls as f64 / BATCHES as f64,
@@ -301,7 +349,8 @@ fn with_store_latency() {
 criterion_group!(benches, parse_validate_fold);
 
 fn main() {
-    with_store_latency();
+    with_store_latency(false);
+    with_store_latency(true);
     peak_memory();
     adversarial_peaks();
     benches();

@@ -64,6 +64,7 @@ fn labels(now: DateTime<Utc>) -> Vec<u8> {
 fn service<R, P, L>(registry: R, partials: P, labels: L) -> IngestService<R, P, NoArchive, L> {
     IngestService {
         versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: modelwatch::ingest::SegmentAdmission::default(),
         registry,
         partials,
         archive: None,

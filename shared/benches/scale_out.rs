@@ -119,6 +119,7 @@ async fn world(models: usize, minute: DateTime<Utc>, now: DateTime<Utc>) -> Worl
     let free = FaultPlan::new(1).shared();
     let ingest = IngestService {
         versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: modelwatch::ingest::SegmentAdmission::default(),
         registry: Faulty::shared(Arc::clone(&world.registry), Arc::clone(&free)),
         partials: Faulty::shared(Arc::clone(&world.partials), free),
         archive: None::<NoArchive>,
@@ -252,6 +253,7 @@ fn main() {
                     &rollups,
                     Some(&cloudwatch),
                     Some(&prometheus),
+                    &[],
                     &run,
                     now,
                 )

@@ -15,7 +15,14 @@ use crate::domain::quota::{
     DEFAULT_TENANT_MODELS, DEFAULT_TENANT_PREDICTIONS_PER_MINUTE, DEFAULT_TENANT_RULES_PER_MODEL,
 };
 use crate::domain::shard::SHARDS;
-use crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL;
+use crate::domain::slice::{
+    DEFAULT_SEGMENT_KEYS_PER_MODEL, DEFAULT_SEGMENT_VALUES_PER_DAY, DEFAULT_VERSIONS_PER_MODEL,
+    MAX_SEGMENT_KEYS_PER_PREDICTION, SegmentCaps, check_segment_key,
+};
+
+/// The most segment keys exported (each multiplies a model's exported series by its
+/// values of the day, up to `MODEL_SEGMENT_VALUES` + 1).
+pub const MAX_EXPORTED_SEGMENT_KEYS: usize = 2;
 use crate::domain::{CloudWatchMetrics, QuotaLimits};
 
 /// A configuration value that is missing or cannot be used.
@@ -58,6 +65,9 @@ pub struct IngestSettings {
     /// with rollups of its own; predictions of a version first seen past it count
     /// under the model and the overflow slice `version:__other__`.
     pub versions_per_model: u64,
+    /// `MODEL_SEGMENT_KEYS` (default 4) and `MODEL_SEGMENT_VALUES` (default 50): the
+    /// segment keys kept per model, and the values kept per key and UTC day.
+    pub segment_caps: SegmentCaps,
 }
 
 /// How long rollups are kept after their start (DynamoDB TTL).
@@ -137,6 +147,10 @@ pub struct Config {
     /// `CLOUDWATCH_METRICS`: which metrics go to CloudWatch, `off`, `core` or `all`
     /// (the default).
     pub cloudwatch_metrics: CloudWatchMetrics,
+    /// `EXPORTED_SEGMENT_KEYS`: the segment keys (comma-separated, at most
+    /// [`MAX_EXPORTED_SEGMENT_KEYS`]) whose series are exported like versions'; none by
+    /// default (segments are API-only).
+    pub exported_segment_keys: Vec<String>,
     /// `TENANT_CLAIM`: the JWT claim that names the tenant (default `tenant_id`).
     pub tenant_claim: String,
     /// Where the scheduled functions' coordinators send the shard work.
@@ -218,6 +232,20 @@ impl Config {
                 |v: &u64| (1..=1_000).contains(v),
                 "must be a whole number of versions between 1 and 1000",
             )?,
+            segment_caps: SegmentCaps {
+                keys: env.parse_or(
+                    "MODEL_SEGMENT_KEYS",
+                    DEFAULT_SEGMENT_KEYS_PER_MODEL,
+                    |v: &u64| (1..=MAX_SEGMENT_KEYS_PER_PREDICTION as u64).contains(v),
+                    "must be a whole number of keys between 1 and 8",
+                )?,
+                values_per_day: env.parse_or(
+                    "MODEL_SEGMENT_VALUES",
+                    DEFAULT_SEGMENT_VALUES_PER_DAY,
+                    |v: &u64| (1..=1_000).contains(v),
+                    "must be a whole number of values between 1 and 1000",
+                )?,
+            },
         };
         let at_least_one = |name: &'static str, default: u64, most: u64, what: &str| {
             env.parse_or(name, default, |v: &u64| (1..=most).contains(v), what)
@@ -305,10 +333,42 @@ impl Config {
             |v: &i64| (0..=30 * 86_400).contains(v),
             "must be a whole number of seconds from 0 (never) to 2592000",
         )?;
+        let exported_segment_keys: Vec<String> = env
+            .optional("EXPORTED_SEGMENT_KEYS")
+            .map(|raw| raw.split(',').map(|k| k.trim().to_owned()).collect())
+            .unwrap_or_default();
+        if exported_segment_keys.len() > MAX_EXPORTED_SEGMENT_KEYS
+            || exported_segment_keys
+                .iter()
+                .any(|k| check_segment_key(k).is_err())
+        {
+            return Err(ConfigError::Invalid {
+                name: "EXPORTED_SEGMENT_KEYS",
+                value: exported_segment_keys.join(","),
+                reason: format!(
+                    "must be at most {MAX_EXPORTED_SEGMENT_KEYS} comma-separated segment keys (ids without ':')"
+                ),
+            });
+        }
+        let version_rule = match env.optional("VERSION_REGRESSION_MIN_LABELED") {
+            None => None,
+            Some(off) if off == "off" => None,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(n) if (30..=1_000_000_000).contains(&n) => Some(n),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "VERSION_REGRESSION_MIN_LABELED",
+                        value: raw,
+                        reason: "must be off or a whole number from 30 to 1000000000".into(),
+                    });
+                }
+            },
+        };
         let alerts = AlertSettings {
             min_labeled: count("ALERT_MIN_LABELED_SAMPLES", 30)?,
             min_predictions: count("ALERT_MIN_PREDICTIONS", 30)?,
             renotify_after: (renotify > 0).then(|| TimeDelta::seconds(renotify)),
+            version_rule_min_samples: version_rule,
         };
         let tables = TableNames {
             partials: env.required("PARTIALS_TABLE")?,
@@ -377,6 +437,7 @@ impl Config {
                 |_| true,
                 "must be off, core or all",
             )?,
+            exported_segment_keys,
             tenant_claim: env
                 .optional("TENANT_CLAIM")
                 .unwrap_or_else(|| "tenant_id".into()),
@@ -484,6 +545,9 @@ mod tests {
         assert_eq!(cfg.ingest.partial_retention, TimeDelta::days(31));
         assert_eq!(cfg.ingest.label_lookback, TimeDelta::days(30));
         assert_eq!(cfg.ingest.versions_per_model, 20);
+        assert_eq!(cfg.ingest.segment_caps, SegmentCaps::default());
+        assert_eq!(cfg.alerts.version_rule_min_samples, None);
+        assert!(cfg.exported_segment_keys.is_empty());
         assert_eq!(cfg.rollups.minute, TimeDelta::days(31));
         assert_eq!(cfg.rollups.hour, TimeDelta::days(35));
         assert_eq!(cfg.rollups.day, TimeDelta::days(400));
@@ -564,6 +628,24 @@ mod tests {
     }
 
     #[test]
+    fn exported_segment_keys_are_a_short_list() {
+        let mut vars = base();
+        vars.insert("EXPORTED_SEGMENT_KEYS", " region , channel ");
+        let cfg = load(&vars).expect("two keys");
+        assert_eq!(cfg.exported_segment_keys, ["region", "channel"]);
+    }
+
+    #[test]
+    fn the_version_rule_is_off_unless_given_its_samples() {
+        for (value, expected) in [("off", None), ("200", Some(200)), ("30", Some(30))] {
+            let mut vars = base();
+            vars.insert("VERSION_REGRESSION_MIN_LABELED", value);
+            let cfg = load(&vars).expect(value);
+            assert_eq!(cfg.alerts.version_rule_min_samples, expected, "{value}");
+        }
+    }
+
+    #[test]
     fn invalid_values_name_the_variable() {
         for (name, value) in [
             ("PERF_MONITORING_INTERVAL", "soon"),
@@ -586,6 +668,13 @@ mod tests {
             ("LABEL_LOOKBACK_DAYS", "0"),
             ("LABEL_LOOKBACK_DAYS", "367"),
             ("MODEL_VERSIONS", "0"),
+            ("VERSION_REGRESSION_MIN_LABELED", "29"),
+            ("VERSION_REGRESSION_MIN_LABELED", "on"),
+            ("MODEL_SEGMENT_KEYS", "9"),
+            ("EXPORTED_SEGMENT_KEYS", "region,channel,tier"),
+            ("EXPORTED_SEGMENT_KEYS", "re:gion"),
+            ("EXPORTED_SEGMENT_KEYS", "region,"),
+            ("MODEL_SEGMENT_VALUES", "0"),
             ("MODEL_VERSIONS", "1001"),
             ("PROMETHEUS_REMOTE_WRITE_SECRET_REFRESH_SECONDS", "0"),
             ("TENANT_PREDICTIONS_PER_MINUTE", "0"),

@@ -19,7 +19,7 @@ use crate::domain::alerting::subscriptions::{AlertSubscriptions, SubscriptionTar
 use crate::domain::alerting::trends::TrendReport;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
-use crate::domain::slice::Slice;
+use crate::domain::slice::{SegmentCaps, Slice};
 use crate::domain::{
     CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, Task, TenantQuotas,
     TimeSpan, WindowState, prometheus_series,
@@ -124,6 +124,22 @@ pub trait ModelRegistry: Send + Sync {
         sighting: &ModelSighting,
         max_versions: u64,
     ) -> impl Future<Output = Result<Option<Slice>, StoreError>> + Send;
+
+    /// Records that a batch arriving on the UTC day starting at `day` carries segment
+    /// `key` = `value`: a key not seen before is kept (for good) while the model has
+    /// fewer than `caps.keys`, a value not seen that day while the key has fewer than
+    /// `caps.values_per_day` that day. Returns the slice the predictions count under:
+    /// the segment's, `segment:<key>:__other__` past the values' cap, or
+    /// `segment:__other__:__other__` for a key past the keys' cap. Idempotent; once kept
+    /// or refused on a day, a pair stays so that day (a caller may remember it).
+    fn record_segment(
+        &self,
+        model: ModelRef<'_>,
+        key: &str,
+        value: &str,
+        day: DateTime<Utc>,
+        caps: SegmentCaps,
+    ) -> impl Future<Output = Result<Slice, StoreError>> + Send;
 
     /// The versions kept of a model, ordered by version.
     fn versions(

@@ -102,7 +102,8 @@ pub struct SummaryQuery {
     pub window: Window,
     /// The series granularity.
     pub granularity: Granularity,
-    /// The version slice asked for (`version`), or `None` for the whole model.
+    /// The slice asked for (`version`, or `segment` as `<key>:<value>`), or `None`
+    /// for the whole model.
     pub slice: Option<Slice>,
 }
 
@@ -125,25 +126,33 @@ pub fn parse_window(value: Option<&str>) -> Result<Window, InvalidParameter> {
 }
 
 impl SummaryQuery {
-    /// Reads the query parameters (`window`, `granularity`, `version`, each at most
-    /// once); anything else is refused.
+    /// Reads the query parameters (`window`, `granularity`, and at most one of
+    /// `version` and `segment`, each at most once); anything else is refused.
     pub fn parse<'a>(
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, InvalidParameter> {
-        let [window, granularity, version] =
-            single_values(params, ["window", "granularity", "version"])?;
+        let [window, granularity, version, segment] =
+            single_values(params, ["window", "granularity", "version", "segment"])?;
         let window = parse_window(window)?;
-        let slice = version
-            .map(|v| match check_id(v) {
-                Ok(()) => Ok(Slice::version(v)),
-                Err(e) => Err(InvalidParameter::value(
-                    "version",
-                    v,
-                    e.to_string(),
-                    Vec::new(),
-                )),
-            })
-            .transpose()?;
+        let invalid = |name, value: &str, reason: String| {
+            InvalidParameter::value(name, value, reason, Vec::new())
+        };
+        let slice = match (version, segment) {
+            (Some(_), Some(segment)) => {
+                let reason = "cannot be combined with version: a summary is of one slice";
+                return Err(invalid("segment", segment, reason.into()));
+            }
+            (Some(v), None) => Some(
+                check_id(v)
+                    .map(|()| Slice::version(v))
+                    .map_err(|e| invalid("version", v, e.to_string()))?,
+            ),
+            (None, Some(s)) => Some(
+                Slice::parse_segment(s)
+                    .map_err(|_| invalid("segment", s, "must be <key>:<value>".into()))?,
+            ),
+            (None, None) => None,
+        };
         let allowed_granularities = || -> Vec<&'static str> {
             Granularity::ALL
                 .into_iter()
@@ -453,6 +462,25 @@ pub struct SeriesPoint {
     pub labeled_count: u64,
 }
 
+/// A segment as a summary names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentName {
+    /// The segment key.
+    pub key: String,
+    /// Its value (`__other__`: the values past the key's cap of the day).
+    pub value: String,
+}
+
+impl SegmentName {
+    /// The name of a segment slice.
+    pub fn of(slice: &Slice) -> Option<Self> {
+        slice.segment_pair().map(|(key, value)| Self {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
 /// The answer of the summary route.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PerformanceSummary {
@@ -461,6 +489,9 @@ pub struct PerformanceSummary {
     /// The version whose slice the summary is of; absent for the whole model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
+    /// The segment whose slice the summary is of; absent for the whole model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentName>,
     /// The window asked for.
     pub window: Window,
     /// The series granularity.
@@ -688,7 +719,12 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         });
         Ok(PerformanceSummary {
             model_id: model.model_id.clone(),
-            model_version: query.slice.map(|s| s.model_version().to_owned()),
+            model_version: query
+                .slice
+                .as_ref()
+                .and_then(Slice::model_version)
+                .map(str::to_owned),
+            segment: query.slice.as_ref().and_then(SegmentName::of),
             window: query.window,
             granularity: query.granularity,
             quality_metrics,

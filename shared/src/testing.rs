@@ -62,6 +62,7 @@ pub type MemoryIngest =
 pub fn memory_ingest() -> MemoryIngest {
     IngestService {
         versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: crate::ingest::SegmentAdmission::default(),
         registry: MemoryModelRegistry::default(),
         partials: MemoryPartialStore::default(),
         archive: None,

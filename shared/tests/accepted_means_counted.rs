@@ -81,6 +81,8 @@ struct RecordSpec {
     latency_ms: f64,
     error_type: Option<String>,
     outcome: OutcomeSpec,
+    /// The `region` of its segment, if it carries one.
+    region: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -250,15 +252,17 @@ fn record(task: Task) -> impl Strategy<Value = RecordSpec> {
         latency(),
         prop::option::weighted(0.15, error_type_pool()),
         outcome,
+        prop::option::weighted(0.5, prop::sample::select(&REGIONS[..])),
     )
         .prop_map(
-            |(prediction_id, offset_ms, latency_ms, error_type, outcome)| match error_type {
+            |(prediction_id, offset_ms, latency_ms, error_type, outcome, region)| match error_type {
                 Some(error_type) => RecordSpec {
                     prediction_id,
                     offset_ms,
                     latency_ms,
                     error_type: Some(error_type),
                     outcome: OutcomeSpec::Failed,
+                    region,
                 },
                 None => RecordSpec {
                     prediction_id,
@@ -266,6 +270,7 @@ fn record(task: Task) -> impl Strategy<Value = RecordSpec> {
                     latency_ms,
                     error_type: None,
                     outcome,
+                    region,
                 },
             },
         )
@@ -311,6 +316,7 @@ fn wide_batch(model: usize, batch_id: String, labels: usize, prefix: u32) -> Bat
             } else {
                 OutcomeSpec::Failed
             },
+            region: None,
         })
         .collect();
     BatchSpec {
@@ -498,6 +504,9 @@ fn render(batch: &BatchSpec, now: DateTime<Utc>, style: Style) -> Vec<u8> {
             }
             OutcomeSpec::Failed => {}
         }
+        if let Some(region) = r.region {
+            fields.push(("segment", object(vec![("region", string(region))], style)));
+        }
         predictions.push(object(fields, style));
     }
     let samples: Vec<String> = batch
@@ -559,10 +568,7 @@ fn object(mut fields: Vec<(&str, String)>, style: Style) -> String {
 
 /// The typed records of `batch` sent at `now` — built from the generator's spec, not
 /// from the body, so the model does not share the parser's mistakes.
-fn expected_records(
-    batch: &BatchSpec,
-    now: DateTime<Utc>,
-) -> (Vec<PredictionRecord>, Vec<ResourceSample>) {
+fn expected_records(batch: &BatchSpec, now: DateTime<Utc>) -> Content {
     // The contract keeps millisecond precision of the rendered times.
     let time = |offset_ms: i64| now + TimeDelta::milliseconds(offset_ms);
     let records = batch
@@ -636,11 +642,17 @@ fn expected_records(
             cache_misses: None,
         })
         .collect();
-    (records, samples)
+    let regions = batch.records.iter().map(|r| r.region).collect();
+    (records, samples, regions)
 }
 
-/// The records and samples of one batch, as the model expects them counted.
-type Content = (Vec<PredictionRecord>, Vec<ResourceSample>);
+/// The records and samples of one batch, as the model expects them counted, with each
+/// record's region.
+type Content = (
+    Vec<PredictionRecord>,
+    Vec<ResourceSample>,
+    Vec<Option<&'static str>>,
+);
 
 /// What the client saw accepted.
 #[derive(Debug, Default)]
@@ -665,9 +677,27 @@ impl Accepted {
             entry.0.extend(content.0.iter().cloned());
             entry.1.extend(content.1.iter().cloned());
         }
+        // Each record in its region's series too (no samples: they have no segment).
+        for (record, region) in content.0.iter().zip(&content.2) {
+            if let Some(region) = region {
+                let id = model.series(&Slice::segment("region", *region));
+                let entry = self
+                    .records
+                    .entry((key.0.clone(), id.as_str().to_owned()))
+                    .or_default();
+                entry.0.push(record.clone());
+            }
+        }
         self.contents.insert(key, content);
     }
 }
+
+/// The regions a prediction's segment may name.
+const REGIONS: [&str; 2] = ["eu", "us"];
+
+/// The segment keys the runs export: the regions' series go to the exporters too.
+static EXPORTED_SEGMENT_KEYS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| vec!["region".to_owned()]);
 
 /// The `model_version` a batch names, by its id (so a retry names the same): none,
 /// `v1` or `v2`.
@@ -826,6 +856,7 @@ impl World {
         Process {
             ingest: IngestService {
                 versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+                segments: modelwatch::ingest::SegmentAdmission::default(),
                 registry: Faulty::shared(Arc::clone(&self.registry), Arc::clone(&plan)),
                 partials: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
                 archive: None,
@@ -948,6 +979,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
                     &process.rollups,
                     Some(&cloudwatch),
                     Some(&process.exporter),
+                    &EXPORTED_SEGMENT_KEYS,
                     &scheduled,
                     export_clock.tick(now),
                 );
@@ -1087,6 +1119,7 @@ async fn run_case(scenario: &Scenario, figures: &Mutex<Figures>) -> Result<(), T
             &process.rollups,
             Some(&cloudwatch),
             Some(&process.exporter),
+            &EXPORTED_SEGMENT_KEYS,
             &run_at(settle_at),
             export_clock.tick(settle_at),
         )
@@ -1131,21 +1164,27 @@ impl Figures {
 }
 
 /// Every accepted record is in the minute, hour and day rollups and the totals exactly
-/// once — the model's, and its version slice's when the batch named one —, and nothing
-/// else is. Returns the predictions checked (the models').
+/// once — the model's, its version slice's when the batch named one, and its region's
+/// when it carries one —, and nothing else is. Returns the predictions checked (the models').
 async fn check_counted(world: &World, accepted: &Accepted) -> Result<u64, TestCaseError> {
     let mut counted = 0;
     let series = MODELS.iter().flat_map(|spec| {
         let model = ModelId::parse(spec.model).expect("model");
-        [None, Some("v1"), Some("v2")].map(|version| {
-            let id = version.map_or_else(|| model.clone(), |v| model.series(&Slice::version(v)));
-            (spec, id)
-        })
+        let versions = ["v1", "v2"].map(Slice::version);
+        let regions = REGIONS.map(|r| Slice::segment("region", r));
+        let slices: Vec<ModelId> = versions
+            .into_iter()
+            .chain(regions)
+            .map(|s| model.series(&s))
+            .collect();
+        std::iter::once(model)
+            .chain(slices)
+            .map(move |id| (spec, id))
     });
     for (spec, model) in series {
         let tenant = TenantId::parse(spec.tenant).expect("tenant");
         let key = (spec.tenant.to_owned(), model.as_str().to_owned());
-        let (records, samples) = accepted.records.get(&key).cloned().unwrap_or_default();
+        let (records, samples, _) = accepted.records.get(&key).cloned().unwrap_or_default();
         if model.split().1.is_none() {
             counted += records.len() as u64;
         }
@@ -1247,31 +1286,37 @@ async fn check_totals(
             unnamed
         );
     }
-    // The counters exported last are the totals (a version's under its label).
-    if !records.is_empty() {
+    // The counters exported last are the totals (a version's and an exported
+    // segment's under their own names and labels).
+    if !records.is_empty() && model.is_exported(&EXPORTED_SEGMENT_KEYS) {
         let (model_id, slice) = model.split();
-        let version = slice.as_ref().map(Slice::model_version);
-        let counter = match version {
-            Some(_) => "ml_model_version_predictions_total",
+        let mut want = vec![("model_id".to_owned(), model_id.to_owned())];
+        let counter = match &slice {
             None => "ml_model_predictions_total",
+            Some(Slice::Version(version)) => {
+                want.push(("model_version".into(), version.clone()));
+                "ml_model_version_predictions_total"
+            }
+            Some(Slice::Segment { key, value }) => {
+                want.push(("segment_key".into(), key.clone()));
+                want.push(("segment_value".into(), value.clone()));
+                "ml_model_segment_predictions_total"
+            }
         };
+        want.push(("tenant_id".into(), tenant.to_string()));
+        want.push(("status".into(), "ok".into()));
+        want.sort();
         let exported = world.exported.items();
         let last = exported
             .iter()
             .filter(|s| {
-                s.name == counter
-                    && s.labels
-                        .iter()
-                        .any(|(k, v)| k == "tenant_id" && v == tenant.as_str())
-                    && s.labels
-                        .iter()
-                        .any(|(k, v)| k == "model_id" && v == model_id)
-                    && s.labels
-                        .iter()
-                        .find(|(k, _)| k == "model_version")
-                        .map(|(_, v)| v.as_str())
-                        == version
-                    && s.labels.iter().any(|(k, v)| k == "status" && v == "ok")
+                let mut labels: Vec<(String, String)> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                labels.sort();
+                s.name == counter && labels == want
             })
             .flat_map(|s| s.samples.iter())
             .max_by_key(|(at, _)| *at)

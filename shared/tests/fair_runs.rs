@@ -79,6 +79,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
     let now = at("2026-11-30T12:00:30Z");
     let ingest = IngestService {
         versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: modelwatch::ingest::SegmentAdmission::default(),
         registry: Faulty::shared(Arc::clone(&registry), FaultPlan::new(1).shared()),
         partials: Faulty::shared(Arc::clone(&partials), FaultPlan::new(1).shared()),
         archive: None::<NoArchive>,
@@ -150,6 +151,7 @@ async fn a_fresh_minute_goes_first_beside_a_week_of_backfill_which_then_finishes
             &rolled,
             Some(&cloudwatch),
             Some(&prometheus),
+            &[],
             &run,
             run_time,
         )

@@ -337,6 +337,7 @@ impl World {
             .shared();
         let service = IngestService {
             versions_per_model: modelwatch::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+            segments: modelwatch::ingest::SegmentAdmission::default(),
             registry: Faulty::shared(Arc::clone(&self.registry), Arc::clone(&plan)),
             partials: Faulty::shared(Arc::clone(&self.partials), Arc::clone(&plan)),
             archive: None,

@@ -4,7 +4,7 @@
 Reads {"baseline": side, "candidate": side} on stdin, each side
 {"predicted": [bool], "actual": [bool], "predictions": int, "errors": int} (the labeled
 records, and the side's prediction and error counts), and writes per side its
-scikit-learn accuracy and error rate, and per proportion ("accuracy", "error_rate")
+scikit-learn accuracy, error rate and prediction count, and per proportion ("accuracy", "error_rate")
 the two-sided p-value of scipy's chi2_contingency on the 2x2 table without continuity
 correction (the pooled two-proportion z-test), z (candidate minus baseline, from
 scipy.stats.norm) and the 95 % Wald interval of the difference.
@@ -32,6 +32,7 @@ for name, side in sides.items():
     out[name] = {
         "accuracy": float(accuracy_score(side["actual"], side["predicted"])),
         "error_rate": side["errors"] / side["predictions"],
+        "predictions": side["predictions"],
     }
 for proportion in ["accuracy", "error_rate"]:
     xb, nb = counts(sides["baseline"], proportion)

@@ -3,8 +3,11 @@
 //! late —, `aggregate` on its scheduled event, then `api`: the compare route's values,
 //! p-values and intervals equal scikit-learn's and scipy's on the same records, its
 //! verdict is `candidate_worse`, a version's summary equals the reference on its
-//! subset, the versions route counts each, Prometheus holds per-version counters (`ml_model_version_…`), and
-//! another tenant gets 404 everywhere.
+//! subset, the versions route counts each, Prometheus holds per-version counters
+//! (`ml_model_version_…`) and the exported segment key's (`ml_model_segment_…`), and
+//! another tenant gets 404 everywhere. Every prediction carries a segment (`region` `eu` or `us`): a region's
+//! summary and the compare route over two regions equal the references on their
+//! subsets, across both versions, late labels included.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch_e2e::{
@@ -42,6 +45,11 @@ impl Traffic {
         (predicted, if right { predicted } else { !predicted })
     }
 
+    /// The region of prediction `i`: a third of each version's traffic is in `eu`.
+    fn region(i: usize) -> &'static str {
+        if i.is_multiple_of(3) { "eu" } else { "us" }
+    }
+
     fn is_late(&self, i: usize) -> bool {
         i >= self.n - self.late
     }
@@ -50,14 +58,16 @@ impl Traffic {
         let predictions: Vec<Value> = (0..self.n)
             .map(|i| {
                 let t = self.time(i, now).to_rfc3339();
+                let segment = json!({"region": Self::region(i)});
                 if i < self.errors {
                     return json!({"prediction_id": self.id(i), "timestamp": t,
-                                  "latency_ms": 900, "status": "error", "error_type": "timeout"});
+                                  "latency_ms": 900, "status": "error", "error_type": "timeout",
+                                  "segment": segment});
                 }
                 let (predicted, actual) = self.outcome(i);
                 let mut p = json!({"prediction_id": self.id(i), "timestamp": t,
                                    "latency_ms": 5 + i % 13, "status": "ok",
-                                   "predicted": predicted, "score": 0.625});
+                                   "predicted": predicted, "score": 0.625, "segment": segment});
                 if !self.is_late(i) {
                     p["actual"] = actual.into();
                 }
@@ -85,11 +95,26 @@ impl Traffic {
 
     /// The side as the reference script reads it.
     fn reference_side(&self) -> Value {
-        let labeled: Vec<(bool, bool)> = (self.errors..self.n).map(|i| self.outcome(i)).collect();
-        json!({"predicted": labeled.iter().map(|l| l.0).collect::<Vec<_>>(),
-               "actual": labeled.iter().map(|l| l.1).collect::<Vec<_>>(),
-               "predictions": self.n, "errors": self.errors})
+        reference_side(&[self], |_| true)
     }
+}
+
+/// The predictions of `traffics` in `keep` (by index) as one reference side.
+fn reference_side(traffics: &[&Traffic], keep: impl Fn(usize) -> bool) -> Value {
+    let (mut labeled, mut predictions, mut errors) = (Vec::new(), 0, 0);
+    for traffic in traffics {
+        for i in (0..traffic.n).filter(|i| keep(*i)) {
+            predictions += 1;
+            if i < traffic.errors {
+                errors += 1;
+            } else {
+                labeled.push(traffic.outcome(i));
+            }
+        }
+    }
+    json!({"predicted": labeled.iter().map(|l| l.0).collect::<Vec<_>>(),
+           "actual": labeled.iter().map(|l| l.1).collect::<Vec<_>>(),
+           "predictions": predictions, "errors": errors})
 }
 
 async fn get(stack: &Stack, tenant: &str, resource: &str, query: &[(&str, &str)]) -> (u64, Value) {
@@ -253,22 +278,123 @@ async fn a_worse_canary_is_found_with_the_references_statistics() {
         assert_eq!(status, 404, "{resource}: {body}");
     }
 
-    // The version's counters reach Prometheus beside the model's.
-    let series = prometheus_counter(stack, &tenant, "v2", now).await;
-    assert_eq!(series, Some(94.0), "ok predictions of v2");
+    // The regions across both versions: a region's summary and the comparison of the
+    // two equal the references on their subsets.
+    let region = |name: &'static str| {
+        reference_side(&[&stable, &canary], move |i| Traffic::region(i) == name)
+    };
+    let want = python_reference(
+        "tests/reference/version_comparison.py",
+        &json!({"baseline": region("us"), "candidate": region("eu")}),
+    );
+    let (status, eu) = get(
+        stack,
+        &tenant,
+        "",
+        &[("segment", "region:eu"), ("window", "1h")],
+    )
+    .await;
+    assert_eq!(status, 200, "{eu}");
+    assert_eq!(eu["segment"], json!({"key": "region", "value": "eu"}));
+    assert_eq!(eu["sample_count"], want["candidate"]["predictions"], "{eu}");
+    close(
+        &eu["quality_metrics"]["accuracy"]["current"],
+        &want["candidate"]["accuracy"],
+        "accuracy of region eu",
+    );
+    close(
+        &eu["serving_metrics"]["error_rate"],
+        &want["candidate"]["error_rate"],
+        "error rate of region eu",
+    );
+    let query = [
+        ("baseline", "segment:region:us"),
+        ("candidate", "segment:region:eu"),
+        ("window", "1h"),
+    ];
+    let (status, regions) = get(stack, &tenant, "compare", &query).await;
+    assert_eq!(status, 200, "{regions}");
+    let accuracy = regions["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["metric"] == "accuracy")
+        .expect("accuracy");
+    close(
+        &accuracy["test"]["p_value"],
+        &want["accuracy"]["p_value"],
+        "p-value of regions",
+    );
+    close(
+        &accuracy["test"]["z"],
+        &want["accuracy"]["z"],
+        "z of regions",
+    );
+    let (status, body) = get(stack, &other, "", &[("segment", "region:eu")]).await;
+    assert_eq!(status, 404, "{body}");
+
+    // The version's counters reach Prometheus beside the model's, and so do the
+    // region's (the local stack exports key `region`: EXPORTED_SEGMENT_KEYS), each
+    // under its own names: the model's series holds the model's count alone.
+    let ok_in_eu = [&stable, &canary]
+        .iter()
+        .map(|t| {
+            (t.errors..t.n)
+                .filter(|i| Traffic::region(*i) == "eu")
+                .count()
+        })
+        .sum::<usize>();
+    let counter = |name: &str, labels: &str| {
+        format!(
+            "last_over_time({name}{{tenant_id=\"{tenant}\",model_id=\"{MODEL}\",status=\"ok\"{labels}}}[2h])"
+        )
+    };
+    let cases = [
+        (
+            counter(
+                "ml_model_version_predictions_total",
+                ",model_version=\"v2\"",
+            ),
+            94.0,
+            "ok predictions of v2",
+        ),
+        (
+            counter(
+                "ml_model_segment_predictions_total",
+                ",segment_key=\"region\",segment_value=\"eu\"",
+            ),
+            ok_in_eu as f64,
+            "ok predictions of region eu",
+        ),
+        (
+            counter("ml_model_predictions_total", ""),
+            985.0,
+            "one series of the model, its own count",
+        ),
+    ];
+    for (query, want, what) in cases {
+        assert_eq!(exported(stack, &query, now).await, [want], "{what}");
+    }
 }
 
-/// `ml_model_version_predictions_total{status="ok"}` of `version` as Prometheus holds
-/// it.
-async fn prometheus_counter(
-    stack: &Stack,
-    tenant: &str,
-    version: &str,
-    at: DateTime<Utc>,
-) -> Option<f64> {
-    let query = format!(
-        "last_over_time(ml_model_version_predictions_total{{tenant_id=\"{tenant}\",model_id=\"{MODEL}\",model_version=\"{version}\",status=\"ok\"}}[2h])"
-    );
-    let series = stack.prometheus_query(&query, at.timestamp() + 120).await;
-    series.first().map(|(_, value)| *value)
+/// The values of the Prometheus `query` now: what a run exported (stamped with its
+/// clock, however long the test took to get here). A run that reached its deadline
+/// leaves its exports to the next (the suite's other models share the shards), so up
+/// to five more runs are invoked until the query answers.
+async fn exported(stack: &Stack, query: &str, now: DateTime<Utc>) -> Vec<f64> {
+    for run in 0..=5 {
+        let values: Vec<f64> = stack
+            .prometheus_query(query, Utc::now().timestamp() + 1)
+            .await
+            .iter()
+            .map(|(_, v)| *v)
+            .collect();
+        if !values.is_empty() || run == 5 {
+            return values;
+        }
+        let mut trigger = event("aggregate-scheduled.json");
+        trigger["time"] = now.to_rfc3339().into();
+        stack.invoke("aggregate", &trigger).await;
+    }
+    Vec::new()
 }

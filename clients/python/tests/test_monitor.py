@@ -106,7 +106,7 @@ def test_a_full_buffer_drops_and_counts_without_blocking(api: FakeApi) -> None:
 
 def test_versions_go_in_their_own_batches_and_labels_to_actuals(api: FakeApi) -> None:
     with monitor(api) as m:
-        m.log("fraud", predicted=1, latency_ms=1.0, model_version="v1", prediction_id="a")
+        m.log("fraud", predicted=1, latency_ms=1.0, model_version="v1", prediction_id="a", segment={"region": "eu"})
         m.log("fraud", predicted=0, latency_ms=1.0, model_version="v2", prediction_id="b")
         m.log_actual("fraud", "a", True)
         m.log_resources("fraud", cpu_utilization=0.5, queue_depth=3)
@@ -115,6 +115,8 @@ def test_versions_go_in_their_own_batches_and_labels_to_actuals(api: FakeApi) ->
         by_path.setdefault(r.path, []).append(r.json())
     versions = sorted(b["model_version"] for b in by_path["/api/v1/monitoring/predictions"])
     assert versions == ["v1", "v2"]
+    segments = [p.get("segment") for b in by_path["/api/v1/monitoring/predictions"] for p in b["predictions"]]
+    assert sorted(segments, key=str) == [None, {"region": "eu"}]
     resources = [b["resources"] for b in by_path["/api/v1/monitoring/predictions"] if "resources" in b]
     assert len(resources) == 1, "the samples ride with one batch of the model"
     (sample,) = resources[0]
@@ -153,6 +155,10 @@ def test_a_token_provider_is_asked_on_every_attempt(api: FakeApi) -> None:
         (dict(predicted=1, latency_ms=1.0, prediction_id="has space"), "prediction_id must be"),
         (dict(predicted=1, latency_ms=1.0, model_version="v 2"), "model_version must be"),
         (dict(predicted=1, latency_ms=float("nan")), "latency_ms must be within"),
+        (dict(predicted=1, latency_ms=1.0, segment={"re:gion": "eu"}), "must not contain ':'"),
+        (dict(predicted=1, latency_ms=1.0, segment={"region": "e u"}), "segment\\['region'\\] must be"),
+        (dict(predicted=1, latency_ms=1.0, segment={"region": "__other__"}), "reserved"),
+        (dict(predicted=1, latency_ms=1.0, segment={f"k{i}": "v" for i in range(9)}), "at most 8"),
     ],
 )
 def test_invalid_records_fail_on_the_serving_thread(api: FakeApi, kwargs: dict, message: str) -> None:  # type: ignore[type-arg]

@@ -39,6 +39,7 @@ async fn main() -> Result<(), Error> {
             }),
         },
         prometheus: prometheus.map(PrometheusSeries),
+        exported_segment_keys: config.exported_segment_keys.clone(),
     };
     let queue = config.shard_queues.aggregate;
     let work = ShardWork {

@@ -8,7 +8,7 @@ use modelwatch::adapters::dynamodb::{DynamoLabelStore, DynamoModelRegistry, Dyna
 use modelwatch::adapters::timestream::TimestreamArchive;
 use modelwatch::aws;
 use modelwatch::domain::labels::LabelLookback;
-use modelwatch::ingest::{BatchLimits, IngestQuotas, IngestService};
+use modelwatch::ingest::{BatchLimits, IngestQuotas, IngestService, SegmentAdmission};
 use modelwatch::startup::{ColdStart, cold_start};
 
 #[tokio::main]
@@ -26,6 +26,7 @@ async fn main() -> Result<(), Error> {
     let ingest = handler::Ingest {
         service: IngestService {
             versions_per_model: config.ingest.versions_per_model,
+            segments: SegmentAdmission::new(config.ingest.segment_caps),
             registry: DynamoModelRegistry::new(dynamodb.clone(), &config.tables.models),
             partials: DynamoPartialStore::new(
                 dynamodb.clone(),

@@ -162,6 +162,9 @@ provision() {
     # takes the workers' messages one after another, so more workers only add
     # invocations (the same shards, split finer). MODELWATCH_PARAMS overrides it.
     --param "ShardWorkers=4"
+    # The segments of key `region` are exported too (tests/tests/versions.rs reads
+    # them from Prometheus).
+    --param "ExportedSegmentKeys=region"
   )
   local kv
   # shellcheck disable=SC2046 # word splitting of "Key=Value Key=Value" intended

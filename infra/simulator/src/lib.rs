@@ -735,7 +735,7 @@ mod tests {
                                 prediction_id: id,
                                 time: record.timestamp,
                                 outcome: record.outcome.clone(),
-                                version: None,
+                                slices: Vec::new(),
                             },
                         );
                     }

@@ -17,7 +17,7 @@ mod subscriptions;
 pub use labels::MemoryLabelStore;
 pub use subscriptions::{MemoryTopicSubscriptions, MemoryWebhookSender, RecordedDelivery};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +38,7 @@ use crate::domain::alerting::state::{AlertRecord, AlertState, RuleState, parse_a
 use crate::domain::alerting::subscriptions::AlertSubscriptions;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
-use crate::domain::slice::Slice;
+use crate::domain::slice::{SegmentCaps, Slice};
 use crate::domain::{
     CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport,
     OVERFLOW_BUCKET, Series, TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests,
@@ -110,12 +110,17 @@ struct Stored<T> {
     size: usize,
 }
 
+/// A model's kept segment keys, each with its kept values per UTC day.
+type SegmentsKept = BTreeMap<String, BTreeMap<DateTime<Utc>, BTreeSet<String>>>;
+
 /// [`ModelRegistry`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryModelRegistry {
     models: Mutex<BTreeMap<(TenantId, ModelId), RegisteredModel>>,
     /// Kept versions per (tenant, model), by version.
     versions: Mutex<BTreeMap<(TenantId, ModelId), BTreeMap<String, ModelVersion>>>,
+    /// Kept segments per (tenant, model): each kept key with its kept values per day.
+    segments: Mutex<BTreeMap<(TenantId, ModelId), SegmentsKept>>,
     quotas: Mutex<BTreeMap<TenantId, TenantQuotas>>,
     pages: Pages,
 }
@@ -209,6 +214,33 @@ impl ModelRegistry for MemoryModelRegistry {
         entry.first_seen = entry.first_seen.min(sighting.first);
         entry.last_seen = entry.last_seen.max(sighting.last);
         Ok(Some(Slice::version(version.as_str())))
+    }
+
+    async fn record_segment(
+        &self,
+        model: ModelRef<'_>,
+        key: &str,
+        value: &str,
+        day: DateTime<Utc>,
+        caps: SegmentCaps,
+    ) -> Result<Slice, StoreError> {
+        let mut segments = lock(&self.segments);
+        let kept = segments
+            .entry((model.tenant.clone(), model.model_id.clone()))
+            .or_default();
+        if !kept.contains_key(key) && kept.len() as u64 >= caps.keys {
+            return Ok(Slice::segment(OVERFLOW_BUCKET, OVERFLOW_BUCKET));
+        }
+        let values = kept
+            .entry(key.to_owned())
+            .or_default()
+            .entry(day)
+            .or_default();
+        if !values.contains(value) && values.len() as u64 >= caps.values_per_day {
+            return Ok(Slice::segment(key, OVERFLOW_BUCKET));
+        }
+        values.insert(value.to_owned());
+        Ok(Slice::segment(key, value))
     }
 
     async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {

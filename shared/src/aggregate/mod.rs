@@ -12,7 +12,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 pub use export::{ExportReport, export_lagging};
-pub use rollup::{Backlog, LeftWork, ModelRollupReport, RollupFailure, RollupReport, roll_up};
+pub use rollup::{
+    Backlog, ExportTargets, LeftWork, ModelRollupReport, RollupFailure, RollupReport, roll_up,
+};
 
 use crate::error::StoreError;
 use crate::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
@@ -43,6 +45,8 @@ pub struct Aggregator<W, R, C, P> {
     pub cloudwatch: Option<C>,
     /// The Prometheus exporter, when a remote-write URL is configured.
     pub prometheus: Option<P>,
+    /// The segment keys exported besides models and versions (`EXPORTED_SEGMENT_KEYS`).
+    pub exported_segment_keys: Vec<String>,
 }
 
 impl<W: PendingWork, R: RollupStore + ExportCursors, C: MetricsExporter, P: MetricsExporter>
@@ -56,6 +60,7 @@ impl<W: PendingWork, R: RollupStore + ExportCursors, C: MetricsExporter, P: Metr
             &self.rollups,
             self.cloudwatch.as_ref(),
             self.prometheus.as_ref(),
+            &self.exported_segment_keys,
             &run,
             Utc::now().max(run.run_time),
         )
@@ -88,7 +93,8 @@ impl<W: PendingWork, R: RollupStore + ExportCursors, C: MetricsExporter, P: Metr
 ///
 /// So every model's fresh minutes are rolled and exported before any backlog is
 /// worked down, and what the deadline leaves stays pending or lagging for the next
-/// run. An exporter that fails is retried next run and does not stop the others.
+/// run. An exporter that fails is retried next run and does not stop the others. The
+/// exporters export every model and version, and the segments of `segment_keys`.
 /// `export_time` stamps the cumulative counters: the clock when the run starts (never
 /// before the run time, so a retried invocation of the same scheduled event never
 /// sends a second counter value at the same timestamp); stage 4 stamps them a
@@ -98,6 +104,7 @@ pub async fn run_aggregation<W, R, C, P>(
     rollups: &R,
     cloudwatch: Option<&C>,
     prometheus: Option<&P>,
+    segment_keys: &[String],
     run: &ScheduledRun,
     export_time: DateTime<Utc>,
 ) -> Result<AggregationReport, StoreError>
@@ -116,15 +123,21 @@ where
     .into_iter()
     .flatten()
     .collect();
+    let targets = ExportTargets {
+        exporters: &names,
+        segment_keys,
+    };
 
     let mut backlog = Backlog::read(pending, run).await?;
-    let mut report = backlog.roll(pending, rollups, &names, 1, fresh_until).await;
+    let mut report = backlog
+        .roll(pending, rollups, targets, 1, fresh_until)
+        .await;
     let first = run.until(export_until);
     let mut exports = export_all(rollups, cloudwatch, prometheus, export_time, &first).await?;
 
     let mut backlog = Backlog::read(pending, run).await?;
     let rest = backlog
-        .roll(pending, rollups, &names, usize::MAX, backlog_until)
+        .roll(pending, rollups, targets, usize::MAX, backlog_until)
         .await;
     let rolled_more = rest.rolled.minutes > 0 || rest.rolled.left_pending > 0;
     let export_left = exports.iter().any(|e| e.left > 0);

@@ -101,6 +101,35 @@ impl RollupReport {
     }
 }
 
+/// Whom a roll-up is noted for: the configured exporters, and the segment keys they
+/// export besides every model and version (`EXPORTED_SEGMENT_KEYS`).
+#[derive(Debug, Clone, Copy)]
+pub struct ExportTargets<'a> {
+    /// The exporters' names.
+    pub exporters: &'a [&'a str],
+    /// The segment keys whose series are exported.
+    pub segment_keys: &'a [String],
+}
+
+impl<'a> ExportTargets<'a> {
+    /// `exporters`, of models and versions only.
+    pub fn all_but_segments(exporters: &'a [&'a str]) -> Self {
+        Self {
+            exporters,
+            segment_keys: &[],
+        }
+    }
+
+    /// The exporters of `series`: all of them, or none for a segment not exported.
+    pub fn of(&self, series: &ModelId) -> &'a [&'a str] {
+        if series.is_exported(self.segment_keys) {
+            self.exporters
+        } else {
+            &[]
+        }
+    }
+}
+
 /// One model's closed pending minutes, newest first.
 #[derive(Debug)]
 struct ModelBacklog {
@@ -172,14 +201,14 @@ impl Backlog {
     }
 
     /// Rolls up `rounds` rounds (or until the backlog is empty) while `deadline` allows
-    /// starting a slice, and notes in each of `exporters`' cursors how far each rolled
-    /// model is rolled. A model that fails leaves the rest of its minutes to the next
-    /// run.
+    /// starting a slice, and notes in the cursors of each exporter of `targets` that
+    /// exports a rolled series how far it is rolled. A model that fails leaves the rest
+    /// of its minutes to the next run.
     pub async fn roll(
         &mut self,
         work: &impl PendingWork,
         rollups: &(impl RollupStore + ExportCursors),
-        exporters: &[&str],
+        targets: ExportTargets<'_>,
         rounds: usize,
         deadline: Deadline,
     ) -> RollupReport {
@@ -206,7 +235,7 @@ impl Backlog {
                         rollups,
                         ModelRef::new(&model.tenant, &model.model_id),
                         &slices_ref[index],
-                        exporters,
+                        targets.of(&model.model_id),
                     )
                     .await;
                     (index, result)
@@ -261,7 +290,13 @@ pub async fn roll_up(
 ) -> Result<RollupReport, StoreError> {
     let mut backlog = Backlog::read(work, run).await?;
     Ok(backlog
-        .roll(work, rollups, exporters, usize::MAX, run.deadline)
+        .roll(
+            work,
+            rollups,
+            ExportTargets::all_but_segments(exporters),
+            usize::MAX,
+            run.deadline,
+        )
         .await)
 }
 

@@ -22,9 +22,11 @@ use crate::domain::alerting::trends::{
     LABEL_SNAPSHOT_SPAN, LabelSnapshot, TREND_SPAN, TrendReport, alert_threshold, metric_trend,
     trend_metrics,
 };
+use crate::domain::alerting::version_rule::{VERSION_RULE_WINDOW, judge_versions, newest_two};
 use crate::domain::alerting::{AlertSettings, PerfSettings};
 use crate::domain::estimation::ReferenceFit;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
+use crate::domain::slice::Slice;
 use crate::domain::{
     ACTIVE_RETENTION, Datum, Granularity, MetricName, MetricSet, Series, TimeSpan, compared_data,
 };
@@ -328,20 +330,27 @@ where
             now: end,
             renotify_after: self.alerting.renotify_after,
         };
-        let mut statuses = Vec::with_capacity(rules.len());
-        for rule in &rules {
-            let Some((metrics, span)) = by_window.get(&judged(rule)) else {
-                continue;
-            };
-            let eval = RuleEvaluation::judge(
-                rule,
-                metrics.get(rule.metric),
-                samples(rule.metric, metrics),
-                *span,
-                settings.baselines.baseline_of(rule.metric),
-            );
+        let mut evaluations: Vec<RuleEvaluation> = rules
+            .iter()
+            .filter_map(|rule| {
+                let (metrics, span) = by_window.get(&judged(rule))?;
+                Some(RuleEvaluation::judge(
+                    rule,
+                    metrics.get(rule.metric),
+                    samples(rule.metric, metrics),
+                    *span,
+                    settings.baselines.baseline_of(rule.metric),
+                ))
+            })
+            .collect();
+        if let Some(min_samples) = self.alerting.version_rule_min_samples {
+            evaluations.extend(self.version_rule(model, min_samples, end).await?);
+        }
+        let mut statuses = Vec::with_capacity(evaluations.len());
+        for eval in &evaluations {
+            let rule = &eval.rule;
             let previous = states.remove(&rule.id);
-            let status = match self.apply(key, step(previous.as_ref(), &eval, cx)).await {
+            let status = match self.apply(key, step(previous.as_ref(), eval, cx)).await {
                 Ok(applied) => {
                     outcome.notifications += usize::from(applied.notified);
                     applied.status.or(previous.as_ref().map(|p| p.status))
@@ -400,6 +409,40 @@ where
             end,
         );
         Ok(outcome)
+    }
+
+    /// The default version rule judged for `model` over the day before `end`, when it
+    /// keeps two versions or more (`version_rule`).
+    async fn version_rule(
+        &self,
+        model: &RegisteredModel,
+        min_samples: u64,
+        end: DateTime<Utc>,
+    ) -> Result<Option<RuleEvaluation>, StoreError> {
+        let versions = self.registry.versions(model.key()).await?;
+        let kept = versions
+            .iter()
+            .map(|v| (v.model_version.as_str(), v.first_seen));
+        let Some((previous, newest)) = newest_two(kept) else {
+            return Ok(None);
+        };
+        let span = TimeSpan::new(end - VERSION_RULE_WINDOW.length(), end);
+        let metrics = |version: &str| {
+            let series = model.model_id.series(&Slice::version(version));
+            async move {
+                let read = ModelRef::new(&model.tenant, &series);
+                let (state, covered) = self.window.state(read, span).await?;
+                Ok::<_, StoreError>(MetricSet::compute(&state, covered, Some(model.first_seen)))
+            }
+        };
+        let (before, now) = futures_util::try_join!(metrics(previous), metrics(newest))?;
+        Ok(Some(judge_versions(
+            model.task,
+            min_samples,
+            (previous, &before),
+            (newest, &now),
+            span,
+        )))
     }
 
     /// The model's reference window prepared for comparisons, when it has one; takes

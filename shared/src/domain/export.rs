@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::ids::{ModelId, TenantId};
 use super::metrics::{MetricName, MetricSet};
+use super::slice::Slice;
 use super::time::Granularity;
 use super::totals::CounterTotals;
 
@@ -213,12 +214,18 @@ pub struct ModelExport {
 
 impl ModelExport {
     /// The labels (dimensions) that name the export's series: `model_id`, then
-    /// `model_version` when it is a version slice's series, then `tenant_id`.
+    /// `model_version` for a version slice's series or `segment_key` and
+    /// `segment_value` for a segment's, then `tenant_id`.
     pub fn ids(&self) -> Vec<(&'static str, String)> {
         let (model, slice) = self.model_id.split();
         let mut ids = vec![("model_id", model.to_owned())];
-        if let Some(slice) = slice {
-            ids.push(("model_version", slice.model_version().to_owned()));
+        match slice {
+            Some(Slice::Version(version)) => ids.push(("model_version", version)),
+            Some(Slice::Segment { key, value }) => {
+                ids.push(("segment_key", key));
+                ids.push(("segment_value", value));
+            }
+            None => {}
         }
         ids.push(("tenant_id", self.tenant.to_string()));
         ids
@@ -232,13 +239,19 @@ fn gauges(metrics: &MetricSet) -> impl Iterator<Item = (MetricName, MetricExport
         .filter_map(|metric| Some((metric, metric.export(), metrics.get(metric)?)))
 }
 
-/// The Prometheus name of `name` for a version slice's series: `ml_model_version_…`, so
-/// that no query summing the spec's series by model (`sum by (model_id)
-/// (ml_model_predictions_total)`) counts a version's predictions twice.
-fn version_name(name: &str, version: bool) -> String {
+/// The Prometheus name of `name` for a slice's series: `ml_model_version_…` for a
+/// version's, `ml_model_segment_…` for a segment's, so that no query summing the spec's
+/// series by model (`sum by (model_id) (ml_model_predictions_total)`) counts a slice's
+/// predictions twice.
+fn slice_name(name: &str, slice: Option<&Slice>) -> String {
+    let kind = match slice {
+        None => return name.to_owned(),
+        Some(Slice::Version(_)) => "version",
+        Some(Slice::Segment { .. }) => "segment",
+    };
     match name.strip_prefix("ml_model_") {
-        Some(rest) if version => format!("ml_model_version_{rest}"),
-        _ => name.to_owned(),
+        Some(rest) => format!("ml_model_{kind}_{rest}"),
+        None => name.to_owned(),
     }
 }
 
@@ -249,16 +262,17 @@ fn version_name(name: &str, version: bool) -> String {
 /// Every series carries `tenant_id` besides the spec's labels: the same `model_id`
 /// under two tenants must stay two series (BRIEF decision 4), or they would overwrite
 /// each other. A version slice's export carries `model_version` too, under the names
-/// `ml_model_version_…` ([`version_name`]).
+/// `ml_model_version_…`, and an exported segment's `segment_key` and `segment_value`,
+/// under `ml_model_segment_…` ([`slice_name`]).
 pub fn prometheus_series(exports: &[ModelExport]) -> Vec<Series> {
     let mut out = Vec::new();
     for export in exports {
         let ids = export.ids();
-        let version = export.model_id.split().1.is_some();
+        let slice = export.model_id.split().1;
         let series = |name: &str, extra: &[(&str, &str)]| {
             let ids = ids.iter().map(|(k, v)| (*k, v.as_str()));
             Series::new(
-                version_name(name, version),
+                slice_name(name, slice.as_ref()),
                 ids.chain(extra.iter().copied()),
             )
         };
@@ -416,9 +430,10 @@ impl CloudWatchMetrics {
         MetricName::Throughput,
     ];
 
-    /// What a version slice's export sends: at most the core (its metrics are paid per
-    /// version, up to `MODEL_VERSIONS` of them per model).
-    fn for_version(self) -> Self {
+    /// What a slice's export sends: at most the core (its metrics are paid per version
+    /// or segment value, up to `MODEL_VERSIONS` versions and the exported keys' values
+    /// per model).
+    fn for_slice(self) -> Self {
         match self {
             Self::All => Self::Core,
             other => other,
@@ -436,7 +451,8 @@ impl CloudWatchMetrics {
 
 /// The CloudWatch data of `selection` for the exports: the selected gauges per minute,
 /// and with [`CloudWatchMetrics::All`] the minute's prediction and error counts (a
-/// version slice's export: the core gauges at most, with a `model_version` dimension);
+/// slice's export: the core gauges at most, with a `model_version` dimension, or
+/// `segment_key` and `segment_value`);
 /// dimensions `model_id` and `tenant_id`; stamped with the minute's start.
 pub fn cloudwatch_data(exports: &[ModelExport], selection: CloudWatchMetrics) -> Vec<Datum> {
     let mut out = Vec::new();
@@ -447,7 +463,7 @@ pub fn cloudwatch_data(exports: &[ModelExport], selection: CloudWatchMetrics) ->
             .map(|(name, value)| (name.to_owned(), value))
             .collect();
         let selection = match export.model_id.split().1 {
-            Some(_) => selection.for_version(),
+            Some(_) => selection.for_slice(),
             None => selection,
         };
         for (start, metrics) in &export.minutes {
@@ -677,38 +693,56 @@ mod tests {
     }
 
     #[test]
-    fn a_version_slices_series_carry_the_model_and_its_version() {
-        let version = ModelExport {
-            model_id: ModelId::parse("m1")
-                .expect("model")
-                .series(&crate::domain::slice::Slice::version("v4")),
-            ..export()
-        };
-        let ids = [
-            ("model_id", "m1"),
-            ("model_version", "v4"),
-            ("tenant_id", "t1"),
+    fn a_slices_series_carry_the_model_and_the_slice_under_their_own_names() {
+        use crate::domain::slice::Slice;
+        let cases = [
+            (
+                Slice::version("v4"),
+                "ml_model_version_",
+                vec![
+                    ("model_id", "m1"),
+                    ("model_version", "v4"),
+                    ("tenant_id", "t1"),
+                ],
+            ),
+            (
+                Slice::segment("region", "eu"),
+                "ml_model_segment_",
+                vec![
+                    ("model_id", "m1"),
+                    ("segment_key", "region"),
+                    ("segment_value", "eu"),
+                    ("tenant_id", "t1"),
+                ],
+            ),
         ];
-        let series = prometheus_series(std::slice::from_ref(&version));
-        assert!(!series.is_empty());
-        for s in &series {
-            for (name, value) in ids {
-                assert!(
-                    s.labels.iter().any(|(k, v)| k == name && v == value),
-                    "{name}={value} in {s:?}"
-                );
+        for (slice, prefix, ids) in cases {
+            let sliced = ModelExport {
+                model_id: ModelId::parse("m1").expect("model").series(&slice),
+                ..export()
+            };
+            let series = prometheus_series(std::slice::from_ref(&sliced));
+            assert!(!series.is_empty());
+            for s in &series {
+                assert!(s.name.starts_with(prefix), "{}", s.name);
+                for (name, value) in &ids {
+                    assert!(
+                        s.labels.iter().any(|(k, v)| k == name && v == value),
+                        "{name}={value} in {s:?}"
+                    );
+                }
             }
-        }
-        let data = cloudwatch_data(std::slice::from_ref(&version), CloudWatchMetrics::All);
-        let names: Vec<&str> = data.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["accuracy", "latency_p95_ms"], "the core only");
-        for datum in data {
-            let dimensions: Vec<(&str, &str)> = datum
-                .dimensions
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            assert_eq!(dimensions, ids, "{}", datum.name);
+            let data = cloudwatch_data(std::slice::from_ref(&sliced), CloudWatchMetrics::All);
+            let names: Vec<&str> = data.iter().map(|d| d.name.as_str()).collect();
+            assert_eq!(names, ["accuracy", "latency_p95_ms"], "the core only");
+            for datum in data {
+                let dimensions: Vec<(&str, &str)> = datum
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                assert_eq!(dimensions, ids, "{}", datum.name);
+            }
         }
     }
 }

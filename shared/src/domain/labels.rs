@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::bounds::{OVERFLOW_BUCKET, regression_value_problem};
 use super::classification::MAX_LABEL_BYTES;
 use super::record::{Outcome, Task};
+use super::slice::Slice;
 
 /// The truth of one prediction as a label batch sends it, before it meets its
 /// prediction's task (a label may come before the model is known).
@@ -148,9 +149,9 @@ pub struct AwaitingPrediction {
     pub time: DateTime<Utc>,
     /// What was predicted, without an actual.
     pub outcome: Outcome,
-    /// The version slice its batch counted under (`Slice::model_version`), if any:
-    /// its late label counts there too.
-    pub version: Option<String>,
+    /// The slices it counted under (its batch's version, its segments): its late
+    /// label counts there too.
+    pub slices: Vec<Slice>,
 }
 
 /// A label as a label batch sends it.
@@ -296,7 +297,7 @@ mod tests {
                 prediction_id: "p-1".into(),
                 time,
                 outcome: binary_prediction(),
-                version: None,
+                slices: Vec::new(),
             },
             actual: Actual::Integer(0),
             label_time: time + TimeDelta::milliseconds(90_500),

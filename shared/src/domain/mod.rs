@@ -14,7 +14,7 @@
 //! - [`metrics`]: [`MetricSet`], the one definition of every metric, and [`MetricName`].
 //! - [`estimation`] and [`drift`]: performance estimated without labels (CBPE) and
 //!   prediction drift (PSI, Jensen–Shannon) against a reference window.
-//! - [`slice`]: slices of a model's traffic (its versions), kept as series of their own.
+//! - [`slice`]: slices of a model's traffic (versions, segments), kept as series of their own.
 //! - [`comparison`]: two slices side by side, with proportion tests and a verdict.
 //! - [`time`]: [`Granularity`], the spans rollups cover.
 //! - [`totals`]: a model's cumulative counters and what a minute rollup adds to them.

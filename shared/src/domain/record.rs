@@ -163,6 +163,8 @@ pub struct ValidPrediction {
     pub prediction_id: Option<String>,
     /// The typed record the metric engine folds.
     pub record: PredictionRecord,
+    /// Its segment: `(key, value)` pairs in key order, each key once; empty without.
+    pub segment: Vec<(String, String)>,
 }
 
 /// A batch that passed validation: every record is usable.

@@ -12,6 +12,7 @@ use super::json::{
     Record, Stray, Value, read_body,
 };
 use crate::domain::ids::{ModelId, check_id};
+use crate::domain::slice::{MAX_SEGMENT_KEYS_PER_PREDICTION, check_segment_key};
 use crate::domain::{
     MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, OVERFLOW_BUCKET, Outcome,
     PredictionRecord, ResourceSample, Status, Task, ValidBatch, ValidPrediction,
@@ -450,10 +451,12 @@ impl<'l> Validator<'l> {
         }
         let outcome =
             task.and_then(|task| self.outcome(at, task, predicted, get("actual"), get("score")));
+        let segment = self.segment(at, get("segment"));
         if self.found > before {
             return None;
         }
         Some(ValidPrediction {
+            segment: segment?,
             prediction_id,
             record: PredictionRecord {
                 timestamp: timestamp?,
@@ -618,6 +621,60 @@ impl<'l> Validator<'l> {
             return None;
         }
         Some(Some(count))
+    }
+
+    /// An optional `segment`: an object of at most [`MAX_SEGMENT_KEYS_PER_PREDICTION`]
+    /// keys (ids without `:`), each mapped to an id; neither may be the overflow
+    /// bucket's name. In key order; empty when absent.
+    fn segment(&mut self, at: At, node: Option<&Value>) -> Option<Vec<(String, String)>> {
+        let members = match node {
+            None => return Some(Vec::new()),
+            Some(Value::Members(members)) => members,
+            Some(other) => {
+                let found = other.kind();
+                self.problem(at, "segment", format!("must be an object, found {found}"));
+                return None;
+            }
+        };
+        if members.count > MAX_SEGMENT_KEYS_PER_PREDICTION {
+            let reason = format!(
+                "has {} keys; at most {MAX_SEGMENT_KEYS_PER_PREDICTION} are allowed",
+                members.count
+            );
+            self.problem(at, "segment", reason);
+            return None;
+        }
+        let before = self.found;
+        let mut segment = Vec::with_capacity(members.kept.len());
+        for (key, value) in &members.kept {
+            let field = format!("segment.{key}");
+            if let Err(err) = check_segment_key(key) {
+                let reason = if key.contains(':') {
+                    "is a key with ':', which separates a segment's key from its value".into()
+                } else {
+                    format!("is a key that {err}")
+                };
+                self.problem(at, &field, reason);
+                continue;
+            }
+            if segment.iter().any(|(k, _)| k == key) {
+                self.problem(at, &field, "is given more than once");
+                continue;
+            }
+            let Some(value) = self.id(at, &field, Some(value), true) else {
+                continue;
+            };
+            let key = self.unreserved(at, &field, key.clone().into_owned());
+            let value = self.unreserved(at, &field, value);
+            if let (Some(key), Some(value)) = (key, value) {
+                segment.push((key, value));
+            }
+        }
+        if self.found > before {
+            return None;
+        }
+        segment.sort_unstable();
+        Some(segment)
     }
 
     /// `name`, unless it is the overflow bucket's reserved name.

@@ -14,6 +14,8 @@
 //!              u64(#predictions) prediction* u64(#resources) resource*
 //! prediction = opt(str(prediction_id)) time(timestamp) f64(latency_ms) status
 //!              opt(str(error_type)) outcome
+//!            | opt(str(prediction_id)) time(timestamp) f64(latency_ms) segmented
+//!              segment opt(str(error_type)) outcome             with a segment
 //! outcome    = 0x00 opt(bool(predicted)) opt(bool(actual)) opt(f64(score))   binary
 //!            | 0x01 opt(str(predicted)) opt(str(actual))                     multiclass
 //!            | 0x03 opt(str(predicted)) opt(str(actual)) f64(score)          multiclass, scored
@@ -23,6 +25,8 @@
 //!              opt(u64(cache_hits)) opt(u64(cache_misses))
 //! task       = 0x00 binary_classification | 0x01 multiclass_classification | 0x02 regression
 //! status     = 0x00 ok | 0x01 error
+//! segmented  = 0x02 ok | 0x03 error
+//! segment    = u64(#keys) (str(key) str(value))*  in key order
 //! str(s)     = u64(byte length) bytes (UTF-8)
 //! opt(x)     = 0x00 (absent) | 0x01 x
 //! bool(b)    = 0x00 false | 0x01 true
@@ -168,10 +172,23 @@ impl Canonical {
         self.opt(prediction.prediction_id.as_deref(), Self::str);
         self.time(record.timestamp);
         self.f64(record.latency_ms);
-        self.tag(match record.status {
-            Status::Ok => 0,
-            Status::Error => 1,
-        });
+        // A segmented record has status tags of its own so that a record without one
+        // keeps the digest it had before segments were accepted.
+        let segmented = if prediction.segment.is_empty() { 0 } else { 2 };
+        self.tag(
+            segmented
+                + match record.status {
+                    Status::Ok => 0,
+                    Status::Error => 1,
+                },
+        );
+        if segmented > 0 {
+            self.len(prediction.segment.len());
+            for (key, value) in &prediction.segment {
+                self.str(key);
+                self.str(value);
+            }
+        }
         self.opt(record.error_type.as_deref(), Self::str);
         match &record.outcome {
             Outcome::Binary {

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::actuals::{ActualsReceipt, check_task, parse_actuals};
 use super::digest::actuals_digest;
+use super::segments::BatchSegments;
 use super::service::{IngestError, IngestService, answered_before};
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, Join, LabelFate, LabelLookback, LateLabel};
@@ -183,18 +184,11 @@ where
         let states = fold_joins(BTreeMap::new(), &claimed)?;
         receipt.minutes = states.len();
         let mut series = vec![(batch.model_id.clone(), states)];
-        // Each join counts in its prediction's version slice too.
-        let mut by_version: BTreeMap<&str, Vec<Join>> = BTreeMap::new();
-        for join in &claimed {
-            if let Some(version) = &join.prediction.version {
-                by_version.entry(version).or_default().push(join.clone());
-            }
-        }
-        for (version, joins) in by_version {
-            let slice = Slice::version(version);
+        // Each join counts in its prediction's slices too.
+        for (slice, joins) in joins_by_slice(&claimed) {
             series.push((
-                batch.model_id.series(&slice),
-                fold_joins(BTreeMap::new(), &joins)?,
+                batch.model_id.series(slice),
+                fold_joins(BTreeMap::new(), joins)?,
             ));
         }
         self.write_partials(tenant, &stored_id, series).await?;
@@ -217,19 +211,24 @@ where
     }
 
     /// Stores the predictions of `batch` that can take a late label (those within the
-    /// lookback at `now`), each with the version slice it counts under, and collects
-    /// the joins this batch claims.
+    /// lookback at `now`), each with the slices it counts under (the batch's
+    /// `version` and its `segments`), and collects the joins this batch claims.
     pub(super) async fn await_labels(
         &self,
         tenant: &TenantId,
         batch: &ValidBatch,
         version: Option<&Slice>,
+        segments: &BatchSegments,
         now: DateTime<Utc>,
     ) -> Result<PredictionSide, StoreError> {
         let awaiting: Vec<AwaitingPrediction> = batch
             .predictions
             .iter()
-            .filter_map(|p| awaiting(p, version, self.lookback, now))
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let slices = version.into_iter().chain(segments.of(i));
+                awaiting(p, slices, self.lookback, now)
+            })
             .collect();
         let me = JoinClaimant::Predictions(&batch.batch_id).stored();
         let writes = awaiting.into_iter().map(|prediction| async move {
@@ -281,7 +280,7 @@ where
         &self,
         tenant: &TenantId,
         batch_id: &str,
-        series: Vec<(ModelId, BTreeMap<DateTime<Utc>, WindowState>)>,
+        series: Vec<(ModelId, MinuteStates)>,
     ) -> Result<(), StoreError> {
         let mut partials = Vec::new();
         for (model_id, states) in series {
@@ -306,26 +305,54 @@ where
     }
 }
 
-/// The series a batch's states are written to: the model's, and when the batch counts
-/// under a version slice, the same states under the slice's series.
-pub(super) fn with_slice(
+/// A series' states of a batch, per minute.
+pub(super) type MinuteStates = BTreeMap<DateTime<Utc>, WindowState>;
+
+/// The series a batch's states are written to: the model's; when the batch counts
+/// under a version slice, the same states under the slice's series; and each segment
+/// slice's states with the claimed `joins` of its predictions folded in.
+pub(super) fn with_slices(
     model_id: &ModelId,
-    slice: Option<&Slice>,
-    states: BTreeMap<DateTime<Utc>, WindowState>,
-) -> Vec<(ModelId, BTreeMap<DateTime<Utc>, WindowState>)> {
-    let mut series = Vec::with_capacity(2);
-    if let Some(slice) = slice {
+    version: Option<&Slice>,
+    states: MinuteStates,
+    mut segments: BTreeMap<Slice, MinuteStates>,
+    joins: &[Join],
+) -> Result<Vec<(ModelId, MinuteStates)>, StoreError> {
+    let mut series = Vec::with_capacity(2 + segments.len());
+    for (slice, joins) in joins_by_slice(joins) {
+        if slice.segment_pair().is_some() {
+            let states = segments.remove(slice).unwrap_or_default();
+            segments.insert(slice.clone(), fold_joins(states, joins)?);
+        }
+    }
+    series.extend(
+        segments
+            .into_iter()
+            .map(|(slice, states)| (model_id.series(&slice), states)),
+    );
+    if let Some(slice) = version {
         series.push((model_id.series(slice), states.clone()));
     }
     series.push((model_id.clone(), states));
-    series
+    Ok(series)
+}
+
+/// The joins of each slice their predictions counted under.
+fn joins_by_slice(joins: &[Join]) -> BTreeMap<&Slice, Vec<&Join>> {
+    let mut by_slice: BTreeMap<&Slice, Vec<&Join>> = BTreeMap::new();
+    for join in joins {
+        for slice in &join.prediction.slices {
+            by_slice.entry(slice).or_default().push(join);
+        }
+    }
+    by_slice
 }
 
 /// `prediction` as it awaits its label, if it can take one: `ok`, with an id and a
 /// prediction but no actual, made within the lookback at `now`.
-fn awaiting(
+fn awaiting<'s>(
     prediction: &ValidPrediction,
-    version: Option<&Slice>,
+    slices: impl Iterator<Item = &'s Slice>,
     lookback: LabelLookback,
     now: DateTime<Utc>,
 ) -> Option<AwaitingPrediction> {
@@ -337,14 +364,14 @@ fn awaiting(
         prediction_id: prediction.prediction_id.clone().filter(|_| joinable)?,
         time: record.timestamp,
         outcome: record.outcome.clone(),
-        version: version.map(|v| v.model_version().to_owned()),
+        slices: slices.cloned().collect(),
     })
 }
 
 /// `states` with every join of `joins` folded into its prediction's minute.
-pub(super) fn fold_joins(
+pub(super) fn fold_joins<'j>(
     mut states: BTreeMap<DateTime<Utc>, WindowState>,
-    joins: &[Join],
+    joins: impl IntoIterator<Item = &'j Join>,
 ) -> Result<BTreeMap<DateTime<Utc>, WindowState>, StoreError> {
     for join in joins {
         let prediction_id = &join.prediction.prediction_id;

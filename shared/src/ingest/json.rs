@@ -18,6 +18,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::batch::MAX_PROBLEMS;
+use crate::domain::slice::MAX_SEGMENT_KEYS_PER_PREDICTION;
 
 /// The fields of a batch, in the order their problems are listed.
 pub(super) const BATCH_FIELDS: [&str; 6] = [
@@ -29,7 +30,7 @@ pub(super) const BATCH_FIELDS: [&str; 6] = [
     "resources",
 ];
 /// The fields of a prediction.
-pub(super) const PREDICTION_FIELDS: [&str; 8] = [
+pub(super) const PREDICTION_FIELDS: [&str; 9] = [
     "prediction_id",
     "timestamp",
     "latency_ms",
@@ -38,7 +39,10 @@ pub(super) const PREDICTION_FIELDS: [&str; 8] = [
     "predicted",
     "actual",
     "score",
+    "segment",
 ];
+/// The one field of a record read member by member when it is an object.
+const SEGMENT_FIELD: &str = "segment";
 /// The fields of a label batch (`POST /api/v1/monitoring/actuals`).
 pub(super) const ACTUALS_BATCH_FIELDS: [&str; 3] = ["model_id", "batch_id", "actuals"];
 /// The fields of a label.
@@ -73,6 +77,18 @@ pub(super) enum Value<'a> {
     Array,
     /// An object (its content was skipped).
     Object,
+    /// The object of a `segment` field, member by member.
+    Members(Box<Members<'a>>),
+}
+
+/// The members of a `segment` object: the first [`MAX_SEGMENT_KEYS_PER_PREDICTION`]
+/// and one more are kept (values as scalars, containers by kind), the rest counted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct Members<'a> {
+    /// The kept members, in body order.
+    pub(super) kept: Vec<(Cow<'a, str>, Value<'a>)>,
+    /// How many members the object had.
+    pub(super) count: usize,
 }
 
 impl Value<'_> {
@@ -84,7 +100,7 @@ impl Value<'_> {
             Self::Int(_) | Self::UInt(_) | Self::Float(_) => "a number",
             Self::Str(_) => "a string",
             Self::Array => "an array",
-            Self::Object => "an object",
+            Self::Object | Self::Members(_) => "an object",
         }
     }
 
@@ -638,6 +654,70 @@ fn read_members<'de, A: MapAccess<'de>>(
     Ok(count)
 }
 
+/// Reads the members of a `segment` object ([`Members`]); any other value as [`Value`].
+struct MembersRead;
+
+impl<'de> DeserializeSeed<'de> for MembersRead {
+    type Value = Value<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MembersRead {
+    type Value = Value<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value<'de>, E> {
+        ValueRead.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value<'de>, E> {
+        ValueRead.visit_bool(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value<'de>, E> {
+        ValueRead.visit_i64(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value<'de>, E> {
+        ValueRead.visit_u64(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value<'de>, E> {
+        ValueRead.visit_f64(v)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value<'de>, E> {
+        ValueRead.visit_borrowed_str(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value<'de>, E> {
+        ValueRead.visit_str(v)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value<'de>, A::Error> {
+        ValueRead.visit_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
+        let mut members = Members::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            members.count += 1;
+            if members.kept.len() <= MAX_SEGMENT_KEYS_PER_PREDICTION {
+                members.kept.push((key, map.next_value_seed(ValueRead)?));
+            } else {
+                map.next_value::<Skip>()?;
+            }
+        }
+        Ok(Value::Members(Box::new(members)))
+    }
+}
+
 /// Reads the first occurrence of a scalar field into `slot`.
 fn read_value<'de, A: MapAccess<'de>>(
     slot: Option<&mut Option<Value<'de>>>,
@@ -758,8 +838,15 @@ impl<'de, const N: usize> Want<'de> for RecordRead<'_, 'de, N> {
 
     fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de, N>, A::Error> {
         let mut fields = Fields::new(self.known);
-        let strays = read_members(&mut map, self.known, self.strays, |i, map| {
-            read_value(fields.values.get_mut(i), map)
+        let known = self.known;
+        let strays = read_members(&mut map, known, self.strays, |i, map| {
+            match fields.values.get_mut(i) {
+                Some(slot @ None) if known[i] == SEGMENT_FIELD => {
+                    *slot = Some(map.next_value_seed(MembersRead)?);
+                    Ok(true)
+                }
+                slot => read_value(slot, map),
+            }
         })?;
         Ok(Record::Object { fields, strays })
     }
@@ -781,11 +868,33 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_keeps_one_member_past_the_cap_and_counts_them_all() {
+        let members: Vec<String> = (0..20).map(|i| format!(r#""k{i}": "v""#)).collect();
+        let body = format!(
+            r#"{{"predictions": [{{"segment": {{{}}}}}]}}"#,
+            members.join(",")
+        );
+        let raw = batch(&body);
+        let Some(List::Records { records, .. }) = &raw.lists.predictions else {
+            panic!("records expected")
+        };
+        let Record::Object { fields, .. } = &records[0] else {
+            panic!("object expected")
+        };
+        let Some(Value::Members(members)) = fields.get("segment") else {
+            panic!("members expected")
+        };
+        assert_eq!(members.count, 20);
+        assert_eq!(members.kept.len(), MAX_SEGMENT_KEYS_PER_PREDICTION + 1);
+    }
+
+    #[test]
     fn keeps_scalars_as_found_and_containers_by_kind() {
         let raw = batch(
             r#"{"predictions": [{"prediction_id": 1, "timestamp": -2,
                 "latency_ms": 18446744073709551615, "status": 1.5, "error_type": "x\"y",
-                "predicted": "z", "actual": null, "score": [1, {"a": []}]}, {"status": {}}]}"#,
+                "predicted": "z", "actual": null, "score": [1, {"a": []}],
+                "segment": {"region": "eu", "n": 1, "o": {"x": 1}}}, {"status": {}}]}"#,
         );
         let Some(List::Records { records, .. }) = &raw.lists.predictions else {
             panic!("records expected")
@@ -805,6 +914,14 @@ mod tests {
                 Some(&Value::Str("z".into())),
                 Some(&Value::Null),
                 Some(&Value::Array),
+                Some(&Value::Members(Box::new(Members {
+                    kept: vec![
+                        ("region".into(), Value::Str("eu".into())),
+                        ("n".into(), Value::Int(1)),
+                        ("o".into(), Value::Object),
+                    ],
+                    count: 3,
+                }))),
             ]
         );
         assert!(matches!(

@@ -9,6 +9,7 @@ mod join;
 mod json;
 mod quota;
 mod receipt;
+mod segments;
 mod service;
 
 pub use actuals::{
@@ -21,4 +22,5 @@ pub use quota::IngestQuotas;
 pub use receipt::{
     ArchiveReceipt, IngestReceipt, MAX_LISTED_REJECTIONS, MAX_REJECTION_REASON_BYTES, ReceiptError,
 };
+pub use segments::{BatchSegments, SegmentAdmission};
 pub use service::{IngestError, IngestService, minute_partials};

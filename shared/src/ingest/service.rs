@@ -9,7 +9,8 @@
 //! given again with `duplicate: true` and nothing is written. Otherwise the registry
 //! sighting goes first (it fixes the model's task, so a conflicting batch
 //! is refused before anything else is written, and its claim is released: the
-//! corrected batch may come under the same id); then the archive (Timestream ignores
+//! corrected batch may come under the same id); then its version and segments (the
+//! slices it counts under besides the model, within their caps); then the archive (Timestream ignores
 //! an identical record sent again); then each minute's partial with a condition on its
 //! (tenant, model, minute, batch) key, so a retried batch counts once; then the pending
 //! mark, which is set even when the partial was already there — a retry after a
@@ -24,10 +25,11 @@ use chrono::{DateTime, Utc};
 
 use super::batch::{BatchLimits, BatchRejection, Problem, parse_batch};
 use super::digest::{content_digest, legacy_body_digest};
-use super::join::{fold_joins, with_slice};
+use super::join::{fold_joins, with_slices};
 use super::quota::{IngestQuotas, count_predictions};
 use super::receipt::{ArchiveReceipt, IngestReceipt, ReceiptError};
-use crate::domain::ids::TenantId;
+use super::segments::SegmentAdmission;
+use crate::domain::ids::{ModelRef, TenantId};
 use crate::domain::labels::LabelLookback;
 use crate::domain::{Granularity, OverQuota, Quota, ValidBatch, WindowState};
 use crate::error::StoreError;
@@ -58,6 +60,8 @@ pub struct IngestService<R, P, A, L> {
     pub quotas: IngestQuotas,
     /// The versions kept per model (`MODEL_VERSIONS`): see [`ModelRegistry::record_version`].
     pub versions_per_model: u64,
+    /// The segments kept per model, and what this container remembers of them.
+    pub segments: SegmentAdmission,
 }
 
 /// Why a batch was not accepted.
@@ -172,16 +176,31 @@ where
             .registry
             .record_version(&sighting, self.versions_per_model)
             .await?;
+        let model = ModelRef::new(tenant, &batch.model_id);
+        let segments = self
+            .segments
+            .slices_of(&self.registry, model, &batch, now)
+            .await?;
+        let segment_states = segments.partials(&batch).map_err(|e| StoreError::Corrupt {
+            key: format!("segments of batch {}", batch.batch_id),
+            reason: e.to_string(),
+        })?;
         let timestream = match &self.archive {
             Some(archive) => ArchiveReceipt::archived(archive.archive(tenant, &batch).await?),
             None => ArchiveReceipt::disabled(),
         };
         let side = self
-            .await_labels(tenant, &batch, slice.as_ref(), now)
+            .await_labels(tenant, &batch, slice.as_ref(), &segments, now)
             .await?;
         let states = fold_joins(minutes, &side.claimed)?;
         let minutes: Vec<DateTime<Utc>> = states.keys().copied().collect();
-        let series = with_slice(&batch.model_id, slice.as_ref(), states);
+        let series = with_slices(
+            &batch.model_id,
+            slice.as_ref(),
+            states,
+            segment_states,
+            &side.claimed,
+        )?;
         self.write_partials(tenant, &batch.batch_id, series).await?;
         let receipt = IngestReceipt {
             batch_id: batch.batch_id,

@@ -1,6 +1,6 @@
 //! A model's slices: the versions it keeps with their counts
 //! (`GET …/performance/{model_id}/versions`), and two slices side by side
-//! (`GET …/performance/{model_id}/compare`, statistics in
+//! (`GET …/performance/{model_id}/compare`, of versions or segments, statistics in
 //! [`crate::domain::comparison`]).
 
 use chrono::{DateTime, Utc};

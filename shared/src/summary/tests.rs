@@ -27,6 +27,7 @@ fn limits() -> BatchLimits {
 fn ingest_service() -> Ingest {
     IngestService {
         versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: crate::ingest::SegmentAdmission::default(),
         limits: limits(),
         labels: MemoryLabelStore::default(),
         lookback: LabelLookback::DEFAULT,

@@ -175,6 +175,7 @@ class Monitor:
         status: str = "ok",
         error_type: Optional[str] = None,
         model_version: Optional[str] = None,
+        segment: Optional[Mapping[str, str]] = None,
         timestamp: Optional[datetime] = None,
         task: Optional[str] = None,
     ) -> bool:
@@ -193,6 +194,7 @@ class Monitor:
             status=status,
             error_type=error_type,
             timestamp=timestamp,
+            segment=segment,
         )
         if model_version is not None:
             records.check_id("model_version", model_version)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 #: The tasks a model may have.
 TASKS = ("binary_classification", "multiclass_classification", "regression")
@@ -18,8 +18,12 @@ TASKS = ("binary_classification", "multiclass_classification", "regression")
 #: Ids (model, batch, prediction, error type, version): 1 to 128 of these characters.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
-#: The reserved name of the server's overflow bucket (not a label or an error type).
+#: The reserved name of the server's overflow bucket (not a label, an error type or a
+#: segment key or value).
 OVERFLOW_BUCKET = "__other__"
+
+#: The most keys one prediction's segment may carry.
+MAX_SEGMENT_KEYS = 8
 
 #: A predicted or actual value: a class (bool, int or str) or a regression number.
 Value = Union[bool, int, float, str]
@@ -33,6 +37,23 @@ def check_id(name: str, value: str) -> str:
     if not isinstance(value, str) or not ID_PATTERN.match(value):
         raise ValueError(f"{name} must be 1 to 128 of A-Z a-z 0-9 . _ : @ - (got {value!r})")
     return value
+
+
+def check_segment(segment: Mapping[str, str]) -> Dict[str, str]:
+    """`segment` as a dict if the server would take it: at most `MAX_SEGMENT_KEYS` keys,
+    each an id without ':' mapped to an id, `__other__` neither."""
+    if not isinstance(segment, Mapping):
+        raise ValueError(f"segment must be a mapping of str to str (got {segment!r})")
+    if len(segment) > MAX_SEGMENT_KEYS:
+        raise ValueError(f"segment has {len(segment)} keys; at most {MAX_SEGMENT_KEYS} are allowed")
+    for key, value in segment.items():
+        check_id("segment key", key)
+        if ":" in key:
+            raise ValueError(f"segment key {key!r} must not contain ':'")
+        check_id(f"segment[{key!r}]", value)
+        if OVERFLOW_BUCKET in (key, value):
+            raise ValueError(f"segment[{key!r}] must not use {OVERFLOW_BUCKET!r} (reserved)")
+    return dict(segment)
 
 
 def check_task(task: str) -> str:
@@ -87,6 +108,7 @@ def prediction(
     status: str,
     error_type: Optional[str],
     timestamp: Optional[datetime],
+    segment: Optional[Mapping[str, str]] = None,
 ) -> Record:
     """One prediction record, as the batch contract has it."""
     record: Record = {
@@ -118,6 +140,8 @@ def prediction(
         if task == "regression":
             raise ValueError("score is for classifiers only")
         record["score"] = _number("score", score, 0.0, 1.0)
+    if segment:
+        record["segment"] = check_segment(segment)
     return record
 
 

@@ -185,7 +185,7 @@ async fn invalid_summary_parameters_are_400_naming_the_allowed_values() {
     let api = api_with(&[("a", "m1")]);
     /// The query, the parameter the answer must name, and its allowed values.
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (
             &[("window", "2h")],
             "window",
@@ -204,9 +204,15 @@ async fn invalid_summary_parameters_are_400_naming_the_allowed_values() {
         (
             &[("window", "1h"), ("limit", "5")],
             "limit",
-            &["window", "granularity", "version"],
+            &["window", "granularity", "version", "segment"],
         ),
         (&[("version", "v#2")], "version", &[]),
+        (&[("segment", "region")], "segment", &[]),
+        (
+            &[("version", "v2"), ("segment", "region:eu")],
+            "segment",
+            &[],
+        ),
     ];
     for (query, parameter, allowed) in cases {
         let (status, body) = call(&api, request_with_query("GET", SUMMARY, query, Some("a"))).await;

@@ -5,8 +5,8 @@
 //! Item: `pk = "L#<tenant>#<model>#<prediction_id>"`, `sk = "L"`; `expires_at` (TTL,
 //! set by the item's first write); the prediction side `prediction_id`,
 //! `prediction_batch`, `predicted_at` (epoch ms), `task`, `predicted` (BOOL, S or N by
-//! task), `score` (N, binary, optional), `model_version` (the version slice it counted
-//! under, optional); the label side `label_batch`, `label_time`
+//! task), `score` (N, binary, optional), `slices` (SS, optional: the slices it counted
+//! under, as `version:<id>` and `segment:<key>:<value>`); the label side `label_batch`, `label_time`
 //! (epoch ms), `actual` with `actual_kind` (`bool`, `integer`, `number`, `text`: the
 //! label as sent, before it meets a task); `claimed_by` once joined.
 //!
@@ -25,11 +25,12 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
-use super::attr::{self, Item};
+use super::attr::{self, AttrError, Item};
 use super::request;
 use super::unavailable;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{Actual, AwaitingPrediction, LateLabel};
+use crate::domain::slice::Slice;
 use crate::domain::{Outcome, Task};
 use crate::error::StoreError;
 use crate::ports::{JoinClaimant, LabelItem, LabelStore};
@@ -153,9 +154,10 @@ impl LabelStore for DynamoLabelStore {
             values.push((":score", attr::n(score)));
             update.push_str(", score = :score");
         }
-        if let Some(version) = &prediction.version {
-            values.push((":version", attr::s(version.as_str())));
-            update.push_str(", model_version = :version");
+        if !prediction.slices.is_empty() {
+            let slices = prediction.slices.iter().map(Slice::to_string).collect();
+            values.push((":slices", AttributeValue::Ss(slices)));
+            update.push_str(", slices = :slices");
         }
         let claim_update = format!("{update}, claimed_by = :me");
         let attempts = [
@@ -294,7 +296,7 @@ fn label_item(item: &Item) -> Result<LabelItem, StoreError> {
                     prediction_id: attr::string(item, "prediction_id")?,
                     time: attr::time_ms(item, "predicted_at")?,
                     outcome,
-                    version: attr::optional_string(item, "model_version")?,
+                    slices: read_slices(item)?,
                 };
                 Some((prediction, batch))
             }
@@ -325,6 +327,22 @@ fn label_item(item: &Item) -> Result<LabelItem, StoreError> {
             claimed_by: attr::optional_string(item, "claimed_by")?,
         })
     })
+}
+
+/// The `slices` of a label item's prediction side (none when absent).
+fn read_slices(item: &Item) -> Result<Vec<Slice>, AttrError> {
+    let Some(value) = item.get("slices") else {
+        return Ok(Vec::new());
+    };
+    let texts = value
+        .as_ss()
+        .map_err(|_| "attribute slices is not a string set")?;
+    let mut slices = texts
+        .iter()
+        .map(|text| Slice::parse(text).map_err(|e| format!("slice {text:?} {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    slices.sort_unstable();
+    Ok(slices)
 }
 
 #[cfg(test)]

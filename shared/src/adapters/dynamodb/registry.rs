@@ -9,7 +9,12 @@
 //! (`sk = "MODELS"`, attribute `models`), added to by the transaction that registers a
 //! new model. A model's versions: `sk = "VERSION#<model>#<version>"` (`model_version`,
 //! `first_seen`/`last_seen`), counted in `sk = "VERSIONS#<model>"` (attribute
-//! `versions`) by the transaction that keeps a new one, within the cap.
+//! `versions`) by the transaction that keeps a new one, within the cap. A model's
+//! segment keys: `sk = "SEGKEY#<model>#<key>"`, counted in `sk = "SEGKEYS#<model>"`
+//! (attribute `segment_keys`); a key's values of one UTC day:
+//! `sk = "SEGVAL#<model>#<key>#<day>#<value>"`, counted in
+//! `sk = "SEGVALS#<model>#<key>#<day>"` (attribute `segment_values`), both expiring (TTL
+//! `expires_at`) two days after the day.
 
 use std::ops::Range;
 
@@ -19,7 +24,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
@@ -29,7 +34,7 @@ use crate::adapters::limits::{Image, Value};
 use crate::domain::TenantQuotas;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
-use crate::domain::slice::Slice;
+use crate::domain::slice::{SegmentCaps, Slice};
 use crate::domain::{OVERFLOW_BUCKET, Quota, Task};
 use crate::error::StoreError;
 use crate::ports::{ModelRegistry, ModelSighting, ModelVersion, RegisteredModel, RegistryError};
@@ -44,6 +49,16 @@ const VERSION_PREFIX: &str = "VERSION#";
 /// The sort key prefix of the count of a model's versions (attribute `versions`):
 /// `VERSIONS#<model>`.
 const VERSION_COUNT_PREFIX: &str = "VERSIONS#";
+/// The sort key prefix of a model's segment keys: `SEGKEY#<model>#<key>`.
+const SEGMENT_KEY_PREFIX: &str = "SEGKEY#";
+/// The sort key prefix of the count of a model's segment keys (attribute `keys`).
+const SEGMENT_KEY_COUNT_PREFIX: &str = "SEGKEYS#";
+/// The sort key prefix of a segment value of a day: `SEGVAL#<model>#<key>#<day>#<value>`.
+const SEGMENT_VALUE_PREFIX: &str = "SEGVAL#";
+/// The sort key prefix of the count of a key's values of a day (attribute `values`).
+const SEGMENT_VALUE_COUNT_PREFIX: &str = "SEGVALS#";
+/// How long a day's segment values are kept after the day starts.
+const SEGMENT_DAY_TTL_DAYS: i64 = 3;
 /// The operation named for a new model's registration.
 const REGISTER: &str = "register new model";
 
@@ -228,6 +243,7 @@ impl DynamoModelRegistry {
             attribute: "models",
             limit: max_models,
             operation: REGISTER,
+            expires: None,
         };
         self.put_counted(model_image(&model), counted).await
     }
@@ -243,7 +259,7 @@ impl DynamoModelRegistry {
             .build()
             .map_err(build_error(counted.operation))?;
         let attribute = counted.attribute;
-        let count = Update::builder()
+        let mut count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(counted.count))
             .update_expression(format!("ADD {attribute} :one"))
@@ -251,9 +267,13 @@ impl DynamoModelRegistry {
                 "attribute_not_exists({attribute}) OR {attribute} < :limit"
             ))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(counted.limit.to_string()))
-            .build()
-            .map_err(build_error(counted.operation))?;
+            .expression_attribute_values(":limit", AttributeValue::N(counted.limit.to_string()));
+        if let Some(at) = counted.expires {
+            count = count
+                .update_expression(format!("ADD {attribute} :one SET expires_at = :expires"))
+                .expression_attribute_values(":expires", attr::n(at));
+        }
+        let count = count.build().map_err(build_error(counted.operation))?;
         let items = vec![
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(count).build(),
@@ -316,6 +336,34 @@ impl DynamoModelRegistry {
         }
     }
 
+    /// Whether the item `image` (keyed `key`) is there, or is put now with its count
+    /// within its limit: one consistent read when it is there.
+    async fn kept(
+        &self,
+        key: Item,
+        image: Image<'_>,
+        counted: Counted,
+    ) -> Result<bool, StoreError> {
+        let exists = || async {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .projection_expression("pk")
+                .send()
+                .await
+                .map_err(|e| unavailable("get segment", e))?;
+            Ok::<_, StoreError>(output.item.is_some())
+        };
+        if exists().await? || self.put_counted(image, counted).await? {
+            return Ok(true);
+        }
+        // Kept by a concurrent batch, or the count is at its limit.
+        exists().await
+    }
+
     /// Moves the version item's `last_seen` to `last` when that is later, in one
     /// conditional write; returns the item as it was before (`None`: there is none).
     async fn sight_version(
@@ -358,6 +406,8 @@ struct Counted {
     limit: u64,
     /// The operation named in errors.
     operation: &'static str,
+    /// When the count expires (epoch seconds), for a count of a day.
+    expires: Option<i64>,
 }
 
 impl ModelRegistry for DynamoModelRegistry {
@@ -410,6 +460,7 @@ impl ModelRegistry for DynamoModelRegistry {
                 attribute: "versions",
                 limit: max_versions,
                 operation: "keep new model version",
+                expires: None,
             };
             if self
                 .put_counted(version_image(tenant, model_id, &new), counted)
@@ -426,6 +477,59 @@ impl ModelRegistry for DynamoModelRegistry {
         self.widen_first(&key, stored.first_seen, sighting.first)
             .await?;
         Ok(Some(Slice::version(version.as_str())))
+    }
+
+    async fn record_segment(
+        &self,
+        model: ModelRef<'_>,
+        key: &str,
+        value: &str,
+        day: DateTime<Utc>,
+        caps: SegmentCaps,
+    ) -> Result<Slice, StoreError> {
+        let ModelRef { tenant, model_id } = model;
+        let pk = tenant_pk(tenant);
+        let image = |sk: &str| {
+            Image::default()
+                .with("pk", Value::S(pk.clone().into()))
+                .with("sk", Value::S(sk.to_owned().into()))
+                .with("tenant_id", Value::S(tenant.as_str().into()))
+                .with("model_id", Value::S(model_id.as_str().into()))
+                .with("segment_key", Value::S(key.to_owned().into()))
+        };
+        let key_sk = format!("{SEGMENT_KEY_PREFIX}{model_id}#{key}");
+        let counted = Counted {
+            count: attr::key(pk.clone(), format!("{SEGMENT_KEY_COUNT_PREFIX}{model_id}")),
+            attribute: "segment_keys",
+            limit: caps.keys,
+            operation: "keep new segment key",
+            expires: None,
+        };
+        let key_item = attr::key(pk.clone(), key_sk.clone());
+        if !self.kept(key_item, image(&key_sk), counted).await? {
+            return Ok(Slice::segment(OVERFLOW_BUCKET, OVERFLOW_BUCKET));
+        }
+        let day_text = day.format("%Y-%m-%d");
+        let expires = (day + TimeDelta::days(SEGMENT_DAY_TTL_DAYS)).timestamp();
+        let value_sk = format!("{SEGMENT_VALUE_PREFIX}{model_id}#{key}#{day_text}#{value}");
+        let counted = Counted {
+            count: attr::key(
+                pk.clone(),
+                format!("{SEGMENT_VALUE_COUNT_PREFIX}{model_id}#{key}#{day_text}"),
+            ),
+            attribute: "segment_values",
+            limit: caps.values_per_day,
+            operation: "keep new segment value",
+            expires: Some(expires),
+        };
+        let value_image = image(&value_sk)
+            .with("segment_value", Value::S(value.to_owned().into()))
+            .with("expires_at", Value::number(expires));
+        let value_item = attr::key(pk, value_sk);
+        if !self.kept(value_item, value_image, counted).await? {
+            return Ok(Slice::segment(key, OVERFLOW_BUCKET));
+        }
+        Ok(Slice::segment(key, value))
     }
 
     async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {
@@ -544,6 +648,7 @@ fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
@@ -695,6 +800,114 @@ mod tests {
             .expect("counted as the overflow");
         assert_eq!(slice, Some(Slice::version(OVERFLOW_BUCKET)));
         assert_eq!(again.num_calls(), 1, "sighted again before giving up");
+    }
+
+    /// A `GetItem` answering the item as absent, or as there.
+    fn got(present: bool) -> aws_smithy_mocks::Rule {
+        mock!(Client::get_item).then_output(move || {
+            let item = present.then(|| attr::key("TENANT#t1", "SEGKEY#m1#region"));
+            GetItemOutput::builder().set_item(item).build()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_new_segment_keeps_its_key_and_its_value_of_the_day_within_the_caps() {
+        let day = at("2026-11-28T00:00:00Z");
+        let caps = SegmentCaps {
+            keys: 4,
+            values_per_day: 50,
+        };
+        let (t, m) = (tenant("t1"), model("m1"));
+        let record = |client: Client| {
+            let (t, m) = (t.clone(), m.clone());
+            async move {
+                DynamoModelRegistry::new(client, "models")
+                    .record_segment(ModelRef::new(&t, &m), "region", "eu", day, caps)
+                    .await
+            }
+        };
+        // Neither kept yet: two transactions, the value's with its expiry.
+        let transactions = Seen::default();
+        let (key_absent, value_absent) = (got(false), got(false));
+        let (first, second) = (transact_rule(&transactions), transact_rule(&transactions));
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&key_absent, &first, &value_absent, &second]
+        );
+        assert_eq!(
+            record(client).await.expect("kept"),
+            Slice::segment("region", "eu")
+        );
+        let transactions = take(&transactions);
+        let [key, value] = transactions.as_slice() else {
+            panic!("two transactions: {transactions:?}");
+        };
+        let [put, count] = key.transact_items() else {
+            panic!("the key and its count");
+        };
+        let put = put.put().expect("a put");
+        assert_eq!(text(put.item(), "sk"), "SEGKEY#m1#region");
+        let count = count.update().expect("an update");
+        assert_eq!(text(count.key(), "sk"), "SEGKEYS#m1");
+        assert_eq!(count.update_expression(), "ADD segment_keys :one");
+        let [put, count] = value.transact_items() else {
+            panic!("the value and its count");
+        };
+        let item = put.put().expect("a put").item();
+        assert_eq!(text(item, "sk"), "SEGVAL#m1#region#2026-11-28#eu");
+        let expires = (day + TimeDelta::days(3)).timestamp().to_string();
+        assert_eq!(item["expires_at"], AttributeValue::N(expires.clone()));
+        let count = count.update().expect("an update");
+        assert_eq!(text(count.key(), "sk"), "SEGVALS#m1#region#2026-11-28");
+        assert_eq!(
+            count.update_expression(),
+            "ADD segment_values :one SET expires_at = :expires"
+        );
+        let values = count.expression_attribute_values().expect("values");
+        assert_eq!(values[":limit"], AttributeValue::N("50".into()));
+        assert_eq!(values[":expires"], AttributeValue::N(expires));
+
+        // Both kept before: two reads, no write.
+        let (key_there, value_there) = (got(true), got(true));
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&key_there, &value_there]
+        );
+        assert_eq!(
+            record(client).await.expect("kept"),
+            Slice::segment("region", "eu")
+        );
+
+        // The key kept, the day's values at their cap: the key's overflow.
+        let (key_there, absent, again) = (got(true), got(false), got(false));
+        let over = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["None", "ConditionalCheckFailed"]));
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&key_there, &absent, &over, &again]
+        );
+        assert_eq!(
+            record(client).await.expect("overflow"),
+            Slice::segment("region", OVERFLOW_BUCKET)
+        );
+        assert_eq!(again.num_calls(), 1, "read again before giving up");
+
+        // The model at its cap of keys: the keys' overflow, no value recorded.
+        let (absent, again) = (got(false), got(false));
+        let over = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["None", "ConditionalCheckFailed"]));
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&absent, &over, &again]
+        );
+        assert_eq!(
+            record(client).await.expect("overflow"),
+            Slice::segment(OVERFLOW_BUCKET, OVERFLOW_BUCKET)
+        );
     }
 
     #[tokio::test]

@@ -58,6 +58,7 @@ one_item!(
     String,
     TenantQuotas,
     Option<Slice>,
+    Slice,
 );
 
 /// An item of a query's answer.

@@ -12,7 +12,7 @@ use crate::domain::TenantQuotas;
 use crate::domain::alerting::state::{AlertRecord, RuleState};
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
-use crate::domain::slice::Slice;
+use crate::domain::slice::{SegmentCaps, Slice};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, TimeSpan, WindowState,
 };
@@ -69,6 +69,13 @@ faulty_port!(ModelRegistry {
         sighting: &ModelSighting,
         max_versions: u64,
     ) -> Result<Option<Slice>, StoreError>;
+    const RECORD_SEGMENT = write record_segment(
+        model: ModelRef<'_>,
+        key: &str,
+        value: &str,
+        day: DateTime<Utc>,
+        caps: SegmentCaps,
+    ) -> Result<Slice, StoreError>;
     const VERSIONS = read versions(
         model: ModelRef<'_>,
     ) -> Result<Vec<ModelVersion>, StoreError>;

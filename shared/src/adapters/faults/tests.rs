@@ -436,6 +436,7 @@ type Service<R> = IngestService<R, Faulty<MemoryPartialStore>, NoArchive, Memory
 fn service<R>(registry: R, partials: Faulty<MemoryPartialStore>) -> Service<R> {
     IngestService {
         versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: crate::ingest::SegmentAdmission::default(),
         registry,
         partials,
         archive: None,
@@ -569,6 +570,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         &dying_rollups,
         Some(&cloudwatch),
         Some(&writer),
+        &[],
         &scheduled,
         now(),
     );
@@ -585,6 +587,7 @@ async fn a_run_that_dies_after_settling_its_marks_still_gets_its_minutes_exporte
         rollups.as_ref(),
         Some(&cloudwatch),
         Some(&writer),
+        &[],
         &run_at(now()),
         now(),
     )

@@ -10,11 +10,12 @@ use crate::adapters::memory::{
 };
 use crate::domain::alerting::baseline::{RegisteredBaseline, TestSetBaseline};
 use crate::domain::alerting::rules::{Condition, RuleWindow, Severity, parse_rule_set};
-use crate::domain::alerting::state::AlertState;
+use crate::domain::alerting::state::{AlertState, RuleState};
 use crate::domain::alerting::trends::TrendLabel;
+use crate::domain::alerting::version_rule::VERSION_RULE_ID;
 use crate::domain::slice::Slice;
 use crate::domain::{CounterDelta, Outcome, PredictionRecord, Status, Task, WindowState};
-use crate::ports::{AlertQuery, Rollup};
+use crate::ports::{AlertQuery, ModelSighting, Rollup};
 use crate::testing::run_at;
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -235,6 +236,15 @@ impl World {
             .expect("the reference's snapshot")
     }
 
+    /// The model's stored rule states.
+    async fn rule_states(&self) -> Vec<RuleState> {
+        self.evaluator
+            .alerts
+            .rule_states(ModelRef::new(&self.tenant, &self.model_id))
+            .await
+            .expect("states")
+    }
+
     fn sent_for(&self, rule: &str) -> Vec<AlertRecord> {
         self.evaluator
             .notifier
@@ -412,12 +422,7 @@ async fn thin_windows_are_insufficient_data_not_alerts() {
     world.traffic(t0, 10, thin).await;
     let report = world.run(t0 + TimeDelta::minutes(10)).await;
     assert_eq!(report.notifications, 0, "{report:?}");
-    let states = world
-        .evaluator
-        .alerts
-        .rule_states(ModelRef::new(&world.tenant, &world.model_id))
-        .await
-        .expect("states");
+    let states = world.rule_states().await;
     let status = |id: &str| {
         states
             .iter()
@@ -447,12 +452,7 @@ async fn a_failed_publish_keeps_the_state_and_the_next_run_delivers_once() {
     assert_eq!(report.notifications, 0);
     assert_eq!(report.failures.len(), 1, "{report:?}");
     assert!(report.failures[0].error.contains("default-error_rate"));
-    let states = world
-        .evaluator
-        .alerts
-        .rule_states(ModelRef::new(&world.tenant, &world.model_id))
-        .await
-        .expect("states");
+    let states = world.rule_states().await;
     assert!(states.iter().all(|s| s.status != RuleStatus::Firing));
 
     world.evaluator.notifier.set_failing(false);
@@ -549,15 +549,7 @@ async fn a_firing_rule_that_is_removed_resolves() {
     let sent = world.sent_for("p95-tight");
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].state, AlertState::Resolved);
-    assert!(
-        world
-            .evaluator
-            .alerts
-            .rule_states(ModelRef::new(&world.tenant, &world.model_id))
-            .await
-            .expect("states")
-            .is_empty()
-    );
+    assert!(world.rule_states().await.is_empty());
 }
 
 #[tokio::test]
@@ -807,4 +799,70 @@ async fn prediction_drift_against_the_captured_day_fires_once_and_resolves_once(
     assert!(psi < 0.01, "{psi}");
     // Nothing else fired.
     assert_eq!(world.evaluator.notifier.items().len(), 2);
+}
+
+#[tokio::test]
+async fn the_version_rule_fires_on_a_worse_newest_version_and_a_fixed_release_resolves_it() {
+    let t0 = at("2026-11-20T00:00:00Z");
+    let mut world = World::new(t0);
+    world.evaluator.alerting.version_rule_min_samples = Some(100);
+    let release = |version: &str, first: DateTime<Utc>| ModelSighting {
+        tenant: world.tenant.clone(),
+        model_id: world.model_id.clone(),
+        task: Task::BinaryClassification,
+        first,
+        last: first,
+        version: Some(version.to_owned()),
+    };
+    let registry = &world.evaluator.registry;
+    registry
+        .record_version(&release("v1", t0), 20)
+        .await
+        .expect("v1");
+    // One version alone: nothing to compare with.
+    world.traffic(t0, 10, GOOD).await;
+    let series = |v: &str| world.model_id.series(&Slice::version(v));
+    world.traffic_of(&series("v1"), t0, 10, GOOD).await;
+    world.run(t0 + TimeDelta::minutes(10)).await;
+    assert!(world.sent_for(VERSION_RULE_ID).is_empty());
+
+    let t1 = t0 + TimeDelta::minutes(10);
+    registry
+        .record_version(&release("v2", t1), 20)
+        .await
+        .expect("v2");
+    let bad = Shape {
+        accuracy: 0.6,
+        ..GOOD
+    };
+    world.traffic_of(&series("v2"), t1, 10, bad).await;
+    world.run(t1 + TimeDelta::minutes(10)).await;
+    let sent = world.sent_for(VERSION_RULE_ID);
+    assert_eq!(sent.len(), 1, "{:?}", world.evaluator.notifier.items());
+    assert_eq!(sent[0].state, AlertState::Firing);
+    assert_eq!(sent[0].rule.slice, Some(Slice::version("v2")));
+    assert_eq!(sent[0].rule.metric, MetricName::Accuracy);
+    assert_eq!(sent[0].observed_value, Some(0.6));
+    assert_eq!(sent[0].sample_count, 200);
+
+    // v3 fixes it: compared with v2, it is no worse, and the alert resolves.
+    let t2 = t1 + TimeDelta::minutes(10);
+    registry
+        .record_version(&release("v3", t2), 20)
+        .await
+        .expect("v3");
+    world.traffic_of(&series("v3"), t2, 10, GOOD).await;
+    world.run(t2 + TimeDelta::minutes(10)).await;
+    let sent = world.sent_for(VERSION_RULE_ID);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].state, AlertState::Resolved);
+
+    // Switched off, the rule leaves nothing behind.
+    world.evaluator.alerting.version_rule_min_samples = None;
+    world.run(t2 + TimeDelta::minutes(11)).await;
+    let states = world.rule_states().await;
+    assert!(
+        states.iter().all(|s| s.rule_id != VERSION_RULE_ID),
+        "{states:?}"
+    );
 }

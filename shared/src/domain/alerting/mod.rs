@@ -7,6 +7,7 @@
 //! - [`settings`]: the specification's thresholds and the alert settings.
 //! - [`state`]: ok → firing → resolved, one notification per transition.
 //! - [`trends`]: seven-day OLS trends with labels, breach projection, confidence.
+//! - [`version_rule`]: the default rule "the newest version is worse than the one before".
 
 pub mod baseline;
 pub mod rules;
@@ -14,6 +15,7 @@ pub mod settings;
 pub mod state;
 pub mod subscriptions;
 pub mod trends;
+pub mod version_rule;
 
 pub use settings::{AlertSettings, PerfSettings};
 

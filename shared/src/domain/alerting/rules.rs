@@ -80,6 +80,8 @@ impl RuleWindow {
     pub const MIN_MINUTES: i64 = 1;
     /// The longest window (30 days).
     pub const MAX_MINUTES: i64 = 30 * 24 * 60;
+    /// A day.
+    pub const ONE_DAY: Self = Self { minutes: 24 * 60 };
 
     /// A window of `minutes`, if within the limits.
     pub fn from_minutes(minutes: i64) -> Option<Self> {
@@ -172,8 +174,8 @@ pub struct AlertRule {
     /// evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_delay: Option<RuleWindow>,
-    /// The slice of the model's traffic the rule judges (`version:v4`); `None` (the
-    /// default): the whole model.
+    /// The slice of the model's traffic the rule judges (`version:v4`,
+    /// `segment:region:eu`); `None` (the default): the whole model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<Slice>,
 }
@@ -572,7 +574,10 @@ fn parse_rule(
             .map_err(|e| problems.push(&at("slice"), &e.to_string()))
             .ok(),
         Some(_) => {
-            problems.push(&at("slice"), "must be a string such as version:v4");
+            problems.push(
+                &at("slice"),
+                "must be a string such as version:v4 or segment:region:eu",
+            );
             None
         }
     };
@@ -793,7 +798,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_may_judge_one_versions_slice() {
+    fn a_rule_may_judge_one_version_or_segment() {
         let rule = |slice: Value| {
             json!({"metric": "error_rate", "condition": "above", "threshold": 0.05,
                    "window": "15m", "severity": "warning", "slice": slice})
@@ -815,6 +820,11 @@ mod tests {
         assert_eq!(json["slice"], "version:v4");
         let back: AlertRule = serde_json::from_value(json).expect("read");
         assert_eq!(&back, sliced);
+        let body = json!({"alert_rules": [rule(json!("segment:region:eu"))]});
+        let rules = parse_rule_set(&body, "m1", &AlertSettings::default(), now()).expect("valid");
+        let segment = &rules.alert_rules[0];
+        assert_eq!(segment.id, "error_rate-above-0.05-15m-segment:region:eu");
+        assert_eq!(segment.slice, Some(Slice::segment("region", "eu")));
     }
 
     #[test]

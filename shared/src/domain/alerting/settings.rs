@@ -43,6 +43,10 @@ pub struct AlertSettings {
     /// `ALERT_RENOTIFY_SECONDS`: re-publish a still-firing alert this often (default 0:
     /// never; one message per transition).
     pub renotify_after: Option<TimeDelta>,
+    /// `VERSION_REGRESSION_MIN_LABELED`: the default rule "the newest version is
+    /// significantly worse than the one before" ([`super::version_rule`]) with the
+    /// samples the newest needs; `None` (the default, `off`): no such rule.
+    pub version_rule_min_samples: Option<u64>,
 }
 
 impl Default for AlertSettings {
@@ -51,6 +55,7 @@ impl Default for AlertSettings {
             min_labeled: 30,
             min_predictions: 30,
             renotify_after: None,
+            version_rule_min_samples: None,
         }
     }
 }

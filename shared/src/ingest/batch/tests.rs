@@ -349,3 +349,78 @@ fn numbers_past_their_bounds_and_reserved_names_are_refused_naming_the_range() {
         ]
     );
 }
+
+#[test]
+fn a_segment_is_a_small_object_of_ids_kept_in_key_order() {
+    let record = |segment: &str| {
+        format!(
+            r#"{{"timestamp":"2026-11-28T10:14:59Z","latency_ms":1,"status":"ok","predicted":1,"segment":{segment}}}"#
+        )
+    };
+    let body = |records: &[String]| {
+        format!(
+            r#"{{"model_id":"m","batch_id":"b","task":"regression","predictions":[{}]}}"#,
+            records.join(",")
+        )
+    };
+    let batch = parse(&body(&[
+        record(r#"{"region":"eu-west:1","channel":"app"}"#),
+        record("{}"),
+    ]))
+    .expect("valid");
+    assert_eq!(
+        batch.predictions[0].segment,
+        [
+            ("channel".to_owned(), "app".to_owned()),
+            ("region".to_owned(), "eu-west:1".to_owned())
+        ]
+    );
+    assert!(batch.predictions[1].segment.is_empty());
+    let nine: Vec<String> = (0..9).map(|i| format!(r#""k{i}":"v""#)).collect();
+    let (listed, _) = problems(&body(&[
+        record(r#""eu""#),
+        record(&format!("{{{}}}", nine.join(","))),
+        record(r#"{"region":1,"a:b":"x","tier":"__other__","__other__":"x"}"#),
+        record(r#"{"region":"eu","region":"us","zone":"a#b","":"x"}"#),
+        record(r#"{"region":{"nested":"eu"}}"#),
+    ]));
+    assert_eq!(
+        field_reasons(&listed),
+        [
+            (
+                "predictions[0].segment",
+                "must be an object, found a string"
+            ),
+            (
+                "predictions[1].segment",
+                "has 9 keys; at most 8 are allowed"
+            ),
+            (
+                "predictions[2].segment.region",
+                "must be a string, found a number"
+            ),
+            (
+                "predictions[2].segment.a:b",
+                "is a key with ':', which separates a segment's key from its value"
+            ),
+            (
+                "predictions[2].segment.tier",
+                "is reserved for the overflow bucket"
+            ),
+            (
+                "predictions[2].segment.__other__",
+                "is reserved for the overflow bucket"
+            ),
+            ("predictions[3].segment.region", "is given more than once"),
+            (
+                "predictions[3].segment.zone",
+                "may only contain letters, digits and . _ : @ -"
+            ),
+            ("predictions[3].segment.", "is a key that must not be empty"),
+            (
+                "predictions[4].segment.region",
+                "must be a string, found an object"
+            ),
+        ]
+    );
+}

@@ -1,6 +1,8 @@
 //! The digest is the same for one content written in any style and another for any
 //! change of content: random valid batches, rendered to JSON in random styles.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta, Utc};
 use proptest::prelude::*;
 
@@ -239,6 +241,7 @@ struct Prediction {
     /// `Some(error_type)` for a failed request (which carries no `predicted`).
     error: Option<String>,
     quality: Quality,
+    segment: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -315,8 +318,9 @@ fn prediction(task: Task) -> impl Strategy<Value = Prediction> {
         decimal(0..=1_000_000_000, -3..=0),
         proptest::option::of(id()),
         quality(task),
+        proptest::collection::btree_map("[a-z]{1,6}", id(), 0..3),
     )
-        .prop_map(|(id, age_ns, latency, error, quality)| {
+        .prop_map(|(id, age_ns, latency, error, quality, segment)| {
             // A failed request has no prediction; an ok one has one.
             let quality = match (quality, &error) {
                 (Quality::Binary(_, a, s), Some(_)) => Quality::Binary(None, a, s),
@@ -340,6 +344,7 @@ fn prediction(task: Task) -> impl Strategy<Value = Prediction> {
                 latency,
                 error,
                 quality,
+                segment,
             }
         })
 }
@@ -522,6 +527,14 @@ impl Style {
                         some("actual", actual.map(|v| self.number(v)));
                     }
                 }
+                if !p.segment.is_empty() {
+                    let segment = p
+                        .segment
+                        .iter()
+                        .map(|(key, value)| (key.as_str(), self.string(value)))
+                        .collect();
+                    members.push(("segment", self.object(segment)));
+                }
                 self.object(members)
             })
             .collect();
@@ -569,7 +582,7 @@ impl Style {
 fn change(content: &mut Content, which: usize) {
     let n = content.predictions.len();
     let i = which % n;
-    match which % 9 {
+    match which % 10 {
         0 => content.batch_id.push('x'),
         1 => content.version = content.version.take().map_or(Some("v".into()), |_| None),
         2 => content.predictions[i].latency = content.predictions[i].latency.nudged(),
@@ -612,6 +625,15 @@ fn change(content: &mut Content, which: usize) {
                 cache: [None; 2],
             }),
         },
+        8 => {
+            let segment = &mut content.predictions[i].segment;
+            match segment.values_mut().next() {
+                Some(value) => value.push('x'),
+                None => {
+                    segment.insert("region".into(), "eu".into());
+                }
+            }
+        }
         _ if n > 1 && content.predictions[0] != content.predictions[1] => {
             content.predictions.swap(0, 1)
         }

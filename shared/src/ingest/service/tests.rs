@@ -180,6 +180,7 @@ impl PartialStore for Unreleasable {
 async fn a_claim_that_cannot_be_released_answers_unavailable() {
     let service = IngestService {
         versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: crate::ingest::SegmentAdmission::default(),
         registry: MemoryModelRegistry::default(),
         partials: Unreleasable(MemoryPartialStore::default()),
         archive: None::<NoArchive>,
@@ -241,6 +242,7 @@ async fn the_largest_receipt_is_stored_small_and_answers_a_retry_exactly() {
     );
     let service = IngestService {
         versions_per_model: crate::domain::slice::DEFAULT_VERSIONS_PER_MODEL,
+        segments: crate::ingest::SegmentAdmission::default(),
         registry: MemoryModelRegistry::default(),
         partials: MemoryPartialStore::default(),
         archive: Some(Refusing),

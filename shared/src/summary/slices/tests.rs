@@ -1,5 +1,5 @@
-//! Versions through ingest, roll-up and the readers, in memory: each version's slice
-//! equals the engine over its own records, the model's over all of them.
+//! Versions and segments through ingest, roll-up and the readers, in memory: each
+//! slice equals the engine over its own records, the model's over all of them.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
@@ -8,7 +8,7 @@ use super::*;
 use crate::adapters::memory::{MemoryLabelStore, MemoryModelSettings, MemoryRollupStore};
 use crate::aggregate::roll_up;
 use crate::domain::comparison::Verdict;
-use crate::domain::{Granularity, MetricName, MetricSet, WindowState};
+use crate::domain::{Granularity, MetricName, MetricSet, ValidPrediction, WindowState};
 use crate::ingest::{BatchLimits, parse_batch};
 use crate::summary::{SummaryQuery, WindowReader};
 use crate::testing::{MemoryIngest, at, memory_ingest, model, run_at, tenant};
@@ -76,6 +76,22 @@ impl Fixture {
             .expect("accepted");
     }
 
+    /// The labels of predictions `<batch_id>-0` to `-<n - 1>` of batch `batch_id`, the
+    /// `i`-th `actual(i)`.
+    async fn send_labels(&self, batch_id: &str, n: usize, actual: impl Fn(usize) -> bool) {
+        let labels: Vec<_> = (0..n)
+            .map(|i| {
+                json!({"prediction_id": format!("{batch_id}-{i}"), "actual": actual(i),
+                       "timestamp": at(NOW).to_rfc3339()})
+            })
+            .collect();
+        let body = json!({"model_id": "fraud", "batch_id": "l1", "actuals": labels}).to_string();
+        self.ingest
+            .ingest_actuals(&tenant("t1"), body.as_bytes(), at(NOW))
+            .await
+            .expect("labels accepted");
+    }
+
     async fn roll_up(&self) {
         roll_up(
             &self.ingest.partials,
@@ -97,10 +113,14 @@ impl Fixture {
     }
 
     async fn summary(&self, version: Option<&str>) -> crate::summary::PerformanceSummary {
+        self.slice_summary(version.map(Slice::version)).await
+    }
+
+    async fn slice_summary(&self, slice: Option<Slice>) -> crate::summary::PerformanceSummary {
         let query = SummaryQuery {
             window: Window::Hours24,
             granularity: Granularity::Hour,
-            slice: version.map(Slice::version),
+            slice,
         };
         self.service
             .summary_of(&self.model().await, query, at(NOW))
@@ -111,14 +131,62 @@ impl Fixture {
 
 /// The engine's metrics over the records of `bodies`.
 fn engine(bodies: &[&[u8]], span: TimeSpan) -> MetricSet {
+    engine_where(bodies, span, |_| true)
+}
+
+/// The engine's metrics over the records of `bodies` that `keep` keeps.
+fn engine_where(
+    bodies: &[&[u8]],
+    span: TimeSpan,
+    keep: impl Fn(&ValidPrediction) -> bool,
+) -> MetricSet {
     let mut state = WindowState::default();
     for body in bodies {
         let batch = parse_batch(body, at(NOW), &BatchLimits::default()).expect("valid");
-        for p in &batch.predictions {
+        for p in batch.predictions.iter().filter(|p| keep(p)) {
             state.fold_prediction(&p.record).expect("fold");
         }
     }
     MetricSet::compute(&state, span, None)
+}
+
+/// The regions of the segmented batches, by prediction index modulo 3.
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+
+/// A binary batch of `n` predictions a minute apart before `now`, prediction `i` in
+/// region `REGIONS[i % 3]` and on channel `app` (even `i`) or `web`; right unless
+/// `i % 5 == 0` or (in region `us`) `i % 2 == 0`; with `pending`, without actuals.
+fn segmented(batch_id: &str, n: usize, pending: bool) -> Vec<u8> {
+    let now: DateTime<Utc> = at(NOW);
+    let predictions: Vec<_> = (0..n)
+        .map(|i| {
+            let t = now - TimeDelta::minutes(5 + i as i64);
+            let region = REGIONS[i % 3];
+            let channel = if i.is_multiple_of(2) { "app" } else { "web" };
+            let mut p = json!({"timestamp": t.to_rfc3339(), "latency_ms": 10 + i % 7,
+                               "status": "ok", "predicted": true, "score": 0.75,
+                               "prediction_id": format!("{batch_id}-{i}"),
+                               "segment": {"region": region, "channel": channel}});
+            if !pending {
+                p["actual"] = json!(!right_answer_missed(i));
+            }
+            p
+        })
+        .collect();
+    json!({"model_id": "fraud", "batch_id": batch_id, "task": "binary_classification",
+           "predictions": predictions})
+    .to_string()
+    .into_bytes()
+}
+
+/// Whether segmented prediction `i` is wrong.
+fn right_answer_missed(i: usize) -> bool {
+    i.is_multiple_of(5) || (REGIONS[i % 3] == "us" && i.is_multiple_of(2))
+}
+
+/// Whether `p` carries segment `key` = `value`.
+fn in_segment(p: &ValidPrediction, key: &str, value: &str) -> bool {
+    p.segment.iter().any(|(k, v)| k == key && v == value)
 }
 
 #[tokio::test]
@@ -247,17 +315,7 @@ async fn versions_past_the_cap_count_under_the_model_and_the_overflow() {
 async fn a_late_label_counts_in_its_predictions_version() {
     let f = Fixture::new(20);
     f.send(&batch("b1", Some("v2"), 40, 0, true)).await;
-    let labels: Vec<_> = (0..40)
-        .map(|i| {
-            json!({"prediction_id": format!("b1-{i}"), "actual": i % 4 != 0,
-                        "timestamp": at(NOW).to_rfc3339()})
-        })
-        .collect();
-    let body = json!({"model_id": "fraud", "batch_id": "l1", "actuals": labels}).to_string();
-    f.ingest
-        .ingest_actuals(&tenant("t1"), body.as_bytes(), at(NOW))
-        .await
-        .expect("labels accepted");
+    f.send_labels("b1", 40, |i| i % 4 != 0).await;
     f.roll_up().await;
     for version in [None, Some("v2")] {
         let summary = f.summary(version).await;
@@ -268,6 +326,95 @@ async fn a_late_label_counts_in_its_predictions_version() {
         );
         let shown = serde_json::to_value(&summary.quality_metrics).expect("json");
         assert_eq!(shown["accuracy"]["current"], 0.75, "{version:?}");
+    }
+}
+
+#[tokio::test]
+async fn each_segment_reads_its_own_records_and_the_model_all_of_them() {
+    let f = Fixture::new(20);
+    let body = segmented("s1", 600, false);
+    f.send(&body).await;
+    f.roll_up().await;
+    let span = f.summary(None).await.covered;
+    assert_eq!(f.summary(None).await.sample_count, 600);
+    let cases = [
+        ("region", "eu"),
+        ("region", "us"),
+        ("region", "ap"),
+        ("channel", "app"),
+        ("channel", "web"),
+    ];
+    for (key, value) in cases {
+        let summary = f.slice_summary(Some(Slice::segment(key, value))).await;
+        let expected = engine_where(&[&body], span, |p| in_segment(p, key, value));
+        assert_eq!(summary.sample_count, expected.predictions, "{key}:{value}");
+        assert_eq!(summary.labeled_count, expected.labeled, "{key}:{value}");
+        let shown = serde_json::to_value(&summary).expect("json");
+        assert_eq!(
+            shown["quality_metrics"]["accuracy"]["current"].as_f64(),
+            expected.accuracy,
+            "{key}:{value}"
+        );
+        assert_eq!(shown["segment"], json!({"key": key, "value": value}));
+        assert!(shown.get("model_version").is_none());
+    }
+    assert_eq!(
+        f.slice_summary(Some(Slice::segment("region", "mars")))
+            .await
+            .sample_count,
+        0
+    );
+    // The worse region is judged worse against the better one.
+    let query = CompareQuery::parse([
+        ("baseline", "segment:region:eu"),
+        ("candidate", "segment:region:us"),
+    ])
+    .expect("query");
+    let compared = f
+        .service
+        .compare(&f.model().await, &query, at(NOW))
+        .await
+        .expect("compare");
+    assert_eq!(compared.comparison.verdict, Verdict::CandidateWorse);
+    let json = serde_json::to_value(&compared).expect("json");
+    assert_eq!(json["candidate"]["slice"], "segment:region:us");
+}
+
+#[tokio::test]
+async fn a_late_label_counts_in_its_predictions_segments() {
+    let f = Fixture::new(20);
+    f.send(&segmented("s1", 90, true)).await;
+    f.send_labels("s1", 90, |i| !right_answer_missed(i)).await;
+    f.roll_up().await;
+    let labeled = segmented("s1", 90, false);
+    let span = f.summary(None).await.covered;
+    for (key, value) in [("region", "us"), ("channel", "web")] {
+        let summary = f.slice_summary(Some(Slice::segment(key, value))).await;
+        let expected = engine_where(&[&labeled], span, |p| in_segment(p, key, value));
+        assert_eq!(
+            (summary.sample_count, summary.labeled_count),
+            (expected.predictions, expected.labeled),
+            "{key}:{value}"
+        );
+        let shown = serde_json::to_value(&summary.quality_metrics).expect("json");
+        assert_eq!(shown["accuracy"]["current"].as_f64(), expected.accuracy);
+    }
+}
+
+#[test]
+fn a_summary_is_of_one_slice_a_version_or_a_segment() {
+    let parse =
+        |params: &[(&'static str, &'static str)]| SummaryQuery::parse(params.iter().copied());
+    let query = parse(&[("segment", "region:eu-west:1")]).expect("valid");
+    assert_eq!(query.slice, Some(Slice::segment("region", "eu-west:1")));
+    let both = parse(&[("version", "v2"), ("segment", "region:eu")]).expect_err("both");
+    assert_eq!(both.parameter, "segment");
+    for bad in ["region", "region:", ":eu", "re#gion:eu"] {
+        let refused = parse(&[("segment", bad)]).expect_err(bad);
+        assert_eq!(
+            (refused.parameter.as_str(), refused.value.as_deref()),
+            ("segment", Some(bad))
+        );
     }
 }
 

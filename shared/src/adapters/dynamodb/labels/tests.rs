@@ -25,7 +25,7 @@ fn prediction() -> AwaitingPrediction {
             actual: None,
             score: Some(0.625),
         },
-        version: Some("v2".into()),
+        slices: vec![Slice::version("v2"), Slice::segment("region", "eu")],
     }
 }
 

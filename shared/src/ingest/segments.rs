@@ -1,0 +1,227 @@
+//! The segment slices of a prediction batch: which `segment:<key>:<value>` series each
+//! prediction counts in, within the model's caps ([`SegmentCaps`]).
+//!
+//! Each distinct (key, value) of a batch is recorded in the registry
+//! ([`ModelRegistry::record_segment`]) — unless this container remembers its answer of
+//! the day: a pair kept or refused stays so for the rest of its UTC day, so a warm
+//! container pays the registry once per pair and day, not once per batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::join::MinuteStates;
+use crate::domain::ids::{ModelId, ModelRef, TenantId};
+use crate::domain::slice::{SegmentCaps, Slice};
+use crate::domain::{FoldError, Granularity, ValidBatch};
+use crate::error::StoreError;
+use crate::ports::ModelRegistry;
+
+/// Most answers a container remembers; past it, it forgets them all and asks again.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// Registry writes in flight at once for one batch's new segments.
+const CONCURRENT_SEGMENT_WRITES: usize = 8;
+
+/// A pair of one model as remembered: tenant, model, key, value.
+type PairKey = (TenantId, ModelId, String, String);
+
+/// The caps of a model's segments and the answers this container remembers of today.
+#[derive(Debug, Default)]
+pub struct SegmentAdmission {
+    /// The caps (`MODEL_SEGMENT_KEYS`, `MODEL_SEGMENT_VALUES`).
+    pub caps: SegmentCaps,
+    remembered: Mutex<Remembered>,
+}
+
+/// The registry's answers of one day.
+#[derive(Debug, Default)]
+struct Remembered {
+    day: DateTime<Utc>,
+    slices: HashMap<PairKey, Slice>,
+}
+
+impl SegmentAdmission {
+    /// Admission within `caps`, remembering nothing yet.
+    pub fn new(caps: SegmentCaps) -> Self {
+        Self {
+            caps,
+            remembered: Mutex::default(),
+        }
+    }
+
+    /// The segment slices of the predictions of `batch`, arriving at `now`: one per
+    /// key of a prediction's segment, except that all its keys past the cap share
+    /// `segment:__other__:__other__`.
+    pub async fn slices_of<R: ModelRegistry>(
+        &self,
+        registry: &R,
+        model: ModelRef<'_>,
+        batch: &ValidBatch,
+        now: DateTime<Utc>,
+    ) -> Result<BatchSegments, StoreError> {
+        let day = Granularity::Day.floor(now);
+        let mut pairs: HashMap<(&str, &str), u32> = HashMap::new();
+        for prediction in &batch.predictions {
+            for (key, value) in &prediction.segment {
+                pairs.entry((key.as_str(), value.as_str())).or_default();
+            }
+        }
+        if pairs.is_empty() {
+            return Ok(BatchSegments::default());
+        }
+        let pair_key = |(key, value): (&str, &str)| -> PairKey {
+            let ModelRef { tenant, model_id } = model;
+            (tenant.clone(), model_id.clone(), key.into(), value.into())
+        };
+        let mut answers: HashMap<(String, String), Slice> = HashMap::with_capacity(pairs.len());
+        // Owned pairs: a closure over borrowed ones would make the future not `Send`
+        // for every lifetime (the Lambda runtime needs it to be).
+        let mut unknown: Vec<(String, String)> = Vec::new();
+        {
+            let remembered = self.remember(day);
+            for (key, value) in pairs.keys() {
+                let owned = ((*key).to_owned(), (*value).to_owned());
+                match remembered.slices.get(&pair_key((key, value))) {
+                    Some(slice) => {
+                        answers.insert(owned, slice.clone());
+                    }
+                    None => unknown.push(owned),
+                }
+            }
+        }
+        let caps = self.caps;
+        let recorded: Vec<((String, String), Slice)> = stream::iter(unknown)
+            .map(|(key, value)| async move {
+                let slice = registry
+                    .record_segment(model, &key, &value, day, caps)
+                    .await?;
+                Ok::<_, StoreError>(((key, value), slice))
+            })
+            .buffer_unordered(CONCURRENT_SEGMENT_WRITES)
+            .try_collect()
+            .await?;
+        {
+            let mut remembered = self.remember(day);
+            if remembered.slices.len() + recorded.len() > MAX_REMEMBERED {
+                remembered.slices.clear();
+            }
+            for ((key, value), slice) in &recorded {
+                remembered
+                    .slices
+                    .insert(pair_key((key, value)), slice.clone());
+            }
+        }
+        answers.extend(recorded);
+        let mut answered: Vec<((&str, &str), Slice)> = pairs
+            .keys()
+            .filter_map(|&(key, value)| {
+                let slice = answers.remove(&(key.to_owned(), value.to_owned()))?;
+                Some(((key, value), slice))
+            })
+            .collect();
+        // Distinct slices, in order; each pair pointed at its slice's index.
+        answered.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        let mut segments = BatchSegments::default();
+        for (pair, slice) in answered {
+            if segments.slices.last() != Some(&slice) {
+                segments.slices.push(slice);
+            }
+            // At most one slice per pair: a batch's 10,000 predictions of 8 keys each
+            // have far fewer than u32::MAX.
+            let index = u32::try_from(segments.slices.len() - 1).unwrap_or(u32::MAX);
+            pairs.insert(pair, index);
+        }
+        segments.offsets.push(0);
+        for prediction in &batch.predictions {
+            let start = segments.indices.len();
+            segments.indices.extend(
+                prediction
+                    .segment
+                    .iter()
+                    .filter_map(|(k, v)| pairs.get(&(k.as_str(), v.as_str())).copied()),
+            );
+            let own = &mut segments.indices[start..];
+            own.sort_unstable();
+            let kept = dedup_sorted(own);
+            segments.indices.truncate(start + kept);
+            segments.offsets.push(segments.indices.len());
+        }
+        Ok(segments)
+    }
+
+    /// The remembered answers, of `day` (an earlier day's are forgotten).
+    fn remember(&self, day: DateTime<Utc>) -> std::sync::MutexGuard<'_, Remembered> {
+        let mut remembered = self
+            .remembered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if remembered.day != day {
+            remembered.day = day;
+            remembered.slices.clear();
+        }
+        remembered
+    }
+}
+
+/// How many of the sorted `items` stay once repeats are moved to the end.
+fn dedup_sorted(items: &mut [u32]) -> usize {
+    let mut kept = 0;
+    for i in 0..items.len() {
+        if kept == 0 || items[i] != items[kept - 1] {
+            items[kept] = items[i];
+            kept += 1;
+        }
+    }
+    kept
+}
+
+/// The segment slices of one batch's predictions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSegments {
+    /// The distinct slices, ordered.
+    pub slices: Vec<Slice>,
+    /// Prediction `i`'s slices are `indices[offsets[i]..offsets[i + 1]]` (into
+    /// `slices`); no offsets when no prediction has a segment.
+    offsets: Vec<usize>,
+    indices: Vec<u32>,
+}
+
+impl BatchSegments {
+    /// The segment slices of prediction `index`.
+    pub fn of(&self, index: usize) -> impl Iterator<Item = &Slice> {
+        let range = match (self.offsets.get(index), self.offsets.get(index + 1)) {
+            (Some(&start), Some(&end)) => start..end,
+            _ => 0..0,
+        };
+        self.indices[range]
+            .iter()
+            .filter_map(|i| self.slices.get(*i as usize))
+    }
+
+    /// Each slice's states: the predictions of `batch` that count in it, folded per
+    /// minute.
+    pub fn partials(&self, batch: &ValidBatch) -> Result<BTreeMap<Slice, MinuteStates>, FoldError> {
+        let mut states: Vec<MinuteStates> = vec![BTreeMap::new(); self.slices.len()];
+        for (i, prediction) in batch.predictions.iter().enumerate() {
+            let (Some(&start), Some(&end)) = (self.offsets.get(i), self.offsets.get(i + 1)) else {
+                break;
+            };
+            let minute = Granularity::Minute.floor(prediction.record.timestamp);
+            for index in &self.indices[start..end] {
+                if let Some(series) = states.get_mut(*index as usize) {
+                    series
+                        .entry(minute)
+                        .or_default()
+                        .fold_prediction(&prediction.record)?;
+                }
+            }
+        }
+        Ok(self.slices.iter().cloned().zip(states).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

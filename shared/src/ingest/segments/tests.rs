@@ -1,0 +1,198 @@
+//! Segment slices of a batch: one per key, caps with their overflow slices, and a
+//! registry asked once per pair and day.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use serde_json::json;
+
+use super::*;
+use crate::adapters::faults::{FaultPlan, Faulty, Op};
+use crate::adapters::memory::MemoryModelRegistry;
+use crate::domain::OVERFLOW_BUCKET;
+use crate::ingest::{BatchLimits, parse_batch};
+use crate::testing::{at, model, tenant};
+
+const NOW: &str = "2026-11-28T12:34:56Z";
+
+/// A regression batch whose prediction `i` carries `segments[i]`.
+fn batch(segments: &[serde_json::Value]) -> ValidBatch {
+    let predictions: Vec<_> = segments
+        .iter()
+        .map(|segment| {
+            json!({"timestamp": NOW, "latency_ms": 5, "status": "ok", "predicted": 1.0,
+                   "segment": segment})
+        })
+        .collect();
+    let body = json!({"model_id": "m", "batch_id": "b", "task": "regression",
+                      "predictions": predictions});
+    parse_batch(
+        body.to_string().as_bytes(),
+        at(NOW),
+        &BatchLimits::default(),
+    )
+    .expect("valid")
+}
+
+fn texts<'a>(slices: impl Iterator<Item = &'a Slice>) -> Vec<String> {
+    slices.map(Slice::to_string).collect()
+}
+
+#[tokio::test]
+async fn each_key_is_a_slice_and_the_caps_overflow_into_other() {
+    let registry = MemoryModelRegistry::default();
+    let admission = SegmentAdmission::new(SegmentCaps {
+        keys: 2,
+        values_per_day: 2,
+    });
+    let (t, m) = (tenant("t"), model("m"));
+    let batch = batch(&[
+        json!({"region": "eu", "channel": "app"}),
+        json!({"region": "us"}),
+        // A third region of the day, and two keys past the cap of two.
+        json!({"region": "ap", "tier": "gold", "plan": "free"}),
+        json!({}),
+    ]);
+    let segments = admission
+        .slices_of(&registry, ModelRef::new(&t, &m), &batch, at(NOW))
+        .await
+        .expect("recorded");
+    // Keys are kept in the order the registry first sees them: the pairs of a batch
+    // are recorded concurrently, so which two of the four keys are kept is the
+    // registry's; everything else holds whichever two they are.
+    let kept_keys: BTreeSet<String> = segments
+        .slices
+        .iter()
+        .filter_map(Slice::segment_pair)
+        .map(|(key, _)| key.to_owned())
+        .filter(|key| key != OVERFLOW_BUCKET)
+        .collect();
+    assert_eq!(kept_keys.len(), 2, "{:?}", segments.slices);
+    for i in 0..4 {
+        let slices: Vec<&Slice> = segments.of(i).collect();
+        let own = &batch.predictions[i].segment;
+        let overflowing = own.iter().filter(|(k, _)| !kept_keys.contains(k)).count();
+        // One slice per kept key, one for all keys past the cap together.
+        assert_eq!(
+            slices.len(),
+            own.len() - overflowing + usize::from(overflowing > 0),
+            "prediction {i}: {slices:?}"
+        );
+        let mut sorted = slices.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, slices, "ordered, each once");
+    }
+    assert!(segments.of(3).next().is_none());
+    assert!(segments.of(99).next().is_none());
+    if kept_keys.contains("region") {
+        let regions: Vec<String> = (0..3)
+            .flat_map(|i| texts(segments.of(i)))
+            .filter(|s| s.starts_with("segment:region:"))
+            .collect();
+        assert_eq!(regions.len(), 3);
+        let other = regions
+            .iter()
+            .filter(|s| s.as_str() == "segment:region:__other__")
+            .count();
+        assert_eq!(
+            other, 1,
+            "two values a day, the third overflows: {regions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_known_pair_is_not_asked_again_the_same_day() {
+    let plan = FaultPlan::new(7).shared();
+    let registry = Faulty::new(MemoryModelRegistry::default(), Arc::clone(&plan));
+    let admission = SegmentAdmission::default();
+    let (t, m) = (tenant("t"), model("m"));
+    let send = |segments: Vec<serde_json::Value>, now| {
+        let batch = batch(&segments);
+        let (registry, admission, t, m) = (&registry, &admission, &t, &m);
+        async move {
+            admission
+                .slices_of(registry, ModelRef::new(t, m), &batch, now)
+                .await
+                .expect("recorded")
+        }
+    };
+    let eu = || json!({"region": "eu", "channel": "app"});
+    let first = send(vec![eu(), eu(), json!({"region": "us"})], at(NOW)).await;
+    assert_eq!(
+        texts(first.slices.iter()),
+        [
+            "segment:channel:app",
+            "segment:region:eu",
+            "segment:region:us"
+        ]
+    );
+    assert_eq!(
+        texts(first.of(1)),
+        ["segment:channel:app", "segment:region:eu"]
+    );
+    assert_eq!(plan.counts().of(Op::RECORD_SEGMENT), 3);
+    let again = send(vec![eu()], at(NOW) + TimeDelta::hours(1)).await;
+    assert_eq!(
+        texts(again.of(0)),
+        ["segment:channel:app", "segment:region:eu"]
+    );
+    assert_eq!(plan.counts().of(Op::RECORD_SEGMENT), 3, "remembered");
+    // A new day asks again: the values' caps are per day.
+    send(vec![eu()], at(NOW) + TimeDelta::days(1)).await;
+    assert_eq!(plan.counts().of(Op::RECORD_SEGMENT), 5);
+}
+
+#[tokio::test]
+async fn a_batch_without_segments_asks_nothing_and_folds_nothing() {
+    let plan = FaultPlan::new(7).shared();
+    let registry = Faulty::new(MemoryModelRegistry::default(), Arc::clone(&plan));
+    let (t, m) = (tenant("t"), model("m"));
+    let batch = batch(&[json!({}), json!({})]);
+    let segments = SegmentAdmission::default()
+        .slices_of(&registry, ModelRef::new(&t, &m), &batch, at(NOW))
+        .await
+        .expect("nothing to record");
+    assert_eq!(segments, BatchSegments::default());
+    assert!(segments.partials(&batch).expect("fold").is_empty());
+    assert_eq!(plan.counts().of(Op::RECORD_SEGMENT), 0);
+}
+
+#[tokio::test]
+async fn each_slice_folds_exactly_its_predictions() {
+    let registry = MemoryModelRegistry::default();
+    let (t, m) = (tenant("t"), model("m"));
+    let regions = ["eu", "us", "eu", "ap", "eu"];
+    let segments: Vec<_> = regions.iter().map(|r| json!({"region": r})).collect();
+    let batch = batch(&segments);
+    let slices = SegmentAdmission::default()
+        .slices_of(&registry, ModelRef::new(&t, &m), &batch, at(NOW))
+        .await
+        .expect("recorded");
+    let states = slices.partials(&batch).expect("fold");
+    let counts: Vec<(String, u64)> = states
+        .iter()
+        .map(|(slice, minutes)| {
+            let total = minutes.values().map(|s| s.predictions()).sum();
+            (slice.to_string(), total)
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("segment:region:ap".to_owned(), 1),
+            ("segment:region:eu".to_owned(), 3),
+            ("segment:region:us".to_owned(), 1)
+        ]
+    );
+}
+
+#[test]
+fn dedup_keeps_each_index_once_in_order() {
+    let mut items = [1, 1, 2, 5, 5, 5, 9];
+    let kept = dedup_sorted(&mut items);
+    assert_eq!(&items[..kept], [1, 2, 5, 9]);
+    assert_eq!(dedup_sorted(&mut []), 0);
+}
