@@ -645,29 +645,20 @@ impl<'l> Validator<'l> {
             return None;
         }
         let before = self.found;
-        let mut segment = Vec::with_capacity(members.kept.len());
+        let mut segment: Vec<(String, String)> = Vec::with_capacity(members.kept.len());
         for (key, value) in &members.kept {
-            let field = format!("segment.{key}");
-            if let Err(err) = check_segment_key(key) {
-                let reason = if key.contains(':') {
-                    "is a key with ':', which separates a segment's key from its value".into()
-                } else {
-                    format!("is a key that {err}")
-                };
-                self.problem(at, &field, reason);
-                continue;
-            }
-            if segment.iter().any(|(k, _)| k == key) {
-                self.problem(at, &field, "is given more than once");
-                continue;
-            }
-            let Some(value) = self.id(at, &field, Some(value), true) else {
-                continue;
-            };
-            let key = self.unreserved(at, &field, key.clone().into_owned());
-            let value = self.unreserved(at, &field, value);
-            if let (Some(key), Some(value)) = (key, value) {
-                segment.push((key, value));
+            let fresh = !segment.iter().any(|(k, _)| k == key);
+            match value {
+                // The usual member, checked without building its field's path.
+                Value::Str(text)
+                    if fresh
+                        && check_segment_key(key).is_ok()
+                        && check_id(text).is_ok()
+                        && ![key.as_ref(), text.as_ref()].contains(&OVERFLOW_BUCKET) =>
+                {
+                    segment.push((key.as_ref().to_owned(), text.as_ref().to_owned()));
+                }
+                _ => self.segment_member_problem(at, key, value, fresh),
             }
         }
         if self.found > before {
@@ -675,6 +666,25 @@ impl<'l> Validator<'l> {
         }
         segment.sort_unstable();
         Some(segment)
+    }
+
+    /// Reports what is wrong with the segment member `key`: `value` (`fresh`: the key
+    /// was not given before in the same segment).
+    fn segment_member_problem(&mut self, at: At, key: &str, value: &Value, fresh: bool) {
+        let field = format!("segment.{key}");
+        if let Err(err) = check_segment_key(key) {
+            let reason = if key.contains(':') {
+                "is a key with ':', which separates a segment's key from its value".into()
+            } else {
+                format!("is a key that {err}")
+            };
+            self.problem(at, &field, reason);
+        } else if !fresh {
+            self.problem(at, &field, "is given more than once");
+        } else if let Some(value) = self.id(at, &field, Some(value), true) {
+            self.unreserved(at, &field, key.to_owned());
+            self.unreserved(at, &field, value);
+        }
     }
 
     /// `name`, unless it is the overflow bucket's reserved name.

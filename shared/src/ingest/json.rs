@@ -706,7 +706,7 @@ impl<'de> Visitor<'de> for MembersRead {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
         let mut members = Members::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
             members.count += 1;
             if members.kept.len() <= MAX_SEGMENT_KEYS_PER_PREDICTION {
                 members.kept.push((key, map.next_value_seed(ValueRead)?));
@@ -715,6 +715,33 @@ impl<'de> Visitor<'de> for MembersRead {
             }
         }
         Ok(Value::Members(Box::new(members)))
+    }
+}
+
+/// Reads an object key, borrowed from the body where it carries no escapes.
+struct BorrowedKey;
+
+impl<'de> DeserializeSeed<'de> for BorrowedKey {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BorrowedKey {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 }
 
