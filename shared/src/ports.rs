@@ -125,7 +125,7 @@ pub trait ModelRegistry: Send + Sync {
         max_versions: u64,
     ) -> impl Future<Output = Result<Option<Slice>, StoreError>> + Send;
 
-    /// Records that a batch arriving on the UTC day starting at `day` carries segment
+    /// Records that a batch whose first event is on the UTC day starting at `day` carries segment
     /// `key` = `value`: a key not seen before is kept (for good) while the model has
     /// fewer than `caps.keys`, a value not seen that day while the key has fewer than
     /// `caps.values_per_day` that day. Returns the slice the predictions count under:

@@ -40,8 +40,9 @@ pub struct SegmentCaps {
     /// Most segment keys kept per model (`MODEL_SEGMENT_KEYS`); predictions that carry
     /// a key past it count under `segment:__other__:__other__`.
     pub keys: u64,
-    /// Most values kept per key and UTC day of arrival (`MODEL_SEGMENT_VALUES`); a value
-    /// past it counts under `segment:<key>:__other__` that day.
+    /// Most values kept per key and UTC day of the batches' first events
+    /// (`MODEL_SEGMENT_VALUES`); a value past it counts under `segment:<key>:__other__`
+    /// that day.
     pub values_per_day: u64,
 }
 

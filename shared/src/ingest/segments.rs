@@ -2,9 +2,16 @@
 //! prediction counts in, within the model's caps ([`SegmentCaps`]).
 //!
 //! Each distinct (key, value) of a batch is recorded in the registry
-//! ([`ModelRegistry::record_segment`]) — unless this container remembers its answer of
-//! the day: a pair kept or refused stays so for the rest of its UTC day, so a warm
-//! container pays the registry once per pair and day, not once per batch.
+//! ([`ModelRegistry::record_segment`]) for the UTC day of the batch's first event —
+//! unless this container remembers the answer: a pair kept or refused stays so for
+//! the rest of its day, so a warm container pays the registry once per pair and day,
+//! not once per batch.
+//!
+//! The day is the events', not the arrival's: a retry of a batch (the same content,
+//! hence the same first event) gets the same answers however late it comes, so its
+//! partials go to the same slices and count once — a retry across midnight after a
+//! value's cap filled would otherwise count its predictions in `__other__` and in the
+//! value's own slice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -25,22 +32,15 @@ const MAX_REMEMBERED: usize = 100_000;
 /// Registry writes in flight at once for one batch's new segments.
 const CONCURRENT_SEGMENT_WRITES: usize = 8;
 
-/// A pair of one model as remembered: tenant, model, key, value.
-type PairKey = (TenantId, ModelId, String, String);
+/// A pair of one model on one day as remembered: tenant, model, day, key, value.
+type PairKey = (TenantId, ModelId, DateTime<Utc>, String, String);
 
-/// The caps of a model's segments and the answers this container remembers of today.
+/// The caps of a model's segments and the registry's answers this container remembers.
 #[derive(Debug, Default)]
 pub struct SegmentAdmission {
     /// The caps (`MODEL_SEGMENT_KEYS`, `MODEL_SEGMENT_VALUES`).
     pub caps: SegmentCaps,
-    remembered: Mutex<Remembered>,
-}
-
-/// The registry's answers of one day.
-#[derive(Debug, Default)]
-struct Remembered {
-    day: DateTime<Utc>,
-    slices: HashMap<PairKey, Slice>,
+    remembered: Mutex<HashMap<PairKey, Slice>>,
 }
 
 impl SegmentAdmission {
@@ -52,7 +52,8 @@ impl SegmentAdmission {
         }
     }
 
-    /// The segment slices of the predictions of `batch`, arriving at `now`: one per
+    /// The segment slices of the predictions of `batch`, for the UTC day of its
+    /// earliest event `first`: one per
     /// key of a prediction's segment, except that all its keys past the cap share
     /// `segment:__other__:__other__`.
     pub async fn slices_of<R: ModelRegistry>(
@@ -60,9 +61,9 @@ impl SegmentAdmission {
         registry: &R,
         model: ModelRef<'_>,
         batch: &ValidBatch,
-        now: DateTime<Utc>,
+        first: DateTime<Utc>,
     ) -> Result<BatchSegments, StoreError> {
-        let day = Granularity::Day.floor(now);
+        let day = Granularity::Day.floor(first);
         let mut pairs: HashMap<(&str, &str), u32> = HashMap::new();
         for prediction in &batch.predictions {
             for (key, value) in &prediction.segment {
@@ -74,17 +75,23 @@ impl SegmentAdmission {
         }
         let pair_key = |(key, value): (&str, &str)| -> PairKey {
             let ModelRef { tenant, model_id } = model;
-            (tenant.clone(), model_id.clone(), key.into(), value.into())
+            (
+                tenant.clone(),
+                model_id.clone(),
+                day,
+                key.into(),
+                value.into(),
+            )
         };
         let mut answers: HashMap<(String, String), Slice> = HashMap::with_capacity(pairs.len());
         // Owned pairs: a closure over borrowed ones would make the future not `Send`
         // for every lifetime (the Lambda runtime needs it to be).
         let mut unknown: Vec<(String, String)> = Vec::new();
         {
-            let remembered = self.remember(day);
+            let remembered = self.remembered();
             for (key, value) in pairs.keys() {
                 let owned = ((*key).to_owned(), (*value).to_owned());
-                match remembered.slices.get(&pair_key((key, value))) {
+                match remembered.get(&pair_key((key, value))) {
                     Some(slice) => {
                         answers.insert(owned, slice.clone());
                     }
@@ -104,14 +111,12 @@ impl SegmentAdmission {
             .try_collect()
             .await?;
         {
-            let mut remembered = self.remember(day);
-            if remembered.slices.len() + recorded.len() > MAX_REMEMBERED {
-                remembered.slices.clear();
+            let mut remembered = self.remembered();
+            if remembered.len() + recorded.len() > MAX_REMEMBERED {
+                remembered.clear();
             }
             for ((key, value), slice) in &recorded {
-                remembered
-                    .slices
-                    .insert(pair_key((key, value)), slice.clone());
+                remembered.insert(pair_key((key, value)), slice.clone());
             }
         }
         answers.extend(recorded);
@@ -152,17 +157,11 @@ impl SegmentAdmission {
         Ok(segments)
     }
 
-    /// The remembered answers, of `day` (an earlier day's are forgotten).
-    fn remember(&self, day: DateTime<Utc>) -> std::sync::MutexGuard<'_, Remembered> {
-        let mut remembered = self
-            .remembered
+    /// The remembered answers.
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<PairKey, Slice>> {
+        self.remembered
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if remembered.day != day {
-            remembered.day = day;
-            remembered.slices.clear();
-        }
-        remembered
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

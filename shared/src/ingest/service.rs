@@ -179,7 +179,7 @@ where
         let model = ModelRef::new(tenant, &batch.model_id);
         let segments = self
             .segments
-            .slices_of(&self.registry, model, &batch, now)
+            .slices_of(&self.registry, model, &batch, first)
             .await?;
         let segment_states = segments.partials(&batch).map_err(|e| StoreError::Corrupt {
             key: format!("segments of batch {}", batch.batch_id),

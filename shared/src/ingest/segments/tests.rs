@@ -140,8 +140,11 @@ async fn a_known_pair_is_not_asked_again_the_same_day() {
         ["segment:channel:app", "segment:region:eu"]
     );
     assert_eq!(plan.counts().of(Op::RECORD_SEGMENT), 3, "remembered");
-    // A new day asks again: the values' caps are per day.
+    // Another day of events asks again: the values' caps are per day. The day before
+    // is still remembered (a late batch of it asks nothing).
     send(vec![eu()], at(NOW) + TimeDelta::days(1)).await;
+    assert_eq!(plan.counts().of(Op::RECORD_SEGMENT), 5);
+    send(vec![eu()], at(NOW)).await;
     assert_eq!(plan.counts().of(Op::RECORD_SEGMENT), 5);
 }
 
@@ -195,4 +198,36 @@ fn dedup_keeps_each_index_once_in_order() {
     let kept = dedup_sorted(&mut items);
     assert_eq!(&items[..kept], [1, 2, 5, 9]);
     assert_eq!(dedup_sorted(&mut []), 0);
+}
+
+#[tokio::test]
+async fn a_retry_from_another_container_gets_the_same_overflow() {
+    let registry = MemoryModelRegistry::default();
+    let caps = SegmentCaps {
+        keys: 4,
+        values_per_day: 1,
+    };
+    let (t, m) = (tenant("t"), model("m"));
+    let slices = |batch: ValidBatch| {
+        let (registry, t, m) = (&registry, &t, &m);
+        async move {
+            let segments = SegmentAdmission::new(caps)
+                .slices_of(registry, ModelRef::new(t, m), &batch, at(NOW))
+                .await
+                .expect("recorded");
+            texts(segments.of(0))
+        }
+    };
+    assert_eq!(
+        slices(batch(&[json!({"region": "eu"})])).await,
+        ["segment:region:eu"]
+    );
+    // The day's one value is taken: `us` overflows, and stays so for a retry of its
+    // batch, whichever container takes it and whenever (the day is its events').
+    for _ in 0..2 {
+        assert_eq!(
+            slices(batch(&[json!({"region": "us"})])).await,
+            ["segment:region:__other__"]
+        );
+    }
 }
