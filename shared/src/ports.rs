@@ -62,6 +62,16 @@ pub struct ModelVersion {
     pub last_seen: DateTime<Utc>,
 }
 
+/// A segment key kept for a model, with the values it kept on recent days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSegment {
+    /// The key.
+    pub key: String,
+    /// The values kept on the days asked for, ordered by value, each with the latest
+    /// of those days it was kept on.
+    pub values: Vec<(String, DateTime<Utc>)>,
+}
+
 /// What a batch tells the registry about its model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSighting {
@@ -140,6 +150,15 @@ pub trait ModelRegistry: Send + Sync {
         day: DateTime<Utc>,
         caps: SegmentCaps,
     ) -> impl Future<Output = Result<Slice, StoreError>> + Send;
+
+    /// The segment keys kept of a model, ordered by key, each with the values kept on
+    /// the UTC days from `since` on (a day's values are stored for
+    /// [`SEGMENT_DAYS_KEPT`](crate::domain::slice::SEGMENT_DAYS_KEPT) days).
+    fn segments(
+        &self,
+        model: ModelRef<'_>,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<KeptSegment>, StoreError>> + Send;
 
     /// The versions kept of a model, ordered by version.
     fn versions(

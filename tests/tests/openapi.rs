@@ -610,6 +610,7 @@ fn api_gets(tenant: Option<&str>, model: &str) -> Vec<Value> {
         "baseline",
         "alerts",
         "versions",
+        "segments",
     ] {
         gets.push(api_request(
             tenant,

@@ -7,7 +7,8 @@
 //! (`ml_model_version_…`) and the exported segment key's (`ml_model_segment_…`), and
 //! another tenant gets 404 everywhere. Every prediction carries a segment (`region` `eu` or `us`): a region's
 //! summary and the compare route over two regions equal the references on their
-//! subsets, across both versions, late labels included.
+//! subsets, across both versions, late labels included; the segments route lists both
+//! regions with their counts.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelwatch_e2e::{
@@ -330,8 +331,54 @@ async fn a_worse_canary_is_found_with_the_references_statistics() {
         &want["accuracy"]["z"],
         "z of regions",
     );
-    let (status, body) = get(stack, &other, "", &[("segment", "region:eu")]).await;
-    assert_eq!(status, 404, "{body}");
+    for (resource, query) in [("", &[("segment", "region:eu")][..]), ("segments", &[][..])] {
+        let (status, body) = get(stack, &other, resource, query).await;
+        assert_eq!(status, 404, "{resource}: {body}");
+    }
+
+    // The segments route: the kept key, both regions and what was counted in each.
+    let in_region = |name: &str, range: fn(&Traffic) -> std::ops::Range<usize>| {
+        [&stable, &canary]
+            .iter()
+            .map(|t| range(t).filter(|i| Traffic::region(*i) == name).count() as u64)
+            .sum::<u64>()
+    };
+    let region_counts = |name: &str| {
+        (
+            in_region(name, |t| 0..t.n),
+            in_region(name, |t| 0..t.errors),
+        )
+    };
+    let (status, segments) = get(stack, &tenant, "segments", &[]).await;
+    assert_eq!(status, 200, "{segments}");
+    let listed: Vec<(&str, &str, u64, u64)> = segments["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .flat_map(|k| {
+            let key = k["key"].as_str().unwrap_or("?");
+            let values = k["values"].as_array().into_iter().flatten();
+            values.filter_map(move |v| {
+                Some((
+                    key,
+                    v["value"].as_str()?,
+                    v["prediction_count"].as_u64()?,
+                    v["error_count"].as_u64()?,
+                ))
+            })
+        })
+        .collect();
+    let ((eu, eu_errors), (us, us_errors)) = (region_counts("eu"), region_counts("us"));
+    assert_eq!(
+        listed,
+        [
+            ("region", "eu", eu, eu_errors),
+            ("region", "us", us, us_errors)
+        ],
+        "{segments}"
+    );
+    assert_eq!(segments["keys"][0]["overflow_prediction_count"], 0);
+    assert_eq!(segments["overflow_prediction_count"], 0);
 
     // The version's counters reach Prometheus beside the model's, and so do the
     // region's (the local stack exports key `region`: EXPORTED_SEGMENT_KEYS), each

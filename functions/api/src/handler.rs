@@ -20,7 +20,7 @@ use modelwatch::ports::{
     SettingWrite, SubscriptionStore, TopicSubscriptions,
 };
 use modelwatch::query::single_values;
-use modelwatch::summary::slices::{CompareQuery, versions_of};
+use modelwatch::summary::slices::{CompareQuery, segments_of, versions_of};
 use modelwatch::summary::{SummaryQuery, SummaryService};
 use serde::Serialize;
 use serde_json::Value;
@@ -197,6 +197,12 @@ where
                 let model = self.model(tenant, model_id).await?;
                 let rollups = &self.summary.window.rollups;
                 ok(&versions_of(&self.registry, rollups, &model).await?)
+            }
+            ModelResource::Segments => {
+                no_parameters(request)?;
+                let model = self.model(tenant, model_id).await?;
+                let rollups = &self.summary.window.rollups;
+                ok(&segments_of(&self.registry, rollups, &model, now).await?)
             }
             ModelResource::Compare => {
                 let query = CompareQuery::parse(params.iter())?;

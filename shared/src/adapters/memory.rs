@@ -46,9 +46,9 @@ use crate::domain::{
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
-    ExportCursors, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting, ModelVersion,
-    PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount, PutOutcome,
-    RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
+    ExportCursors, KeptSegment, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting,
+    ModelVersion, PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount,
+    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
 };
 use crate::ports::{
     ExportFailure, MetricDataWriter, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue,
@@ -241,6 +241,34 @@ impl ModelRegistry for MemoryModelRegistry {
         }
         values.insert(value.to_owned());
         Ok(Slice::segment(key, value))
+    }
+
+    async fn segments(
+        &self,
+        model: ModelRef<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<KeptSegment>, StoreError> {
+        let segments = lock(&self.segments);
+        let kept = segments.get(&(model.tenant.clone(), model.model_id.clone()));
+        Ok(kept
+            .into_iter()
+            .flatten()
+            .map(|(key, days)| {
+                let mut values: BTreeMap<&String, DateTime<Utc>> = BTreeMap::new();
+                for (day, kept) in days.range(since..) {
+                    for value in kept {
+                        values.insert(value, *day);
+                    }
+                }
+                KeptSegment {
+                    key: key.clone(),
+                    values: values
+                        .into_iter()
+                        .map(|(v, day)| (v.clone(), day))
+                        .collect(),
+                }
+            })
+            .collect())
     }
 
     async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {

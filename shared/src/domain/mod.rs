@@ -63,7 +63,7 @@ pub use export::{
 pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
 pub use quota::{OverQuota, Quota, QuotaLimits, TenantQuotas};
 pub use record::{
-    Outcome, PredictionRecord, ResourceSample, Status, Task, UnknownTask, ValidBatch,
+    Outcome, PredictionRecord, ResourceSample, SegmentIds, Status, Task, UnknownTask, ValidBatch,
     ValidPrediction,
 };
 pub use regression::RegressionStats;

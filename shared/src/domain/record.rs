@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::ModelId;
+use super::slice::MAX_SEGMENT_KEYS_PER_PREDICTION;
 
 /// The kind of model, which decides the quality metrics that apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,8 +164,43 @@ pub struct ValidPrediction {
     pub prediction_id: Option<String>,
     /// The typed record the metric engine folds.
     pub record: PredictionRecord,
-    /// Its segment: `(key, value)` pairs in key order, each key once; empty without.
-    pub segment: Vec<(String, String)>,
+    /// Its segment, as its batch's pairs ([`ValidBatch::segment_of`]); empty without.
+    pub segment: SegmentIds,
+}
+
+/// The segment of one prediction: the indices of its `(key, value)` pairs in its
+/// batch's [`ValidBatch::segment_pairs`], in key order, each key once. Held inline (a
+/// batch of 10,000 predictions with a segment each would otherwise allocate 10,000
+/// lists and two strings per pair, for a handful of distinct pairs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentIds {
+    len: u8,
+    ids: [u32; MAX_SEGMENT_KEYS_PER_PREDICTION],
+}
+
+impl SegmentIds {
+    /// The pairs' indices, in key order.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.ids[..usize::from(self.len)]
+    }
+
+    /// Whether the prediction has no segment.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends the next pair in key order; `false` (and nothing appended) when
+    /// [`MAX_SEGMENT_KEYS_PER_PREDICTION`] are held already.
+    pub fn push(&mut self, id: u32) -> bool {
+        match self.ids.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = id;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A batch that passed validation: every record is usable.
@@ -182,6 +218,24 @@ pub struct ValidBatch {
     pub predictions: Vec<ValidPrediction>,
     /// Resource samples, in body order (possibly none).
     pub resources: Vec<ResourceSample>,
+    /// The distinct `(key, value)` pairs of the predictions' segments, in the order
+    /// first met; a prediction names its own by index ([`SegmentIds`]).
+    pub segment_pairs: Vec<(String, String)>,
+}
+
+impl ValidBatch {
+    /// The segment of `prediction` (one of this batch's): `(key, value)` pairs in key
+    /// order.
+    pub fn segment_of<'b>(
+        &'b self,
+        prediction: &'b ValidPrediction,
+    ) -> impl ExactSizeIterator<Item = (&'b str, &'b str)> + 'b {
+        prediction.segment.as_slice().iter().map(|&id| {
+            self.segment_pairs
+                .get(id as usize)
+                .map_or(("", ""), |(key, value)| (key.as_str(), value.as_str()))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub const DEFAULT_SEGMENT_KEYS_PER_MODEL: u64 = 4;
 /// (`MODEL_SEGMENT_VALUES`): the countries of a continent, not the users of an app.
 pub const DEFAULT_SEGMENT_VALUES_PER_DAY: u64 = 50;
 
+/// How many UTC days a day's kept segment values are remembered (the cap of values
+/// counts per day; the registry's day items expire after this).
+pub const SEGMENT_DAYS_KEPT: i64 = 3;
+
 /// The most keys one prediction's `segment` may carry.
 pub const MAX_SEGMENT_KEYS_PER_PREDICTION: usize = 8;
 

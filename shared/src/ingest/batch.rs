@@ -3,6 +3,7 @@
 //! [`MAX_PROBLEMS`]) is reported with its record index, field and reason.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -15,7 +16,7 @@ use crate::domain::ids::{ModelId, check_id};
 use crate::domain::slice::{MAX_SEGMENT_KEYS_PER_PREDICTION, check_segment_key};
 use crate::domain::{
     MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH, OVERFLOW_BUCKET, Outcome,
-    PredictionRecord, ResourceSample, Status, Task, ValidBatch, ValidPrediction,
+    PredictionRecord, ResourceSample, SegmentIds, Status, Task, ValidBatch, ValidPrediction,
     regression_value_problem,
 };
 
@@ -138,6 +139,26 @@ pub(super) struct BatchHead<'b, 'a, const F: usize, L> {
     pub(super) model_id: Option<ModelId>,
     /// `batch_id`, when valid.
     pub(super) batch_id: Option<String>,
+}
+
+/// The distinct segment pairs of a batch, interned as its predictions are validated
+/// (borrowed from the body until then).
+#[derive(Default)]
+struct SegmentPairs<'r> {
+    ids: HashMap<(&'r str, &'r str), u32, foldhash::fast::RandomState>,
+    pairs: Vec<(String, String)>,
+}
+
+impl<'r> SegmentPairs<'r> {
+    /// The index of `(key, value)`, added when new.
+    fn id(&mut self, key: &'r str, value: &'r str) -> u32 {
+        // At most 8 pairs for each of 10,000 predictions: far below u32::MAX.
+        let next = u32::try_from(self.pairs.len()).unwrap_or(u32::MAX);
+        *self.ids.entry((key, value)).or_insert_with(|| {
+            self.pairs.push((key.to_owned(), value.to_owned()));
+            next
+        })
+    }
 }
 
 /// Walks the body as read, collecting problems.
@@ -330,12 +351,14 @@ impl<'l> Validator<'l> {
             self.list(raw.lists.resources.as_ref(), "resources", false);
 
         let mut valid_predictions = Vec::with_capacity(predictions.len());
+        let mut segment_pairs = SegmentPairs::default();
         for (index, record) in predictions.iter().enumerate() {
             let at = At {
                 list: "predictions",
                 index: Some(index),
             };
-            if let Some(p) = self.prediction(at, record, task, &mut prediction_strays) {
+            let strays = &mut prediction_strays;
+            if let Some(p) = self.prediction(at, record, task, strays, &mut segment_pairs) {
                 valid_predictions.push(p);
             }
         }
@@ -357,6 +380,7 @@ impl<'l> Validator<'l> {
                 task,
                 predictions: valid_predictions,
                 resources: valid_resources,
+                segment_pairs: segment_pairs.pairs,
             }),
             _ => None,
         }
@@ -390,12 +414,13 @@ impl<'l> Validator<'l> {
         }
     }
 
-    fn prediction(
+    fn prediction<'r>(
         &mut self,
         at: At,
-        record: &Record<{ PREDICTION_FIELDS.len() }>,
+        record: &'r Record<{ PREDICTION_FIELDS.len() }>,
         task: Option<Task>,
         strays: &mut std::slice::Iter<Stray>,
+        pairs: &mut SegmentPairs<'r>,
     ) -> Option<ValidPrediction> {
         let before = self.found;
         let fields = self.record(at, record, strays)?;
@@ -451,7 +476,7 @@ impl<'l> Validator<'l> {
         }
         let outcome =
             task.and_then(|task| self.outcome(at, task, predicted, get("actual"), get("score")));
-        let segment = self.segment(at, get("segment"));
+        let segment = self.segment(at, get("segment"), pairs);
         if self.found > before {
             return None;
         }
@@ -626,9 +651,14 @@ impl<'l> Validator<'l> {
     /// An optional `segment`: an object of at most [`MAX_SEGMENT_KEYS_PER_PREDICTION`]
     /// keys (ids without `:`), each mapped to an id; neither may be the overflow
     /// bucket's name. In key order; empty when absent.
-    fn segment(&mut self, at: At, node: Option<&Value>) -> Option<Vec<(String, String)>> {
+    fn segment<'r>(
+        &mut self,
+        at: At,
+        node: Option<&'r Value>,
+        pairs: &mut SegmentPairs<'r>,
+    ) -> Option<SegmentIds> {
         let members = match node {
-            None => return Some(Vec::new()),
+            None => return Some(SegmentIds::default()),
             Some(Value::Members(members)) => members,
             Some(other) => {
                 let found = other.kind();
@@ -645,9 +675,10 @@ impl<'l> Validator<'l> {
             return None;
         }
         let before = self.found;
-        let mut segment: Vec<(String, String)> = Vec::with_capacity(members.kept.len());
+        let mut segment = [("", ""); MAX_SEGMENT_KEYS_PER_PREDICTION];
+        let mut len = 0;
         for (key, value) in &members.kept {
-            let fresh = !segment.iter().any(|(k, _)| k == key);
+            let fresh = !segment[..len].iter().any(|(k, _)| k == key);
             match value {
                 // The usual member, checked without building its field's path.
                 Value::Str(text)
@@ -656,7 +687,11 @@ impl<'l> Validator<'l> {
                         && check_id(text).is_ok()
                         && ![key.as_ref(), text.as_ref()].contains(&OVERFLOW_BUCKET) =>
                 {
-                    segment.push((key.as_ref().to_owned(), text.as_ref().to_owned()));
+                    // Within the count checked above.
+                    if let Some(slot) = segment.get_mut(len) {
+                        *slot = (key.as_ref(), text.as_ref());
+                        len += 1;
+                    }
                 }
                 _ => self.segment_member_problem(at, key, value, fresh),
             }
@@ -664,8 +699,13 @@ impl<'l> Validator<'l> {
         if self.found > before {
             return None;
         }
+        let segment = &mut segment[..len];
         segment.sort_unstable();
-        Some(segment)
+        let mut ids = SegmentIds::default();
+        for &(key, value) in segment.iter() {
+            ids.push(pairs.id(key, value));
+        }
+        Some(ids)
     }
 
     /// Reports what is wrong with the segment member `key`: `value` (`fresh`: the key

@@ -159,7 +159,7 @@ impl Canonical {
         });
         self.len(batch.predictions.len());
         for prediction in &batch.predictions {
-            self.prediction(prediction);
+            self.prediction(batch, prediction);
         }
         self.len(batch.resources.len());
         for sample in &batch.resources {
@@ -167,7 +167,7 @@ impl Canonical {
         }
     }
 
-    fn prediction(&mut self, prediction: &ValidPrediction) {
+    fn prediction(&mut self, batch: &ValidBatch, prediction: &ValidPrediction) {
         let record = &prediction.record;
         self.opt(prediction.prediction_id.as_deref(), Self::str);
         self.time(record.timestamp);
@@ -183,8 +183,9 @@ impl Canonical {
                 },
         );
         if segmented > 0 {
-            self.len(prediction.segment.len());
-            for (key, value) in &prediction.segment {
+            let segment = batch.segment_of(prediction);
+            self.len(segment.len());
+            for (key, value) in segment {
                 self.str(key);
                 self.str(value);
             }

@@ -64,16 +64,11 @@ impl SegmentAdmission {
         first: DateTime<Utc>,
     ) -> Result<BatchSegments, StoreError> {
         let day = Granularity::Day.floor(first);
-        let mut pairs: HashMap<(&str, &str), u32> = HashMap::new();
-        for prediction in &batch.predictions {
-            for (key, value) in &prediction.segment {
-                pairs.entry((key.as_str(), value.as_str())).or_default();
-            }
-        }
+        let pairs = &batch.segment_pairs;
         if pairs.is_empty() {
             return Ok(BatchSegments::default());
         }
-        let pair_key = |(key, value): (&str, &str)| -> PairKey {
+        let pair_key = |key: &str, value: &str| -> PairKey {
             let ModelRef { tenant, model_id } = model;
             (
                 tenant.clone(),
@@ -83,29 +78,26 @@ impl SegmentAdmission {
                 value.into(),
             )
         };
-        let mut answers: HashMap<(String, String), Slice> = HashMap::with_capacity(pairs.len());
-        // Owned pairs: a closure over borrowed ones would make the future not `Send`
-        // for every lifetime (the Lambda runtime needs it to be).
-        let mut unknown: Vec<(String, String)> = Vec::new();
+        // Each pair's slice, by the pair's index in the batch.
+        let mut answers: Vec<Option<Slice>> = vec![None; pairs.len()];
+        let mut unknown: Vec<usize> = Vec::new();
         {
             let remembered = self.remembered();
-            for (key, value) in pairs.keys() {
-                let owned = ((*key).to_owned(), (*value).to_owned());
-                match remembered.get(&pair_key((key, value))) {
-                    Some(slice) => {
-                        answers.insert(owned, slice.clone());
-                    }
-                    None => unknown.push(owned),
+            for (i, (key, value)) in pairs.iter().enumerate() {
+                match remembered.get(&pair_key(key, value)) {
+                    Some(slice) => answers[i] = Some(slice.clone()),
+                    None => unknown.push(i),
                 }
             }
         }
         let caps = self.caps;
-        let recorded: Vec<((String, String), Slice)> = stream::iter(unknown)
-            .map(|(key, value)| async move {
+        let recorded: Vec<(usize, Slice)> = stream::iter(unknown)
+            .map(|i| async move {
+                let (key, value) = &pairs[i];
                 let slice = registry
-                    .record_segment(model, &key, &value, day, caps)
+                    .record_segment(model, key, value, day, caps)
                     .await?;
-                Ok::<_, StoreError>(((key, value), slice))
+                Ok::<_, StoreError>((i, slice))
             })
             .buffer_unordered(CONCURRENT_SEGMENT_WRITES)
             .try_collect()
@@ -115,29 +107,30 @@ impl SegmentAdmission {
             if remembered.len() + recorded.len() > MAX_REMEMBERED {
                 remembered.clear();
             }
-            for ((key, value), slice) in &recorded {
-                remembered.insert(pair_key((key, value)), slice.clone());
+            for (i, slice) in &recorded {
+                let (key, value) = &pairs[*i];
+                remembered.insert(pair_key(key, value), slice.clone());
             }
         }
-        answers.extend(recorded);
-        let mut answered: Vec<((&str, &str), Slice)> = pairs
-            .keys()
-            .filter_map(|&(key, value)| {
-                let slice = answers.remove(&(key.to_owned(), value.to_owned()))?;
-                Some(((key, value), slice))
-            })
-            .collect();
+        for (i, slice) in recorded {
+            answers[i] = Some(slice);
+        }
         // Distinct slices, in order; each pair pointed at its slice's index.
-        answered.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        let mut answered: Vec<(Slice, usize)> = answers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, slice)| Some((slice?, i)))
+            .collect();
+        answered.sort_unstable();
         let mut segments = BatchSegments::default();
-        for (pair, slice) in answered {
+        let mut slice_of_pair: Vec<u32> = vec![u32::MAX; pairs.len()];
+        for (slice, pair) in answered {
             if segments.slices.last() != Some(&slice) {
                 segments.slices.push(slice);
             }
             // At most one slice per pair: a batch's 10,000 predictions of 8 keys each
             // have far fewer than u32::MAX.
-            let index = u32::try_from(segments.slices.len() - 1).unwrap_or(u32::MAX);
-            pairs.insert(pair, index);
+            slice_of_pair[pair] = u32::try_from(segments.slices.len() - 1).unwrap_or(u32::MAX);
         }
         segments.offsets.push(0);
         for prediction in &batch.predictions {
@@ -145,8 +138,9 @@ impl SegmentAdmission {
             segments.indices.extend(
                 prediction
                     .segment
+                    .as_slice()
                     .iter()
-                    .filter_map(|(k, v)| pairs.get(&(k.as_str(), v.as_str())).copied()),
+                    .filter_map(|&pair| slice_of_pair.get(pair as usize).copied()),
             );
             let own = &mut segments.indices[start..];
             own.sort_unstable();

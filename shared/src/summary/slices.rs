@@ -1,22 +1,23 @@
 //! A model's slices: the versions it keeps with their counts
-//! (`GET …/performance/{model_id}/versions`), and two slices side by side
+//! (`GET …/performance/{model_id}/versions`), the segment keys and values it keeps
+//! with theirs (`GET …/performance/{model_id}/segments`), and two slices side by side
 //! (`GET …/performance/{model_id}/compare`, of versions or segments, statistics in
 //! [`crate::domain::comparison`]).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::{SummaryService, Window, parse_window, sliced};
 use crate::domain::comparison::{Comparison, compare};
 use crate::domain::ids::{ModelId, ModelRef};
-use crate::domain::slice::Slice;
-use crate::domain::{CounterTotals, OVERFLOW_BUCKET, TimeSpan};
+use crate::domain::slice::{SEGMENT_DAYS_KEPT, Slice};
+use crate::domain::{CounterTotals, Granularity, OVERFLOW_BUCKET, TimeSpan};
 use crate::error::StoreError;
 use crate::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
 use crate::query::{InvalidParameter, single_values};
 
-/// Counter totals read at once for the versions route.
+/// Counter totals read at once for the versions and segments routes.
 const CONCURRENT_TOTALS: usize = 8;
 
 /// One kept version of a model with its counts since it was first seen.
@@ -53,20 +54,13 @@ pub async fn versions_of(
     model: &RegisteredModel,
 ) -> Result<VersionsView, StoreError> {
     let kept = registry.versions(model.key()).await?;
-    // Owned series ids: a closure over borrowed versions would make the future not
-    // `Send` for every lifetime (the Lambda runtime needs it to be).
-    let series: Vec<ModelId> = kept
+    let slices: Vec<Slice> = kept
         .iter()
         .map(|v| v.model_version.as_str())
         .chain([OVERFLOW_BUCKET])
-        .map(|version| model.model_id.series(&Slice::version(version)))
+        .map(Slice::version)
         .collect();
-    let tenant = &model.tenant;
-    let mut counted: Vec<CounterTotals> = stream::iter(series)
-        .map(|series| async move { rollups.counter_totals(ModelRef::new(tenant, &series)).await })
-        .buffered(CONCURRENT_TOTALS)
-        .try_collect()
-        .await?;
+    let mut counted = counts_of(rollups, model, &slices).await?;
     let overflow = counted.pop().unwrap_or_default();
     let versions = kept
         .into_iter()
@@ -84,6 +78,114 @@ pub async fn versions_of(
         versions,
         overflow_prediction_count: overflow.ok + overflow.errors,
     })
+}
+
+/// One value of a segment key with its counts since it was first kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentValueView {
+    /// The value.
+    pub value: String,
+    /// The latest UTC day it was kept on (a day's values are remembered
+    /// [`SEGMENT_DAYS_KEPT`] days).
+    pub last_day: DateTime<Utc>,
+    /// Its predictions rolled up so far, both statuses.
+    pub prediction_count: u64,
+    /// Of them, with status error.
+    pub error_count: u64,
+}
+
+/// One kept segment key of a model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentKeyView {
+    /// The key.
+    pub key: String,
+    /// Its values kept on the last [`SEGMENT_DAYS_KEPT`] UTC days, ordered by value.
+    pub values: Vec<SegmentValueView>,
+    /// Predictions of values past a day's cap, counted under `<key>:__other__`.
+    pub overflow_prediction_count: u64,
+}
+
+/// The answer of the segments route.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentsView {
+    /// The model.
+    pub model_id: ModelId,
+    /// Its kept keys, ordered by key.
+    pub keys: Vec<SegmentKeyView>,
+    /// Predictions' keys past the cap of keys, counted under
+    /// `__other__:__other__` (0 while the cap was never reached).
+    pub overflow_prediction_count: u64,
+}
+
+/// The kept segment keys of `model` with their recent values, and the counter totals
+/// of each value and overflow slice.
+pub async fn segments_of(
+    registry: &impl ModelRegistry,
+    rollups: &impl RollupStore,
+    model: &RegisteredModel,
+    now: DateTime<Utc>,
+) -> Result<SegmentsView, StoreError> {
+    let since = Granularity::Day.floor(now) - TimeDelta::days(SEGMENT_DAYS_KEPT - 1);
+    let kept = registry.segments(model.key(), since).await?;
+    // Each value's slice, then each key's overflow, then the keys' overflow.
+    let slices: Vec<Slice> = kept
+        .iter()
+        .flat_map(|k| {
+            let values = k.values.iter().map(|(value, _)| value.as_str());
+            values
+                .chain([OVERFLOW_BUCKET])
+                .map(|value| Slice::segment(&k.key, value))
+        })
+        .chain([Slice::segment(OVERFLOW_BUCKET, OVERFLOW_BUCKET)])
+        .collect();
+    let mut counted = counts_of(rollups, model, &slices).await?.into_iter();
+    let mut next = || counted.next().unwrap_or_default();
+    let keys = kept
+        .into_iter()
+        .map(|k| SegmentKeyView {
+            values: k
+                .values
+                .into_iter()
+                .map(|(value, last_day)| {
+                    let totals = next();
+                    SegmentValueView {
+                        value,
+                        last_day,
+                        prediction_count: totals.ok + totals.errors,
+                        error_count: totals.errors,
+                    }
+                })
+                .collect(),
+            overflow_prediction_count: {
+                let totals = next();
+                totals.ok + totals.errors
+            },
+            key: k.key,
+        })
+        .collect();
+    let overflow = next();
+    Ok(SegmentsView {
+        model_id: model.model_id.clone(),
+        keys,
+        overflow_prediction_count: overflow.ok + overflow.errors,
+    })
+}
+
+/// The counter totals of each of `slices` of `model`, in order.
+async fn counts_of(
+    rollups: &impl RollupStore,
+    model: &RegisteredModel,
+    slices: &[Slice],
+) -> Result<Vec<CounterTotals>, StoreError> {
+    // Owned series ids: a closure over borrowed ones would make the future not `Send`
+    // for every lifetime (the Lambda runtime needs it to be).
+    let series: Vec<ModelId> = slices.iter().map(|s| model.model_id.series(s)).collect();
+    let tenant = &model.tenant;
+    stream::iter(series)
+        .map(|series| async move { rollups.counter_totals(ModelRef::new(tenant, &series)).await })
+        .buffered(CONCURRENT_TOTALS)
+        .try_collect()
+        .await
 }
 
 /// What the compare route is asked: two sides (`model`, or `version:<id>`) and a

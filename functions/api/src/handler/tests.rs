@@ -580,6 +580,7 @@ async fn every_model_route_is_404_for_another_tenant_and_its_puts_change_nothing
         Call::new("PUT", "/api/v1/monitoring/performance/m1/baseline", "b").json(&other_baseline),
         Call::new("GET", "/api/v1/monitoring/performance/m1/alerts", "b"),
         Call::new("GET", "/api/v1/monitoring/performance/m1/versions", "b"),
+        Call::new("GET", "/api/v1/monitoring/performance/m1/segments", "b"),
         Call::new("GET", "/api/v1/monitoring/performance/m1/compare", "b")
             .query(&[("baseline", "model"), ("candidate", "version:v2")]),
         Call::new("GET", M1, "b").query(&[("version", "v2")]),
@@ -617,6 +618,7 @@ async fn a_wrong_method_is_405_naming_the_allowed_ones() {
         ("PUT", path("trends"), json!(["GET"])),
         ("PUT", path("alerts"), json!(["GET"])),
         ("PUT", path("versions"), json!(["GET"])),
+        ("PUT", path("segments"), json!(["GET"])),
         ("POST", path("compare"), json!(["GET"])),
         ("PUT", M1.to_owned(), json!(["GET"])),
         (
@@ -642,6 +644,7 @@ async fn routes_without_parameters_refuse_any() {
         path("alert-rules"),
         path("baseline"),
         path("versions"),
+        path("segments"),
         "/api/v1/monitoring/models".to_owned(),
     ] {
         let (status, body) = call(

@@ -32,6 +32,9 @@ pub enum ModelResource {
     Alerts,
     /// `…/{model_id}/versions`: the versions kept, with their counts.
     Versions,
+    /// `…/{model_id}/segments`: the segment keys and recent values kept, with their
+    /// counts.
+    Segments,
     /// `…/{model_id}/compare`: two slices side by side.
     Compare,
 }
@@ -72,6 +75,7 @@ impl<'a> Route<'a> {
                     Some("baseline") => ModelResource::Baseline,
                     Some("alerts") => ModelResource::Alerts,
                     Some("versions") => ModelResource::Versions,
+                    Some("segments") => ModelResource::Segments,
                     Some("compare") => ModelResource::Compare,
                     Some(_) => return None,
                 };
@@ -158,6 +162,10 @@ pub(crate) mod tests {
             (
                 "/api/v1/monitoring/performance/m-1/versions",
                 Some(model(ModelResource::Versions)),
+            ),
+            (
+                "/api/v1/monitoring/performance/m-1/segments",
+                Some(model(ModelResource::Segments)),
             ),
             (
                 "/api/v1/monitoring/performance/m-1/compare",

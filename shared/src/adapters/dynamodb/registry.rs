@@ -16,6 +16,7 @@
 //! `sk = "SEGVALS#<model>#<key>#<day>"` (attribute `segment_values`), both expiring (TTL
 //! `expires_at`) two days after the day.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use aws_sdk_dynamodb::Client;
@@ -24,7 +25,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
@@ -34,10 +35,12 @@ use crate::adapters::limits::{Image, Value};
 use crate::domain::TenantQuotas;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
-use crate::domain::slice::{SegmentCaps, Slice};
+use crate::domain::slice::{SEGMENT_DAYS_KEPT, SegmentCaps, Slice};
 use crate::domain::{OVERFLOW_BUCKET, Quota, Task};
 use crate::error::StoreError;
-use crate::ports::{ModelRegistry, ModelSighting, ModelVersion, RegisteredModel, RegistryError};
+use crate::ports::{
+    KeptSegment, ModelRegistry, ModelSighting, ModelVersion, RegisteredModel, RegistryError,
+};
 
 const MODEL_PREFIX: &str = "MODEL#";
 /// The sort key of a tenant's quotas, beside its models (written by an operator).
@@ -57,8 +60,6 @@ const SEGMENT_KEY_COUNT_PREFIX: &str = "SEGKEYS#";
 const SEGMENT_VALUE_PREFIX: &str = "SEGVAL#";
 /// The sort key prefix of the count of a key's values of a day (attribute `values`).
 const SEGMENT_VALUE_COUNT_PREFIX: &str = "SEGVALS#";
-/// How long a day's segment values are kept after the day starts.
-const SEGMENT_DAY_TTL_DAYS: i64 = 3;
 /// The operation named for a new model's registration.
 const REGISTER: &str = "register new model";
 
@@ -88,20 +89,24 @@ fn version_key(tenant: &TenantId, model_id: &ModelId, version: &str) -> Item {
     )
 }
 
-/// The version item of `version` of a model.
-fn version_image<'a>(
-    tenant: &TenantId,
-    model_id: &ModelId,
-    version: &'a ModelVersion,
-) -> Image<'a> {
+/// The head every registry item of a model starts with: its key (`sk` under the
+/// tenant's partition) and whose it is.
+fn registry_item<'a>(tenant: &'a TenantId, model_id: &'a ModelId, sk: String) -> Image<'a> {
     Image::default()
         .with("pk", Value::S(tenant_pk(tenant).into()))
-        .with(
-            "sk",
-            Value::S(format!("{VERSION_PREFIX}{model_id}#{}", version.model_version).into()),
-        )
-        .with("tenant_id", Value::S(tenant.as_str().to_owned().into()))
-        .with("model_id", Value::S(model_id.as_str().to_owned().into()))
+        .with("sk", Value::S(sk.into()))
+        .with("tenant_id", Value::S(tenant.as_str().into()))
+        .with("model_id", Value::S(model_id.as_str().into()))
+}
+
+/// The version item of `version` of a model.
+fn version_image<'a>(
+    tenant: &'a TenantId,
+    model_id: &'a ModelId,
+    version: &'a ModelVersion,
+) -> Image<'a> {
+    let sk = format!("{VERSION_PREFIX}{model_id}#{}", version.model_version);
+    registry_item(tenant, model_id, sk)
         .with(
             "model_version",
             Value::S(version.model_version.as_str().into()),
@@ -118,14 +123,8 @@ fn version_image<'a>(
 
 /// The registry item of `model`.
 pub(crate) fn model_image(model: &RegisteredModel) -> Image<'_> {
-    let mut image = Image::default()
-        .with("pk", Value::S(tenant_pk(&model.tenant).into()))
-        .with(
-            "sk",
-            Value::S(format!("{MODEL_PREFIX}{}", model.model_id).into()),
-        )
-        .with("tenant_id", Value::S(model.tenant.as_str().into()))
-        .with("model_id", Value::S(model.model_id.as_str().into()))
+    let sk = format!("{MODEL_PREFIX}{}", model.model_id);
+    let mut image = registry_item(&model.tenant, &model.model_id, sk)
         .with(
             "active_shard",
             Value::S(active_shard(shard_of(&model.tenant, &model.model_id)).into()),
@@ -490,11 +489,7 @@ impl ModelRegistry for DynamoModelRegistry {
         let ModelRef { tenant, model_id } = model;
         let pk = tenant_pk(tenant);
         let image = |sk: &str| {
-            Image::default()
-                .with("pk", Value::S(pk.clone().into()))
-                .with("sk", Value::S(sk.to_owned().into()))
-                .with("tenant_id", Value::S(tenant.as_str().into()))
-                .with("model_id", Value::S(model_id.as_str().into()))
+            registry_item(tenant, model_id, sk.to_owned())
                 .with("segment_key", Value::S(key.to_owned().into()))
         };
         let key_sk = format!("{SEGMENT_KEY_PREFIX}{model_id}#{key}");
@@ -510,7 +505,7 @@ impl ModelRegistry for DynamoModelRegistry {
             return Ok(Slice::segment(OVERFLOW_BUCKET, OVERFLOW_BUCKET));
         }
         let day_text = day.format("%Y-%m-%d");
-        let expires = (day + TimeDelta::days(SEGMENT_DAY_TTL_DAYS)).timestamp();
+        let expires = (day + TimeDelta::days(SEGMENT_DAYS_KEPT)).timestamp();
         let value_sk = format!("{SEGMENT_VALUE_PREFIX}{model_id}#{key}#{day_text}#{value}");
         let counted = Counted {
             count: attr::key(
@@ -530,6 +525,45 @@ impl ModelRegistry for DynamoModelRegistry {
             return Ok(Slice::segment(key, OVERFLOW_BUCKET));
         }
         Ok(Slice::segment(key, value))
+    }
+
+    async fn segments(
+        &self,
+        model: ModelRef<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<KeptSegment>, StoreError> {
+        let ModelRef { tenant, model_id } = model;
+        let query =
+            |prefix: String| prefix_query(&self.client, &self.table, tenant_pk(tenant), &prefix);
+        let (keys, values) = futures_util::try_join!(
+            query_all(
+                query(format!("{SEGMENT_KEY_PREFIX}{model_id}#")),
+                "list segment keys"
+            ),
+            query_all(
+                query(format!("{SEGMENT_VALUE_PREFIX}{model_id}#")),
+                "list segment values"
+            ),
+        )?;
+        let mut kept: BTreeMap<String, BTreeMap<String, DateTime<Utc>>> = BTreeMap::new();
+        for item in &keys {
+            let key = attr::read(item, || attr::string(item, "segment_key"))?;
+            kept.entry(key).or_default();
+        }
+        for item in &values {
+            let (key, value, day) = segment_value(item, model_id)?;
+            if let Some(values) = kept.get_mut(&key).filter(|_| day >= since) {
+                let latest = values.entry(value).or_insert(day);
+                *latest = (*latest).max(day);
+            }
+        }
+        Ok(kept
+            .into_iter()
+            .map(|(key, values)| KeptSegment {
+                key,
+                values: values.into_iter().collect(),
+            })
+            .collect())
     }
 
     async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {
@@ -628,6 +662,25 @@ fn model_version(item: &Item) -> Result<ModelVersion, StoreError> {
     })
 }
 
+/// Reads a segment value item of `model_id`: its key, its value and its UTC day.
+fn segment_value(
+    item: &Item,
+    model_id: &ModelId,
+) -> Result<(String, String, DateTime<Utc>), StoreError> {
+    attr::read(item, || {
+        let key = attr::string(item, "segment_key")?;
+        let value = attr::string(item, "segment_value")?;
+        let sk = attr::string(item, "sk")?;
+        let prefix = format!("{SEGMENT_VALUE_PREFIX}{model_id}#{key}#");
+        let day = sk
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.get(..10))
+            .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+            .ok_or_else(|| format!("sk {sk} does not name a day"))?;
+        Ok((key, value, day.and_time(NaiveTime::MIN).and_utc()))
+    })
+}
+
 /// Reads a registry item.
 fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
     attr::read(item, || {
@@ -649,6 +702,7 @@ fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
 #[cfg(test)]
 mod tests {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
     use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
@@ -907,6 +961,68 @@ mod tests {
         assert_eq!(
             record(client).await.expect("overflow"),
             Slice::segment(OVERFLOW_BUCKET, OVERFLOW_BUCKET)
+        );
+    }
+
+    #[tokio::test]
+    async fn kept_segments_read_back_the_items_record_segment_writes() {
+        let (t, m) = (tenant("t1"), model("m1"));
+        let caps = SegmentCaps {
+            keys: 4,
+            values_per_day: 50,
+        };
+        // The items two days of recording write: region eu on both, us on the first.
+        let transactions = Seen::default();
+        let (absent, write) = (got(false), transact_rule(&transactions));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&absent, &write]);
+        let registry = DynamoModelRegistry::new(client, "models");
+        let (first, second) = (at("2026-11-27T00:00:00Z"), at("2026-11-28T00:00:00Z"));
+        for (value, day) in [("eu", first), ("us", first), ("eu", second)] {
+            registry
+                .record_segment(ModelRef::new(&t, &m), "region", value, day, caps)
+                .await
+                .expect("kept");
+        }
+        let puts: Vec<Item> = take(&transactions)
+            .iter()
+            .filter_map(|t| t.transact_items().first()?.put().map(|p| p.item().clone()))
+            .collect();
+        let answer = move |prefix: &'static str| {
+            let items: Vec<Item> = puts
+                .iter()
+                .filter(|item| text(item, "sk").starts_with(prefix))
+                .cloned()
+                .collect();
+            mock!(Client::query)
+                .match_requests(move |q| {
+                    q.expression_attribute_values()
+                        .and_then(|v| v.get(":prefix"))
+                        .is_some_and(|p| p == &AttributeValue::S(prefix.into()))
+                })
+                .then_output(move || {
+                    QueryOutput::builder()
+                        .set_items(Some(items.clone()))
+                        .build()
+                })
+        };
+        let (keys, values) = (answer("SEGKEY#m1#"), answer("SEGVAL#m1#"));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&keys, &values]);
+        let registry = DynamoModelRegistry::new(client, "models");
+        let kept = |since| registry.segments(ModelRef::new(&t, &m), since);
+        assert_eq!(
+            kept(first).await.expect("read"),
+            [KeptSegment {
+                key: "region".into(),
+                values: vec![("eu".into(), second), ("us".into(), first)],
+            }]
+        );
+        assert_eq!(
+            kept(second).await.expect("read"),
+            [KeptSegment {
+                key: "region".into(),
+                values: vec![("eu".into(), second)],
+            }],
+            "the days before `since` are not listed"
         );
     }
 

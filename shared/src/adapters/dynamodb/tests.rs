@@ -45,7 +45,7 @@ fn stores(rules: &[&Rule]) -> Stores {
 }
 
 /// The operation each read names in its errors, in the order of [`read`].
-const READS: [&str; 9] = [
+const READS: [&str; 10] = [
     "read rule states",
     "read firing alerts",
     "read pending minutes",
@@ -54,6 +54,7 @@ const READS: [&str; 9] = [
     "read active models",
     "read model settings",
     "read rollups",
+    "list segment keys",
     "read export cursors",
 ];
 
@@ -97,6 +98,11 @@ async fn read(stores: &Stores, i: usize) -> Result<(), StoreError> {
                 Granularity::Minute,
                 TimeSpan::new(minute, minute + TimeDelta::hours(1)),
             )
+            .await
+            .map(drop),
+        8 => stores
+            .registry
+            .segments(ModelRef::new(&t, &m), minute)
             .await
             .map(drop),
         _ => stores
@@ -181,6 +187,10 @@ async fn every_read_sends_the_request_it_always_sent() {
                 .consistent_read(true)
                 .build()
                 .expect("query"),
+        ],
+        vec![
+            prefixed("models", "TENANT#t", "SEGKEY#m#"),
+            prefixed("models", "TENANT#t", "SEGVAL#m#"),
         ],
         (0..32)
             .map(|shard| {

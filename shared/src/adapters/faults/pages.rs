@@ -12,8 +12,8 @@ use crate::domain::ids::ModelId;
 use crate::domain::slice::Slice;
 use crate::domain::{CounterTotals, WindowState};
 use crate::ports::{
-    AlertPage, BatchClaim, ExportCursor, LabelItem, ModelSettings, ModelVersion, PendingMinute,
-    PutOutcome, RegisteredModel, Rollup,
+    AlertPage, BatchClaim, ExportCursor, KeptSegment, LabelItem, ModelSettings, ModelVersion,
+    PendingMinute, PutOutcome, RegisteredModel, Rollup,
 };
 
 /// The most a DynamoDB `Query` or `Scan` returns per request.
@@ -98,6 +98,13 @@ macro_rules! fixed_item {
 
 fixed_item!(ITEM_BYTES => RegisteredModel, ModelVersion, PendingMinute, ExportCursor);
 fixed_item!(DOCUMENT_ITEM_BYTES => RuleState);
+
+/// A kept key: its item and one per value kept.
+impl ItemSize for KeptSegment {
+    fn item_bytes(&self) -> usize {
+        ITEM_BYTES * (1 + self.values.len())
+    }
+}
 
 impl ResponseSize for AlertPage {
     fn bytes(&self) -> usize {

@@ -19,9 +19,10 @@ use crate::domain::{
 use crate::error::StoreError;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
-    ExportCursors, LabelItem, LabelStore, ModelRegistry, ModelSettings, ModelSettingsStore,
-    ModelSighting, ModelVersion, PartialKey, PartialStore, PendingMinute, PendingWork,
-    PredictionCount, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
+    ExportCursors, KeptSegment, LabelItem, LabelStore, ModelRegistry, ModelSettings,
+    ModelSettingsStore, ModelSighting, ModelVersion, PartialKey, PartialStore, PendingMinute,
+    PendingWork, PredictionCount, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore,
+    SettingWrite,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -76,6 +77,10 @@ faulty_port!(ModelRegistry {
         day: DateTime<Utc>,
         caps: SegmentCaps,
     ) -> Result<Slice, StoreError>;
+    const SEGMENTS = read segments(
+        model: ModelRef<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<KeptSegment>, StoreError>;
     const VERSIONS = read versions(
         model: ModelRef<'_>,
     ) -> Result<Vec<ModelVersion>, StoreError>;

@@ -1,7 +1,6 @@
 //! Segment slices of a batch: one per key, caps with their overflow slices, and a
 //! registry asked once per pair and day.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::TimeDelta;
@@ -10,7 +9,6 @@ use serde_json::json;
 use super::*;
 use crate::adapters::faults::{FaultPlan, Faulty, Op};
 use crate::adapters::memory::MemoryModelRegistry;
-use crate::domain::OVERFLOW_BUCKET;
 use crate::ingest::{BatchLimits, parse_batch};
 use crate::testing::{at, model, tenant};
 
@@ -47,60 +45,54 @@ async fn each_key_is_a_slice_and_the_caps_overflow_into_other() {
         values_per_day: 2,
     });
     let (t, m) = (tenant("t"), model("m"));
-    let batch = batch(&[
+    let slices_of = |batch: ValidBatch| {
+        let (registry, admission, t, m) = (&registry, &admission, &t, &m);
+        async move {
+            let segments = admission
+                .slices_of(registry, ModelRef::new(t, m), &batch, at(NOW))
+                .await
+                .expect("recorded");
+            (0..batch.predictions.len() + 1)
+                .map(|i| texts(segments.of(i)))
+                .collect::<Vec<_>>()
+        }
+    };
+    // The first batch fills both caps: two keys, two regions. Its pairs are recorded
+    // concurrently, but none of them can overflow, so what is kept is known.
+    let first = slices_of(batch(&[
         json!({"region": "eu", "channel": "app"}),
         json!({"region": "us"}),
-        // A third region of the day, and two keys past the cap of two.
+    ]))
+    .await;
+    assert_eq!(
+        first,
+        [
+            vec!["segment:channel:app", "segment:region:eu"],
+            vec!["segment:region:us"],
+            vec![],
+        ]
+    );
+    let second = slices_of(batch(&[
+        json!({"region": "eu", "channel": "app"}),
+        // A third region of the day, and two keys past the cap of two: one slice for
+        // the region's overflow, one for all the keys past the cap together.
         json!({"region": "ap", "tier": "gold", "plan": "free"}),
         json!({}),
-    ]);
-    let segments = admission
-        .slices_of(&registry, ModelRef::new(&t, &m), &batch, at(NOW))
-        .await
-        .expect("recorded");
-    // Keys are kept in the order the registry first sees them: the pairs of a batch
-    // are recorded concurrently, so which two of the four keys are kept is the
-    // registry's; everything else holds whichever two they are.
-    let kept_keys: BTreeSet<String> = segments
-        .slices
-        .iter()
-        .filter_map(Slice::segment_pair)
-        .map(|(key, _)| key.to_owned())
-        .filter(|key| key != OVERFLOW_BUCKET)
-        .collect();
-    assert_eq!(kept_keys.len(), 2, "{:?}", segments.slices);
-    for i in 0..4 {
-        let slices: Vec<&Slice> = segments.of(i).collect();
-        let own = &batch.predictions[i].segment;
-        let overflowing = own.iter().filter(|(k, _)| !kept_keys.contains(k)).count();
-        // One slice per kept key, one for all keys past the cap together.
-        assert_eq!(
-            slices.len(),
-            own.len() - overflowing + usize::from(overflowing > 0),
-            "prediction {i}: {slices:?}"
-        );
-        let mut sorted = slices.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted, slices, "ordered, each once");
-    }
-    assert!(segments.of(3).next().is_none());
-    assert!(segments.of(99).next().is_none());
-    if kept_keys.contains("region") {
-        let regions: Vec<String> = (0..3)
-            .flat_map(|i| texts(segments.of(i)))
-            .filter(|s| s.starts_with("segment:region:"))
-            .collect();
-        assert_eq!(regions.len(), 3);
-        let other = regions
-            .iter()
-            .filter(|s| s.as_str() == "segment:region:__other__")
-            .count();
-        assert_eq!(
-            other, 1,
-            "two values a day, the third overflows: {regions:?}"
-        );
-    }
+        // The channel's second value is still within its cap.
+        json!({"channel": "web"}),
+    ]))
+    .await;
+    assert_eq!(
+        second,
+        [
+            vec!["segment:channel:app", "segment:region:eu"],
+            vec!["segment:__other__:__other__", "segment:region:__other__"],
+            vec![],
+            vec!["segment:channel:web"],
+            // Past the last prediction: nothing.
+            vec![],
+        ]
+    );
 }
 
 #[tokio::test]

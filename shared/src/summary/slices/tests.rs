@@ -8,7 +8,7 @@ use super::*;
 use crate::adapters::memory::{MemoryLabelStore, MemoryModelSettings, MemoryRollupStore};
 use crate::aggregate::roll_up;
 use crate::domain::comparison::Verdict;
-use crate::domain::{Granularity, MetricName, MetricSet, ValidPrediction, WindowState};
+use crate::domain::{Granularity, MetricName, MetricSet, ValidBatch, ValidPrediction, WindowState};
 use crate::ingest::{BatchLimits, parse_batch};
 use crate::summary::{SummaryQuery, WindowReader};
 use crate::testing::{MemoryIngest, at, memory_ingest, model, run_at, tenant};
@@ -131,19 +131,19 @@ impl Fixture {
 
 /// The engine's metrics over the records of `bodies`.
 fn engine(bodies: &[&[u8]], span: TimeSpan) -> MetricSet {
-    engine_where(bodies, span, |_| true)
+    engine_where(bodies, span, |_, _| true)
 }
 
 /// The engine's metrics over the records of `bodies` that `keep` keeps.
 fn engine_where(
     bodies: &[&[u8]],
     span: TimeSpan,
-    keep: impl Fn(&ValidPrediction) -> bool,
+    keep: impl Fn(&ValidBatch, &ValidPrediction) -> bool,
 ) -> MetricSet {
     let mut state = WindowState::default();
     for body in bodies {
         let batch = parse_batch(body, at(NOW), &BatchLimits::default()).expect("valid");
-        for p in batch.predictions.iter().filter(|p| keep(p)) {
+        for p in batch.predictions.iter().filter(|p| keep(&batch, p)) {
             state.fold_prediction(&p.record).expect("fold");
         }
     }
@@ -185,8 +185,8 @@ fn right_answer_missed(i: usize) -> bool {
 }
 
 /// Whether `p` carries segment `key` = `value`.
-fn in_segment(p: &ValidPrediction, key: &str, value: &str) -> bool {
-    p.segment.iter().any(|(k, v)| k == key && v == value)
+fn in_segment(batch: &ValidBatch, p: &ValidPrediction, key: &str, value: &str) -> bool {
+    batch.segment_of(p).any(|(k, v)| k == key && v == value)
 }
 
 #[tokio::test]
@@ -346,7 +346,7 @@ async fn each_segment_reads_its_own_records_and_the_model_all_of_them() {
     ];
     for (key, value) in cases {
         let summary = f.slice_summary(Some(Slice::segment(key, value))).await;
-        let expected = engine_where(&[&body], span, |p| in_segment(p, key, value));
+        let expected = engine_where(&[&body], span, |b, p| in_segment(b, p, key, value));
         assert_eq!(summary.sample_count, expected.predictions, "{key}:{value}");
         assert_eq!(summary.labeled_count, expected.labeled, "{key}:{value}");
         let shown = serde_json::to_value(&summary).expect("json");
@@ -390,7 +390,7 @@ async fn a_late_label_counts_in_its_predictions_segments() {
     let span = f.summary(None).await.covered;
     for (key, value) in [("region", "us"), ("channel", "web")] {
         let summary = f.slice_summary(Some(Slice::segment(key, value))).await;
-        let expected = engine_where(&[&labeled], span, |p| in_segment(p, key, value));
+        let expected = engine_where(&[&labeled], span, |b, p| in_segment(b, p, key, value));
         assert_eq!(
             (summary.sample_count, summary.labeled_count),
             (expected.predictions, expected.labeled),
@@ -456,4 +456,56 @@ fn compare_parameters_are_checked_by_name() {
         .parameter,
         "slice"
     );
+}
+
+#[tokio::test]
+async fn the_segments_route_lists_kept_keys_and_values_with_their_counts_and_overflows() {
+    let mut f = Fixture::new(20);
+    f.ingest.segments = crate::ingest::SegmentAdmission::new(crate::domain::slice::SegmentCaps {
+        keys: 2,
+        values_per_day: 2,
+    });
+    // Two keys, two regions and two channels kept on the first batch: eu and us, app
+    // and web, one prediction each.
+    f.send(&segmented("s1", 2, false)).await;
+    // A third region (overflows its key) and a third key (overflows the keys).
+    let extra = |i: usize, segment: serde_json::Value| {
+        json!({"timestamp": (at(NOW) - TimeDelta::minutes(3)).to_rfc3339(),
+               "latency_ms": 5, "status": "ok", "predicted": true,
+               "prediction_id": format!("x-{i}"), "segment": segment})
+    };
+    let body = json!({"model_id": "fraud", "batch_id": "s2", "task": "binary_classification",
+                      "predictions": [extra(0, json!({"region": "ap"})),
+                                      extra(1, json!({"region": "ap", "tier": "gold"})),
+                                      extra(2, json!({"tier": "gold"}))]});
+    f.send(body.to_string().as_bytes()).await;
+    f.roll_up().await;
+    let model = f.model().await;
+    let rollups = &f.service.window.rollups;
+    let view = segments_of(&f.ingest.registry, rollups, &model, at(NOW))
+        .await
+        .expect("read");
+    let shown = serde_json::to_value(&view).expect("json");
+    let day = "2026-11-28T00:00:00Z";
+    let value = |value: &str, n: u64| json!({"value": value, "last_day": day, "prediction_count": n, "error_count": 0});
+    assert_eq!(
+        shown,
+        json!({
+            "model_id": "fraud",
+            "keys": [
+                {"key": "channel", "values": [value("app", 1), value("web", 1)],
+                 "overflow_prediction_count": 0},
+                {"key": "region", "values": [value("eu", 1), value("us", 1)],
+                 "overflow_prediction_count": 2},
+            ],
+            "overflow_prediction_count": 2,
+        })
+    );
+    // A day's values are listed while the registry remembers that day.
+    let later = at(NOW) + TimeDelta::days(crate::domain::slice::SEGMENT_DAYS_KEPT);
+    let later = segments_of(&f.ingest.registry, rollups, &model, later)
+        .await
+        .expect("read");
+    assert!(later.keys.iter().all(|k| k.values.is_empty()), "{later:?}");
+    assert_eq!(later.keys.len(), 2, "keys are kept for good");
 }
