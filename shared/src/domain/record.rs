@@ -189,17 +189,15 @@ impl SegmentIds {
         self.len == 0
     }
 
-    /// Appends the next pair in key order; `false` (and nothing appended) when
-    /// [`MAX_SEGMENT_KEYS_PER_PREDICTION`] are held already.
-    pub fn push(&mut self, id: u32) -> bool {
-        match self.ids.get_mut(usize::from(self.len)) {
-            Some(slot) => {
-                *slot = id;
-                self.len += 1;
-                true
-            }
-            None => false,
-        }
+    /// The segment of the pairs `ids`, in key order; `None` past
+    /// [`MAX_SEGMENT_KEYS_PER_PREDICTION`].
+    pub fn of(ids: &[u32]) -> Option<Self> {
+        let mut segment = Self {
+            len: u8::try_from(ids.len()).ok()?,
+            ..Self::default()
+        };
+        segment.ids.get_mut(..ids.len())?.copy_from_slice(ids);
+        Some(segment)
     }
 }
 
@@ -219,13 +217,66 @@ pub struct ValidBatch {
     /// Resource samples, in body order (possibly none).
     pub resources: Vec<ResourceSample>,
     /// The distinct `(key, value)` pairs of the predictions' segments, in the order
-    /// first met; a prediction names its own by index ([`SegmentIds`]).
-    pub segment_pairs: Vec<(String, String)>,
+    /// first met; a prediction names its own by index ([`SegmentIds`]), checked by
+    /// [`ValidBatch::new`].
+    segment_pairs: Vec<(String, String)>,
+}
+
+/// What a [`ValidBatch`] is made of besides its records.
+#[derive(Debug)]
+pub struct BatchHeader {
+    /// The model the batch is for.
+    pub model_id: ModelId,
+    /// The sender's id for the batch.
+    pub batch_id: String,
+    /// The model version that served the batch, if given.
+    pub model_version: Option<String>,
+    /// The model's task.
+    pub task: Task,
 }
 
 impl ValidBatch {
-    /// The segment of `prediction` (one of this batch's): `(key, value)` pairs in key
-    /// order.
+    /// The batch of `header` and its records, whose segments name `segment_pairs` by
+    /// index; `None` when a prediction names a pair that is not there.
+    pub fn new(
+        header: BatchHeader,
+        predictions: Vec<ValidPrediction>,
+        resources: Vec<ResourceSample>,
+        segment_pairs: Vec<(String, String)>,
+    ) -> Option<Self> {
+        let named = |p: &ValidPrediction| {
+            p.segment
+                .as_slice()
+                .iter()
+                .all(|&id| (id as usize) < segment_pairs.len())
+        };
+        predictions.iter().all(named).then(|| {
+            let BatchHeader {
+                model_id,
+                batch_id,
+                model_version,
+                task,
+            } = header;
+            Self {
+                model_id,
+                batch_id,
+                model_version,
+                task,
+                predictions,
+                resources,
+                segment_pairs,
+            }
+        })
+    }
+
+    /// The distinct `(key, value)` pairs of the predictions' segments, in the order
+    /// first met.
+    pub fn segment_pairs(&self) -> &[(String, String)] {
+        &self.segment_pairs
+    }
+
+    /// The segment of `prediction` (one of this batch's, whose pair indices
+    /// [`ValidBatch::new`] checked): `(key, value)` pairs in key order.
     pub fn segment_of<'b>(
         &'b self,
         prediction: &'b ValidPrediction,
@@ -254,5 +305,47 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", task.as_str()));
         }
         assert!("classification".parse::<Task>().is_err());
+    }
+
+    #[test]
+    fn a_segment_holds_at_most_the_allowed_keys() {
+        let ids: Vec<u32> = (0..=MAX_SEGMENT_KEYS_PER_PREDICTION as u32).collect();
+        let most = &ids[..MAX_SEGMENT_KEYS_PER_PREDICTION];
+        assert_eq!(
+            SegmentIds::of(most).map(|s| s.as_slice().to_vec()),
+            Some(most.to_vec())
+        );
+        assert_eq!(SegmentIds::of(&ids), None);
+        assert!(SegmentIds::of(&[]).is_some_and(|s| s.is_empty()));
+    }
+
+    #[test]
+    fn a_batch_refuses_a_segment_naming_a_pair_it_lacks() {
+        let prediction = |ids: &[u32]| ValidPrediction {
+            prediction_id: None,
+            record: PredictionRecord {
+                timestamp: DateTime::UNIX_EPOCH,
+                latency_ms: 1.0,
+                status: Status::Ok,
+                error_type: None,
+                outcome: Outcome::Regression {
+                    predicted: Some(1.0),
+                    actual: None,
+                },
+            },
+            segment: SegmentIds::of(ids).expect("within the cap"),
+        };
+        let header = || BatchHeader {
+            model_id: ModelId::parse("m").expect("valid id"),
+            batch_id: "b".into(),
+            model_version: None,
+            task: Task::Regression,
+        };
+        let pairs = vec![("region".to_owned(), "eu".to_owned())];
+        let named = ValidBatch::new(header(), vec![prediction(&[0])], vec![], pairs.clone())
+            .expect("every pair is there");
+        let segment: Vec<_> = named.segment_of(&named.predictions[0]).collect();
+        assert_eq!(segment, [("region", "eu")]);
+        assert!(ValidBatch::new(header(), vec![prediction(&[1])], vec![], pairs).is_none());
     }
 }

@@ -16,7 +16,7 @@ use super::MAX_PROBLEMS;
 use super::batch::{
     At, BatchHead, BatchLimits, BatchRejection, Problem, Validator, check_body_size, read_refusal,
 };
-use super::json::{ActualsBody, Value, read_actuals_body};
+use super::json::{ActualsBody, Fields, Value, read_actuals_body};
 use crate::domain::Task;
 use crate::domain::ids::ModelId;
 use crate::domain::labels::{Actual, LabelFate, LateLabel};
@@ -101,13 +101,14 @@ impl Validator<'_> {
                 index: Some(index),
             };
             let before = self.found();
-            let Some(fields) = self.record(at, record, &mut strays) else {
+            // In the order of ACTUAL_FIELDS.
+            let Some([prediction_id, actual, stated]) =
+                self.record(at, record, &mut strays).map(Fields::each)
+            else {
                 continue;
             };
-            let get = |name: &str| fields.get(name);
-            let prediction_id = self.id(at, "prediction_id", get("prediction_id"), true);
-            let actual = self.actual(at, get("actual"));
-            let stated = get("timestamp");
+            let prediction_id = self.id(at, "prediction_id", prediction_id, true);
+            let actual = self.actual(at, actual);
             let time = match stated {
                 None => Some(self.now),
                 Some(node) => self

@@ -64,7 +64,7 @@ impl SegmentAdmission {
         first: DateTime<Utc>,
     ) -> Result<BatchSegments, StoreError> {
         let day = Granularity::Day.floor(first);
-        let pairs = &batch.segment_pairs;
+        let pairs = batch.segment_pairs();
         if pairs.is_empty() {
             return Ok(BatchSegments::default());
         }
