@@ -24,16 +24,25 @@ pub enum IdError {
     BadCharacter,
 }
 
+/// Whether each byte may appear in an id (a table: ingest checks every prediction's id).
+const ID_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'@' | b'-');
+        b += 1;
+    }
+    table
+};
+
 /// Checks `raw` against the id rules.
 pub fn check_id(raw: &str) -> Result<(), IdError> {
     if raw.is_empty() {
         Err(IdError::Empty)
     } else if raw.len() > MAX_ID_LEN {
         Err(IdError::TooLong)
-    } else if !raw
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b))
-    {
+    } else if !raw.bytes().all(|b| ID_BYTES[usize::from(b)]) {
         Err(IdError::BadCharacter)
     } else {
         Ok(())
@@ -133,6 +142,20 @@ mod tests {
         assert_eq!(ModelId::parse("é"), Err(IdError::BadCharacter));
         assert_eq!(ModelId::parse(&"x".repeat(129)), Err(IdError::TooLong));
         assert!(ModelId::parse(&"x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn an_id_byte_is_a_letter_a_digit_or_one_of_five_marks() {
+        let allowed: Vec<u8> = (0..=255_u8)
+            .filter(|&b| check_id(std::str::from_utf8(&[b]).unwrap_or("é")).is_ok())
+            .collect();
+        let expected: Vec<u8> = (b'-'..=b'.')
+            .chain(b'0'..=b':')
+            .chain(b'@'..=b'Z')
+            .chain([b'_'])
+            .chain(b'a'..=b'z')
+            .collect();
+        assert_eq!(allowed, expected);
     }
 
     #[test]

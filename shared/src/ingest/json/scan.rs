@@ -20,7 +20,8 @@ use super::{
 };
 use crate::domain::slice::MAX_SEGMENT_KEYS_PER_PREDICTION;
 
-/// Deepest nesting read here (a batch's records sit at depth 3, a segment at 4).
+/// Deepest nesting read here (a batch's records sit at depth 2, their fields at 3, a
+/// segment's members at 4).
 const MAX_DEPTH: usize = 16;
 /// Most digits of a decimal read here: below 2^53, so exact as an integer.
 const MAX_DIGITS: usize = 15;
