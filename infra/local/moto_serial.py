@@ -10,6 +10,9 @@ Connections are still accepted concurrently; only the application call is under 
 lock. Clients must not long-poll SQS here (a waiting ReceiveMessage would hold the
 lock): moto delivers SNS to SQS synchronously, so short polling sees every message.
 
+It also installs moto_speedups: moto's Query and TransactWriteItems without their
+cost in the size of the table.
+
 Usage: moto_serial.py -H HOST -p PORT (as moto_server).
 """
 
@@ -28,6 +31,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from moto.server import signal_handler
 from werkzeug.serving import run_simple
+
+import moto_speedups
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -48,6 +53,7 @@ def main() -> None:
     parser.add_argument("-p", "--port", type=int, default=4566)
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    moto_speedups.install()
     signal.signal(signal.SIGINT, signal_handler)
     signal.signal(signal.SIGTERM, signal_handler)
     app = DomainDispatcherApplication(create_backend_app)

@@ -107,6 +107,11 @@ run_python_client_on_stack() {
   )
 }
 
+# The local stack's own tools: moto_speedups answers as moto does.
+run_stack_tool_tests() {
+  "$(venv_bin python)" -m pytest -q -p no:cacheprovider "$LOCAL_DIR/tests" 2>&1 | tee -a "$TEST_LOG"
+}
+
 run_cargo_tests() {
   (
     export_stack_env
@@ -261,6 +266,7 @@ main() {
   step "layers (imports point inward)" python3 "$ROOT/infra/check/layers.py"
   step "python client (mypy --strict, pytest)" run_python_client_checks
   start_release_build
+  step "stack tools (pytest)" run_stack_tool_tests
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
   step "cargo build (binaries, tests)" cargo build --workspace --bins --tests --locked
   step "stack up" restart_stack
