@@ -34,8 +34,9 @@ ALLOWED: dict[str, set[str]] = {
     "aggregate": {"domain", "ports", "error", "schedule"},
     "summary": {"domain", "ports", "error", "query"},
     "alerting": {"domain", "ports", "error", "summary", "schedule"},
-    "adapters": {"domain", "ports", "error", "config", "aws"},
-    "aws": set(),
+    "adapters": {"domain", "ports", "error", "config", "aws", "tls"},
+    "aws": {"tls"},
+    "tls": set(),
     "edge": {"domain", "error"},
     "startup": {"config", "aws", "telemetry"},
     "testing": None,  # test fixtures: anything

@@ -18,7 +18,10 @@ pub enum ClientError {
 
 /// Loads region, credentials and endpoint overrides from the environment, once.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::tls::aws_http_client())
+        .load()
+        .await
 }
 
 /// A DynamoDB client.

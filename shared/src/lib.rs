@@ -15,7 +15,8 @@
 //!   SDK (region, credentials, `AWS_ENDPOINT_URL*`, also in [`aws`]) and [`telemetry`]
 //!   (Lambda's log level and format).
 //! - [`aws`]: construction of the AWS SDK clients (endpoint overrides, Timestream
-//!   endpoint discovery).
+//!   endpoint discovery); [`tls`]: the TLS of every outbound connection (rustls on
+//!   ring), the SDK's HTTPS client and reqwest's.
 //! - [`edge`]: the HTTP edge of `ingest` and `api`: tenant from the JWT authorizer,
 //!   the JSON error shape.
 //! - [`ingest`]: the prediction-batch contract and the ingest service.
@@ -47,3 +48,4 @@ pub mod summary;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;

@@ -40,7 +40,9 @@ async fn endpoint() -> String {
                  (e.g. AWS_ENDPOINT_URL=http://127.0.0.1:4566 with moto_server running)"
             )
         });
-    reqwest::Client::new()
+    modelwatch::tls::reqwest_client()
+        .build()
+        .expect("HTTP client builds")
         .get(&endpoint)
         .timeout(StdDuration::from_secs(5))
         .send()
@@ -51,7 +53,10 @@ async fn endpoint() -> String {
 
 async fn sdk_config() -> SdkConfig {
     endpoint().await;
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(modelwatch::tls::aws_http_client())
+        .load()
+        .await
 }
 
 /// A value unique to this test run.

@@ -35,7 +35,9 @@ async fn endpoint() -> String {
                  needs the local stack's environment (set -a; . \"$(bash infra/local/stack.sh env)\")"
             )
         });
-    reqwest::Client::new()
+    modelwatch::tls::reqwest_client()
+        .build()
+        .expect("HTTP client builds")
         .get(&endpoint)
         .timeout(StdDuration::from_secs(5))
         .send()
@@ -111,7 +113,10 @@ fn query(id: &str, namespace: &str, name: &str, model: &str, stat: &str) -> Metr
 async fn put_data_reads_back_with_get_metric_data() {
     let endpoint = endpoint().await;
     let lane = lane();
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(modelwatch::tls::aws_http_client())
+        .load()
+        .await;
     let client = aws_sdk_cloudwatch::Client::new(&sdk);
     let namespace = format!("ModelWatchTest/{}", run_id());
     let exporter = CloudWatchExporter::new(client.clone(), &namespace).expect("namespace");

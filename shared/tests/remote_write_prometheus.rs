@@ -26,7 +26,9 @@ async fn prometheus() -> String {
             )
         });
     let base = base.trim_end_matches('/').to_owned();
-    let ready = reqwest::Client::new()
+    let ready = modelwatch::tls::reqwest_client()
+        .build()
+        .expect("HTTP client builds")
         .get(format!("{base}/-/ready"))
         .timeout(Duration::from_secs(5))
         .send()
@@ -57,7 +59,11 @@ async fn query(base: &str, promql: &str, at_ms: i64) -> Vec<Value> {
         ],
     )
     .expect("query URL");
-    let body: Value = reqwest::get(url)
+    let body: Value = modelwatch::tls::reqwest_client()
+        .build()
+        .expect("HTTP client builds")
+        .get(url)
+        .send()
         .await
         .expect("query answered")
         .json()

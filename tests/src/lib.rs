@@ -174,6 +174,7 @@ impl Stack {
     /// runtime they were first used on).
     pub async fn sdk_config_for(&self, service: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(modelwatch::tls::aws_http_client())
             .endpoint_url(self.endpoint(service))
             .region(aws_config::Region::new(self.var("AWS_REGION").to_owned()))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -189,7 +190,7 @@ impl Stack {
 
     /// A new HTTP client (one per test: each `#[tokio::test]` has its own runtime).
     pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+        modelwatch::tls::reqwest_client()
             .timeout(Duration::from_secs(120))
             .build()
             .expect("HTTP client builds")

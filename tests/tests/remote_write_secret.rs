@@ -65,7 +65,9 @@ impl GuardedPrometheus {
             dir,
         };
         prometheus.accept(password);
-        let client = reqwest::Client::new();
+        let client = modelwatch::tls::reqwest_client()
+            .build()
+            .expect("HTTP client builds");
         for _ in 0..120 {
             let ready = client
                 .get(format!("{}/-/ready", prometheus.url))
@@ -95,7 +97,9 @@ impl GuardedPrometheus {
         let url =
             url::Url::parse_with_params(&format!("{}/api/v1/query", self.url), [("query", query)])
                 .expect("query URL");
-        let response = reqwest::Client::new()
+        let response = modelwatch::tls::reqwest_client()
+            .build()
+            .expect("HTTP client builds")
             .get(url)
             .basic_auth(USER, Some(password))
             .send()

@@ -65,7 +65,7 @@ impl Gateway {
             routes: template_routes(template)?,
             authorizer: Authorizer::new(jwks, issuer, audience)?,
             lambda_endpoint: lambda_endpoint.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: modelwatch::tls::reqwest_client().timeout(timeout).build()?,
             requests: AtomicU64::new(0),
         })
     }
@@ -321,7 +321,9 @@ mod tests {
     }
 
     async fn get(url: &str) -> reqwest::Response {
-        reqwest::Client::new()
+        modelwatch::tls::reqwest_client()
+            .build()
+            .expect("HTTP client builds")
             .get(format!("{url}/api/v1/monitoring/models"))
             .bearer_auth(token())
             .send()

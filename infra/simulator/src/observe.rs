@@ -95,7 +95,7 @@ pub async fn prometheus_query(
     query: &str,
     time: DateTime<Utc>,
 ) -> Result<Vec<(Value, f64)>, ObserveError> {
-    let http = reqwest::Client::builder()
+    let http = modelwatch::tls::reqwest_client()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| error("HTTP client", e))?;

@@ -82,7 +82,7 @@ pub struct Client {
 impl Client {
     /// A client for `target`.
     pub fn new(target: Target) -> Self {
-        let http = reqwest::Client::builder()
+        let http = modelwatch::tls::reqwest_client()
             .timeout(Duration::from_secs(300))
             .build()
             .unwrap_or_default();
@@ -97,7 +97,7 @@ impl Client {
     /// queue) with an SQS client configured from the environment (the local stack's
     /// `stack.env`).
     pub async fn with_sqs(mut self) -> Self {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = modelwatch::aws::load_sdk_config().await;
         self.sqs = Some(aws_sdk_sqs::Client::new(&sdk));
         self
     }

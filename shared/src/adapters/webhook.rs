@@ -59,7 +59,7 @@ impl HttpWebhookSender {
     /// A sender with its own connection pool; redirects are not followed (a `POST`
     /// must not turn into a `GET` elsewhere).
     pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::reqwest_client()
             .timeout(ATTEMPT_TIMEOUT)
             .redirect(redirect::Policy::none())
             .build()?;

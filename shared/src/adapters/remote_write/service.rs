@@ -162,7 +162,7 @@ impl Service {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(RemoteWriteSetupError::UnsupportedUrl);
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::reqwest_client()
             .timeout(policy.attempt_timeout)
             .connect_timeout(policy.attempt_timeout.min(MAX_CONNECT_TIMEOUT))
             .redirect(redirect::Policy::none())
