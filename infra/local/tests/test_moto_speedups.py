@@ -2,9 +2,10 @@
 with and without the speed-ups (each in its own process, since they patch classes),
 must give the same answers, the same errors and the same final tables.
 
-The operations are what the functions send: puts, conditional updates, transactions
-over two tables, some of them cancelled by a failing condition (the rollback path),
-deletes, and queries by partition with range conditions, both directions and pages.
+The operations are what the functions send: puts, conditional updates (several update
+expressions, some that moto refuses), transactions over two tables, some of them
+cancelled by a failing condition (the rollback path), deletes, and queries by
+partition with range conditions, both directions and pages.
 
     infra/local/.venv/bin/python -m pytest infra/local/tests
 """
@@ -77,13 +78,35 @@ def generated_operations(seed: int, count: int) -> list[tuple[str, dict[str, Any
     def flat_key() -> dict[str, Any]:
         return {"pk": s(rng.choice(partitions))}
 
-    def counter_update(table: str, key: dict[str, Any]) -> dict[str, Any]:
+    def counter_update(table: str, key: dict[str, Any], in_transaction: bool = False) -> dict[str, Any]:
+        # Update expressions as the stores write them, and some moto must refuse
+        # (overlapping paths, a syntax error, a key attribute): the text, its names, its values.
+        one, tag = {":one": {"N": "1"}}, {":tag": s(rng.choice("abc"))}
+        expressions: list[tuple[str, dict[str, str], dict[str, Any]]] = [
+            ("ADD n :one SET tag = :tag", {}, {**one, **tag}),
+            ("SET #doc = :doc, version = if_not_exists(version, :zero) + :one",
+             {"#doc": "doc"}, {":doc": s(rng.choice("xyz")), ":zero": {"N": "0"}, **one}),
+            ("SET tags = list_append(if_not_exists(tags, :empty), :more)",
+             {}, {":empty": {"L": []}, ":more": {"L": [s(rng.choice("abc"))]}}),
+            ("REMOVE tag SET n = if_not_exists(n, :one) - :one", {}, one),
+            ("ADD members :members", {}, {":members": {"SS": rng.sample(["a", "b", "c"], 2)}}),
+            ("SET state = :state, #v.#w = :one", {"#v": "nested", "#w": "w"},
+             {":state": {"B": rng.choice(["AAEC", "/w=="])}, **one}),
+            ("SET n = :one, n = :one", {}, one),
+            ("SET = :one", {}, one),
+            ("SET pk = :tag", {}, tag),
+        ]
+        text, names, values = rng.choice(expressions)
         update: dict[str, Any] = {
             "TableName": table,
             "Key": key,
-            "UpdateExpression": "ADD n :one SET tag = :tag",
-            "ExpressionAttributeValues": {":one": {"N": "1"}, ":tag": s(rng.choice("abc"))},
+            "UpdateExpression": text,
+            "ExpressionAttributeValues": dict(values),
         }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if not in_transaction and rng.random() < 0.3:
+            update["ReturnValues"] = rng.choice(["ALL_NEW", "UPDATED_OLD", "ALL_OLD"])
         if rng.random() < 0.4:
             # Fails once the counter is past the bound: the cancelled transactions.
             update["ConditionExpression"] = "attribute_not_exists(n) OR n < :most"
@@ -112,7 +135,7 @@ def generated_operations(seed: int, count: int) -> list[tuple[str, dict[str, Any
                     actions.append({"Put": {"TableName": table, "Item": {**key, "v": {"N": "7"}},
                                             "ConditionExpression": "attribute_not_exists(pk)"}})
                 elif kind == "Update":
-                    actions.append({"Update": counter_update(table, key)})
+                    actions.append({"Update": counter_update(table, key, in_transaction=True)})
                 elif kind == "Delete":
                     actions.append({"Delete": {"TableName": table, "Key": key}})
                 else:
@@ -167,8 +190,8 @@ def test_the_speedups_answer_as_moto_does() -> None:
 
 
 def test_the_generated_operations_reach_every_path() -> None:
-    """The comparison means something only if cancelled transactions, paged queries
-    and answered queries all occur."""
+    """The comparison means something only if cancelled transactions, paged queries,
+    answered queries and applied and refused updates all occur."""
     ops = generated_operations(0, 400)
     plain = answers(ops, "plain")
     outcomes = list(zip(ops, plain))
@@ -178,3 +201,9 @@ def test_the_generated_operations_reach_every_path() -> None:
     found = [a for (name, _), a in outcomes if name == "query" and a.get("Count", 0) > 0]
     assert len(cancelled) >= 10 and len(committed) >= 10
     assert len(paged) >= 5 and len(found) >= 20
+    # Every update expression is applied somewhere, or refused as moto refuses it.
+    updates = [(op["UpdateExpression"], "error" in a) for (name, op), a in outcomes if name == "update_item"]
+    refused = {text for text, failed in updates if failed}
+    applied = {text for text, failed in updates if not failed}
+    assert {"SET n = :one, n = :one", "SET = :one", "SET pk = :tag"} <= refused - applied
+    assert len(applied) >= 5, applied
