@@ -14,7 +14,7 @@
 # and the demo (MODELWATCH_BUILD_TESTS=1: one feature resolution for all of them);
 # the four release artifacts come from `cargo lambda build --release --bin <name>`
 # (one invocation per function, each with its own features), started
-# at the lowest CPU priority right after fmt, so that it runs on whatever CPU the
+# at the lowest CPU priority right after install, so that it runs on whatever CPU the
 # builds, the I/O-bound tests, the demo and the LocalStack lane leave idle. It is
 # waited for before the steps that need it; `sam build` then finds it up to date.
 #
@@ -297,11 +297,13 @@ main() {
   export MODELWATCH_BUILD_TESTS=1
 
   step "install" "${STACK[@]}" install
+  # As soon as cargo-lambda is installed: the release build is the run's longest
+  # path, and everything else leaves it a core only part of the time.
+  start_release_build
   step "install LocalStack" env MODELWATCH_LOCALSTACK=1 "${STACK[@]}" install
   step "cargo fmt --check" cargo fmt --all --check
   step "layers (imports point inward)" python3 "$ROOT/infra/check/layers.py"
   step "python client (mypy --strict, pytest)" run_python_client_checks
-  start_release_build
   step "stack tools (pytest)" run_stack_tool_tests
   use_clippy_as_compiler
   step "clippy denies warnings" check_clippy_denies
@@ -326,7 +328,7 @@ main() {
   step "template least privilege" "$(venv_bin python)" "$LOCAL_DIR/check_template.py" --template template.yaml
   step "cfn-lint" "$(venv_bin cfn-lint)" template.yaml
   step "release build (waiting for it)" wait_release_build
-  record_step "  (release build in the background)" "$(release_build_seconds)" "nice 19, from after fmt, exit code $(release_build_rc)"
+  record_step "  (release build in the background)" "$(release_build_seconds)" "nice 19, from after install, exit code $(release_build_rc)"
   step "sam build" sam_build
   # With the LocalStack lane still up: the functions' environment is its functions.env.
   step "release artifacts" release_artifacts_report
