@@ -7,6 +7,9 @@ use crate::domain::MergeError;
 /// A boxed error source, kept so logs show the whole chain.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a store operation returns.
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// Why a store operation did not complete.
 #[derive(Debug, Error)]
 pub enum StoreError {

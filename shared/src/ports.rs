@@ -24,7 +24,7 @@ use crate::domain::{
     CounterDelta, CounterTotals, Datum, Granularity, ModelExport, Series, Task, TenantQuotas,
     TimeSpan, WindowState, prometheus_series,
 };
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 
 /// A model as the registry knows it: one item per (tenant, model).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -133,7 +133,7 @@ pub trait ModelRegistry: Send + Sync {
         &self,
         sighting: &ModelSighting,
         max_versions: u64,
-    ) -> impl Future<Output = Result<Option<Slice>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<Slice>>> + Send;
 
     /// Records that a batch whose first event is on the UTC day starting at `day` carries segment
     /// `key` = `value`: a key not seen before is kept (for good) while the model has
@@ -149,7 +149,7 @@ pub trait ModelRegistry: Send + Sync {
         value: &str,
         day: DateTime<Utc>,
         caps: SegmentCaps,
-    ) -> impl Future<Output = Result<Slice, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Slice>> + Send;
 
     /// The segment keys kept of a model, ordered by key, each with the values kept on
     /// the UTC days from `since` on (a day's values are stored for
@@ -158,33 +158,33 @@ pub trait ModelRegistry: Send + Sync {
         &self,
         model: ModelRef<'_>,
         since: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<KeptSegment>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<KeptSegment>>> + Send;
 
     /// The versions kept of a model, ordered by version.
     fn versions(
         &self,
         model: ModelRef<'_>,
-    ) -> impl Future<Output = Result<Vec<ModelVersion>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<ModelVersion>>> + Send;
 
     /// The tenant's models, ordered by model id.
     fn list_models(
         &self,
         tenant: &TenantId,
-    ) -> impl Future<Output = Result<Vec<RegisteredModel>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<RegisteredModel>>> + Send;
 
     /// The tenant's model `model_id`, or `None` when the tenant has no such model
     /// (whether or not another tenant has one by that id).
     fn model(
         &self,
         model: ModelRef<'_>,
-    ) -> impl Future<Output = Result<Option<RegisteredModel>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<RegisteredModel>>> + Send;
 
     /// The quotas an operator set for `tenant` (never the tenant itself: no route
     /// writes them); all `None` when none was set.
     fn tenant_quotas(
         &self,
         tenant: &TenantId,
-    ) -> impl Future<Output = Result<TenantQuotas, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<TenantQuotas>> + Send;
 
     /// The models of `shards` (`domain::shard`), every tenant's, seen at or after
     /// `since`. May miss a sighting of the last seconds (an index read).
@@ -192,7 +192,7 @@ pub trait ModelRegistry: Send + Sync {
         &self,
         since: DateTime<Utc>,
         shards: Range<u32>,
-    ) -> impl Future<Output = Result<Vec<RegisteredModel>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<RegisteredModel>>> + Send;
 }
 
 /// One record the archive refused, by its index in the batch's `predictions`.
@@ -221,7 +221,7 @@ pub trait PredictionArchive: Send + Sync {
         &self,
         tenant: &TenantId,
         batch: &ValidBatch,
-    ) -> impl Future<Output = Result<ArchiveReport, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<ArchiveReport>> + Send;
 }
 
 /// Identifies one partial aggregate: a batch's records of one minute.
@@ -279,7 +279,7 @@ pub trait PartialStore: Send + Sync {
         &self,
         batch: &BatchKey,
         digest: &str,
-    ) -> impl Future<Output = Result<BatchClaim, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<BatchClaim>> + Send;
 
     /// Gives up `batch`'s claim for `digest` unless its receipt is stored (a
     /// conditional delete): the id is free again for any content. For a batch refused
@@ -289,7 +289,7 @@ pub trait PartialStore: Send + Sync {
         &self,
         batch: &BatchKey,
         digest: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Records that every write of the batch succeeded; `receipt` is the answer given,
     /// in its stored form (`IngestReceipt::to_stored`).
@@ -297,19 +297,18 @@ pub trait PartialStore: Send + Sync {
         &self,
         batch: &BatchKey,
         receipt: &[u8],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Stores `state` under `key` unless that key exists.
     fn put_partial(
         &self,
         key: &PartialKey,
         state: &WindowState,
-    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<PutOutcome>> + Send;
 
     /// Records that the (tenant, model, minute) of `key` has partials to roll up.
     /// Idempotent; safe to repeat after a partial was found already present.
-    fn mark_pending(&self, key: &PartialKey)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn mark_pending(&self, key: &PartialKey) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Adds a batch's predictions to its tenant's count for the minute of arrival
     /// unless the count would then exceed the limit (atomically: of two batches that
@@ -318,7 +317,7 @@ pub trait PartialStore: Send + Sync {
     fn count_predictions(
         &self,
         count: &PredictionCount<'_>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// A batch's predictions, to count against its tenant's quota.
@@ -383,7 +382,7 @@ pub trait LabelStore: Send + Sync {
         prediction: &AwaitingPrediction,
         batch_id: &str,
         expires: DateTime<Utc>,
-    ) -> impl Future<Output = Result<LabelItem, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<LabelItem>> + Send;
 
     /// Stores the label side of `label.prediction_id` for `batch_id` — claiming the
     /// join for [`JoinClaimant::Actuals`] when a prediction made at or after
@@ -396,7 +395,7 @@ pub trait LabelStore: Send + Sync {
         batch_id: &str,
         expires: DateTime<Utc>,
         joinable_since: DateTime<Utc>,
-    ) -> impl Future<Output = Result<LabelItem, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<LabelItem>> + Send;
 }
 
 /// A (tenant, model, minute) with partials not yet rolled up, as last marked.
@@ -418,21 +417,18 @@ pub trait PendingWork: Send + Sync {
     fn pending_minutes(
         &self,
         shards: Range<u32>,
-    ) -> impl Future<Output = Result<Vec<PendingMinute>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<PendingMinute>>> + Send;
 
     /// The partial states of a (tenant, model, minute).
     fn partials_of(
         &self,
         model: ModelRef<'_>,
         minute: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<WindowState>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<WindowState>>> + Send;
 
     /// Removes the mark if no partial was marked since it was read (its `seq` is
     /// unchanged); returns whether it was removed.
-    fn settle(
-        &self,
-        pending: &PendingMinute,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn settle(&self, pending: &PendingMinute) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// A stored rollup: the merged state of one model over one span.
@@ -454,6 +450,13 @@ pub struct Rollup {
     pub state: WindowState,
 }
 
+impl Rollup {
+    /// The (tenant, model) pair the rollup belongs to.
+    pub fn model(&self) -> ModelRef<'_> {
+        ModelRef::new(&self.tenant, &self.model_id)
+    }
+}
+
 /// Minute, hour and day rollups.
 pub trait RollupStore: Send + Sync {
     /// The rollups of one model and granularity whose start lies in `span`, ordered
@@ -463,7 +466,7 @@ pub trait RollupStore: Send + Sync {
         model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
-    ) -> impl Future<Output = Result<Vec<Rollup>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<Rollup>>> + Send;
 
     /// Stores a minute rollup replacing `previous` (the one read before, if any) and
     /// adds `delta` to the model's counter totals, atomically; refused (returns
@@ -475,17 +478,17 @@ pub trait RollupStore: Send + Sync {
         rollup: &Rollup,
         previous_rev: Option<u64>,
         delta: &CounterDelta,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Stores an hour or day rollup unless one with this or a newer revision is
     /// stored; returns whether it was written.
-    fn put_rollup(&self, rollup: &Rollup) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn put_rollup(&self, rollup: &Rollup) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// The model's counter totals.
     fn counter_totals(
         &self,
         model: ModelRef<'_>,
-    ) -> impl Future<Output = Result<CounterTotals, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<CounterTotals>> + Send;
 }
 
 /// An exporter's position for one model.
@@ -524,7 +527,7 @@ pub trait ExportCursors: Send + Sync {
         exporters: &[&str],
         model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The cursors of `exporter` that lag behind what is rolled up, of the models in
     /// `shards`.
@@ -532,7 +535,7 @@ pub trait ExportCursors: Send + Sync {
         &self,
         exporter: &str,
         shards: Range<u32>,
-    ) -> impl Future<Output = Result<Vec<ExportCursor>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<ExportCursor>>> + Send;
 
     /// Records the delivery of `cursor` (as read): `through` and `exported_seq` (to
     /// `cursor.rolled_seq`) move forward, never backwards.
@@ -541,7 +544,7 @@ pub trait ExportCursors: Send + Sync {
         exporter: &str,
         cursor: &ExportCursor,
         through: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// What the models table holds about a model besides its registration.
@@ -604,7 +607,7 @@ pub trait ModelSettingsStore: Send + Sync {
     fn model_settings(
         &self,
         model: ModelRef<'_>,
-    ) -> impl Future<Output = Result<ModelSettings, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<ModelSettings>> + Send;
 
     /// Stores `write` for the tenant's model; answers whether it was stored (`false`
     /// only for a captured baseline when one is stored already).
@@ -612,7 +615,7 @@ pub trait ModelSettingsStore: Send + Sync {
         &self,
         model: ModelRef<'_>,
         write: SettingWrite<'_>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// A page request of the alert history.
@@ -641,7 +644,7 @@ pub trait AlertStore: Send + Sync {
     fn rule_states(
         &self,
         model: ModelRef<'_>,
-    ) -> impl Future<Output = Result<Vec<RuleState>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<RuleState>>> + Send;
 
     /// Stores `state` if the stored state's version is `state.version − 1` (no state
     /// stored when `state.version` is 1); with `alert`, atomically also stores it in
@@ -652,7 +655,7 @@ pub trait AlertStore: Send + Sync {
         model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Removes a rule's state if its version is still `version`; with `alert` (the
     /// rule's resolved alert), atomically stores it in the history and drops it from
@@ -663,27 +666,27 @@ pub trait AlertStore: Send + Sync {
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// A page of the model's alert history, newest `started_at` first.
     fn alerts(
         &self,
         model: ModelRef<'_>,
         query: &AlertQuery,
-    ) -> impl Future<Output = Result<AlertPage, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<AlertPage>> + Send;
 
     /// How many alerts fire now, per model of the tenant (models without any absent).
     fn firing_counts(
         &self,
         tenant: &TenantId,
-    ) -> impl Future<Output = Result<std::collections::BTreeMap<ModelId, u64>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<std::collections::BTreeMap<ModelId, u64>>> + Send;
 }
 
 /// Where alerts are published (the SNS topic).
 pub trait AlertNotifier: Send + Sync {
     /// Publishes one alert transition. `StoreError::Unavailable` when the topic could
     /// not be reached (the caller retries on its next run).
-    fn notify(&self, alert: &AlertRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn notify(&self, alert: &AlertRecord) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// A tenant's alert subscriptions (the models table).
@@ -692,14 +695,14 @@ pub trait SubscriptionStore: Send + Sync {
     fn subscriptions(
         &self,
         tenant: &TenantId,
-    ) -> impl Future<Output = Result<AlertSubscriptions, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<AlertSubscriptions>> + Send;
 
     /// Replaces the tenant's subscriptions.
     fn put_subscriptions(
         &self,
         tenant: &TenantId,
         subscriptions: &AlertSubscriptions,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// The alert topic's subscriptions (SNS), each filtered on one tenant's alerts.
@@ -710,13 +713,10 @@ pub trait TopicSubscriptions: Send + Sync {
         &self,
         tenant: &TenantId,
         target: &SubscriptionTarget,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<String>> + Send;
 
     /// Removes a subscription (one already gone is not an error).
-    fn unsubscribe(
-        &self,
-        subscription_arn: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn unsubscribe(&self, subscription_arn: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// One signed webhook delivery.
@@ -763,10 +763,7 @@ pub trait ShardQueue: Send + Sync {
 
     /// Enqueues every message, or fails: `StoreError::Unavailable` when some could not
     /// be enqueued (sending all again is safe: the deduplication ids drop the copies).
-    fn enqueue(
-        &self,
-        messages: &[QueueMessage],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn enqueue(&self, messages: &[QueueMessage]) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Makes a received message (by its receipt handle) visible again after `delay`
     /// instead of after the queue's visibility timeout.
@@ -774,7 +771,7 @@ pub trait ShardQueue: Send + Sync {
         &self,
         receipt_handle: &str,
         delay: std::time::Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// Why an export did not deliver.

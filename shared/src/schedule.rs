@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::shard::{SHARDS, all_shards};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{QueueMessage, ShardQueue};
 
 /// Time kept back from a Lambda invocation's own deadline: the run commits what it
@@ -357,7 +357,7 @@ impl<Q: ShardQueue> ShardWork<Q> {
     ) -> Result<Answer<R>, ScheduleError>
     where
         F: Fn(ScheduledRun) -> Fut,
-        Fut: Future<Output = Result<R, StoreError>>,
+        Fut: Future<Output = StoreResult<R>>,
     {
         match invocation {
             Invocation::Trigger(trigger) if trigger.fan_out => {
@@ -404,11 +404,7 @@ impl<Q: ShardQueue> ShardWork<Q> {
     }
 
     /// Enqueues one message per worker for the run at `run_time`.
-    async fn fan_out(
-        &self,
-        queue: &Q,
-        run_time: DateTime<Utc>,
-    ) -> Result<FanOutReport, StoreError> {
+    async fn fan_out(&self, queue: &Q, run_time: DateTime<Utc>) -> StoreResult<FanOutReport> {
         let workers = worker_shards(self.workers);
         let messages: Vec<QueueMessage> = workers
             .iter()
@@ -444,7 +440,7 @@ impl<Q: ShardQueue> ShardWork<Q> {
     ) -> Result<(), ScheduleError>
     where
         F: Fn(ScheduledRun) -> Fut,
-        Fut: Future<Output = Result<R, StoreError>>,
+        Fut: Future<Output = StoreResult<R>>,
     {
         let trigger: ScheduledTrigger =
             serde_json::from_str(&record.body).map_err(ScheduleError::Message)?;
@@ -546,7 +542,7 @@ mod tests {
     /// A run that records the shards it was given and fails for shard 31.
     fn recording_run(
         seen: &std::sync::Mutex<Vec<Range<u32>>>,
-    ) -> impl Fn(ScheduledRun) -> std::future::Ready<Result<u32, StoreError>> + '_ {
+    ) -> impl Fn(ScheduledRun) -> std::future::Ready<StoreResult<u32>> + '_ {
         move |run| {
             let fails = run.shards.contains(&31);
             seen.lock().expect("lock").push(run.shards.clone());

@@ -22,7 +22,7 @@ use crate::domain::slice::Slice;
 use crate::domain::{
     Granularity, MetricName, MetricSet, OverflowCounts, Task, TimeSpan, WindowState,
 };
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{ModelSettingsStore, RegisteredModel, RollupStore};
 use crate::query::{InvalidParameter, single_values};
 
@@ -554,7 +554,7 @@ impl<S: RollupStore> WindowReader<S> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         first_seen: Option<DateTime<Utc>>,
-    ) -> Result<(MetricSet, TimeSpan), StoreError> {
+    ) -> StoreResult<(MetricSet, TimeSpan)> {
         let (state, covered) = self.state(key, TimeSpan::new(from, to)).await?;
         Ok((MetricSet::compute(&state, covered, first_seen), covered))
     }
@@ -565,7 +565,7 @@ impl<S: RollupStore> WindowReader<S> {
         &self,
         key: ModelRef<'_>,
         span: TimeSpan,
-    ) -> Result<(WindowState, TimeSpan), StoreError> {
+    ) -> StoreResult<(WindowState, TimeSpan)> {
         let TimeSpan {
             start: from,
             end: to,
@@ -588,7 +588,7 @@ impl<S: RollupStore> WindowReader<S> {
         model: &RegisteredModel,
         reference: Option<Reference>,
         snapshot: Option<&ReferenceSnapshot>,
-    ) -> Result<ReferenceFit, StoreError> {
+    ) -> StoreResult<ReferenceFit> {
         let Some(reference) = reference else {
             return Ok(ReferenceFit::of(model.task, None));
         };
@@ -613,7 +613,7 @@ impl<S: RollupStore> WindowReader<S> {
         granularity: Granularity,
         span: TimeSpan,
         reference: Option<&ReferenceFit>,
-    ) -> Result<Vec<(DateTime<Utc>, MetricSet)>, StoreError> {
+    ) -> StoreResult<Vec<(DateTime<Utc>, MetricSet)>> {
         let key = model.key();
         let (from, to, first_seen) = (span.start, span.end, Some(model.first_seen));
         let g = granularity;
@@ -666,7 +666,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         model: &RegisteredModel,
         query: SummaryQuery,
         now: DateTime<Utc>,
-    ) -> Result<PerformanceSummary, StoreError> {
+    ) -> StoreResult<PerformanceSummary> {
         let settings = self.settings.model_settings(model.key()).await?;
         // A slice reads its own series; baselines, trends and the reference window
         // stay the model's (what a version is compared with).

@@ -10,7 +10,7 @@ use crate::domain::ids::{ModelId, TenantId};
 use crate::domain::labels::LabelLookback;
 use crate::domain::shard::all_shards;
 use crate::domain::{Outcome, PredictionRecord, Status, ValidBatch, WindowState};
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ingest::{BatchLimits, IngestQuotas, IngestService};
 use crate::ports::{ArchiveReport, PredictionArchive};
 use crate::schedule::{Deadline, ScheduledRun};
@@ -45,11 +45,7 @@ pub fn at(text: &str) -> DateTime<Utc> {
 pub struct NoArchive;
 
 impl PredictionArchive for NoArchive {
-    async fn archive(
-        &self,
-        _tenant: &TenantId,
-        _batch: &ValidBatch,
-    ) -> Result<ArchiveReport, StoreError> {
+    async fn archive(&self, _tenant: &TenantId, _batch: &ValidBatch) -> StoreResult<ArchiveReport> {
         Ok(ArchiveReport::default())
     }
 }

@@ -14,7 +14,7 @@ use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::{ModelId, ModelRef, TenantId};
 use modelwatch::domain::{OverQuota, Quota, QuotaLimits};
 use modelwatch::edge::{json_response, non_json_content_type, tenant_of};
-use modelwatch::error::StoreError;
+use modelwatch::error::{StoreError, StoreResult};
 use modelwatch::ports::{
     AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel, RollupStore,
     SettingWrite, SubscriptionStore, TopicSubscriptions,
@@ -60,7 +60,7 @@ pub struct Api<R, S, M, A, T> {
 
 /// A webhook's signing secret: 32 bytes from the operating system's random source, as
 /// `whsec_` and 64 hex digits.
-fn new_signing_secret() -> Result<String, StoreError> {
+fn new_signing_secret() -> StoreResult<String> {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Internal {
         operation: "make a webhook signing secret",
@@ -275,7 +275,7 @@ where
     }
 
     /// What the models table holds about `model` (baselines, rules, trends).
-    async fn stored(&self, model: &RegisteredModel) -> Result<ModelSettings, StoreError> {
+    async fn stored(&self, model: &RegisteredModel) -> StoreResult<ModelSettings> {
         self.summary.settings.model_settings(model.key()).await
     }
 

@@ -43,7 +43,7 @@ use crate::domain::{
     CloudWatchMetrics, CounterDelta, CounterTotals, Datum, Granularity, ModelExport,
     OVERFLOW_BUCKET, Series, TimeSpan, WindowState, cloudwatch_data, cloudwatch_requests,
 };
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, KeptSegment, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting,
@@ -60,7 +60,7 @@ const SIZING_RETENTION: TimeDelta = TimeDelta::days(400);
 
 /// The size of `image`, or the error the DynamoDB adapter reports for DynamoDB's
 /// refusal of it during `operation`.
-fn checked(image: &Image<'_>, operation: &'static str) -> Result<usize, StoreError> {
+fn checked(image: &Image<'_>, operation: &'static str) -> StoreResult<usize> {
     image.checked_size().map_err(|e| refused(operation, e))
 }
 
@@ -79,7 +79,7 @@ fn refused(operation: &'static str, err: LimitError) -> StoreError {
 }
 
 /// Checks a transaction of items of the given sizes.
-fn transaction(sizes: &[usize], operation: &'static str) -> Result<(), StoreError> {
+fn transaction(sizes: &[usize], operation: &'static str) -> StoreResult<()> {
     check_transaction(sizes).map_err(|e| refused(operation, e))
 }
 
@@ -195,7 +195,7 @@ impl ModelRegistry for MemoryModelRegistry {
         &self,
         sighting: &ModelSighting,
         max_versions: u64,
-    ) -> Result<Option<Slice>, StoreError> {
+    ) -> StoreResult<Option<Slice>> {
         let Some(version) = &sighting.version else {
             return Ok(None);
         };
@@ -223,7 +223,7 @@ impl ModelRegistry for MemoryModelRegistry {
         value: &str,
         day: DateTime<Utc>,
         caps: SegmentCaps,
-    ) -> Result<Slice, StoreError> {
+    ) -> StoreResult<Slice> {
         let mut segments = lock(&self.segments);
         let kept = segments
             .entry((model.tenant.clone(), model.model_id.clone()))
@@ -247,7 +247,7 @@ impl ModelRegistry for MemoryModelRegistry {
         &self,
         model: ModelRef<'_>,
         since: DateTime<Utc>,
-    ) -> Result<Vec<KeptSegment>, StoreError> {
+    ) -> StoreResult<Vec<KeptSegment>> {
         let segments = lock(&self.segments);
         let kept = segments.get(&(model.tenant.clone(), model.model_id.clone()));
         Ok(kept
@@ -271,14 +271,14 @@ impl ModelRegistry for MemoryModelRegistry {
             .collect())
     }
 
-    async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {
+    async fn versions(&self, model: ModelRef<'_>) -> StoreResult<Vec<ModelVersion>> {
         let ModelRef { tenant, model_id } = model;
         let versions = lock(&self.versions);
         let kept = versions.get(&(tenant.clone(), model_id.clone()));
         Ok(kept.into_iter().flat_map(|k| k.values().cloned()).collect())
     }
 
-    async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {
+    async fn list_models(&self, tenant: &TenantId) -> StoreResult<Vec<RegisteredModel>> {
         let models: Vec<RegisteredModel> = self
             .lock()
             .values()
@@ -290,7 +290,7 @@ impl ModelRegistry for MemoryModelRegistry {
         Ok(models)
     }
 
-    async fn model(&self, model: ModelRef<'_>) -> Result<Option<RegisteredModel>, StoreError> {
+    async fn model(&self, model: ModelRef<'_>) -> StoreResult<Option<RegisteredModel>> {
         let ModelRef { tenant, model_id } = model;
         Ok(self
             .lock()
@@ -298,7 +298,7 @@ impl ModelRegistry for MemoryModelRegistry {
             .cloned())
     }
 
-    async fn tenant_quotas(&self, tenant: &TenantId) -> Result<TenantQuotas, StoreError> {
+    async fn tenant_quotas(&self, tenant: &TenantId) -> StoreResult<TenantQuotas> {
         Ok(lock(&self.quotas).get(tenant).copied().unwrap_or_default())
     }
 
@@ -306,7 +306,7 @@ impl ModelRegistry for MemoryModelRegistry {
         &self,
         since: DateTime<Utc>,
         shards: Range<u32>,
-    ) -> Result<Vec<RegisteredModel>, StoreError> {
+    ) -> StoreResult<Vec<RegisteredModel>> {
         let models = self.lock();
         // One index query per shard, reading the shard's models seen since.
         let mut by_shard: BTreeMap<u32, Vec<&RegisteredModel>> =
@@ -390,7 +390,7 @@ impl MemoryPartialStore {
 }
 
 impl PartialStore for MemoryPartialStore {
-    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
+    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> StoreResult<BatchClaim> {
         let mut receipts = lock(&self.receipts);
         if !receipts.contains_key(batch) {
             let expires = Utc::now() + SIZING_RETENTION;
@@ -404,7 +404,7 @@ impl PartialStore for MemoryPartialStore {
         })
     }
 
-    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> Result<(), StoreError> {
+    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> StoreResult<()> {
         let mut receipts = lock(&self.receipts);
         if receipts
             .get(batch)
@@ -415,7 +415,7 @@ impl PartialStore for MemoryPartialStore {
         Ok(())
     }
 
-    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> StoreResult<()> {
         const OPERATION: &str = "store batch receipt";
         let mut receipts = lock(&self.receipts);
         let Some((digest, stored)) = receipts.get_mut(batch) else {
@@ -433,11 +433,7 @@ impl PartialStore for MemoryPartialStore {
         Ok(())
     }
 
-    async fn put_partial(
-        &self,
-        key: &PartialKey,
-        state: &WindowState,
-    ) -> Result<PutOutcome, StoreError> {
+    async fn put_partial(&self, key: &PartialKey, state: &WindowState) -> StoreResult<PutOutcome> {
         let mut partials = lock(&self.partials);
         let ordered_key = ordered(key);
         if partials.contains_key(&ordered_key) {
@@ -455,7 +451,7 @@ impl PartialStore for MemoryPartialStore {
         Ok(PutOutcome::Written)
     }
 
-    async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
+    async fn mark_pending(&self, key: &PartialKey) -> StoreResult<()> {
         let mut marks = lock(&self.pending);
         let seq = marks
             .entry((key.tenant.clone(), key.model_id.clone(), key.minute))
@@ -466,7 +462,7 @@ impl PartialStore for MemoryPartialStore {
         Ok(())
     }
 
-    async fn count_predictions(&self, count: &PredictionCount<'_>) -> Result<bool, StoreError> {
+    async fn count_predictions(&self, count: &PredictionCount<'_>) -> StoreResult<bool> {
         let mut counted = lock(&self.counted);
         let used = counted
             .entry((count.tenant.clone(), count.minute))
@@ -481,7 +477,7 @@ impl PartialStore for MemoryPartialStore {
 }
 
 impl PendingWork for MemoryPartialStore {
-    async fn pending_minutes(&self, shards: Range<u32>) -> Result<Vec<PendingMinute>, StoreError> {
+    async fn pending_minutes(&self, shards: Range<u32>) -> StoreResult<Vec<PendingMinute>> {
         let marks = lock(&self.pending);
         let in_shards: Vec<(&MinuteKey, &u64)> = marks
             .iter()
@@ -514,7 +510,7 @@ impl PendingWork for MemoryPartialStore {
         &self,
         model: ModelRef<'_>,
         minute: DateTime<Utc>,
-    ) -> Result<Vec<WindowState>, StoreError> {
+    ) -> StoreResult<Vec<WindowState>> {
         let ModelRef { tenant, model_id } = model;
         let partials = lock(&self.partials);
         // The keys of this minute: batch ids from the empty string up to the next minute.
@@ -528,7 +524,7 @@ impl PendingWork for MemoryPartialStore {
         Ok(found.into_iter().map(|state| state.value.clone()).collect())
     }
 
-    async fn settle(&self, pending: &PendingMinute) -> Result<bool, StoreError> {
+    async fn settle(&self, pending: &PendingMinute) -> StoreResult<bool> {
         let mut marks = lock(&self.pending);
         let key = (
             pending.tenant.clone(),
@@ -565,7 +561,7 @@ fn rollup_key(rollup: &Rollup) -> RollupKey {
 }
 
 /// The size of the item of `rollup`, checked.
-fn rollup_size(rollup: &Rollup, operation: &'static str) -> Result<usize, StoreError> {
+fn rollup_size(rollup: &Rollup, operation: &'static str) -> StoreResult<usize> {
     checked(
         &rollup_image(rollup, rollup.start + SIZING_RETENTION),
         operation,
@@ -591,7 +587,7 @@ impl MemoryRollupStore {
         cursors: &mut BTreeMap<(String, TenantId, ModelId), ExportCursor>,
         exporter: &str,
         cursor: ExportCursor,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         checked(&cursor_image(exporter, &cursor), "move export cursor")?;
         cursors.insert(
             (
@@ -611,30 +607,26 @@ impl RollupStore for MemoryRollupStore {
         model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
-    ) -> Result<Vec<Rollup>, StoreError> {
-        let ModelRef { tenant, model_id } = model;
-        let TimeSpan {
-            start: from,
-            end: to,
-        } = span;
-        if from >= to {
+    ) -> StoreResult<Vec<Rollup>> {
+        if span.is_empty() {
             return Ok(Vec::new());
         }
+        let ModelRef { tenant, model_id } = model;
         let key = |start| (tenant.clone(), model_id.clone(), granularity, start);
         let rollups = lock(&self.rollups);
         let found: Vec<&Stored<Rollup>> = rollups
-            .range(key(from)..key(to))
+            .range(key(span.start)..key(span.end))
             .map(|(_, rollup)| rollup)
             .collect();
         // One query per partition the window touches, as the DynamoDB adapter reads.
         let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for rollup in &found {
             by_partition
-                .entry(partition(tenant, model_id, granularity, rollup.value.start))
+                .entry(partition(model, granularity, rollup.value.start))
                 .or_default()
                 .push(rollup.size);
         }
-        for pk in partitions(tenant, model_id, granularity, from, to) {
+        for pk in partitions(model, granularity, span) {
             self.pages
                 .charge(by_partition.remove(&pk).unwrap_or_default());
         }
@@ -646,7 +638,7 @@ impl RollupStore for MemoryRollupStore {
         rollup: &Rollup,
         previous_rev: Option<u64>,
         delta: &CounterDelta,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         const OPERATION: &str = "write minute rollup";
         let mut rollups = lock(&self.rollups);
         let key = rollup_key(rollup);
@@ -692,7 +684,7 @@ impl RollupStore for MemoryRollupStore {
         Ok(true)
     }
 
-    async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
+    async fn put_rollup(&self, rollup: &Rollup) -> StoreResult<bool> {
         let mut rollups = lock(&self.rollups);
         let key = rollup_key(rollup);
         if rollups.get(&key).is_some_and(|r| r.value.rev >= rollup.rev) {
@@ -709,7 +701,7 @@ impl RollupStore for MemoryRollupStore {
         Ok(true)
     }
 
-    async fn counter_totals(&self, model: ModelRef<'_>) -> Result<CounterTotals, StoreError> {
+    async fn counter_totals(&self, model: ModelRef<'_>) -> StoreResult<CounterTotals> {
         let ModelRef { tenant, model_id } = model;
         Ok(lock(&self.totals)
             .get(&(tenant.clone(), model_id.clone()))
@@ -724,7 +716,7 @@ impl ExportCursors for MemoryRollupStore {
         exporters: &[&str],
         model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let ModelRef { tenant, model_id } = model;
         let mut cursors = lock(&self.cursors);
         for exporter in exporters {
@@ -748,7 +740,7 @@ impl ExportCursors for MemoryRollupStore {
         &self,
         exporter: &str,
         shards: Range<u32>,
-    ) -> Result<Vec<ExportCursor>, StoreError> {
+    ) -> StoreResult<Vec<ExportCursor>> {
         let cursors = lock(&self.cursors);
         let mut by_shard: BTreeMap<u32, Vec<&ExportCursor>> =
             shards.clone().map(|shard| (shard, Vec::new())).collect();
@@ -777,7 +769,7 @@ impl ExportCursors for MemoryRollupStore {
         exporter: &str,
         cursor: &ExportCursor,
         through: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let key = (
             exporter.to_owned(),
             cursor.tenant.clone(),
@@ -815,7 +807,7 @@ impl MemoryModelSettings {
 }
 
 impl ModelSettingsStore for MemoryModelSettings {
-    async fn model_settings(&self, model: ModelRef<'_>) -> Result<ModelSettings, StoreError> {
+    async fn model_settings(&self, model: ModelRef<'_>) -> StoreResult<ModelSettings> {
         let ModelRef { tenant, model_id } = model;
         let key = (tenant.clone(), model_id.clone());
         self.pages.charge(
@@ -826,11 +818,7 @@ impl ModelSettingsStore for MemoryModelSettings {
         Ok(lock(&self.settings).get(&key).cloned().unwrap_or_default())
     }
 
-    async fn put_setting(
-        &self,
-        model: ModelRef<'_>,
-        write: SettingWrite<'_>,
-    ) -> Result<bool, StoreError> {
+    async fn put_setting(&self, model: ModelRef<'_>, write: SettingWrite<'_>) -> StoreResult<bool> {
         let ModelRef { tenant, model_id } = model;
         let (kind, doc) = setting_item(write)?;
         let size = checked(
@@ -898,7 +886,7 @@ fn alert_sizes(
     alert: &AlertRecord,
     state_size: usize,
     operation: &'static str,
-) -> Result<usize, StoreError> {
+) -> StoreResult<usize> {
     let history = checked(&history_image(tenant, model_id, alert)?, operation)?;
     let index = checked(
         &firing_image(tenant, model_id, rule_id, &alert.alert_id),
@@ -940,7 +928,7 @@ fn history_requests(entries: &[(bool, usize)], query: &AlertQuery) -> u64 {
 }
 
 impl AlertStore for MemoryAlertStore {
-    async fn rule_states(&self, model: ModelRef<'_>) -> Result<Vec<RuleState>, StoreError> {
+    async fn rule_states(&self, model: ModelRef<'_>) -> StoreResult<Vec<RuleState>> {
         let ModelRef { tenant, model_id } = model;
         let tables = lock(&self.inner);
         let states: Vec<&Stored<RuleState>> = tables
@@ -957,7 +945,7 @@ impl AlertStore for MemoryAlertStore {
         model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let ModelRef { tenant, model_id } = model;
         let key = (tenant.clone(), model_id.clone());
         let mut tables = lock(&self.inner);
@@ -991,7 +979,7 @@ impl AlertStore for MemoryAlertStore {
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let ModelRef { tenant, model_id } = model;
         let key = (tenant.clone(), model_id.clone());
         let mut tables = lock(&self.inner);
@@ -1019,11 +1007,7 @@ impl AlertStore for MemoryAlertStore {
         Ok(true)
     }
 
-    async fn alerts(
-        &self,
-        model: ModelRef<'_>,
-        query: &AlertQuery,
-    ) -> Result<AlertPage, StoreError> {
+    async fn alerts(&self, model: ModelRef<'_>, query: &AlertQuery) -> StoreResult<AlertPage> {
         let ModelRef { tenant, model_id } = model;
         let mut page = AlertPage {
             alerts: Vec::new(),
@@ -1069,7 +1053,7 @@ impl AlertStore for MemoryAlertStore {
         Ok(page)
     }
 
-    async fn firing_counts(&self, tenant: &TenantId) -> Result<BTreeMap<ModelId, u64>, StoreError> {
+    async fn firing_counts(&self, tenant: &TenantId) -> StoreResult<BTreeMap<ModelId, u64>> {
         let tables = lock(&self.inner);
         let mut counts = BTreeMap::new();
         let mut index_sizes = Vec::new();
@@ -1159,7 +1143,7 @@ impl<T: Clone> Recording<T> {
 }
 
 impl AlertNotifier for MemoryNotifier {
-    async fn notify(&self, alert: &AlertRecord) -> Result<(), StoreError> {
+    async fn notify(&self, alert: &AlertRecord) -> StoreResult<()> {
         self.record(std::slice::from_ref(alert), "topic")
             .map_err(|why| StoreError::Unavailable {
                 operation: "Publish",
@@ -1173,7 +1157,7 @@ impl ShardQueue for MemoryShardQueue {
         "memory"
     }
 
-    async fn enqueue(&self, messages: &[QueueMessage]) -> Result<(), StoreError> {
+    async fn enqueue(&self, messages: &[QueueMessage]) -> StoreResult<()> {
         let kept = self.messages.items();
         let new: Vec<QueueMessage> = messages
             .iter()
@@ -1192,11 +1176,7 @@ impl ShardQueue for MemoryShardQueue {
             })
     }
 
-    async fn redeliver_after(
-        &self,
-        receipt_handle: &str,
-        delay: Duration,
-    ) -> Result<(), StoreError> {
+    async fn redeliver_after(&self, receipt_handle: &str, delay: Duration) -> StoreResult<()> {
         self.redeliveries
             .record(&[(receipt_handle.to_owned(), delay)], "queue")
             .map_err(|why| StoreError::Unavailable {
@@ -1263,7 +1243,7 @@ mod tests {
         }
     }
 
-    fn is_refused<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
+    fn is_refused<T: std::fmt::Debug>(result: StoreResult<T>) -> bool {
         matches!(result, Err(StoreError::Internal { .. }))
     }
 

@@ -20,7 +20,7 @@ use aws_sdk_sns::error::ProvideErrorMetadata;
 use crate::domain::alerting::state::AlertRecord;
 use crate::domain::alerting::subscriptions::SubscriptionTarget;
 use crate::domain::ids::TenantId;
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{AlertNotifier, TopicSubscriptions};
 
 /// What a failed publish is reported as.
@@ -72,7 +72,7 @@ fn publish_error(err: SdkError<PublishError>) -> StoreError {
 }
 
 impl AlertNotifier for SnsAlertNotifier {
-    async fn notify(&self, alert: &AlertRecord) -> Result<(), StoreError> {
+    async fn notify(&self, alert: &AlertRecord) -> StoreResult<()> {
         let message = serde_json::to_string(alert).map_err(|e| StoreError::Internal {
             operation: "encode alert",
             source: Box::new(e),
@@ -145,7 +145,7 @@ impl TopicSubscriptions for SnsTopicSubscriptions {
         &self,
         tenant: &TenantId,
         target: &SubscriptionTarget,
-    ) -> Result<String, StoreError> {
+    ) -> StoreResult<String> {
         const OPERATION: &str = "subscribe to alerts";
         let output = self
             .client
@@ -167,7 +167,7 @@ impl TopicSubscriptions for SnsTopicSubscriptions {
         })
     }
 
-    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), StoreError> {
+    async fn unsubscribe(&self, subscription_arn: &str) -> StoreResult<()> {
         match self
             .client
             .unsubscribe()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{QueueMessage, ShardQueue};
 
 /// What a failed enqueue is reported as.
@@ -62,7 +62,7 @@ impl ShardQueue for SqsShardQueue {
         &self.url
     }
 
-    async fn enqueue(&self, messages: &[QueueMessage]) -> Result<(), StoreError> {
+    async fn enqueue(&self, messages: &[QueueMessage]) -> StoreResult<()> {
         for batch in messages.chunks(BATCH) {
             let entries = batch
                 .iter()
@@ -101,11 +101,7 @@ impl ShardQueue for SqsShardQueue {
         Ok(())
     }
 
-    async fn redeliver_after(
-        &self,
-        receipt_handle: &str,
-        delay: Duration,
-    ) -> Result<(), StoreError> {
+    async fn redeliver_after(&self, receipt_handle: &str, delay: Duration) -> StoreResult<()> {
         // SQS takes 0 to 43,200 seconds.
         let seconds = i32::try_from(delay.as_secs().min(43_200)).unwrap_or(43_200);
         self.client

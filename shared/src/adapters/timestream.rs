@@ -24,7 +24,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::domain::ids::TenantId;
 use crate::domain::{Outcome, Status, ValidBatch, ValidPrediction};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{ArchiveRejection, ArchiveReport, PredictionArchive};
 
 /// Timestream's limit of records per `WriteRecords` request.
@@ -56,7 +56,7 @@ impl TimestreamArchive {
         common: &Record,
         offset: usize,
         records: Vec<Record>,
-    ) -> Result<ArchiveReport, StoreError> {
+    ) -> StoreResult<ArchiveReport> {
         let count = records.len();
         let result = self
             .client
@@ -103,11 +103,7 @@ impl TimestreamArchive {
 }
 
 impl PredictionArchive for TimestreamArchive {
-    async fn archive(
-        &self,
-        tenant: &TenantId,
-        batch: &ValidBatch,
-    ) -> Result<ArchiveReport, StoreError> {
+    async fn archive(&self, tenant: &TenantId, batch: &ValidBatch) -> StoreResult<ArchiveReport> {
         let common = Record::builder()
             .measure_name("prediction")
             .measure_value_type(MeasureValueType::Multi)

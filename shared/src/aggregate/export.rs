@@ -21,7 +21,7 @@ use futures_util::{StreamExt, TryStreamExt, future, stream};
 use serde::Serialize;
 
 use crate::domain::{Granularity, MetricSet, ModelExport, TimeSpan};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{ExportCursor, ExportCursors, ExportFailure, MetricsExporter, RollupStore};
 use crate::schedule::{ScheduledRun, round_robin};
 
@@ -65,7 +65,7 @@ pub async fn export_lagging<R, E>(
     exporter: &E,
     as_of: DateTime<Utc>,
     run: &ScheduledRun,
-) -> Result<ExportReport, StoreError>
+) -> StoreResult<ExportReport>
 where
     R: RollupStore + ExportCursors,
     E: MetricsExporter,
@@ -171,7 +171,7 @@ async fn prepare<R: RollupStore>(
     rollups: &R,
     cursor: &ExportCursor,
     as_of: DateTime<Utc>,
-) -> Result<ModelExport, StoreError> {
+) -> StoreResult<ModelExport> {
     let to = cursor.rolled_through;
     let from = cursor
         .through

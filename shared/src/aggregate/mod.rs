@@ -16,7 +16,7 @@ pub use rollup::{
     Backlog, ExportTargets, LeftWork, ModelRollupReport, RollupFailure, RollupReport, roll_up,
 };
 
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{ExportCursors, MetricsExporter, PendingWork, RollupStore};
 use crate::schedule::ScheduledRun;
 
@@ -54,7 +54,7 @@ impl<W: PendingWork, R: RollupStore + ExportCursors, C: MetricsExporter, P: Metr
 {
     /// One run of [`run_aggregation`], its counters stamped with the clock (never
     /// before the run time), logged.
-    pub async fn run(&self, run: ScheduledRun) -> Result<AggregationReport, StoreError> {
+    pub async fn run(&self, run: ScheduledRun) -> StoreResult<AggregationReport> {
         let report = run_aggregation(
             &self.pending,
             &self.rollups,
@@ -107,7 +107,7 @@ pub async fn run_aggregation<W, R, C, P>(
     segment_keys: &[String],
     run: &ScheduledRun,
     export_time: DateTime<Utc>,
-) -> Result<AggregationReport, StoreError>
+) -> StoreResult<AggregationReport>
 where
     W: PendingWork,
     R: RollupStore + ExportCursors,
@@ -167,7 +167,7 @@ async fn export_all<R, C, P>(
     prometheus: Option<&P>,
     as_of: DateTime<Utc>,
     run: &ScheduledRun,
-) -> Result<Vec<ExportReport>, StoreError>
+) -> StoreResult<Vec<ExportReport>>
 where
     R: RollupStore + ExportCursors,
     C: MetricsExporter,

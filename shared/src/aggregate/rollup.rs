@@ -23,7 +23,7 @@ use crate::domain::{
     CounterTotals, Granularity, TimeSpan, WindowState, cap_error_types, counter_delta,
     names_error_types,
 };
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{ExportCursors, PendingMinute, PendingWork, Rollup, RollupStore};
 use crate::schedule::{Deadline, ScheduledRun, round_robin};
 
@@ -166,7 +166,7 @@ pub struct Backlog {
 impl Backlog {
     /// Reads the minutes of `run`'s shards that are pending and closed at its time
     /// (their end ≤ the run time).
-    pub async fn read(work: &impl PendingWork, run: &ScheduledRun) -> Result<Self, StoreError> {
+    pub async fn read(work: &impl PendingWork, run: &ScheduledRun) -> StoreResult<Self> {
         let mut by_model: BTreeMap<(TenantId, ModelId), Vec<PendingMinute>> = BTreeMap::new();
         for pending in work.pending_minutes(run.shards.clone()).await? {
             if pending.minute + Granularity::Minute.length() <= run.run_time {
@@ -287,7 +287,7 @@ pub async fn roll_up(
     rollups: &(impl RollupStore + ExportCursors),
     run: &ScheduledRun,
     exporters: &[&str],
-) -> Result<RollupReport, StoreError> {
+) -> StoreResult<RollupReport> {
     let mut backlog = Backlog::read(work, run).await?;
     Ok(backlog
         .roll(
@@ -310,7 +310,7 @@ async fn roll_up_model(
     key: ModelRef<'_>,
     slice: &[PendingMinute],
     exporters: &[&str],
-) -> Result<ModelRollupReport, StoreError> {
+) -> StoreResult<ModelRollupReport> {
     let through = slice
         .iter()
         .map(|p| p.minute + Granularity::Minute.length())
@@ -366,7 +366,7 @@ async fn put_minute(
     minute: DateTime<Utc>,
     rev: u64,
     state: &WindowState,
-) -> Result<bool, StoreError> {
+) -> StoreResult<bool> {
     let end = minute + Granularity::Minute.length();
     for _ in 0..MINUTE_ATTEMPTS {
         let previous = rollups
@@ -413,7 +413,7 @@ async fn rebuild(
     part: Granularity,
     parent: Granularity,
     start: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+) -> StoreResult<bool> {
     let parts = rollups
         .rollups(key, part, TimeSpan::new(start, start + parent.length()))
         .await?;

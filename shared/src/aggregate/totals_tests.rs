@@ -12,7 +12,7 @@ use crate::domain::{
     CounterDelta, CounterTotals, Granularity, MAX_TOTAL_ERROR_TYPES, OVERFLOW_BUCKET, Outcome,
     PredictionRecord, Status, TimeSpan, WindowState,
 };
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{ExportCursor, ExportCursors, PartialKey, PartialStore, Rollup, RollupStore};
 use crate::testing::run_at;
 
@@ -109,7 +109,7 @@ impl ExportCursors for Contended {
         exporters: &[&str],
         model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let ModelRef { tenant, model_id } = model;
         self.inner
             .note_rolled(exporters, ModelRef::new(tenant, model_id), rolled_through)
@@ -120,7 +120,7 @@ impl ExportCursors for Contended {
         &self,
         exporter: &str,
         shards: std::ops::Range<u32>,
-    ) -> Result<Vec<ExportCursor>, StoreError> {
+    ) -> StoreResult<Vec<ExportCursor>> {
         self.inner.lagging_cursors(exporter, shards).await
     }
 
@@ -129,7 +129,7 @@ impl ExportCursors for Contended {
         exporter: &str,
         cursor: &ExportCursor,
         through: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         self.inner.advance_cursor(exporter, cursor, through).await
     }
 }
@@ -140,7 +140,7 @@ impl RollupStore for Contended {
         model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
-    ) -> Result<Vec<Rollup>, StoreError> {
+    ) -> StoreResult<Vec<Rollup>> {
         let ModelRef { tenant, model_id } = model;
         self.inner
             .rollups(ModelRef::new(tenant, model_id), granularity, span)
@@ -152,7 +152,7 @@ impl RollupStore for Contended {
         rollup: &Rollup,
         previous_rev: Option<u64>,
         delta: &CounterDelta,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         if !self.raced.swap(true, Ordering::SeqCst) {
             let mut rival = delta.clone();
             rival.add = CounterTotals {
@@ -175,11 +175,11 @@ impl RollupStore for Contended {
             .await
     }
 
-    async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
+    async fn put_rollup(&self, rollup: &Rollup) -> StoreResult<bool> {
         self.inner.put_rollup(rollup).await
     }
 
-    async fn counter_totals(&self, model: ModelRef<'_>) -> Result<CounterTotals, StoreError> {
+    async fn counter_totals(&self, model: ModelRef<'_>) -> StoreResult<CounterTotals> {
         let ModelRef { tenant, model_id } = model;
         self.inner
             .counter_totals(ModelRef::new(tenant, model_id))

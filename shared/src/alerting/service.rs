@@ -30,7 +30,7 @@ use crate::domain::slice::Slice;
 use crate::domain::{
     ACTIVE_RETENTION, Datum, Granularity, MetricName, MetricSet, Series, TimeSpan, compared_data,
 };
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     AlertNotifier, AlertStore, ModelRegistry, ModelSettings, ModelSettingsStore, RegisteredModel,
     RollupStore,
@@ -184,7 +184,7 @@ where
     /// Evaluates every model of `run`'s shards active at its time, while its deadline
     /// allows. Fails only when the registry cannot be read; a model that fails is
     /// reported and retried by the next run.
-    pub async fn run(&self, run: &ScheduledRun) -> Result<EvaluationReport, StoreError> {
+    pub async fn run(&self, run: &ScheduledRun) -> StoreResult<EvaluationReport> {
         let run_time = run.run_time;
         let active = self
             .registry
@@ -265,7 +265,7 @@ where
         &self,
         model: &RegisteredModel,
         end: DateTime<Utc>,
-    ) -> Result<ModelOutcome, StoreError> {
+    ) -> StoreResult<ModelOutcome> {
         let (tenant, model_id, key) = (&model.tenant, &model.model_id, model.key());
         let mut outcome = ModelOutcome::default();
         let mut settings = self.settings.model_settings(key).await?;
@@ -418,7 +418,7 @@ where
         model: &RegisteredModel,
         min_samples: u64,
         end: DateTime<Utc>,
-    ) -> Result<Option<RuleEvaluation>, StoreError> {
+    ) -> StoreResult<Option<RuleEvaluation>> {
         let versions = self.registry.versions(model.key()).await?;
         let kept = versions
             .iter()
@@ -452,7 +452,7 @@ where
         model: &RegisteredModel,
         settings: &mut ModelSettings,
         end: DateTime<Utc>,
-    ) -> Result<Option<ReferenceFit>, StoreError> {
+    ) -> StoreResult<Option<ReferenceFit>> {
         let Some(reference) = settings.baselines.reference() else {
             return Ok(None);
         };
@@ -474,7 +474,7 @@ where
     }
 
     /// Publishes and stores what `step` decided; a failed publish stores nothing.
-    async fn apply(&self, key: ModelRef<'_>, step: Step) -> Result<Applied, StoreError> {
+    async fn apply(&self, key: ModelRef<'_>, step: Step) -> StoreResult<Applied> {
         let (state, alert) = match step {
             Step::Unchanged => {
                 return Ok(Applied {
@@ -512,7 +512,7 @@ where
         reference: &ReferenceFit,
         to: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<TrendReport, StoreError> {
+    ) -> StoreResult<TrendReport> {
         let from = to - TREND_SPAN;
         let hours = self
             .window

@@ -16,7 +16,7 @@ use crate::domain::alerting::subscriptions::{
     AlertSubscription, AlertSubscriptions, Protocol, SubscriptionTarget, subscription_id,
 };
 use crate::domain::ids::TenantId;
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     AlertNotifier, SubscriptionStore, TopicSubscriptions, WebhookDelivery, WebhookSender,
 };
@@ -78,7 +78,7 @@ impl SubscriptionsView {
 pub async fn current_subscriptions(
     store: &impl SubscriptionStore,
     tenant: &TenantId,
-) -> Result<SubscriptionsView, StoreError> {
+) -> StoreResult<SubscriptionsView> {
     Ok(SubscriptionsView::of(
         &store.subscriptions(tenant).await?,
         &[],
@@ -96,8 +96,8 @@ pub async fn replace_subscriptions(
     tenant: &TenantId,
     targets: Vec<SubscriptionTarget>,
     now: DateTime<Utc>,
-    mut new_secret: impl FnMut() -> Result<String, StoreError>,
-) -> Result<SubscriptionsView, StoreError> {
+    mut new_secret: impl FnMut() -> StoreResult<String>,
+) -> StoreResult<SubscriptionsView> {
     let before = store.subscriptions(tenant).await?;
     let mut after = AlertSubscriptions {
         subscriptions: Vec::with_capacity(targets.len()),
@@ -162,7 +162,7 @@ where
     S: SubscriptionStore,
     W: WebhookSender,
 {
-    async fn notify(&self, alert: &AlertRecord) -> Result<(), StoreError> {
+    async fn notify(&self, alert: &AlertRecord) -> StoreResult<()> {
         self.topic.notify(alert).await?;
         let subscriptions = match self.subscriptions.subscriptions(&alert.tenant_id).await {
             Ok(subscriptions) => subscriptions,

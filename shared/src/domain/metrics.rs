@@ -29,6 +29,11 @@ impl TimeSpan {
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
         Self { start, end }
     }
+
+    /// Whether no instant lies in the span (`start ≥ end`).
+    pub fn is_empty(&self) -> bool {
+        self.start >= self.end
+    }
 }
 
 /// Every metric of one window, computed by [`MetricSet::compute`]. Field names are the

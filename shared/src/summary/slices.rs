@@ -13,7 +13,7 @@ use crate::domain::comparison::{Comparison, compare};
 use crate::domain::ids::{ModelId, ModelRef};
 use crate::domain::slice::{SEGMENT_DAYS_KEPT, Slice};
 use crate::domain::{CounterTotals, Granularity, OVERFLOW_BUCKET, TimeSpan};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{ModelRegistry, ModelSettingsStore, RegisteredModel, RollupStore};
 use crate::query::{InvalidParameter, single_values};
 
@@ -52,7 +52,7 @@ pub async fn versions_of(
     registry: &impl ModelRegistry,
     rollups: &impl RollupStore,
     model: &RegisteredModel,
-) -> Result<VersionsView, StoreError> {
+) -> StoreResult<VersionsView> {
     let kept = registry.versions(model.key()).await?;
     let slices: Vec<Slice> = kept
         .iter()
@@ -124,7 +124,7 @@ pub async fn segments_of(
     rollups: &impl RollupStore,
     model: &RegisteredModel,
     now: DateTime<Utc>,
-) -> Result<SegmentsView, StoreError> {
+) -> StoreResult<SegmentsView> {
     let since = Granularity::Day.floor(now) - TimeDelta::days(SEGMENT_DAYS_KEPT - 1);
     let kept = registry.segments(model.key(), since).await?;
     // Each value's slice, then each key's overflow, then the keys' overflow.
@@ -176,7 +176,7 @@ async fn counts_of(
     rollups: &impl RollupStore,
     model: &RegisteredModel,
     slices: &[Slice],
-) -> Result<Vec<CounterTotals>, StoreError> {
+) -> StoreResult<Vec<CounterTotals>> {
     // Owned series ids: a closure over borrowed ones would make the future not `Send`
     // for every lifetime (the Lambda runtime needs it to be).
     let series: Vec<ModelId> = slices.iter().map(|s| model.model_id.series(s)).collect();
@@ -270,7 +270,7 @@ impl<S: RollupStore, M: ModelSettingsStore> SummaryService<S, M> {
         model: &RegisteredModel,
         query: &CompareQuery,
         now: DateTime<Utc>,
-    ) -> Result<SliceComparison, StoreError> {
+    ) -> StoreResult<SliceComparison> {
         let span = TimeSpan::new(now - query.window.length(), now);
         let side = |slice: Option<&Slice>| {
             let sliced = sliced(model, slice);

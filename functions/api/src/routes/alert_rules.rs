@@ -10,7 +10,7 @@ use modelwatch::domain::alerting::rules::{AlertRule, default_rules};
 use modelwatch::domain::alerting::state::{RuleState, RuleStatus};
 use modelwatch::domain::alerting::{AlertSettings, PerfSettings};
 use modelwatch::domain::ids::ModelId;
-use modelwatch::error::StoreError;
+use modelwatch::error::StoreResult;
 use modelwatch::ports::{AlertStore, ModelSettings, ModelSettingsStore, RegisteredModel};
 use serde::Serialize;
 
@@ -94,7 +94,7 @@ pub async fn view(
     alerts: &impl AlertStore,
     model: &RegisteredModel,
     thresholds: Thresholds<'_>,
-) -> Result<AlertRulesView, StoreError> {
+) -> StoreResult<AlertRulesView> {
     let key = model.key();
     let (stored, states) = tokio::try_join!(settings.model_settings(key), alerts.rule_states(key))?;
     Ok(AlertRulesView::of(model, stored, &states, thresholds))

@@ -3,7 +3,7 @@
 
 use modelwatch::domain::alerting::state::{AlertRecord, AlertState, parse_alert_id};
 use modelwatch::domain::ids::ModelId;
-use modelwatch::error::StoreError;
+use modelwatch::error::StoreResult;
 use modelwatch::ports::{AlertQuery, AlertStore, RegisteredModel};
 use modelwatch::query::{InvalidParameter, single_values};
 use serde::Serialize;
@@ -82,7 +82,7 @@ pub async fn page(
     alerts: &impl AlertStore,
     model: &RegisteredModel,
     query: &AlertQuery,
-) -> Result<AlertsPage, StoreError> {
+) -> StoreResult<AlertsPage> {
     let page = alerts.alerts(model.key(), query).await?;
     Ok(AlertsPage {
         model_id: model.model_id.clone(),

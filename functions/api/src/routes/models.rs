@@ -2,7 +2,7 @@
 //! alerts fire now.
 
 use modelwatch::domain::ids::TenantId;
-use modelwatch::error::StoreError;
+use modelwatch::error::StoreResult;
 use modelwatch::ports::{AlertStore, ModelRegistry, RegisteredModel};
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ pub async fn list(
     registry: &impl ModelRegistry,
     alerts: &impl AlertStore,
     tenant: &TenantId,
-) -> Result<ModelList, StoreError> {
+) -> StoreResult<ModelList> {
     let (models, mut firing) =
         tokio::try_join!(registry.list_models(tenant), alerts.firing_counts(tenant))?;
     let models = models

@@ -29,7 +29,7 @@ use crate::domain::alerting::state::{
     AlertRecord, AlertState, RuleState, alert_start_ms, parse_alert_id,
 };
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{AlertPage, AlertQuery, AlertStore};
 
 /// How long a history entry is kept after its alert started (DynamoDB TTL).
@@ -66,7 +66,7 @@ fn firing_sk(model_id: &ModelId, rule_id: &str) -> String {
 /// 1970 or after 2286), which would break the key order.
 ///
 /// [`ALERT_START_MS`]: crate::domain::alerting::state::ALERT_START_MS
-fn history_sk(started_at: DateTime<Utc>, rule_id: &str) -> Result<String, StoreError> {
+fn history_sk(started_at: DateTime<Utc>, rule_id: &str) -> StoreResult<String> {
     let millis = alert_start_ms(started_at).ok_or_else(|| StoreError::Internal {
         operation: "build alert history key",
         source: format!("alert start {started_at} has no 13-digit epoch-ms form").into(),
@@ -82,7 +82,7 @@ pub(crate) fn state_image<'a>(
     tenant: &'a TenantId,
     model_id: &'a ModelId,
     state: &'a RuleState,
-) -> Result<Image<'a>, StoreError> {
+) -> StoreResult<Image<'a>> {
     Ok(Image::default()
         .with("pk", Value::S(state_pk(tenant, model_id).into()))
         .with("sk", Value::S(state.rule_id.as_str().into()))
@@ -100,7 +100,7 @@ pub(crate) fn history_image<'a>(
     tenant: &'a TenantId,
     model_id: &'a ModelId,
     alert: &'a AlertRecord,
-) -> Result<Image<'a>, StoreError> {
+) -> StoreResult<Image<'a>> {
     let expires = alert.started_at + HISTORY_RETENTION;
     Ok(Image::default()
         .with("pk", Value::S(history_pk(tenant, model_id).into()))
@@ -166,7 +166,7 @@ impl DynamoAlertStore {
         tenant: &TenantId,
         model_id: &ModelId,
         alert: &AlertRecord,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ) -> StoreResult<TransactWriteItem> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(attr::item(history_image(tenant, model_id, alert)?)))
@@ -183,7 +183,7 @@ impl DynamoAlertStore {
         model_id: &ModelId,
         rule_id: &str,
         alert: &AlertRecord,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ) -> StoreResult<TransactWriteItem> {
         Ok(match alert.state {
             AlertState::Firing => {
                 let item = attr::item(firing_image(tenant, model_id, rule_id, &alert.alert_id));
@@ -210,7 +210,7 @@ impl DynamoAlertStore {
 }
 
 impl AlertStore for DynamoAlertStore {
-    async fn rule_states(&self, model: ModelRef<'_>) -> Result<Vec<RuleState>, StoreError> {
+    async fn rule_states(&self, model: ModelRef<'_>) -> StoreResult<Vec<RuleState>> {
         let ModelRef { tenant, model_id } = model;
         let query = partition_query(&self.client, &self.table, state_pk(tenant, model_id));
         let items = query_all(query, "read rule states").await?;
@@ -237,7 +237,7 @@ impl AlertStore for DynamoAlertStore {
         model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let ModelRef { tenant, model_id } = model;
         let Some((condition, values)) = expected_previous(state) else {
             return Ok(false);
@@ -278,7 +278,7 @@ impl AlertStore for DynamoAlertStore {
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let ModelRef { tenant, model_id } = model;
         let state_key = attr::key(state_pk(tenant, model_id), rule_id);
         let condition = "#version = :version";
@@ -310,11 +310,7 @@ impl AlertStore for DynamoAlertStore {
         transact(&self.client, items, "remove rule state with alert").await
     }
 
-    async fn alerts(
-        &self,
-        model: ModelRef<'_>,
-        query: &AlertQuery,
-    ) -> Result<AlertPage, StoreError> {
+    async fn alerts(&self, model: ModelRef<'_>, query: &AlertQuery) -> StoreResult<AlertPage> {
         let ModelRef { tenant, model_id } = model;
         let mut page = AlertPage {
             alerts: Vec::new(),
@@ -376,7 +372,7 @@ impl AlertStore for DynamoAlertStore {
         Ok(page)
     }
 
-    async fn firing_counts(&self, tenant: &TenantId) -> Result<BTreeMap<ModelId, u64>, StoreError> {
+    async fn firing_counts(&self, tenant: &TenantId) -> StoreResult<BTreeMap<ModelId, u64>> {
         let query = partition_query(&self.client, &self.table, firing_pk(tenant));
         let items = query_all(query, "read firing alerts").await?;
         let mut counts = BTreeMap::new();

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::adapters::limits::{Image, Value};
 use crate::domain::ids::{ModelId, TenantId};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -118,7 +118,7 @@ pub fn corrupt(item: &Item, reason: impl Into<String>) -> StoreError {
 
 /// What `read` makes of `item`, or the error naming the item's key and why it could
 /// not be read.
-pub fn read<T>(item: &Item, read: impl FnOnce() -> Result<T, AttrError>) -> Result<T, StoreError> {
+pub fn read<T>(item: &Item, read: impl FnOnce() -> Result<T, AttrError>) -> StoreResult<T> {
     read().map_err(|reason| corrupt(item, reason))
 }
 

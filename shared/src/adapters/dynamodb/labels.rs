@@ -32,7 +32,7 @@ use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{Actual, AwaitingPrediction, LateLabel};
 use crate::domain::slice::Slice;
 use crate::domain::{Outcome, Task};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{JoinClaimant, LabelItem, LabelStore};
 
 /// How often a side retries when the other side changed the item between its two
@@ -75,7 +75,7 @@ impl DynamoLabelStore {
         condition: &str,
         values: &[(&str, AttributeValue)],
         operation: &'static str,
-    ) -> Result<Update, StoreError> {
+    ) -> StoreResult<Update> {
         let mut request = request::update(&self.client, &self.table, key.clone(), update)
             .condition_expression(condition)
             .return_values(ReturnValue::AllNew)
@@ -105,7 +105,7 @@ impl DynamoLabelStore {
         values: &[(&str, AttributeValue)],
         stored_side: &str,
         operation: &'static str,
-    ) -> Result<LabelItem, StoreError> {
+    ) -> StoreResult<LabelItem> {
         for _ in 0..RACE_RETRIES {
             for (condition, update) in attempts {
                 match self
@@ -134,7 +134,7 @@ impl LabelStore for DynamoLabelStore {
         prediction: &AwaitingPrediction,
         batch_id: &str,
         expires: DateTime<Utc>,
-    ) -> Result<LabelItem, StoreError> {
+    ) -> StoreResult<LabelItem> {
         let ModelRef { tenant, model_id } = model;
         let key = label_key(tenant, model_id, &prediction.prediction_id);
         let (task, predicted, score) = predicted_values(&prediction.outcome);
@@ -189,7 +189,7 @@ impl LabelStore for DynamoLabelStore {
         batch_id: &str,
         expires: DateTime<Utc>,
         joinable_since: DateTime<Utc>,
-    ) -> Result<LabelItem, StoreError> {
+    ) -> StoreResult<LabelItem> {
         let ModelRef { tenant, model_id } = model;
         let key = label_key(tenant, model_id, &label.prediction_id);
         let (kind, actual) = actual_value(&label.actual);
@@ -260,7 +260,7 @@ fn actual_value(actual: &Actual) -> (&'static str, AttributeValue) {
 }
 
 /// Reads an item back.
-fn label_item(item: &Item) -> Result<LabelItem, StoreError> {
+fn label_item(item: &Item) -> StoreResult<LabelItem> {
     attr::read(item, || {
         let corrupt = |what: &str| format!("attribute {what} is invalid");
         let prediction = match attr::optional_string(item, "prediction_batch")? {

@@ -43,7 +43,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsOutput,
 };
 
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 
 /// Service error codes that say the request itself is wrong (a bug or a missing
 /// table), so retrying cannot help.
@@ -74,7 +74,7 @@ where
 fn conditional<O, E, R>(
     result: Result<O, SdkError<E, R>>,
     operation: &'static str,
-) -> Result<bool, StoreError>
+) -> StoreResult<bool>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -104,7 +104,7 @@ const VALIDATION_FAILED: &str = "ValidationError";
 fn transacted<R>(
     result: Result<TransactWriteItemsOutput, SdkError<TransactWriteItemsError, R>>,
     operation: &'static str,
-) -> Result<bool, StoreError>
+) -> StoreResult<bool>
 where
     R: std::fmt::Debug + Send + Sync + 'static,
 {

@@ -30,7 +30,7 @@ use crate::adapters::limits::{Image, Value};
 use crate::domain::WindowState;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     BatchClaim, BatchKey, PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount,
     PutOutcome,
@@ -166,7 +166,7 @@ pub(crate) fn batch_image<'a>(
 }
 
 impl PartialStore for DynamoPartialStore {
-    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
+    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> StoreResult<BatchClaim> {
         let expires = Utc::now() + self.retention;
         // A receipt stored before digests were kept takes this one: it is a retry.
         let claim = "SET digest = if_not_exists(digest, :digest), \
@@ -197,7 +197,7 @@ impl PartialStore for DynamoPartialStore {
         }
     }
 
-    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> Result<(), StoreError> {
+    async fn release_batch(&self, batch: &BatchKey, digest: &str) -> StoreResult<()> {
         let result = self
             .client
             .delete_item()
@@ -211,7 +211,7 @@ impl PartialStore for DynamoPartialStore {
         conditional(result, "release batch claim").map(drop)
     }
 
-    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> StoreResult<()> {
         let expires = Utc::now() + self.retention;
         request::update(
             &self.client,
@@ -227,11 +227,7 @@ impl PartialStore for DynamoPartialStore {
         Ok(())
     }
 
-    async fn put_partial(
-        &self,
-        key: &PartialKey,
-        state: &WindowState,
-    ) -> Result<PutOutcome, StoreError> {
+    async fn put_partial(&self, key: &PartialKey, state: &WindowState) -> StoreResult<PutOutcome> {
         let item = attr::item(partial_image(
             key,
             state,
@@ -253,7 +249,7 @@ impl PartialStore for DynamoPartialStore {
         })
     }
 
-    async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
+    async fn mark_pending(&self, key: &PartialKey) -> StoreResult<()> {
         request::update(
             &self.client,
             &self.table,
@@ -272,7 +268,7 @@ impl PartialStore for DynamoPartialStore {
         Ok(())
     }
 
-    async fn count_predictions(&self, count: &PredictionCount<'_>) -> Result<bool, StoreError> {
+    async fn count_predictions(&self, count: &PredictionCount<'_>) -> StoreResult<bool> {
         // Room for the batch: at most `limit − predictions` counted before it (negative
         // when the batch alone is over: then only a first count could pass, so refuse
         // here).
@@ -297,7 +293,7 @@ impl PartialStore for DynamoPartialStore {
 }
 
 impl PendingWork for DynamoPartialStore {
-    async fn pending_minutes(&self, shards: Range<u32>) -> Result<Vec<PendingMinute>, StoreError> {
+    async fn pending_minutes(&self, shards: Range<u32>) -> StoreResult<Vec<PendingMinute>> {
         let shards: Vec<Vec<Item>> = stream::iter(shards)
             .map(|shard| {
                 query_all(
@@ -315,7 +311,7 @@ impl PendingWork for DynamoPartialStore {
         &self,
         model: ModelRef<'_>,
         minute: DateTime<Utc>,
-    ) -> Result<Vec<WindowState>, StoreError> {
+    ) -> StoreResult<Vec<WindowState>> {
         let ModelRef { tenant, model_id } = model;
         let query = partition_query(
             &self.client,
@@ -337,7 +333,7 @@ impl PendingWork for DynamoPartialStore {
             .collect()
     }
 
-    async fn settle(&self, pending: &PendingMinute) -> Result<bool, StoreError> {
+    async fn settle(&self, pending: &PendingMinute) -> StoreResult<bool> {
         let result = self
             .client
             .delete_item()
@@ -356,7 +352,7 @@ impl PendingWork for DynamoPartialStore {
 }
 
 /// Reads a pending mark.
-fn pending_minute(item: &Item) -> Result<PendingMinute, StoreError> {
+fn pending_minute(item: &Item) -> StoreResult<PendingMinute> {
     attr::read(item, || {
         let (tenant, model_id) = attr::ids(item)?;
         Ok(PendingMinute {
@@ -393,7 +389,7 @@ mod tests {
     /// The store over a client whose UpdateItem answers with `attributes` (what the
     /// item holds after the update), checking that the claim sets the digest only if
     /// none is there.
-    async fn claim_with(attributes: &[(&str, AttributeValue)]) -> Result<BatchClaim, StoreError> {
+    async fn claim_with(attributes: &[(&str, AttributeValue)]) -> StoreResult<BatchClaim> {
         let attributes: Item = attributes
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))

@@ -37,7 +37,7 @@ use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::domain::slice::{SEGMENT_DAYS_KEPT, SegmentCaps, Slice};
 use crate::domain::{OVERFLOW_BUCKET, Quota, Task};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     KeptSegment, ModelRegistry, ModelSighting, ModelVersion, RegisteredModel, RegistryError,
 };
@@ -169,7 +169,7 @@ impl DynamoModelRegistry {
         update: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut request = request::update(&self.client, &self.table, key.clone(), update)
             .condition_expression(condition);
         for (name, value) in values {
@@ -223,11 +223,7 @@ impl DynamoModelRegistry {
     /// Registers the sighting's model, new, and counts it against the tenant's
     /// `max_models` in one transaction; `false` when the model is registered already
     /// or the tenant has its quota of models (nothing written).
-    async fn register(
-        &self,
-        sighting: &ModelSighting,
-        max_models: u64,
-    ) -> Result<bool, StoreError> {
+    async fn register(&self, sighting: &ModelSighting, max_models: u64) -> StoreResult<bool> {
         let model = RegisteredModel {
             tenant: sighting.tenant.clone(),
             model_id: sighting.model_id.clone(),
@@ -250,7 +246,7 @@ impl DynamoModelRegistry {
     /// Puts `image`, new, and adds one to its count in one transaction, on condition
     /// that the count stays within its limit; `false` when the item exists already or
     /// the count is at its limit (nothing written).
-    async fn put_counted(&self, image: Image<'_>, counted: Counted) -> Result<bool, StoreError> {
+    async fn put_counted(&self, image: Image<'_>, counted: Counted) -> StoreResult<bool> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(attr::item(image)))
@@ -286,7 +282,7 @@ impl DynamoModelRegistry {
         key: &Item,
         first_seen: DateTime<Utc>,
         first: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         if first >= first_seen {
             return Ok(());
         }
@@ -308,7 +304,7 @@ impl DynamoModelRegistry {
         stored: (DateTime<Utc>, DateTime<Utc>),
         sighting: &ModelSighting,
         latest_version: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let (first_seen, last_seen) = stored;
         self.widen_first(key, first_seen, sighting.first).await?;
         let last = attr::time_ms_value(sighting.last);
@@ -337,12 +333,7 @@ impl DynamoModelRegistry {
 
     /// Whether the item `image` (keyed `key`) is there, or is put now with its count
     /// within its limit: one consistent read when it is there.
-    async fn kept(
-        &self,
-        key: Item,
-        image: Image<'_>,
-        counted: Counted,
-    ) -> Result<bool, StoreError> {
+    async fn kept(&self, key: Item, image: Image<'_>, counted: Counted) -> StoreResult<bool> {
         let exists = || async {
             let output = self
                 .client
@@ -369,7 +360,7 @@ impl DynamoModelRegistry {
         &self,
         key: &Item,
         last: DateTime<Utc>,
-    ) -> Result<Option<ModelVersion>, StoreError> {
+    ) -> StoreResult<Option<ModelVersion>> {
         let updated = request::update(
             &self.client,
             &self.table,
@@ -438,7 +429,7 @@ impl ModelRegistry for DynamoModelRegistry {
         &self,
         sighting: &ModelSighting,
         max_versions: u64,
-    ) -> Result<Option<Slice>, StoreError> {
+    ) -> StoreResult<Option<Slice>> {
         let Some(version) = &sighting.version else {
             return Ok(None);
         };
@@ -485,7 +476,7 @@ impl ModelRegistry for DynamoModelRegistry {
         value: &str,
         day: DateTime<Utc>,
         caps: SegmentCaps,
-    ) -> Result<Slice, StoreError> {
+    ) -> StoreResult<Slice> {
         let ModelRef { tenant, model_id } = model;
         let pk = tenant_pk(tenant);
         let image = |sk: &str| {
@@ -531,7 +522,7 @@ impl ModelRegistry for DynamoModelRegistry {
         &self,
         model: ModelRef<'_>,
         since: DateTime<Utc>,
-    ) -> Result<Vec<KeptSegment>, StoreError> {
+    ) -> StoreResult<Vec<KeptSegment>> {
         let ModelRef { tenant, model_id } = model;
         let query =
             |prefix: String| prefix_query(&self.client, &self.table, tenant_pk(tenant), &prefix);
@@ -566,7 +557,7 @@ impl ModelRegistry for DynamoModelRegistry {
             .collect())
     }
 
-    async fn versions(&self, model: ModelRef<'_>) -> Result<Vec<ModelVersion>, StoreError> {
+    async fn versions(&self, model: ModelRef<'_>) -> StoreResult<Vec<ModelVersion>> {
         let ModelRef { tenant, model_id } = model;
         let prefix = format!("{VERSION_PREFIX}{model_id}#");
         let query = prefix_query(&self.client, &self.table, tenant_pk(tenant), &prefix);
@@ -574,13 +565,13 @@ impl ModelRegistry for DynamoModelRegistry {
         items.iter().map(model_version).collect()
     }
 
-    async fn list_models(&self, tenant: &TenantId) -> Result<Vec<RegisteredModel>, StoreError> {
+    async fn list_models(&self, tenant: &TenantId) -> StoreResult<Vec<RegisteredModel>> {
         let query = prefix_query(&self.client, &self.table, tenant_pk(tenant), MODEL_PREFIX);
         let items = query_all(query, "list models").await?;
         items.iter().map(registered_model).collect()
     }
 
-    async fn model(&self, model: ModelRef<'_>) -> Result<Option<RegisteredModel>, StoreError> {
+    async fn model(&self, model: ModelRef<'_>) -> StoreResult<Option<RegisteredModel>> {
         let ModelRef { tenant, model_id } = model;
         let output = self
             .client
@@ -594,7 +585,7 @@ impl ModelRegistry for DynamoModelRegistry {
         output.item.as_ref().map(registered_model).transpose()
     }
 
-    async fn tenant_quotas(&self, tenant: &TenantId) -> Result<TenantQuotas, StoreError> {
+    async fn tenant_quotas(&self, tenant: &TenantId) -> StoreResult<TenantQuotas> {
         let output = self
             .client
             .get_item()
@@ -625,7 +616,7 @@ impl ModelRegistry for DynamoModelRegistry {
         &self,
         since: DateTime<Utc>,
         shards: Range<u32>,
-    ) -> Result<Vec<RegisteredModel>, StoreError> {
+    ) -> StoreResult<Vec<RegisteredModel>> {
         let shards: Vec<Vec<Item>> = stream::iter(shards)
             .map(|shard| {
                 let query = self
@@ -652,7 +643,7 @@ impl ModelRegistry for DynamoModelRegistry {
 }
 
 /// Reads a version item.
-fn model_version(item: &Item) -> Result<ModelVersion, StoreError> {
+fn model_version(item: &Item) -> StoreResult<ModelVersion> {
     attr::read(item, || {
         Ok(ModelVersion {
             model_version: attr::string(item, "model_version")?,
@@ -663,10 +654,7 @@ fn model_version(item: &Item) -> Result<ModelVersion, StoreError> {
 }
 
 /// Reads a segment value item of `model_id`: its key, its value and its UTC day.
-fn segment_value(
-    item: &Item,
-    model_id: &ModelId,
-) -> Result<(String, String, DateTime<Utc>), StoreError> {
+fn segment_value(item: &Item, model_id: &ModelId) -> StoreResult<(String, String, DateTime<Utc>)> {
     attr::read(item, || {
         let key = attr::string(item, "segment_key")?;
         let value = attr::string(item, "segment_value")?;
@@ -682,7 +670,7 @@ fn segment_value(
 }
 
 /// Reads a registry item.
-fn registered_model(item: &Item) -> Result<RegisteredModel, StoreError> {
+fn registered_model(item: &Item) -> StoreResult<RegisteredModel> {
     attr::read(item, || {
         let (tenant, model_id) = attr::ids(item)?;
         let task = attr::string(item, "task")?

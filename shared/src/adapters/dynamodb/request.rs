@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::attr::{self, Item};
 use super::{transacted, unavailable};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 
 /// A strongly consistent `Query` of the partition `pk` of `table` (key condition
 /// `pk = :pk`), to narrow further (filter, projection, order, limit) before sending.
@@ -56,7 +56,7 @@ pub fn prefix_query(
 pub async fn query_all(
     query: QueryFluentBuilder,
     operation: &'static str,
-) -> Result<Vec<Item>, StoreError> {
+) -> StoreResult<Vec<Item>> {
     query
         .into_paginator()
         .items()
@@ -72,7 +72,7 @@ pub async fn transact(
     client: &Client,
     items: Vec<TransactWriteItem>,
     operation: &'static str,
-) -> Result<bool, StoreError> {
+) -> StoreResult<bool> {
     let result = client
         .transact_write_items()
         .set_transact_items(Some(items))

@@ -49,7 +49,7 @@ use crate::domain::MAX_TOTAL_ERROR_TYPES;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::shard::shard_of;
 use crate::domain::{CounterDelta, CounterTotals, Granularity, TimeSpan, WindowState};
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{ExportCursor, ExportCursors, Rollup, RollupStore};
 
 /// [`RollupStore`] on DynamoDB.
@@ -85,29 +85,27 @@ impl DynamoRollupStore {
         ))
     }
 
-    /// Every rollup of one partition with a start in `[from, to)`.
+    /// Every rollup of one partition with a start in `span`.
     async fn query_partition(
         &self,
-        tenant: &TenantId,
-        model_id: &ModelId,
+        model: ModelRef<'_>,
         granularity: Granularity,
         pk: String,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<Rollup>, StoreError> {
+        span: TimeSpan,
+    ) -> StoreResult<Vec<Rollup>> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
             .expression_attribute_values(":pk", attr::s(pk))
-            .expression_attribute_values(":from", attr::s(sort_key(from)))
-            .expression_attribute_values(":to", attr::s(sort_key(to - TimeDelta::seconds(1))))
+            .expression_attribute_values(":from", attr::s(sort_key(span.start)))
+            .expression_attribute_values(":to", attr::s(sort_key(span.end - TimeDelta::seconds(1))))
             .consistent_read(true);
         let items = query_all(query, "read rollups").await?;
         items
             .iter()
-            .map(|item| rollup_from_item(item, tenant, model_id, granularity))
+            .map(|item| rollup_from_item(item, model, granularity))
             .collect()
     }
 }
@@ -117,15 +115,7 @@ pub(crate) fn rollup_image(rollup: &Rollup, expires: DateTime<Utc>) -> Image<'_>
     Image::default()
         .with(
             "pk",
-            Value::S(
-                partition(
-                    &rollup.tenant,
-                    &rollup.model_id,
-                    rollup.granularity,
-                    rollup.start,
-                )
-                .into(),
-            ),
+            Value::S(partition(rollup.model(), rollup.granularity, rollup.start).into()),
         )
         .with("sk", Value::S(sort_key(rollup.start).into()))
         .with("state", Value::B(Cow::Owned(rollup.state.to_bytes())))
@@ -138,11 +128,11 @@ pub(crate) fn rollup_image(rollup: &Rollup, expires: DateTime<Utc>) -> Image<'_>
 
 /// The partition holding `granularity` rollups that start at `start`.
 pub(crate) fn partition(
-    tenant: &TenantId,
-    model_id: &ModelId,
+    model: ModelRef<'_>,
     granularity: Granularity,
     start: DateTime<Utc>,
 ) -> String {
+    let ModelRef { tenant, model_id } = model;
     match granularity {
         Granularity::Minute => format!(
             "MIN#{tenant}#{model_id}#{}",
@@ -157,29 +147,31 @@ pub(crate) fn partition(
     }
 }
 
-/// The partitions that can hold `granularity` rollups starting in `[from, to)`.
+/// The partitions that can hold `granularity` rollups starting in `span`.
 pub(crate) fn partitions(
-    tenant: &TenantId,
-    model_id: &ModelId,
+    model: ModelRef<'_>,
     granularity: Granularity,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    span: TimeSpan,
 ) -> Vec<String> {
+    let TimeSpan {
+        start: from,
+        end: to,
+    } = span;
     let mut keys: Vec<String> = Vec::new();
     let step = match granularity {
         Granularity::Minute => TimeDelta::days(1),
         Granularity::Hour => TimeDelta::days(28),
-        Granularity::Day => return vec![partition(tenant, model_id, granularity, from)],
+        Granularity::Day => return vec![partition(model, granularity, from)],
     };
     let mut t = from;
     while t < to {
-        let key = partition(tenant, model_id, granularity, t);
+        let key = partition(model, granularity, t);
         if keys.last() != Some(&key) {
             keys.push(key);
         }
         t += step;
     }
-    let last = partition(tenant, model_id, granularity, to - TimeDelta::seconds(1));
+    let last = partition(model, granularity, to - TimeDelta::seconds(1));
     if from < to && !keys.contains(&last) {
         keys.push(last);
     }
@@ -192,17 +184,16 @@ fn sort_key(start: DateTime<Utc>) -> String {
 
 fn rollup_from_item(
     item: &Item,
-    tenant: &TenantId,
-    model_id: &ModelId,
+    model: ModelRef<'_>,
     granularity: Granularity,
-) -> Result<Rollup, StoreError> {
+) -> StoreResult<Rollup> {
     attr::read(item, || {
         let Some(AttributeValue::B(state)) = item.get("state") else {
             return Err("attribute state is missing or not binary".into());
         };
         Ok(Rollup {
-            tenant: tenant.clone(),
-            model_id: model_id.clone(),
+            tenant: model.tenant.clone(),
+            model_id: model.model_id.clone(),
             granularity,
             start: attr::optional_time_s(item, "start")?.ok_or("attribute start is missing")?,
             rev: attr::count(item, "rev")?,
@@ -363,7 +354,7 @@ fn totals_update(
 }
 
 /// Reads a totals item.
-fn totals_from_item(item: &Item) -> Result<CounterTotals, StoreError> {
+fn totals_from_item(item: &Item) -> StoreResult<CounterTotals> {
     let mut totals = CounterTotals::default();
     for (name, value) in item {
         let number = || match value {
@@ -414,18 +405,12 @@ impl RollupStore for DynamoRollupStore {
         model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
-    ) -> Result<Vec<Rollup>, StoreError> {
-        let ModelRef { tenant, model_id } = model;
-        let TimeSpan {
-            start: from,
-            end: to,
-        } = span;
-        if from >= to {
+    ) -> StoreResult<Vec<Rollup>> {
+        if span.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = partitions(tenant, model_id, granularity, from, to);
-        let parts: Vec<Vec<Rollup>> = stream::iter(keys)
-            .map(|pk| self.query_partition(tenant, model_id, granularity, pk, from, to))
+        let parts: Vec<Vec<Rollup>> = stream::iter(partitions(model, granularity, span))
+            .map(|pk| self.query_partition(model, granularity, pk, span))
             .buffered(8)
             .try_collect()
             .await?;
@@ -439,7 +424,7 @@ impl RollupStore for DynamoRollupStore {
         rollup: &Rollup,
         previous_rev: Option<u64>,
         delta: &CounterDelta,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let mut put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.rollup_item(rollup)));
@@ -462,7 +447,7 @@ impl RollupStore for DynamoRollupStore {
         transact(&self.client, items, "write minute rollup").await
     }
 
-    async fn put_rollup(&self, rollup: &Rollup) -> Result<bool, StoreError> {
+    async fn put_rollup(&self, rollup: &Rollup) -> StoreResult<bool> {
         let result = self
             .client
             .put_item()
@@ -475,7 +460,7 @@ impl RollupStore for DynamoRollupStore {
         conditional(result, "write rollup")
     }
 
-    async fn counter_totals(&self, model: ModelRef<'_>) -> Result<CounterTotals, StoreError> {
+    async fn counter_totals(&self, model: ModelRef<'_>) -> StoreResult<CounterTotals> {
         let ModelRef { tenant, model_id } = model;
         let output = self
             .client
@@ -541,7 +526,7 @@ impl DynamoRollupStore {
         to: DateTime<Utc>,
         tenant: &TenantId,
         model_id: &ModelId,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let result = self
             .client
             .update_item()
@@ -565,7 +550,7 @@ impl ExportCursors for DynamoRollupStore {
         exporters: &[&str],
         model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let ModelRef { tenant, model_id } = model;
         for exporter in exporters {
             self.move_rolled_through(
@@ -594,7 +579,7 @@ impl ExportCursors for DynamoRollupStore {
         &self,
         exporter: &str,
         shards: Range<u32>,
-    ) -> Result<Vec<ExportCursor>, StoreError> {
+    ) -> StoreResult<Vec<ExportCursor>> {
         let shards: Vec<Vec<Item>> = stream::iter(shards)
             .map(|shard| {
                 let query = partition_query(&self.client, &self.table, cursors_pk(exporter, shard))
@@ -616,7 +601,7 @@ impl ExportCursors for DynamoRollupStore {
         exporter: &str,
         cursor: &ExportCursor,
         through: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let result = request::update(
             &self.client,
             &self.table,
@@ -637,7 +622,7 @@ impl ExportCursors for DynamoRollupStore {
 }
 
 /// Reads an export cursor item.
-fn export_cursor(item: &Item) -> Result<ExportCursor, StoreError> {
+fn export_cursor(item: &Item) -> StoreResult<ExportCursor> {
     attr::read(item, || {
         let (tenant, model_id) = attr::ids(item)?;
         Ok(ExportCursor {

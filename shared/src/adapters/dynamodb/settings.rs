@@ -18,7 +18,7 @@ use super::request::{prefix_query, query_all};
 use super::{conditional, doc};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{ModelSettings, ModelSettingsStore, SettingWrite};
 
 /// The kind of the registered baseline's item.
@@ -38,7 +38,7 @@ fn settings_prefix(model_id: &ModelId) -> String {
 }
 
 /// The kind and the `doc` (its JSON) of `write`'s item.
-pub(crate) fn setting_item(write: SettingWrite<'_>) -> Result<(&'static str, String), StoreError> {
+pub(crate) fn setting_item(write: SettingWrite<'_>) -> StoreResult<(&'static str, String)> {
     let (kind, doc) = match write {
         SettingWrite::RegisteredBaseline(value) => (BASELINE, settings_doc(value)),
         SettingWrite::CapturedBaseline(value) => (CAPTURED, settings_doc(value)),
@@ -50,7 +50,7 @@ pub(crate) fn setting_item(write: SettingWrite<'_>) -> Result<(&'static str, Str
 }
 
 /// A settings value as the JSON of its `doc`.
-fn settings_doc<T: Serialize>(value: &T) -> Result<String, StoreError> {
+fn settings_doc<T: Serialize>(value: &T) -> StoreResult<String> {
     doc::encode(value, "encode model settings")
 }
 
@@ -102,7 +102,7 @@ impl DynamoModelSettings {
 }
 
 impl ModelSettingsStore for DynamoModelSettings {
-    async fn model_settings(&self, model: ModelRef<'_>) -> Result<ModelSettings, StoreError> {
+    async fn model_settings(&self, model: ModelRef<'_>) -> StoreResult<ModelSettings> {
         let ModelRef { tenant, model_id } = model;
         let prefix = settings_prefix(model_id);
         let query = prefix_query(
@@ -127,11 +127,7 @@ impl ModelSettingsStore for DynamoModelSettings {
         Ok(settings)
     }
 
-    async fn put_setting(
-        &self,
-        model: ModelRef<'_>,
-        write: SettingWrite<'_>,
-    ) -> Result<bool, StoreError> {
+    async fn put_setting(&self, model: ModelRef<'_>, write: SettingWrite<'_>) -> StoreResult<bool> {
         let ModelRef { tenant, model_id } = model;
         let (kind, doc) = setting_item(write)?;
         let mut request = self

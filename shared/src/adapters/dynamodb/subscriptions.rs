@@ -12,14 +12,14 @@ use super::settings::DynamoModelSettings;
 use super::{attr, doc, unavailable};
 use crate::domain::alerting::subscriptions::AlertSubscriptions;
 use crate::domain::ids::TenantId;
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::SubscriptionStore;
 
 /// The sort key of a tenant's subscriptions.
 const SUBSCRIPTIONS_SK: &str = "SUBSCRIPTIONS";
 
 impl SubscriptionStore for DynamoModelSettings {
-    async fn subscriptions(&self, tenant: &TenantId) -> Result<AlertSubscriptions, StoreError> {
+    async fn subscriptions(&self, tenant: &TenantId) -> StoreResult<AlertSubscriptions> {
         let output = self
             .client()
             .get_item()
@@ -41,7 +41,7 @@ impl SubscriptionStore for DynamoModelSettings {
         &self,
         tenant: &TenantId,
         subscriptions: &AlertSubscriptions,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let doc = doc::encode(subscriptions, "encode alert subscriptions")?;
         self.client()
             .put_item()

@@ -18,7 +18,7 @@ use super::{
     DynamoRollupStore,
 };
 use crate::domain::{Granularity, TimeSpan};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     AlertStore, ExportCursors, ModelRegistry, ModelSettingsStore, PendingWork, RollupStore,
 };
@@ -60,7 +60,7 @@ const READS: [&str; 10] = [
 
 /// Runs the `i`th read that goes through a paginated `Query` or `Scan` (see
 /// [`READS`]), the value dropped.
-async fn read(stores: &Stores, i: usize) -> Result<(), StoreError> {
+async fn read(stores: &Stores, i: usize) -> StoreResult<()> {
     let (t, m) = ids();
     let minute = at("2026-11-28T10:15:00Z");
     match i {

@@ -16,7 +16,7 @@ use crate::domain::slice::{SegmentCaps, Slice};
 use crate::domain::{
     CounterDelta, CounterTotals, Granularity, ModelExport, Series, TimeSpan, WindowState,
 };
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, KeptSegment, LabelItem, LabelStore, ModelRegistry, ModelSettings,
@@ -69,57 +69,57 @@ faulty_port!(ModelRegistry {
     const RECORD_VERSION = write record_version(
         sighting: &ModelSighting,
         max_versions: u64,
-    ) -> Result<Option<Slice>, StoreError>;
+    ) -> StoreResult<Option<Slice>>;
     const RECORD_SEGMENT = write record_segment(
         model: ModelRef<'_>,
         key: &str,
         value: &str,
         day: DateTime<Utc>,
         caps: SegmentCaps,
-    ) -> Result<Slice, StoreError>;
+    ) -> StoreResult<Slice>;
     const SEGMENTS = read segments(
         model: ModelRef<'_>,
         since: DateTime<Utc>,
-    ) -> Result<Vec<KeptSegment>, StoreError>;
+    ) -> StoreResult<Vec<KeptSegment>>;
     const VERSIONS = read versions(
         model: ModelRef<'_>,
-    ) -> Result<Vec<ModelVersion>, StoreError>;
+    ) -> StoreResult<Vec<ModelVersion>>;
     const LIST_MODELS = read list_models(
         tenant: &TenantId,
-    ) -> Result<Vec<RegisteredModel>, StoreError>;
+    ) -> StoreResult<Vec<RegisteredModel>>;
     const MODEL = read model(
         model: ModelRef<'_>,
-    ) -> Result<Option<RegisteredModel>, StoreError>;
+    ) -> StoreResult<Option<RegisteredModel>>;
     const TENANT_QUOTAS = read tenant_quotas(
         tenant: &TenantId,
-    ) -> Result<TenantQuotas, StoreError>;
+    ) -> StoreResult<TenantQuotas>;
     const ACTIVE_MODELS = read active_models(
         since: DateTime<Utc>,
         shards: Range<u32>,
-    ) -> Result<Vec<RegisteredModel>, StoreError>;
+    ) -> StoreResult<Vec<RegisteredModel>>;
 });
 
 faulty_port!(PartialStore {
     const CLAIM_BATCH = write claim_batch(
         batch: &BatchKey,
         digest: &str,
-    ) -> Result<BatchClaim, StoreError>;
+    ) -> StoreResult<BatchClaim>;
     const PUT_BATCH_RECEIPT = write put_batch_receipt(
         batch: &BatchKey,
         receipt: &[u8],
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
     const RELEASE_BATCH = write release_batch(
         batch: &BatchKey,
         digest: &str,
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
     const PUT_PARTIAL = write put_partial(
         key: &PartialKey,
         state: &WindowState,
-    ) -> Result<PutOutcome, StoreError>;
-    const MARK_PENDING = write mark_pending(key: &PartialKey) -> Result<(), StoreError>;
+    ) -> StoreResult<PutOutcome>;
+    const MARK_PENDING = write mark_pending(key: &PartialKey) -> StoreResult<()>;
     const COUNT_PREDICTIONS = write count_predictions(
         count: &PredictionCount<'_>,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
 });
 
 faulty_port!(LabelStore {
@@ -128,25 +128,25 @@ faulty_port!(LabelStore {
         prediction: &AwaitingPrediction,
         batch_id: &str,
         expires: DateTime<Utc>,
-    ) -> Result<LabelItem, StoreError>;
+    ) -> StoreResult<LabelItem>;
     const PUT_LABEL = write put_label(
         model: ModelRef<'_>,
         label: &LateLabel,
         batch_id: &str,
         expires: DateTime<Utc>,
         joinable_since: DateTime<Utc>,
-    ) -> Result<LabelItem, StoreError>;
+    ) -> StoreResult<LabelItem>;
 });
 
 faulty_port!(PendingWork {
     const PENDING_MINUTES = read pending_minutes(
         shards: Range<u32>,
-    ) -> Result<Vec<PendingMinute>, StoreError>;
+    ) -> StoreResult<Vec<PendingMinute>>;
     const PARTIALS_OF = read partials_of(
         model: ModelRef<'_>,
         minute: DateTime<Utc>,
-    ) -> Result<Vec<WindowState>, StoreError>;
-    const SETTLE = write settle(pending: &PendingMinute) -> Result<bool, StoreError>;
+    ) -> StoreResult<Vec<WindowState>>;
+    const SETTLE = write settle(pending: &PendingMinute) -> StoreResult<bool>;
 });
 
 faulty_port!(RollupStore {
@@ -154,16 +154,16 @@ faulty_port!(RollupStore {
         model: ModelRef<'_>,
         granularity: Granularity,
         span: TimeSpan,
-    ) -> Result<Vec<Rollup>, StoreError>;
+    ) -> StoreResult<Vec<Rollup>>;
     const PUT_MINUTE_ROLLUP = write put_minute_rollup(
         rollup: &Rollup,
         previous_rev: Option<u64>,
         delta: &CounterDelta,
-    ) -> Result<bool, StoreError>;
-    const PUT_ROLLUP = write put_rollup(rollup: &Rollup) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
+    const PUT_ROLLUP = write put_rollup(rollup: &Rollup) -> StoreResult<bool>;
     const COUNTER_TOTALS = read counter_totals(
         model: ModelRef<'_>,
-    ) -> Result<CounterTotals, StoreError>;
+    ) -> StoreResult<CounterTotals>;
 });
 
 faulty_port!(ExportCursors {
@@ -171,54 +171,54 @@ faulty_port!(ExportCursors {
         exporters: &[&str],
         model: ModelRef<'_>,
         rolled_through: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
     const LAGGING_CURSORS = read lagging_cursors(
         exporter: &str,
         shards: Range<u32>,
-    ) -> Result<Vec<ExportCursor>, StoreError>;
+    ) -> StoreResult<Vec<ExportCursor>>;
     const ADVANCE_CURSOR = write advance_cursor(
         exporter: &str,
         cursor: &ExportCursor,
         through: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
 });
 
 faulty_port!(ModelSettingsStore {
     const MODEL_SETTINGS = read model_settings(
         model: ModelRef<'_>,
-    ) -> Result<ModelSettings, StoreError>;
+    ) -> StoreResult<ModelSettings>;
     const PUT_SETTING = write put_setting(
         model: ModelRef<'_>,
         write: SettingWrite<'_>,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
 });
 
 faulty_port!(AlertStore {
     const RULE_STATES = read rule_states(
         model: ModelRef<'_>,
-    ) -> Result<Vec<RuleState>, StoreError>;
+    ) -> StoreResult<Vec<RuleState>>;
     const SAVE_RULE_STATE = write save_rule_state(
         model: ModelRef<'_>,
         state: &RuleState,
         alert: Option<&AlertRecord>,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     const REMOVE_RULE_STATE = write remove_rule_state(
         model: ModelRef<'_>,
         rule_id: &str,
         version: u64,
         alert: Option<&AlertRecord>,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     const ALERTS = read alerts(
         model: ModelRef<'_>,
         query: &AlertQuery,
-    ) -> Result<AlertPage, StoreError>;
+    ) -> StoreResult<AlertPage>;
     const FIRING_COUNTS = read firing_counts(
         tenant: &TenantId,
-    ) -> Result<BTreeMap<ModelId, u64>, StoreError>;
+    ) -> StoreResult<BTreeMap<ModelId, u64>>;
 });
 
 faulty_port!(AlertNotifier {
-    const NOTIFY = write notify(alert: &AlertRecord) -> Result<(), StoreError>;
+    const NOTIFY = write notify(alert: &AlertRecord) -> StoreResult<()>;
 });
 
 faulty_port!(SeriesWriter {

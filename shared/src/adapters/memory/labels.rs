@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::lock;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, LateLabel};
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{JoinClaimant, LabelItem, LabelStore};
 
 /// (tenant, model, prediction id).
@@ -55,7 +55,7 @@ impl LabelStore for MemoryLabelStore {
         prediction: &AwaitingPrediction,
         batch_id: &str,
         _expires: DateTime<Utc>,
-    ) -> Result<LabelItem, StoreError> {
+    ) -> StoreResult<LabelItem> {
         let ModelRef { tenant, model_id } = model;
         let id = &prediction.prediction_id;
         Ok(self.update(tenant, model_id, id, |item| {
@@ -75,7 +75,7 @@ impl LabelStore for MemoryLabelStore {
         batch_id: &str,
         _expires: DateTime<Utc>,
         joinable_since: DateTime<Utc>,
-    ) -> Result<LabelItem, StoreError> {
+    ) -> StoreResult<LabelItem> {
         let ModelRef { tenant, model_id } = model;
         Ok(self.update(tenant, model_id, &label.prediction_id, |item| {
             if item.label.is_none() {

@@ -10,13 +10,13 @@ use crate::domain::alerting::subscriptions::{
     AlertSubscriptions, SubscriptionTarget, subscription_id,
 };
 use crate::domain::ids::TenantId;
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{
     ExportFailure, SubscriptionStore, TopicSubscriptions, WebhookDelivery, WebhookSender,
 };
 
 impl SubscriptionStore for MemoryModelSettings {
-    async fn subscriptions(&self, tenant: &TenantId) -> Result<AlertSubscriptions, StoreError> {
+    async fn subscriptions(&self, tenant: &TenantId) -> StoreResult<AlertSubscriptions> {
         Ok(lock(&self.subscriptions)
             .get(tenant)
             .cloned()
@@ -27,7 +27,7 @@ impl SubscriptionStore for MemoryModelSettings {
         &self,
         tenant: &TenantId,
         subscriptions: &AlertSubscriptions,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         lock(&self.subscriptions).insert(tenant.clone(), subscriptions.clone());
         Ok(())
     }
@@ -59,7 +59,7 @@ impl TopicSubscriptions for MemoryTopicSubscriptions {
         &self,
         tenant: &TenantId,
         target: &SubscriptionTarget,
-    ) -> Result<String, StoreError> {
+    ) -> StoreResult<String> {
         *lock(&self.subscribes) += 1;
         // Like SNS: the same target on the same topic is the same subscription.
         let arn = format!(
@@ -70,7 +70,7 @@ impl TopicSubscriptions for MemoryTopicSubscriptions {
         Ok(arn)
     }
 
-    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), StoreError> {
+    async fn unsubscribe(&self, subscription_arn: &str) -> StoreResult<()> {
         lock(&self.live).remove(subscription_arn);
         Ok(())
     }

@@ -375,14 +375,14 @@ impl PendingWork for BusyPartials {
     async fn pending_minutes(
         &self,
         shards: std::ops::Range<u32>,
-    ) -> Result<Vec<PendingMinute>, StoreError> {
+    ) -> StoreResult<Vec<PendingMinute>> {
         self.0.pending_minutes(shards).await
     }
     async fn partials_of(
         &self,
         model: ModelRef<'_>,
         minute: DateTime<Utc>,
-    ) -> Result<Vec<WindowState>, StoreError> {
+    ) -> StoreResult<Vec<WindowState>> {
         let ModelRef { tenant, model_id } = model;
         use crate::ports::{PartialKey, PartialStore};
         let key = PartialKey {
@@ -396,7 +396,7 @@ impl PendingWork for BusyPartials {
             .partials_of(ModelRef::new(tenant, model_id), minute)
             .await
     }
-    async fn settle(&self, pending: &PendingMinute) -> Result<bool, StoreError> {
+    async fn settle(&self, pending: &PendingMinute) -> StoreResult<bool> {
         self.0.settle(pending).await
     }
 }

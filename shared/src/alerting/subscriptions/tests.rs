@@ -13,7 +13,7 @@ fn targets(body: serde_json::Value) -> Vec<SubscriptionTarget> {
     parse_subscriptions(&body, ACCOUNT).expect("valid")
 }
 
-fn secrets() -> impl FnMut() -> Result<String, StoreError> {
+fn secrets() -> impl FnMut() -> StoreResult<String> {
     let mut n = 0;
     move || {
         n += 1;

@@ -3,6 +3,7 @@
 //! as fixed-point milliseconds, legacy totals, and the partitions a window reads.
 
 use crate::domain::ids::ModelRef;
+use crate::error::StoreError;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
 use super::super::testing::{
@@ -366,27 +367,21 @@ async fn the_memory_store_keeps_the_cap_condition_and_dynamodb_number_limits() {
 fn a_window_reads_few_partitions() {
     let (t, m) = ids();
     let day = partitions(
-        &t,
-        &m,
+        ModelRef::new(&t, &m),
         Granularity::Minute,
-        at("2026-11-27T10:00:00Z"),
-        at("2026-11-28T10:00:00Z"),
+        TimeSpan::new(at("2026-11-27T10:00:00Z"), at("2026-11-28T10:00:00Z")),
     );
     assert_eq!(day, ["MIN#t#m#1795737600", "MIN#t#m#1795824000"]);
     let month = partitions(
-        &t,
-        &m,
+        ModelRef::new(&t, &m),
         Granularity::Hour,
-        at("2026-10-29T11:00:00Z"),
-        at("2026-11-28T11:00:00Z"),
+        TimeSpan::new(at("2026-10-29T11:00:00Z"), at("2026-11-28T11:00:00Z")),
     );
     assert_eq!(month, ["HOUR#t#m#2026-10", "HOUR#t#m#2026-11"]);
     let long = partitions(
-        &t,
-        &m,
+        ModelRef::new(&t, &m),
         Granularity::Hour,
-        at("2026-01-31T00:00:00Z"),
-        at("2026-04-01T00:00:00Z"),
+        TimeSpan::new(at("2026-01-31T00:00:00Z"), at("2026-04-01T00:00:00Z")),
     );
     assert_eq!(
         long,
@@ -394,11 +389,9 @@ fn a_window_reads_few_partitions() {
     );
     assert_eq!(
         partitions(
-            &t,
-            &m,
+            ModelRef::new(&t, &m),
             Granularity::Day,
-            at("2025-11-01T00:00:00Z"),
-            at("2026-11-28T00:00:00Z")
+            TimeSpan::new(at("2025-11-01T00:00:00Z"), at("2026-11-28T00:00:00Z"))
         ),
         ["DAY#t#m"]
     );
