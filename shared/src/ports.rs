@@ -89,6 +89,19 @@ pub struct ModelSighting {
     pub version: Option<String>,
 }
 
+/// A segment pair a batch carries, for [`ModelRegistry::record_segment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSighting<'a> {
+    /// The model whose batch carries it.
+    pub model: ModelRef<'a>,
+    /// The segment key.
+    pub key: &'a str,
+    /// The key's value.
+    pub value: &'a str,
+    /// The UTC day of the batch's first event (its start).
+    pub day: DateTime<Utc>,
+}
+
 /// Why the registry refused a sighting.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -135,19 +148,15 @@ pub trait ModelRegistry: Send + Sync {
         max_versions: u64,
     ) -> impl Future<Output = StoreResult<Option<Slice>>> + Send;
 
-    /// Records that a batch whose first event is on the UTC day starting at `day` carries segment
-    /// `key` = `value`: a key not seen before is kept (for good) while the model has
-    /// fewer than `caps.keys`, a value not seen that day while the key has fewer than
-    /// `caps.values_per_day` that day. Returns the slice the predictions count under:
+    /// Records the sighting of a segment `key` = `value` on a UTC `day`: a key not seen
+    /// before is kept (for good) while the model has fewer than `caps.keys`, a value
+    /// not seen that day while the key has fewer than `caps.values_per_day` that day. Returns the slice the predictions count under:
     /// the segment's, `segment:<key>:__other__` past the values' cap, or
     /// `segment:__other__:__other__` for a key past the keys' cap. Idempotent; once kept
     /// or refused on a day, a pair stays so that day (a caller may remember it).
     fn record_segment(
         &self,
-        model: ModelRef<'_>,
-        key: &str,
-        value: &str,
-        day: DateTime<Utc>,
+        sighting: SegmentSighting<'_>,
         caps: SegmentCaps,
     ) -> impl Future<Output = StoreResult<Slice>> + Send;
 

@@ -324,20 +324,12 @@ pub async fn check(
     let mut problems = Vec::new();
     for model in &scenario.models {
         let degraded = scenario.degraded.as_deref() == Some(model.id.as_str());
-        // The summary's values against the ground truth over the same span: the
-        // summary covers [the minute of now − 24 h, now); asked again if a minute
-        // boundary passed while it was answered.
+        // The summary's values against the ground truth over the same span.
         let path = format!(
             "/api/v1/monitoring/performance/{}?window=24h&granularity=hour",
             model.id
         );
-        let (summary, from) = loop {
-            let from = minute(Utc::now() - TimeDelta::hours(24));
-            let summary = client.request("GET", &path, None).await?;
-            if minute(Utc::now() - TimeDelta::hours(24)) == from {
-                break (summary, from);
-            }
-        };
+        let (summary, from) = summary_since(client, &path, TimeDelta::hours(24)).await?;
         if summary.status != 200 {
             problems.push(format!("{path}: HTTP {} {}", summary.status, summary.body));
             continue;
@@ -430,9 +422,16 @@ pub async fn check(
             .iter()
             .filter(|a| a["model_id"] == model.id.as_str())
             .collect();
+        let under_check = |alerts| ModelUnderCheck {
+            client,
+            config,
+            outcome,
+            model,
+            alerts,
+        };
         let silent = model.kind == ModelKind::SilentBinary && config.register_baselines;
         if silent {
-            problems.extend(check_silent(client, scenario, model, outcome, &mine).await?);
+            problems.extend(check_silent(under_check(&mine)).await?);
         } else if degraded {
             let mut rules: Vec<&str> = mine
                 .iter()
@@ -450,17 +449,11 @@ pub async fn check(
                 }
             }
             for rule in rules {
-                let count = |state: &str| {
-                    mine.iter()
-                        .filter(|a| a["rule"]["id"] == rule && a["state"] == state)
-                        .count()
-                };
-                if (count("firing"), count("resolved")) != (1, 1) {
+                let sent = messages(&mine, rule);
+                if sent != (1, 1) {
                     problems.push(format!(
                         "{}: rule {rule} sent {} firing and {} resolved messages, expected 1 and 1",
-                        model.id,
-                        count("firing"),
-                        count("resolved")
+                        model.id, sent.0, sent.1
                     ));
                 }
             }
@@ -472,7 +465,7 @@ pub async fn check(
             ));
         }
         if scenario.canary.as_deref() == Some(model.id.as_str()) {
-            problems.extend(check_canary(client, config, model, outcome, &mine).await?);
+            problems.extend(check_canary(under_check(&mine)).await?);
         }
     }
     Ok(problems)
@@ -488,19 +481,29 @@ pub async fn canary_comparison(client: &Client, model: &str) -> Result<Value, Ta
     expect_status(answer, 200, || format!("GET {path}"))
 }
 
+/// One model under an end-of-run check: the product, the run, the model and the alert
+/// messages received for it.
+#[derive(Clone, Copy)]
+struct ModelUnderCheck<'a> {
+    /// The product's API.
+    client: &'a Client,
+    /// How the run was made.
+    config: &'a RunConfig,
+    /// What it sent.
+    outcome: &'a RunOutcome,
+    /// The model.
+    model: &'a scenario::ModelSpec,
+    /// The alert messages of the model.
+    alerts: &'a [&'a Value],
+}
+
 /// Checks the canary model at the end of the run: the compare route finds the canary
 /// worse, the canary's summary holds its own records (the ground truth kept under
 /// [`canary_key`]), and its rule fired.
-async fn check_canary(
-    client: &Client,
-    config: &RunConfig,
-    model: &scenario::ModelSpec,
-    outcome: &RunOutcome,
-    alerts: &[&Value],
-) -> Result<Vec<String>, TargetError> {
-    let id = &model.id;
+async fn check_canary(check: ModelUnderCheck<'_>) -> Result<Vec<String>, TargetError> {
+    let id = &check.model.id;
     let mut problems = Vec::new();
-    let compared = canary_comparison(client, id).await?;
+    let compared = canary_comparison(check.client, id).await?;
     if compared["verdict"] != "candidate_worse" {
         problems.push(format!(
             "{id}: the canary's comparison is {}, expected candidate_worse: {compared}",
@@ -508,14 +511,11 @@ async fn check_canary(
         ));
     }
     let path = format!("/api/v1/monitoring/performance/{id}?window=24h&version={CANARY_VERSION}");
-    let (summary, from) = loop {
-        let from = minute(Utc::now() - TimeDelta::hours(24));
-        let summary = client.request("GET", &path, None).await?;
-        if minute(Utc::now() - TimeDelta::hours(24)) == from {
-            break (summary, from);
-        }
-    };
-    let truth = outcome.truth.metrics(&canary_key(id), from, Utc::now());
+    let (summary, from) = summary_since(check.client, &path, TimeDelta::hours(24)).await?;
+    let truth = check
+        .outcome
+        .truth
+        .metrics(&canary_key(id), from, Utc::now());
     let shown = (
         summary.body["sample_count"].as_u64(),
         summary.body["quality_metrics"]["accuracy"]["current"].as_f64(),
@@ -531,10 +531,7 @@ async fn check_canary(
             truth.predictions, truth.accuracy
         ));
     }
-    let fired = alerts
-        .iter()
-        .any(|a| a["rule"]["id"] == CANARY_RULE && a["state"] == "firing");
-    if config.register_baselines && !fired {
+    if check.config.register_baselines && messages(check.alerts, CANARY_RULE).0 == 0 {
         problems.push(format!("{id}: the canary's rule {CANARY_RULE} never fired"));
     }
     Ok(problems)
@@ -547,14 +544,9 @@ async fn check_canary(
 /// realized accuracy, else (a long run read back later) over 24 hours — and the shift
 /// fired [`SILENT_SHIFT_RULES`] once each, with nothing resolved and nothing else
 /// fired.
-async fn check_silent(
-    client: &Client,
-    scenario: &Scenario,
-    model: &scenario::ModelSpec,
-    outcome: &RunOutcome,
-    alerts: &[&Value],
-) -> Result<Vec<String>, TargetError> {
-    let id = &model.id;
+async fn check_silent(check: ModelUnderCheck<'_>) -> Result<Vec<String>, TargetError> {
+    let scenario = &check.config.scenario;
+    let id = &check.model.id;
     let mut problems = Vec::new();
     let recent = Utc::now() - scenario.end() < SILENT_SHIFT / 2;
     let (window, span) = if recent {
@@ -563,16 +555,11 @@ async fn check_silent(
         ("24h", TimeDelta::hours(24))
     };
     let path = format!("/api/v1/monitoring/performance/{id}?window={window}");
-    let (summary, from) = loop {
-        let from = minute(Utc::now() - span);
-        let summary = client.request("GET", &path, None).await?;
-        if minute(Utc::now() - span) == from {
-            break (summary, from);
-        }
-    };
+    let (summary, from) = summary_since(check.client, &path, span).await?;
     let accuracy = &summary.body["quality_metrics"]["accuracy"];
-    let realized = outcome.truth.metrics(id, from, Utc::now()).accuracy;
-    let reference = outcome
+    let realized = check.outcome.truth.metrics(id, from, Utc::now()).accuracy;
+    let reference = check
+        .outcome
         .truth
         .metrics(id, scenario.start, scenario.start + REFERENCE_SPAN)
         .accuracy;
@@ -599,22 +586,17 @@ async fn check_silent(
             summary.body["estimation"]
         )),
     }
-    let count = |rule: &str, state: &str| {
-        alerts
-            .iter()
-            .filter(|a| a["rule"]["id"] == rule && a["state"] == state)
-            .count()
-    };
     for rule in SILENT_SHIFT_RULES {
-        if (count(rule, "firing"), count(rule, "resolved")) != (1, 0) {
+        let sent = messages(check.alerts, rule);
+        if sent != (1, 0) {
             problems.push(format!(
                 "{id}: rule {rule} sent {} firing and {} resolved messages, expected 1 and 0 (still firing)",
-                count(rule, "firing"),
-                count(rule, "resolved")
+                sent.0, sent.1
             ));
         }
     }
-    let others: Vec<&&Value> = alerts
+    let others: Vec<&&Value> = check
+        .alerts
         .iter()
         .filter(|a| {
             a["rule"]["id"]
@@ -626,6 +608,34 @@ async fn check_silent(
         problems.push(format!("{id}: unexpected alerts: {others:?}"));
     }
     Ok(problems)
+}
+
+/// The answer to the summary request `path` for a window of `span` back from now, and
+/// the window's start: the summary covers [the minute of now − `span`, now), asked
+/// again when a minute boundary passed while it was answered.
+async fn summary_since(
+    client: &Client,
+    path: &str,
+    span: TimeDelta,
+) -> Result<(Answer, DateTime<Utc>), TargetError> {
+    loop {
+        let from = minute(Utc::now() - span);
+        let summary = client.request("GET", path, None).await?;
+        if minute(Utc::now() - span) == from {
+            return Ok((summary, from));
+        }
+    }
+}
+
+/// How many firing and resolved messages of `rule` the alert messages `alerts` hold.
+fn messages(alerts: &[&Value], rule: &str) -> (usize, usize) {
+    let count = |state: &str| {
+        alerts
+            .iter()
+            .filter(|a| a["rule"]["id"] == rule && a["state"] == state)
+            .count()
+    };
+    (count("firing"), count("resolved"))
 }
 
 /// `time` floored to its minute.

@@ -21,6 +21,7 @@
 //! - a `Query` or `Scan` returns pages of at most [`QUERY_PAGE_BYTES`] of items read
 //!   (counted before any filter), one round trip each.
 
+use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
 /// Largest item DynamoDB stores: 400 KB, names and values included.
@@ -100,6 +101,12 @@ impl Value<'_> {
     /// A number value from anything that prints as a decimal (integers).
     pub fn number(n: impl ToString) -> Self {
         Self::N(n.to_string())
+    }
+
+    /// A time as epoch milliseconds, as the stores keep times read back to the
+    /// millisecond.
+    pub fn millis(time: DateTime<Utc>) -> Self {
+        Self::number(time.timestamp_millis())
     }
 
     /// The value's size (its attribute name not counted); `attribute` names it in

@@ -48,7 +48,7 @@ use crate::ports::{
     AlertNotifier, AlertPage, AlertQuery, AlertStore, BatchClaim, BatchKey, ExportCursor,
     ExportCursors, KeptSegment, ModelRegistry, ModelSettings, ModelSettingsStore, ModelSighting,
     ModelVersion, PartialKey, PartialStore, PendingMinute, PendingWork, PredictionCount,
-    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SettingWrite,
+    PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore, SegmentSighting, SettingWrite,
 };
 use crate::ports::{
     ExportFailure, MetricDataWriter, MetricsExporter, QueueMessage, SeriesWriter, ShardQueue,
@@ -218,12 +218,15 @@ impl ModelRegistry for MemoryModelRegistry {
 
     async fn record_segment(
         &self,
-        model: ModelRef<'_>,
-        key: &str,
-        value: &str,
-        day: DateTime<Utc>,
+        sighting: SegmentSighting<'_>,
         caps: SegmentCaps,
     ) -> StoreResult<Slice> {
+        let SegmentSighting {
+            model,
+            key,
+            value,
+            day,
+        } = sighting;
         let mut segments = lock(&self.segments);
         let kept = segments
             .entry((model.tenant.clone(), model.model_id.clone()))

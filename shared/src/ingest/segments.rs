@@ -24,7 +24,7 @@ use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::slice::{SegmentCaps, Slice};
 use crate::domain::{FoldError, Granularity, ValidBatch};
 use crate::error::StoreError;
-use crate::ports::ModelRegistry;
+use crate::ports::{ModelRegistry, SegmentSighting};
 
 /// Most answers a container remembers; past it, it forgets them all and asks again.
 const MAX_REMEMBERED: usize = 100_000;
@@ -95,7 +95,15 @@ impl SegmentAdmission {
             .map(|i| async move {
                 let (key, value) = &pairs[i];
                 let slice = registry
-                    .record_segment(model, key, value, day, caps)
+                    .record_segment(
+                        SegmentSighting {
+                            model,
+                            key,
+                            value,
+                            day,
+                        },
+                        caps,
+                    )
                     .await?;
                 Ok::<_, StoreError>((i, slice))
             })

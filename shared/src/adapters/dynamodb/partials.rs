@@ -80,7 +80,7 @@ pub(crate) fn partial_image<'a>(
         .with("minute", Value::number(key.minute.timestamp()))
         .with("batch_id", Value::S(key.batch_id.as_str().into()))
         .with("expires_at", Value::number(expires.timestamp()))
-        .with("written_at", Value::number(written_at.timestamp_millis()))
+        .with("written_at", Value::millis(written_at))
 }
 
 /// The partition and sort key of a (tenant, model, minute)'s pending mark.

@@ -40,6 +40,7 @@ use crate::domain::{OVERFLOW_BUCKET, Quota, Task};
 use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     KeptSegment, ModelRegistry, ModelSighting, ModelVersion, RegisteredModel, RegistryError,
+    SegmentSighting,
 };
 
 const MODEL_PREFIX: &str = "MODEL#";
@@ -111,14 +112,8 @@ fn version_image<'a>(
             "model_version",
             Value::S(version.model_version.as_str().into()),
         )
-        .with(
-            "first_seen",
-            Value::number(version.first_seen.timestamp_millis()),
-        )
-        .with(
-            "last_seen",
-            Value::number(version.last_seen.timestamp_millis()),
-        )
+        .with("first_seen", Value::millis(version.first_seen))
+        .with("last_seen", Value::millis(version.last_seen))
 }
 
 /// The registry item of `model`.
@@ -130,14 +125,8 @@ pub(crate) fn model_image(model: &RegisteredModel) -> Image<'_> {
             Value::S(active_shard(shard_of(&model.tenant, &model.model_id)).into()),
         )
         .with("task", Value::S(model.task.as_str().into()))
-        .with(
-            "first_seen",
-            Value::number(model.first_seen.timestamp_millis()),
-        )
-        .with(
-            "last_seen",
-            Value::number(model.last_seen.timestamp_millis()),
-        );
+        .with("first_seen", Value::millis(model.first_seen))
+        .with("last_seen", Value::millis(model.last_seen));
     if let Some(version) = &model.latest_version {
         image.push("latest_version", Value::S(version.as_str().into()));
     }
@@ -471,13 +460,15 @@ impl ModelRegistry for DynamoModelRegistry {
 
     async fn record_segment(
         &self,
-        model: ModelRef<'_>,
-        key: &str,
-        value: &str,
-        day: DateTime<Utc>,
+        sighting: SegmentSighting<'_>,
         caps: SegmentCaps,
     ) -> StoreResult<Slice> {
-        let ModelRef { tenant, model_id } = model;
+        let SegmentSighting {
+            model: ModelRef { tenant, model_id },
+            key,
+            value,
+            day,
+        } = sighting;
         let pk = tenant_pk(tenant);
         let image = |sk: &str| {
             registry_item(tenant, model_id, sk.to_owned())
@@ -864,7 +855,15 @@ mod tests {
             let (t, m) = (t.clone(), m.clone());
             async move {
                 DynamoModelRegistry::new(client, "models")
-                    .record_segment(ModelRef::new(&t, &m), "region", "eu", day, caps)
+                    .record_segment(
+                        SegmentSighting {
+                            model: ModelRef::new(&t, &m),
+                            key: "region",
+                            value: "eu",
+                            day,
+                        },
+                        caps,
+                    )
                     .await
             }
         };
@@ -967,7 +966,15 @@ mod tests {
         let (first, second) = (at("2026-11-27T00:00:00Z"), at("2026-11-28T00:00:00Z"));
         for (value, day) in [("eu", first), ("us", first), ("eu", second)] {
             registry
-                .record_segment(ModelRef::new(&t, &m), "region", value, day, caps)
+                .record_segment(
+                    SegmentSighting {
+                        model: ModelRef::new(&t, &m),
+                        key: "region",
+                        value,
+                        day,
+                    },
+                    caps,
+                )
                 .await
                 .expect("kept");
         }

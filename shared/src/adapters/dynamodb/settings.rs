@@ -70,7 +70,7 @@ pub(crate) fn settings_image<'a>(
         )
         .with("tenant_id", Value::S(tenant.as_str().into()))
         .with("model_id", Value::S(model_id.to_string().into()))
-        .with("updated_at", Value::number(updated_at.timestamp_millis()))
+        .with("updated_at", Value::millis(updated_at))
         .with("doc", Value::S(doc.into()))
 }
 

@@ -22,7 +22,7 @@ use crate::ports::{
     ExportCursors, KeptSegment, LabelItem, LabelStore, ModelRegistry, ModelSettings,
     ModelSettingsStore, ModelSighting, ModelVersion, PartialKey, PartialStore, PendingMinute,
     PendingWork, PredictionCount, PutOutcome, RegisteredModel, RegistryError, Rollup, RollupStore,
-    SettingWrite,
+    SegmentSighting, SettingWrite,
 };
 use crate::ports::{ExportFailure, MetricsExporter, SeriesWriter};
 
@@ -71,10 +71,7 @@ faulty_port!(ModelRegistry {
         max_versions: u64,
     ) -> StoreResult<Option<Slice>>;
     const RECORD_SEGMENT = write record_segment(
-        model: ModelRef<'_>,
-        key: &str,
-        value: &str,
-        day: DateTime<Utc>,
+        sighting: SegmentSighting<'_>,
         caps: SegmentCaps,
     ) -> StoreResult<Slice>;
     const SEGMENTS = read segments(
