@@ -12,7 +12,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration as StdDuration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -53,10 +53,7 @@ async fn endpoint() -> String {
 
 async fn sdk_config() -> SdkConfig {
     endpoint().await;
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(modelwatch::tls::aws_http_client())
-        .load()
-        .await
+    modelwatch::aws::load_sdk_config().await
 }
 
 /// A value unique to this test run.

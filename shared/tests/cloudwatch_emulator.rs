@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -113,10 +112,7 @@ fn query(id: &str, namespace: &str, name: &str, model: &str, stat: &str) -> Metr
 async fn put_data_reads_back_with_get_metric_data() {
     let endpoint = endpoint().await;
     let lane = lane();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(modelwatch::tls::aws_http_client())
-        .load()
-        .await;
+    let sdk = modelwatch::aws::load_sdk_config().await;
     let client = aws_sdk_cloudwatch::Client::new(&sdk);
     let namespace = format!("ModelWatchTest/{}", run_id());
     let exporter = CloudWatchExporter::new(client.clone(), &namespace).expect("namespace");
