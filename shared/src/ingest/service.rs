@@ -181,7 +181,7 @@ where
             .segments
             .slices_of(&self.registry, model, &batch, first)
             .await?;
-        let segment_states = segments.partials(&batch).map_err(|e| StoreError::Corrupt {
+        let mut segment_states = segments.partials(&batch).map_err(|e| StoreError::Corrupt {
             key: format!("segments of batch {}", batch.batch_id),
             reason: e.to_string(),
         })?;
@@ -197,11 +197,12 @@ where
         let series = with_slices(
             &batch.model_id,
             slice.as_ref(),
-            states,
-            segment_states,
+            &states,
+            &mut segment_states,
             &side.claimed,
         )?;
-        self.write_partials(tenant, &batch.batch_id, series).await?;
+        self.write_partials(tenant, &batch.batch_id, &series)
+            .await?;
         let receipt = IngestReceipt {
             batch_id: batch.batch_id,
             accepted: batch.predictions.len(),
