@@ -31,7 +31,7 @@ use super::receipt::{ArchiveReceipt, IngestReceipt, ReceiptError};
 use super::segments::SegmentAdmission;
 use crate::domain::ids::{ModelRef, TenantId};
 use crate::domain::labels::LabelLookback;
-use crate::domain::{Granularity, OverQuota, Quota, ValidBatch, WindowState};
+use crate::domain::{Floors, Granularity, OverQuota, Quota, ValidBatch, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
     BatchClaim, BatchKey, LabelStore, ModelRegistry, ModelSighting, PartialStore,
@@ -283,9 +283,10 @@ pub fn minute_partials(
         }],
         truncated: false,
     };
+    let mut minutes = Floors::new(Granularity::Minute);
     for (index, prediction) in batch.predictions.iter().enumerate() {
         states
-            .entry(Granularity::Minute.floor(prediction.record.timestamp))
+            .entry(minutes.floor(prediction.record.timestamp))
             .or_default()
             .fold_prediction(&prediction.record)
             .map_err(|e| refused("predictions", index, e.to_string()))?;
