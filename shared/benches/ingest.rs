@@ -1,12 +1,13 @@
 //! Ingest throughput and memory: parse + validate + fold of a 10,000-prediction body
 //! (goal ≥ 2 M predictions/s on one core), also with a version and two segment keys
-//! on every prediction (both segments' series folded too, the version's the model's;
-//! the registry's answers remembered, as in a warm container), the content digest of that body (the
-//! batch id's claim), and the peak heap while handling the
-//! largest allowed body and bodies built to make a parser allocate (goal ≤ 64 MB each,
-//! the body's own bytes included), measured with a counting allocator; and, with every
-//! store call charged a 5 ms DynamoDB round trip, what a batch waits for and what the
-//! tenant's quota adds to it (goal: at most one round trip a batch).
+//! on every prediction (both segments' series folded too; the version's is the model's
+//! states, as the service writes it; the registry's answers remembered, as in a warm
+//! container), the content digest of that body (the batch id's claim), and the peak
+//! heap while handling the largest allowed body and bodies built to make a parser
+//! allocate (goal ≤ 64 MB each, the body's own bytes included), measured with a
+//! counting allocator; and, with every store call charged a 5 ms DynamoDB round trip,
+//! what a batch waits for and what the tenant's quota adds to it (goal: at most one
+//! round trip a batch).
 //!
 //! `cargo bench -p modelwatch --bench ingest`
 
