@@ -1,12 +1,13 @@
 //! Ingest throughput and memory: parse + validate + fold of a 10,000-prediction body
 //! (goal ≥ 2 M predictions/s on one core), also with a version and two segment keys
-//! on every prediction (the version's and both segments' series folded too; the
-//! registry's answers remembered, as in a warm container), the content digest of that body (the
-//! batch id's claim), and the peak heap while handling the
-//! largest allowed body and bodies built to make a parser allocate (goal ≤ 64 MB each,
-//! the body's own bytes included), measured with a counting allocator; and, with every
-//! store call charged a 5 ms DynamoDB round trip, what a batch waits for and what the
-//! tenant's quota adds to it (goal: at most one round trip a batch).
+//! on every prediction (both segments' series folded too; the version's is the model's
+//! states, as the service writes it; the registry's answers remembered, as in a warm
+//! container), the content digest of that body (the batch id's claim), and the peak
+//! heap while handling the largest allowed body and bodies built to make a parser
+//! allocate (goal ≤ 64 MB each, the body's own bytes included), measured with a
+//! counting allocator; and, with every store call charged a 5 ms DynamoDB round trip,
+//! what a batch waits for and what the tenant's quota adds to it (goal: at most one
+//! round trip a batch).
 //!
 //! `cargo bench -p modelwatch --bench ingest`
 
@@ -89,9 +90,10 @@ fn parse_validate_fold(c: &mut Criterion) {
             minute_partials(&batch).expect("folds")
         })
     });
-    // The same with a version and two segment keys: the version's series is a copy of
-    // the model's states, each segment's a fold of its predictions; the registry's
-    // answers are remembered after the first batch, as in a warm container.
+    // The same with a version and two segment keys: the version's series is the model's
+    // states (written under both, as the service does: nothing to fold or copy), each
+    // segment's a fold of its predictions; the registry's answers are remembered after
+    // the first batch, as in a warm container.
     let segmented = body_of(10_000, now, true);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -103,7 +105,6 @@ fn parse_validate_fold(c: &mut Criterion) {
         b.iter(|| {
             let batch = parse_batch(&segmented, now, &limits).expect("valid batch");
             let states = minute_partials(&batch).expect("folds");
-            let version = states.clone();
             let slices = runtime
                 .block_on(admission.slices_of(
                     &registry,
@@ -113,7 +114,7 @@ fn parse_validate_fold(c: &mut Criterion) {
                 ))
                 .expect("recorded");
             let segments = slices.partials(&batch).expect("folds");
-            (states, version, segments)
+            (states, segments)
         })
     });
     // What claiming the batch id adds per request: the batch's 128-bit content hash.

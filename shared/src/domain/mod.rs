@@ -71,7 +71,7 @@ pub use resources::{GaugeStats, ResourceStats};
 pub use sketch::{
     LATENCY_MAX_BUCKETS, LATENCY_RELATIVE_ACCURACY, LatencySketch, ValueSketch, lower_quantile_rank,
 };
-pub use time::{ACTIVE_RETENTION, Granularity};
+pub use time::{ACTIVE_RETENTION, Floors, Granularity};
 pub use totals::{
     CounterDelta, CounterTotals, MAX_TOTAL_ERROR_TYPES, UNTYPED_ERROR, cap_error_types,
     counter_delta, names_error_types,
@@ -79,5 +79,5 @@ pub use totals::{
 pub use trend::{LinearTrend, TrendError, fit_trend, student_t_two_sided_p};
 pub use window::{
     FORMAT_VERSION, FORMAT_VERSION_WITH_CONFIDENCE, FORMAT_VERSION_WITH_DISTRIBUTION,
-    MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, QualityStats, WindowState,
+    MAX_ERROR_TYPE_BYTES, MAX_ERROR_TYPES, MeasuredPrediction, QualityStats, WindowState,
 };

@@ -82,6 +82,29 @@ pub fn lower_quantile_rank(q: f64, n: u64) -> u64 {
     (rank as u64).clamp(1, n.max(1))
 }
 
+/// A latency as [`LatencySketch::add`] counts it, its bucket worked out once for
+/// adding it to several sketches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucketed {
+    /// The latency, −0.0 as +0.0.
+    value: f64,
+    /// Its bucket's index; `None` for zero (its own bucket).
+    index: Option<i32>,
+}
+
+impl Bucketed {
+    /// `latency_ms` (finite and ≥ 0 when added) with its bucket.
+    #[inline]
+    pub(crate) fn of(latency_ms: f64) -> Self {
+        // `+ 0.0` turns −0.0 into +0.0 so equal states serialize identically.
+        let value = latency_ms + 0.0;
+        Self {
+            value,
+            index: (value != 0.0).then(|| (value.ln() * inverse_ln_gamma()).ceil() as i32),
+        }
+    }
+}
+
 impl LatencySketch {
     /// An empty sketch.
     pub fn new() -> Self {
@@ -99,17 +122,20 @@ impl LatencySketch {
     /// Adds one latency. The caller guarantees `latency_ms` is finite and ≥ 0.
     #[inline]
     pub(crate) fn add(&mut self, latency_ms: f64) {
-        // `+ 0.0` turns −0.0 into +0.0 so equal states serialize identically.
-        let value = latency_ms + 0.0;
+        self.add_bucketed(Bucketed::of(latency_ms));
+    }
+
+    /// Adds one latency whose bucket was worked out before ([`Bucketed::of`]).
+    #[inline]
+    pub(crate) fn add_bucketed(&mut self, latency: Bucketed) {
+        let Bucketed { value, index } = latency;
         self.count = self.count.saturating_add(1);
         self.sum += value;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
-        if value == 0.0 {
-            self.zero_count = self.zero_count.saturating_add(1);
-        } else {
-            let index = (value.ln() * inverse_ln_gamma()).ceil() as i32;
-            self.add_to_bucket(index, 1);
+        match index {
+            None => self.zero_count = self.zero_count.saturating_add(1),
+            Some(index) => self.add_to_bucket(index, 1),
         }
     }
 

@@ -77,6 +77,43 @@ impl Granularity {
     }
 }
 
+/// [`Granularity::floor`] of one time after another, remembering the span of the time
+/// before: a batch's times mostly fall in the span of the one before, whose start is
+/// then not computed again.
+#[derive(Debug, Clone, Copy)]
+pub struct Floors {
+    granularity: Granularity,
+    /// The ordinal of the last span computed, and its start.
+    last: Option<(i64, DateTime<Utc>)>,
+}
+
+impl Floors {
+    /// Floors to spans of `granularity`, none remembered yet.
+    pub fn new(granularity: Granularity) -> Self {
+        Self {
+            granularity,
+            last: None,
+        }
+    }
+
+    /// The start of the span `time` falls in: [`Granularity::floor`].
+    pub fn floor(&mut self, time: DateTime<Utc>) -> DateTime<Utc> {
+        let ordinal = self.granularity.ordinal(time);
+        if let Some((last, start)) = self.last
+            && last == ordinal
+        {
+            return start;
+        }
+        match self.granularity.from_ordinal(ordinal) {
+            Some(start) => {
+                self.last = Some((ordinal, start));
+                start
+            }
+            None => time,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +145,27 @@ mod tests {
                 .parse::<DateTime<Utc>>()
                 .expect("time")
         );
+    }
+
+    proptest::proptest! {
+        /// Remembering the last span changes no floor: times in order, in runs within
+        /// a span, and anywhere (down to the least and up to the greatest time).
+        #[test]
+        fn floors_of_a_run_of_times_are_each_times_floor(
+            start in -10_000_000_000_000_i64..10_000_000_000_000,
+            steps in proptest::collection::vec((-100_000_000_i64..100_000_000, proptest::bool::ANY), 1..60),
+            granularity in proptest::sample::select(Granularity::ALL.to_vec()),
+        ) {
+            let mut floors = Floors::new(granularity);
+            let mut ms = start;
+            for (step, anywhere) in steps {
+                ms = if anywhere { step.saturating_mul(1_000_000) } else { ms.saturating_add(step / 1_000) };
+                let time = DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC);
+                proptest::prop_assert_eq!(floors.floor(time), granularity.floor(time), "{}", time);
+            }
+            for time in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+                proptest::prop_assert_eq!(floors.floor(time), granularity.floor(time));
+            }
+        }
     }
 }

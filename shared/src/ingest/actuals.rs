@@ -13,9 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::MAX_PROBLEMS;
-use super::batch::{
-    At, BatchHead, BatchLimits, BatchRejection, Problem, Validator, check_body_size, read_refusal,
-};
+use super::batch::{At, BatchHead, BatchLimits, BatchRejection, Problem, Validator, parse};
 use super::json::{ActualsBody, Fields, Value, read_actuals_body};
 use crate::domain::Task;
 use crate::domain::ids::ModelId;
@@ -52,11 +50,8 @@ pub fn parse_actuals(
     now: DateTime<Utc>,
     limits: &BatchLimits,
 ) -> Result<ActualsBatch, BatchRejection> {
-    check_body_size(body, limits)?;
-    let body = read_actuals_body(body, limits.max_predictions).map_err(read_refusal)?;
-    let mut v = Validator::new(now, limits);
-    let batch = v.actuals_batch(&body);
-    v.finish(batch)
+    let read = |body| read_actuals_body(body, limits.max_predictions);
+    parse(body, now, limits, read, |v, body| v.actuals_batch(body))
 }
 
 /// Refuses (400) every label whose actual does not fit `task`, the model's.

@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::json::{
-    Body, Fields, List, PREDICTION_FIELDS, PredictionBody, RESOURCE_FIELDS, RawBatch, ReadError,
-    Record, Stray, Value, read_body,
+    Body, Fields, List, Member, PREDICTION_FIELDS, PredictionBody, RESOURCE_FIELDS, RawBatch,
+    ReadError, Record, Stray, Value, read_body,
 };
 use crate::domain::ids::{ModelId, check_id};
 use crate::domain::slice::{MAX_SEGMENT_KEYS_PER_PREDICTION, check_segment_key};
@@ -88,16 +88,28 @@ pub fn parse_batch(
     now: DateTime<Utc>,
     limits: &BatchLimits,
 ) -> Result<ValidBatch, BatchRejection> {
+    let read = |body| read_body(body, limits.max_predictions, limits.max_resources);
+    parse(body, now, limits, read, |v, body| v.batch(body))
+}
+
+/// Parses and validates a body of some kind received at `now`: refused (413) over the
+/// size limit before it is `read`, then read and `validate`d.
+pub(super) fn parse<'b, B, T>(
+    body: &'b [u8],
+    now: DateTime<Utc>,
+    limits: &BatchLimits,
+    read: impl FnOnce(&'b [u8]) -> Result<B, ReadError>,
+    validate: impl FnOnce(&mut Validator, &B) -> Option<T>,
+) -> Result<T, BatchRejection> {
     check_body_size(body, limits)?;
-    let body =
-        read_body(body, limits.max_predictions, limits.max_resources).map_err(read_refusal)?;
+    let body = read(body).map_err(read_refusal)?;
     let mut v = Validator::new(now, limits);
-    let batch = v.batch(&body);
-    v.finish(batch)
+    let out = validate(&mut v, &body);
+    v.finish(out)
 }
 
 /// Refuses (413) a body over the size limit before it is read.
-pub(super) fn check_body_size(body: &[u8], limits: &BatchLimits) -> Result<(), BatchRejection> {
+fn check_body_size(body: &[u8], limits: &BatchLimits) -> Result<(), BatchRejection> {
     if body.len() > limits.max_body_bytes {
         return Err(BatchRejection::TooLarge(Problem {
             index: None,
@@ -113,7 +125,7 @@ pub(super) fn check_body_size(body: &[u8], limits: &BatchLimits) -> Result<(), B
 }
 
 /// The refusal of a body that could not be read.
-pub(super) fn read_refusal(err: ReadError) -> BatchRejection {
+fn read_refusal(err: ReadError) -> BatchRejection {
     match err {
         ReadError::TooLarge { list, limit } => BatchRejection::TooLarge(Problem {
             index: None,
@@ -161,12 +173,22 @@ impl<'r> SegmentPairs<'r> {
     }
 }
 
+/// The segments of a batch's predictions as they are validated: the members their
+/// objects kept, and their pairs.
+struct Segments<'r, 'a> {
+    members: &'r [Member<'a>],
+    pairs: SegmentPairs<'r>,
+}
+
 /// Walks the body as read, collecting problems.
 pub(super) struct Validator<'l> {
     problems: Vec<Problem>,
     found: usize,
     pub(super) now: DateTime<Utc>,
-    pub(super) limits: &'l BatchLimits,
+    limits: &'l BatchLimits,
+    /// The oldest and the latest event time accepted (`now` and the limits' spans,
+    /// computed once, not for each record).
+    accepted: (DateTime<Utc>, DateTime<Utc>),
 }
 
 /// Where a value sits: a batch field or a record's field.
@@ -205,6 +227,10 @@ impl<'l> Validator<'l> {
             found: 0,
             now,
             limits,
+            accepted: (
+                (now.checked_sub_signed(limits.max_age)).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                (now.checked_add_signed(limits.max_future)).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            ),
         }
     }
 
@@ -351,14 +377,17 @@ impl<'l> Validator<'l> {
             self.list(raw.lists.resources.as_ref(), "resources", false);
 
         let mut valid_predictions = Vec::with_capacity(predictions.len());
-        let mut segment_pairs = SegmentPairs::default();
+        let mut segments = Segments {
+            members: raw.lists.predictions.as_ref().map_or(&[], List::members),
+            pairs: SegmentPairs::default(),
+        };
         for (index, record) in predictions.iter().enumerate() {
             let at = At {
                 list: "predictions",
                 index: Some(index),
             };
             let strays = &mut prediction_strays;
-            if let Some(p) = self.prediction(at, record, task, strays, &mut segment_pairs) {
+            if let Some(p) = self.prediction(at, record, task, strays, &mut segments) {
                 valid_predictions.push(p);
             }
         }
@@ -382,7 +411,7 @@ impl<'l> Validator<'l> {
                 },
                 valid_predictions,
                 valid_resources,
-                segment_pairs.pairs,
+                segments.pairs.pairs,
             ),
             _ => None,
         }
@@ -408,7 +437,9 @@ impl<'l> Validator<'l> {
                 self.problem(At::BATCH, name, "must not be empty");
                 none
             }
-            Some(List::Records { records, strays }) => (records, strays.iter()),
+            Some(List::Records {
+                records, strays, ..
+            }) => (records, strays.iter()),
             Some(List::Other(kind)) => {
                 self.problem(At::BATCH, name, format!("must be an array, found {kind}"));
                 none
@@ -422,7 +453,7 @@ impl<'l> Validator<'l> {
         record: &'r Record<{ PREDICTION_FIELDS.len() }>,
         task: Option<Task>,
         strays: &mut std::slice::Iter<Stray>,
-        pairs: &mut SegmentPairs<'r>,
+        segments: &mut Segments<'r, '_>,
     ) -> Option<ValidPrediction> {
         let before = self.found;
         // In the order of PREDICTION_FIELDS (taken by position: a lookup by name was a
@@ -487,7 +518,7 @@ impl<'l> Validator<'l> {
             self.problem(at, "predicted", "is required when status is \"ok\"");
         }
         let outcome = task.and_then(|task| self.outcome(at, task, predicted, actual, score));
-        let segment = self.segment(at, segment, pairs);
+        let segment = self.segment(at, segment, segments);
         if self.found > before {
             return None;
         }
@@ -666,7 +697,7 @@ impl<'l> Validator<'l> {
         &mut self,
         at: At,
         node: Option<&'r Value>,
-        pairs: &mut SegmentPairs<'r>,
+        segments: &mut Segments<'r, '_>,
     ) -> Option<SegmentIds> {
         let members = match node {
             None => return Some(SegmentIds::default()),
@@ -677,10 +708,10 @@ impl<'l> Validator<'l> {
                 return None;
             }
         };
-        if members.count > MAX_SEGMENT_KEYS_PER_PREDICTION {
+        if members.count() > MAX_SEGMENT_KEYS_PER_PREDICTION {
             let reason = format!(
                 "has {} keys; at most {MAX_SEGMENT_KEYS_PER_PREDICTION} are allowed",
-                members.count
+                members.count()
             );
             self.problem(at, "segment", reason);
             return None;
@@ -688,7 +719,7 @@ impl<'l> Validator<'l> {
         let before = self.found;
         let mut segment = [("", ""); MAX_SEGMENT_KEYS_PER_PREDICTION];
         let mut len = 0;
-        for (key, value) in &members.kept {
+        for (key, value) in members.kept(segments.members) {
             let fresh = !segment[..len].iter().any(|(k, _)| k == key);
             match value {
                 // The usual member, checked without building its field's path.
@@ -714,7 +745,7 @@ impl<'l> Validator<'l> {
         segment.sort_unstable();
         let mut ids = [0; MAX_SEGMENT_KEYS_PER_PREDICTION];
         for (id, &(key, value)) in ids.iter_mut().zip(segment.iter()) {
-            *id = pairs.id(key, value);
+            *id = segments.pairs.id(key, value);
         }
         // `len` is within the array: at most one pair per slot.
         SegmentIds::of(&ids[..len])
@@ -788,7 +819,7 @@ impl<'l> Validator<'l> {
             return None;
         };
         let time = self.rfc3339(at, node)?;
-        if time < self.now - self.limits.max_age {
+        if time < self.accepted.0 {
             self.problem(
                 at,
                 "timestamp",
@@ -804,7 +835,7 @@ impl<'l> Validator<'l> {
 
     /// `time`, unless it is further in the future than the clock skew allowed.
     pub(super) fn not_future(&mut self, at: At, time: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if time > self.now + self.limits.max_future {
+        if time > self.accepted.1 {
             self.problem(
                 at,
                 "timestamp",

@@ -16,6 +16,7 @@
 //! label writes, the partials with their pending marks, the receipt. A duplicate is
 //! answered from the stored receipt.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -191,7 +192,7 @@ where
                 fold_joins(BTreeMap::new(), joins)?,
             ));
         }
-        self.write_partials(tenant, &stored_id, series).await?;
+        self.write_partials(tenant, &stored_id, &series).await?;
         let stored = serde_json::to_vec(&receipt).map_err(|e| StoreError::Corrupt {
             key: format!("receipt of label batch {}", batch.batch_id),
             reason: e.to_string(),
@@ -276,28 +277,33 @@ where
     /// Writes one partial per minute of each series' states under `batch_id`, each
     /// with its pending mark (also when the partial was there: a retry after a failure
     /// between the two still gets its minute rolled up).
-    pub(super) async fn write_partials(
+    pub(super) async fn write_partials<S: Borrow<MinuteStates> + Sync>(
         &self,
         tenant: &TenantId,
         batch_id: &str,
-        series: Vec<(ModelId, MinuteStates)>,
+        series: &[(ModelId, S)],
     ) -> Result<(), StoreError> {
         let mut partials = Vec::new();
         for (model_id, states) in series {
-            for (minute, state) in states {
+            for (minute, state) in states.borrow() {
                 let key = PartialKey {
                     tenant: tenant.clone(),
                     model_id: model_id.clone(),
-                    minute,
+                    minute: *minute,
                     batch_id: batch_id.to_owned(),
                 };
                 partials.push((key, state));
             }
         }
-        let writes = partials.into_iter().map(|(key, state)| async move {
-            self.partials.put_partial(&key, &state).await?;
-            self.partials.mark_pending(&key).await
-        });
+        // Collected before they run: a mapping closure over borrowed states held across
+        // the writes would make the future not `Send` for every lifetime.
+        let writes: Vec<_> = partials
+            .into_iter()
+            .map(|(key, state)| async move {
+                self.partials.put_partial(&key, state).await?;
+                self.partials.mark_pending(&key).await
+            })
+            .collect();
         stream::iter(writes)
             .buffer_unordered(super::service::CONCURRENT_PARTIAL_WRITES)
             .try_collect()
@@ -308,30 +314,31 @@ where
 /// A series' states of a batch, per minute.
 pub(super) type MinuteStates = BTreeMap<DateTime<Utc>, WindowState>;
 
-/// The series a batch's states are written to: the model's; when the batch counts
-/// under a version slice, the same states under the slice's series; and each segment
-/// slice's states with the claimed `joins` of its predictions folded in.
-pub(super) fn with_slices(
+/// The series a batch's states are written to: each segment slice's states, with the
+/// claimed `joins` of its predictions folded in (in `segments`); when the batch counts
+/// under a version slice, the model's `states` under the slice's series (shared, not
+/// copied); and the model's.
+pub(super) fn with_slices<'s>(
     model_id: &ModelId,
     version: Option<&Slice>,
-    states: MinuteStates,
-    mut segments: BTreeMap<Slice, MinuteStates>,
+    states: &'s MinuteStates,
+    segments: &'s mut BTreeMap<Slice, MinuteStates>,
     joins: &[Join],
-) -> Result<Vec<(ModelId, MinuteStates)>, StoreError> {
-    let mut series = Vec::with_capacity(2 + segments.len());
+) -> Result<Vec<(ModelId, &'s MinuteStates)>, StoreError> {
     for (slice, joins) in joins_by_slice(joins) {
         if slice.segment_pair().is_some() {
             let states = segments.remove(slice).unwrap_or_default();
             segments.insert(slice.clone(), fold_joins(states, joins)?);
         }
     }
+    let mut series = Vec::with_capacity(2 + segments.len());
     series.extend(
         segments
-            .into_iter()
-            .map(|(slice, states)| (model_id.series(&slice), states)),
+            .iter()
+            .map(|(slice, states)| (model_id.series(slice), states)),
     );
     if let Some(slice) = version {
-        series.push((model_id.series(slice), states.clone()));
+        series.push((model_id.series(slice), states));
     }
     series.push((model_id.clone(), states));
     Ok(series)

@@ -82,17 +82,64 @@ pub(super) enum Value<'a> {
     /// An object (its content was skipped).
     Object,
     /// The object of a `segment` field, member by member.
-    Members(Box<Members<'a>>),
+    Members(Members),
 }
 
+/// A member of a `segment` object: its key and its value (a scalar, or a container by
+/// kind).
+pub(super) type Member<'a> = (Cow<'a, str>, Value<'a>);
+
 /// The members of a `segment` object: the first [`MAX_SEGMENT_KEYS_PER_PREDICTION`]
-/// and one more are kept (values as scalars, containers by kind), the rest counted.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(super) struct Members<'a> {
-    /// The kept members, in body order.
-    pub(super) kept: Vec<(Cow<'a, str>, Value<'a>)>,
+/// and one more are kept, in body order, in their record list's `members` (no
+/// allocation per record), the rest counted. In 32-bit numbers (a body has fewer
+/// members than that), which keep a [`Value`] as small as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Members {
+    /// Where the kept members start in their list's `members`.
+    start: u32,
+    /// How many were kept.
+    kept: u32,
     /// How many members the object had.
-    pub(super) count: usize,
+    count: u32,
+}
+
+impl Members {
+    /// The kept members, from their list's `members`.
+    pub(super) fn kept<'m, 'a>(&self, members: &'m [Member<'a>]) -> &'m [Member<'a>] {
+        let start = self.start as usize;
+        members
+            .get(start..start + self.kept as usize)
+            .unwrap_or_default()
+    }
+
+    /// How many members the object had.
+    pub(super) fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// No members yet, the next kept at the end of `members`.
+    fn starting_after(members: &[Member]) -> Self {
+        Self {
+            start: u32::try_from(members.len()).unwrap_or(u32::MAX),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the next member is kept: the first [`MAX_SEGMENT_KEYS_PER_PREDICTION`]
+    /// and one more are.
+    fn keeps_next(&self) -> bool {
+        self.kept as usize <= MAX_SEGMENT_KEYS_PER_PREDICTION
+    }
+
+    /// Counts one more member and keeps it in `members` (where the others were kept)
+    /// when it is given and [`keeps_next`](Self::keeps_next).
+    fn add<'a>(&mut self, members: &mut Vec<Member<'a>>, member: Option<Member<'a>>) {
+        self.count = self.count.saturating_add(1);
+        if let Some(member) = member.filter(|_| self.keeps_next()) {
+            members.push(member);
+            self.kept += 1;
+        }
+    }
 }
 
 impl Value<'_> {
@@ -205,9 +252,21 @@ pub(super) enum List<'a, const N: usize> {
         records: Vec<Record<'a, N>>,
         /// The unknown and repeated fields of its records.
         strays: Strays<'a>,
+        /// The kept members of its records' `segment` objects ([`Members`]).
+        members: Vec<Member<'a>>,
     },
     /// Anything else (`null` included): the JSON type's name.
     Other(&'static str),
+}
+
+impl<'a, const N: usize> List<'a, N> {
+    /// The kept members of the records' `segment` objects; none unless an array.
+    pub(super) fn members(&self) -> &[Member<'a>] {
+        match self {
+            Self::Records { members, .. } => members,
+            Self::Other(_) => &[],
+        }
+    }
 }
 
 /// A body that is a JSON object, read as a batch of some kind: its `F` fields, the
@@ -556,10 +615,11 @@ impl<'de> Visitor<'de> for Skip {
     }
 }
 
-/// Reads a [`Value`].
-struct ValueRead;
+/// Reads a [`Value`]; given a record list's members (the value of a `segment`
+/// field), an object member by member into them ([`Members`]), else by kind.
+struct ValueRead<'m, 'de>(Option<&'m mut Vec<Member<'de>>>);
 
-impl<'de> DeserializeSeed<'de> for ValueRead {
+impl<'de> DeserializeSeed<'de> for ValueRead<'_, 'de> {
     type Value = Value<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value<'de>, D::Error> {
@@ -567,7 +627,7 @@ impl<'de> DeserializeSeed<'de> for ValueRead {
     }
 }
 
-impl<'de> Visitor<'de> for ValueRead {
+impl<'de> Visitor<'de> for ValueRead<'_, 'de> {
     type Value = Value<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -606,8 +666,21 @@ impl<'de> Visitor<'de> for ValueRead {
         Skip.visit_seq(seq).map(|Skip| Value::Array)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value<'de>, A::Error> {
-        Skip.visit_map(map).map(|Skip| Value::Object)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
+        let Some(members) = self.0 else {
+            return Skip.visit_map(map).map(|Skip| Value::Object);
+        };
+        let mut read = Members::starting_after(members);
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            let member = if read.keeps_next() {
+                Some((key, map.next_value_seed(ValueRead(None))?))
+            } else {
+                map.next_value::<Skip>()?;
+                None
+            };
+            read.add(members, member);
+        }
+        Ok(Value::Members(read))
     }
 }
 
@@ -683,70 +756,6 @@ fn read_members<'de, A: MapAccess<'de>>(
     Ok(count)
 }
 
-/// Reads the members of a `segment` object ([`Members`]); any other value as [`Value`].
-struct MembersRead;
-
-impl<'de> DeserializeSeed<'de> for MembersRead {
-    type Value = Value<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MembersRead {
-    type Value = Value<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value<'de>, E> {
-        ValueRead.visit_unit()
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value<'de>, E> {
-        ValueRead.visit_bool(v)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value<'de>, E> {
-        ValueRead.visit_i64(v)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value<'de>, E> {
-        ValueRead.visit_u64(v)
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value<'de>, E> {
-        ValueRead.visit_f64(v)
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value<'de>, E> {
-        ValueRead.visit_borrowed_str(v)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value<'de>, E> {
-        ValueRead.visit_str(v)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value<'de>, A::Error> {
-        ValueRead.visit_seq(seq)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
-        let mut members = Members::default();
-        while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            members.count += 1;
-            if members.kept.len() <= MAX_SEGMENT_KEYS_PER_PREDICTION {
-                members.kept.push((key, map.next_value_seed(ValueRead)?));
-            } else {
-                map.next_value::<Skip>()?;
-            }
-        }
-        Ok(Value::Members(Box::new(members)))
-    }
-}
-
 /// Reads an object key, borrowed from the body where it carries no escapes.
 struct BorrowedKey;
 
@@ -781,7 +790,7 @@ fn read_value<'de, A: MapAccess<'de>>(
 ) -> Result<bool, A::Error> {
     match slot {
         Some(slot @ None) => {
-            *slot = Some(map.next_value_seed(ValueRead)?);
+            *slot = Some(map.next_value_seed(ValueRead(None))?);
             Ok(true)
         }
         _ => Ok(false),
@@ -838,6 +847,7 @@ impl<'de, const N: usize> Want<'de> for ListRead<'_, N> {
     fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List<'de, N>, A::Error> {
         let mut records = Vec::new();
         let mut strays = Strays::default();
+        let mut members = Vec::new();
         loop {
             if records.len() == self.limit {
                 // One more record is one too many: refused before it is read.
@@ -854,13 +864,18 @@ impl<'de, const N: usize> Want<'de> for ListRead<'_, N> {
             let read = RecordRead {
                 known: self.known,
                 strays: &mut strays,
+                members: &mut members,
             };
             match seq.next_element_seed(Shaped(read))? {
                 Some(record) => records.push(record),
                 None => break,
             }
         }
-        Ok(List::Records { records, strays })
+        Ok(List::Records {
+            records,
+            strays,
+            members,
+        })
     }
 }
 
@@ -883,6 +898,7 @@ impl<'de> DeserializeSeed<'de> for Refuse<'_> {
 struct RecordRead<'s, 'de, const N: usize> {
     known: &'static [&'static str; N],
     strays: &'s mut Strays<'de>,
+    members: &'s mut Vec<Member<'de>>,
 }
 
 impl<'de, const N: usize> Want<'de> for RecordRead<'_, 'de, N> {
@@ -894,11 +910,15 @@ impl<'de, const N: usize> Want<'de> for RecordRead<'_, 'de, N> {
 
     fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de, N>, A::Error> {
         let mut fields = Fields::new(self.known);
-        let known = self.known;
-        let strays = read_members(&mut map, known, self.strays, |i, map| {
+        let Self {
+            known,
+            strays,
+            members,
+        } = self;
+        let strays = read_members(&mut map, known, strays, |i, map| {
             match fields.values.get_mut(i) {
                 Some(slot @ None) if known[i] == SEGMENT_FIELD => {
-                    *slot = Some(map.next_value_seed(MembersRead)?);
+                    *slot = Some(map.next_value_seed(ValueRead(Some(&mut *members)))?);
                     Ok(true)
                 }
                 slot => read_value(slot, map),
@@ -927,21 +947,31 @@ mod tests {
     fn a_segment_keeps_one_member_past_the_cap_and_counts_them_all() {
         let members: Vec<String> = (0..20).map(|i| format!(r#""k{i}": "v""#)).collect();
         let body = format!(
-            r#"{{"predictions": [{{"segment": {{{}}}}}]}}"#,
+            r#"{{"predictions": [{{"segment": {{{}}}}}, {{"segment": {{"k": "w"}}}}]}}"#,
             members.join(",")
         );
         let raw = batch(&body);
-        let Some(List::Records { records, .. }) = &raw.lists.predictions else {
+        let Some(list @ List::Records { records, .. }) = &raw.lists.predictions else {
             panic!("records expected")
         };
-        let Record::Object { fields, .. } = &records[0] else {
-            panic!("object expected")
+        let segment = |record: &Record<'_, { PREDICTION_FIELDS.len() }>| match record {
+            Record::Object { fields, .. } => match fields.get("segment") {
+                Some(Value::Members(members)) => *members,
+                other => panic!("members expected, got {other:?}"),
+            },
+            Record::NotObject(_) => panic!("object expected"),
         };
-        let Some(Value::Members(members)) = fields.get("segment") else {
-            panic!("members expected")
-        };
-        assert_eq!(members.count, 20);
-        assert_eq!(members.kept.len(), MAX_SEGMENT_KEYS_PER_PREDICTION + 1);
+        let first = segment(&records[0]);
+        assert_eq!(first.count(), 20);
+        let kept = first.kept(list.members());
+        assert_eq!(kept.len(), MAX_SEGMENT_KEYS_PER_PREDICTION + 1);
+        assert_eq!(kept[0], ("k0".into(), Value::Str("v".into())));
+        let second = segment(&records[1]);
+        assert_eq!(second.count(), 1);
+        assert_eq!(
+            second.kept(list.members()),
+            [("k".into(), Value::Str("w".into()))]
+        );
     }
 
     #[test]
@@ -952,15 +982,27 @@ mod tests {
                 "predicted": "z", "actual": null, "score": [1, {"a": []}],
                 "segment": {"region": "eu", "n": 1, "o": {"x": 1}}}, {"status": {}}]}"#,
         );
-        let Some(List::Records { records, .. }) = &raw.lists.predictions else {
+        let Some(list @ List::Records { records, .. }) = &raw.lists.predictions else {
             panic!("records expected")
         };
         let Record::Object { fields, strays: 0 } = &records[0] else {
             panic!("object expected")
         };
         let values: Vec<Option<&Value>> = PREDICTION_FIELDS.iter().map(|f| fields.get(f)).collect();
+        let Some(Value::Members(segment)) = values[8] else {
+            panic!("members expected")
+        };
+        assert_eq!(segment.count(), 3);
         assert_eq!(
-            values,
+            segment.kept(list.members()),
+            [
+                ("region".into(), Value::Str("eu".into())),
+                ("n".into(), Value::Int(1)),
+                ("o".into(), Value::Object),
+            ]
+        );
+        assert_eq!(
+            values[..8],
             [
                 Some(&Value::Int(1)),
                 Some(&Value::Int(-2)),
@@ -970,14 +1012,6 @@ mod tests {
                 Some(&Value::Str("z".into())),
                 Some(&Value::Null),
                 Some(&Value::Array),
-                Some(&Value::Members(Box::new(Members {
-                    kept: vec![
-                        ("region".into(), Value::Str("eu".into())),
-                        ("n".into(), Value::Int(1)),
-                        ("o".into(), Value::Object),
-                    ],
-                    count: 3,
-                }))),
             ]
         );
         assert!(matches!(
@@ -1007,7 +1041,10 @@ mod tests {
             [("x", false), ("task", true), ("predictions", true)]
         );
         assert_eq!(raw.stray_count, 3);
-        let Some(List::Records { records, strays }) = &raw.lists.predictions else {
+        let Some(List::Records {
+            records, strays, ..
+        }) = &raw.lists.predictions
+        else {
             panic!("records expected")
         };
         assert!(matches!(records[0], Record::Object { strays: 2, .. }));

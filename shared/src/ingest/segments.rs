@@ -22,7 +22,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::join::MinuteStates;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::slice::{SegmentCaps, Slice};
-use crate::domain::{FoldError, Granularity, ValidBatch};
+use crate::domain::{Floors, FoldError, Granularity, MeasuredPrediction, ValidBatch};
 use crate::error::StoreError;
 use crate::ports::{ModelRegistry, SegmentSighting};
 
@@ -206,17 +206,17 @@ impl BatchSegments {
     /// minute.
     pub fn partials(&self, batch: &ValidBatch) -> Result<BTreeMap<Slice, MinuteStates>, FoldError> {
         let mut states: Vec<MinuteStates> = vec![BTreeMap::new(); self.slices.len()];
+        let mut minutes = Floors::new(Granularity::Minute);
         for (i, prediction) in batch.predictions.iter().enumerate() {
             let (Some(&start), Some(&end)) = (self.offsets.get(i), self.offsets.get(i + 1)) else {
                 break;
             };
-            let minute = Granularity::Minute.floor(prediction.record.timestamp);
+            let minute = minutes.floor(prediction.record.timestamp);
+            // Measured once for all its slices.
+            let measured = MeasuredPrediction::of(&prediction.record);
             for index in &self.indices[start..end] {
                 if let Some(series) = states.get_mut(*index as usize) {
-                    series
-                        .entry(minute)
-                        .or_default()
-                        .fold_prediction(&prediction.record)?;
+                    series.entry(minute).or_default().fold_measured(&measured)?;
                 }
             }
         }

@@ -31,7 +31,7 @@ use super::receipt::{ArchiveReceipt, IngestReceipt, ReceiptError};
 use super::segments::SegmentAdmission;
 use crate::domain::ids::{ModelRef, TenantId};
 use crate::domain::labels::LabelLookback;
-use crate::domain::{Granularity, OverQuota, Quota, ValidBatch, WindowState};
+use crate::domain::{Floors, Granularity, OverQuota, Quota, ValidBatch, WindowState};
 use crate::error::StoreError;
 use crate::ports::{
     BatchClaim, BatchKey, LabelStore, ModelRegistry, ModelSighting, PartialStore,
@@ -181,7 +181,7 @@ where
             .segments
             .slices_of(&self.registry, model, &batch, first)
             .await?;
-        let segment_states = segments.partials(&batch).map_err(|e| StoreError::Corrupt {
+        let mut segment_states = segments.partials(&batch).map_err(|e| StoreError::Corrupt {
             key: format!("segments of batch {}", batch.batch_id),
             reason: e.to_string(),
         })?;
@@ -197,11 +197,12 @@ where
         let series = with_slices(
             &batch.model_id,
             slice.as_ref(),
-            states,
-            segment_states,
+            &states,
+            &mut segment_states,
             &side.claimed,
         )?;
-        self.write_partials(tenant, &batch.batch_id, series).await?;
+        self.write_partials(tenant, &batch.batch_id, &series)
+            .await?;
         let receipt = IngestReceipt {
             batch_id: batch.batch_id,
             accepted: batch.predictions.len(),
@@ -282,9 +283,10 @@ pub fn minute_partials(
         }],
         truncated: false,
     };
+    let mut minutes = Floors::new(Granularity::Minute);
     for (index, prediction) in batch.predictions.iter().enumerate() {
         states
-            .entry(Granularity::Minute.floor(prediction.record.timestamp))
+            .entry(minutes.floor(prediction.record.timestamp))
             .or_default()
             .fold_prediction(&prediction.record)
             .map_err(|e| refused("predictions", index, e.to_string()))?;

@@ -15,10 +15,9 @@
 use std::borrow::Cow;
 
 use super::{
-    BATCH_FIELDS, Body, Fields, List, Members, PREDICTION_FIELDS, PredictionBody, PredictionLists,
-    RESOURCE_FIELDS, RawBatch, Record, SEGMENT_FIELD, Stray, Strays, Value,
+    BATCH_FIELDS, Body, Fields, List, Member, Members, PREDICTION_FIELDS, PredictionBody,
+    PredictionLists, RESOURCE_FIELDS, RawBatch, Record, SEGMENT_FIELD, Stray, Strays, Value,
 };
-use crate::domain::slice::MAX_SEGMENT_KEYS_PER_PREDICTION;
 
 /// Deepest nesting read here (a batch's records sit at depth 2, their fields at 3, a
 /// segment's members at 4).
@@ -210,48 +209,41 @@ impl<'de> Scanner<'de> {
             b't' => self.literal("true").map(|()| Value::Bool(true))?,
             b'f' => self.literal("false").map(|()| Value::Bool(false))?,
             b'[' => {
-                self.skip_array(depth + 1)?;
+                self.skip(depth + 1, *b"[]", |scan| scan.value(depth + 1).map(drop))?;
                 Value::Array
             }
             b'{' => {
-                self.skip_object(depth + 1)?;
+                self.skip(depth + 1, *b"{}", |scan| {
+                    scan.space();
+                    scan.string()?;
+                    scan.expect(b':')?;
+                    scan.value(depth + 1).map(drop)
+                })?;
                 Value::Object
             }
             _ => self.number()?,
         })
     }
 
-    fn skip_array(&mut self, depth: usize) -> Option<()> {
+    /// An array or an object at `depth` (`open` and `close` its brackets), each item
+    /// read by `item` and dropped.
+    fn skip(
+        &mut self,
+        depth: usize,
+        [open, close]: [u8; 2],
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.expect(b'[')?;
-        if self.eat(b']') {
+        self.expect(open)?;
+        if self.eat(close) {
             return Some(());
         }
         loop {
-            self.value(depth)?;
+            item(self)?;
             if !self.eat(b',') {
-                return self.expect(b']');
-            }
-        }
-    }
-
-    fn skip_object(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.expect(b'{')?;
-        if self.eat(b'}') {
-            return Some(());
-        }
-        loop {
-            self.space();
-            self.string()?;
-            self.expect(b':')?;
-            self.value(depth)?;
-            if !self.eat(b',') {
-                return self.expect(b'}');
+                return self.expect(close);
             }
         }
     }
@@ -325,71 +317,88 @@ impl<'de> Scanner<'de> {
         let room = (self.bytes.len() - self.at) / 3;
         let mut records = Vec::with_capacity(limit.min(room));
         let mut strays = Strays::default();
-        if self.eat(b']') {
-            return Some(List::Records { records, strays });
-        }
-        loop {
-            if records.len() == limit {
-                return None;
+        let mut members = Vec::new();
+        if !self.eat(b']') {
+            loop {
+                if records.len() == limit {
+                    return None;
+                }
+                self.record(&mut records, known, &mut strays, &mut members)?;
+                if records.len() == 1 {
+                    // Sized as if every record had the first one's segment: growing by
+                    // doubling copied the members read so far.
+                    members.reserve(members.len() * (records.capacity() - 1));
+                }
+                if !self.eat(b',') {
+                    self.expect(b']')?;
+                    break;
+                }
             }
-            records.push(self.record(known, &mut strays)?);
-            if !self.eat(b',') {
-                self.expect(b']')?;
-                return Some(List::Records { records, strays });
-            }
         }
+        Some(List::Records {
+            records,
+            strays,
+            members,
+        })
     }
 
-    /// One item of a record list (depth 2).
+    /// One item of a record list (depth 2), added to `records`: read into its place
+    /// there, not moved in (a record is a few hundred bytes).
     fn record<const N: usize>(
         &mut self,
+        records: &mut Vec<Record<'de, N>>,
         known: &'static [&'static str; N],
         strays: &mut Strays<'de>,
-    ) -> Option<Record<'de, N>> {
+        members: &mut Vec<Member<'de>>,
+    ) -> Option<()> {
         self.space();
         if self.peek()? != b'{' {
-            return Some(Record::NotObject(self.value(2)?.kind()));
+            records.push(Record::NotObject(self.value(2)?.kind()));
+            return Some(());
         }
-        let mut fields = Fields::new(known);
-        let strays = self.members(known, strays, |scan, i| {
+        records.push(Record::Object {
+            fields: Fields::new(known),
+            strays: 0,
+        });
+        let Some(Record::Object { fields, strays: n }) = records.last_mut() else {
+            return None;
+        };
+        *n = self.members(known, strays, |scan, i| {
             let slot = &mut fields.values[i];
             if slot.is_some() {
                 return Some(false);
             }
             *slot = Some(if known[i] == SEGMENT_FIELD {
-                scan.segment()?
+                scan.segment(members)?
             } else {
                 scan.value(3)?
             });
             Some(true)
         })?;
-        Some(Record::Object { fields, strays })
+        Some(())
     }
 
-    /// A `segment` value (depth 3): an object member by member, as the serde reader's
-    /// `MembersRead`; anything else as a [`Value`].
-    fn segment(&mut self) -> Option<Value<'de>> {
+    /// A `segment` value (depth 3): an object member by member into `members`, as the
+    /// serde reader's; anything else as a [`Value`].
+    fn segment(&mut self, members: &mut Vec<Member<'de>>) -> Option<Value<'de>> {
         if !self.eat(b'{') {
             return self.value(3);
         }
-        let mut members = Members::default();
-        if self.eat(b'}') {
-            return Some(Value::Members(Box::new(members)));
-        }
-        loop {
-            self.space();
-            let key = self.string()?;
-            self.expect(b':')?;
-            let value = self.value(4)?;
-            members.count += 1;
-            if members.kept.len() <= MAX_SEGMENT_KEYS_PER_PREDICTION {
-                members.kept.push((Cow::Borrowed(key), value));
-            }
-            if !self.eat(b',') {
-                self.expect(b'}')?;
-                return Some(Value::Members(Box::new(members)));
+        let mut read = Members::starting_after(members);
+        if !self.eat(b'}') {
+            loop {
+                self.space();
+                let key = self.string()?;
+                self.expect(b':')?;
+                let value = self.value(4)?;
+                read.add(members, Some((Cow::Borrowed(key), value)));
+                if !self.eat(b',') {
+                    self.expect(b'}')?;
+                    break;
+                }
             }
         }
+        Some(Value::Members(read))
     }
 }
 
