@@ -31,7 +31,7 @@ use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::labels::{AwaitingPrediction, Join, LabelFate, LabelLookback, LateLabel};
 use crate::domain::slice::Slice;
 use crate::domain::{Granularity, Status, ValidBatch, ValidPrediction, WindowState};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     BatchKey, JoinClaimant, LabelItem, LabelStore, ModelRegistry, PartialKey, PartialStore,
     PredictionArchive,
@@ -221,7 +221,7 @@ where
         version: Option<&Slice>,
         segments: &BatchSegments,
         now: DateTime<Utc>,
-    ) -> Result<PredictionSide, StoreError> {
+    ) -> StoreResult<PredictionSide> {
         let awaiting: Vec<AwaitingPrediction> = batch
             .predictions
             .iter()
@@ -282,7 +282,7 @@ where
         tenant: &TenantId,
         batch_id: &str,
         series: &[(ModelId, S)],
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut partials = Vec::new();
         for (model_id, states) in series {
             for (minute, state) in states.borrow() {
@@ -324,7 +324,7 @@ pub(super) fn with_slices<'s>(
     states: &'s MinuteStates,
     segments: &'s mut BTreeMap<Slice, MinuteStates>,
     joins: &[Join],
-) -> Result<Vec<(ModelId, &'s MinuteStates)>, StoreError> {
+) -> StoreResult<Vec<(ModelId, &'s MinuteStates)>> {
     for (slice, joins) in joins_by_slice(joins) {
         if slice.segment_pair().is_some() {
             let states = segments.remove(slice).unwrap_or_default();
@@ -379,7 +379,7 @@ fn awaiting<'s>(
 pub(super) fn fold_joins<'j>(
     mut states: BTreeMap<DateTime<Utc>, WindowState>,
     joins: impl IntoIterator<Item = &'j Join>,
-) -> Result<BTreeMap<DateTime<Utc>, WindowState>, StoreError> {
+) -> StoreResult<BTreeMap<DateTime<Utc>, WindowState>> {
     for join in joins {
         let prediction_id = &join.prediction.prediction_id;
         let inconsistent = |reason: String| StoreError::Corrupt {

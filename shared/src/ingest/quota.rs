@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::domain::ids::TenantId;
 use crate::domain::quota::QUOTA_OVERRIDE_REFRESH_SECONDS;
 use crate::domain::{Granularity, OverQuota, Quota, QuotaLimits, TenantQuotas};
-use crate::error::StoreError;
+use crate::error::StoreResult;
 use crate::ports::{ModelRegistry, PartialStore, PredictionCount};
 
 /// How long an operator's quotas for a tenant are used before they are read again: a
@@ -45,7 +45,7 @@ impl IngestQuotas {
         registry: &impl ModelRegistry,
         tenant: &TenantId,
         now: DateTime<Utc>,
-    ) -> Result<QuotaLimits, StoreError> {
+    ) -> StoreResult<QuotaLimits> {
         let cached = self
             .overrides
             .lock()
@@ -76,7 +76,7 @@ pub(crate) async fn count_predictions(
     predictions: u64,
     limit: u64,
     now: DateTime<Utc>,
-) -> Result<Result<(), OverQuota>, StoreError> {
+) -> StoreResult<Result<(), OverQuota>> {
     if predictions == 0 {
         return Ok(Ok(()));
     }

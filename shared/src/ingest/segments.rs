@@ -23,7 +23,7 @@ use super::join::MinuteStates;
 use crate::domain::ids::{ModelId, ModelRef, TenantId};
 use crate::domain::slice::{SegmentCaps, Slice};
 use crate::domain::{Floors, FoldError, Granularity, MeasuredPrediction, ValidBatch};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{ModelRegistry, SegmentSighting};
 
 /// Most answers a container remembers; past it, it forgets them all and asks again.
@@ -62,7 +62,7 @@ impl SegmentAdmission {
         model: ModelRef<'_>,
         batch: &ValidBatch,
         first: DateTime<Utc>,
-    ) -> Result<BatchSegments, StoreError> {
+    ) -> StoreResult<BatchSegments> {
         let day = Granularity::Day.floor(first);
         let pairs = batch.segment_pairs();
         if pairs.is_empty() {

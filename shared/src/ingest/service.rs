@@ -32,7 +32,7 @@ use super::segments::SegmentAdmission;
 use crate::domain::ids::{ModelRef, TenantId};
 use crate::domain::labels::LabelLookback;
 use crate::domain::{Floors, Granularity, OverQuota, Quota, ValidBatch, WindowState};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::ports::{
     BatchClaim, BatchKey, LabelStore, ModelRegistry, ModelSighting, PartialStore,
     PredictionArchive, RegistryError,
@@ -235,7 +235,7 @@ where
         key: &BatchKey,
         batch: &ValidBatch,
         body: &[u8],
-    ) -> Result<(BatchClaim, String), StoreError> {
+    ) -> StoreResult<(BatchClaim, String)> {
         let canonical = content_digest(batch);
         match self.partials.claim_batch(key, &canonical).await? {
             BatchClaim::Conflict => {

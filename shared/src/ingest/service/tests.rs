@@ -144,34 +144,30 @@ async fn a_task_conflict_frees_the_batch_id_for_the_corrected_batch() {
 struct Unreleasable(MemoryPartialStore);
 
 impl PartialStore for Unreleasable {
-    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> Result<BatchClaim, StoreError> {
+    async fn claim_batch(&self, batch: &BatchKey, digest: &str) -> StoreResult<BatchClaim> {
         self.0.claim_batch(batch, digest).await
     }
 
-    async fn release_batch(&self, _: &BatchKey, _: &str) -> Result<(), StoreError> {
+    async fn release_batch(&self, _: &BatchKey, _: &str) -> StoreResult<()> {
         Err(StoreError::Unavailable {
             operation: "release batch claim",
             source: "throttled".into(),
         })
     }
 
-    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> Result<(), StoreError> {
+    async fn put_batch_receipt(&self, batch: &BatchKey, receipt: &[u8]) -> StoreResult<()> {
         self.0.put_batch_receipt(batch, receipt).await
     }
 
-    async fn put_partial(
-        &self,
-        key: &PartialKey,
-        state: &WindowState,
-    ) -> Result<PutOutcome, StoreError> {
+    async fn put_partial(&self, key: &PartialKey, state: &WindowState) -> StoreResult<PutOutcome> {
         self.0.put_partial(key, state).await
     }
 
-    async fn mark_pending(&self, key: &PartialKey) -> Result<(), StoreError> {
+    async fn mark_pending(&self, key: &PartialKey) -> StoreResult<()> {
         self.0.mark_pending(key).await
     }
 
-    async fn count_predictions(&self, count: &PredictionCount<'_>) -> Result<bool, StoreError> {
+    async fn count_predictions(&self, count: &PredictionCount<'_>) -> StoreResult<bool> {
         self.0.count_predictions(count).await
     }
 }
@@ -209,7 +205,7 @@ async fn a_claim_that_cannot_be_released_answers_unavailable() {
 struct Refusing;
 
 impl PredictionArchive for Refusing {
-    async fn archive(&self, _: &TenantId, batch: &ValidBatch) -> Result<ArchiveReport, StoreError> {
+    async fn archive(&self, _: &TenantId, batch: &ValidBatch) -> StoreResult<ArchiveReport> {
         Ok(ArchiveReport {
             written: 0,
             rejected: (0..batch.predictions.len())
