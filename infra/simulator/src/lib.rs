@@ -733,16 +733,17 @@ mod tests {
                     .expect("the product takes the prediction batch");
                 let engine = &mut engines[i];
                 let mut awaiting = 0;
-                for prediction in valid.predictions {
-                    let record = prediction.record;
-                    if let (true, Some(id)) =
-                        (record.outcome.awaits_label(), prediction.prediction_id)
-                    {
+                for prediction in &valid.predictions {
+                    let record = &prediction.record;
+                    if let (true, Some(id)) = (
+                        record.outcome.awaits_label(),
+                        valid.prediction_id(prediction),
+                    ) {
                         awaiting += 1;
                         engine.awaiting.insert(
-                            id.clone(),
+                            id.to_owned(),
                             AwaitingPrediction {
-                                prediction_id: id,
+                                prediction_id: id.to_owned(),
                                 time: record.timestamp,
                                 outcome: record.outcome.clone(),
                                 slices: Vec::new(),
@@ -750,7 +751,7 @@ mod tests {
                         );
                     }
                     if engine.inside(record.timestamp) {
-                        engine.state.fold_prediction(&record).expect("folds");
+                        engine.state.fold_prediction(record).expect("folds");
                     }
                 }
                 if model.kind.label_delay().is_some() {

@@ -162,8 +162,8 @@ pub(crate) fn prediction_record(
     prediction: &ValidPrediction,
 ) -> Result<Record, BuildError> {
     let record = &prediction.record;
-    let id = match &prediction.prediction_id {
-        Some(id) => id.clone(),
+    let id = match batch.prediction_id(prediction) {
+        Some(id) => id.to_owned(),
         None => format!("{}/{index}", batch.batch_id),
     };
     let mut dimensions = vec![

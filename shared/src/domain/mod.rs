@@ -63,8 +63,8 @@ pub use export::{
 pub use metrics::{MetricName, MetricSet, OverflowCounts, TimeSpan, UnknownMetric};
 pub use quota::{OverQuota, Quota, QuotaLimits, TenantQuotas};
 pub use record::{
-    BatchHeader, Outcome, PredictionRecord, ResourceSample, SegmentIds, Status, Task, UnknownTask,
-    ValidBatch, ValidPrediction,
+    BatchHeader, IdSpan, Outcome, PredictionRecord, ResourceSample, SegmentIds, Status, Task,
+    UnknownTask, ValidBatch, ValidPrediction,
 };
 pub use regression::RegressionStats;
 pub use resources::{GaugeStats, ResourceStats};

@@ -160,12 +160,37 @@ pub struct ResourceSample {
 /// A prediction that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidPrediction {
-    /// The serving system's id for it, if given.
-    pub prediction_id: Option<String>,
+    /// The serving system's id for it, if given: [`ValidBatch::prediction_id`].
+    pub prediction_id: Option<IdSpan>,
     /// The typed record the metric engine folds.
     pub record: PredictionRecord,
     /// Its segment, as its batch's pairs ([`ValidBatch::segment_of`]); empty without.
     pub segment: SegmentIds,
+}
+
+/// Where a prediction's id lies in its batch's ids: a batch keeps the ids of its
+/// predictions in one string (10,000 predictions would otherwise allocate as many
+/// strings), read back by [`ValidBatch::prediction_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSpan {
+    start: u32,
+    end: u32,
+}
+
+impl IdSpan {
+    /// Appends `id` to a batch's `ids` and returns where it lies; `None` once the ids
+    /// pass 4 GiB (a body is far smaller).
+    pub fn push(ids: &mut String, id: &str) -> Option<Self> {
+        let start = u32::try_from(ids.len()).ok()?;
+        let end = u32::try_from(ids.len() + id.len()).ok()?;
+        ids.push_str(id);
+        Some(Self { start, end })
+    }
+
+    /// The id in `ids`, when it lies there on character boundaries.
+    fn within(self, ids: &str) -> Option<&str> {
+        ids.get(self.start as usize..self.end as usize)
+    }
 }
 
 /// The segment of one prediction: the indices of its `(key, value)` pairs in its
@@ -220,6 +245,9 @@ pub struct ValidBatch {
     /// first met; a prediction names its own by index ([`SegmentIds`]), checked by
     /// [`ValidBatch::new`].
     segment_pairs: Vec<(String, String)>,
+    /// The predictions' ids, each where its [`IdSpan`] says, checked by
+    /// [`ValidBatch::new`].
+    prediction_ids: String,
 }
 
 /// What a [`ValidBatch`] is made of besides its records.
@@ -237,18 +265,19 @@ pub struct BatchHeader {
 
 impl ValidBatch {
     /// The batch of `header` and its records, whose segments name `segment_pairs` by
-    /// index; `None` when a prediction names a pair that is not there.
+    /// index and whose ids lie in `prediction_ids`; `None` when a prediction names a
+    /// pair or an id that is not there.
     pub fn new(
         header: BatchHeader,
         predictions: Vec<ValidPrediction>,
         resources: Vec<ResourceSample>,
         segment_pairs: Vec<(String, String)>,
+        prediction_ids: String,
     ) -> Option<Self> {
         let named = |p: &ValidPrediction| {
-            p.segment
-                .as_slice()
-                .iter()
-                .all(|&id| (id as usize) < segment_pairs.len())
+            (p.segment.as_slice().iter()).all(|&id| (id as usize) < segment_pairs.len())
+                && p.prediction_id
+                    .is_none_or(|span| span.within(&prediction_ids).is_some())
         };
         predictions.iter().all(named).then(|| {
             let BatchHeader {
@@ -265,8 +294,15 @@ impl ValidBatch {
                 predictions,
                 resources,
                 segment_pairs,
+                prediction_ids,
             }
         })
+    }
+
+    /// The id of `prediction` (one of this batch's, whose span [`ValidBatch::new`]
+    /// checked), if it has one.
+    pub fn prediction_id(&self, prediction: &ValidPrediction) -> Option<&str> {
+        prediction.prediction_id?.within(&self.prediction_ids)
     }
 
     /// The distinct `(key, value)` pairs of the predictions' segments, in the order
@@ -320,9 +356,9 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_refuses_a_segment_naming_a_pair_it_lacks() {
-        let prediction = |ids: &[u32]| ValidPrediction {
-            prediction_id: None,
+    fn a_batch_refuses_a_segment_naming_a_pair_or_an_id_it_lacks() {
+        let prediction = |ids: &[u32], id: Option<IdSpan>| ValidPrediction {
+            prediction_id: id,
             record: PredictionRecord {
                 timestamp: DateTime::UNIX_EPOCH,
                 latency_ms: 1.0,
@@ -342,10 +378,29 @@ mod tests {
             task: Task::Regression,
         };
         let pairs = vec![("region".to_owned(), "eu".to_owned())];
-        let named = ValidBatch::new(header(), vec![prediction(&[0])], vec![], pairs.clone())
-            .expect("every pair is there");
+        let mut ids = String::new();
+        let first = IdSpan::push(&mut ids, "p-1");
+        let second = IdSpan::push(&mut ids, "p-22");
+        let predictions = vec![
+            prediction(&[0], first),
+            prediction(&[], None),
+            prediction(&[], second),
+        ];
+        let named = ValidBatch::new(header(), predictions, vec![], pairs.clone(), ids.clone())
+            .expect("every pair and id is there");
         let segment: Vec<_> = named.segment_of(&named.predictions[0]).collect();
         assert_eq!(segment, [("region", "eu")]);
-        assert!(ValidBatch::new(header(), vec![prediction(&[1])], vec![], pairs).is_none());
+        let found: Vec<_> = (named.predictions.iter())
+            .map(|p| named.prediction_id(p))
+            .collect();
+        assert_eq!(found, [Some("p-1"), None, Some("p-22")]);
+        let refused = |segment: &[u32], id| {
+            let predictions = vec![prediction(segment, id)];
+            ValidBatch::new(header(), predictions, vec![], pairs.clone(), ids.clone()).is_none()
+        };
+        assert!(refused(&[1], None), "a pair past the batch's");
+        let past = IdSpan::push(&mut "p-1p-22".to_owned(), "p-333");
+        assert!(refused(&[], past), "an id past the batch's");
+        assert!(!refused(&[0], second));
     }
 }

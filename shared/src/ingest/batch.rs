@@ -15,7 +15,7 @@ use super::json::{
 use crate::domain::ids::{ModelId, check_id};
 use crate::domain::slice::{MAX_SEGMENT_KEYS_PER_PREDICTION, check_segment_key};
 use crate::domain::{
-    BatchHeader, MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH,
+    BatchHeader, IdSpan, MAX_CACHE_COUNT, MAX_LABEL_BYTES, MAX_LATENCY_MS, MAX_QUEUE_DEPTH,
     OVERFLOW_BUCKET, Outcome, PredictionRecord, ResourceSample, SegmentIds, Status, Task,
     ValidBatch, ValidPrediction, regression_value_problem,
 };
@@ -162,6 +162,11 @@ struct SegmentPairs<'r> {
 }
 
 impl<'r> SegmentPairs<'r> {
+    /// The index of `(key, value)`, when met before (and so checked before).
+    fn known(&self, key: &str, value: &str) -> Option<u32> {
+        self.ids.get(&(key, value)).copied()
+    }
+
     /// The index of `(key, value)`, added when new.
     fn id(&mut self, key: &'r str, value: &'r str) -> u32 {
         // At most 8 pairs for each of 10,000 predictions: far below u32::MAX.
@@ -173,11 +178,12 @@ impl<'r> SegmentPairs<'r> {
     }
 }
 
-/// The segments of a batch's predictions as they are validated: the members their
-/// objects kept, and their pairs.
-struct Segments<'r, 'a> {
+/// The strings of a batch's predictions as they are validated: the members their
+/// segment objects kept (read), their segments' pairs and their ids (kept).
+struct BatchStrings<'r, 'a> {
     members: &'r [Member<'a>],
     pairs: SegmentPairs<'r>,
+    ids: String,
 }
 
 /// Walks the body as read, collecting problems.
@@ -377,9 +383,10 @@ impl<'l> Validator<'l> {
             self.list(raw.lists.resources.as_ref(), "resources", false);
 
         let mut valid_predictions = Vec::with_capacity(predictions.len());
-        let mut segments = Segments {
+        let mut strings = BatchStrings {
             members: raw.lists.predictions.as_ref().map_or(&[], List::members),
             pairs: SegmentPairs::default(),
+            ids: String::new(),
         };
         for (index, record) in predictions.iter().enumerate() {
             let at = At {
@@ -387,7 +394,7 @@ impl<'l> Validator<'l> {
                 index: Some(index),
             };
             let strays = &mut prediction_strays;
-            if let Some(p) = self.prediction(at, record, task, strays, &mut segments) {
+            if let Some(p) = self.prediction(at, record, task, strays, &mut strings) {
                 valid_predictions.push(p);
             }
         }
@@ -411,7 +418,8 @@ impl<'l> Validator<'l> {
                 },
                 valid_predictions,
                 valid_resources,
-                segments.pairs.pairs,
+                strings.pairs.pairs,
+                strings.ids,
             ),
             _ => None,
         }
@@ -453,7 +461,7 @@ impl<'l> Validator<'l> {
         record: &'r Record<{ PREDICTION_FIELDS.len() }>,
         task: Option<Task>,
         strays: &mut std::slice::Iter<Stray>,
-        segments: &mut Segments<'r, '_>,
+        strings: &mut BatchStrings<'r, '_>,
     ) -> Option<ValidPrediction> {
         let before = self.found;
         // In the order of PREDICTION_FIELDS (taken by position: a lookup by name was a
@@ -469,7 +477,7 @@ impl<'l> Validator<'l> {
             score,
             segment,
         ] = self.record(at, record, strays)?.each();
-        let prediction_id = self.id(at, "prediction_id", prediction_id, false);
+        let prediction_id = self.id_in(at, "prediction_id", prediction_id, false);
         let timestamp = self.timestamp(at, timestamp);
         let latency_ms = self.number(
             at,
@@ -518,10 +526,21 @@ impl<'l> Validator<'l> {
             self.problem(at, "predicted", "is required when status is \"ok\"");
         }
         let outcome = task.and_then(|task| self.outcome(at, task, predicted, actual, score));
-        let segment = self.segment(at, segment, segments);
+        let segment = self.segment(at, segment, strings);
         if self.found > before {
             return None;
         }
+        let prediction_id = match prediction_id.map(|id| IdSpan::push(&mut strings.ids, id)) {
+            Some(None) => {
+                self.problem(
+                    at,
+                    "prediction_id",
+                    "is past the 4 GiB of ids a batch holds",
+                );
+                return None;
+            }
+            kept => kept.flatten(),
+        };
         Some(ValidPrediction {
             segment: segment?,
             prediction_id,
@@ -697,7 +716,7 @@ impl<'l> Validator<'l> {
         &mut self,
         at: At,
         node: Option<&'r Value>,
-        segments: &mut Segments<'r, '_>,
+        strings: &mut BatchStrings<'r, '_>,
     ) -> Option<SegmentIds> {
         let members = match node {
             None => return Some(SegmentIds::default()),
@@ -717,21 +736,21 @@ impl<'l> Validator<'l> {
             return None;
         }
         let before = self.found;
-        let mut segment = [("", ""); MAX_SEGMENT_KEYS_PER_PREDICTION];
+        // Each member's key, value and, when the batch met the pair before, its index.
+        let mut segment = [("", "", None); MAX_SEGMENT_KEYS_PER_PREDICTION];
         let mut len = 0;
-        for (key, value) in members.kept(segments.members) {
-            let fresh = !segment[..len].iter().any(|(k, _)| k == key);
+        for (key, value) in members.kept(strings.members) {
+            let fresh = !segment[..len].iter().any(|(k, ..)| k == key);
             match value {
-                // The usual member, checked without building its field's path.
-                Value::Str(text)
-                    if fresh
-                        && check_segment_key(key).is_ok()
-                        && check_id(text).is_ok()
-                        && ![key.as_ref(), text.as_ref()].contains(&OVERFLOW_BUCKET) =>
-                {
-                    // Within the count checked above.
-                    if let Some(slot) = segment.get_mut(len) {
-                        *slot = (key.as_ref(), text.as_ref());
+                // The usual member: a pair met before was checked then; a new one is
+                // checked without building its field's path.
+                Value::Str(text) if fresh => {
+                    let known = strings.pairs.known(key, text);
+                    if known.is_none() && !plain_pair(key, text) {
+                        self.segment_member_problem(at, key, value, fresh);
+                    } else if let Some(slot) = segment.get_mut(len) {
+                        // Within the count checked above.
+                        *slot = (key.as_ref(), text.as_ref(), known);
                         len += 1;
                     }
                 }
@@ -742,10 +761,11 @@ impl<'l> Validator<'l> {
             return None;
         }
         let segment = &mut segment[..len];
-        segment.sort_unstable();
+        // Keys are distinct (`fresh`).
+        segment.sort_unstable_by_key(|&(key, ..)| key);
         let mut ids = [0; MAX_SEGMENT_KEYS_PER_PREDICTION];
-        for (id, &(key, value)) in ids.iter_mut().zip(segment.iter()) {
-            *id = segments.pairs.id(key, value);
+        for (id, &(key, value, known)) in ids.iter_mut().zip(segment.iter()) {
+            *id = known.unwrap_or_else(|| strings.pairs.id(key, value));
         }
         // `len` is within the array: at most one pair per slot.
         SegmentIds::of(&ids[..len])
@@ -787,6 +807,17 @@ impl<'l> Validator<'l> {
         node: Option<&Value>,
         required: bool,
     ) -> Option<String> {
+        self.id_in(at, field, node, required).map(str::to_owned)
+    }
+
+    /// [`id`](Self::id), borrowed from the body as read.
+    fn id_in<'v>(
+        &mut self,
+        at: At,
+        field: &str,
+        node: Option<&'v Value>,
+        required: bool,
+    ) -> Option<&'v str> {
         match node {
             None => {
                 if required {
@@ -795,7 +826,7 @@ impl<'l> Validator<'l> {
                 None
             }
             Some(Value::Str(s)) => match check_id(s) {
-                Ok(()) => Some(s.clone().into_owned()),
+                Ok(()) => Some(s),
                 Err(err) => {
                     self.problem(at, field, err.to_string());
                     None
@@ -916,6 +947,14 @@ impl<'l> Validator<'l> {
             cache_misses: misses?,
         })
     }
+}
+
+/// Whether a segment's `key` and `value` pass the checks of
+/// [`Validator::segment_member_problem`], which names what fails.
+fn plain_pair(key: &str, value: &str) -> bool {
+    check_segment_key(key).is_ok()
+        && check_id(value).is_ok()
+        && ![key, value].contains(&OVERFLOW_BUCKET)
 }
 
 /// The check of a number within `[0, max]` (a negative one keeps its message of old).

@@ -169,7 +169,7 @@ impl Canonical {
 
     fn prediction(&mut self, batch: &ValidBatch, prediction: &ValidPrediction) {
         let record = &prediction.record;
-        self.opt(prediction.prediction_id.as_deref(), Self::str);
+        self.opt(batch.prediction_id(prediction), Self::str);
         self.time(record.timestamp);
         self.f64(record.latency_ms);
         // A segmented record has status tags of its own so that a record without one

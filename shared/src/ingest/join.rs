@@ -228,7 +228,7 @@ where
             .enumerate()
             .filter_map(|(i, p)| {
                 let slices = version.into_iter().chain(segments.of(i));
-                awaiting(p, slices, self.lookback, now)
+                awaiting(batch, p, slices, self.lookback, now)
             })
             .collect();
         let me = JoinClaimant::Predictions(&batch.batch_id).stored();
@@ -358,6 +358,7 @@ fn joins_by_slice(joins: &[Join]) -> BTreeMap<&Slice, Vec<&Join>> {
 /// `prediction` as it awaits its label, if it can take one: `ok`, with an id and a
 /// prediction but no actual, made within the lookback at `now`.
 fn awaiting<'s>(
+    batch: &ValidBatch,
     prediction: &ValidPrediction,
     slices: impl Iterator<Item = &'s Slice>,
     lookback: LabelLookback,
@@ -368,7 +369,7 @@ fn awaiting<'s>(
         && record.outcome.awaits_label()
         && lookback.covers(record.timestamp, now);
     Some(AwaitingPrediction {
-        prediction_id: prediction.prediction_id.clone().filter(|_| joinable)?,
+        prediction_id: batch.prediction_id(prediction).filter(|_| joinable)?.into(),
         time: record.timestamp,
         outcome: record.outcome.clone(),
         slices: slices.cloned().collect(),

@@ -371,6 +371,31 @@ fn a_segment_is_a_small_object_of_ids_kept_in_key_order() {
     let segment = |i: usize| batch.segment_of(&batch.predictions[i]).collect::<Vec<_>>();
     assert_eq!(segment(0), [("channel", "app"), ("region", "eu-west:1")]);
     assert!(segment(1).is_empty());
+    // Pairs met before keep their index and their prediction's key order.
+    let batch = parse(&body(&[
+        record(r#"{"region":"eu","channel":"app"}"#),
+        record(r#"{"channel":"app","region":"eu"}"#),
+        record(r#"{"channel":"web","region":"eu"}"#),
+    ]))
+    .expect("valid");
+    let segment = |i: usize| batch.segment_of(&batch.predictions[i]).collect::<Vec<_>>();
+    assert_eq!(segment(1), [("channel", "app"), ("region", "eu")]);
+    assert_eq!(segment(2), [("channel", "web"), ("region", "eu")]);
+    assert_eq!(batch.segment_pairs().len(), 3);
+    // A pair met before is not checked again; the members beside it are.
+    let (listed, _) = problems(&body(&[
+        record(r#"{"region":"eu"}"#),
+        record(r#"{"region":"eu","zone":"a#b"}"#),
+        record(r#"{"zone":"a#b","region":"eu"}"#),
+    ]));
+    let zone = "may only contain letters, digits and . _ : @ -";
+    assert_eq!(
+        field_reasons(&listed),
+        [
+            ("predictions[1].segment.zone", zone),
+            ("predictions[2].segment.zone", zone)
+        ]
+    );
     let nine: Vec<String> = (0..9).map(|i| format!(r#""k{i}":"v""#)).collect();
     let (listed, _) = problems(&body(&[
         record(r#""eu""#),
