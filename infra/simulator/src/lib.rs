@@ -471,6 +471,14 @@ pub async fn check(
     Ok(problems)
 }
 
+/// The performance summary of `model` for the query string `query` (`window=24h`, …),
+/// refused unless it is a 200.
+pub async fn summary(client: &Client, model: &str, query: &str) -> Result<Value, TargetError> {
+    let path = format!("/api/v1/monitoring/performance/{model}?{query}");
+    let answer = client.request("GET", &path, None).await?;
+    expect_status(answer, 200, || format!("GET {path}"))
+}
+
 /// The canary's comparison with the stable version over the last hour, as the compare
 /// route answers it, and whether its verdict is `candidate_worse`.
 pub async fn canary_comparison(client: &Client, model: &str) -> Result<Value, TargetError> {

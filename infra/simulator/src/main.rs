@@ -9,7 +9,7 @@ use modelwatch_simulator::labels::LabelTally;
 use modelwatch_simulator::observe::prometheus_query;
 use modelwatch_simulator::scenario::{MIN_DURATION, ModelKind, ModelSpec, Scenario};
 use modelwatch_simulator::target::{Client, HttpApi, Target, TargetError};
-use modelwatch_simulator::{Progress, RunConfig, canary_comparison, check, minute, run};
+use modelwatch_simulator::{Progress, RunConfig, canary_comparison, check, minute, run, summary};
 use serde_json::Value;
 
 const HELP: &str = "\
@@ -443,14 +443,7 @@ fn print_label_tally(model: &str, tally: &LabelTally, as_of: Option<chrono::Date
 /// Prints a late-label model's last 6 hours by the hour, as the summary's series has
 /// them: the older hours fully labeled, the latest ones filling in.
 async fn print_label_fill(client: &Client, model: &str) -> Result<(), TargetError> {
-    let summary = client
-        .request(
-            "GET",
-            &format!("/api/v1/monitoring/performance/{model}?window=6h&granularity=hour"),
-            None,
-        )
-        .await?;
-    let s = &summary.body;
+    let s = &summary(client, model, "window=6h&granularity=hour").await?;
     println!(
         "  labels filling in, last 6 h by hour (coverage {}, delay p50 {} s, p95 {} s over the window):",
         number(&s["label_metrics"]["label_coverage"]),
@@ -516,14 +509,7 @@ async fn print_canary(client: &Client, model: &str) -> Result<(), TargetError> {
 
 /// Prints one model's 24-hour summary and its trends.
 async fn print_model(client: &Client, model: &str) -> Result<(), TargetError> {
-    let summary = client
-        .request(
-            "GET",
-            &format!("/api/v1/monitoring/performance/{model}?window=24h"),
-            None,
-        )
-        .await?;
-    let s = &summary.body;
+    let s = &summary(client, model, "window=24h").await?;
     println!(
         "\n{model} — last 24 h ({} predictions, {} labeled)",
         s["sample_count"], s["labeled_count"]

@@ -21,10 +21,9 @@ use std::ops::Range;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{self, partition_query, query_all};
+use super::request::{self, partition_query, query_all, query_shards};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::WindowState;
@@ -294,17 +293,13 @@ impl PartialStore for DynamoPartialStore {
 
 impl PendingWork for DynamoPartialStore {
     async fn pending_minutes(&self, shards: Range<u32>) -> StoreResult<Vec<PendingMinute>> {
-        let shards: Vec<Vec<Item>> = stream::iter(shards)
-            .map(|shard| {
-                query_all(
-                    partition_query(&self.client, &self.table, pending_pk(shard)),
-                    "read pending minutes",
-                )
-            })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        shards.iter().flatten().map(pending_minute).collect()
+        let items = query_shards(
+            shards,
+            |shard| partition_query(&self.client, &self.table, pending_pk(shard)),
+            "read pending minutes",
+        )
+        .await?;
+        items.iter().map(pending_minute).collect()
     }
 
     async fn partials_of(

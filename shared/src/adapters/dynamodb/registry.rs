@@ -26,10 +26,9 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
-use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{self, build_error, prefix_query, query_all, transact};
+use super::request::{self, build_error, prefix_query, query_all, query_shards, transact};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::domain::TenantQuotas;
@@ -608,24 +607,22 @@ impl ModelRegistry for DynamoModelRegistry {
         since: DateTime<Utc>,
         shards: Range<u32>,
     ) -> StoreResult<Vec<RegisteredModel>> {
-        let shards: Vec<Vec<Item>> = stream::iter(shards)
-            .map(|shard| {
-                let query = self
-                    .client
+        let items = query_shards(
+            shards,
+            |shard| {
+                self.client
                     .query()
                     .table_name(&self.table)
                     .index_name(ACTIVE_INDEX)
                     .key_condition_expression("active_shard = :shard AND last_seen >= :since")
                     .expression_attribute_values(":shard", attr::s(active_shard(shard)))
-                    .expression_attribute_values(":since", attr::time_ms_value(since));
-                query_all(query, "read active models")
-            })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        let mut models = shards
+                    .expression_attribute_values(":since", attr::time_ms_value(since))
+            },
+            "read active models",
+        )
+        .await?;
+        let mut models = items
             .iter()
-            .flatten()
             .map(registered_model)
             .collect::<Result<Vec<_>, _>>()?;
         models.sort_by(|a, b| (&a.tenant, &a.model_id).cmp(&(&b.tenant, &b.model_id)));

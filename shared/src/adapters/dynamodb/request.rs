@@ -1,13 +1,16 @@
 //! Running requests the same way everywhere: a `Query` read whole through
-//! the SDK's paginator, an `UpdateItem` of one key, and a `TransactWriteItems` whose
+//! the SDK's paginator (alone, or one per shard partition), an `UpdateItem` of one key, and a `TransactWriteItems` whose
 //! failed condition is an answer; SDK errors mapped once, by [`unavailable`] and
 //! [`transacted`].
+
+use std::ops::Range;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::TransactWriteItem;
+use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
 use super::{transacted, unavailable};
@@ -64,6 +67,27 @@ pub async fn query_all(
         .try_collect()
         .await
         .map_err(|e| unavailable(operation, e))
+}
+
+/// How many shard partitions a [`query_shards`] reads at once: a scheduled run's
+/// range is a few dozen shards at most, and eight in flight keeps its latency near
+/// one page's without a burst of reads on the table.
+const SHARD_QUERIES_IN_FLIGHT: usize = 8;
+
+/// Every item of the queries `query_of(shard)` over `shards`, read
+/// [`SHARD_QUERIES_IN_FLIGHT`] at a time, in no particular order; the first error,
+/// mapped by [`unavailable`] for `operation`, fails the whole read.
+pub async fn query_shards(
+    shards: Range<u32>,
+    query_of: impl Fn(u32) -> QueryFluentBuilder,
+    operation: &'static str,
+) -> StoreResult<Vec<Item>> {
+    let pages: Vec<Vec<Item>> = stream::iter(shards)
+        .map(|shard| query_all(query_of(shard), operation))
+        .buffer_unordered(SHARD_QUERIES_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    Ok(pages.into_iter().flatten().collect())
 }
 
 /// Writes `items` in one `TransactWriteItems`: `Ok(false)` when a condition failed

@@ -40,7 +40,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::attr::{self, Item};
-use super::request::{self, build_error, partition_query, query_all, transact};
+use super::request::{self, build_error, partition_query, query_all, query_shards, transact};
 use super::{conditional, unavailable};
 use crate::adapters::limits::{Image, Value};
 use crate::config::RollupRetention;
@@ -580,20 +580,20 @@ impl ExportCursors for DynamoRollupStore {
         exporter: &str,
         shards: Range<u32>,
     ) -> StoreResult<Vec<ExportCursor>> {
-        let shards: Vec<Vec<Item>> = stream::iter(shards)
-            .map(|shard| {
-                let query = partition_query(&self.client, &self.table, cursors_pk(exporter, shard))
+        let items = query_shards(
+            shards,
+            |shard| {
+                partition_query(&self.client, &self.table, cursors_pk(exporter, shard))
                     .filter_expression(
                         "attribute_not_exists(through) OR through < rolled_through \
                          OR (attribute_exists(rolled_seq) AND attribute_not_exists(exported_seq)) \
                          OR exported_seq < rolled_seq",
-                    );
-                query_all(query, "read export cursors")
-            })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        shards.iter().flatten().map(export_cursor).collect()
+                    )
+            },
+            "read export cursors",
+        )
+        .await?;
+        items.iter().map(export_cursor).collect()
     }
 
     async fn advance_cursor(

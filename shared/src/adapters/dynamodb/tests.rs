@@ -1,17 +1,21 @@
 //! The reads of every DynamoDB adapter against a mocked client: the exact `Query` or
 //! `Scan` each one sends, and the error each one answers when DynamoDB throttles it
-//! (`Unavailable`) or refuses the request (`Internal`), named for its operation.
+//! (`Unavailable`) or refuses the request (`Internal`), named for its operation; and a
+//! read over shard partitions, whole.
+
+use std::collections::{BTreeSet, HashMap};
 
 use crate::domain::ids::ModelRef;
 use crate::domain::shard::all_shards;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ErrorMetadata;
-use aws_sdk_dynamodb::operation::query::{QueryError, QueryInput};
+use aws_sdk_dynamodb::operation::query::{QueryError, QueryInput, QueryOutput};
 use aws_sdk_dynamodb::operation::scan::{ScanError, ScanInput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use chrono::TimeDelta;
 
+use super::request::{partition_query, query_shards};
 use super::testing::{Seen, fast_retries, ids, query_rule, retention, scan_rule, take};
 use super::{
     DynamoAlertStore, DynamoModelRegistry, DynamoModelSettings, DynamoPartialStore,
@@ -249,4 +253,53 @@ async fn a_throttled_read_is_unavailable_and_a_refused_one_internal() {
             other => panic!("{expected} refused: {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_shard_read_gathers_every_page_of_every_shard() {
+    // Shard n holds n items, served one per page; shard 0 holds none.
+    let rule = mock!(Client::query).then_compute_output(|req| {
+        let pk = match req.expression_attribute_values().and_then(|v| v.get(":pk")) {
+            Some(AttributeValue::S(pk)) => pk.clone(),
+            other => panic!("a partition query: {other:?}"),
+        };
+        let held: usize = pk.trim_start_matches("S#").parse().unwrap_or(0);
+        let next = match req.exclusive_start_key().and_then(|k| k.get("sk")) {
+            Some(AttributeValue::N(n)) => n.parse::<usize>().unwrap_or(0) + 1,
+            _ => 0,
+        };
+        let mut output = QueryOutput::builder();
+        if next < held {
+            let item: HashMap<String, AttributeValue> = [
+                ("pk".to_owned(), AttributeValue::S(pk)),
+                ("sk".to_owned(), AttributeValue::N(next.to_string())),
+            ]
+            .into();
+            output = output.items(item.clone());
+            if next + 1 < held {
+                output = output.set_last_evaluated_key(Some(item));
+            }
+        }
+        output.build()
+    });
+    let client: Client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule], fast_retries);
+    let items = query_shards(
+        0..12,
+        |shard| partition_query(&client, "t", format!("S#{shard}")),
+        "read shards",
+    )
+    .await
+    .expect("every shard read");
+    let got: BTreeSet<(String, String)> = items
+        .iter()
+        .map(|item| match (&item["pk"], &item["sk"]) {
+            (AttributeValue::S(pk), AttributeValue::N(sk)) => (pk.clone(), sk.clone()),
+            other => panic!("an item of the mock: {other:?}"),
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = (0..12)
+        .flat_map(|shard| (0..shard).map(move |n| (format!("S#{shard}"), n.to_string())))
+        .collect();
+    assert_eq!(items.len(), expected.len(), "no item read twice");
+    assert_eq!(got, expected);
 }
