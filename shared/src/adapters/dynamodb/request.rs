@@ -1,7 +1,7 @@
-//! Running requests the same way everywhere: a `Query` read whole through
-//! the SDK's paginator (alone, or one per shard partition), an `UpdateItem` of one key, and a `TransactWriteItems` whose
-//! failed condition is an answer; SDK errors mapped once, by [`unavailable`] and
-//! [`transacted`].
+//! Running requests the same way everywhere: a `Query` read whole through the SDK's
+//! paginator (alone, or one per shard partition), an `UpdateItem` of one key, and a
+//! `TransactWriteItems` whose failed condition is an answer; SDK errors mapped once, by
+//! [`unavailable`] and [`transacted`].
 
 use std::ops::Range;
 
@@ -69,9 +69,9 @@ pub async fn query_all(
         .map_err(|e| unavailable(operation, e))
 }
 
-/// How many shard partitions a [`query_shards`] reads at once: a scheduled run's
-/// range is a few dozen shards at most, and eight in flight keeps its latency near
-/// one page's without a burst of reads on the table.
+/// How many shard partitions a [`query_shards`] reads at once: a run owns at most the
+/// 32 shards, so eight in flight read them all in four rounds of requests rather than
+/// 32 in a row, without sending all 32 to the table at once.
 const SHARD_QUERIES_IN_FLIGHT: usize = 8;
 
 /// Every item of the queries `query_of(shard)` over `shards`, read
